@@ -1,0 +1,3 @@
+from baepo.cli.main import main
+
+main()

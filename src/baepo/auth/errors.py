@@ -1,0 +1,37 @@
+"""Errors of the auth room.
+
+    AuthError
+    ├── AuthenticationRequired   no credentials, or credentials that are wrong or expired (401)
+    ├── AccessDenied             valid credentials without the needed scope (401 with a challenge
+    │                            naming the scope, as the Docker token spec expects)
+    ├── UserExists               a user or token name is taken
+    └── NotFound                 no such user or token
+"""
+
+from __future__ import annotations
+
+from baepo.auth.access import Access
+
+
+class AuthError(Exception):
+    pass
+
+
+class AuthenticationRequired(AuthError):
+    def __init__(self, message: str, wanted: Access | None = None) -> None:
+        super().__init__(message)
+        self.wanted = wanted
+
+
+class AccessDenied(AuthError):
+    def __init__(self, message: str, wanted: Access | None = None) -> None:
+        super().__init__(message)
+        self.wanted = wanted
+
+
+class UserExists(AuthError):
+    pass
+
+
+class NotFound(AuthError):
+    pass

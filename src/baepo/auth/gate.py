@@ -1,0 +1,21 @@
+"""What the registry asks of the auth room: may this caller do this?"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from baepo.auth.access import Access, Principal
+
+
+class RegistryGate(Protocol):
+    def authorize(self, authorization: str | None, wanted: Access, *, public: bool = False) -> Principal:
+        """Check an `Authorization` header (Basic or Bearer, or None) against `wanted`.
+
+        `public` says the repository allows anonymous pull. Returns the caller, or raises
+        `AuthenticationRequired` (no or bad credentials) or `AccessDenied` (not allowed).
+        """
+        ...
+
+    def challenge(self, base_url: str, wanted: Access | None) -> str:
+        """The `WWW-Authenticate` value for a 401: `Bearer realm=...,service=...,scope=...`."""
+        ...

@@ -1,0 +1,6 @@
+"""The state database: SQLAlchemy 2, SQLite by default (PostgreSQL supported by URL)."""
+
+from baepo.store.database import Base, Database
+from baepo.store.errors import StoreError, StoreUnavailable
+
+__all__ = ["Base", "Database", "StoreError", "StoreUnavailable"]

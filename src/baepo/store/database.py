@@ -1,0 +1,68 @@
+"""The database handle every room shares.
+
+Each room declares its own tables on `Base` (in its own `tables.py`); the composition root
+imports them all before `Database.migrate()` so the schema is complete. Sessions are short:
+one unit of work, then commit or roll back (`with db.session() as s, s.begin(): ...`).
+SQLite runs in WAL mode with a busy timeout so request threads and loops can share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from baepo.store.errors import StoreUnavailable
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot open database {url}: {exc}") from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema up to date (Alembic migrations under `store/migrations`)."""
+        from baepo.store.migrations import upgrade
+
+        try:
+            upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot migrate database {self.url}: {exc}") from exc
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as s:
+            yield s
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
