@@ -61,8 +61,9 @@ class Principal:
         return self.subject == ""
 
     def allows(self, wanted: Access) -> bool:
-        for g in self.granted:
-            if g.type == wanted.type and g.name == wanted.name:
-                if "*" in g.actions or wanted.actions <= g.actions:
-                    return True
-        return False
+        return any(
+            g.type == wanted.type
+            and g.name == wanted.name
+            and ("*" in g.actions or wanted.actions <= g.actions)
+            for g in self.granted
+        )

@@ -1,11 +1,11 @@
 """Errors of the auth room.
 
-    AuthError
-    ├── AuthenticationRequired   no credentials, or credentials that are wrong or expired (401)
-    ├── AccessDenied             valid credentials without the needed scope (401 with a challenge
-    │                            naming the scope, as the Docker token spec expects)
-    ├── UserExists               a user or token name is taken
-    └── NotFound                 no such user or token
+AuthError
+├── AuthenticationRequired   no credentials, or credentials that are wrong or expired (401)
+├── AccessDenied             valid credentials without the needed scope (401 with a challenge
+│                            naming the scope, as the Docker token spec expects)
+├── UserExists               a user or token name is taken
+└── NotFound                 no such user or token
 """
 
 from __future__ import annotations

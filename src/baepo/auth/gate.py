@@ -8,7 +8,9 @@ from baepo.auth.access import Access, Principal
 
 
 class RegistryGate(Protocol):
-    def authorize(self, authorization: str | None, wanted: Access, *, public: bool = False) -> Principal:
+    def authorize(
+        self, authorization: str | None, wanted: Access, *, public: bool = False
+    ) -> Principal:
         """Check an `Authorization` header (Basic or Bearer, or None) against `wanted`.
 
         `public` says the repository allows anonymous pull. Returns the caller, or raises

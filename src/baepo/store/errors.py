@@ -1,7 +1,7 @@
 """Errors of the state database.
 
-    StoreError
-    └── StoreUnavailable   the database cannot be opened or migrated
+StoreError
+└── StoreUnavailable   the database cannot be opened or migrated
 """
 
 

@@ -1,0 +1,60 @@
+"""The HTTP edge: one ASGI app for the registry (`/v2`), the token endpoint (`/auth/token`)
+and the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import baepo
+from baepo.api import errors
+from baepo.api.accounts import accounts_router
+from baepo.api.registry import registry_router
+from baepo.api.security import Identity, identify
+from baepo.auth import Auth, token_routes
+from baepo.registry import Registry
+
+
+def create_api(auth: Auth, registry: Registry) -> FastAPI:
+    api = FastAPI(
+        title="Baepo",
+        version=baepo.__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    errors.install(api, registry_errors())
+
+    async def who(request: Request) -> Identity:
+        return await identify(request, auth)
+
+    @api.get("/api/v1/health", tags=["system"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": baepo.__version__}
+
+    api.include_router(accounts_router(auth, who))
+    api.include_router(registry_router(registry, who))
+    api.router.routes.extend(token_routes(auth, registry.is_public))
+    return api
+
+
+def registry_errors() -> dict[type[Exception], tuple[int, str]]:
+    from baepo.api.registry import ERRORS
+
+    return ERRORS
+
+
+class Dispatcher:
+    """Sends `/v2` to the registry app untouched and everything else to the API."""
+
+    def __init__(self, registry_app: ASGIApp, api: ASGIApp) -> None:
+        self.registry_app = registry_app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path == "/v2" or path.startswith("/v2/"):
+                await self.registry_app(scope, receive, send)
+                return
+        await self.api(scope, receive, send)

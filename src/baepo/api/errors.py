@@ -1,0 +1,67 @@
+"""How room errors become HTTP responses, in one place.
+
+Every API error is `{"error": {"code": "<STABLE_CODE>", "message": "<one line>"}}`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from baepo.auth import AccessDenied, AuthenticationRequired, NotFound, UserExists
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="baepo"'} if status == 401 else None
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+# Room error type → (HTTP status, stable code). Rooms register theirs through `install`.
+ROOM_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    AuthenticationRequired: (401, "UNAUTHENTICATED"),
+    AccessDenied: (403, "FORBIDDEN"),
+    NotFound: (404, "NOT_FOUND"),
+    UserExists: (409, "ALREADY_EXISTS"),
+}
+
+
+def install(app: FastAPI, extra: dict[type[Exception], tuple[int, str]] | None = None) -> None:
+    table = {**ROOM_ERRORS, **(extra or {})}
+
+    async def api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, exc.message)
+
+    async def room_error(_: Request, exc: Exception) -> JSONResponse:
+        for kind in type(exc).__mro__:
+            if kind in table:
+                status, code = table[kind]
+                return error_response(status, code, str(exc))
+        return error_response(500, "INTERNAL", "internal error")
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(422, "INVALID_REQUEST", f"{where}: {first.get('msg', 'invalid')}")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(ValueError, bad_value)
+    for kind in table:
+        app.add_exception_handler(kind, room_error)
+
+
+async def bad_value(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(400, "INVALID_REQUEST", str(exc))

@@ -1,0 +1,28 @@
+"""Users, API tokens and registry bearer tokens (the Docker token spec), with scopes."""
+
+from baepo.auth.access import CATALOG, Access, Principal, parse_scope, repository
+from baepo.auth.bearer import load_or_create_key
+from baepo.auth.endpoints import token_routes
+from baepo.auth.errors import AccessDenied, AuthenticationRequired, AuthError, NotFound, UserExists
+from baepo.auth.gate import RegistryGate
+from baepo.auth.service import ADMIN, ApiToken, Auth, User
+
+__all__ = [
+    "ADMIN",
+    "CATALOG",
+    "Access",
+    "AccessDenied",
+    "ApiToken",
+    "Auth",
+    "AuthError",
+    "AuthenticationRequired",
+    "NotFound",
+    "Principal",
+    "RegistryGate",
+    "User",
+    "UserExists",
+    "load_or_create_key",
+    "parse_scope",
+    "repository",
+    "token_routes",
+]

@@ -1,0 +1,312 @@
+"""The auth room's service: users, API tokens, and the registry gate.
+
+`Auth` implements `RegistryGate` for the registry and backs the token endpoint
+(`auth/endpoints.py`) and the API's user and token routes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from baepo.auth import bearer, passwords
+from baepo.auth.access import Access, Principal
+from baepo.auth.errors import AccessDenied, AuthenticationRequired, NotFound, UserExists
+from baepo.auth.rights import Caller, allowed
+from baepo.auth.tables import ApiTokenRow, UserRow
+from baepo.clock import Clock
+from baepo.store import Database
+
+ADMIN = "admin"
+# Robots may sign in with this user name and an API token as the password.
+TOKEN_USER = "token"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    is_admin: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: int
+    name: str
+    user: str
+    repositories: tuple[str, ...]
+    created_at: datetime
+    last_used_at: datetime | None
+    secret: str | None = None  # only when just created
+
+
+class Auth:
+    def __init__(
+        self,
+        db: Database,
+        key: bytes,
+        clock: Clock,
+        *,
+        service: str = "baepo",
+        token_ttl: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self._db = db
+        self._key = key
+        self._clock = clock
+        self.service = service
+        self._ttl = token_ttl
+        # scrypt costs ~50 ms by design; remember recent successes so Basic-auth clients
+        # (which send the password on every request) don't pay it each time.
+        self._recent: dict[tuple[str, str], tuple[Caller, float]] = {}
+        self._recent_lock = threading.Lock()
+
+    # -- users ---------------------------------------------------------------------------
+
+    def ensure_admin(self, password: str | None) -> str | None:
+        """Create the first admin if there is no user yet; set its password when given.
+
+        Returns a generated password that must be shown once, or None.
+        """
+        with self._db.session() as s, s.begin():
+            row = s.scalar(sa.select(UserRow).where(UserRow.name == ADMIN))
+            if row is not None:
+                if password and not passwords.verify_password(password, row.password_hash):
+                    row.password_hash = passwords.hash_password(password)
+                return None
+            if s.scalar(sa.select(sa.func.count()).select_from(UserRow)):
+                return None
+            generated = None if password else passwords.random_password()
+            s.add(
+                UserRow(
+                    name=ADMIN,
+                    password_hash=passwords.hash_password(password or generated or ""),
+                    is_admin=True,
+                    created_at=self._clock.now(),
+                )
+            )
+            return generated
+
+    def create_user(self, name: str, password: str, *, is_admin: bool = False) -> User:
+        if (
+            not name
+            or name == TOKEN_USER
+            or not name.replace("-", "").isalnum()
+            or name != name.lower()
+        ):
+            raise ValueError(f"invalid user name {name!r}: use lower-case letters, digits and '-'")
+        row = UserRow(
+            name=name,
+            password_hash=passwords.hash_password(password),
+            is_admin=is_admin,
+            created_at=self._clock.now(),
+        )
+        try:
+            with self._db.session() as s, s.begin():
+                s.add(row)
+        except IntegrityError as exc:
+            raise UserExists(f"user {name!r} already exists") from exc
+        return User(name, is_admin, row.created_at)
+
+    def users(self) -> list[User]:
+        with self._db.session() as s:
+            rows = s.scalars(sa.select(UserRow).order_by(UserRow.name))
+            return [User(r.name, r.is_admin, r.created_at) for r in rows]
+
+    def delete_user(self, name: str) -> None:
+        with self._db.session() as s, s.begin():
+            row = s.scalar(sa.select(UserRow).where(UserRow.name == name))
+            if row is None:
+                raise NotFound(f"no user {name!r}")
+            s.execute(sa.delete(ApiTokenRow).where(ApiTokenRow.user_id == row.id))
+            s.delete(row)
+        self._forget()
+
+    # -- API tokens ----------------------------------------------------------------------
+
+    def create_token(self, user: str, name: str, repositories: tuple[str, ...] = ()) -> ApiToken:
+        secret, prefix = passwords.new_token_secret()
+        now = self._clock.now()
+        try:
+            with self._db.session() as s, s.begin():
+                owner = s.scalar(sa.select(UserRow).where(UserRow.name == user))
+                if owner is None:
+                    raise NotFound(f"no user {user!r}")
+                row = ApiTokenRow(
+                    user_id=owner.id,
+                    name=name,
+                    prefix=prefix,
+                    secret_hash=passwords.hash_token(secret),
+                    repositories=" ".join(repositories),
+                    created_at=now,
+                    last_used_at=None,
+                )
+                s.add(row)
+                s.flush()
+                token_id = row.id
+        except IntegrityError as exc:
+            raise UserExists(f"user {user!r} already has a token named {name!r}") from exc
+        return ApiToken(token_id, name, user, repositories, now, None, secret)
+
+    def tokens(self, user: str | None = None) -> list[ApiToken]:
+        q = sa.select(ApiTokenRow, UserRow.name).join(UserRow).order_by(ApiTokenRow.id)
+        if user is not None:
+            q = q.where(UserRow.name == user)
+        with self._db.session() as s:
+            return [
+                ApiToken(
+                    t.id, t.name, u, tuple(t.repositories.split()), t.created_at, t.last_used_at
+                )
+                for t, u in s.execute(q)
+            ]
+
+    def delete_token(self, user: str, name: str) -> None:
+        with self._db.session() as s, s.begin():
+            owner = s.scalar(sa.select(UserRow).where(UserRow.name == user))
+            deleted = 0
+            if owner is not None:
+                result: sa.CursorResult[Any] = s.execute(  # type: ignore[assignment]
+                    sa.delete(ApiTokenRow).where(
+                        ApiTokenRow.user_id == owner.id, ApiTokenRow.name == name
+                    )
+                )
+                deleted = result.rowcount
+            if not deleted:
+                raise NotFound(f"user {user!r} has no token named {name!r}")
+        self._forget()
+
+    # -- authentication ------------------------------------------------------------------
+
+    def authenticate(self, username: str, secret: str) -> Caller:
+        """A user by password or API token; raises AuthenticationRequired when wrong."""
+        key = (username, hashlib.sha256(secret.encode()).hexdigest())
+        now = self._clock.monotonic()
+        with self._recent_lock:
+            hit = self._recent.get(key)
+        if hit is not None and now - hit[1] < 60:
+            return hit[0]
+        caller = self._check_token(username, secret) or self._check_password(username, secret)
+        if caller is None:
+            raise AuthenticationRequired("invalid username or password")
+        with self._recent_lock:
+            if len(self._recent) > 1000:
+                self._recent.clear()
+            self._recent[key] = (caller, now)
+        return caller
+
+    def _check_password(self, username: str, password: str) -> Caller | None:
+        with self._db.session() as s:
+            row = s.scalar(sa.select(UserRow).where(UserRow.name == username))
+            if row is None or not passwords.verify_password(password, row.password_hash):
+                return None
+            return Caller(row.name, row.is_admin)
+
+    def _check_token(self, username: str, secret: str) -> Caller | None:
+        prefix = passwords.token_prefix(secret)
+        if prefix is None:
+            return None
+        digest = passwords.hash_token(secret)
+        with self._db.session() as s, s.begin():
+            for token, user in s.execute(
+                sa.select(ApiTokenRow, UserRow).join(UserRow).where(ApiTokenRow.prefix == prefix)
+            ):
+                if token.secret_hash == digest and username in (user.name, TOKEN_USER):
+                    token.last_used_at = self._clock.now()
+                    return Caller(user.name, user.is_admin, tuple(token.repositories.split()))
+        return None
+
+    def _forget(self) -> None:
+        with self._recent_lock:
+            self._recent.clear()
+
+    def caller_from_header(self, authorization: str | None) -> Caller | Principal | None:
+        """Who an `Authorization` header names: a Caller (Basic), a Principal (Bearer), or
+        None (no header). Raises AuthenticationRequired for bad credentials."""
+        if not authorization:
+            return None
+        scheme, _, value = authorization.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic":
+            username, secret = decode_basic(value.strip())
+            return self.authenticate(username, secret)
+        if scheme == "bearer":
+            value = value.strip()
+            if passwords.token_prefix(value) is not None:  # an API token used as a bearer
+                return self.authenticate(TOKEN_USER, value)
+            principal = bearer.verify(self._key, self.service, value, self._clock.now())
+            if principal is None:
+                raise AuthenticationRequired("invalid or expired token")
+            return principal
+        raise AuthenticationRequired(f"unsupported authorization scheme {scheme!r}")
+
+    # -- the registry gate ---------------------------------------------------------------
+
+    def authorize(
+        self, authorization: str | None, wanted: Access, *, public: bool = False
+    ) -> Principal:
+        who = self.caller_from_header(authorization)
+        if isinstance(who, Principal):
+            if not wanted.actions or who.allows(wanted):
+                return who
+            if public and wanted.actions <= {"pull"}:
+                return who
+            raise AccessDenied("access to the resource is denied", wanted)
+        caller = who or Caller("")
+        if not wanted.actions:
+            if who is None:
+                raise AuthenticationRequired("authentication required", wanted)
+            return Principal(caller.name, caller.is_admin)
+        if allowed(caller, wanted, public) >= wanted.actions:
+            return Principal(caller.name, caller.is_admin, (wanted,))
+        if who is None:
+            raise AuthenticationRequired("authentication required", wanted)
+        raise AccessDenied("access to the resource is denied", wanted)
+
+    def challenge(self, base_url: str, wanted: Access | None) -> str:
+        value = f'Bearer realm="{base_url.rstrip("/")}/auth/token",service="{self.service}"'
+        if wanted is not None and wanted.actions:
+            value += f',scope="{wanted.scope()}"'
+        return value
+
+    def issue_token(
+        self,
+        authorization: str | None,
+        requested: list[Access],
+        is_public: Callable[[str], bool],
+    ) -> tuple[str, int, datetime]:
+        """A bearer token granting what the caller may do of `requested` (the token endpoint).
+
+        Returns (token, lifetime in seconds, issued at)."""
+        who = self.caller_from_header(authorization)
+        if isinstance(who, Principal):  # a bearer token cannot mint another
+            raise AuthenticationRequired("use a password or an API token to get a token")
+        caller = who or Caller("")
+        granted: list[Access] = []
+        for want in requested:
+            public = want.type == "repository" and is_public(want.name)
+            actions = allowed(caller, want, public)
+            if actions:
+                granted.append(Access(want.type, want.name, actions))
+        now = self._clock.now()
+        principal = Principal(caller.name, caller.is_admin)
+        token = bearer.issue(self._key, self.service, principal, granted, now, self._ttl)
+        return token, int(self._ttl.total_seconds()), now
+
+
+def decode_basic(value: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise AuthenticationRequired("malformed Basic credentials") from exc
+    username, sep, secret = decoded.partition(":")
+    if not sep:
+        raise AuthenticationRequired("malformed Basic credentials")
+    return username, secret

@@ -1,0 +1,105 @@
+"""The CLI's HTTP client: where Baepo is, who we are, and one clear line when it fails.
+
+Settings come from the environment first (`BAEPO_URL`, `BAEPO_TOKEN`), then from the file
+`baepo login` writes (`$BAEPO_CONFIG`, default `~/.config/baepo/cli.json`, mode 0600).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:5000"
+
+
+class CliError(Exception):
+    """A failure to show as one line; the command exits non-zero."""
+
+
+def config_path() -> Path:
+    env = os.environ.get("BAEPO_CONFIG")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "baepo/cli.json"
+
+
+def load_settings() -> dict[str, str]:
+    try:
+        data = json.loads(config_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def save_settings(settings: dict[str, str]) -> Path:
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(settings, f, indent=2)
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class Client:
+    url: str
+    token: str | None
+    timeout: float = 60.0
+
+    @classmethod
+    def from_environment(cls, url: str | None = None) -> Client:
+        saved = load_settings()
+        return cls(
+            url=(url or os.environ.get("BAEPO_URL") or saved.get("url") or DEFAULT_URL).rstrip("/"),
+            token=os.environ.get("BAEPO_TOKEN") or saved.get("token"),
+        )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = httpx.request(
+                method, self.url + path, headers=headers, timeout=self.timeout, **kwargs
+            )
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach Baepo at {self.url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise CliError(_error_line(response))
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CliError(f"unexpected answer from {self.url}{path}") from exc
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.request("DELETE", path, **kwargs)
+
+
+def _error_line(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return f"{error['message']} ({error.get('code', response.status_code)})"
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return f"{errors[0].get('message')} ({errors[0].get('code')})"
+    return f"HTTP {response.status_code} from {response.request.url.path}"

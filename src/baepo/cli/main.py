@@ -1,0 +1,246 @@
+"""`baepo`: run the server (`baepo up`) and drive it (everything else, over HTTP)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
+
+import typer
+
+from baepo.cli.client import Client, CliError, load_settings, save_settings
+from baepo.cli.output import console, emit, human_bytes
+from baepo.config import DEFAULT_DATA_DIR
+
+app = typer.Typer(
+    help="Baepo: push an image, get a running service.", no_args_is_help=True,
+    pretty_exceptions_enable=False, add_completion=False,
+)
+registry_app = typer.Typer(help="Repositories, tags and garbage collection.", no_args_is_help=True)
+users_app = typer.Typer(help="Users (admin only).", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens: passwords for robots and CI.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+
+F = TypeVar("F", bound=Callable[..., Any])
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def one_line_errors(fn: F) -> F:
+    """Bad input or an unreachable server prints one clear line and exits 1, no traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CliError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the registry and the API.")] = 5000,
+    data_dir: Annotated[
+        Path, typer.Option(help="Where Baepo keeps its state (database, blobs, keys).")
+    ] = DEFAULT_DATA_DIR,
+    domain: Annotated[str, typer.Option(help="Services answer at https://<name>.<domain>.")] = (
+        "localhost"
+    ),
+    http_port: Annotated[int, typer.Option(help="Router's HTTP port (redirects).")] = 80,
+    https_port: Annotated[int, typer.Option(help="Router's HTTPS port.")] = 443,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
+
+    The first admin's password comes from BAEPO_ADMIN_PASSWORD; without it a password is
+    generated and printed once.
+    """
+    from baepo.config import Config
+    from baepo.server import run
+
+    config = Config(
+        host=host, port=port, data_dir=data_dir.resolve(), domain=domain, http_port=http_port,
+        https_port=https_port, admin_password=os.environ.get("BAEPO_ADMIN_PASSWORD") or None,
+        log_level=log_level.lower(),
+    )
+    run(config)
+
+
+@app.command()
+@one_line_errors
+def login(
+    username: Annotated[str, typer.Option("--username", "-u")] = "admin",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    url: Annotated[str | None, typer.Option(help="Baepo's address.")] = None,
+) -> None:
+    """Sign in and keep an API token for the next commands."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True)
+    client = Client.from_environment(url)
+    client.token = None
+    answer = client.post("/api/v1/login", json={"username": username, "password": password})
+    settings = load_settings()
+    settings.update(url=client.url, token=answer["token"], username=answer["username"])
+    path = save_settings(settings)
+    console.print(f"Signed in to {client.url} as {answer['username']} (token kept in {path})")
+
+
+# -- registry ------------------------------------------------------------------------------
+
+
+@registry_app.command("repos")
+@one_line_errors
+def registry_repos(as_json: JsonFlag = False) -> None:
+    """List repositories."""
+    rows = Client.from_environment().get("/api/v1/registry/repositories")
+    emit(rows, ["name", "tags", "public", "size", "updated_at"], as_json)
+
+
+@registry_app.command("tags")
+@one_line_errors
+def registry_tags(repository: str, as_json: JsonFlag = False) -> None:
+    """List a repository's tags with their digests."""
+    rows = Client.from_environment().get(f"/api/v1/registry/repositories/{quote(repository)}/tags")
+    emit(rows, ["tag", "digest", "media_type", "pushed_at"], as_json)
+
+
+@registry_app.command("rm")
+@one_line_errors
+def registry_rm(
+    reference: Annotated[str, typer.Argument(help="REPOSITORY, REPOSITORY:TAG or REPO@DIGEST")],
+) -> None:
+    """Delete a tag, a manifest, or a whole repository (blobs go at the next gc)."""
+    client = Client.from_environment()
+    name, sep, digest = reference.partition("@")
+    if sep:
+        client.delete(f"/api/v1/registry/repositories/{quote(name)}/manifests/{digest}")
+    elif ":" in reference.rsplit("/", 1)[-1]:
+        name, tag = reference.rsplit(":", 1)
+        client.delete(f"/api/v1/registry/repositories/{quote(name)}/tags/{quote(tag)}")
+    else:
+        client.delete(f"/api/v1/registry/repositories/{quote(name)}")
+    console.print(f"deleted {reference}")
+
+
+@registry_app.command("public")
+@one_line_errors
+def registry_public(
+    repository: str,
+    off: Annotated[bool, typer.Option("--off", help="Make it private again.")] = False,
+) -> None:
+    """Allow anonymous pulls of a repository (or stop allowing them with --off)."""
+    Client.from_environment().request(
+        "PUT", f"/api/v1/registry/repositories/{quote(repository)}/public",
+        json={"public": not off},
+    )
+    console.print(f"{repository} is now {'private' if off else 'public'}")
+
+
+@registry_app.command("gc")
+@one_line_errors
+def registry_gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete blobs no manifest references (a grace period protects pushes in progress)."""
+    report = Client.from_environment().post("/api/v1/registry/gc", json={"dry_run": dry_run})
+    if as_json:
+        emit(report, [], True)
+        return
+    verb = "would free" if dry_run else "freed"
+    for blob in report.get("blobs", []):
+        console.print(f"  {blob['digest']}  {human_bytes(blob['size'])}", highlight=False)
+    console.print(
+        f"{verb} {len(report.get('blobs', []))} blobs, {human_bytes(report.get('bytes', 0))};"
+        f" {report.get('uploads', 0)} stale uploads",
+        highlight=False,
+    )
+
+
+# -- users and tokens ----------------------------------------------------------------------
+
+
+@users_app.command("ls")
+@one_line_errors
+def users_ls(as_json: JsonFlag = False) -> None:
+    """List users."""
+    emit(Client.from_environment().get("/api/v1/users"), ["name", "is_admin", "created_at"], as_json)
+
+
+@users_app.command("create")
+@one_line_errors
+def users_create(
+    name: str,
+    admin: Annotated[bool, typer.Option("--admin")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Create a user."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    Client.from_environment().post(
+        "/api/v1/users", json={"name": name, "password": password, "is_admin": admin}
+    )
+    console.print(f"created user {name}")
+
+
+@users_app.command("rm")
+@one_line_errors
+def users_rm(name: str) -> None:
+    """Delete a user and their tokens."""
+    Client.from_environment().delete(f"/api/v1/users/{quote(name)}")
+    console.print(f"deleted user {name}")
+
+
+@tokens_app.command("create")
+@one_line_errors
+def tokens_create(
+    name: str,
+    repository: Annotated[
+        list[str] | None,
+        typer.Option("--repository", "-r", help="Limit to this repository (repeatable; prefix*)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API token (shown once). Use it as a password: docker login -u token."""
+    token = Client.from_environment().post(
+        "/api/v1/tokens", json={"name": name, "repositories": repository or []}
+    )
+    if as_json:
+        emit(token, [], True)
+    else:
+        print(token["token"])
+
+
+@tokens_app.command("ls")
+@one_line_errors
+def tokens_ls(as_json: JsonFlag = False) -> None:
+    """List your API tokens."""
+    rows = Client.from_environment().get("/api/v1/tokens")
+    emit(rows, ["name", "repositories", "created_at", "last_used_at"], as_json)
+
+
+@tokens_app.command("rm")
+@one_line_errors
+def tokens_rm(name: str) -> None:
+    """Revoke an API token."""
+    Client.from_environment().delete(f"/api/v1/tokens/{quote(name)}")
+    console.print(f"revoked token {name}")
+
+
+def main() -> None:
+    app()

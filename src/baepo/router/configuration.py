@@ -1,0 +1,258 @@
+"""Routing table → HAProxy configuration and host map (pure; no I/O).
+
+What the rendered configuration does:
+
+- `frontend http` on `http_port` answers every request with a 308 redirect to the same URL on
+  HTTPS, except ACME http-01 challenges (`/.well-known/acme-challenge/`), which go to Baepo's
+  challenge responder when one is configured.
+- `frontend https` on `https_port` terminates TLS with the certificates of a crt-list
+  (`alpn h2,http/1.1`), then picks a backend by looking the Host header up in the host map:
+  `host → svc_<service>` (or `baepo_paused` while a service is paused). Unknown hosts get
+  `baepo_not_found`, a plain 404 page.
+- One backend per service, `balance leastconn` (a dynamic algorithm, so `add server` works at
+  runtime), one server per instance with `maxconn <max concurrency>`: requests beyond it wait
+  in the backend queue (`timeout queue`) instead of overloading the instance.
+- No health checks: Baepo decides health and sets server states itself.
+- Long requests and WebSockets pass: client/server/tunnel timeouts default to one hour.
+- The host map and server states are changed at runtime; only a new or removed service (a new
+  backend) or new settings need a reload. `structure_fingerprint` tells them apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from baepo.router.table import RoutingTable, Server, ServerState, Service
+
+NOT_FOUND_BACKEND = "baepo_not_found"
+PAUSED_BACKEND = "baepo_paused"
+ACME_BACKEND = "baepo_acme"
+SERVICE_BACKEND_PREFIX = "svc_"
+
+NOT_FOUND_PAGE = (
+    "<!doctype html><html><head><meta charset=utf-8><title>404 Not Found</title></head>"
+    "<body style=font-family:sans-serif;margin:4em><h1>404 Not Found</h1>"
+    "<p>No Baepo service answers at this address. Check the hostname, or list your services "
+    "with <code>baepo services list</code>.</p></body></html>"
+)
+PAUSED_PAGE = (
+    "<!doctype html><html><head><meta charset=utf-8><title>Service paused</title></head>"
+    "<body style=font-family:sans-serif;margin:4em><h1>This service is paused</h1>"
+    "<p>Its owner paused it. It answers again once resumed "
+    "(<code>baepo services resume</code>).</p></body></html>"
+)
+UNAVAILABLE_PAGE = (
+    "<!doctype html><html><head><meta charset=utf-8><title>503 Service Unavailable</title>"
+    "</head><body style=font-family:sans-serif;margin:4em><h1>503 Service Unavailable</h1>"
+    "<p>No instance of this service could take the request in time. Try again shortly."
+    "</p></body></html>"
+)
+BAD_GATEWAY_PAGE = (
+    "<!doctype html><html><head><meta charset=utf-8><title>502 Bad Gateway</title></head>"
+    "<body style=font-family:sans-serif;margin:4em><h1>502 Bad Gateway</h1>"
+    "<p>The service answered with something that is not valid HTTP.</p></body></html>"
+)
+GATEWAY_TIMEOUT_PAGE = (
+    "<!doctype html><html><head><meta charset=utf-8><title>504 Gateway Timeout</title></head>"
+    "<body style=font-family:sans-serif;margin:4em><h1>504 Gateway Timeout</h1>"
+    "<p>The service did not answer in time.</p></body></html>"
+)
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """How the data plane listens and where its files live.
+
+    `state_dir` holds the configuration, host map, certificates and (unless `run_dir` is given)
+    the unix sockets; a unix socket path must stay under ~100 bytes, so deep state directories
+    should set a short `run_dir`.
+    """
+
+    state_dir: Path
+    domain: str = "localhost"
+    http_port: int = 80
+    https_port: int = 443
+    bind_address: str = ""  # "" listens on every address
+    acme_challenge_address: str | None = None  # "127.0.0.1:<port>" of Baepo's http-01 responder
+    haproxy_binary: str = "/usr/sbin/haproxy"
+    run_dir: Path | None = None
+    timeout_connect_s: int = 5
+    timeout_request_s: int = 3600  # client, server and tunnel inactivity (long requests, WS)
+    timeout_queue_s: int = 60  # how long a request waits for a free instance slot
+    timeout_http_request_s: int = 30  # to receive a request's headers
+    timeout_keep_alive_s: int = 60
+    hard_stop_after_s: int = 3600  # how long an old worker may finish its requests after a reload
+
+    @property
+    def paths(self) -> RouterPaths:
+        return RouterPaths(self.state_dir, self.run_dir or self.state_dir)
+
+
+@dataclass(frozen=True)
+class RouterPaths:
+    state_dir: Path
+    run_dir: Path
+
+    @property
+    def config(self) -> Path:
+        return self.state_dir / "haproxy.cfg"
+
+    @property
+    def host_map(self) -> Path:
+        return self.state_dir / "hosts.map"
+
+    @property
+    def cert_dir(self) -> Path:
+        return self.state_dir / "certs"
+
+    @property
+    def crt_list(self) -> Path:
+        return self.state_dir / "certs.list"
+
+    @property
+    def server_state(self) -> Path:
+        return self.state_dir / "servers.state"
+
+    @property
+    def fingerprint(self) -> Path:
+        return self.state_dir / "haproxy.cfg.fingerprint"
+
+    @property
+    def log(self) -> Path:
+        return self.state_dir / "haproxy.log"
+
+    @property
+    def stats_socket(self) -> Path:
+        return self.run_dir / "haproxy.sock"
+
+    @property
+    def master_socket(self) -> Path:
+        return self.run_dir / "haproxy-master.sock"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run_dir / "haproxy.pid"
+
+
+def backend_name(service: str) -> str:
+    return SERVICE_BACKEND_PREFIX + service
+
+
+def service_of_backend(backend: str) -> str | None:
+    if backend.startswith(SERVICE_BACKEND_PREFIX):
+        return backend[len(SERVICE_BACKEND_PREFIX) :]
+    return None
+
+
+def map_target(service: Service) -> str:
+    """The backend a service's hostnames lead to (its own, or the paused page)."""
+    return PAUSED_BACKEND if service.paused else backend_name(service.name)
+
+
+def render_map(table: RoutingTable) -> str:
+    lines = ["# hostname backend (rendered by Baepo)"]
+    for service in sorted(table.services, key=lambda s: s.name):
+        lines.extend(f"{host} {map_target(service)}" for host in sorted(service.hostnames))
+    return "\n".join(lines) + "\n"
+
+
+def server_line(server: Server, max_concurrency: int) -> str:
+    """The arguments after `server` (config file) or `add server <b>/` (runtime API)."""
+    line = f"{server.name} {server.address} maxconn {max_concurrency}"
+    if server.state is ServerState.MAINT:
+        line += " disabled"
+    return line
+
+
+def render_config(table: RoutingTable, settings: RouterSettings) -> str:
+    paths = settings.paths
+    bind = settings.bind_address
+    https_suffix = "" if settings.https_port == 443 else f":{settings.https_port}"
+    redirect = f"https://%[req.hdr(host),field(1,:)]{https_suffix}%[capture.req.uri]"
+    out = [
+        "# Rendered by Baepo from its routing table; Baepo rewrites this file.",
+        "global",
+        f"    stats socket {paths.stats_socket} mode 600 level admin expose-fd listeners",
+        "    stats timeout 30s",
+        f"    server-state-file {paths.server_state}",
+        f"    hard-stop-after {settings.hard_stop_after_s}s",
+        "    log stderr format short local0 notice",
+        "    ssl-default-bind-options ssl-min-ver TLSv1.2",
+        "",
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option dontlognull",
+        "    option forwardfor",
+        "    load-server-state-from-file global",
+        f"    timeout connect {settings.timeout_connect_s}s",
+        f"    timeout client {settings.timeout_request_s}s",
+        f"    timeout server {settings.timeout_request_s}s",
+        f"    timeout tunnel {settings.timeout_request_s}s",
+        f"    timeout queue {settings.timeout_queue_s}s",
+        f"    timeout http-request {settings.timeout_http_request_s}s",
+        f"    timeout http-keep-alive {settings.timeout_keep_alive_s}s",
+        "    timeout client-fin 30s",
+        # A refused connection (an instance that just died) is retried on another instance.
+        "    retries 3",
+        "    retry-on conn-failure",
+        "    option redispatch 1",
+        _page("http-error status 502", BAD_GATEWAY_PAGE),
+        _page("http-error status 503", UNAVAILABLE_PAGE),
+        _page("http-error status 504", GATEWAY_TIMEOUT_PAGE),
+        "",
+        "frontend http",
+        f"    bind {bind}:{settings.http_port}",
+    ]
+    if settings.acme_challenge_address:
+        out += [
+            "    acl acme_challenge path_beg /.well-known/acme-challenge/",
+            f"    use_backend {ACME_BACKEND} if acme_challenge",
+        ]
+    out += [
+        f"    http-request redirect location {redirect} code 308 if {{ req.hdr(host) -m found }}",
+        f"    default_backend {NOT_FOUND_BACKEND}",
+        "",
+        "frontend https",
+        f"    bind {bind}:{settings.https_port} ssl crt-list {paths.crt_list} alpn h2,http/1.1",
+        "    http-request set-header X-Forwarded-Proto https",
+        f"    http-request set-header X-Forwarded-Port {settings.https_port}",
+        "    use_backend %[req.hdr(host),lower,field(1,:),"
+        f"map({paths.host_map},{NOT_FOUND_BACKEND})]",
+        f"    default_backend {NOT_FOUND_BACKEND}",
+        "",
+        f"backend {NOT_FOUND_BACKEND}",
+        _page("http-request return status 404", NOT_FOUND_PAGE),
+        "",
+        f"backend {PAUSED_BACKEND}",
+        _page("http-request return status 503", PAUSED_PAGE),
+    ]
+    if settings.acme_challenge_address:
+        out += ["", f"backend {ACME_BACKEND}", f"    server responder {settings.acme_challenge_address}"]
+    for service in sorted(table.services, key=lambda s: s.name):
+        out += ["", f"backend {backend_name(service.name)}", "    balance leastconn"]
+        out += [f"    server {server_line(s, service.max_concurrency)}" for s in service.servers]
+    return "\n".join(out) + "\n"
+
+
+def structure_fingerprint(table: RoutingTable, settings: RouterSettings) -> str:
+    """A digest of what only a reload can change: the settings and the set of services.
+
+    Servers, hostnames, pause flags and concurrency are left out: they change at runtime.
+    """
+    skeleton = RoutingTable(
+        tuple(
+            dataclasses.replace(s, hostnames=(), servers=(), paused=False, max_concurrency=1)
+            for s in table.services
+        )
+    )
+    return hashlib.sha256(render_config(skeleton, settings).encode()).hexdigest()
+
+
+def _page(rule: str, html: str) -> str:
+    # Single quotes: HAProxy copies the text verbatim (no escapes, no $VAR expansion).
+    assert "'" not in html
+    return f"    {rule} content-type 'text/html; charset=utf-8' string '{html}'"

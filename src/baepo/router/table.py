@@ -1,0 +1,154 @@
+"""The routing table: what the data plane should route, as plain immutable data.
+
+A `RoutingTable` lists services; each service has the hostnames it answers (its
+`<service>.<domain>` name and custom domains), its backend servers (one per running instance,
+`127.0.0.1:<port>`, each `ready`, `drain` or `maint`), the concurrency one instance takes before
+requests queue (App Runner's MaxConcurrency → HAProxy's per-server `maxconn`), and whether it is
+paused. The renderer (`configuration.py`) turns a table into HAProxy's configuration and host
+map; `HAProxyRouter` keeps HAProxy converged to one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from baepo.router.errors import InvalidRoute
+
+DEFAULT_MAX_CONCURRENCY = 100  # App Runner's default MaxConcurrency
+
+_SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+class ServerState(StrEnum):
+    """A server's administrative state, as HAProxy's `set server ... state` names it."""
+
+    READY = "ready"  # takes new requests
+    DRAIN = "drain"  # finishes what it has, takes no new requests
+    MAINT = "maint"  # takes nothing; the step before removal
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    address: str  # "127.0.0.1:8080"
+    state: ServerState = ServerState.READY
+
+    def __post_init__(self) -> None:
+        check_server_name(self.name)
+        check_address(self.address)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    hostnames: tuple[str, ...]
+    servers: tuple[Server, ...] = ()
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        check_service_name(self.name)
+        object.__setattr__(self, "hostnames", normalize_hostnames(self.hostnames))
+        if self.max_concurrency < 1:
+            raise InvalidRoute(f"max concurrency must be at least 1, not {self.max_concurrency}")
+        names = [s.name for s in self.servers]
+        if len(set(names)) != len(names):
+            raise InvalidRoute(f"service {self.name!r} lists a server name twice: {names}")
+
+    def server(self, name: str) -> Server | None:
+        return next((s for s in self.servers if s.name == name), None)
+
+    def with_server(self, server: Server) -> Service:
+        """This service with `server` added, or replacing the server of the same name."""
+        kept = tuple(s for s in self.servers if s.name != server.name)
+        if len(kept) == len(self.servers):
+            return dataclasses.replace(self, servers=(*self.servers, server))
+        return dataclasses.replace(
+            self, servers=tuple(server if s.name == server.name else s for s in self.servers)
+        )
+
+    def without_server(self, name: str) -> Service:
+        return dataclasses.replace(self, servers=tuple(s for s in self.servers if s.name != name))
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    services: tuple[Service, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.services]
+        if len(set(names)) != len(names):
+            raise InvalidRoute(f"the routing table lists a service twice: {names}")
+        owner: dict[str, str] = {}
+        for service in self.services:
+            for host in service.hostnames:
+                if owner.setdefault(host, service.name) != service.name:
+                    raise InvalidRoute(
+                        f"hostname {host!r} is claimed by both {owner[host]!r} and {service.name!r}"
+                    )
+
+    def service(self, name: str) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    def with_service(self, service: Service) -> RoutingTable:
+        """This table with `service` added, or replacing the service of the same name."""
+        if self.service(service.name) is None:
+            return RoutingTable((*self.services, service))
+        return RoutingTable(
+            tuple(service if s.name == service.name else s for s in self.services)
+        )
+
+    def without_service(self, name: str) -> RoutingTable:
+        return RoutingTable(tuple(s for s in self.services if s.name != name))
+
+    def host_map(self) -> dict[str, str]:
+        """Hostname → service name, for every hostname in the table."""
+        return {host: s.name for s in self.services for host in s.hostnames}
+
+
+def check_service_name(name: str) -> None:
+    if not _SERVICE_NAME.match(name):
+        raise InvalidRoute(
+            f"service name {name!r} must be a DNS label: lowercase letters, digits and '-'"
+        )
+
+
+def check_server_name(name: str) -> None:
+    if not _SERVER_NAME.match(name):
+        raise InvalidRoute(
+            f"server name {name!r} must be letters, digits, '-', '_' or '.' (at most 63)"
+        )
+
+
+def check_address(address: str) -> None:
+    """An instance address is an IPv4 literal and a port (dynamic servers never resolve names)."""
+    host, sep, port = address.rpartition(":")
+    try:
+        ipaddress.IPv4Address(host)
+        ok = bool(sep) and port.isdigit() and 0 < int(port) < 65536
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidRoute(f"server address {address!r} must be <IPv4>:<port>")
+
+
+def normalize_hostname(hostname: str) -> str:
+    host = hostname.strip().lower().rstrip(".")
+    labels = host.split(".")
+    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidRoute(f"{hostname!r} is not a valid hostname")
+    return host
+
+
+def normalize_hostnames(hostnames: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for hostname in hostnames:
+        seen[normalize_hostname(hostname)] = None
+    return tuple(seen)

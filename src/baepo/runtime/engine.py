@@ -1,0 +1,205 @@
+"""The `Engine` interface: run service instances as containers, observe them, stop them.
+
+An implementation speaks to one container engine: `DockerEngine` (the Docker Engine API, which
+Podman's compatible socket also serves) or `MemoryEngine` (a fake for other rooms' unit tests).
+Both pass the same conformance suite (tests/runtime/test_engine_conformance.py).
+
+Labels contract
+---------------
+Baepo finds its containers again by their labels, never by names or by memory, so a restart of
+`baepo` adopts what is running instead of orphaning or duplicating it:
+
+    baepo.managed=true          set by the engine on every container it starts; `list` only ever
+                                sees containers carrying it, so Baepo never touches anyone else's
+    baepo.service=<name>        the service the instance serves          (set by control/)
+    baepo.revision=<id>         the revision (image digest + config)     (set by control/)
+    baepo.instance=<id>         the instance's own id, stable across restarts of baepo
+
+This room owns the label names (the constants below); the control room owns their values.
+Pipelines may add labels of their own under `baepo.`.
+
+Calls are synchronous and may block for seconds (a pull for minutes): async callers run them in
+a worker thread (`asyncio.to_thread`). Implementations are safe to share between threads.
+
+Instances publish their one container port on 127.0.0.1 only, on a host port the engine picks;
+the router reaches them there. The engine never restarts a container: a crashed instance stays
+"exited" with its exit code and logs until the reconciler replaces and removes it.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+LABEL_MANAGED = "baepo.managed"
+LABEL_SERVICE = "baepo.service"
+LABEL_REVISION = "baepo.revision"
+LABEL_INSTANCE = "baepo.instance"
+
+Credentials = tuple[str, str]
+"""A registry username and password (or token), as `docker login` takes them."""
+
+InstanceState = Literal["created", "running", "paused", "restarting", "removing", "exited", "dead"]
+
+DEFAULT_PIDS_LIMIT = 512
+
+DEFAULT_CAPABILITIES: tuple[str, ...] = (
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "NET_BIND_SERVICE",
+)
+"""Capabilities added back after dropping ALL: enough for an image whose entrypoint chowns its
+data and drops to a user (nginx, postgres-style entrypoints) and binds a port below 1024;
+without raw sockets, mknod, chroot or setfcap, which Docker grants by default."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerSpec:
+    """What to run. `cpu` is in vCPUs (0.25, 1, 2), `memory_mb` a hard limit without swap."""
+
+    image: str
+    name: str | None = None
+    port: int | None = None
+    command: Sequence[str] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    cpu: float | None = None
+    memory_mb: int | None = None
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+    network: str | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits and hardening the engine applied, read back from the container."""
+
+    cpu: float | None
+    memory_mb: int | None
+    pids_limit: int | None
+    no_new_privileges: bool
+    cap_drop: tuple[str, ...]
+    cap_add: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A container as the engine reports it now.
+
+    `exit_code` is None until the container has exited. `host_port` is the port on 127.0.0.1
+    that reaches `port` inside the container; None when nothing is published (not running).
+    """
+
+    id: str
+    name: str
+    image: str
+    image_id: str
+    labels: Mapping[str, str]
+    state: InstanceState
+    exit_code: int | None
+    port: int | None
+    host_port: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    oom_killed: bool
+    error: str
+    limits: Limits
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def url(self) -> str | None:
+        """`http://127.0.0.1:<host_port>`, the address the router sends requests to."""
+        return None if self.host_port is None else f"http://127.0.0.1:{self.host_port}"
+
+
+@dataclass(frozen=True)
+class Image:
+    """A local image. `digest` is the registry's manifest digest (`sha256:…`) for `ref`'s
+    repository, to pin a revision with `repo@digest`; None for an image never pulled."""
+
+    ref: str
+    id: str
+    digest: str | None
+
+
+EventAction = Literal["start", "die", "destroy"]
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """Something happened to a managed container. A hint to look again, not a source of truth."""
+
+    action: EventAction
+    instance_id: str
+    labels: Mapping[str, str]
+    exit_code: int | None = None
+
+
+class EventStream(Protocol):
+    """A blocking iterator of events; `close()` (from any thread) ends the iteration."""
+
+    def __iter__(self) -> Iterator[EngineEvent]: ...
+
+    def __next__(self) -> EngineEvent: ...
+
+    def close(self) -> None: ...
+
+
+class Engine(Protocol):
+    def ping(self) -> None:
+        """Return if the engine answers; raise `EngineUnavailable` otherwise."""
+        ...
+
+    def pull(self, ref: str, auth: Credentials | None = None) -> Image:
+        """Fetch `ref` (a tag defaults to `latest`) from its registry; return it with its digest."""
+        ...
+
+    def image_present(self, ref: str) -> bool:
+        """Whether `ref` can be run without pulling."""
+        ...
+
+    def run(self, spec: ContainerSpec) -> Instance:
+        """Create and start a container; never pulls (`ImageNotFound` if the image is absent).
+
+        Applies `spec.labels` plus `baepo.managed=true`, publishes `spec.port` on a random
+        127.0.0.1 port, and the limits: cpu, memory (no swap), pids, no-new-privileges, all
+        capabilities dropped but `DEFAULT_CAPABILITIES`, no restart policy. If the engine
+        cannot start it, the container is removed and `StartFailed` raised.
+        """
+        ...
+
+    def list(self, labels: Mapping[str, str]) -> builtins.list[Instance]:
+        """Managed containers carrying all of `labels`, exited ones included."""
+        ...
+
+    def inspect(self, instance_id: str) -> Instance: ...
+
+    def stop(self, instance_id: str, timeout_s: float = 10) -> None:
+        """SIGTERM, then SIGKILL after `timeout_s`; returns once it has exited. No-op if exited."""
+        ...
+
+    def remove(self, instance_id: str) -> None:
+        """Remove the container (killing it if still running) and its anonymous volumes."""
+        ...
+
+    def logs(self, instance_id: str, tail: int = 100) -> str:
+        """The last `tail` lines of its stdout and stderr, interleaved as written."""
+        ...
+
+    def events(self, labels: Mapping[str, str]) -> EventStream:
+        """Start/die/destroy events of managed containers carrying `labels`, from now on.
+
+        Subscribe first, then `list`: an event that lands in between is then seen twice,
+        never missed.
+        """
+        ...

@@ -1,0 +1,50 @@
+"""Errors of the runtime room.
+
+    EngineError                  anything the container engine refused or failed to do
+    ├── EngineUnavailable        the engine socket does not answer (not running, no permission,
+    │                            timed out); a loop retries later, nothing is wrong with the request
+    ├── ImageNotFound            the image is not present locally (run), or its registry has no
+    │                            such repository or tag (pull)
+    ├── PullFailed               a pull failed for another reason: registry unreachable, credentials
+    │                            refused, a malformed reference
+    ├── ContainerNotFound        no container with that id or name
+    ├── ContainerConflict        the engine's state forbids it: the name is taken, a removal is
+    │                            already in progress
+    └── StartFailed              the engine refused to create or start the container: an invalid
+                                 spec, an entrypoint missing from the image, a port unavailable
+                                 (a container that starts and then exits is *not* an error: it is
+                                 an `Instance` in state "exited" with its exit code)
+
+Foreign exceptions (docker-py, requests, OS errors) are translated once, in `engine_api.py`,
+with `raise ... from exc`; nothing outside this room sees them.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    pass
+
+
+class EngineUnavailable(EngineError):
+    pass
+
+
+class ImageNotFound(EngineError):
+    pass
+
+
+class PullFailed(EngineError):
+    pass
+
+
+class ContainerNotFound(EngineError):
+    pass
+
+
+class ContainerConflict(EngineError):
+    pass
+
+
+class StartFailed(EngineError):
+    pass

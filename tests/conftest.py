@@ -1,0 +1,125 @@
+"""Fixtures shared by every room's tests: a real `baepo up` process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+ADMIN_PASSWORD = "test-admin-password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class BaepoProcess:
+    """A `baepo up` subprocess: start, kill -9, restart, and admin helpers."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    username: str = "admin"
+    password: str = ADMIN_PASSWORD
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> None:
+        self.log_path = self.data_dir.parent / f"baepo-{self.port}.log"
+        env = {**os.environ, "BAEPO_ADMIN_PASSWORD": self.password}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "baepo", "up", "--host", "127.0.0.1", "--port",
+             str(self.port), "--data-dir", str(self.data_dir)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"baepo exited early:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"baepo did not answer in {timeout}s:\n{self.log()}")
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        """kill -9: no chance to clean up."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    @property
+    def admin(self) -> httpx.BasicAuth:
+        return httpx.BasicAuth(self.username, self.password)
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=self.admin, timeout=30)
+
+    def make_public(self, repository: str, public: bool = True) -> None:
+        with self.api() as c:
+            r = c.put(f"/api/v1/registry/repositories/{quote(repository)}/public",
+                      json={"public": public})
+            r.raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def baepo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaepoProcess]:
+    """One Baepo for the whole session (tests use their own repository names)."""
+    server = BaepoProcess(tmp_path_factory.mktemp("baepo") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_baepo(tmp_path: Path) -> Iterator[BaepoProcess]:
+    """A Baepo of the test's own, for tests that kill or restart it."""
+    server = BaepoProcess(tmp_path / "data")
+    server.start()
+    yield server
+    server.kill()
