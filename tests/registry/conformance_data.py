@@ -92,7 +92,11 @@ class Blob:
         return len(self.content)
 
     def descriptor(self, media_type: str | None = None) -> dict[str, Any]:
-        return {"mediaType": media_type or self.media_type, "digest": self.digest, "size": self.size}
+        return {
+            "mediaType": media_type or self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
 
 
 EMPTY_JSON = Blob(b"{}", EMPTY_V1)

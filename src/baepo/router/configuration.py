@@ -231,7 +231,11 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
         _page("http-request return status 503", PAUSED_PAGE),
     ]
     if settings.acme_challenge_address:
-        out += ["", f"backend {ACME_BACKEND}", f"    server responder {settings.acme_challenge_address}"]
+        out += [
+            "",
+            f"backend {ACME_BACKEND}",
+            f"    server responder {settings.acme_challenge_address}",
+        ]
     for service in sorted(table.services, key=lambda s: s.name):
         out += ["", f"backend {backend_name(service.name)}", "    balance leastconn"]
         out += [f"    server {server_line(s, service.max_concurrency)}" for s in service.servers]

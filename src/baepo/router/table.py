@@ -101,9 +101,7 @@ class RoutingTable:
         """This table with `service` added, or replacing the service of the same name."""
         if self.service(service.name) is None:
             return RoutingTable((*self.services, service))
-        return RoutingTable(
-            tuple(service if s.name == service.name else s for s in self.services)
-        )
+        return RoutingTable(tuple(service if s.name == service.name else s for s in self.services))
 
     def without_service(self, name: str) -> RoutingTable:
         return RoutingTable(tuple(s for s in self.services if s.name != name))

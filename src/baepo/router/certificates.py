@@ -1,0 +1,252 @@
+"""TLS certificates for the data plane: a local CA, and the certificate files HAProxy loads.
+
+A `CertificateSource` turns hostnames into a certificate. `LocalCA` is the one used today: a
+root created once with the `cryptography` package and kept in its directory
+
+    <ca dir>/
+    ├── ca.key     the root's private key (PEM, mode 0600)
+    └── ca.pem     the root certificate: what a user exports (`ca_pem()`) and trusts
+
+issuing short-lived leaf certificates (90 days, renewed 30 days before they expire). ACME
+for public names will be another `CertificateSource`; nothing else changes.
+
+`CertificateFiles` keeps what HAProxy reads: one combined PEM (chain + key) per certificate
+in the certificate directory, and a crt-list naming them, the default certificate
+(`<domain>`, `*.<domain>`) first, so a client without SNI or with an unknown name still gets it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from baepo.clock import Clock
+from baepo.router.errors import CertificateError
+
+LEAF_LIFETIME = dt.timedelta(days=90)
+RENEW_BEFORE = dt.timedelta(days=30)
+CA_LIFETIME = dt.timedelta(days=3650)
+DEFAULT_CERTIFICATE = "default"
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    hostnames: tuple[str, ...]
+    pem: str  # leaf, then chain, then private key: the combined form HAProxy loads
+    not_after: dt.datetime
+
+
+class CertificateSource(Protocol):
+    def issue(self, hostnames: Sequence[str]) -> IssuedCertificate:
+        """A certificate valid for every name in `hostnames` (wildcards allowed)."""
+        ...
+
+
+class LocalCA:
+    """A private certificate authority whose root lives in `directory`."""
+
+    def __init__(self, directory: Path, clock: Clock, name: str = "Baepo local CA") -> None:
+        self.directory = directory
+        self._clock = clock
+        self._name = name
+        self._key: ec.EllipticCurvePrivateKey | None = None
+        self._cert: x509.Certificate | None = None
+
+    @property
+    def ca_path(self) -> Path:
+        return self.directory / "ca.pem"
+
+    def ca_pem(self) -> str:
+        """The root certificate, for a user to trust (browsers, curl `--cacert`, httpx `verify`)."""
+        _, cert = self._root()
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def issue(self, hostnames: Sequence[str]) -> IssuedCertificate:
+        if not hostnames:
+            raise CertificateError("a certificate needs at least one hostname")
+        ca_key, ca_cert = self._root()
+        now = self._clock.now()
+        key = ec.generate_private_key(ec.SECP256R1())
+        not_after = now + LEAF_LIFETIME
+        try:
+            cert = (
+                x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
+                .issuer_name(ca_cert.subject)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(hours=1))
+                .not_valid_after(not_after)
+                .add_extension(
+                    x509.SubjectAlternativeName([x509.DNSName(h) for h in hostnames]),
+                    critical=False,
+                )
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(_key_usage(digital_signature=True), critical=True)
+                .add_extension(
+                    x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+                )
+                .add_extension(
+                    x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                    critical=False,
+                )
+                .sign(ca_key, hashes.SHA256())
+            )
+        except ValueError as exc:
+            raise CertificateError(f"cannot issue a certificate for {hostnames}: {exc}") from exc
+        pem = (
+            cert.public_bytes(serialization.Encoding.PEM)
+            + ca_cert.public_bytes(serialization.Encoding.PEM)
+            + key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        ).decode()
+        return IssuedCertificate(tuple(hostnames), pem, not_after)
+
+    def _root(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        if self._key is None or self._cert is None:
+            self._key, self._cert = self._load() or self._create()
+        return self._key, self._cert
+
+    def _load(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None:
+        key_path = self.directory / "ca.key"
+        if not key_path.exists() or not self.ca_path.exists():
+            return None
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            cert = x509.load_pem_x509_certificate(self.ca_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise CertificateError(f"cannot read the local CA in {self.directory}: {exc}") from exc
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise CertificateError(f"the local CA key in {self.directory} is not an EC key")
+        return key, cert
+
+    def _create(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        now = self._clock.now()
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self._name)])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + CA_LIFETIME)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .sign(key, hashes.SHA256())
+        )
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            write_private(self.directory / "ca.key", key_pem)
+            write_private(self.ca_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+        except OSError as exc:
+            raise CertificateError(f"cannot write the local CA to {self.directory}: {exc}") from exc
+        return key, cert
+
+
+class CertificateFiles:
+    """The certificate directory and crt-list HAProxy loads (see the module docstring)."""
+
+    def __init__(self, cert_dir: Path, crt_list: Path) -> None:
+        self.cert_dir = cert_dir
+        self.crt_list = crt_list
+
+    def path(self, name: str) -> Path:
+        return self.cert_dir / f"{name}.pem"
+
+    def names(self) -> list[str]:
+        """Certificate names in crt-list order: the default first, then the others sorted."""
+        try:
+            found = sorted(p.stem for p in self.cert_dir.glob("*.pem"))
+        except OSError as exc:
+            raise CertificateError(f"cannot list {self.cert_dir}: {exc}") from exc
+        if DEFAULT_CERTIFICATE in found:
+            found.remove(DEFAULT_CERTIFICATE)
+            found.insert(0, DEFAULT_CERTIFICATE)
+        return found
+
+    def read(self, name: str) -> str | None:
+        try:
+            return self.path(name).read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CertificateError(f"cannot read certificate {name}: {exc}") from exc
+
+    def write(self, name: str, pem: str) -> Path:
+        try:
+            self.cert_dir.mkdir(parents=True, exist_ok=True)
+            write_private(self.path(name), pem.encode())
+            self.write_crt_list()
+        except OSError as exc:
+            raise CertificateError(f"cannot write certificate {name}: {exc}") from exc
+        return self.path(name)
+
+    def remove(self, name: str) -> None:
+        try:
+            self.path(name).unlink(missing_ok=True)
+            self.write_crt_list()
+        except OSError as exc:
+            raise CertificateError(f"cannot remove certificate {name}: {exc}") from exc
+
+    def write_crt_list(self) -> None:
+        lines = "".join(f"{self.path(n)}\n" for n in self.names())
+        write_private(self.crt_list, lines.encode(), mode=0o644)
+
+
+def needs_renewal(pem: str | None, hostnames: Sequence[str], now: dt.datetime) -> bool:
+    """Whether a combined PEM is missing, names other hosts, or expires within `RENEW_BEFORE`."""
+    if pem is None:
+        return True
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return True
+    if set(names.get_values_for_type(x509.DNSName)) != set(hostnames):
+        return True
+    return cert.not_valid_after_utc - now < RENEW_BEFORE
+
+
+def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a file atomically (a reader sees the old or the new content, never half)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _key_usage(
+    digital_signature: bool = False, key_cert_sign: bool = False, crl_sign: bool = False
+) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )

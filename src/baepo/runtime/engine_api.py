@@ -1,0 +1,398 @@
+"""`DockerEngine`: the `Engine` interface over the Docker Engine API (docker-py).
+
+Works against dockerd and against Podman's Docker-compatible socket (`podman system service`):
+it reads only fields both serve (`State`, `HostConfig`, `NetworkSettings.Ports`, `Config.Labels`)
+and filters events on our side as well as the engine's. Podman may need explicit ulimits
+(`ulimits={"nofile": (1024, 1024), "nproc": (1024, 1024)}`).
+
+The docker-py client is made on first use, so building a `DockerEngine` never touches the
+socket: `baepo up` starts while the engine is still down, and its loops report
+`EngineUnavailable` until it answers. Every docker-py and requests exception is translated in
+`_boundary`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import math
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, cast
+
+import docker
+import docker.errors
+import docker.types
+import requests
+
+from baepo.runtime.engine import (
+    DEFAULT_CAPABILITIES,
+    LABEL_MANAGED,
+    ContainerSpec,
+    Credentials,
+    EngineEvent,
+    Image,
+    Instance,
+    InstanceState,
+    Limits,
+)
+from baepo.runtime.errors import (
+    ContainerConflict,
+    ContainerNotFound,
+    EngineError,
+    EngineUnavailable,
+    ImageNotFound,
+    PullFailed,
+    StartFailed,
+)
+from baepo.runtime.references import Reference
+
+_EVENTS = ("start", "die", "destroy")
+_STATES = {"created", "running", "paused", "restarting", "removing", "exited", "dead"}
+# Attributes docker puts next to the labels in an event's Actor.
+_EVENT_ATTRIBUTES = {"name", "image", "exitCode", "signal", "execDuration"}
+
+
+class DockerEngine:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 60,
+        capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES,
+        ulimits: Mapping[str, tuple[int, int]] | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self._timeout_s = timeout_s
+        self._capabilities = capabilities
+        self._ulimits = dict(ulimits or {})
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- images ---------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        with _boundary("ping the engine"):
+            self._api().ping()
+
+    def pull(self, ref: str, auth: Credentials | None = None) -> Image:
+        reference = Reference.parse(ref)
+        auth_config = None if auth is None else {"username": auth[0], "password": auth[1]}
+        with _boundary(f"pull {ref}", not_found=ImageNotFound, other=PullFailed):
+            tag = reference.digest or reference.tag or "latest"
+            stream = self._api().pull(
+                reference.repository, tag=tag, stream=True, decode=True, auth_config=auth_config
+            )
+            for message in stream:
+                # Registry errors arrive inside a 200 stream, not as an HTTP status.
+                if isinstance(message, dict) and message.get("error"):
+                    raise _pull_error(ref, str(message["error"]))
+            pulled = reference.with_default_tag()
+            attrs = self._api().inspect_image(pulled)
+        return _image(ref, attrs)
+
+    def image_present(self, ref: str) -> bool:
+        try:
+            with _boundary(f"inspect image {ref}", not_found=ImageNotFound):
+                self._api().inspect_image(ref)
+        except ImageNotFound:
+            return False
+        return True
+
+    # -- containers -----------------------------------------------------------------------
+
+    def run(self, spec: ContainerSpec) -> Instance:
+        what = f"create a container from {spec.image}"
+        with _boundary(what, not_found=ImageNotFound, other=StartFailed):
+            container = self._docker().containers.create(**self._create_args(spec))
+        try:
+            with _boundary(f"start {spec.image}", other=StartFailed):
+                container.start()
+        except StartFailed:
+            # A container that never started is of no use to anyone: leave nothing behind.
+            with _boundary(f"remove {container.id} after a failed start"):
+                self._api().remove_container(container.id, v=True, force=True)
+            raise
+        return self.inspect(cast(str, container.id))
+
+    def _create_args(self, spec: ContainerSpec) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "image": spec.image,
+            "name": spec.name,
+            "command": list(spec.command) if spec.command is not None else None,
+            "environment": dict(spec.env),
+            "labels": {**spec.labels, LABEL_MANAGED: "true"},
+            "detach": True,
+            "pids_limit": spec.pids_limit,
+            "security_opt": ["no-new-privileges"],
+            "cap_drop": ["ALL"],
+            "cap_add": list(self._capabilities),
+            "restart_policy": {"Name": "no"},
+        }
+        if spec.port is not None:
+            args["ports"] = {f"{spec.port}/tcp": ("127.0.0.1", None)}
+        if spec.cpu is not None:
+            args["nano_cpus"] = round(spec.cpu * 1e9)
+        if spec.memory_mb is not None:
+            memory = spec.memory_mb * 1024 * 1024
+            args["mem_limit"] = memory
+            args["memswap_limit"] = memory  # memory + swap = memory: no swap
+        if spec.network is not None:
+            args["network"] = spec.network
+        if self._ulimits:
+            args["ulimits"] = [
+                docker.types.Ulimit(name=name, soft=soft, hard=hard)
+                for name, (soft, hard) in self._ulimits.items()
+            ]
+        return args
+
+    def list(self, labels: Mapping[str, str]) -> builtins.list[Instance]:
+        wanted = {**labels, LABEL_MANAGED: "true"}
+        selector = [f"{key}={value}" for key, value in wanted.items()]
+        with _boundary("list containers"):
+            summaries = self._api().containers(all=True, filters={"label": selector})
+        instances = []
+        for summary in summaries:
+            try:
+                instance = self.inspect(summary["Id"])
+            except ContainerNotFound:  # removed between the list and the inspect
+                continue
+            # Engines differ in how strictly they apply label filters; check again here.
+            if all(instance.labels.get(k) == v for k, v in wanted.items()):
+                instances.append(instance)
+        return instances
+
+    def inspect(self, instance_id: str) -> Instance:
+        with _boundary(f"inspect container {instance_id}"):
+            attrs = self._api().inspect_container(instance_id)
+        return _instance(attrs)
+
+    def stop(self, instance_id: str, timeout_s: float = 10) -> None:
+        with _boundary(f"stop container {instance_id}"):
+            self._api().stop(instance_id, timeout=max(0, math.ceil(timeout_s)))
+
+    def remove(self, instance_id: str) -> None:
+        with _boundary(f"remove container {instance_id}"):
+            self._api().remove_container(instance_id, v=True, force=True)
+
+    def logs(self, instance_id: str, tail: int = 100) -> str:
+        with _boundary(f"read the logs of container {instance_id}"):
+            raw = self._api().logs(instance_id, stdout=True, stderr=True, tail=tail)
+        return cast(bytes, raw).decode("utf-8", errors="replace")
+
+    def events(self, labels: Mapping[str, str]) -> DockerEventStream:
+        wanted = {**labels, LABEL_MANAGED: "true"}
+        filters = {
+            "type": ["container"],
+            "event": list(_EVENTS),
+            "label": [f"{key}={value}" for key, value in wanted.items()],
+        }
+        with _boundary("subscribe to engine events"):
+            stream = self._api().events(decode=True, filters=filters)
+        return DockerEventStream(stream, wanted)
+
+    # -- the client -----------------------------------------------------------------------
+
+    def _docker(self) -> docker.DockerClient:
+        with self._lock:
+            if self._client is None:
+                with _boundary(f"connect to the engine at {self.base_url}"):
+                    self._client = docker.DockerClient(
+                        base_url=self.base_url, timeout=int(self._timeout_s)
+                    )
+            return self._client
+
+    def _api(self) -> Any:
+        return self._docker().api
+
+
+class DockerEventStream:
+    """Engine events as `EngineEvent`s; `close()` from another thread ends the iteration."""
+
+    def __init__(self, stream: Any, labels: Mapping[str, str]) -> None:
+        self._stream = stream
+        self._labels = dict(labels)
+        self._closed = False
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        return self
+
+    def __next__(self) -> EngineEvent:
+        while True:
+            try:
+                raw = next(self._stream)
+            except StopIteration:
+                raise
+            except Exception as exc:  # the socket closed under us: end, or translate
+                if self._closed:
+                    raise StopIteration from None
+                raise EngineUnavailable(f"engine event stream broke: {exc}") from exc
+            event = _event(raw)
+            if event is not None and all(event.labels.get(k) == v for k, v in self._labels.items()):
+                return event
+
+    def close(self) -> None:
+        self._closed = True
+        # Already closed, or the engine went away: either way, closed.
+        with contextlib.suppress(Exception):
+            self._stream.close()
+
+
+# -- translation: docker-py data and exceptions in, baepo's out ---------------------------
+
+
+@contextmanager
+def _boundary(
+    what: str,
+    *,
+    not_found: Callable[[str], EngineError] = ContainerNotFound,
+    other: Callable[[str], EngineError] = EngineError,
+) -> Iterator[None]:
+    """Translate whatever docker-py raises while doing `what` into the room's errors."""
+    try:
+        yield
+    except EngineError:
+        raise
+    except docker.errors.NotFound as exc:
+        raise not_found(f"cannot {what}: {_explain(exc)}") from exc
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:
+            raise ContainerConflict(f"cannot {what}: {_explain(exc)}") from exc
+        raise other(f"cannot {what}: {_explain(exc)}") from exc
+    except (requests.exceptions.RequestException, OSError) as exc:
+        raise EngineUnavailable(f"cannot {what}: the engine does not answer: {exc}") from exc
+    except docker.errors.DockerException as exc:  # client-side: no socket, bad base_url
+        raise EngineUnavailable(f"cannot {what}: {exc}") from exc
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    explanation = exc.explanation
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", errors="replace")
+    return str(explanation or exc).strip()
+
+
+def _pull_error(ref: str, message: str) -> EngineError:
+    lowered = message.lower()
+    if "not found" in lowered or "manifest unknown" in lowered or "name unknown" in lowered:
+        return ImageNotFound(f"cannot pull {ref}: {message}")
+    return PullFailed(f"cannot pull {ref}: {message}")
+
+
+def _image(ref: str, attrs: Mapping[str, Any]) -> Image:
+    reference = Reference.parse(ref)
+    digest = reference.digest
+    if digest is None:
+        for repo_digest in attrs.get("RepoDigests") or []:
+            repository, _, candidate = str(repo_digest).partition("@")
+            if Reference.parse(repository).same_repository(reference):
+                digest = candidate
+                break
+    return Image(ref=ref, id=str(attrs["Id"]), digest=digest)
+
+
+def _instance(attrs: Mapping[str, Any]) -> Instance:
+    state = attrs.get("State") or {}
+    config = attrs.get("Config") or {}
+    host = attrs.get("HostConfig") or {}
+    status = str(state.get("Status") or "created").lower()
+    exited = status in ("exited", "dead")
+    port, host_port = _ports(host.get("PortBindings") or {}, attrs.get("NetworkSettings") or {})
+    return Instance(
+        id=str(attrs["Id"]),
+        name=str(attrs.get("Name") or "").lstrip("/"),
+        image=str(config.get("Image") or ""),
+        image_id=str(attrs.get("Image") or ""),
+        labels=dict(config.get("Labels") or {}),
+        state=cast(InstanceState, status if status in _STATES else "dead"),
+        exit_code=int(state.get("ExitCode") or 0) if exited else None,
+        port=port,
+        host_port=host_port,
+        started_at=_timestamp(state.get("StartedAt")),
+        finished_at=_timestamp(state.get("FinishedAt")),
+        oom_killed=bool(state.get("OOMKilled")),
+        error=str(state.get("Error") or ""),
+        limits=_limits(host),
+    )
+
+
+def _ports(
+    bindings: Mapping[str, Any], network: Mapping[str, Any]
+) -> tuple[int | None, int | None]:
+    """The one published container port and the host port bound to it (on 127.0.0.1)."""
+    for key in bindings:
+        number, _, proto = str(key).partition("/")
+        if proto not in ("", "tcp"):
+            continue
+        published = (network.get("Ports") or {}).get(key) or []
+        for binding in published:
+            host_port = str(binding.get("HostPort") or "")
+            if host_port.isdigit() and binding.get("HostIp") in ("127.0.0.1", "", None):
+                return int(number), int(host_port)
+        return int(number), None
+    return None, None
+
+
+def _limits(host: Mapping[str, Any]) -> Limits:
+    nano_cpus = int(host.get("NanoCpus") or 0)
+    memory = int(host.get("Memory") or 0)
+    pids = int(host.get("PidsLimit") or 0)
+    security = [str(option) for option in host.get("SecurityOpt") or []]
+    return Limits(
+        cpu=nano_cpus / 1e9 if nano_cpus else None,
+        memory_mb=memory // (1024 * 1024) if memory else None,
+        pids_limit=pids if pids > 0 else None,
+        no_new_privileges=any(o.startswith("no-new-privileges") for o in security)
+        and not any(o in ("no-new-privileges=false", "no-new-privileges:false") for o in security),
+        cap_drop=tuple(_capability(c) for c in host.get("CapDrop") or []),
+        cap_add=tuple(_capability(c) for c in host.get("CapAdd") or []),
+    )
+
+
+def _capability(name: str) -> str:
+    # Podman reports "CAP_CHOWN" where Docker reports "CHOWN".
+    name = str(name).upper()
+    return name.removeprefix("CAP_")
+
+
+def _timestamp(value: object) -> datetime | None:
+    """Engine timestamps have nanoseconds (`…:05.123456789Z`); zero time means never."""
+    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
+        return None
+    text = value.replace("Z", "+00:00")
+    main, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{main}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _event(raw: Any) -> EngineEvent | None:
+    if not isinstance(raw, dict) or raw.get("Type", "container") != "container":
+        return None
+    action = str(raw.get("Action") or raw.get("status") or "")
+    if action not in _EVENTS:
+        return None
+    actor = raw.get("Actor") or {}
+    attributes = {str(k): str(v) for k, v in (actor.get("Attributes") or {}).items()}
+    instance_id = str(actor.get("ID") or raw.get("id") or "")
+    exit_code = attributes.get("exitCode")
+    labels = {k: v for k, v in attributes.items() if k not in _EVENT_ATTRIBUTES}
+    return EngineEvent(
+        action=cast(Any, action),
+        instance_id=instance_id,
+        labels=labels,
+        exit_code=int(exit_code) if exit_code and exit_code.lstrip("-").isdigit() else None,
+    )

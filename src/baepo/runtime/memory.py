@@ -1,0 +1,419 @@
+"""`MemoryEngine`: an in-process `Engine` for the unit tests of other rooms (the reconciler).
+
+It behaves like `DockerEngine` for everything the interface promises: labels and the managed
+label, exited instances kept with their exit code and logs, name conflicts, the errors. Images
+are `FakeImage`s: one that has a `respond` function really serves HTTP on its instance's
+127.0.0.1 host port (a thread per instance), so health checks and the router can be tested
+against it; one without listens nowhere (its host port is reserved but refuses connections).
+
+Test helpers: `push` (into the fake registry, for `pull`), `load` (present locally, like
+`docker load`), `crash` (a running instance exits), `set_available` (the engine goes away).
+`baepo_test_images()` mirrors the images `scripts/test-images` builds for the real engine.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import queue
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from baepo.clock import Clock, SystemClock
+from baepo.runtime.engine import (
+    DEFAULT_CAPABILITIES,
+    LABEL_MANAGED,
+    ContainerSpec,
+    Credentials,
+    EngineEvent,
+    EventAction,
+    Image,
+    Instance,
+    InstanceState,
+    Limits,
+)
+from baepo.runtime.errors import (
+    ContainerConflict,
+    ContainerNotFound,
+    EngineUnavailable,
+    ImageNotFound,
+    PullFailed,
+)
+from baepo.runtime.references import Reference
+
+Responder = Callable[[str, Mapping[str, str]], tuple[int, str]]
+"""(request path, the instance's env) → (HTTP status, text body)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FakeImage:
+    ref: str
+    logs: Sequence[str] = ()
+    """Lines the instance prints when it starts."""
+    exit_code: int | None = None
+    """Exit at once with this code after printing `logs` (a crash); None: keep running."""
+    respond: Responder | None = None
+    """Serve HTTP with this on the published port; None: listen nowhere."""
+    handles_sigterm: bool = True
+    """False: `stop` ends it with SIGKILL, exit code 137, as for a PID 1 without a handler."""
+    credentials: Credentials | None = None
+    """What `pull` must be given, if the fake registry requires a login."""
+    id: str = ""
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", _sha256(f"image {self.ref}"))
+        if not self.digest:
+            object.__setattr__(self, "digest", _sha256(f"manifest {self.ref}"))
+
+
+@dataclass(eq=False)
+class _Container:
+    id: str
+    name: str
+    spec: ContainerSpec
+    image: FakeImage
+    labels: dict[str, str]
+    state: InstanceState = "created"
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    lines: list[str] = field(default_factory=list)
+    host_port: int | None = None
+    server: ThreadingHTTPServer | None = None
+    reserved: socket.socket | None = None
+
+
+class MemoryEngine:
+    def __init__(self, clock: Clock | None = None, images: Iterable[FakeImage] = ()) -> None:
+        self._clock = clock or SystemClock()
+        self._registry: dict[str, FakeImage] = {}
+        self._local: dict[str, FakeImage] = {}
+        self._containers: dict[str, _Container] = {}
+        self._subscribers: list[MemoryEventStream] = []
+        self._available = True
+        self._lock = threading.RLock()
+        for image in images:
+            self.load(image)
+
+    # -- test helpers ---------------------------------------------------------------------
+
+    def push(self, image: FakeImage) -> None:
+        """Put `image` in the fake registry, where `pull` finds it by tag or by digest."""
+        with self._lock:
+            for key in _keys(image):
+                self._registry[key] = image
+
+    def load(self, image: FakeImage) -> None:
+        """Make `image` present locally, as `docker load` or a local build would."""
+        with self._lock:
+            for key in _keys(image):
+                self._local[key] = image
+
+    def crash(self, instance_id: str, exit_code: int = 1, log: str | None = None) -> None:
+        """A running instance exits on its own with `exit_code`, printing `log` first."""
+        with self._lock:
+            container = self._get(instance_id)
+            if log is not None:
+                container.lines.append(log)
+            if container.state == "running":
+                self._exit(container, exit_code)
+
+    def set_available(self, available: bool) -> None:
+        """While False, every call raises `EngineUnavailable`, as with a stopped dockerd."""
+        with self._lock:
+            self._available = available
+
+    def close(self) -> None:
+        """Stop every instance's HTTP server and release its port."""
+        with self._lock:
+            for container in self._containers.values():
+                _release(container)
+            for stream in self._subscribers:
+                stream.close()
+
+    # -- the Engine interface -------------------------------------------------------------
+
+    def ping(self) -> None:
+        self._check()
+
+    def pull(self, ref: str, auth: Credentials | None = None) -> Image:
+        with self._lock:
+            self._check()
+            image = self._registry.get(_key(ref))
+            if image is None:
+                raise ImageNotFound(f"cannot pull {ref}: manifest unknown")
+            if image.credentials is not None and auth != image.credentials:
+                raise PullFailed(f"cannot pull {ref}: unauthorized: authentication required")
+            self._local[_key(ref)] = image
+            for key in _keys(image):
+                self._local.setdefault(key, image)
+            return Image(ref=ref, id=image.id, digest=image.digest)
+
+    def image_present(self, ref: str) -> bool:
+        with self._lock:
+            self._check()
+            return _key(ref) in self._local
+
+    def run(self, spec: ContainerSpec) -> Instance:
+        with self._lock:
+            self._check()
+            image = self._local.get(_key(spec.image))
+            if image is None:
+                raise ImageNotFound(f"cannot create a container from {spec.image}: no such image")
+            cid = uuid.uuid4().hex + uuid.uuid4().hex
+            name = spec.name or f"memory_{cid[:12]}"
+            if any(c.name == name for c in self._containers.values()):
+                raise ContainerConflict(f"cannot create {name}: the name is already in use")
+            container = _Container(
+                id=cid,
+                name=name,
+                spec=spec,
+                image=image,
+                labels={**spec.labels, LABEL_MANAGED: "true"},
+            )
+            self._containers[cid] = container
+            container.state = "running"
+            container.started_at = self._clock.now()
+            container.lines.extend(image.logs)
+            if spec.port is not None:
+                _publish(container)
+            self._emit(container, "start")
+            if image.exit_code is not None:
+                self._exit(container, image.exit_code)
+            return _instance(container)
+
+    def list(self, labels: Mapping[str, str]) -> builtins.list[Instance]:
+        with self._lock:
+            self._check()
+            return [
+                _instance(c)
+                for c in self._containers.values()
+                if all(c.labels.get(k) == v for k, v in labels.items())
+            ]
+
+    def inspect(self, instance_id: str) -> Instance:
+        with self._lock:
+            self._check()
+            return _instance(self._get(instance_id))
+
+    def stop(self, instance_id: str, timeout_s: float = 10) -> None:
+        with self._lock:
+            self._check()
+            container = self._get(instance_id)
+            if container.state == "running":
+                self._exit(container, 0 if container.image.handles_sigterm else 137)
+
+    def remove(self, instance_id: str) -> None:
+        with self._lock:
+            self._check()
+            container = self._get(instance_id)
+            if container.state == "running":
+                self._exit(container, 137)
+            del self._containers[instance_id]
+            self._emit(container, "destroy")
+
+    def logs(self, instance_id: str, tail: int = 100) -> str:
+        with self._lock:
+            self._check()
+            lines = self._get(instance_id).lines[-tail:] if tail > 0 else []
+            return "".join(f"{line}\n" for line in lines)
+
+    def events(self, labels: Mapping[str, str]) -> MemoryEventStream:
+        with self._lock:
+            self._check()
+            stream = MemoryEventStream(self, labels)
+            self._subscribers.append(stream)
+            return stream
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if not self._available:
+            raise EngineUnavailable("the memory engine was made unavailable by the test")
+
+    def _get(self, instance_id: str) -> _Container:
+        container = self._containers.get(instance_id)
+        if container is None:
+            for candidate in self._containers.values():
+                if candidate.name == instance_id or candidate.id.startswith(instance_id):
+                    return candidate
+            raise ContainerNotFound(f"no such container: {instance_id}")
+        return container
+
+    def _exit(self, container: _Container, exit_code: int) -> None:
+        _release(container)
+        container.state = "exited"
+        container.exit_code = exit_code
+        container.finished_at = self._clock.now()
+        self._emit(container, "die")
+
+    def _emit(self, container: _Container, action: EventAction) -> None:
+        event = EngineEvent(
+            action=action,
+            instance_id=container.id,
+            labels=dict(container.labels),
+            exit_code=container.exit_code if action == "die" else None,
+        )
+        for stream in self._subscribers:
+            stream.offer(event)
+
+    def _unsubscribe(self, stream: MemoryEventStream) -> None:
+        with self._lock:
+            if stream in self._subscribers:
+                self._subscribers.remove(stream)
+
+
+class MemoryEventStream:
+    def __init__(self, engine: MemoryEngine, labels: Mapping[str, str]) -> None:
+        self._engine = engine
+        self._labels = dict(labels)
+        self._queue: queue.Queue[EngineEvent | None] = queue.Queue()
+
+    def offer(self, event: EngineEvent) -> None:
+        if all(event.labels.get(k) == v for k, v in self._labels.items()):
+            self._queue.put(event)
+
+    def __iter__(self) -> Iterator[EngineEvent]:
+        return self
+
+    def __next__(self) -> EngineEvent:
+        event = self._queue.get()
+        if event is None:
+            self._queue.put(None)  # stay closed for every later call
+            raise StopIteration
+        return event
+
+    def close(self) -> None:
+        self._engine._unsubscribe(self)
+        self._queue.put(None)
+
+
+def baepo_test_images() -> builtins.list[FakeImage]:
+    """Fakes of the images `scripts/test-images` builds, with the same refs and behaviour."""
+    return [
+        FakeImage(ref="baepo-test/busybox:1", handles_sigterm=False),
+        FakeImage(
+            ref="baepo-test/hello:1", logs=["hello v1 listening on :8080"], respond=_hello("1")
+        ),
+        FakeImage(
+            ref="baepo-test/hello:2", logs=["hello v2 listening on :8080"], respond=_hello("2")
+        ),
+        FakeImage(ref="baepo-test/broken:1", logs=["broken: refusing to listen on :8080"]),
+        FakeImage(
+            ref="baepo-test/crash:1",
+            logs=["crash: cannot start, exiting with status 1"],
+            exit_code=1,
+        ),
+    ]
+
+
+def _hello(version: str) -> Responder:
+    def respond(path: str, env: Mapping[str, str]) -> tuple[int, str]:
+        if path == "/healthz":
+            return 200, "ok\n"
+        if path == "/":
+            message = env.get("MESSAGE")
+            return 200, f"hello v{version}\n" + (f"message: {message}\n" if message else "")
+        return 404, "not found\n"
+
+    return respond
+
+
+def _publish(container: _Container) -> None:
+    respond = container.image.respond
+    if respond is None:
+        # Hold a port that refuses connections, as an app that never listens.
+        reserved = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        reserved.bind(("127.0.0.1", 0))
+        container.reserved = reserved
+        container.host_port = int(reserved.getsockname()[1])
+        return
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(respond, dict(container.spec.env)))
+    server.daemon_threads = True
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name=f"memory-engine-{container.name}",
+        daemon=True,
+    )
+    thread.start()
+    container.server = server
+    container.host_port = int(server.server_address[1])
+
+
+def _release(container: _Container) -> None:
+    if container.server is not None:
+        container.server.shutdown()
+        container.server.server_close()
+        container.server = None
+    if container.reserved is not None:
+        container.reserved.close()
+        container.reserved = None
+    container.host_port = None
+
+
+def _handler(respond: Responder, env: Mapping[str, str]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = respond(self.path.split("?", 1)[0], env)
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def _instance(c: _Container) -> Instance:
+    return Instance(
+        id=c.id,
+        name=c.name,
+        image=c.spec.image,
+        image_id=c.image.id,
+        labels=dict(c.labels),
+        state=c.state,
+        exit_code=c.exit_code,
+        port=c.spec.port,
+        host_port=c.host_port,
+        started_at=c.started_at,
+        finished_at=c.finished_at,
+        oom_killed=False,
+        error="",
+        limits=Limits(
+            cpu=c.spec.cpu,
+            memory_mb=c.spec.memory_mb,
+            pids_limit=c.spec.pids_limit if c.spec.pids_limit > 0 else None,
+            no_new_privileges=True,
+            cap_drop=("ALL",),
+            cap_add=DEFAULT_CAPABILITIES,
+        ),
+    )
+
+
+def _key(ref: str) -> str:
+    reference = Reference.parse(ref)
+    if reference.digest:
+        return f"{reference.canonical_repository}@{reference.digest}"
+    return f"{reference.canonical_repository}:{reference.tag or 'latest'}"
+
+
+def _keys(image: FakeImage) -> builtins.list[str]:
+    repository = Reference.parse(image.ref).canonical_repository
+    return [_key(image.ref), f"{repository}@{image.digest}"]
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

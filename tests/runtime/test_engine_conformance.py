@@ -1,0 +1,229 @@
+"""One suite for the `Engine` interface, run against MemoryEngine and the real DockerEngine.
+
+The images are those of `scripts/test-images` (and their fakes, `baepo_test_images()`).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from baepo.runtime import (
+    DEFAULT_CAPABILITIES,
+    LABEL_MANAGED,
+    LABEL_SERVICE,
+    ContainerConflict,
+    ContainerNotFound,
+    ContainerSpec,
+    Engine,
+    EngineEvent,
+    ImageNotFound,
+    Instance,
+)
+from tests.runtime.waiting import answering, eventually, http_get
+
+Spec = Callable[..., ContainerSpec]
+
+
+def exited(engine: Engine, instance_id: str, timeout_s: float = 20) -> Instance:
+    def probe() -> Instance | None:
+        instance = engine.inspect(instance_id)
+        return instance if instance.state == "exited" else None
+
+    return eventually(probe, timeout_s, f"{instance_id} exits")
+
+
+def test_run_publishes_the_port_on_loopback_and_serves(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080))
+
+    assert instance.running
+    assert instance.port == 8080
+    assert instance.host_port is not None
+    assert instance.url == f"http://127.0.0.1:{instance.host_port}"
+    assert answering(f"{instance.url}/").text.startswith("hello v1")
+    health = answering(f"{instance.url}/healthz")
+    assert health.status_code == 200
+    assert instance.started_at is not None
+    assert instance.exit_code is None
+
+
+def test_two_instances_get_their_own_host_ports(engine: Engine, spec: Spec) -> None:
+    one = engine.run(spec("baepo-test/hello:1", port=8080))
+    two = engine.run(spec("baepo-test/hello:2", port=8080))
+
+    assert one.host_port != two.host_port
+    assert "hello v1" in answering(f"{one.url}/").text
+    assert "hello v2" in answering(f"{two.url}/").text
+
+
+def test_env_passes_through(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080, env={"MESSAGE": "from baepo"}))
+
+    assert "message: from baepo" in answering(f"{instance.url}/").text
+
+
+def test_labels_are_applied_and_marked_managed(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080, labels={LABEL_SERVICE: "web"}))
+
+    assert instance.labels[LABEL_SERVICE] == "web"
+    assert instance.labels[LABEL_MANAGED] == "true"
+    assert engine.inspect(instance.id).labels == instance.labels
+
+
+def test_list_filters_by_labels_and_includes_exited(
+    engine: Engine, spec: Spec, run_labels: dict[str, str]
+) -> None:
+    web = engine.run(spec("baepo-test/hello:1", port=8080, labels={LABEL_SERVICE: "web"}))
+    worker = engine.run(spec("baepo-test/crash:1", labels={LABEL_SERVICE: "worker"}))
+    exited(engine, worker.id)
+
+    assert [i.id for i in engine.list({**run_labels, LABEL_SERVICE: "web"})] == [web.id]
+    crashed = engine.list({**run_labels, LABEL_SERVICE: "worker"})
+    assert [(i.id, i.state, i.exit_code) for i in crashed] == [(worker.id, "exited", 1)]
+    assert {i.id for i in engine.list(run_labels)} == {web.id, worker.id}
+    assert engine.list({**run_labels, LABEL_SERVICE: "nobody"}) == []
+
+
+def test_stop_then_remove(engine: Engine, spec: Spec, run_labels: dict[str, str]) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080))
+    url = f"{instance.url}/"
+    answering(url)
+
+    engine.stop(instance.id, timeout_s=10)
+
+    stopped = engine.inspect(instance.id)
+    assert stopped.state == "exited"
+    assert stopped.exit_code == 0  # the app handled SIGTERM
+    assert stopped.host_port is None
+    assert stopped.finished_at is not None
+    assert http_get(url) is None
+    engine.stop(instance.id)  # stopping a stopped instance is a no-op
+
+    engine.remove(instance.id)
+
+    with pytest.raises(ContainerNotFound):
+        engine.inspect(instance.id)
+    assert engine.list(run_labels) == []
+
+
+def test_stop_kills_an_app_that_ignores_sigterm_after_the_timeout(
+    engine: Engine, spec: Spec
+) -> None:
+    # sleep as PID 1 has no SIGTERM handler, so the signal is ignored.
+    instance = engine.run(spec("baepo-test/busybox:1", command=["sleep", "600"]))
+
+    engine.stop(instance.id, timeout_s=1)
+
+    assert engine.inspect(instance.id).exit_code == 137
+
+
+def test_remove_kills_a_running_instance(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/broken:1", port=8080))
+
+    engine.remove(instance.id)
+
+    with pytest.raises(ContainerNotFound):
+        engine.inspect(instance.id)
+
+
+def test_a_crash_keeps_its_exit_code_and_logs(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/crash:1", port=8080))
+
+    crashed = exited(engine, instance.id)
+
+    assert crashed.exit_code == 1
+    assert crashed.host_port is None
+    assert "crash: cannot start, exiting with status 1" in engine.logs(instance.id)
+
+
+def test_a_broken_app_runs_logs_and_never_answers(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/broken:1", port=8080))
+
+    eventually(
+        lambda: True if "refusing to listen" in engine.logs(instance.id) else None,
+        what="the broken app's log line",
+    )
+    assert engine.inspect(instance.id).running
+    response = http_get(f"{instance.url}/healthz")
+    assert response is None or not response.is_success
+
+
+def test_logs_tail(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080))
+    eventually(lambda: engine.logs(instance.id) or None, what="a first log line")
+    engine.stop(instance.id)
+
+    assert engine.logs(instance.id, tail=1) == "hello: SIGTERM, stopping\n" or (
+        engine.logs(instance.id, tail=1).count("\n") == 1
+    )
+    assert "hello v1 listening on :8080" in engine.logs(instance.id, tail=100)
+
+
+def test_limits_and_hardening_are_applied(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080, cpu=0.5, memory_mb=128))
+
+    limits = engine.inspect(instance.id).limits
+    assert limits.cpu == 0.5
+    assert limits.memory_mb == 128
+    assert limits.pids_limit == 512
+    assert limits.no_new_privileges
+    assert limits.cap_drop == ("ALL",)
+    assert set(limits.cap_add) == set(DEFAULT_CAPABILITIES)
+    assert answering(f"{instance.url}/").text.startswith("hello v1")  # still works
+
+
+def test_an_absent_image_is_a_clean_error(engine: Engine, spec: Spec) -> None:
+    assert engine.image_present("baepo-test/hello:1")
+    assert not engine.image_present("baepo-test/absent:1")
+
+    with pytest.raises(ImageNotFound, match=r"baepo-test/absent:1"):
+        engine.run(spec("baepo-test/absent:1", port=8080))
+
+
+def test_unknown_instance_ids_are_not_found(engine: Engine) -> None:
+    unknown = "0" * 64
+    for call in (engine.inspect, engine.stop, engine.remove, engine.logs):
+        with pytest.raises(ContainerNotFound):
+            call(unknown)
+
+
+def test_a_taken_name_is_a_conflict(engine: Engine, spec: Spec) -> None:
+    first = engine.run(spec("baepo-test/hello:1", port=8080))
+
+    with pytest.raises(ContainerConflict):
+        engine.run(spec("baepo-test/hello:1", port=8080, name=first.name))
+
+
+def test_events_report_start_and_die(
+    engine: Engine, spec: Spec, run_labels: dict[str, str]
+) -> None:
+    stream = engine.events(run_labels)
+    received: queue.Queue[EngineEvent] = queue.Queue()
+
+    def pump() -> None:
+        for event in stream:
+            received.put(event)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        instance = engine.run(spec("baepo-test/crash:1"))
+        seen: list[EngineEvent] = []
+
+        def died() -> EngineEvent | None:
+            while not received.empty():
+                seen.append(received.get())
+            return next((e for e in seen if e.action == "die"), None)
+
+        death = eventually(died, what="a die event")
+        assert death.instance_id == instance.id
+        assert death.exit_code == 1
+        assert death.labels["baepo.test.run"] == run_labels["baepo.test.run"]
+        assert [e.action for e in seen][:1] == ["start"]
+    finally:
+        stream.close()
+    reader.join(timeout=10)
+    assert not reader.is_alive()
