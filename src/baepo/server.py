@@ -25,12 +25,6 @@ from baepo.store import Database
 log = logging.getLogger("baepo")
 
 
-def _load_tables() -> None:
-    """Import every room's table declarations so the schema is complete before migrating."""
-    import baepo.auth.tables
-    import baepo.registry.tables  # noqa: F401
-
-
 @dataclass
 class Baepo:
     config: Config
@@ -46,7 +40,6 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     clock = clock or SystemClock()
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.secrets_dir.mkdir(mode=0o700, exist_ok=True)
-    _load_tables()
     db = Database(config.database_url)
     db.migrate()
     bus = EventBus()

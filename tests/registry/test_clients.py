@@ -65,7 +65,9 @@ def test_pushed_digest_matches_what_the_registry_serves(
     import hashlib
     assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == digest
     with baepo_server.api() as api:
-        tags = api.get(f"/api/v1/registry/repositories/{name}/tags").json()
+        r = api.get(f"/api/v1/registry/repositories/{name}/tags")
+        assert r.status_code == 200, r.text
+        tags = r.json()
     assert [(t["tag"], t["digest"]) for t in tags] == [("1", digest)]
 
 

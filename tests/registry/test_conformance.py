@@ -32,10 +32,7 @@ from typing import Any, Protocol
 import httpx
 import pytest
 
-try:  # tests/ as plain directories (rootdir import) or as packages
-    from . import conformance_data as data
-except ImportError:
-    import conformance_data as data  # type: ignore[no-redef]
+from . import conformance_data as data
 
 pytestmark = pytest.mark.integration
 
@@ -111,8 +108,9 @@ class RegistryAuth(httpx.Auth):
         yield request
 
     def _token_request(self, challenge: dict[str, str]) -> httpx.Request:
-        query = [("service", challenge["service"])] if "service" in challenge else []
-        query += [("scope", scope) for scope in challenge.get("scope", "").split()]
+        query: dict[str, str | list[str]] = {"scope": challenge.get("scope", "").split()}
+        if "service" in challenge:
+            query["service"] = challenge["service"]
         headers = {} if self._basic is None else {"Authorization": self._basic}
         url = httpx.URL(challenge["realm"]).copy_merge_params(query)
         return httpx.Request("GET", url, headers=headers)
@@ -292,7 +290,7 @@ def _client(target: RegistryTarget, auth: RegistryAuth) -> httpx.Client:
 
 
 @pytest.fixture(scope="session")
-def http(registry_target: RegistryTarget) -> Iterator[httpx.Client]:
+def credentialed_http(registry_target: RegistryTarget) -> Iterator[httpx.Client]:
     auth = RegistryAuth(registry_target.username, registry_target.password)
     with _client(registry_target, auth) as client:
         yield client
@@ -308,12 +306,12 @@ def anonymous_http(registry_target: RegistryTarget) -> Iterator[httpx.Client]:
 def reader_http(
     request: pytest.FixtureRequest,
     registry_target: RegistryTarget,
-    http: httpx.Client,
+    credentialed_http: httpx.Client,
     anonymous_http: httpx.Client,
 ) -> httpx.Client:
     """The client pull and discovery checks read with, once per mode."""
     if request.param == WITH_CREDENTIALS:
-        return http
+        return credentialed_http
     if registry_target.make_public is None and registry_target.username is not None:
         pytest.skip("the target needs credentials and gives no way to make a repository public")
     return anonymous_http
@@ -345,9 +343,9 @@ class PullContent:
 
 @pytest.fixture(scope="module")
 def pull_content(
-    registry_target: RegistryTarget, http: httpx.Client, layer: data.Blob
+    registry_target: RegistryTarget, credentialed_http: httpx.Client, layer: data.Blob
 ) -> Iterator[PullContent]:
-    repo = Repository(http, unique_name("pull"))
+    repo = Repository(credentialed_http, unique_name("pull"))
     tagged, untagged = data.random_image(layer), data.random_image(layer)
     expect_status(repo.push_image(tagged, TAG), SUCCESS)
     expect_status(repo.push_image(untagged), SUCCESS)
@@ -443,8 +441,8 @@ def test_malformed_digest_gives_oci_error_body(puller: Repository) -> None:
 
 
 @pytest.fixture(scope="module")
-def pusher(http: httpx.Client) -> Repository:
-    repo = Repository(http, unique_name("push"))
+def pusher(credentialed_http: httpx.Client) -> Repository:
+    repo = Repository(credentialed_http, unique_name("push"))
     expect_status(repo.upload(data.EMPTY_JSON), SUCCESS)  # the Go suite's push setup
     return repo
 
@@ -585,12 +583,23 @@ def test_chunked_session_status_returns_204_with_range(pusher: Repository) -> No
     assert response.headers.get("Range") == chunked.first_range, describe(response)
 
 
+def test_chunked_upload_resumes_from_status_location(pusher: Repository) -> None:
+    """The Go suite's path: after a status GET on the stale URL, go on from its Location."""
+    session, chunked = start_chunked_upload(pusher)
+    url = pusher.location(session)
+    patch_chunk(pusher, url, chunked.first, chunked.first_range)
+    status = pusher.client.get(url)
+    expect_status(status, {204})
+    second = patch_chunk(pusher, pusher.location(status), chunked.second, chunked.second_range)
+    expect_status(second, {202})
+    expect_status(pusher.finish_upload(second, chunked.blob.digest), {201})
+
+
 def _two_chunks(repo: Repository) -> tuple[httpx.Response, data.ChunkedBlob]:
+    """Upload both chunks, each to the Location of the response before it (as clients do)."""
     session, chunked = start_chunked_upload(repo)
-    url = repo.location(session)
-    patch_chunk(repo, url, chunked.first, chunked.first_range)
-    status = repo.client.get(url)
-    second = patch_chunk(repo, repo.location(status), chunked.second, chunked.second_range)
+    first = patch_chunk(repo, repo.location(session), chunked.first, chunked.first_range)
+    second = patch_chunk(repo, repo.location(first), chunked.second, chunked.second_range)
     return second, chunked
 
 
@@ -615,8 +624,8 @@ def test_chunked_put_with_digest_returns_201(pusher: Repository) -> None:
 
 
 @pytest.fixture(scope="module")
-def mount_target(http: httpx.Client) -> Repository:
-    return Repository(http, unique_name("mount"))
+def mount_target(credentialed_http: httpx.Client) -> Repository:
+    return Repository(credentialed_http, unique_name("mount"))
 
 
 @dataclass(frozen=True)
@@ -661,14 +670,14 @@ def test_unmounted_blob_falls_back_to_upload_session(
 
 
 def test_mount_without_from_follows_automatic_crossmount(
-    mount: Mount, mount_target: Repository, http: httpx.Client
+    mount: Mount, mount_target: Repository, credentialed_http: httpx.Client
 ) -> None:
     setting = os.environ.get("BAEPO_CONFORMANCE_AUTOMATIC_CROSSMOUNT")
     if setting is None:
         pytest.skip("BAEPO_CONFORMANCE_AUTOMATIC_CROSSMOUNT is unset")
     if mount.response.status_code != 201:
         pytest.skip("the registry does not mount with `from` either")
-    other = Repository(http, unique_name("automount"))
+    other = Repository(credentialed_http, unique_name("automount"))
     response = other.start_upload(mount=mount.blob.digest)
     expect_status(response, {201} if setting.lower() in {"1", "true", "yes"} else {202})
 
@@ -790,9 +799,9 @@ class DiscoveryContent:
 
 @pytest.fixture(scope="module")
 def discovery_content(
-    registry_target: RegistryTarget, http: httpx.Client, layer: data.Blob
+    registry_target: RegistryTarget, credentialed_http: httpx.Client, layer: data.Blob
 ) -> Iterator[DiscoveryContent]:
-    repo = Repository(http, unique_name("discovery"))
+    repo = Repository(credentialed_http, unique_name("discovery"))
     tags = ("test0", "test1", "test2", "test3")
     tagged = data.random_image(layer)
     expect_status(repo.push_image(tagged, tags[0]), SUCCESS)
@@ -930,9 +939,9 @@ class Managed:
 
 
 @pytest.fixture
-def managed(http: httpx.Client, layer: data.Blob) -> Managed:
+def managed(credentialed_http: httpx.Client, layer: data.Blob) -> Managed:
     """A fresh repository holding the image to delete (as TAG) and a keeper image."""
-    repo = Repository(http, unique_name("manage"))
+    repo = Repository(credentialed_http, unique_name("manage"))
     image, keeper = data.random_image(layer), data.random_image(layer)
     expect_status(repo.push_image(image, TAG), SUCCESS)
     expect_status(repo.push_image(keeper, "keep"), SUCCESS)
@@ -987,3 +996,50 @@ def test_get_deleted_blob_returns_404(managed: Managed) -> None:
     if _delete_image(managed)[-1].status_code == 405:
         pytest.skip("the registry does not allow deleting blobs (405)")
     expect_status(managed.repo.request("GET", f"blobs/{managed.image.config.digest}"), {404})
+
+
+# --- the suite's own client: its answers to auth challenges ------------------------------------
+
+
+def _fake_registry(challenge: str, accepted: str, seen: list[httpx.Request]) -> httpx.Client:
+    """A registry that answers 401 with `challenge` until it sees `accepted`, and its realm."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/token":
+            scope = request.url.params.get_list("scope")
+            if scope != ["repository:team/app:pull"] or request.url.params["service"] != "reg":
+                return httpx.Response(400)
+            basic = request.headers.get("Authorization", "anonymous")
+            return httpx.Response(200, json={"access_token": f"token-for-{basic}"})
+        if request.headers.get("Authorization") == accepted:
+            return httpx.Response(200, json={"tags": []})
+        return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+
+    return httpx.Client(base_url="http://reg.test", transport=httpx.MockTransport(handle))
+
+
+BEARER = 'Bearer realm="http://reg.test/token",service="reg",scope="repository:team/app:pull"'
+ALICE = "Basic " + base64.b64encode(b"alice:secret").decode()
+
+
+@pytest.mark.parametrize(
+    ("username", "token_for"), [("alice", ALICE), (None, "anonymous")], ids=["user", "anonymous"]
+)
+def test_auth_answers_bearer_challenge(username: str | None, token_for: str) -> None:
+    seen: list[httpx.Request] = []
+    with _fake_registry(BEARER, f"Bearer token-for-{token_for}", seen) as client:
+        auth = RegistryAuth(username, "secret" if username else None)
+        assert client.get("/v2/team/app/tags/list", auth=auth).status_code == 200
+        paths = [request.url.path for request in seen]
+        assert paths == ["/v2/team/app/tags/list", "/token", "/v2/team/app/tags/list"]
+        assert client.get("/v2/team/app/tags/list", auth=auth).status_code == 200
+        assert len(seen) == 4, "the token is reused"
+
+
+def test_auth_answers_basic_challenge() -> None:
+    seen: list[httpx.Request] = []
+    with _fake_registry('Basic realm="reg"', ALICE, seen) as client:
+        response = client.get("/v2/team/app/tags/list", auth=RegistryAuth("alice", "secret"))
+        assert response.status_code == 200
+        assert len(seen) == 2

@@ -7,6 +7,7 @@ starts carries a label unique to the test, and teardown removes all containers c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -64,10 +65,8 @@ def engine(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Iterat
     docker_engine = DockerEngine(request.getfixturevalue("docker_host"))
     yield docker_engine
     for instance in docker_engine.list(run_labels):
-        try:
+        with contextlib.suppress(ContainerNotFound):
             docker_engine.remove(instance.id)
-        except ContainerNotFound:
-            pass
     docker_engine.close()
 
 
@@ -83,4 +82,3 @@ def spec(run_labels: dict[str, str]) -> Callable[..., ContainerSpec]:
         return ContainerSpec(image=image, labels=labels, **fields)
 
     return make
-

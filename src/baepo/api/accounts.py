@@ -1,6 +1,5 @@
 """`/api/v1/login`, `/api/v1/users`, `/api/v1/tokens`: signing in, users and API tokens."""
 
-from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime

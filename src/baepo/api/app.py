@@ -3,7 +3,7 @@ and the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`)."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import baepo
@@ -12,7 +12,7 @@ from baepo.api.accounts import accounts_router
 from baepo.api.registry import registry_router
 from baepo.api.security import Identity, identify
 from baepo.auth import Auth, token_routes
-from baepo.registry import Registry
+from baepo.registry import Registry, RegistryError
 
 
 def create_api(auth: Auth, registry: Registry) -> FastAPI:
@@ -23,7 +23,8 @@ def create_api(auth: Auth, registry: Registry) -> FastAPI:
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
-    errors.install(api, registry_errors())
+    errors.install(api)
+    api.add_exception_handler(RegistryError, registry_error)
 
     async def who(request: Request) -> Identity:
         return await identify(request, auth)
@@ -38,10 +39,9 @@ def create_api(auth: Auth, registry: Registry) -> FastAPI:
     return api
 
 
-def registry_errors() -> dict[type[Exception], tuple[int, str]]:
-    from baepo.api.registry import ERRORS
-
-    return ERRORS
+async def registry_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return errors.error_response(exc.status, exc.code, str(exc))
 
 
 class Dispatcher:

@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from baepo.store import Base
+from baepo.store import Base, UtcDateTime
 
 
 class UserRow(Base):
@@ -17,7 +17,7 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(sa.String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(256))
     is_admin: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ApiTokenRow(Base):
@@ -35,7 +35,7 @@ class ApiTokenRow(Base):
     prefix: Mapped[str] = mapped_column(sa.String(16), index=True)
     secret_hash: Mapped[str] = mapped_column(sa.String(128))
     repositories: Mapped[str] = mapped_column(sa.Text, default="")
-    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
-    last_used_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (sa.UniqueConstraint("user_id", "name"),)

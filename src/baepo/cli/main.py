@@ -106,7 +106,7 @@ def login(
 def registry_repos(as_json: JsonFlag = False) -> None:
     """List repositories."""
     rows = Client.from_environment().get("/api/v1/registry/repositories")
-    emit(rows, ["name", "tags", "public", "size", "updated_at"], as_json)
+    emit(rows, ["name", "tags", "public", "created_at"], as_json)
 
 
 @registry_app.command("tags")
@@ -153,19 +153,28 @@ def registry_public(
 @one_line_errors
 def registry_gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+    grace: Annotated[
+        float | None,
+        typer.Option(help="Keep blobs and uploads younger than this many seconds (default 3600)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Delete blobs no manifest references (a grace period protects pushes in progress)."""
-    report = Client.from_environment().post("/api/v1/registry/gc", json={"dry_run": dry_run})
+    body: dict[str, object] = {"dry_run": dry_run}
+    if grace is not None:
+        body["grace_seconds"] = grace
+    report = Client.from_environment().post("/api/v1/registry/gc", json=body)
     if as_json:
         emit(report, [], True)
         return
     verb = "would free" if dry_run else "freed"
-    for blob in report.get("blobs", []):
-        console.print(f"  {blob['digest']}  {human_bytes(blob['size'])}", highlight=False)
+    for digest in report["blobs"]:
+        console.print(f"  blob    {digest}", highlight=False)
+    for upload in report["uploads"]:
+        console.print(f"  upload  {upload}", highlight=False)
     console.print(
-        f"{verb} {len(report.get('blobs', []))} blobs, {human_bytes(report.get('bytes', 0))};"
-        f" {report.get('uploads', 0)} stale uploads",
+        f"{verb} {human_bytes(report['bytes_freed'])}: {len(report['blobs'])} blobs,"
+        f" {len(report['uploads'])} abandoned uploads, {report['temp_files']} temp files",
         highlight=False,
     )
 

@@ -37,9 +37,19 @@ class RegistryError(Exception):
     status: ClassVar[int] = 500
     default_message: ClassVar[str] = "unknown error"
 
-    def __init__(self, message: str | None = None, detail: Any = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        detail: Any = None,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.message = message or self.default_message
         self.detail = detail
+        if status is not None:
+            self.status = status  # type: ignore[misc]
+        self.headers: dict[str, str] = headers or {}
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Byte ranges, as pure functions: a blob GET's `Range` and an upload chunk's `Content-Range`.
 
-    Range: bytes=0-99 | bytes=100- | bytes=-50     (one range; several are served whole)
-    Content-Range: 0-99    (the spec's form; `bytes 0-99/*` as some clients send it too)
+Range: bytes=0-99 | bytes=100- | bytes=-50     (one range; several are served whole)
+Content-Range: 0-99    (the spec's form; `bytes 0-99/*` as some clients send it too)
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
             raise RangeNotSatisfiable(size)
         return ByteRange(max(0, size - suffix), size - 1) if size else _unsatisfiable(size)
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None  # syntactically invalid: ignore it (RFC 9110 14.2)
     if start >= size:
         raise RangeNotSatisfiable(size)
+    end = int(last) if last else size - 1
     return ByteRange(start, min(end, size - 1))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -49,8 +50,16 @@ from baepo.runtime.errors import (
 )
 from baepo.runtime.references import Reference
 
+_FRACTION = re.compile(r"\.\d+")
 _EVENTS = ("start", "die", "destroy")
 _STATES = {"created", "running", "paused", "restarting", "removing", "exited", "dead"}
+# libpod states Podman's compatible API can let through, in Docker's words.
+_PODMAN_STATES = {
+    "configured": "created",
+    "initialized": "created",
+    "stopping": "running",
+    "stopped": "exited",
+}
 # Attributes docker puts next to the labels in an event's Actor.
 _EVENT_ATTRIBUTES = {"name", "image", "exitCode", "signal", "execDuration"}
 
@@ -85,8 +94,10 @@ class DockerEngine:
 
     def pull(self, ref: str, auth: Credentials | None = None) -> Image:
         reference = Reference.parse(ref)
-        auth_config = None if auth is None else {"username": auth[0], "password": auth[1]}
-        with _boundary(f"pull {ref}", not_found=ImageNotFound, other=PullFailed):
+        # An explicit empty config means anonymous: docker-py would otherwise send whatever
+        # credentials the ambient ~/.docker/config.json holds for that registry.
+        auth_config = {} if auth is None else {"username": auth[0], "password": auth[1]}
+        with _boundary(f"pull {ref}", not_found=_missing_on_pull, other=PullFailed):
             tag = reference.digest or reference.tag or "latest"
             stream = self._api().pull(
                 reference.repository, tag=tag, stream=True, decode=True, auth_config=auth_config
@@ -111,10 +122,11 @@ class DockerEngine:
 
     def run(self, spec: ContainerSpec) -> Instance:
         what = f"create a container from {spec.image}"
-        with _boundary(what, not_found=ImageNotFound, other=StartFailed):
+        with _boundary(what, not_found=_missing_on_create, other=StartFailed):
             container = self._docker().containers.create(**self._create_args(spec))
         try:
-            with _boundary(f"start {spec.image}", other=StartFailed):
+            # A 404 here is about something the container refers to (a network), not itself.
+            with _boundary(f"start {spec.image}", not_found=StartFailed, other=StartFailed):
                 container.start()
         except StartFailed:
             # A container that never started is of no use to anyone: leave nothing behind.
@@ -280,8 +292,27 @@ def _explain(exc: docker.errors.APIError) -> str:
     return str(explanation or exc).strip()
 
 
+def _missing_on_create(message: str) -> EngineError:
+    # Creating answers 404 for a missing image and for a missing network alike.
+    _, _, explanation = message.partition(": ")
+    if "network" in explanation.lower():
+        return StartFailed(message)
+    return ImageNotFound(message)
+
+
+def _missing_on_pull(message: str) -> EngineError:
+    # Docker answers 404 "pull access denied … repository does not exist or may require
+    # 'docker login'" when a registry refuses anonymous access: a credentials problem first.
+    lowered = message.lower()
+    if "denied" in lowered or "unauthorized" in lowered or "authentication required" in lowered:
+        return PullFailed(message)
+    return ImageNotFound(message)
+
+
 def _pull_error(ref: str, message: str) -> EngineError:
     lowered = message.lower()
+    if "denied" in lowered or "unauthorized" in lowered or "authentication required" in lowered:
+        return PullFailed(f"cannot pull {ref}: {message}")
     if "not found" in lowered or "manifest unknown" in lowered or "name unknown" in lowered:
         return ImageNotFound(f"cannot pull {ref}: {message}")
     return PullFailed(f"cannot pull {ref}: {message}")
@@ -304,6 +335,7 @@ def _instance(attrs: Mapping[str, Any]) -> Instance:
     config = attrs.get("Config") or {}
     host = attrs.get("HostConfig") or {}
     status = str(state.get("Status") or "created").lower()
+    status = _PODMAN_STATES.get(status, status)
     exited = status in ("exited", "dead")
     port, host_port = _ports(host.get("PortBindings") or {}, attrs.get("NetworkSettings") or {})
     return Instance(
@@ -367,12 +399,8 @@ def _timestamp(value: object) -> datetime | None:
     """Engine timestamps have nanoseconds (`…:05.123456789Z`); zero time means never."""
     if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
         return None
-    text = value.replace("Z", "+00:00")
-    main, dot, rest = text.partition(".")
-    if dot:
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{main}.{digits[:6]}{zone}"
+    # Python parses at most microseconds: cut the fraction to six digits.
+    text = _FRACTION.sub(lambda m: m.group(0)[:7], value.replace("Z", "+00:00"))
     try:
         return datetime.fromisoformat(text)
     except ValueError:

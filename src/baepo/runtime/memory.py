@@ -62,6 +62,8 @@ class FakeImage:
     """Serve HTTP with this on the published port; None: listen nowhere."""
     handles_sigterm: bool = True
     """False: `stop` ends it with SIGKILL, exit code 137, as for a PID 1 without a handler."""
+    stop_logs: Sequence[str] = ()
+    """Lines it prints when it handles SIGTERM."""
     credentials: Credentials | None = None
     """What `pull` must be given, if the fake registry requires a login."""
     id: str = ""
@@ -209,6 +211,8 @@ class MemoryEngine:
             self._check()
             container = self._get(instance_id)
             if container.state == "running":
+                if container.image.handles_sigterm:
+                    container.lines.extend(container.image.stop_logs)
                 self._exit(container, 0 if container.image.handles_sigterm else 137)
 
     def remove(self, instance_id: str) -> None:
@@ -301,10 +305,16 @@ def baepo_test_images() -> builtins.list[FakeImage]:
     return [
         FakeImage(ref="baepo-test/busybox:1", handles_sigterm=False),
         FakeImage(
-            ref="baepo-test/hello:1", logs=["hello v1 listening on :8080"], respond=_hello("1")
+            ref="baepo-test/hello:1",
+            logs=["hello v1 listening on :8080"],
+            stop_logs=["hello: SIGTERM, stopped"],
+            respond=_hello("1"),
         ),
         FakeImage(
-            ref="baepo-test/hello:2", logs=["hello v2 listening on :8080"], respond=_hello("2")
+            ref="baepo-test/hello:2",
+            logs=["hello v2 listening on :8080"],
+            stop_logs=["hello: SIGTERM, stopped"],
+            respond=_hello("2"),
         ),
         FakeImage(ref="baepo-test/broken:1", logs=["broken: refusing to listen on :8080"]),
         FakeImage(

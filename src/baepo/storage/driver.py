@@ -132,9 +132,9 @@ class StorageDriver(Protocol):
 
     def uploads(self) -> Iterator[UploadInfo]: ...
 
-    def sweep_temp(self, older_than: datetime) -> tuple[int, int]:
+    def sweep_temp(self, older_than: datetime, *, dry_run: bool = False) -> tuple[int, int]:
         """Remove temp files left by a crash that were last written before `older_than`.
 
-        Returns (files, bytes) removed.
+        Returns (files, bytes) removed (or that would be, with `dry_run`).
         """
         ...

@@ -272,14 +272,15 @@ class FilesystemDriver:
                 continue
             yield UploadInfo(entry.name, st.st_size, _mtime(st))
 
-    def sweep_temp(self, older_than: datetime) -> tuple[int, int]:
+    def sweep_temp(self, older_than: datetime, *, dry_run: bool = False) -> tuple[int, int]:
         files = freed = 0
         for entry in os.scandir(self._tmp):
             try:
                 st = entry.stat()
                 if _mtime(st) >= older_than:
                     continue
-                os.unlink(entry.path)
+                if not dry_run:
+                    os.unlink(entry.path)
             except OSError as exc:
                 if exc.errno == errno.ENOENT:
                     continue

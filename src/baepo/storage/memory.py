@@ -161,5 +161,5 @@ class MemoryDriver:
         for upload_id, size, modified in items:
             yield UploadInfo(upload_id, size, modified)
 
-    def sweep_temp(self, older_than: datetime) -> tuple[int, int]:
+    def sweep_temp(self, older_than: datetime, *, dry_run: bool = False) -> tuple[int, int]:
         return 0, 0  # nothing is ever half-written in memory

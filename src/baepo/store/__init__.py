@@ -2,5 +2,6 @@
 
 from baepo.store.database import Base, Database
 from baepo.store.errors import StoreError, StoreUnavailable
+from baepo.store.types import UtcDateTime
 
-__all__ = ["Base", "Database", "StoreError", "StoreUnavailable"]
+__all__ = ["Base", "Database", "StoreError", "StoreUnavailable", "UtcDateTime"]

@@ -1,0 +1,149 @@
+"""`/api/v1/registry`: repositories, tags, deletes, public flags, push events and gc.
+
+The OCI API under `/v2` is for registry clients; this is for people and the CLI.
+"""
+
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from baepo.api.errors import ApiError
+from baepo.api.security import Identity, require_admin
+from baepo.auth import repository
+from baepo.auth.rights import Caller, allowed
+from baepo.registry import Registry
+from baepo.registry.gc import DEFAULT_GRACE_SECONDS
+
+
+class RepositoryOut(BaseModel):
+    name: str
+    public: bool
+    tags: int
+    created_at: datetime
+
+
+class TagOut(BaseModel):
+    tag: str
+    digest: str
+    media_type: str
+    size: int
+    pushed_at: datetime
+    pushed_by: str
+
+
+class PublicIn(BaseModel):
+    public: bool
+
+
+class GcIn(BaseModel):
+    dry_run: bool = False
+    grace_seconds: float = Field(
+        default=DEFAULT_GRACE_SECONDS, ge=0,
+        description="blobs and uploads younger than this are kept (pushes in progress)",
+    )
+
+
+class GcOut(BaseModel):
+    dry_run: bool
+    blobs: list[str]
+    blob_bytes: int
+    uploads: list[str]
+    upload_bytes: int
+    temp_files: int
+    bytes_freed: int
+
+
+class PushEventOut(BaseModel):
+    repository: str
+    tag: str | None
+    digest: str
+    media_type: str
+    actor: str
+    at: datetime
+
+
+def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]]) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
+    Me = Annotated[Identity, Depends(who)]
+
+    def may(me: Identity, name: str, action: str) -> bool:
+        caller = Caller(me.name, me.is_admin)
+        wanted = repository(name, action)
+        public = action == "pull" and registry.is_public(name)
+        return bool(allowed(caller, wanted, public))
+
+    def check(me: Identity, name: str, action: str) -> None:
+        if not may(me, name, action):
+            # Indistinguishable from a missing repository for those who may not pull it.
+            if action == "pull":
+                raise ApiError(404, "NOT_FOUND", f"no repository {name!r}")
+            raise ApiError(403, "FORBIDDEN", f"you may not {action} {name!r}")
+
+    @router.get("/repositories", response_model=list[RepositoryOut])
+    async def repositories(me: Me) -> list[RepositoryOut]:
+        def work() -> list[RepositoryOut]:
+            return [
+                RepositoryOut(name=r.name, public=r.public, tags=len(registry.tags(r.name)),
+                              created_at=r.created_at)
+                for r in registry.repositories()
+                if may(me, r.name, "pull")
+            ]
+
+        return await run_in_threadpool(work)
+
+    @router.get("/repositories/{name:path}/tags", response_model=list[TagOut])
+    async def tags(name: str, me: Me) -> list[TagOut]:
+        check(me, name, "pull")
+        images = await run_in_threadpool(registry.images, name)
+        rows = [
+            TagOut(tag=tag, digest=i.digest, media_type=i.media_type, size=i.size,
+                   pushed_at=i.pushed_at, pushed_by=i.pushed_by)
+            for i in images
+            for tag in i.tags
+        ]
+        return sorted(rows, key=lambda r: r.tag)
+
+    @router.get("/repositories/{name:path}/events", response_model=list[PushEventOut])
+    async def events(name: str, me: Me) -> list[PushEventOut]:
+        check(me, name, "pull")
+        found = await run_in_threadpool(registry.push_events, name)
+        return [PushEventOut(repository=e.repository, tag=e.tag, digest=e.digest,
+                             media_type=e.media_type, actor=e.actor, at=e.at) for e in found]
+
+    @router.delete("/repositories/{name:path}/tags/{tag}", status_code=204)
+    async def delete_tag(name: str, tag: str, me: Me) -> None:
+        check(me, name, "delete")
+        await run_in_threadpool(registry.delete_tag, name, tag)
+
+    @router.delete("/repositories/{name:path}/manifests/{digest}", status_code=204)
+    async def delete_manifest(name: str, digest: str, me: Me) -> None:
+        check(me, name, "delete")
+        await run_in_threadpool(registry.delete_manifest, name, digest)
+
+    @router.put("/repositories/{name:path}/public", status_code=204)
+    async def set_public(name: str, body: PublicIn, me: Me) -> None:
+        check(me, name, "push")
+        await run_in_threadpool(registry.set_public, name, body.public)
+
+    @router.delete("/repositories/{name:path}", status_code=204)
+    async def delete_repository(name: str, me: Me) -> None:
+        check(me, name, "delete")
+        await run_in_threadpool(registry.delete_repository, name)
+
+    @router.post("/gc", response_model=GcOut)
+    async def gc(body: GcIn, me: Me) -> GcOut:
+        """Sweep blobs no manifest references, abandoned uploads and stray temp files."""
+        require_admin(me)
+        report = await run_in_threadpool(
+            lambda: registry.gc(dry_run=body.dry_run, grace_seconds=body.grace_seconds)
+        )
+        return GcOut(dry_run=report.dry_run, blobs=report.blobs, blob_bytes=report.blob_bytes,
+                     uploads=report.uploads, upload_bytes=report.upload_bytes,
+                     temp_files=report.temp_files, bytes_freed=report.bytes_freed)
+
+    return router

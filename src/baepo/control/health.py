@@ -1,0 +1,109 @@
+"""Instance health as the reconciler has seen it: App Runner's thresholds over probe results.
+
+An instance starts STARTING and becomes HEALTHY after `healthy_threshold` passing checks in a
+row; a HEALTHY one becomes UNHEALTHY after `unhealthy_threshold` failing checks in a row and
+is then replaced (it never comes back: its replacement does). STARTING instances are probed
+every `poll_s` (a deploy waits on them); HEALTHY ones every `interval_s` of their check.
+
+Health lives in memory only. After a restart of Baepo an instance the route already sends
+requests to is taken as HEALTHY (it passed before, and the next probes will tell otherwise),
+any other as STARTING.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from baepo.control.planning import Health
+from baepo.control.probes import ProbeResult
+from baepo.control.spec import HealthCheck
+
+
+@dataclass
+class Tracked:
+    health: Health
+    successes: int = 0
+    failures: int = 0
+    next_probe: float = 0.0
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change of health worth telling a person about."""
+
+    container_id: str
+    health: Health
+    message: str
+
+
+class HealthTracker:
+    def __init__(self, monotonic: Callable[[], float], poll_s: float) -> None:
+        self._monotonic = monotonic
+        self._poll_s = poll_s
+        self._tracked: dict[str, Tracked] = {}
+
+    def health(self, container_id: str) -> Health | None:
+        tracked = self._tracked.get(container_id)
+        return tracked.health if tracked else None
+
+    def detail(self, container_id: str) -> str:
+        tracked = self._tracked.get(container_id)
+        return tracked.detail if tracked else ""
+
+    def adopt(self, container_id: str, routed: bool) -> Health:
+        """Start tracking `container_id` if new (HEALTHY if the route already uses it)."""
+        tracked = self._tracked.get(container_id)
+        if tracked is None:
+            tracked = Tracked(Health.HEALTHY if routed else Health.STARTING)
+            self._tracked[container_id] = tracked
+        return tracked.health
+
+    def due(self, container_id: str) -> bool:
+        tracked = self._tracked.get(container_id)
+        return (
+            tracked is not None
+            and tracked.health is not Health.UNHEALTHY
+            and self._monotonic() >= tracked.next_probe
+        )
+
+    def record(
+        self, container_id: str, name: str, check: HealthCheck, result: ProbeResult
+    ) -> Transition | None:
+        tracked = self._tracked.get(container_id)
+        if tracked is None:
+            return None
+        tracked.detail = result.detail
+        starting = tracked.health is Health.STARTING
+        tracked.next_probe = self._monotonic() + (self._poll_s if starting else check.interval_s)
+        if result.ok:
+            tracked.successes += 1
+            tracked.failures = 0
+            if starting and tracked.successes >= check.healthy_threshold:
+                tracked.health = Health.HEALTHY
+                return Transition(
+                    container_id,
+                    Health.HEALTHY,
+                    f"instance {name} passed its health check ({result.detail})",
+                )
+            return None
+        tracked.failures += 1
+        tracked.successes = 0
+        if tracked.health is Health.HEALTHY and tracked.failures >= check.unhealthy_threshold:
+            tracked.health = Health.UNHEALTHY
+            return Transition(
+                container_id,
+                Health.UNHEALTHY,
+                f"instance {name} failed {tracked.failures} health checks in a row "
+                f"({result.detail}); replacing it",
+            )
+        return None
+
+    def forget_all_but(self, container_ids: Iterable[str]) -> None:
+        keep = set(container_ids)
+        for gone in set(self._tracked) - keep:
+            del self._tracked[gone]
+
+    def forget(self, container_id: str) -> None:
+        self._tracked.pop(container_id, None)

@@ -1,0 +1,207 @@
+"""Reading and writing the control room's rows, shared by the facade and the reconciler.
+
+Functions take an open `Session` and leave the transaction to the caller, so one unit of work
+(create a service and its first operation; pin a revision and start an operation) commits
+whole or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from baepo.control.errors import OperationNotFound, RevisionNotFound, ServiceNotFound
+from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
+from baepo.control.spec import ServiceSpec
+from baepo.control.tables import (
+    OperationLogRow,
+    OperationRow,
+    RevisionRow,
+    ServiceEventRow,
+    ServiceRow,
+)
+from baepo.control.vault import SecretBox
+
+IN_FLIGHT = (OperationStatus.PENDING.value, OperationStatus.IN_PROGRESS.value)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Sealer:
+    """Spec documents to and from the database, secrets sealed with the box."""
+
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
+
+    def document(self, spec: ServiceSpec) -> dict[str, Any]:
+        return spec.to_document(self._box.seal)
+
+    def spec(self, document: dict[str, Any]) -> ServiceSpec:
+        return ServiceSpec.from_document(document, self._box.open)
+
+
+def live_service(s: Session, name: str) -> ServiceRow:
+    row = s.scalar(
+        sa.select(ServiceRow).where(ServiceRow.name == name, ServiceRow.deleted_at.is_(None))
+    )
+    if row is None:
+        raise ServiceNotFound(f"no service named {name!r}")
+    return row
+
+
+def live_services(s: Session) -> Sequence[ServiceRow]:
+    return s.scalars(
+        sa.select(ServiceRow).where(ServiceRow.deleted_at.is_(None)).order_by(ServiceRow.name)
+    ).all()
+
+
+def operation_in_flight(s: Session, service_id: str) -> OperationRow | None:
+    """The operation in progress, else the oldest pending one."""
+    return s.scalar(
+        sa.select(OperationRow)
+        .where(OperationRow.service_id == service_id, OperationRow.status.in_(IN_FLIGHT))
+        .order_by(
+            sa.case((OperationRow.status == OperationStatus.IN_PROGRESS.value, 0), else_=1),
+            OperationRow.seq,
+        )
+        .limit(1)
+    )
+
+
+def operations_in_flight(s: Session, service_id: str) -> Sequence[OperationRow]:
+    return s.scalars(
+        sa.select(OperationRow)
+        .where(OperationRow.service_id == service_id, OperationRow.status.in_(IN_FLIGHT))
+        .order_by(OperationRow.seq)
+    ).all()
+
+
+def add_operation(
+    s: Session,
+    service: ServiceRow,
+    kind: OperationKind,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    line: str = "",
+) -> OperationRow:
+    op = OperationRow(
+        id=new_id(),
+        service_id=service.id,
+        kind=kind.value,
+        status=OperationStatus.PENDING.value,
+        payload=payload or {},
+        created_at=now,
+    )
+    s.add(op)
+    s.flush()
+    service.status = ServiceStatus.OPERATION_IN_PROGRESS.value
+    service.updated_at = now
+    log(s, op, now, line or f"{kind.value} requested")
+    return op
+
+
+def log(s: Session, op: OperationRow, at: datetime, line: str) -> None:
+    s.add(OperationLogRow(operation_seq=op.seq, at=at, line=line))
+
+
+def operation_by_id(s: Session, operation_id: str) -> OperationRow:
+    op = s.scalar(sa.select(OperationRow).where(OperationRow.id == operation_id))
+    if op is None:
+        raise OperationNotFound(f"no operation {operation_id!r}")
+    return op
+
+
+def operation_log(s: Session, op: OperationRow) -> Sequence[OperationLogRow]:
+    return s.scalars(
+        sa.select(OperationLogRow)
+        .where(OperationLogRow.operation_seq == op.seq)
+        .order_by(OperationLogRow.id)
+    ).all()
+
+
+def operations(s: Session, service_id: str) -> Sequence[OperationRow]:
+    """Newest first."""
+    return s.scalars(
+        sa.select(OperationRow)
+        .where(OperationRow.service_id == service_id)
+        .order_by(OperationRow.seq.desc())
+    ).all()
+
+
+def revision(s: Session, service_id: str, number: int) -> RevisionRow:
+    row = s.scalar(
+        sa.select(RevisionRow).where(
+            RevisionRow.service_id == service_id, RevisionRow.number == number
+        )
+    )
+    if row is None:
+        raise RevisionNotFound(f"the service has no revision {number}")
+    return row
+
+
+def revisions(s: Session, service_id: str) -> Sequence[RevisionRow]:
+    """Newest first."""
+    return s.scalars(
+        sa.select(RevisionRow)
+        .where(RevisionRow.service_id == service_id)
+        .order_by(RevisionRow.number.desc())
+    ).all()
+
+
+def add_revision(
+    s: Session,
+    service: ServiceRow,
+    document: dict[str, Any],
+    image: str,
+    digest: str | None,
+    operation_id: str,
+    now: datetime,
+) -> RevisionRow:
+    last = s.scalar(
+        sa.select(sa.func.max(RevisionRow.number)).where(RevisionRow.service_id == service.id)
+    )
+    row = RevisionRow(
+        service_id=service.id,
+        number=(last or 0) + 1,
+        image=image,
+        digest=digest,
+        spec=document,
+        operation_id=operation_id,
+        created_at=now,
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+def record_event(
+    s: Session, service_id: str, at: datetime, kind: str, message: str, instance: str = ""
+) -> None:
+    s.add(
+        ServiceEventRow(service_id=service_id, at=at, kind=kind, instance=instance, message=message)
+    )
+
+
+def events(s: Session, service_id: str, limit: int = 200) -> Sequence[ServiceEventRow]:
+    """Newest first."""
+    return s.scalars(
+        sa.select(ServiceEventRow)
+        .where(ServiceEventRow.service_id == service_id)
+        .order_by(ServiceEventRow.id.desc())
+        .limit(limit)
+    ).all()
+
+
+def domain_owner(s: Session, host: str, except_service: str) -> str | None:
+    """The live service other than `except_service` that lists `host` as a custom domain."""
+    for row in live_services(s):
+        if row.name != except_service and host in (row.spec.get("custom_domains") or ()):
+            return row.name
+    return None

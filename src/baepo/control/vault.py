@@ -1,0 +1,62 @@
+"""Secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256) with one key kept in the state directory.
+
+A service's secret values are sealed before they reach the database and opened only to start an
+instance; everything a person reads shows `spec.MASK` instead. The key file is created (0600)
+on first start and must be kept with the database: without it, stored secrets cannot be opened.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from baepo.control.errors import SecretsUnreadable
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError) as exc:
+            raise SecretsUnreadable(f"the secrets key is not a Fernet key: {exc}") from exc
+
+    @staticmethod
+    def generate_key() -> bytes:
+        return Fernet.generate_key()
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode("ascii")
+
+    def open(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode()
+        except (InvalidToken, UnicodeError) as exc:
+            raise SecretsUnreadable(
+                "a stored secret cannot be opened with this secrets key (was the key file "
+                "replaced?)"
+            ) from exc
+
+
+def load_or_create_secret_key(path: Path) -> bytes:
+    """The key in `path`; created (0600) on first call and kept, so secrets survive restarts."""
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise SecretsUnreadable(f"cannot read the secrets key {path}: {exc}") from exc
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = Fernet.generate_key()
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SecretsUnreadable(f"cannot create the secrets key {path}: {exc}") from exc
+    return key

@@ -1,0 +1,231 @@
+"""The registry's HTTP edge: an ASGI app for every path under `/v2`.
+
+    GET/HEAD    /v2/                                      API version check (auth only)
+    GET         /v2/_catalog?n=&last=                     repositories
+    GET         /v2/<name>/tags/list?n=&last=             tags
+    GET/HEAD    /v2/<name>/manifests/<reference>          pull a manifest
+    PUT         /v2/<name>/manifests/<reference>          push a manifest
+    DELETE      /v2/<name>/manifests/<reference>          delete a manifest (digest) or tag
+    GET/HEAD    /v2/<name>/blobs/<digest>                 pull a blob (Range supported)
+    DELETE      /v2/<name>/blobs/<digest>                 unlink a blob from the repository
+    POST        /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]
+    GET/PATCH/PUT/DELETE  /v2/<name>/blobs/uploads/<uuid>[?digest=]
+    GET         /v2/<name>/referrers/<digest>[?artifactType=]
+
+Every request is authorized through the `RegistryGate` before its handler runs; every answer
+carries `Docker-Distribution-API-Version: registry/2.0`. Errors are mapped to OCI error bodies
+here and only here: `RegistryError` by its code, auth errors to 401 with a challenge, and
+anything unexpected to a logged 500 without a traceback for the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio.to_thread
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Message, Receive, Scope, Send
+
+from baepo.auth.access import CATALOG, Access, Principal, repository
+from baepo.auth.errors import AccessDenied, AuthenticationRequired
+from baepo.auth.gate import RegistryGate
+from baepo.registry.errors import (
+    Denied,
+    NameInvalid,
+    RegistryError,
+    Unauthorized,
+    Unsupported,
+)
+from baepo.registry.references import is_name
+from baepo.registry.service import Registry
+from baepo.registry.web.responses import ASGIResponse, error_response, json_response
+
+log = logging.getLogger(__name__)
+
+API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+BASE = Access("registry", "base", frozenset())
+
+_REPO_ROUTE = re.compile(
+    r"/v2/(?P<name>.+)/(?:"
+    r"(?P<uploads>blobs/uploads)(?:/(?P<uuid>[^/]*))?"
+    r"|(?P<kind>manifests|blobs|referrers)/(?P<arg>[^/]+)"
+    r"|(?P<tags>tags/list))"
+)
+
+
+@dataclass
+class Call:
+    """One request, routed and authorized."""
+
+    request: Request
+    registry: Registry
+    gate: RegistryGate
+    name: str = ""
+    arg: str = ""
+    principal: Principal = field(default_factory=lambda: Principal(""))
+
+    @property
+    def head(self) -> bool:
+        return self.request.method == "HEAD"
+
+    @property
+    def base_url(self) -> str:
+        url = self.request.url
+        return f"{url.scheme}://{url.netloc}"
+
+    async def authorize(self, wanted: Access, repo: str | None = None) -> Principal:
+        """Check `wanted` with the gate (a repository's public flag allows anonymous pull)."""
+        header = self.request.headers.get("authorization")
+        registry, gate = self.registry, self.gate
+
+        def check() -> Principal:
+            public = bool(repo) and wanted.actions <= {"pull"} and registry.is_public(repo or "")
+            return gate.authorize(header, wanted, public=public)
+
+        try:
+            return await anyio.to_thread.run_sync(check)
+        except AuthenticationRequired as exc:
+            challenge = gate.challenge(self.base_url, None if wanted is BASE else wanted)
+            raise Unauthorized(
+                str(exc) or None, _scope_detail(wanted), headers={"WWW-Authenticate": challenge}
+            ) from exc
+        except AccessDenied as exc:
+            challenge = gate.challenge(self.base_url, wanted)
+            if "error=" not in challenge:
+                challenge += ',error="insufficient_scope"'
+            raise Denied(
+                str(exc) or None, _scope_detail(wanted), headers={"WWW-Authenticate": challenge}
+            ) from exc
+
+
+def _scope_detail(wanted: Access) -> list[dict[str, str]]:
+    return [{"Type": wanted.type, "Name": wanted.name, "Action": a} for a in sorted(wanted.actions)]
+
+
+Handler = Callable[[Call], Awaitable[ASGIResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    actions: tuple[str, ...]  # repository actions; () for the base and catalog routes
+
+
+class RegistryApp:
+    def __init__(self, registry: Registry, gate: RegistryGate) -> None:
+        from baepo.registry.web import blobs, listing, manifests, uploads
+
+        self.registry = registry
+        self.gate = gate
+        pull, push, delete = ("pull",), ("pull", "push"), ("delete",)
+        self._routes: dict[str, dict[str, Route]] = {
+            "manifests": {
+                "GET": Route(manifests.get, pull),
+                "HEAD": Route(manifests.get, pull),
+                "PUT": Route(manifests.put, push),
+                "DELETE": Route(manifests.delete, delete),
+            },
+            "blobs": {
+                "GET": Route(blobs.get, pull),
+                "HEAD": Route(blobs.get, pull),
+                "DELETE": Route(blobs.delete, delete),
+            },
+            "uploads": {"POST": Route(uploads.start, push)},
+            "upload": {
+                "GET": Route(uploads.status, push),
+                "PATCH": Route(uploads.patch, push),
+                "PUT": Route(uploads.put, push),
+                "DELETE": Route(uploads.cancel, push),
+            },
+            "tags": {"GET": Route(listing.tags, pull), "HEAD": Route(listing.tags, pull)},
+            "referrers": {
+                "GET": Route(listing.referrers, pull),
+                "HEAD": Route(listing.referrers, pull),
+            },
+            "catalog": {"GET": Route(listing.catalog, ()), "HEAD": Route(listing.catalog, ())},
+            "base": {"GET": Route(listing.base, ()), "HEAD": Route(listing.base, ())},
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), API_VERSION]
+            await send(message)
+
+        request = Request(scope, receive)
+        call = Call(request, self.registry, self.gate)
+        try:
+            response = await self._dispatch(call)
+        except RegistryError as exc:
+            response = error_response(exc, head=call.head)
+        except ClientDisconnect:
+            return
+        except Exception:
+            log.exception("registry request %s %s failed", request.method, scope.get("path"))
+            response = error_response(RegistryError("internal error"), head=call.head)
+        await response(scope, receive, send_with_version)
+
+    async def _dispatch(self, call: Call) -> ASGIResponse:
+        path: str = call.request.scope["path"]
+        kind, call.name, call.arg = _route(path)
+        route = self._routes[kind].get(call.request.method)
+        if route is None:
+            allowed = ", ".join(sorted(self._routes[kind]))
+            raise Unsupported(
+                "method not allowed",
+                {"method": call.request.method},
+                headers={"Allow": allowed},
+            )
+        if kind == "base":
+            call.principal = await call.authorize(BASE)
+        elif kind == "catalog":
+            call.principal = await call.authorize(CATALOG)
+        else:
+            call.principal = await call.authorize(repository(call.name, *route.actions), call.name)
+        return await route.handler(call)
+
+
+def _route(path: str) -> tuple[str, str, str]:
+    """(route kind, repository name, last path part) for a path under /v2."""
+    if path in ("/v2", "/v2/"):
+        return "base", "", ""
+    if path in ("/v2/_catalog", "/v2/_catalog/"):
+        return "catalog", "", ""
+    match = _REPO_ROUTE.fullmatch(path)
+    if match is None:
+        raise Unsupported("unknown registry path", {"path": path[:300]}, status=404)
+    name = match["name"]
+    if not is_name(name):
+        raise NameInvalid("invalid repository name", {"name": name[:300]})
+    if match["uploads"]:
+        return ("upload" if match["uuid"] else "uploads"), name, match["uuid"] or ""
+    if match["tags"]:
+        return "tags", name, ""
+    return match["kind"], name, match["arg"]
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def create_app(registry: Registry, gate: RegistryGate) -> RegistryApp:
+    """The ASGI app serving `/v2` (give it full paths, unchanged)."""
+    return RegistryApp(registry, gate)
+
+
+__all__ = ["Call", "RegistryApp", "create_app", "json_response"]

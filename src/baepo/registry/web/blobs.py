@@ -1,0 +1,54 @@
+"""Blob endpoints: GET/HEAD (with Range) and DELETE of `/v2/<name>/blobs/<digest>`."""
+
+from __future__ import annotations
+
+import anyio.to_thread
+
+from baepo.registry.errors import BlobUnknown, RangeNotSatisfiable, RegistryUnavailable
+from baepo.registry.ranges import parse_range
+from baepo.registry.references import parse_digest
+from baepo.registry.web.app import Call
+from baepo.registry.web.responses import ASGIResponse, BlobStream, empty
+from baepo.storage import BlobNotFound, StorageError
+
+
+async def get(call: Call) -> ASGIResponse:
+    digest = str(parse_digest(call.arg))
+    info = await anyio.to_thread.run_sync(call.registry.blob, call.name, digest)
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Docker-Content-Digest": digest,
+        "ETag": f'"{digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000",
+    }
+    if call.head:
+        return empty(200, headers) if info.size == 0 else _head(info.size, headers)
+    try:
+        wanted = parse_range(call.request.headers.get("range"), info.size)
+    except RangeNotSatisfiable as exc:
+        exc.headers = {"Content-Range": f"bytes */{info.size}"}
+        raise
+    start, length, status = 0, info.size, 200
+    if wanted is not None:
+        start, length, status = wanted.start, wanted.length, 206
+        headers["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{info.size}"
+    try:
+        reader = call.registry.driver.open(digest, start)
+    except BlobNotFound as exc:
+        raise BlobUnknown("blob unknown to registry", {"digest": digest}) from exc
+    except StorageError as exc:
+        raise RegistryUnavailable(f"storage error: {exc}") from exc
+    return BlobStream(reader, length, status, headers)
+
+
+def _head(size: int, headers: dict[str, str]) -> ASGIResponse:
+    from starlette.responses import Response
+
+    return Response(b"", 200, {**headers, "Content-Length": str(size)})
+
+
+async def delete(call: Call) -> ASGIResponse:
+    digest = str(parse_digest(call.arg))
+    await anyio.to_thread.run_sync(call.registry.delete_blob, call.name, digest)
+    return empty(202, {"Docker-Content-Digest": digest})

@@ -1,0 +1,8 @@
+"""Every room's tables, imported in one place so the schema is complete."""
+
+from __future__ import annotations
+
+
+def load_tables() -> None:
+    import baepo.auth.tables
+    import baepo.registry.tables  # noqa: F401

@@ -1,0 +1,267 @@
+"""One conformance suite for the StorageDriver interface, run against every driver."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from baepo.clock import FakeClock
+from baepo.storage import (
+    BlobNotFound,
+    FilesystemDriver,
+    InvalidKey,
+    MemoryDriver,
+    StorageDriver,
+    UploadNotFound,
+)
+
+
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+@pytest.fixture(params=["filesystem", "memory"])
+def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageDriver]:
+    if request.param == "filesystem":
+        yield FilesystemDriver(tmp_path / "root")
+    else:
+        yield MemoryDriver(FakeClock(datetime.now(UTC)))
+
+
+def read_all(driver: StorageDriver, digest: str, offset: int = 0, chunk: int = 7) -> bytes:
+    reader = driver.open(digest, offset)
+    try:
+        parts = []
+        while part := reader.read(chunk):
+            parts.append(part)
+        return b"".join(parts)
+    finally:
+        reader.close()
+
+
+def upload(driver: StorageDriver, upload_id: str, *chunks: bytes) -> None:
+    driver.create_upload(upload_id)
+    writer = driver.append(upload_id)
+    try:
+        for c in chunks:
+            writer.write(c)
+    finally:
+        writer.close()
+
+
+# -- blobs -----------------------------------------------------------------------------------
+
+
+def test_put_then_get_stat_open(driver: StorageDriver) -> None:
+    data = b"some bytes of a blob"
+    d = digest_of(data)
+    assert driver.stat(d) is None
+    info = driver.put(d, data)
+    assert (info.digest, info.size) == (d, len(data))
+    assert driver.get(d) == data
+    stat = driver.stat(d)
+    assert stat is not None and stat.size == len(data) and stat.modified.tzinfo is not None
+    assert read_all(driver, d) == data
+    assert read_all(driver, d, offset=5) == data[5:]
+    assert read_all(driver, d, offset=len(data)) == b""
+
+
+def test_sha512_and_empty_blobs(driver: StorageDriver) -> None:
+    d512 = digest_of(b"x", "sha512")
+    driver.put(d512, b"x")
+    assert driver.get(d512) == b"x"
+    empty = digest_of(b"")
+    driver.put(empty, b"")
+    assert driver.get(empty) == b""
+    stat = driver.stat(empty)
+    assert stat is not None and stat.size == 0
+
+
+def test_put_twice_is_harmless(driver: StorageDriver) -> None:
+    d = digest_of(b"twice")
+    driver.put(d, b"twice")
+    driver.put(d, b"twice")
+    assert driver.get(d) == b"twice"
+    assert [b.digest for b in driver.blobs()] == [d]
+
+
+def test_missing_blob(driver: StorageDriver) -> None:
+    d = digest_of(b"never stored")
+    with pytest.raises(BlobNotFound):
+        driver.get(d)
+    with pytest.raises(BlobNotFound):
+        driver.open(d)
+    assert driver.delete(d) is False
+
+
+def test_delete_and_list(driver: StorageDriver) -> None:
+    digests = {digest_of(bytes([i])) for i in range(5)}
+    for d in digests:
+        driver.put(d, b"?")
+    assert {b.digest for b in driver.blobs()} == digests
+    victim = sorted(digests)[0]
+    assert driver.delete(victim) is True
+    assert driver.stat(victim) is None
+    assert {b.digest for b in driver.blobs()} == digests - {victim}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sha256:../../../../etc/passwd",
+        "sha256:" + "A" * 64,
+        "sha256:" + "a" * 63,
+        "md5:" + "a" * 32,
+        "sha256/" + "a" * 64,
+        "../" + "a" * 64,
+        "",
+        "sha256:" + "a" * 64 + "\n",
+    ],
+)
+def test_malformed_digests_never_reach_storage(driver: StorageDriver, key: str) -> None:
+    with pytest.raises(InvalidKey):
+        driver.stat(key)
+    with pytest.raises(InvalidKey):
+        driver.put(key, b"x")
+    with pytest.raises(InvalidKey):
+        driver.delete(key)
+
+
+@pytest.mark.parametrize("key", ["../x", "a/b", "", "x" * 65, "id with space", ".."])
+def test_malformed_upload_ids_never_reach_storage(driver: StorageDriver, key: str) -> None:
+    with pytest.raises(InvalidKey):
+        driver.create_upload(key)
+    with pytest.raises(InvalidKey):
+        driver.upload_size(key)
+    with pytest.raises(InvalidKey):
+        driver.delete_upload(key)
+
+
+# -- uploads ---------------------------------------------------------------------------------
+
+
+def test_upload_append_read_commit(driver: StorageDriver) -> None:
+    upload(driver, "u1", b"hello ", b"world")
+    assert driver.upload_size("u1") == 11
+    reader = driver.read_upload("u1", 6)
+    assert reader.read(100) == b"world"
+    reader.close()
+    d = digest_of(b"hello world")
+    info = driver.commit_upload("u1", d)
+    assert info.size == 11
+    assert driver.get(d) == b"hello world"
+    with pytest.raises(UploadNotFound):
+        driver.upload_size("u1")
+    assert [u.id for u in driver.uploads()] == []
+
+
+def test_append_resumes_at_the_end(driver: StorageDriver) -> None:
+    upload(driver, "u2", b"abc")
+    writer = driver.append("u2")
+    assert writer.size == 3
+    writer.write(b"def")
+    assert writer.size == 6
+    writer.truncate(4)
+    assert writer.size == 4
+    writer.write(b"X")
+    writer.close()
+    reader = driver.read_upload("u2")
+    assert reader.read(100) == b"abcdX"
+    reader.close()
+
+
+def test_commit_onto_an_existing_blob_keeps_both_succeeding(driver: StorageDriver) -> None:
+    data = b"same layer"
+    d = digest_of(data)
+    upload(driver, "a", data)
+    upload(driver, "b", data)
+    driver.commit_upload("a", d)
+    driver.commit_upload("b", d)
+    assert driver.get(d) == data
+    assert list(driver.uploads()) == []
+
+
+def test_concurrent_commits_of_the_same_blob(driver: StorageDriver) -> None:
+    data = os.urandom(256 * 1024)
+    d = digest_of(data)
+    ids = [f"c{i}" for i in range(8)]
+    for i in ids:
+        upload(driver, i, data)
+    errors: list[BaseException] = []
+
+    def commit(upload_id: str) -> None:
+        try:
+            driver.commit_upload(upload_id, d)
+        except BaseException as exc:  # pragma: no cover - the assertion reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=commit, args=(i,)) for i in ids]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert driver.get(d) == data
+
+
+def test_missing_upload(driver: StorageDriver) -> None:
+    with pytest.raises(UploadNotFound):
+        driver.append("nope")
+    with pytest.raises(UploadNotFound):
+        driver.read_upload("nope")
+    with pytest.raises(UploadNotFound):
+        driver.commit_upload("nope", digest_of(b""))
+    assert driver.delete_upload("nope") is False
+
+
+def test_uploads_are_listed_with_size(driver: StorageDriver) -> None:
+    upload(driver, "one", b"12345")
+    upload(driver, "two")
+    found = {u.id: u.size for u in driver.uploads()}
+    assert found == {"one": 5, "two": 0}
+    assert driver.delete_upload("one") is True
+    assert {u.id for u in driver.uploads()} == {"two"}
+
+
+def test_sweep_temp_keeps_recent_files(driver: StorageDriver) -> None:
+    future = datetime.now(UTC) - timedelta(hours=1)
+    assert driver.sweep_temp(future) == (0, 0)
+
+
+# -- filesystem specifics --------------------------------------------------------------------
+
+
+def test_filesystem_layout_and_stray_temp_files(tmp_path: Path) -> None:
+    fs = FilesystemDriver(tmp_path)
+    data = b"layout"
+    d = digest_of(data)
+    fs.put(d, data)
+    hexpart = d.split(":")[1]
+    assert (tmp_path / "blobs" / "sha256" / hexpart[:2] / hexpart).read_bytes() == data
+    stray = tmp_path / "tmp" / "put-crashed"
+    stray.write_bytes(b"half a blob")
+    past = datetime.now(UTC) - timedelta(hours=2)
+    os.utime(stray, (past.timestamp(), past.timestamp()))
+    assert fs.sweep_temp(datetime.now(UTC) - timedelta(hours=1), dry_run=True) == (1, 11)
+    assert stray.exists()
+    assert fs.sweep_temp(datetime.now(UTC) - timedelta(hours=1)) == (1, 11)
+    assert not stray.exists()
+    assert [b.digest for b in fs.blobs()] == [d]
+
+
+def test_filesystem_upload_is_never_a_blob_until_committed(tmp_path: Path) -> None:
+    fs = FilesystemDriver(tmp_path)
+    data = b"partial upload"
+    upload(fs, "killed", data[:7])
+    d = digest_of(data)
+    assert fs.stat(d) is None
+    assert list(fs.blobs()) == []
+    # A restarted process sees the upload as it was left.
+    again = FilesystemDriver(tmp_path)
+    assert again.upload_size("killed") == 7
