@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.clients import OciLayout  # noqa: E402
-from tests.conftest import BaepoProcess, free_port  # noqa: E402
+from tests.clients import OciLayout
+from tests.conftest import BaepoProcess, free_port
 
 MB = 1_000_000
 
@@ -36,17 +36,25 @@ def rss_mib(pid: int) -> float:
 
 def start_distribution(root: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        "  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     host = f"127.0.0.1:{port}"
     for _ in range(200):
-        if subprocess.run(["curl", "-sf", f"http://{host}/v2/"], capture_output=True).returncode == 0:
+        if (
+            subprocess.run(["curl", "-sf", f"http://{host}/v2/"], capture_output=True).returncode
+            == 0
+        ):
             return proc, host
         time.sleep(0.05)
     raise RuntimeError("docker-registry did not start")
@@ -58,13 +66,27 @@ def timed(*cmd: str) -> float:
     return time.perf_counter() - start
 
 
-def run_round(host: str, creds: list[str], layout: Path, tag: str, work: Path, n: int) -> tuple[float, float]:
+def run_round(
+    host: str, creds: list[str], layout: Path, tag: str, work: Path, n: int
+) -> tuple[float, float]:
     repo = f"docker://{host}/bench/{tag}-{n}:1"
-    push = timed("skopeo", "copy", "--dest-tls-verify=false", *[f"--dest-{c}" for c in creds],
-                 f"oci:{layout}:{tag}", repo)
+    push = timed(
+        "skopeo",
+        "copy",
+        "--dest-tls-verify=false",
+        *[f"--dest-{c}" for c in creds],
+        f"oci:{layout}:{tag}",
+        repo,
+    )
     out = work / f"pull-{tag}-{n}"
-    pull = timed("skopeo", "copy", "--src-tls-verify=false", *[f"--src-{c}" for c in creds],
-                 repo, f"oci:{out}:{tag}")
+    pull = timed(
+        "skopeo",
+        "copy",
+        "--src-tls-verify=false",
+        *[f"--src-{c}" for c in creds],
+        repo,
+        f"oci:{out}:{tag}",
+    )
     shutil.rmtree(out)
     return push, pull
 
@@ -75,9 +97,6 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="baepo-bench-") as tmp:
         work = Path(tmp)
-        layout = OciLayout(work / "layout")
-        layout.tag(layout.image("amd64", layer_bytes=100 * MB, layers=1), "big")
-        layout.tag(layout.image("amd64", layer_bytes=1 * MB, layers=50), "many")
         sizes = {"big": 100 * MB, "many": 50 * MB}
 
         baepo = BaepoProcess(work / "baepo")
@@ -93,12 +112,21 @@ def main() -> None:
         results: dict[tuple[str, str, str], float] = {}
         try:
             for n in range(args.rounds):
+                # Fresh content every round: skopeo remembers where blobs live and would
+                # otherwise mount them instead of uploading.
+                layout = OciLayout(work / f"layout-{n}")
+                layout.tag(layout.image("amd64", layer_bytes=100 * MB, layers=1), "big")
+                layout.tag(layout.image("amd64", layer_bytes=1 * MB, layers=50), "many")
+                order = list(targets.items())
+                if n % 2:
+                    order.reverse()
                 for tag in ("big", "many"):
-                    for name, (host, creds) in targets.items():
+                    for name, (host, creds) in order:
                         push, pull = run_round(host, creds, layout.root, tag, work, n)
                         for kind, secs in (("push", push), ("pull", pull)):
                             key = (name, tag, kind)
                             results[key] = min(results.get(key, float("inf")), secs)
+                shutil.rmtree(layout.root)
             time.sleep(2)
             idle_after = rss_mib(baepo.process.pid)
         finally:
@@ -112,8 +140,10 @@ def main() -> None:
             d = sizes[tag] / results[("distribution", tag, kind)] / MB
             b = sizes[tag] / results[("baepo", tag, kind)] / MB
             print(f"{tag:<10} {kind:<5} {d:>9.1f} MB/s {b:>7.1f} MB/s {b / d:>6.2f}x")
-    print(f"baepo idle RSS: {idle_start:.1f} MiB after start, {idle_after:.1f} MiB after the runs"
-          f" (cpu count {os.cpu_count()})")
+    print(
+        f"baepo idle RSS: {idle_start:.1f} MiB after start, {idle_after:.1f} MiB after the runs"
+        f" (cpu count {os.cpu_count()})"
+    )
 
 
 if __name__ == "__main__":

@@ -39,12 +39,18 @@ class Docker:
     host: str
     config_dir: Path
 
-    def __call__(self, *args: str, input: str | None = None, check: bool = True
-                 ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "DOCKER_HOST": self.host, "DOCKER_CONFIG": str(self.config_dir),
-               "DOCKER_BUILDKIT": "0"}
-        result = subprocess.run(["docker", *args], env=env, input=input, capture_output=True,
-                                text=True, timeout=600)
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "DOCKER_HOST": self.host,
+            "DOCKER_CONFIG": str(self.config_dir),
+            "DOCKER_BUILDKIT": "0",
+        }
+        result = subprocess.run(
+            ["docker", *args], env=env, input=input, capture_output=True, text=True, timeout=600
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
         return result
@@ -77,15 +83,27 @@ class OciLayout:
         for i in range(layers):
             raw = tar_with_file(f"file-{arch}-{i}", secrets.token_bytes(layer_bytes))
             diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
-            layer_descs.append(self.blob(gzip.compress(raw, compresslevel=1),
-                                         "application/vnd.oci.image.layer.v1.tar+gzip"))
-        config = {"architecture": arch, "os": "linux",
-                  "rootfs": {"type": "layers", "diff_ids": diff_ids},
-                  "config": {"Cmd": ["/bin/sh"]}}
-        config_desc = self.blob(json.dumps(config).encode(),
-                                "application/vnd.oci.image.config.v1+json")
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc,
-                    "layers": layer_descs}
+            layer_descs.append(
+                self.blob(
+                    gzip.compress(raw, compresslevel=1),
+                    "application/vnd.oci.image.layer.v1.tar+gzip",
+                )
+            )
+        config = {
+            "architecture": arch,
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "config": {"Cmd": ["/bin/sh"]},
+        }
+        config_desc = self.blob(
+            json.dumps(config).encode(), "application/vnd.oci.image.config.v1+json"
+        )
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config_desc,
+            "layers": layer_descs,
+        }
         desc = self.blob(json.dumps(manifest).encode(), OCI_MANIFEST)
         desc["platform"] = {"architecture": arch, "os": "linux"}
         return desc
@@ -98,8 +116,9 @@ class OciLayout:
         ref = {k: v for k, v in desc.items() if k != "platform"}
         ref["annotations"] = {"org.opencontainers.image.ref.name": name}
         self.refs.append(ref)
-        (self.root / "index.json").write_text(json.dumps(
-            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": self.refs}))
+        (self.root / "index.json").write_text(
+            json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": self.refs})
+        )
 
 
 def tar_with_file(name: str, content: bytes) -> bytes:

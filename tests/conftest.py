@@ -49,9 +49,21 @@ class BaepoProcess:
         env = {**os.environ, "BAEPO_ADMIN_PASSWORD": self.password}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "baepo", "up", "--host", "127.0.0.1", "--port",
-             str(self.port), "--data-dir", str(self.data_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "baepo",
+                "up",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -102,8 +114,9 @@ class BaepoProcess:
 
     def make_public(self, repository: str, public: bool = True) -> None:
         with self.api() as c:
-            r = c.put(f"/api/v1/registry/repositories/{quote(repository)}/public",
-                      json={"public": public})
+            r = c.put(
+                f"/api/v1/registry/repositories/{quote(repository)}/public", json={"public": public}
+            )
             r.raise_for_status()
 
 

@@ -15,7 +15,12 @@ ROBOT_PREFIX = Caller("root", is_admin=True, repositories=("team/*",))
     [
         (ADMIN, repository("team/app", "pull", "push"), False, {"pull", "push"}),
         (ADMIN, repository("x", "delete"), False, {"delete"}),
-        (ALICE, repository("alice/app", "pull", "push", "delete"), False, {"pull", "push", "delete"}),
+        (
+            ALICE,
+            repository("alice/app", "pull", "push", "delete"),
+            False,
+            {"pull", "push", "delete"},
+        ),
         (ALICE, repository("alice", "pull"), False, set()),  # the namespace, not the name
         (ALICE, repository("alicex/app", "pull"), False, set()),
         (ALICE, repository("bob/app", "pull", "push"), False, set()),

@@ -70,8 +70,12 @@ def test_wrong_password_is_refused(auth: Auth) -> None:
 
 
 def test_malformed_authorization_is_a_clean_refusal(auth: Auth) -> None:
-    for header in ("Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(),
-                   "Bearer not.a.jwt", "Digest x"):
+    for header in (
+        "Basic !!!",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Bearer not.a.jwt",
+        "Digest x",
+    ):
         with pytest.raises(AuthenticationRequired):
             auth.authorize(header, repository("alice/app", "pull"))
 
@@ -86,8 +90,12 @@ def test_duplicate_and_invalid_users(auth: Auth) -> None:
 
 
 def test_token_flow_grants_only_what_the_user_may_do(auth: Auth) -> None:
-    bearer = token_for(auth, basic("alice", "alice-password"),
-                       "repository:alice/app:pull,push", "repository:bob/app:pull,push")
+    bearer = token_for(
+        auth,
+        basic("alice", "alice-password"),
+        "repository:alice/app:pull,push",
+        "repository:bob/app:pull,push",
+    )
     assert auth.authorize(bearer, repository("alice/app", "push")).subject == "alice"
     with pytest.raises(AccessDenied):
         auth.authorize(bearer, repository("bob/app", "pull"))
@@ -131,8 +139,12 @@ def test_api_token_works_as_a_password_and_is_limited_to_its_repository(auth: Au
             auth.authorize(basic(user, token.secret), repository("team/other", "pull"))
     with pytest.raises(AuthenticationRequired):
         auth.authorize(basic("alice", token.secret), repository("team/app", "pull"))
-    bearer = token_for(auth, basic("token", token.secret),
-                       "repository:team/app:push,pull", "repository:team/other:pull")
+    bearer = token_for(
+        auth,
+        basic("token", token.secret),
+        "repository:team/app:push,pull",
+        "repository:team/other:pull",
+    )
     auth.authorize(bearer, repository("team/app", "push"))
     with pytest.raises(AccessDenied):
         auth.authorize(bearer, repository("team/other", "pull"))
@@ -160,8 +172,10 @@ def test_a_bearer_token_cannot_mint_another(auth: Auth) -> None:
 
 def test_challenge_names_realm_service_and_scope(auth: Auth) -> None:
     value = auth.challenge("http://127.0.0.1:5000/", repository("team/app", "pull", "push"))
-    assert value == ('Bearer realm="http://127.0.0.1:5000/auth/token",service="baepo",'
-                     'scope="repository:team/app:pull,push"')
+    assert value == (
+        'Bearer realm="http://127.0.0.1:5000/auth/token",service="baepo",'
+        'scope="repository:team/app:pull,push"'
+    )
 
 
 def test_key_is_created_once_and_private(tmp_path: Path) -> None:

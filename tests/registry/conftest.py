@@ -106,7 +106,8 @@ class AppClient:
     ) -> None:
         self._portal = portal
         self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://registry.test",
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://registry.test",
             headers=headers,
         )
 

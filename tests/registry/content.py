@@ -59,8 +59,12 @@ class Doc:
         return sha256(self.data)
 
     def descriptor(self, **extra: Any) -> dict[str, Any]:
-        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data),
-                **extra}
+        return {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": len(self.data),
+            **extra,
+        }
 
 
 def random_layer(size: int = 1000) -> Blob:
@@ -72,8 +76,7 @@ def random_config(media_type: str = OCI_CONFIG) -> Blob:
     return Blob(json.dumps(doc).encode(), media_type)
 
 
-def manifest(config: Blob, layers: list[Blob], media_type: str = OCI_MANIFEST,
-             **extra: Any) -> Doc:
+def manifest(config: Blob, layers: list[Blob], media_type: str = OCI_MANIFEST, **extra: Any) -> Doc:
     body: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": media_type,
@@ -85,23 +88,34 @@ def manifest(config: Blob, layers: list[Blob], media_type: str = OCI_MANIFEST,
 
 
 def index(children: list[Doc], media_type: str = OCI_INDEX, **extra: Any) -> Doc:
-    body = {"schemaVersion": 2, "mediaType": media_type,
-            "manifests": [c.descriptor() for c in children], **extra}
+    body = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "manifests": [c.descriptor() for c in children],
+        **extra,
+    }
     return Doc(json.dumps(body).encode(), media_type)
 
 
 def push_blob(client: Client, repo: str, blob: Blob) -> httpx.Response:
     start = client.post(f"/v2/{repo}/blobs/uploads/")
     assert start.status_code == 202, start.text
-    done = client.put(start.headers["location"], params={"digest": blob.digest},
-                      content=blob.data, headers={"Content-Type": "application/octet-stream"})
+    done = client.put(
+        start.headers["location"],
+        params={"digest": blob.digest},
+        content=blob.data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert done.status_code == 201, done.text
     return done
 
 
 def push_manifest(client: Client, repo: str, reference: str, doc: Doc) -> httpx.Response:
-    return client.put(f"/v2/{repo}/manifests/{reference}", content=doc.data,
-                      headers={"Content-Type": doc.media_type})
+    return client.put(
+        f"/v2/{repo}/manifests/{reference}",
+        content=doc.data,
+        headers={"Content-Type": doc.media_type},
+    )
 
 
 @dataclass(frozen=True)
@@ -111,8 +125,14 @@ class Image:
     manifest: Doc
 
 
-def push_image(client: Client, repo: str, tag: str | None = None, *,
-               media_type: str = OCI_MANIFEST, **extra: Any) -> Image:
+def push_image(
+    client: Client,
+    repo: str,
+    tag: str | None = None,
+    *,
+    media_type: str = OCI_MANIFEST,
+    **extra: Any,
+) -> Image:
     docker = media_type == DOCKER_MANIFEST
     config = random_config(DOCKER_CONFIG if docker else OCI_CONFIG)
     layers = [Blob(random_layer().data, DOCKER_LAYER if docker else OCI_LAYER)]

@@ -30,8 +30,9 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Docker:
 def pushed(docker: Docker, baepo_server: BaepoProcess) -> Iterator[str]:
     """A unique image reference in Baepo, pushed by the docker CLI."""
     ref = f"{baepo_server.host}/team/app-{secrets.token_hex(3)}:1"
-    docker("login", baepo_server.host, "-u", "admin", "--password-stdin",
-           input=baepo_server.password)
+    docker(
+        "login", baepo_server.host, "-u", "admin", "--password-stdin", input=baepo_server.password
+    )
     docker("tag", BUSYBOX, ref)
     docker("push", ref)
     yield ref
@@ -45,11 +46,19 @@ def test_docker_login_push_rmi_pull_run(docker: Docker, pushed: str) -> None:
     assert "pulled-and-ran" in out
 
 
-def test_docker_login_with_a_wrong_password_fails(docker: Docker, baepo_server: BaepoProcess,
-                                                   tmp_path: Path) -> None:
+def test_docker_login_with_a_wrong_password_fails(
+    docker: Docker, baepo_server: BaepoProcess, tmp_path: Path
+) -> None:
     other = Docker(docker.host, tmp_path)
-    result = other("login", baepo_server.host, "-u", "admin", "--password-stdin",
-                   input="wrong-password", check=False)
+    result = other(
+        "login",
+        baepo_server.host,
+        "-u",
+        "admin",
+        "--password-stdin",
+        input="wrong-password",
+        check=False,
+    )
     assert result.returncode != 0
     assert "unauthorized" in (result.stdout + result.stderr).lower()
 
@@ -60,9 +69,15 @@ def test_pushed_digest_matches_what_the_registry_serves(
     repo_digest = docker("inspect", "--format", "{{index .RepoDigests 0}}", pushed).stdout.strip()
     digest = repo_digest.split("@", 1)[1]
     name = pushed.split("/", 1)[1].rsplit(":", 1)[0]
-    raw = skopeo("inspect", "--raw", "--tls-verify=false",
-                 f"--creds=admin:{baepo_server.password}", f"docker://{pushed}").stdout
+    raw = skopeo(
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        f"--creds=admin:{baepo_server.password}",
+        f"docker://{pushed}",
+    ).stdout
     import hashlib
+
     assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == digest
     with baepo_server.api() as api:
         r = api.get(f"/api/v1/registry/repositories/{name}/tags")
@@ -79,8 +94,9 @@ def test_an_api_token_limited_to_one_repository(
         token = api.post("/api/v1/tokens", json={"name": f"ci-{repo}", "repositories": [repo]})
         assert token.status_code == 201, token.text
     robot = Docker(docker.host, tmp_path)
-    robot("login", baepo_server.host, "-u", "token", "--password-stdin",
-          input=token.json()["token"])
+    robot(
+        "login", baepo_server.host, "-u", "token", "--password-stdin", input=token.json()["token"]
+    )
     allowed = f"{baepo_server.host}/{repo}:1"
     denied = f"{baepo_server.host}/team/elsewhere-{secrets.token_hex(3)}:1"
     robot("tag", BUSYBOX, allowed)
@@ -98,14 +114,22 @@ def test_anonymous_pull_only_from_a_public_repository(
     pushed: str, baepo_server: BaepoProcess
 ) -> None:
     name = pushed.split("/", 1)[1].rsplit(":", 1)[0]
-    anon = skopeo("inspect", "--raw", "--tls-verify=false", "--no-creds",
-                  f"docker://{pushed}", check=False)
+    anon = skopeo(
+        "inspect", "--raw", "--tls-verify=false", "--no-creds", f"docker://{pushed}", check=False
+    )
     assert anon.returncode != 0
     baepo_server.make_public(name)
     skopeo("inspect", "--raw", "--tls-verify=false", "--no-creds", f"docker://{pushed}")
-    push = skopeo("copy", "--dest-tls-verify=false", "--dest-no-creds",
-                  f"docker://{pushed}", f"docker://{baepo_server.host}/{name}:anon",
-                  "--src-tls-verify=false", "--src-no-creds", check=False)
+    push = skopeo(
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-no-creds",
+        f"docker://{pushed}",
+        f"docker://{baepo_server.host}/{name}:anon",
+        "--src-tls-verify=false",
+        "--src-no-creds",
+        check=False,
+    )
     assert push.returncode != 0
 
 
@@ -117,12 +141,24 @@ def test_skopeo_round_trip_of_a_multi_platform_index(
     layout.tag(index, "multi")
     creds = f"admin:{baepo_server.password}"
     target = f"docker://{baepo_server.host}/team/multi-{secrets.token_hex(3)}:v1"
-    skopeo("copy", "--all", "--dest-tls-verify=false", f"--dest-creds={creds}",
-           f"oci:{layout.root}:multi", target)
+    skopeo(
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        f"--dest-creds={creds}",
+        f"oci:{layout.root}:multi",
+        target,
+    )
     raw = skopeo("inspect", "--raw", "--tls-verify=false", f"--creds={creds}", target).stdout
     assert json.loads(raw)["manifests"][1]["platform"]["architecture"] == "arm64"
-    skopeo("copy", "--all", "--src-tls-verify=false", f"--src-creds={creds}", target,
-           f"oci:{tmp_path / 'back'}:multi")
+    skopeo(
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        f"--src-creds={creds}",
+        target,
+        f"oci:{tmp_path / 'back'}:multi",
+    )
     back = json.loads((tmp_path / "back/index.json").read_text())["manifests"][0]
     assert back["digest"] == index["digest"]
     for child in json.loads(raw)["manifests"]:
@@ -136,6 +172,7 @@ def test_unauthenticated_v2_answers_with_a_bearer_challenge(baepo_server: BaepoP
     r = httpx.get(baepo_server.url + "/v2/")
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith(
-        f'Bearer realm="{baepo_server.url}/auth/token",service="baepo"')
+        f'Bearer realm="{baepo_server.url}/auth/token",service="baepo"'
+    )
     assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
     assert r.headers["docker-distribution-api-version"] == "registry/2.0"

@@ -34,11 +34,15 @@ def registry(server: BaepoProcess) -> httpx.Client:
 
 
 def patch(c: httpx.Client, location: str, data: bytes, start: int) -> httpx.Response:
-    return c.patch(location, content=data, headers={
-        "Content-Type": "application/octet-stream",
-        "Content-Range": f"{start}-{start + len(data) - 1}",
-        "Content-Length": str(len(data)),
-    })
+    return c.patch(
+        location,
+        content=data,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"{start}-{start + len(data) - 1}",
+            "Content-Length": str(len(data)),
+        },
+    )
 
 
 def blob_files(data_dir: Path) -> set[str]:
@@ -55,7 +59,7 @@ def test_kill_9_mid_upload_then_resume_and_gc(fresh_baepo: BaepoProcess) -> None
         location = r.headers["location"]
         offset = 0
         for _ in range(5):  # 100 MB in whole chunks
-            r = patch(c, location, data[offset:offset + CHUNK], offset)
+            r = patch(c, location, data[offset : offset + CHUNK], offset)
             assert r.status_code == 202, r.text
             offset += CHUNK
 
@@ -63,18 +67,22 @@ def test_kill_9_mid_upload_then_resume_and_gc(fresh_baepo: BaepoProcess) -> None
         killed = threading.Event()
 
         def slow_chunk() -> Iterator[bytes]:
-            piece = data[offset:offset + CHUNK]
+            piece = data[offset : offset + CHUNK]
             for i in range(0, len(piece), MiB):
                 if i == 8 * MiB:
                     fresh_baepo.kill()
                     killed.set()
-                yield piece[i:i + MiB]
+                yield piece[i : i + MiB]
 
         with pytest.raises(httpx.HTTPError):
-            c.patch(location, content=slow_chunk(), headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Range": f"{offset}-{offset + CHUNK - 1}",
-            })
+            c.patch(
+                location,
+                content=slow_chunk(),
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{offset}-{offset + CHUNK - 1}",
+                },
+            )
         assert killed.is_set()
 
     fresh_baepo.start()
@@ -90,7 +98,7 @@ def test_kill_9_mid_upload_then_resume_and_gc(fresh_baepo: BaepoProcess) -> None
         assert resume <= 6 * CHUNK
         location = status.headers["location"]
         while resume < TOTAL:
-            piece = data[resume:resume + CHUNK]
+            piece = data[resume : resume + CHUNK]
             r = patch(c, location, piece, resume)
             assert r.status_code == 202, r.text
             location = r.headers["location"]
@@ -107,25 +115,45 @@ def test_kill_9_mid_upload_then_resume_and_gc(fresh_baepo: BaepoProcess) -> None
         assert "sha256:" + got.hexdigest() == digest
 
         # A manifest keeps the big blob; an abandoned second upload is garbage.
-        config = json.dumps({"architecture": "amd64", "os": "linux",
-                             "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+        ).encode()
         config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
-        r = c.post(f"/v2/{repo}/blobs/uploads/?digest={config_digest}", content=config,
-                   headers={"Content-Type": "application/octet-stream"})
+        r = c.post(
+            f"/v2/{repo}/blobs/uploads/?digest={config_digest}",
+            content=config,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         assert r.status_code == 201, r.text
-        manifest = {"schemaVersion": 2,
-                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                               "digest": config_digest, "size": len(config)},
-                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                                "digest": digest, "size": TOTAL}]}
-        r = c.put(f"/v2/{repo}/manifests/v1", content=json.dumps(manifest),
-                  headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": digest,
+                    "size": TOTAL,
+                }
+            ],
+        }
+        r = c.put(
+            f"/v2/{repo}/manifests/v1",
+            content=json.dumps(manifest),
+            headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
         assert r.status_code == 201, r.text
         orphan = os.urandom(MiB)
         orphan_digest = "sha256:" + hashlib.sha256(orphan).hexdigest()
-        r = c.post(f"/v2/{repo}/blobs/uploads/?digest={orphan_digest}", content=orphan,
-                   headers={"Content-Type": "application/octet-stream"})
+        r = c.post(
+            f"/v2/{repo}/blobs/uploads/?digest={orphan_digest}",
+            content=orphan,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         assert r.status_code == 201
         r = c.post(f"/v2/{repo}/blobs/uploads/")
         patch(c, r.headers["location"], orphan[:1000], 0)
@@ -140,7 +168,10 @@ def test_kill_9_mid_upload_then_resume_and_gc(fresh_baepo: BaepoProcess) -> None
     kept = blob_files(fresh_baepo.data_dir)
     assert digest.split(":")[1] in kept and config_digest.split(":")[1] in kept
     assert orphan_digest.split(":")[1] not in kept
-    leftovers = [p.relative_to(fresh_baepo.data_dir) for p in fresh_baepo.data_dir.rglob("*")
-                 if p.is_file() and ("upload" in str(p.relative_to(fresh_baepo.data_dir))
-                                     or p.suffix == ".tmp")]
+    leftovers = [
+        p.relative_to(fresh_baepo.data_dir)
+        for p in fresh_baepo.data_dir.rglob("*")
+        if p.is_file()
+        and ("upload" in str(p.relative_to(fresh_baepo.data_dir)) or p.suffix == ".tmp")
+    ]
     assert leftovers == [], f"gc left garbage behind: {leftovers}"

@@ -107,8 +107,7 @@ def test_delete_untagged_keeps_what_a_tag_reaches(
     clock.advance(2 * HOURS)
     report = registry.gc(delete_untagged=True)
     assert report.manifests == [(REPO, loose.manifest.digest)]
-    assert set(report.blobs) == {loose.manifest.digest, loose.config.digest,
-                                 loose.layers[0].digest}
+    assert set(report.blobs) == {loose.manifest.digest, loose.config.digest, loose.layers[0].digest}
     for kept in (child, signature):
         assert client.get(f"/v2/{REPO}/manifests/{kept.manifest.digest}").status_code == 200
     assert client.get(f"/v2/{REPO}/manifests/{loose.manifest.digest}").status_code == 404

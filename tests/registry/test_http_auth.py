@@ -21,9 +21,12 @@ def gate() -> TableGate:
     return TableGate(
         rights={
             "alice": {
-                "repository:team/app:pull", "repository:team/app:push",
-                "repository:team/app:delete", "repository:team/other:pull",
-                "repository:team/other:push", "registry:catalog:*",
+                "repository:team/app:pull",
+                "repository:team/app:push",
+                "repository:team/app:delete",
+                "repository:team/other:pull",
+                "repository:team/other:push",
+                "registry:catalog:*",
             },
             "bob": {"repository:team/app:pull"},
         }
@@ -122,9 +125,7 @@ def test_mount_needs_pull_on_the_source(guarded: AppClient, admin: AppClient) ->
     assert r.status_code == 201
 
 
-def test_the_actor_is_the_principal(
-    registry: Registry, gate: TableGate, make_client: Any
-) -> None:
+def test_the_actor_is_the_principal(registry: Registry, gate: TableGate, make_client: Any) -> None:
     as_alice = make_client(create_app(registry, gate), ALICE)
     push_image(as_alice, "team/app", "v1")
     assert registry.push_events("team/app")[0].actor == "alice"

@@ -39,8 +39,12 @@ def test_get_and_head_blob(client: AppClient) -> None:
 
 @pytest.mark.parametrize(
     ("header", "start", "end"),
-    [("bytes=0-9", 0, 9), ("bytes=100-", 100, 999), ("bytes=-10", 990, 999),
-     ("bytes=995-5000", 995, 999)],
+    [
+        ("bytes=0-9", 0, 9),
+        ("bytes=100-", 100, 999),
+        ("bytes=-10", 990, 999),
+        ("bytes=995-5000", 995, 999),
+    ],
 )
 def test_range_requests(client: AppClient, header: str, start: int, end: int) -> None:
     blob = random_layer(1000)
@@ -88,8 +92,12 @@ def test_malformed_digest_is_400_not_500(client: AppClient, digest: str) -> None
 
 @pytest.mark.parametrize(
     "path",
-    ["/v2/Team/app/blobs/uploads/", "/v2/team//app/tags/list", "/v2/a..b/manifests/latest",
-     "/v2/-x/blobs/sha256:" + "a" * 64],
+    [
+        "/v2/Team/app/blobs/uploads/",
+        "/v2/team//app/tags/list",
+        "/v2/a..b/manifests/latest",
+        "/v2/-x/blobs/sha256:" + "a" * 64,
+    ],
 )
 def test_invalid_names(client: AppClient, path: str) -> None:
     r = client.request("POST" if path.endswith("uploads/") else "GET", path)
@@ -129,8 +137,7 @@ def test_post_then_put(client: AppClient) -> None:
 
 def test_single_post_with_digest(client: AppClient) -> None:
     blob = random_layer()
-    r = client.post(f"/v2/{REPO}/blobs/uploads/", params={"digest": blob.digest},
-                    content=blob.data)
+    r = client.post(f"/v2/{REPO}/blobs/uploads/", params={"digest": blob.digest}, content=blob.data)
     assert r.status_code == 201
     assert r.headers["docker-content-digest"] == blob.digest
     assert client.get(f"/v2/{REPO}/blobs/{blob.digest}").content == blob.data
@@ -197,8 +204,9 @@ def test_chunked_upload(client: AppClient) -> None:
     assert first.status_code == 202
     assert first.headers["range"] == "0-99"
     assert first.headers["location"] == location
-    second = client.patch(first.headers["location"], content=blob.data[100:250],
-                          headers={"Content-Range": "100-249"})
+    second = client.patch(
+        first.headers["location"], content=blob.data[100:250], headers={"Content-Range": "100-249"}
+    )
     assert second.status_code == 202 and second.headers["range"] == "0-249"
     status = client.get(location)
     assert status.status_code == 204
@@ -206,8 +214,12 @@ def test_chunked_upload(client: AppClient) -> None:
     assert status.headers["location"] == location
     assert status.headers["docker-upload-uuid"] in location
     # The last chunk rides on the PUT.
-    done = client.put(location, params={"digest": blob.digest}, content=blob.data[250:],
-                      headers={"Content-Range": "250-299"})
+    done = client.put(
+        location,
+        params={"digest": blob.digest},
+        content=blob.data[250:],
+        headers={"Content-Range": "250-299"},
+    )
     assert done.status_code == 201, done.text
     assert client.get(f"/v2/{REPO}/blobs/{blob.digest}").content == blob.data
 
@@ -278,8 +290,9 @@ def test_unknown_or_foreign_upload(client: AppClient) -> None:
 def test_cross_repository_mount(client: AppClient) -> None:
     blob = random_layer()
     push_blob(client, "team/source", blob)
-    r = client.post("/v2/team/target/blobs/uploads/",
-                    params={"mount": blob.digest, "from": "team/source"})
+    r = client.post(
+        "/v2/team/target/blobs/uploads/", params={"mount": blob.digest, "from": "team/source"}
+    )
     assert r.status_code == 201
     assert r.headers["location"] == f"/v2/team/target/blobs/{blob.digest}"
     assert r.headers["docker-content-digest"] == blob.digest

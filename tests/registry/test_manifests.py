@@ -41,8 +41,11 @@ def image(**extra: Any) -> bytes:
         (image(), f"{OCI_MANIFEST}; charset=utf-8", OCI_MANIFEST),
         (doc(config=CONFIG, layers=[LAYER]), OCI_MANIFEST, OCI_MANIFEST),  # no mediaType field
         (doc(config=CONFIG, layers=[]), None, OCI_MANIFEST),  # by shape
-        (doc(mediaType=DOCKER_MANIFEST, config=CONFIG, layers=[LAYER]), DOCKER_MANIFEST,
-         DOCKER_MANIFEST),
+        (
+            doc(mediaType=DOCKER_MANIFEST, config=CONFIG, layers=[LAYER]),
+            DOCKER_MANIFEST,
+            DOCKER_MANIFEST,
+        ),
         (doc(mediaType=OCI_INDEX, manifests=[]), OCI_INDEX, OCI_INDEX),
         (doc(manifests=[]), OCI_INDEX, OCI_INDEX),
         (doc(manifests=[]), None, OCI_INDEX),
@@ -64,15 +67,19 @@ def test_accepted(data: bytes, content_type: str | None, media_type: str) -> Non
         (doc(mediaType=OCI_MANIFEST, layers=[LAYER]), OCI_MANIFEST),  # no config
         (doc(mediaType=OCI_MANIFEST, config=CONFIG), OCI_MANIFEST),  # no layers
         (doc(mediaType=OCI_MANIFEST, config=CONFIG, layers={}), OCI_MANIFEST),
-        (json.dumps({"mediaType": OCI_MANIFEST, "config": CONFIG, "layers": []}).encode(),
-         OCI_MANIFEST),  # no schemaVersion
+        (
+            json.dumps({"mediaType": OCI_MANIFEST, "config": CONFIG, "layers": []}).encode(),
+            OCI_MANIFEST,
+        ),  # no schemaVersion
         (json.dumps({"schemaVersion": 1, "config": CONFIG, "layers": []}).encode(), None),
         (json.dumps({"schemaVersion": True, "config": CONFIG, "layers": []}).encode(), None),
         (json.dumps({"schemaVersion": "2", "config": CONFIG, "layers": []}).encode(), None),
         (image(), OCI_INDEX),  # Content-Type contradicts mediaType
         (image(), DOCKER_MANIFEST),
-        (doc(mediaType="application/vnd.docker.distribution.manifest.v1+prettyjws",
-             fsLayers=[]), None),
+        (
+            doc(mediaType="application/vnd.docker.distribution.manifest.v1+prettyjws", fsLayers=[]),
+            None,
+        ),
         (doc(mediaType="text/plain", config=CONFIG, layers=[]), None),
         (doc(mediaType=7, config=CONFIG, layers=[]), None),
         (doc(config=CONFIG, layers=[]), DOCKER_MANIFEST),  # docker needs its mediaType

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from baepo.registry.errors import DigestInvalid, ManifestInvalid, NameInvalid
+from baepo.registry.errors import DigestInvalid, ManifestInvalid, ManifestUnknown, NameInvalid
 from baepo.registry.references import (
     Digest,
     check_name,
@@ -125,3 +125,8 @@ def test_references(text: str, kind: type) -> None:
             parse_reference(text)
     else:
         assert isinstance(parse_reference(text), kind)
+
+
+def test_reading_a_tag_that_cannot_exist() -> None:
+    with pytest.raises(ManifestUnknown):
+        parse_reference(".INVALID_MANIFEST_NAME", reading=True)

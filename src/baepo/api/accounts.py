@@ -1,6 +1,5 @@
 """`/api/v1/login`, `/api/v1/users`, `/api/v1/tokens`: signing in, users and API tokens."""
 
-
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
@@ -58,8 +57,12 @@ def _user(u: User) -> UserOut:
 
 def _token(t: ApiToken) -> TokenOut:
     return TokenOut(
-        name=t.name, user=t.user, repositories=list(t.repositories), created_at=t.created_at,
-        last_used_at=t.last_used_at, token=t.secret,
+        name=t.name,
+        user=t.user,
+        repositories=list(t.repositories),
+        created_at=t.created_at,
+        last_used_at=t.last_used_at,
+        token=t.secret,
     )
 
 

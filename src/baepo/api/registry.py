@@ -3,7 +3,6 @@
 The OCI API under `/v2` is for registry clients; this is for people and the CLI.
 """
 
-
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
@@ -43,7 +42,8 @@ class PublicIn(BaseModel):
 class GcIn(BaseModel):
     dry_run: bool = False
     grace_seconds: float = Field(
-        default=DEFAULT_GRACE_SECONDS, ge=0,
+        default=DEFAULT_GRACE_SECONDS,
+        ge=0,
         description="blobs and uploads younger than this are kept (pushes in progress)",
     )
 
@@ -88,8 +88,12 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
     async def repositories(me: Me) -> list[RepositoryOut]:
         def work() -> list[RepositoryOut]:
             return [
-                RepositoryOut(name=r.name, public=r.public, tags=len(registry.tags(r.name)),
-                              created_at=r.created_at)
+                RepositoryOut(
+                    name=r.name,
+                    public=r.public,
+                    tags=len(registry.tags(r.name)),
+                    created_at=r.created_at,
+                )
                 for r in registry.repositories()
                 if may(me, r.name, "pull")
             ]
@@ -101,8 +105,14 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
         check(me, name, "pull")
         images = await run_in_threadpool(registry.images, name)
         rows = [
-            TagOut(tag=tag, digest=i.digest, media_type=i.media_type, size=i.size,
-                   pushed_at=i.pushed_at, pushed_by=i.pushed_by)
+            TagOut(
+                tag=tag,
+                digest=i.digest,
+                media_type=i.media_type,
+                size=i.size,
+                pushed_at=i.pushed_at,
+                pushed_by=i.pushed_by,
+            )
             for i in images
             for tag in i.tags
         ]
@@ -112,8 +122,17 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
     async def events(name: str, me: Me) -> list[PushEventOut]:
         check(me, name, "pull")
         found = await run_in_threadpool(registry.push_events, name)
-        return [PushEventOut(repository=e.repository, tag=e.tag, digest=e.digest,
-                             media_type=e.media_type, actor=e.actor, at=e.at) for e in found]
+        return [
+            PushEventOut(
+                repository=e.repository,
+                tag=e.tag,
+                digest=e.digest,
+                media_type=e.media_type,
+                actor=e.actor,
+                at=e.at,
+            )
+            for e in found
+        ]
 
     @router.delete("/repositories/{name:path}/tags/{tag}", status_code=204)
     async def delete_tag(name: str, tag: str, me: Me) -> None:
@@ -142,8 +161,14 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
         report = await run_in_threadpool(
             lambda: registry.gc(dry_run=body.dry_run, grace_seconds=body.grace_seconds)
         )
-        return GcOut(dry_run=report.dry_run, blobs=report.blobs, blob_bytes=report.blob_bytes,
-                     uploads=report.uploads, upload_bytes=report.upload_bytes,
-                     temp_files=report.temp_files, bytes_freed=report.bytes_freed)
+        return GcOut(
+            dry_run=report.dry_run,
+            blobs=report.blobs,
+            blob_bytes=report.blob_bytes,
+            uploads=report.uploads,
+            upload_bytes=report.upload_bytes,
+            temp_files=report.temp_files,
+            bytes_freed=report.bytes_freed,
+        )
 
     return router

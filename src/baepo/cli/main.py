@@ -17,8 +17,10 @@ from baepo.cli.output import console, emit, human_bytes
 from baepo.config import DEFAULT_DATA_DIR
 
 app = typer.Typer(
-    help="Baepo: push an image, get a running service.", no_args_is_help=True,
-    pretty_exceptions_enable=False, add_completion=False,
+    help="Baepo: push an image, get a running service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
 )
 registry_app = typer.Typer(help="Repositories, tags and garbage collection.", no_args_is_help=True)
 users_app = typer.Typer(help="Users (admin only).", no_args_is_help=True)
@@ -68,8 +70,13 @@ def up(
     from baepo.server import run
 
     config = Config(
-        host=host, port=port, data_dir=data_dir.resolve(), domain=domain, http_port=http_port,
-        https_port=https_port, admin_password=os.environ.get("BAEPO_ADMIN_PASSWORD") or None,
+        host=host,
+        port=port,
+        data_dir=data_dir.resolve(),
+        domain=domain,
+        http_port=http_port,
+        https_port=https_port,
+        admin_password=os.environ.get("BAEPO_ADMIN_PASSWORD") or None,
         log_level=log_level.lower(),
     )
     run(config)
@@ -143,7 +150,8 @@ def registry_public(
 ) -> None:
     """Allow anonymous pulls of a repository (or stop allowing them with --off)."""
     Client.from_environment().request(
-        "PUT", f"/api/v1/registry/repositories/{quote(repository)}/public",
+        "PUT",
+        f"/api/v1/registry/repositories/{quote(repository)}/public",
         json={"public": not off},
     )
     console.print(f"{repository} is now {'private' if off else 'public'}")
@@ -186,7 +194,9 @@ def registry_gc(
 @one_line_errors
 def users_ls(as_json: JsonFlag = False) -> None:
     """List users."""
-    emit(Client.from_environment().get("/api/v1/users"), ["name", "is_admin", "created_at"], as_json)
+    emit(
+        Client.from_environment().get("/api/v1/users"), ["name", "is_admin", "created_at"], as_json
+    )
 
 
 @users_app.command("create")

@@ -11,10 +11,11 @@ The zero-downtime order falls out of the rules, one pass at a time:
 1. Exited instances are removed; one of the serving revision is replaced (a "crashed" event).
 2. Missing instances of the serving revision are started.
 3. Each instance of it that passed its health check is added to the route, next to the old ones.
-4. Only once *all* of them are healthy and routed ("cutover") are the others (older revisions,
-   surplus, unhealthy, or all of them when paused or deleting) set to drain; a drained server
-   (no request in flight, or draining for `drain_timeout_s`) leaves the route and its instance
-   is stopped. Instances that were never routed are stopped at cutover directly.
+4. Only once *all* of them are healthy and the route has them ready ("cutover", seen a pass
+   after the one that added them) are the others (older revisions, surplus, unhealthy, or all
+   of them when paused or deleting) set to drain; a drained server (no request in flight, or
+   draining for `drain_timeout_s`) leaves the route and its instance is stopped. Instances
+   that were never routed are stopped at cutover directly.
 5. A deploying operation fails, with nothing else done in that pass, when an instance of the new
    revision exits before it was ever healthy or when the deadline passes before cutover; the
    operation's end puts the desired revision back and the next passes remove the new instances.
@@ -167,7 +168,8 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
         others += target[: len(target) - want]
         target = sorted(target[len(target) - want :], key=_by_name)
     ready = [i for i in target if i.health is Health.HEALTHY and i.address]
-    cutover = len(ready) >= want
+    routed = [i for i in ready if _serving(observed.route, i.name)]
+    cutover = len(routed) >= want
 
     if op is not None and op.kind.deploys and not cutover:
         failure = _deploy_failure(desired, observed, serving, target, dead)
@@ -295,6 +297,11 @@ def _servers(
         else:
             servers.append(current)
     return servers, stops
+
+
+def _serving(route: Route | None, name: str) -> bool:
+    server = route.server(name) if route is not None else None
+    return server is not None and server.state is ServerState.READY
 
 
 def _drained(desired: Desired, observed: Observed, name: str) -> bool:

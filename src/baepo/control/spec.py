@@ -8,7 +8,8 @@ functions).
 
 Fields and defaults (App Runner's):
 
-    name              4 to 40 chars: a lowercase letter, then [a-z0-9-], not ending in '-'
+    name              3 to 40 chars: a lowercase letter, then [a-z0-9-], not ending in '-'
+                      (App Runner wants 4 or more; Baepo allows `app`, its own example)
     image             an image reference (Baepo's registry or any the engine can pull from)
     port              8080
     command           none (the image's own); a string is split like a shell would
@@ -34,7 +35,8 @@ from baepo.control.images import BadReference, ImageName, RegistryLink
 from baepo.router.errors import InvalidRoute
 from baepo.router.table import normalize_hostname
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{2,38}[a-z0-9]$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+"""A DNS label (the service's host name is `<name>.<domain>`) of 3 to 40 characters."""
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MASK = "********"
 """What a secret's value reads as everywhere outside the container."""
@@ -276,7 +278,7 @@ class _Validator:
         if not isinstance(value, str) or not NAME_PATTERN.match(value):
             self.bad(
                 "name",
-                f"{value!r} is not a service name: 4 to 40 characters, a lowercase letter first, "
+                f"{value!r} is not a service name: 3 to 40 characters, a lowercase letter first, "
                 "then lowercase letters, digits or '-', not ending in '-'",
             )
             return ""
@@ -454,4 +456,3 @@ def _parse_memory(value: Any) -> int | None:
     if unit == "gb" or (unit is None and number < 64):
         number *= 1024
     return int(number) if number.is_integer() else None
-

@@ -7,6 +7,7 @@ on first start and must be kept with the database: without it, stored secrets ca
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -21,6 +22,14 @@ class SecretBox:
             self._fernet = Fernet(key)
         except (ValueError, TypeError) as exc:
             raise SecretsUnreadable(f"the secrets key is not a Fernet key: {exc}") from exc
+        self._fingerprint = hashlib.sha256(b"baepo installation\0" + key).hexdigest()[:16]
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable public name for this key, hence for this Baepo installation (its state dir):
+        containers are labelled with it so two Baepos sharing one engine never touch each
+        other's instances."""
+        return self._fingerprint
 
     @staticmethod
     def generate_key() -> bytes:

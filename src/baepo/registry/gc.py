@@ -87,7 +87,7 @@ def collect(
 
 
 def _untagged(registry: Registry, cutoff: datetime, report: GcReport) -> set[int]:
-    with registry._read() as s:
+    with registry.records.read() as s:
         manifests = s.execute(
             sa.select(
                 t.ManifestRecord.id,
@@ -155,7 +155,7 @@ def _delete_manifests(registry: Registry, doomed: set[int]) -> None:
             )
             s.delete(row)
 
-        registry._write(work)
+        registry.records.write(work)
 
 
 def _marked(s: Session) -> set[str]:
@@ -165,7 +165,7 @@ def _marked(s: Session) -> set[str]:
 
 
 def _sweep_blobs(registry: Registry, cutoff: datetime, doomed: set[int], report: GcReport) -> None:
-    with registry._read() as s:
+    with registry.records.read() as s:
         marked = _marked(s)
         if doomed and report.dry_run:  # what the mark would be once they are gone
             marked = set(
@@ -226,7 +226,7 @@ def _sweep_one(registry: Registry, digest: str, cutoff: datetime) -> bool:
         return s.get(t.BlobRecord, digest) is None and bool(s.scalar(sa.select(unreferenced)))
 
     with registry.blob_guard.exclusive():
-        if not registry._write(work):
+        if not registry.records.write(work):
             return False
         try:
             registry.driver.delete(digest)
@@ -237,7 +237,7 @@ def _sweep_one(registry: Registry, digest: str, cutoff: datetime) -> bool:
 
 def _sweep_uploads(registry: Registry, cutoff: datetime, report: GcReport) -> None:
     sessions = registry.uploads
-    with registry._read() as s:
+    with registry.records.read() as s:
         rows = dict(s.execute(sa.select(t.UploadRecord.id, t.UploadRecord.created_at)).all())
     try:
         stored = list(registry.driver.uploads())
@@ -262,7 +262,7 @@ def _sweep_uploads(registry: Registry, cutoff: datetime, report: GcReport) -> No
 
 
 def _forget_upload(registry: Registry, upload_id: str) -> None:
-    registry._write(
+    registry.records.write(
         lambda s: s.execute(sa.delete(t.UploadRecord).where(t.UploadRecord.id == upload_id))
     )
     with contextlib.suppress(StorageError):

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from baepo.registry.errors import DigestInvalid, ManifestInvalid, NameInvalid
+from baepo.registry.errors import DigestInvalid, ManifestInvalid, ManifestUnknown, NameInvalid
 
 MAX_NAME_LENGTH = 255
 
@@ -71,10 +71,14 @@ def parse_digest(text: str) -> Digest:
     return Digest(algorithm, encoded)
 
 
-def parse_reference(text: str) -> str | Digest:
-    """A manifest reference: a Digest, or a tag (str). DigestInvalid / ManifestInvalid."""
+def parse_reference(text: str, *, reading: bool = False) -> str | Digest:
+    """A manifest reference: a Digest, or a tag (str). DigestInvalid for a malformed digest;
+    for a malformed tag ManifestInvalid, or ManifestUnknown when `reading` (no manifest can
+    have that tag: the distribution conformance suite expects a 404)."""
     if ":" in text:
         return parse_digest(text)
     if not is_tag(text):
+        if reading:
+            raise ManifestUnknown("manifest unknown", {"tag": text[:200]})
         raise ManifestInvalid("invalid tag", {"tag": text[:200]})
     return text

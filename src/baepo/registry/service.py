@@ -14,15 +14,13 @@ Consistency rules the methods keep:
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
@@ -39,6 +37,7 @@ from baepo.registry.errors import (
 )
 from baepo.registry.manifests import MAX_MANIFEST_BYTES, Descriptor, parse_manifest
 from baepo.registry.pagination import Page, paginate
+from baepo.registry.records import BlobGuard, Records, storage_call
 from baepo.registry.references import Digest, check_name, parse_digest, parse_reference
 from baepo.storage import BlobInfo, BlobNotFound, StorageDriver, StorageError
 from baepo.store import Database
@@ -55,6 +54,7 @@ class RepositoryInfo:
     name: str
     public: bool
     created_at: datetime
+    tag_count: int = 0  # filled by `repositories()` (one grouped query for all of them)
 
 
 @dataclass(frozen=True)
@@ -100,41 +100,6 @@ class PushEvent:
     at: datetime
 
 
-class BlobGuard:
-    """A readers-writer lock: many commits at once (`shared`), or one sweep (`exclusive`)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                self._cond.notify_all()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
-
-
 class Registry:
     def __init__(
         self,
@@ -155,64 +120,13 @@ class Registry:
         # Commits hold it shared, the garbage collector's sweep exclusively: a blob never
         # disappears while an upload is turning into it.
         self.blob_guard = BlobGuard()
+        self.records = Records(db, clock)
         self.uploads: UploadSessions = UploadSessions(self)
-
-    # -- plumbing --------------------------------------------------------------------------
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        try:
-            with self.db.session() as s:
-                yield s
-        except SQLAlchemyError as exc:
-            raise RegistryUnavailable(f"database error: {exc.__class__.__name__}") from exc
-
-    def _write(self, work: Callable[[Session], T]) -> T:
-        """Run `work` in one transaction, retrying when a concurrent insert won a race."""
-        for attempt in range(4):
-            try:
-                with self.db.session() as s, s.begin():
-                    return work(s)
-            except IntegrityError as exc:
-                if attempt == 3:
-                    raise RegistryUnavailable("database conflict, try again") from exc
-            except SQLAlchemyError as exc:
-                raise RegistryUnavailable(f"database error: {exc.__class__.__name__}") from exc
-        raise AssertionError("unreachable")
-
-    def _repo_id(self, s: Session, name: str, *, create: bool = False) -> int:
-        found = s.scalar(sa.select(t.RepositoryRecord.id).where(t.RepositoryRecord.name == name))
-        if found is not None:
-            return found
-        if not create:
-            raise NameUnknown("repository name not known to registry", {"name": name})
-        record = t.RepositoryRecord(name=name, public=False, created_at=self.clock.now())
-        s.add(record)
-        s.flush()
-        return record.id
-
-    def _upsert_blob(self, s: Session, digest: str, size: int) -> None:
-        now = self.clock.now()
-        touched = s.execute(
-            sa.update(t.BlobRecord).where(t.BlobRecord.digest == digest).values(touched_at=now)
-        )
-        if touched.rowcount == 0:  # type: ignore[attr-defined]
-            s.add(t.BlobRecord(digest=digest, size=size, created_at=now, touched_at=now))
-            s.flush()
-
-    def _link(self, s: Session, repo_id: int, digest: str) -> None:
-        exists = s.scalar(
-            sa.select(sa.func.count())
-            .select_from(t.BlobLink)
-            .where(t.BlobLink.repository_id == repo_id, t.BlobLink.digest == digest)
-        )
-        if not exists:
-            s.add(t.BlobLink(repository_id=repo_id, digest=digest))
-            s.flush()
 
     # -- repositories ----------------------------------------------------------------------
     def is_public(self, name: str) -> bool:
-        with self._read() as s:
-            found = s.scalar(
+        with self.records.conn() as c:
+            found = c.scalar(
                 sa.select(t.RepositoryRecord.public).where(t.RepositoryRecord.name == name)
             )
         return bool(found)
@@ -222,44 +136,53 @@ class Registry:
         check_name(name)
 
         def work(s: Session) -> RepositoryInfo:
-            repo = s.get(t.RepositoryRecord, self._repo_id(s, name, create=True))
+            repo = s.get(t.RepositoryRecord, self.records.repo_id(s, name, create=True))
             assert repo is not None
             if public and not repo.public:
                 repo.public = True
             return RepositoryInfo(repo.name, repo.public, repo.created_at)
 
-        return self._write(work)
+        return self.records.write(work)
 
     def set_public(self, name: str, public: bool) -> None:
         """Allow (or stop) anonymous pulls; creates the repository if it is new."""
         check_name(name)
 
         def work(s: Session) -> None:
-            repo_id = self._repo_id(s, name, create=True)
+            repo_id = self.records.repo_id(s, name, create=True)
             s.execute(
                 sa.update(t.RepositoryRecord)
                 .where(t.RepositoryRecord.id == repo_id)
                 .values(public=public)
             )
 
-        self._write(work)
+        self.records.write(work)
 
     def repository(self, name: str) -> RepositoryInfo:
-        with self._read() as s:
+        with self.records.read() as s:
             repo = s.scalar(sa.select(t.RepositoryRecord).where(t.RepositoryRecord.name == name))
         if repo is None:
             raise NameUnknown("repository name not known to registry", {"name": name})
         return RepositoryInfo(repo.name, repo.public, repo.created_at)
 
     def repositories(self) -> list[RepositoryInfo]:
-        """Every repository, in lexical order."""
-        with self._read() as s:
-            rows = s.scalars(sa.select(t.RepositoryRecord)).all()
-        found = [RepositoryInfo(r.name, r.public, r.created_at) for r in rows]
-        return sorted(found, key=lambda r: r.name.encode())
+        """Every repository, in lexical order, with its number of tags."""
+        counts = (
+            sa.select(t.TagRecord.repository_id, sa.func.count().label("n"))
+            .group_by(t.TagRecord.repository_id)
+            .subquery()
+        )
+        r = t.RepositoryRecord
+        query = sa.select(r.name, r.public, r.created_at, counts.c.n).outerjoin(
+            counts, counts.c.repository_id == r.id
+        )
+        with self.records.read() as s:
+            rows = s.execute(query).all()
+        found = [RepositoryInfo(name, public, at, n or 0) for name, public, at, n in rows]
+        return sorted(found, key=lambda info: info.name.encode())
 
     def catalog(self, n: int | None = None, last: str | None = None) -> Page:
-        with self._read() as s:
+        with self.records.read() as s:
             names = s.scalars(sa.select(t.RepositoryRecord.name)).all()
         return paginate(names, n, last)
 
@@ -267,7 +190,7 @@ class Registry:
         """Forget the repository, its tags, manifests and links (bytes go at the next gc)."""
 
         def work(s: Session) -> list[str]:
-            repo_id = self._repo_id(s, name)
+            repo_id = self.records.repo_id(s, name)
             uploads = s.scalars(
                 sa.select(t.UploadRecord.id).where(t.UploadRecord.repository == name)
             ).all()
@@ -285,7 +208,7 @@ class Registry:
             s.execute(sa.delete(t.RepositoryRecord).where(t.RepositoryRecord.id == repo_id))
             return list(uploads)
 
-        for upload_id in self._write(work):
+        for upload_id in self.records.write(work):
             self.uploads.forget(upload_id)
             with suppress(StorageError):
                 self.driver.delete_upload(upload_id)
@@ -295,8 +218,8 @@ class Registry:
         return self.tag_page(name).items
 
     def tag_page(self, name: str, n: int | None = None, last: str | None = None) -> Page:
-        with self._read() as s:
-            repo_id = self._repo_id(s, name)
+        with self.records.read() as s:
+            repo_id = self.records.repo_id(s, name)
             names = s.scalars(
                 sa.select(t.TagRecord.name).where(t.TagRecord.repository_id == repo_id)
             ).all()
@@ -308,7 +231,7 @@ class Registry:
 
     def delete_tag(self, name: str, tag: str) -> None:
         def work(s: Session) -> None:
-            repo_id = self._repo_id(s, name)
+            repo_id = self.records.repo_id(s, name)
             gone = s.execute(
                 sa.delete(t.TagRecord).where(
                     t.TagRecord.repository_id == repo_id, t.TagRecord.name == tag
@@ -317,25 +240,29 @@ class Registry:
             if gone.rowcount == 0:  # type: ignore[attr-defined]
                 raise ManifestUnknown("manifest tag unknown", {"tag": tag})
 
-        self._write(work)
+        self.records.write(work)
 
     # -- manifests -------------------------------------------------------------------------
     def manifest(self, name: str, reference: str) -> StoredManifest:
-        ref = parse_reference(reference)
-        with self._read() as s:
-            repo_id = self._repo_id(s, name)
-            query = sa.select(t.ManifestRecord).where(t.ManifestRecord.repository_id == repo_id)
-            if isinstance(ref, Digest):
-                query = query.where(t.ManifestRecord.digest == str(ref))
-            else:
-                query = query.join(
-                    t.TagRecord,
-                    sa.and_(
-                        t.TagRecord.repository_id == repo_id,
-                        t.TagRecord.digest == t.ManifestRecord.digest,
-                    ),
-                ).where(t.TagRecord.name == ref)
-            row = s.scalar(query)
+        ref = parse_reference(reference, reading=True)
+        m, r = t.ManifestRecord, t.RepositoryRecord
+        query = (
+            sa.select(r.id, m.digest, m.media_type, m.size)
+            .select_from(r)
+            .outerjoin(m, m.repository_id == r.id)
+            .where(r.name == name)
+        )
+        if isinstance(ref, Digest):
+            query = query.where(m.digest == str(ref))
+        else:
+            tags = t.TagRecord
+            query = query.join(
+                tags, sa.and_(tags.repository_id == r.id, tags.digest == m.digest)
+            ).where(tags.name == ref)
+        with self.records.conn() as c:
+            row = c.execute(query.limit(1)).first()
+            if row is None and c.scalar(sa.select(r.id).where(r.name == name)) is None:
+                raise NameUnknown("repository name not known to registry", {"name": name})
         if row is None:
             raise ManifestUnknown("manifest unknown", {"reference": reference})
         return StoredManifest(name, row.digest, row.media_type, row.size)
@@ -368,14 +295,14 @@ class Registry:
                 "manifest digest did not match", {"expected": str(ref), "actual": str(digest)}
             )
         tag = ref if isinstance(ref, str) else None
-        self._driver_call(lambda: self.driver.put(str(digest), data))
+        storage_call(lambda: self.driver.put(str(digest), data))
         now = self.clock.now()
 
         def work(s: Session) -> None:
-            repo_id = self._repo_id(s, name, create=True)
+            repo_id = self.records.repo_id(s, name, create=True)
             self._check_references(s, repo_id, manifest.blobs, manifest.children)
-            self._upsert_blob(s, str(digest), len(data))
-            self._link(s, repo_id, str(digest))
+            self.records.upsert_blob(s, str(digest), len(data))
+            self.records.link(s, repo_id, str(digest))
             existing = s.scalar(
                 sa.select(t.ManifestRecord.id).where(
                     t.ManifestRecord.repository_id == repo_id,
@@ -415,7 +342,7 @@ class Registry:
                 )
             )
 
-        self._write(work)
+        self.records.write(work)
         self.bus.publish(ImagePushed(name, tag, str(digest), manifest.media_type, actor, now))
         subject = manifest.subject.digest if manifest.subject else None
         return PushResult(name, str(digest), manifest.media_type, len(data), tag, subject)
@@ -474,7 +401,7 @@ class Registry:
         parsed = str(parse_digest(digest))
 
         def work(s: Session) -> None:
-            repo_id = self._repo_id(s, name)
+            repo_id = self.records.repo_id(s, name)
             manifest_id = s.scalar(
                 sa.select(t.ManifestRecord.id).where(
                     t.ManifestRecord.repository_id == repo_id, t.ManifestRecord.digest == parsed
@@ -497,11 +424,11 @@ class Registry:
                 )
             )
 
-        self._write(work)
+        self.records.write(work)
 
     def delete_reference(self, name: str, reference: str) -> None:
         """DELETE /v2/<name>/manifests/<reference>: a tag deletes only the tag."""
-        ref = parse_reference(reference)
+        ref = parse_reference(reference, reading=True)
         if isinstance(ref, Digest):
             self.delete_manifest(name, str(ref))
         else:
@@ -509,8 +436,8 @@ class Registry:
 
     def images(self, name: str) -> list[ImageInfo]:
         """The repository's manifests with their tags, newest first."""
-        with self._read() as s:
-            repo_id = self._repo_id(s, name)
+        with self.records.read() as s:
+            repo_id = self.records.repo_id(s, name)
             rows = s.scalars(
                 sa.select(t.ManifestRecord).where(t.ManifestRecord.repository_id == repo_id)
             ).all()
@@ -543,7 +470,7 @@ class Registry:
         """Descriptors of the manifests in `name` whose subject is `digest` (any repository
         state: an unknown repository or subject has none)."""
         subject = str(parse_digest(digest))
-        with self._read() as s:
+        with self.records.read() as s:
             query = (
                 sa.select(t.ManifestRecord)
                 .join(t.RepositoryRecord, t.RepositoryRecord.id == t.ManifestRecord.repository_id)
@@ -568,8 +495,8 @@ class Registry:
     def blob(self, name: str, digest: str) -> BlobInfo:
         """A blob the repository may serve; BlobUnknown otherwise."""
         parsed = str(parse_digest(digest))
-        with self._read() as s:
-            row = s.execute(
+        with self.records.conn() as c:
+            row = c.execute(
                 sa.select(t.BlobRecord.size, t.BlobRecord.touched_at)
                 .join(t.BlobLink, t.BlobLink.digest == t.BlobRecord.digest)
                 .join(t.RepositoryRecord, t.RepositoryRecord.id == t.BlobLink.repository_id)
@@ -584,7 +511,7 @@ class Registry:
         parsed = str(parse_digest(digest))
 
         def work(s: Session) -> None:
-            repo_id = self._repo_id(s, name)
+            repo_id = self.records.repo_id(s, name)
             gone = s.execute(
                 sa.delete(t.BlobLink).where(
                     t.BlobLink.repository_id == repo_id, t.BlobLink.digest == parsed
@@ -593,7 +520,7 @@ class Registry:
             if gone.rowcount == 0:  # type: ignore[attr-defined]
                 raise BlobUnknown("blob unknown to registry", {"digest": parsed})
 
-        self._write(work)
+        self.records.write(work)
 
     def mount_blob(self, name: str, digest: str, source: str) -> BlobInfo | None:
         """Link a blob of `source` into `name`; None when `source` does not have it."""
@@ -604,30 +531,24 @@ class Registry:
             return None
 
         def work(s: Session) -> None:
-            repo_id = self._repo_id(s, name, create=True)
-            self._upsert_blob(s, info.digest, info.size)
-            self._link(s, repo_id, info.digest)
+            repo_id = self.records.repo_id(s, name, create=True)
+            self.records.upsert_blob(s, info.digest, info.size)
+            self.records.link(s, repo_id, info.digest)
 
-        self._write(work)
+        self.records.write(work)
         return info
 
     def record_blob(self, name: str, info: BlobInfo, upload_id: str | None = None) -> None:
         """A blob was committed by an upload to `name`: remember it, end the session."""
 
         def work(s: Session) -> None:
-            repo_id = self._repo_id(s, name, create=True)
-            self._upsert_blob(s, info.digest, info.size)
-            self._link(s, repo_id, info.digest)
+            repo_id = self.records.repo_id(s, name, create=True)
+            self.records.upsert_blob(s, info.digest, info.size)
+            self.records.link(s, repo_id, info.digest)
             if upload_id is not None:
                 s.execute(sa.delete(t.UploadRecord).where(t.UploadRecord.id == upload_id))
 
-        self._write(work)
-
-    def _driver_call(self, call: Callable[[], T]) -> T:
-        try:
-            return call()
-        except StorageError as exc:
-            raise RegistryUnavailable(f"storage error: {exc}") from exc
+        self.records.write(work)
 
     # -- events and maintenance ------------------------------------------------------------
     def push_events(self, repository: str | None = None, limit: int = 100) -> list[PushEvent]:
@@ -635,7 +556,7 @@ class Registry:
         query = sa.select(t.PushRecord).order_by(t.PushRecord.id.desc()).limit(limit)
         if repository is not None:
             query = query.where(t.PushRecord.repository == repository)
-        with self._read() as s:
+        with self.records.read() as s:
             rows = s.scalars(query).all()
         return [
             PushEvent(r.id, r.repository, r.tag, r.digest, r.media_type, r.actor, r.at)

@@ -39,6 +39,7 @@ from baepo.registry.errors import (
     UploadRangeInvalid,
 )
 from baepo.registry.ranges import ByteRange
+from baepo.registry.records import storage_call
 from baepo.registry.references import Digest
 from baepo.storage import BlobInfo, StorageError, UploadNotFound
 
@@ -81,10 +82,10 @@ class UploadSessions:
         registry = self._registry
 
         def create() -> None:
-            registry._driver_call(lambda: self._driver.create_upload(upload.id))
+            storage_call(lambda: self._driver.create_upload(upload.id))
             if persist:
                 now = registry.clock.now()
-                registry._write(
+                registry.records.write(
                     lambda s: s.add(
                         t.UploadRecord(
                             id=upload.id, repository=repository, created_at=now, updated_at=now
@@ -112,7 +113,7 @@ class UploadSessions:
 
     def _restore(self, repository: str, upload_id: str) -> Upload:
         unknown = BlobUploadUnknown("blob upload unknown to registry", {"uuid": upload_id[:80]})
-        with self._registry._read() as s:
+        with self._registry.records.read() as s:
             row = s.scalar(
                 sa.select(t.UploadRecord.repository).where(t.UploadRecord.id == upload_id)
             )
@@ -150,10 +151,10 @@ class UploadSessions:
             await anyio.to_thread.run_sync(self._delete, upload.id)
 
     def _delete(self, upload_id: str) -> None:
-        self._registry._write(
+        self._registry.records.write(
             lambda s: s.execute(sa.delete(t.UploadRecord).where(t.UploadRecord.id == upload_id))
         )
-        self._registry._driver_call(lambda: self._driver.delete_upload(upload_id))
+        storage_call(lambda: self._driver.delete_upload(upload_id))
 
     # -- data ------------------------------------------------------------------------------
     async def append(
@@ -233,7 +234,7 @@ class UploadSessions:
         def rebuild() -> tuple[int, Any]:
             hasher = Digest("sha256", "").hasher()
             size = 0
-            reader = self._registry._driver_call(lambda: self._driver.read_upload(upload.id))
+            reader = storage_call(lambda: self._driver.read_upload(upload.id))
             try:
                 while chunk := reader.read(READ_CHUNK):
                     hasher.update(chunk)
@@ -274,7 +275,7 @@ class UploadSessions:
 
     def _hash_file(self, upload_id: str, digest: Digest) -> str:
         hasher = digest.hasher()
-        reader = self._registry._driver_call(lambda: self._driver.read_upload(upload_id))
+        reader = storage_call(lambda: self._driver.read_upload(upload_id))
         try:
             while chunk := reader.read(READ_CHUNK):
                 hasher.update(chunk)

@@ -24,6 +24,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
@@ -44,6 +45,7 @@ from baepo.registry.service import Registry
 from baepo.registry.web.responses import ASGIResponse, error_response, json_response
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 BASE = Access("registry", "base", frozenset())
@@ -58,14 +60,16 @@ _REPO_ROUTE = re.compile(
 
 @dataclass
 class Call:
-    """One request, routed and authorized."""
+    """One request, routed; `run` authorizes it (once) before any work is done."""
 
     request: Request
     registry: Registry
     gate: RegistryGate
     name: str = ""
     arg: str = ""
+    wanted: Access = BASE
     principal: Principal = field(default_factory=lambda: Principal(""))
+    authorized: bool = False
 
     @property
     def head(self) -> bool:
@@ -76,29 +80,52 @@ class Call:
         url = self.request.url
         return f"{url.scheme}://{url.netloc}"
 
-    async def authorize(self, wanted: Access, repo: str | None = None) -> Principal:
-        """Check `wanted` with the gate (a repository's public flag allows anonymous pull)."""
-        header = self.request.headers.get("authorization")
-        registry, gate = self.registry, self.gate
+    async def run(self, work: Callable[[], T]) -> T:
+        """Authorize the request (the first time), then do `work`, in one worker-thread trip:
+        a refused caller never sees what the work would have found."""
 
-        def check() -> Principal:
-            public = bool(repo) and wanted.actions <= {"pull"} and registry.is_public(repo or "")
-            return gate.authorize(header, wanted, public=public)
+        def authorized_work() -> T:
+            if not self.authorized:
+                repo = self.name if self.wanted.type == "repository" else None
+                self.principal = self._check(self.wanted, repo)
+                self.authorized = True
+            return work()
 
         try:
-            return await anyio.to_thread.run_sync(check)
-        except AuthenticationRequired as exc:
-            challenge = gate.challenge(self.base_url, None if wanted is BASE else wanted)
-            raise Unauthorized(
+            return await anyio.to_thread.run_sync(authorized_work)
+        except (AuthenticationRequired, AccessDenied) as exc:
+            raise self._refusal(exc, self.wanted) from exc
+
+    async def check(self, wanted: Access, repo: str) -> Principal:
+        """Another scope the request needs (a mount's source repository)."""
+        try:
+            return await anyio.to_thread.run_sync(self._check, wanted, repo)
+        except (AuthenticationRequired, AccessDenied) as exc:
+            raise self._refusal(exc, wanted) from exc
+
+    def _check(self, wanted: Access, repo: str | None) -> Principal:
+        header = self.request.headers.get("authorization")
+        try:
+            return self.gate.authorize(header, wanted, public=False)
+        except (AuthenticationRequired, AccessDenied):
+            # Only a refused pull needs the repository's public flag: most callers never
+            # pay for the lookup.
+            if repo and wanted.actions <= {"pull"} and self.registry.is_public(repo):
+                return self.gate.authorize(header, wanted, public=True)
+            raise
+
+    def _refusal(self, exc: AuthenticationRequired | AccessDenied, wanted: Access) -> RegistryError:
+        if isinstance(exc, AuthenticationRequired):
+            challenge = self.gate.challenge(self.base_url, None if wanted is BASE else wanted)
+            return Unauthorized(
                 str(exc) or None, _scope_detail(wanted), headers={"WWW-Authenticate": challenge}
-            ) from exc
-        except AccessDenied as exc:
-            challenge = gate.challenge(self.base_url, wanted)
-            if "error=" not in challenge:
-                challenge += ',error="insufficient_scope"'
-            raise Denied(
-                str(exc) or None, _scope_detail(wanted), headers={"WWW-Authenticate": challenge}
-            ) from exc
+            )
+        challenge = self.gate.challenge(self.base_url, wanted)
+        if "error=" not in challenge:
+            challenge += ',error="insufficient_scope"'
+        return Denied(
+            str(exc) or None, _scope_detail(wanted), headers={"WWW-Authenticate": challenge}
+        )
 
 
 def _scope_detail(wanted: Access) -> list[dict[str, str]]:
@@ -112,6 +139,9 @@ Handler = Callable[[Call], Awaitable[ASGIResponse]]
 class Route:
     handler: Handler
     actions: tuple[str, ...]  # repository actions; () for the base and catalog routes
+    # The handler's first step is `call.run(lookup)`, which authorizes; the app does not
+    # authorize before it (one worker-thread trip instead of two).
+    deferred: bool = False
 
 
 class RegistryApp:
@@ -123,14 +153,14 @@ class RegistryApp:
         pull, push, delete = ("pull",), ("pull", "push"), ("delete",)
         self._routes: dict[str, dict[str, Route]] = {
             "manifests": {
-                "GET": Route(manifests.get, pull),
-                "HEAD": Route(manifests.get, pull),
+                "GET": Route(manifests.get, pull, deferred=True),
+                "HEAD": Route(manifests.get, pull, deferred=True),
                 "PUT": Route(manifests.put, push),
                 "DELETE": Route(manifests.delete, delete),
             },
             "blobs": {
-                "GET": Route(blobs.get, pull),
-                "HEAD": Route(blobs.get, pull),
+                "GET": Route(blobs.get, pull, deferred=True),
+                "HEAD": Route(blobs.get, pull, deferred=True),
                 "DELETE": Route(blobs.delete, delete),
             },
             "uploads": {"POST": Route(uploads.start, push)},
@@ -186,12 +216,17 @@ class RegistryApp:
                 headers={"Allow": allowed},
             )
         if kind == "base":
-            call.principal = await call.authorize(BASE)
+            call.wanted = BASE
         elif kind == "catalog":
-            call.principal = await call.authorize(CATALOG)
+            call.wanted = CATALOG
         else:
-            call.principal = await call.authorize(repository(call.name, *route.actions), call.name)
-        return await route.handler(call)
+            call.wanted = repository(call.name, *route.actions)
+        if not route.deferred:
+            await call.run(lambda: None)
+        response = await route.handler(call)
+        if not call.authorized:  # fail closed: a handler that skipped the check answers nothing
+            raise RegistryError("request was not authorized")
+        return response
 
 
 def _route(path: str) -> tuple[str, str, str]:

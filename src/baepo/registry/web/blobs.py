@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio.to_thread
+from starlette.responses import Response
 
 from baepo.registry.errors import BlobUnknown, RangeNotSatisfiable, RegistryUnavailable
 from baepo.registry.ranges import parse_range
@@ -14,7 +15,7 @@ from baepo.storage import BlobNotFound, StorageError
 
 async def get(call: Call) -> ASGIResponse:
     digest = str(parse_digest(call.arg))
-    info = await anyio.to_thread.run_sync(call.registry.blob, call.name, digest)
+    info = await call.run(lambda: call.registry.blob(call.name, digest))
     headers = {
         "Content-Type": "application/octet-stream",
         "Docker-Content-Digest": digest,
@@ -23,7 +24,7 @@ async def get(call: Call) -> ASGIResponse:
         "Cache-Control": "max-age=31536000",
     }
     if call.head:
-        return empty(200, headers) if info.size == 0 else _head(info.size, headers)
+        return Response(b"", 200, {**headers, "Content-Length": str(info.size)})
     try:
         wanted = parse_range(call.request.headers.get("range"), info.size)
     except RangeNotSatisfiable as exc:
@@ -40,12 +41,6 @@ async def get(call: Call) -> ASGIResponse:
     except StorageError as exc:
         raise RegistryUnavailable(f"storage error: {exc}") from exc
     return BlobStream(reader, length, status, headers)
-
-
-def _head(size: int, headers: dict[str, str]) -> ASGIResponse:
-    from starlette.responses import Response
-
-    return Response(b"", 200, {**headers, "Content-Length": str(size)})
 
 
 async def delete(call: Call) -> ASGIResponse:

@@ -18,14 +18,14 @@ from baepo.registry.web.responses import ASGIResponse, empty
 
 
 async def get(call: Call) -> ASGIResponse:
-    parse_reference(call.arg)
+    parse_reference(call.arg, reading=True)
     registry = call.registry
 
     def load() -> tuple[StoredManifest, bytes]:
         found = registry.manifest(call.name, call.arg)
         return found, (b"" if call.head else registry.manifest_bytes(found))
 
-    found, data = await anyio.to_thread.run_sync(load)
+    found, data = await call.run(load)
     headers = {
         "Docker-Content-Digest": found.digest,
         "ETag": f'"{found.digest}"',
@@ -65,6 +65,6 @@ async def put(call: Call) -> ASGIResponse:
 
 
 async def delete(call: Call) -> ASGIResponse:
-    parse_reference(call.arg)
+    parse_reference(call.arg, reading=True)
     await anyio.to_thread.run_sync(call.registry.delete_reference, call.name, call.arg)
     return empty(202, {})

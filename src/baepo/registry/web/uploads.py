@@ -84,7 +84,7 @@ async def _mount(call: Call, mount: str | None, source: str | None) -> BlobInfo 
         return None
     try:
         digest = str(parse_digest(mount))
-        await call.authorize(repository(source, "pull"), source)
+        await call.check(repository(source, "pull"), source)
     except RegistryError:
         return None
     return await anyio.to_thread.run_sync(call.registry.mount_blob, call.name, digest, source)

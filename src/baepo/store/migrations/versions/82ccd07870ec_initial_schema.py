@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: da44c453c1f5
+Revision ID: 82ccd07870ec
 Revises:
-Create Date: 2026-11-26 09:48:41.550414
+Create Date: 2026-11-26 10:02:17.890502
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 import baepo.store.types
 
-revision: str = "da44c453c1f5"
+revision: str = "82ccd07870ec"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -36,8 +36,8 @@ def upgrade() -> None:
         "registry_blobs",
         sa.Column("digest", sa.String(length=160), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", baepo.registry.tables.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("touched_at", baepo.registry.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("touched_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("digest"),
     )
     with op.batch_alter_table("registry_blobs", schema=None) as batch_op:
@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(length=160), nullable=False),
         sa.Column("media_type", sa.String(length=255), nullable=False),
         sa.Column("actor", sa.String(length=255), nullable=False),
-        sa.Column("at", baepo.registry.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("registry_push_events", schema=None) as batch_op:
@@ -67,7 +67,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("public", sa.Boolean(), nullable=False),
-        sa.Column("created_at", baepo.registry.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
@@ -75,8 +75,8 @@ def upgrade() -> None:
         "registry_uploads",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("repository", sa.String(length=255), nullable=False),
-        sa.Column("created_at", baepo.registry.tables.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", baepo.registry.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -107,7 +107,7 @@ def upgrade() -> None:
         sa.Column("artifact_type", sa.String(length=255), nullable=True),
         sa.Column("annotations", sa.JSON(), nullable=True),
         sa.Column("pushed_by", sa.String(length=255), nullable=False),
-        sa.Column("created_at", baepo.registry.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["repository_id"], ["registry_repositories.id"], ondelete="CASCADE"
         ),
@@ -140,7 +140,7 @@ def upgrade() -> None:
         sa.Column("repository_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("digest", sa.String(length=160), nullable=False),
-        sa.Column("updated_at", baepo.registry.tables.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["repository_id"], ["registry_repositories.id"], ondelete="CASCADE"
         ),

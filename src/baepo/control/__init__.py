@@ -1,0 +1,97 @@
+"""The control room: services, revisions, operations, and the reconciler that runs them.
+
+`Services` is the facade the API and the CLI call; `Reconciler` is the loop that makes the
+engine and the router match the database. The composition root builds both:
+
+    box = SecretBox(load_or_create_secret_key(secrets_dir / "control.key"))
+    registry = RegistryLink.of(["127.0.0.1:5000", "localhost:5000"], robot_credentials)
+    reconciler = Reconciler(db=db, engine=engine, routes=routes, prober=NetworkProber(),
+                            clock=clock, secrets=box, domain=domain, registry=registry)
+    reconciler.subscribe(bus)            # auto-deploy on ImagePushed
+    services = Services(db=db, engine=engine, secrets=box, clock=clock, domain=domain,
+                        registry=registry, reconciler=reconciler)
+    await reconciler.run()               # until reconciler.stop()
+
+Tables are declared in `baepo.control.tables`; errors in `baepo.control.errors`.
+"""
+
+from baepo.control.errors import (
+    Conflict,
+    ControlError,
+    ControlUnavailable,
+    InvalidServiceSpec,
+    InvalidServiceState,
+    OperationInProgress,
+    OperationNotFound,
+    RevisionNotFound,
+    SecretsUnreadable,
+    ServiceExists,
+    ServiceNotFound,
+)
+from baepo.control.images import ImageName, RegistryLink
+from baepo.control.lifecycle import Timing
+from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
+from baepo.control.planning import Health
+from baepo.control.probes import NetworkProber, Prober, ProbeResult
+from baepo.control.reconciler import Reconciler
+from baepo.control.routing import Routes, RouteState
+from baepo.control.services import Services
+from baepo.control.spec import (
+    CPU_MEMORY,
+    MASK,
+    HealthCheck,
+    ServiceSpec,
+    apply_changes,
+    validate_spec,
+)
+from baepo.control.vault import SecretBox, load_or_create_secret_key
+from baepo.control.views import (
+    EventView,
+    InstanceView,
+    LogLine,
+    OperationView,
+    RevisionView,
+    ServiceView,
+)
+
+__all__ = [
+    "CPU_MEMORY",
+    "MASK",
+    "Conflict",
+    "ControlError",
+    "ControlUnavailable",
+    "EventView",
+    "Health",
+    "HealthCheck",
+    "ImageName",
+    "InstanceView",
+    "InvalidServiceSpec",
+    "InvalidServiceState",
+    "LogLine",
+    "NetworkProber",
+    "OperationInProgress",
+    "OperationKind",
+    "OperationNotFound",
+    "OperationStatus",
+    "OperationView",
+    "ProbeResult",
+    "Prober",
+    "Reconciler",
+    "RegistryLink",
+    "RevisionNotFound",
+    "RevisionView",
+    "RouteState",
+    "Routes",
+    "SecretBox",
+    "SecretsUnreadable",
+    "ServiceExists",
+    "ServiceNotFound",
+    "ServiceSpec",
+    "ServiceStatus",
+    "ServiceView",
+    "Services",
+    "Timing",
+    "apply_changes",
+    "load_or_create_secret_key",
+    "validate_spec",
+]

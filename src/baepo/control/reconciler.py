@@ -1,0 +1,544 @@
+"""The reconciler: the loop that makes the engine and the router match the database.
+
+Level-triggered. Each pass (`tick`) lists Baepo's containers once (by label), and for every live
+service: begins its next pending operation, reads its desired state, reads its route, probes
+the instances that are due, asks `planning.plan` for the next actions and applies them in order,
+stopping at the first that fails (the next pass observes again and retries). Nothing about
+instances is remembered across restarts but health; a new reconciler adopts what runs.
+
+Passes come every `Timing.poll_s` while something moves and every `Timing.idle_s` otherwise;
+events only wake the loop early: an engine event of a managed container (an instance died) or
+an image pushed to Baepo's registry (auto-deploy, see `triggers.py`).
+
+Containers are found by the runtime's labels plus `baepo.installation` (this Baepo's key
+fingerprint), so two Baepos on one engine never adopt or remove each other's. Containers of this
+installation that belong to no live service (a database restored from an older backup) are
+stopped and removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from baepo.clock import Clock
+from baepo.control import records, triggers
+from baepo.control.health import HealthTracker
+from baepo.control.images import ImageName, RegistryLink
+from baepo.control.lifecycle import Lifecycle, Timing
+from baepo.control.operations import OperationKind, OperationStatus
+from baepo.control.planning import (
+    Action,
+    Desired,
+    DesiredOperation,
+    FinishOperation,
+    Health,
+    Observed,
+    ObservedInstance,
+    RecordEvent,
+    RemoveInstance,
+    RemoveRoute,
+    SetRoute,
+    StartInstance,
+    StopInstance,
+    plan,
+)
+from baepo.control.probes import Prober, ProbeResult
+from baepo.control.routing import Routes, RouteState
+from baepo.control.spec import ServiceSpec
+from baepo.control.tables import ServiceRow
+from baepo.control.vault import SecretBox
+from baepo.events import EventBus, ImagePushed
+from baepo.router.errors import RouterError
+from baepo.router.table import ServerState
+from baepo.runtime import (
+    LABEL_INSTANCE,
+    LABEL_REVISION,
+    LABEL_SERVICE,
+    ContainerNotFound,
+    ContainerSpec,
+    Engine,
+    EngineError,
+    ImageNotFound,
+    Instance,
+)
+from baepo.store import Database
+
+log = logging.getLogger(__name__)
+
+LABEL_INSTALLATION = "baepo.installation"
+"""Which Baepo started the container (`SecretBox.fingerprint`): the reconciler adopts, and
+collects as orphans, only containers of its own installation."""
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A revision as the reconciler runs it (immutable, so cached forever)."""
+
+    number: int
+    spec: ServiceSpec
+    image: str
+    digest: str | None
+
+    @property
+    def run_image(self) -> str:
+        return ImageName.parse(self.image).pinned(self.digest) if self.digest else self.image
+
+
+@dataclass(frozen=True)
+class _State:
+    """One service's desired state as read from the database for one pass."""
+
+    service_id: str
+    desired: Desired
+    operation_id: str | None
+    in_flight: bool
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        engine: Engine,
+        routes: Routes,
+        prober: Prober,
+        clock: Clock,
+        secrets: SecretBox,
+        domain: str,
+        registry: RegistryLink | None = None,
+        timing: Timing | None = None,
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._routes = routes
+        self._prober = prober
+        self._clock = clock
+        self._sealer = records.Sealer(secrets)
+        self._installation = secrets.fingerprint
+        self._domain = domain
+        self._registry = registry or RegistryLink()
+        self.timing = timing or Timing()
+        self._lifecycle = Lifecycle(db, engine, self._sealer, clock, self._registry, self.timing)
+        self._health = HealthTracker(clock.monotonic, self.timing.poll_s)
+        self._drain_started: dict[tuple[str, str], datetime] = {}
+        self._revisions: dict[tuple[str, int], Revision] = {}
+        self._last_line: dict[str, str] = {}
+        self._pushes: deque[ImagePushed] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._stopping = threading.Event()
+
+    # -- waking and running --------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Run a pass soon. Safe from any thread."""
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wakeup.set)
+
+    def image_pushed(self, event: ImagePushed) -> None:
+        """EventBus handler: remember the push and wake the loop (never blocks)."""
+        self._pushes.append(event)
+        self.wake()
+
+    def subscribe(self, bus: EventBus) -> Callable[[], None]:
+        return bus.subscribe(ImagePushed, self.image_pushed)
+
+    def health(self, container_id: str) -> Health | None:
+        return self._health.health(container_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wake()
+
+    async def run(self) -> None:
+        """Converge until `stop()`; a pass that raises is logged and retried."""
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        watcher = threading.Thread(target=self._watch_engine, name="baepo-engine-events")
+        watcher.daemon = True
+        watcher.start()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    busy = await self.tick()
+                except Exception:
+                    log.exception("reconcile pass failed")
+                    busy = False
+                await self._nap(self.timing.poll_s if busy else self.timing.idle_s)
+        finally:
+            self._stopping.set()
+            self._loop = None
+
+    async def _nap(self, seconds: float) -> None:
+        assert self._wakeup is not None
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        waker = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+            self._wakeup.clear()
+
+    def _watch_engine(self) -> None:
+        """Wake the loop on every event of a service's container (a crash, a removal)."""
+        while not self._stopping.is_set():
+            try:
+                stream = self._engine.events({})
+            except EngineError as exc:
+                log.warning("cannot watch engine events (%s); retrying", exc)
+                self._stopping.wait(5)
+                continue
+            closer = threading.Thread(target=self._close_on_stop, args=(stream.close,))
+            closer.daemon = True
+            closer.start()
+            try:
+                for event in stream:
+                    if LABEL_SERVICE in event.labels:
+                        self.wake()
+            except EngineError as exc:
+                log.warning("engine event stream ended (%s)", exc)
+            finally:
+                stream.close()
+
+    def _close_on_stop(self, close: Callable[[], None]) -> None:
+        self._stopping.wait()
+        close()
+
+    # -- one pass ------------------------------------------------------------------------
+
+    async def tick(self) -> bool:
+        """One pass over every service; True if something is still in motion."""
+        busy = False
+        while self._pushes:
+            event = self._pushes.popleft()
+            started = await asyncio.to_thread(self._auto_deploy, event)
+            busy = busy or started
+        services = await asyncio.to_thread(self._live_services)
+        try:
+            containers = await asyncio.to_thread(
+                self._engine.list, {LABEL_INSTALLATION: self._installation}
+            )
+        except EngineError as exc:
+            log.warning("cannot list containers: %s", exc)
+            return False
+        ours: dict[str, list[Instance]] = {}
+        for container in containers:
+            if _labelled(container):
+                ours.setdefault(container.labels[LABEL_SERVICE], []).append(container)
+        results = await asyncio.gather(
+            *(self._converge(sid, name, ours.get(name, [])) for sid, name in services),
+            return_exceptions=True,
+        )
+        for (_, name), result in zip(services, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("reconciling %s failed", name, exc_info=result)
+        known = {name for _, name in services}
+        orphans = [c for name, cs in ours.items() if name not in known for c in cs]
+        for orphan in orphans:
+            await self._stop(orphan.id, f"orphan {orphan.name}: its service no longer exists")
+        self._health.forget_all_but(c.id for c in containers)
+        return busy or any(r is not False for r in results) or bool(orphans)
+
+    def _auto_deploy(self, event: ImagePushed) -> bool:
+        with self._db.session() as s, s.begin():
+            started = triggers.auto_deploy(s, event, self._sealer, self._registry, self._clock)
+        return bool(started)
+
+    def _live_services(self) -> list[tuple[str, str]]:
+        with self._db.session() as s:
+            return [(row.id, row.name) for row in records.live_services(s)]
+
+    async def _converge(self, service_id: str, name: str, containers: list[Instance]) -> bool:
+        await self._lifecycle.begin_next(service_id)
+        state = await asyncio.to_thread(self._state, service_id)
+        if state is None:
+            return False
+        try:
+            route_state = await asyncio.to_thread(self._routes.get, name)
+        except RouterError as exc:
+            await self._note(state, f"cannot read the route: {exc}")
+            return True
+        instances = await self._observe(state, containers, route_state)
+        now = self._clock.now()
+        route = route_state.route if route_state else None
+        drain_started = self._drains(name, route_state, now)
+        observed = Observed(
+            now=now,
+            instances=tuple(instances),
+            route=route,
+            in_flight=route_state.in_flight if route_state else {},
+            drain_started=drain_started,
+        )
+        actions = plan(state.desired, observed)
+        for action in actions:
+            try:
+                await self._apply(state, action)
+            except (EngineError, RouterError) as exc:
+                await self._note(state, f"{_verb(action)} failed: {exc}")
+                log.warning("%s: %s failed: %s", name, _verb(action), exc)
+                break
+        moving = any(i.running and i.health is Health.STARTING for i in instances)
+        draining = route is not None and any(s.state is ServerState.DRAIN for s in route.servers)
+        return state.in_flight or moving or draining or bool(actions)
+
+    def _state(self, service_id: str) -> _State | None:
+        with self._db.session() as s:
+            service = s.get(ServiceRow, service_id)
+            if service is None or service.deleted_at is not None:
+                return None
+            spec = self._sealer.spec(service.spec)
+            op = records.operation_in_flight(s, service_id)
+            current = op if op is not None and op.status == OperationStatus.IN_PROGRESS else None
+            check = "health check"
+            if service.revision is not None:
+                revision = self._revision(service_id, service.revision)
+                check = f"health check ({revision.spec.health_check.describe()})"
+            operation = None
+            if current is not None:
+                assert current.started_at is not None and current.deadline is not None
+                operation = DesiredOperation(
+                    current.id, OperationKind(current.kind), current.started_at, current.deadline
+                )
+            desired = Desired(
+                service=service.name,
+                hostnames=(f"{service.name}.{self._domain}", *spec.custom_domains),
+                revision=service.revision,
+                instances=spec.min_instances,
+                max_concurrency=spec.max_concurrency,
+                paused=service.paused,
+                deleting=service.deleting,
+                operation=operation,
+                drain_timeout_s=self.timing.drain_timeout_s,
+                check=check,
+            )
+            return _State(service_id, desired, current.id if current else None, op is not None)
+
+    def _revision(self, service_id: str, number: int) -> Revision:
+        key = (service_id, number)
+        cached = self._revisions.get(key)
+        if cached is None:
+            with self._db.session() as s:
+                row = records.revision(s, service_id, number)
+                cached = Revision(number, self._sealer.spec(row.spec), row.image, row.digest)
+            self._revisions[key] = cached
+        return cached
+
+    async def _observe(
+        self, state: _State, containers: list[Instance], route_state: RouteState | None
+    ) -> list[ObservedInstance]:
+        route = route_state.route if route_state else None
+        checks: list[tuple[Instance, str, Revision]] = []
+        for c in containers:
+            server = route.server(c.labels[LABEL_INSTANCE]) if route else None
+            self._health.adopt(c.id, server is not None and server.state is ServerState.READY)
+            revision = _revision_label(c)
+            if c.running and c.host_port and revision is not None and self._health.due(c.id):
+                try:
+                    rev = await asyncio.to_thread(self._revision, state.service_id, revision)
+                except Exception:  # an instance of a revision we do not know: never healthy
+                    continue
+                checks.append((c, f"127.0.0.1:{c.host_port}", rev))
+        results = await asyncio.gather(*(self._probe(address, rev) for _, address, rev in checks))
+        for (c, _, rev), result in zip(checks, results, strict=True):
+            name = c.labels[LABEL_INSTANCE]
+            change = self._health.record(c.id, name, rev.spec.health_check, result)
+            if change is None:
+                continue
+            if change.health is Health.UNHEALTHY:
+                await self._event(state, "unhealthy", name, change.message)
+            else:
+                await self._note(state, change.message)
+        return [
+            ObservedInstance(
+                id=c.id,
+                name=c.labels[LABEL_INSTANCE],
+                revision=_revision_label(c),
+                running=c.running,
+                exit_code=c.exit_code,
+                address=f"127.0.0.1:{c.host_port}" if c.running and c.host_port else None,
+                health=self._health.health(c.id) or Health.STARTING,
+            )
+            for c in containers
+        ]
+
+    async def _probe(self, address: str, revision: Revision) -> ProbeResult:
+        check = revision.spec.health_check
+        try:
+            return await self._prober.probe(address, check)
+        except Exception as exc:  # a prober must not raise; if it does, the check failed
+            return ProbeResult(False, f"probe error: {exc}")
+
+    def _drains(
+        self, service: str, route_state: RouteState | None, now: datetime
+    ) -> Mapping[str, datetime]:
+        draining = set()
+        if route_state is not None:
+            draining = {
+                s.name for s in route_state.route.servers if s.state is not ServerState.READY
+            }
+        for key in [k for k in self._drain_started if k[0] == service and k[1] not in draining]:
+            del self._drain_started[key]
+        for name in draining:
+            self._drain_started.setdefault((service, name), now)
+        return {name: self._drain_started[(service, name)] for name in draining}
+
+    # -- applying actions ----------------------------------------------------------------
+
+    async def _apply(self, state: _State, action: Action) -> None:
+        name = state.desired.service
+        if isinstance(action, StartInstance):
+            await self._start(state, action.revision)
+        elif isinstance(action, StopInstance):
+            await self._note(state, f"stopping {action.instance.name}: {action.reason}")
+            await self._stop(action.instance.id, action.reason)
+            await self._note(state, f"stopped and removed {action.instance.name}")
+        elif isinstance(action, RemoveInstance):
+            await asyncio.to_thread(self._remove, action.instance.id)
+            self._health.forget(action.instance.id)
+        elif isinstance(action, SetRoute):
+            await asyncio.to_thread(self._routes.put, action.route)
+            now = self._clock.now()
+            for server in action.route.servers:
+                if server.state is not ServerState.READY:
+                    self._drain_started.setdefault((name, server.name), now)
+            for line in action.changes:
+                await self._note(state, line)
+        elif isinstance(action, RemoveRoute):
+            await asyncio.to_thread(self._routes.remove, name)
+            await self._note(state, f"route of {name} removed")
+        elif isinstance(action, RecordEvent):
+            await self._event(state, action.kind, action.instance, action.message)
+        elif isinstance(action, FinishOperation):
+            lines = await asyncio.to_thread(self._logs_of, action.logs_from)
+            await asyncio.to_thread(
+                self._lifecycle.finish,
+                action.operation_id,
+                action.succeeded,
+                action.message,
+                lines,
+                action.revert,
+            )
+            self._last_line.pop(action.operation_id, None)
+
+    async def _start(self, state: _State, number: int) -> None:
+        name = state.desired.service
+        revision = await asyncio.to_thread(self._revision, state.service_id, number)
+        instance = f"{name}-{number}-{secrets.token_hex(3)}"
+        spec = revision.spec
+        container = ContainerSpec(
+            image=revision.run_image,
+            name=f"baepo-{instance}",
+            port=spec.port,
+            command=spec.command,
+            env={"PORT": str(spec.port), **spec.env, **spec.secrets},
+            labels={
+                LABEL_INSTALLATION: self._installation,
+                LABEL_SERVICE: name,
+                LABEL_REVISION: str(number),
+                LABEL_INSTANCE: instance,
+            },
+            cpu=spec.cpu,
+            memory_mb=spec.memory_mb,
+        )
+        try:
+            started = await asyncio.to_thread(self._engine.run, container)
+        except ImageNotFound:
+            # The image was removed from the engine since it was pinned: fetch it again.
+            await self._note(state, f"{revision.run_image} is gone from the engine; pulling it")
+            auth = self._registry.auth_for(ImageName.parse(revision.image))
+            await asyncio.to_thread(self._engine.pull, revision.run_image, auth)
+            started = await asyncio.to_thread(self._engine.run, container)
+        self._health.adopt(started.id, routed=False)
+        await self._note(state, f"started instance {instance} of revision {number}")
+
+    async def _stop(self, container_id: str, reason: str) -> None:
+        with contextlib.suppress(ContainerNotFound):
+            await asyncio.to_thread(self._engine.stop, container_id, self.timing.stop_timeout_s)
+        await asyncio.to_thread(self._remove, container_id)
+        self._health.forget(container_id)
+        log.info("stopped %s: %s", container_id[:12], reason)
+
+    def _remove(self, container_id: str) -> None:
+        with contextlib.suppress(ContainerNotFound):
+            self._engine.remove(container_id)
+
+    def _logs_of(self, instances: Sequence[ObservedInstance]) -> list[str]:
+        lines: list[str] = []
+        for instance in instances:
+            try:
+                text = self._engine.logs(instance.id, tail=self.timing.log_tail)
+            except EngineError as exc:
+                lines.append(f"{instance.name}: logs unavailable: {exc}")
+                continue
+            detail = self._health.detail(instance.id)
+            if detail:
+                lines.append(f"{instance.name}: last health check: {detail}")
+            body = text.splitlines()
+            lines.append(f"{instance.name}: last {len(body)} log lines:" if body else
+                         f"{instance.name}: wrote no log lines")  # fmt: skip
+            lines += [f"{instance.name} | {line}" for line in body]
+        return lines
+
+    # -- records -------------------------------------------------------------------------
+
+    async def _note(self, state: _State, line: str) -> None:
+        """A line in the operation's log (repeats of the last line are dropped)."""
+        op_id = state.operation_id
+        if op_id is None:
+            log.info("%s: %s", state.desired.service, line)
+            return
+        if self._last_line.get(op_id) == line:
+            return
+        self._last_line[op_id] = line
+        await asyncio.to_thread(self._write_line, op_id, line)
+
+    def _write_line(self, op_id: str, line: str) -> None:
+        with self._db.session() as s, s.begin():
+            op = records.operation_by_id(s, op_id)
+            if op.status == OperationStatus.IN_PROGRESS.value:
+                records.log(s, op, self._clock.now(), line)
+
+    async def _event(self, state: _State, kind: str, instance: str, message: str) -> None:
+        def write() -> None:
+            with self._db.session() as s, s.begin():
+                records.record_event(
+                    s, state.service_id, self._clock.now(), kind, message, instance
+                )
+
+        await asyncio.to_thread(write)
+        log.info("%s: %s", state.desired.service, message)
+        if state.operation_id is not None:
+            await self._note(state, message)
+
+
+def _labelled(container: Instance) -> bool:
+    return all(k in container.labels for k in (LABEL_SERVICE, LABEL_REVISION, LABEL_INSTANCE))
+
+
+def _revision_label(container: Instance) -> int | None:
+    try:
+        return int(container.labels.get(LABEL_REVISION, ""))
+    except ValueError:
+        return None
+
+
+def _verb(action: Action) -> str:
+    return {
+        StartInstance: "starting an instance",
+        StopInstance: "stopping an instance",
+        RemoveInstance: "removing an exited instance",
+        SetRoute: "updating the route",
+        RemoveRoute: "removing the route",
+        RecordEvent: "recording an event",
+        FinishOperation: "ending the operation",
+    }[type(action)]

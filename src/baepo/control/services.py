@@ -1,0 +1,335 @@
+"""`Services`: the control room's facade, what the API and the CLI call.
+
+Every change is an operation: the call validates, records the operation as PENDING and returns
+it at once; the reconciler does the work (see `operations.py` for the state machine). Reads
+come from the database, plus the engine for the instances a service runs now.
+
+Foreign errors stop here: SQLAlchemy's become `ControlUnavailable` (or `ServiceExists` for a
+name taken concurrently); an engine that does not answer leaves `instances` empty.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from baepo.clock import Clock
+from baepo.control import records
+from baepo.control.errors import (
+    ControlUnavailable,
+    InvalidServiceSpec,
+    InvalidServiceState,
+    OperationInProgress,
+    ServiceExists,
+)
+from baepo.control.images import BadReference, ImageName, RegistryLink
+from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
+from baepo.control.planning import Health
+from baepo.control.reconciler import LABEL_INSTALLATION
+from baepo.control.spec import ServiceSpec, apply_changes, validate_spec
+from baepo.control.tables import OperationRow, ServiceRow
+from baepo.control.vault import SecretBox
+from baepo.control.views import (
+    EventView,
+    InstanceView,
+    OperationView,
+    RevisionView,
+    ServiceView,
+    event_view,
+    operation_view,
+    revision_view,
+)
+from baepo.runtime import LABEL_INSTANCE, LABEL_REVISION, LABEL_SERVICE, Engine, EngineError
+from baepo.store import Database, StoreError
+
+log = logging.getLogger(__name__)
+
+
+class Reconciling(Protocol):
+    """What the facade needs from the reconciler (`Reconciler` is one)."""
+
+    def wake(self) -> None: ...
+
+    def health(self, container_id: str) -> Health | None: ...
+
+
+class _Detached:
+    def wake(self) -> None:
+        pass
+
+    def health(self, container_id: str) -> Health | None:
+        return None
+
+
+class Services:
+    """`reconciler` is woken after each change and asked for instances' health."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        engine: Engine,
+        secrets: SecretBox,
+        clock: Clock,
+        domain: str,
+        registry: RegistryLink | None = None,
+        reconciler: Reconciling | None = None,
+    ) -> None:
+        self._db = db
+        self._engine = engine
+        self._sealer = records.Sealer(secrets)
+        self._installation = secrets.fingerprint
+        self._clock = clock
+        self._domain = domain
+        self._registry = registry or RegistryLink()
+        self._reconciler: Reconciling = reconciler or _Detached()
+
+    # -- changes -------------------------------------------------------------------------
+
+    def create(self, raw: Mapping[str, Any]) -> tuple[ServiceView, OperationView]:
+        spec = validate_spec(raw, self._registry)
+        now = self._clock.now()
+        try:
+            with self._session() as s, s.begin():
+                if s.scalar(_live(spec.name)) is not None:
+                    raise ServiceExists(f"a service named {spec.name!r} exists")
+                self._check_domains(s, spec)
+                service = ServiceRow(
+                    id=records.new_id(),
+                    name=spec.name,
+                    spec=self._sealer.document(spec),
+                    status=ServiceStatus.OPERATION_IN_PROGRESS.value,
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(service)
+                s.flush()
+                op = records.add_operation(s, service, OperationKind.CREATE_SERVICE, now)
+                result = self._view(s, service, instances=()), operation_view(op, spec.name)
+        except IntegrityError as exc:
+            raise ServiceExists(f"a service named {spec.name!r} exists") from exc
+        self._reconciler.wake()
+        return result
+
+    def update(self, name: str, changes: Mapping[str, Any]) -> OperationView:
+        """Change the configuration; a new revision when instances must change."""
+
+        def change(s: Session, service: ServiceRow) -> OperationRow:
+            self._require_running(service, "update")
+            spec = apply_changes(self._sealer.spec(service.spec), changes, self._registry)
+            self._check_domains(s, spec)
+            payload = {"spec": self._sealer.document(spec)}
+            return self._add(s, service, OperationKind.UPDATE_SERVICE, payload)
+
+        return self._change(name, change)
+
+    def deploy(self, name: str, image: str | None = None) -> OperationView:
+        """Deploy the image again (its tag may point elsewhere now), or `image` instead."""
+        if image is not None:
+            try:
+                ImageName.parse(image)
+            except BadReference as exc:
+                raise InvalidServiceSpec([("image", f"{image!r}: {exc}")]) from exc
+
+        def change(s: Session, service: ServiceRow) -> OperationRow:
+            self._require_running(service, "deploy")
+            payload = {"image": image} if image else {}
+            return self._add(s, service, OperationKind.START_DEPLOYMENT, payload)
+
+        return self._change(name, change)
+
+    def rollback(self, name: str, to_revision: int) -> OperationView:
+        """Serve revision `to_revision` again (its image digest and its configuration)."""
+
+        def change(s: Session, service: ServiceRow) -> OperationRow:
+            self._require_running(service, "roll back")
+            records.revision(s, service.id, to_revision)  # RevisionNotFound
+            payload = {"revision": to_revision}
+            return self._add(s, service, OperationKind.ROLLBACK_SERVICE, payload)
+
+        return self._change(name, change)
+
+    def pause(self, name: str) -> OperationView:
+        def change(s: Session, service: ServiceRow) -> OperationRow:
+            self._require_running(service, "pause")
+            if service.active_revision is None:
+                raise InvalidServiceState(f"{name} has never run; there is nothing to pause")
+            return self._add(s, service, OperationKind.PAUSE_SERVICE, {})
+
+        return self._change(name, change)
+
+    def resume(self, name: str) -> OperationView:
+        def change(s: Session, service: ServiceRow) -> OperationRow:
+            if not service.paused or service.deleting:
+                raise InvalidServiceState(f"{name} is not paused ({service.status})")
+            return self._add(s, service, OperationKind.RESUME_SERVICE, {})
+
+        return self._change(name, change)
+
+    def delete(self, name: str) -> OperationView:
+        """Delete the service; whatever operation waits or runs is cancelled."""
+
+        def change(s: Session, service: ServiceRow) -> OperationRow:
+            now = self._clock.now()
+            for op in records.operations_in_flight(s, service.id):
+                op.status = OperationStatus.FAILED.value
+                op.ended_at = now
+                op.message = "cancelled: the service is being deleted"
+                records.log(s, op, now, f"FAILED: {op.message}")
+            return self._add(s, service, OperationKind.DELETE_SERVICE, {}, idle=False)
+
+        return self._change(name, change)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def list(self) -> builtins.list[ServiceView]:
+        running = self._instances({})
+        with self._session() as s:
+            return [
+                self._view(s, row, running.get(row.name, ())) for row in records.live_services(s)
+            ]
+
+    def describe(self, name: str) -> ServiceView:
+        running = self._instances({LABEL_SERVICE: name})
+        with self._session() as s:
+            return self._view(s, records.live_service(s, name), running.get(name, ()))
+
+    def operations(self, name: str) -> builtins.list[OperationView]:
+        """Newest first, without their logs (`operation(id)` has the log)."""
+        with self._session() as s:
+            service = records.live_service(s, name)
+            return [operation_view(op, name) for op in records.operations(s, service.id)]
+
+    def operation(self, operation_id: str) -> OperationView:
+        with self._session() as s:
+            op = records.operation_by_id(s, operation_id)
+            service = s.get(ServiceRow, op.service_id)
+            assert service is not None
+            return operation_view(op, service.name, records.operation_log(s, op))
+
+    def revisions(self, name: str) -> builtins.list[RevisionView]:
+        """Newest first, configurations masked."""
+        with self._session() as s:
+            service = records.live_service(s, name)
+            return [
+                revision_view(row, service, self._sealer.spec(row.spec).masked())
+                for row in records.revisions(s, service.id)
+            ]
+
+    def events(self, name: str) -> builtins.list[EventView]:
+        """Newest first."""
+        with self._session() as s:
+            service = records.live_service(s, name)
+            return [event_view(row) for row in records.events(s, service.id)]
+
+    # -- internals -----------------------------------------------------------------------
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        try:
+            with self._db.session() as s:
+                yield s
+        except IntegrityError:
+            raise
+        except (SQLAlchemyError, StoreError) as exc:
+            raise ControlUnavailable(f"the state database cannot be used: {exc}") from exc
+
+    def _change(
+        self, name: str, change: Callable[[Session, ServiceRow], OperationRow]
+    ) -> OperationView:
+        with self._session() as s, s.begin():
+            service = records.live_service(s, name)
+            op = change(s, service)
+            view = operation_view(op, name)
+        self._reconciler.wake()
+        return view
+
+    def _add(
+        self,
+        s: Session,
+        service: ServiceRow,
+        kind: OperationKind,
+        payload: dict[str, Any],
+        idle: bool = True,
+    ) -> OperationRow:
+        if idle:
+            busy = records.operations_in_flight(s, service.id)
+            if busy:
+                raise OperationInProgress(
+                    f"{service.name} has an operation in flight ({busy[0].kind} {busy[0].id}, "
+                    f"{busy[0].status}); wait for it to end"
+                )
+        return records.add_operation(s, service, kind, self._clock.now(), payload)
+
+    def _require_running(self, service: ServiceRow, verb: str) -> None:
+        if service.deleting:
+            raise InvalidServiceState(f"cannot {verb} {service.name}: it is being deleted")
+        if service.paused:
+            raise InvalidServiceState(f"cannot {verb} {service.name}: it is paused; resume it")
+
+    def _check_domains(self, s: Session, spec: ServiceSpec) -> None:
+        problems: builtins.list[tuple[str, str]] = []
+        for host in spec.custom_domains:
+            if host == self._domain or host.endswith(f".{self._domain}"):
+                problems.append(
+                    ("custom_domains", f"{host} is under {self._domain}, where service names live")
+                )
+            elif (owner := records.domain_owner(s, host, spec.name)) is not None:
+                problems.append(("custom_domains", f"{host} is already used by {owner}"))
+        if problems:
+            raise InvalidServiceSpec(problems)
+
+    def _instances(self, labels: Mapping[str, str]) -> dict[str, tuple[InstanceView, ...]]:
+        try:
+            containers = self._engine.list({**labels, LABEL_INSTALLATION: self._installation})
+        except EngineError as exc:
+            log.warning("cannot list instances: %s", exc)
+            return {}
+        found: dict[str, builtins.list[InstanceView]] = {}
+        for c in containers:
+            service, instance = c.labels.get(LABEL_SERVICE), c.labels.get(LABEL_INSTANCE)
+            if service is None or instance is None:
+                continue
+            revision = c.labels.get(LABEL_REVISION, "")
+            health = self._reconciler.health(c.id)
+            found.setdefault(service, []).append(
+                InstanceView(
+                    id=instance,
+                    container=c.id,
+                    revision=int(revision) if revision.isdigit() else None,
+                    state=c.state,
+                    health=health.value if health is not None else "unknown",
+                    address=f"127.0.0.1:{c.host_port}" if c.host_port else None,
+                    started_at=c.started_at,
+                    exit_code=c.exit_code,
+                )
+            )
+        return {k: tuple(sorted(v, key=lambda i: i.id)) for k, v in found.items()}
+
+    def _view(
+        self, s: Session, service: ServiceRow, instances: tuple[InstanceView, ...]
+    ) -> ServiceView:
+        in_flight = records.operation_in_flight(s, service.id)
+        return ServiceView(
+            name=service.name,
+            status=service.status,
+            url=f"https://{service.name}.{self._domain}",
+            revision=service.revision,
+            active_revision=service.active_revision,
+            config=self._sealer.spec(service.spec).masked(),
+            instances=instances,
+            operation=in_flight.id if in_flight else None,
+            created_at=service.created_at,
+            updated_at=service.updated_at,
+        )
+
+
+def _live(name: str) -> sa.Select[Any]:
+    return sa.select(ServiceRow.id).where(ServiceRow.name == name, ServiceRow.deleted_at.is_(None))

@@ -1,0 +1,322 @@
+"""The deploy flow on fakes: MemoryEngine, MemoryRoutes, FakeProber, FakeClock.
+
+What a user would notice: a deploy never leaves the service without a ready server, the new
+revision gets requests only once healthy, a bad revision fails with its logs while the old one
+keeps serving, and crashed or vanished instances come back.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from baepo.router.table import ServerState
+from tests.control.conftest import World, app_image
+
+pytestmark = pytest.mark.anyio
+
+APP_1 = "localhost:5000/team/app:1"
+APP_2 = "localhost:5000/team/app:2"
+
+
+async def create_app(world: World, **fields: object) -> str:
+    _, op = world.services.create({"name": "app", "image": APP_1, **fields})
+    await world.settle(world.done(op.id))
+    assert world.status(op.id) == "SUCCEEDED", world.services.operation(op.id).log
+    (instance,) = world.containers(running=True)
+    return str(instance.labels["baepo.instance"])
+
+
+def serving_gaps(world: World) -> list[int]:
+    """Indexes of route changes that left the service with no ready server after it had one."""
+    seen_ready = False
+    gaps = []
+    for index, route in enumerate(world.routes.history):
+        ready = [s for s in route.servers if s.state is ServerState.READY]
+        if ready:
+            seen_ready = True
+        elif seen_ready and not route.paused:
+            gaps.append(index)
+    return gaps
+
+
+async def test_create_pulls_pins_starts_checks_and_routes(world: World) -> None:
+    instance = await create_app(world)
+    view = world.services.describe("app")
+    assert view.status == "RUNNING"
+    assert view.url == "https://app.localhost"
+    assert (view.revision, view.active_revision) == (1, 1)
+    assert [i.id for i in view.instances] == [instance]
+    assert view.instances[0].health == "healthy"
+    assert world.routes.ready("app") == {instance}
+    assert world.routes.routes["app"].hostnames == ("app.localhost",)
+    (revision,) = world.services.revisions("app")
+    assert revision.digest == app_image("1").digest
+    assert revision.active
+    (container,) = world.containers()
+    assert container.image == f"localhost:5000/team/app@{revision.digest}"  # pinned
+
+
+async def test_a_deploy_moves_traffic_only_once_the_new_revision_is_healthy(world: World) -> None:
+    old = await create_app(world)
+    world.prober.sick_images.add(app_image("2").digest)
+    op = world.services.deploy("app", image=APP_2)
+    await world.settle(lambda: len(world.containers(running=True)) == 2)
+    for _ in range(20):  # the new one keeps failing its check: nothing changes for traffic
+        await world.reconciler.tick()
+        world.clock.advance(0.25)
+    assert world.routes.ready("app") == {old}
+    assert world.status(op.id) == "IN_PROGRESS"
+    assert world.services.describe("app").status == "OPERATION_IN_PROGRESS"
+
+    world.prober.sick_images.clear()
+    await world.settle(world.done(op.id))
+    assert world.status(op.id) == "SUCCEEDED"
+    (new,) = world.containers(running=True)
+    assert new.labels["baepo.revision"] == "2"
+    assert world.routes.ready("app") == {new.labels["baepo.instance"]}
+    assert world.containers() == [new]  # the old one is stopped and removed
+    assert serving_gaps(world) == []
+    view = world.services.describe("app")
+    assert (view.status, view.revision, view.active_revision) == ("RUNNING", 2, 2)
+    lines = [line.line for line in world.services.operation(op.id).log]
+    assert any("passed its health check" in line for line in lines)
+    assert any(line.startswith("draining") for line in lines)
+    assert any("stopped and removed" in line for line in lines)
+
+
+async def test_draining_waits_for_requests_in_flight_up_to_the_drain_timeout(
+    world: World,
+) -> None:
+    old = await create_app(world)
+    world.routes.in_flight["app"] = {old: 4}  # long requests that never finish
+    op = world.services.deploy("app", image=APP_2)
+    await world.settle(
+        lambda: (
+            (s := world.routes.routes["app"].server(old)) is not None
+            and s.state is ServerState.DRAIN
+        )
+    )
+    drain_began = world.clock.monotonic()
+    await world.settle(lambda: old not in {s.name for s in world.routes.routes["app"].servers})
+    waited = world.clock.monotonic() - drain_began
+    assert 30 <= waited < 31  # drained for the whole timeout, in milliseconds of real time
+    await world.settle(world.done(op.id))
+    assert world.status(op.id) == "SUCCEEDED"
+
+
+async def test_draining_ends_as_soon_as_nothing_is_in_flight(world: World) -> None:
+    old = await create_app(world)
+    world.routes.in_flight["app"] = {old: 2}
+    op = world.services.deploy("app", image=APP_2)
+    await world.settle(
+        lambda: (
+            (s := world.routes.routes["app"].server(old)) is not None
+            and s.state is ServerState.DRAIN
+        )
+    )
+    for _ in range(8):
+        await world.reconciler.tick()
+        world.clock.advance(0.25)
+    assert world.routes.routes["app"].server(old) is not None  # still draining
+    world.routes.in_flight["app"] = {old: 0}
+    passes = await world.settle(world.done(op.id))
+    assert passes < 5
+    assert world.status(op.id) == "SUCCEEDED"
+
+
+async def test_a_revision_that_never_gets_healthy_fails_and_the_old_one_keeps_serving(
+    world: World,
+) -> None:
+    old = await create_app(world)
+    broken = app_image("3", respond=None, logs=["boom: refusing to listen on :8080"])
+    world.engine.push(broken)
+    world.prober.sick_images.add(broken.digest)
+    op = world.services.deploy("app", image="localhost:5000/team/app:3")
+    await world.settle(world.done(op.id))
+    result = world.services.operation(op.id)
+    assert result.status == "FAILED"
+    assert "revision 2 did not pass its health check (TCP connect) within 60 s" in result.message
+    assert "revision 1 keeps serving" in result.message
+    lines = "\n".join(line.line for line in result.log)
+    assert "boom: refusing to listen on :8080" in lines  # the new container's last log lines
+    assert "connection refused" in lines  # and its last health check
+    assert world.routes.ready("app") == {old}
+    assert serving_gaps(world) == []
+    await world.settle(lambda: len(world.containers()) == 1)
+    (left,) = world.containers()
+    assert left.labels["baepo.instance"] == old
+    view = world.services.describe("app")
+    assert (view.status, view.revision, view.active_revision) == ("RUNNING", 1, 1)
+    assert view.config["image"] == APP_1
+
+
+async def test_a_revision_that_crashes_at_start_fails_at_once(world: World) -> None:
+    old = await create_app(world)
+    world.engine.push(app_image("4", exit_code=2, logs=["fatal: DATABASE_URL is not set"]))
+    op = world.services.deploy("app", image="localhost:5000/team/app:4")
+    passes = await world.settle(world.done(op.id))
+    assert passes < 10  # not the 60 s deadline
+    result = world.services.operation(op.id)
+    assert result.status == "FAILED"
+    assert "exited with code 2 before passing its health check" in result.message
+    assert "fatal: DATABASE_URL is not set" in "\n".join(line.line for line in result.log)
+    assert world.routes.ready("app") == {old}
+
+
+async def test_a_crashed_instance_is_replaced_and_the_event_recorded(world: World) -> None:
+    old = await create_app(world)
+    (container,) = world.containers(running=True)
+    world.engine.crash(container.id, exit_code=139, log="segfault")
+    await world.settle(lambda: bool(world.routes.ready("app") - {old}))
+    (replacement,) = world.containers()
+    assert replacement.running and replacement.labels["baepo.instance"] != old
+    (event,) = world.services.events("app")
+    assert event.kind == "crashed" and event.instance == old
+    assert "exited with code 139; replacing it" in event.message
+
+
+async def test_a_removed_instance_is_replaced(world: World) -> None:
+    old = await create_app(world)
+    (container,) = world.containers()
+    world.engine.remove(container.id)
+    await world.settle(lambda: bool(world.routes.ready("app") - {old}))
+    assert [e.kind for e in world.services.events("app")] == ["removed"]
+    assert len(world.containers()) == 1
+
+
+async def test_an_instance_that_turns_unhealthy_is_replaced(world: World) -> None:
+    old = await create_app(world)
+    (container,) = world.containers()
+    world.prober.sick_instances.add(container.id)
+    passes = await world.settle(lambda: bool(world.routes.ready("app") - {old}))
+    assert passes >= 4 * 5 / 0.25  # five failures, one every 5 s, before it is given up
+    await world.settle(lambda: len(world.containers()) == 1)
+    assert world.containers()[0].id != container.id
+    events = world.services.events("app")
+    assert events[0].kind == "unhealthy"
+    assert "failed 5 health checks in a row" in events[0].message
+    assert serving_gaps(world) == []
+
+
+async def test_scaling_the_minimum_adds_instances_without_a_new_revision(world: World) -> None:
+    await create_app(world)
+    op = world.services.update("app", {"min_instances": 3, "max_concurrency": 10})
+    await world.settle(world.done(op.id))
+    assert world.status(op.id) == "SUCCEEDED"
+    assert len(world.routes.ready("app")) == 3
+    assert world.routes.routes["app"].max_concurrency == 10
+    assert world.services.describe("app").revision == 1
+
+
+async def test_an_update_of_the_environment_makes_a_new_revision(world: World) -> None:
+    await create_app(world)
+    op = world.services.update("app", {"env": {"MESSAGE": "hi"}})
+    await world.settle(world.done(op.id))
+    assert world.status(op.id) == "SUCCEEDED"
+    assert [r.number for r in world.services.revisions("app")] == [2, 1]
+    assert world.containers()[0].labels["baepo.revision"] == "2"
+
+
+async def test_rollback_serves_an_earlier_revision_again(world: World) -> None:
+    await create_app(world)
+    deploy = world.services.deploy("app", image=APP_2)
+    await world.settle(world.done(deploy.id))
+    op = world.services.rollback("app", 1)
+    await world.settle(world.done(op.id))
+    assert world.status(op.id) == "SUCCEEDED"
+    view = world.services.describe("app")
+    assert (view.revision, view.active_revision) == (1, 1)
+    assert view.config["image"] == APP_1
+    (container,) = world.containers()
+    assert container.image.endswith(app_image("1").digest)
+    assert [(r.number, r.active) for r in world.services.revisions("app")] == [
+        (2, False),
+        (1, True),
+    ]
+    assert serving_gaps(world) == []
+
+
+async def test_pause_keeps_the_url_with_a_paused_page_and_resume_brings_it_back(
+    world: World,
+) -> None:
+    await create_app(world)
+    pause = world.services.pause("app")
+    await world.settle(world.done(pause.id))
+    assert world.status(pause.id) == "SUCCEEDED"
+    assert world.services.describe("app").status == "PAUSED"
+    assert world.containers() == []
+    route = world.routes.routes["app"]
+    assert route.paused and route.servers == () and route.hostnames == ("app.localhost",)
+
+    resume = world.services.resume("app")
+    await world.settle(world.done(resume.id))
+    assert world.status(resume.id) == "SUCCEEDED"
+    view = world.services.describe("app")
+    assert (view.status, view.revision) == ("RUNNING", 1)
+    assert not world.routes.routes["app"].paused
+    assert len(world.routes.ready("app")) == 1
+
+
+async def test_delete_stops_everything_and_frees_the_name(world: World) -> None:
+    await create_app(world)
+    op = world.services.delete("app")
+    await world.settle(world.done(op.id))
+    assert world.status(op.id) == "SUCCEEDED"
+    assert world.containers() == []
+    assert "app" not in world.routes.routes
+    assert world.services.list() == []
+    assert world.services.operation(op.id).service == "app"  # still readable
+    _, again = world.services.create({"name": "app", "image": APP_2})
+    await world.settle(world.done(again.id))
+    assert world.status(again.id) == "SUCCEEDED"
+
+
+async def test_an_image_that_cannot_be_pulled_fails_the_create(world: World) -> None:
+    _, op = world.services.create({"name": "app", "image": "localhost:5000/team/nope:1"})
+    await world.settle(world.done(op.id))
+    result = world.services.operation(op.id)
+    assert result.status == "FAILED"
+    assert "cannot pull localhost:5000/team/nope:1" in result.message
+    assert world.services.describe("app").status == "CREATE_FAILED"
+    assert world.containers() == []
+
+
+async def test_a_local_image_runs_unpinned(world: World) -> None:
+    _, op = world.services.create({"name": "hello", "image": "baepo-test/hello:1"})
+    await world.settle(world.done(op.id))
+    assert world.status(op.id) == "SUCCEEDED"
+    (revision,) = world.services.revisions("hello")
+    assert revision.digest is None
+    log = [line.line for line in world.services.operation(op.id).log]
+    assert any("not in a registry; using the local image" in line for line in log)
+
+
+async def test_the_router_being_down_is_retried_not_fatal(world: World) -> None:
+    _, op = world.services.create({"name": "app", "image": APP_1})
+    world.routes.available = False
+    for _ in range(10):
+        await world.reconciler.tick()
+        world.clock.advance(0.25)
+    assert world.status(op.id) == "IN_PROGRESS"
+    world.routes.available = True
+    await world.settle(world.done(op.id))
+    assert world.status(op.id) == "SUCCEEDED"
+    assert len(world.containers()) == 1
+
+
+async def test_containers_of_no_service_are_removed_but_only_this_installations(
+    world: World,
+) -> None:
+    from baepo.control.reconciler import LABEL_INSTALLATION
+    from baepo.runtime import ContainerSpec
+
+    ghost = {"baepo.service": "ghost", "baepo.revision": "1", "baepo.instance": "ghost-1-abc"}
+    ours = {**ghost, LABEL_INSTALLATION: world.box.fingerprint}
+    theirs = {**ghost, "baepo.instance": "ghost-1-def", LABEL_INSTALLATION: "another-baepo"}
+    world.engine.run(ContainerSpec(image="baepo-test/hello:1", labels=ours))
+    world.engine.run(ContainerSpec(image="baepo-test/hello:1", labels=theirs))
+    world.engine.run(ContainerSpec(image="baepo-test/hello:1", labels={"baepo.pipeline": "x"}))
+    await world.reconciler.tick()
+    left = world.engine.list({"baepo.service": "ghost"})
+    assert [c.labels["baepo.instance"] for c in left] == ["ghost-1-def"]
+    assert len(world.engine.list({"baepo.pipeline": "x"})) == 1  # not ours to touch

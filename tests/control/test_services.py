@@ -1,0 +1,183 @@
+"""The facade: what the API and CLI get back, and what they are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from baepo.control import (
+    MASK,
+    InvalidServiceSpec,
+    InvalidServiceState,
+    OperationInProgress,
+    OperationNotFound,
+    RevisionNotFound,
+    SecretBox,
+    SecretsUnreadable,
+    ServiceExists,
+    ServiceNotFound,
+    load_or_create_secret_key,
+)
+from baepo.control.tables import RevisionRow, ServiceRow
+from baepo.runtime import FakeImage
+from tests.control.conftest import CREDENTIALS, World
+
+pytestmark = pytest.mark.anyio
+
+APP_1 = "localhost:5000/team/app:1"
+
+
+async def test_create_answers_at_once_with_a_pending_operation(world: World) -> None:
+    service, op = world.services.create({"name": "app", "image": APP_1})
+    assert service.status == "OPERATION_IN_PROGRESS"
+    assert service.revision is None and service.instances == ()
+    assert (op.kind, op.status) == ("CREATE_SERVICE", "PENDING")
+    assert service.operation == op.id
+    assert [s.name for s in world.services.list()] == ["app"]
+
+
+async def test_a_bad_spec_is_refused_and_nothing_is_stored(world: World) -> None:
+    with pytest.raises(InvalidServiceSpec) as caught:
+        world.services.create({"name": "app", "image": APP_1, "cpu": 3})
+    assert caught.value.field == "cpu"
+    assert world.services.list() == []
+
+
+async def test_a_name_is_taken_once(world: World) -> None:
+    world.services.create({"name": "app", "image": APP_1})
+    with pytest.raises(ServiceExists):
+        world.services.create({"name": "app", "image": APP_1})
+
+
+async def test_custom_domains_are_checked_against_the_domain_and_other_services(
+    world: World,
+) -> None:
+    with pytest.raises(InvalidServiceSpec, match="under localhost"):
+        world.services.create(
+            {"name": "app", "image": APP_1, "custom_domains": ["other.localhost"]}
+        )
+    world.services.create({"name": "one", "image": APP_1, "custom_domains": ["www.example.com"]})
+    with pytest.raises(InvalidServiceSpec, match="already used by one"):
+        world.services.create(
+            {"name": "two", "image": APP_1, "custom_domains": ["www.example.com"]}
+        )
+
+
+async def test_one_operation_at_a_time(world: World) -> None:
+    _, op = world.services.create({"name": "app", "image": APP_1})
+    with pytest.raises(OperationInProgress, match=op.id):
+        world.services.update("app", {"port": 9000})
+    with pytest.raises(OperationInProgress):
+        world.services.deploy("app")
+    await world.settle(world.done(op.id))
+    world.services.update("app", {"port": 9000})
+
+
+async def test_state_rules(world: World) -> None:
+    _, op = world.services.create({"name": "app", "image": APP_1})
+    await world.settle(world.done(op.id))
+    with pytest.raises(InvalidServiceState, match="not paused"):
+        world.services.resume("app")
+    with pytest.raises(RevisionNotFound):
+        world.services.rollback("app", 7)
+    with pytest.raises(InvalidServiceSpec):
+        world.services.deploy("app", image="Not An Image")
+    pause = world.services.pause("app")
+    await world.settle(world.done(pause.id))
+    with pytest.raises(InvalidServiceState, match="paused"):
+        world.services.deploy("app")
+    with pytest.raises(ServiceNotFound):
+        world.services.describe("nope")
+    with pytest.raises(OperationNotFound):
+        world.services.operation("0" * 32)
+
+
+async def test_secrets_are_sealed_at_rest_masked_when_read_and_given_to_the_instance(
+    world: World,
+) -> None:
+    def respond(path: str, env: object) -> tuple[int, str]:
+        assert isinstance(env, dict)
+        return 200, f"{env.get('DB_PASSWORD')} {env.get('MODE')} {env.get('PORT')}"
+
+    world.engine.push(
+        FakeImage(ref="localhost:5000/team/env:1", respond=respond, credentials=CREDENTIALS)
+    )
+    _, op = world.services.create(
+        {
+            "name": "env",
+            "image": "localhost:5000/team/env:1",
+            "env": {"MODE": "prod"},
+            "secrets": {"DB_PASSWORD": "hunter2"},
+        }
+    )
+    await world.settle(world.done(op.id))
+    view = world.services.describe("env")
+    assert view.config["secrets"] == {"DB_PASSWORD": MASK}
+    assert view.config["env"] == {"MODE": "prod"}
+    assert world.services.revisions("env")[0].config["secrets"] == {"DB_PASSWORD": MASK}
+    with world.db.session() as s:
+        stored = str(s.scalars(sa.select(ServiceRow.spec)).all())
+        stored += str(s.scalars(sa.select(RevisionRow.spec)).all())
+    assert "hunter2" not in stored and "DB_PASSWORD" in stored
+    (instance,) = view.instances
+    assert instance.address is not None
+    body = httpx.get(f"http://{instance.address}/", timeout=5).text
+    assert body == "hunter2 prod 8080"
+
+
+async def test_a_secret_sent_back_masked_keeps_its_value(world: World) -> None:
+    _, op = world.services.create({"name": "app", "image": APP_1, "secrets": {"TOKEN": "t0ken"}})
+    await world.settle(world.done(op.id))
+    config = world.services.describe("app").config
+    update = world.services.update("app", {"secrets": config["secrets"], "port": 9090})
+    await world.settle(world.done(update.id))
+    with world.db.session() as s:
+        row = s.scalar(sa.select(ServiceRow))
+        assert row is not None
+        assert world.box.open(row.spec["secrets"]["TOKEN"]) == "t0ken"
+
+
+async def test_operations_are_listed_newest_first_each_with_a_timestamped_log(
+    world: World,
+) -> None:
+    _, create = world.services.create({"name": "app", "image": APP_1})
+    await world.settle(world.done(create.id))
+    pause = world.services.pause("app")
+    await world.settle(world.done(pause.id))
+    listed = world.services.operations("app")
+    assert [o.kind for o in listed] == ["PAUSE_SERVICE", "CREATE_SERVICE"]
+    assert all(o.status == "SUCCEEDED" for o in listed)
+    detail = world.services.operation(create.id)
+    assert detail.log[0].line == "CREATE_SERVICE requested"
+    assert detail.log[-1].line == "SUCCEEDED: revision 1 serves"
+    times = [line.at for line in detail.log]
+    assert times == sorted(times) and times[0].tzinfo is not None
+    assert detail.started_at is not None and detail.ended_at is not None
+
+
+async def test_delete_cancels_what_waits_or_runs(world: World) -> None:
+    _, create = world.services.create({"name": "app", "image": APP_1})
+    delete = world.services.delete("app")
+    cancelled = world.services.operation(create.id)
+    assert cancelled.status == "FAILED"
+    assert "cancelled" in cancelled.message
+    await world.settle(world.done(delete.id))
+    assert world.status(delete.id) == "SUCCEEDED"
+    assert world.containers() == []
+
+
+def test_the_secrets_key_is_created_once_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "secrets" / "control.key"
+    key = load_or_create_secret_key(path)
+    assert load_or_create_secret_key(path) == key
+    assert path.stat().st_mode & 0o777 == 0o600
+    sealed = SecretBox(key).seal("s3cret")
+    assert "s3cret" not in sealed
+    assert SecretBox(key).open(sealed) == "s3cret"
+    with pytest.raises(SecretsUnreadable):
+        SecretBox(SecretBox.generate_key()).open(sealed)
+    with pytest.raises(SecretsUnreadable):
+        SecretBox(b"not a key")
