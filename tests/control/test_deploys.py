@@ -307,7 +307,7 @@ async def test_the_router_being_down_is_retried_not_fatal(world: World) -> None:
 async def test_containers_of_no_service_are_removed_but_only_this_installations(
     world: World,
 ) -> None:
-    from baepo.control.reconciler import LABEL_INSTALLATION
+    from baepo.control.instances import LABEL_INSTALLATION
     from baepo.runtime import ContainerSpec
 
     ghost = {"baepo.service": "ghost", "baepo.revision": "1", "baepo.instance": "ghost-1-abc"}
@@ -320,3 +320,17 @@ async def test_containers_of_no_service_are_removed_but_only_this_installations(
     left = world.engine.list({"baepo.service": "ghost"})
     assert [c.labels["baepo.instance"] for c in left] == ["ghost-1-def"]
     assert len(world.engine.list({"baepo.pipeline": "x"})) == 1  # not ours to touch
+
+
+async def test_an_engine_that_is_away_delays_operations_without_failing_them(
+    world: World,
+) -> None:
+    _, op = world.services.create({"name": "app", "image": APP_1})
+    world.engine.set_available(False)
+    for _ in range(20):
+        await world.reconciler.tick()
+        world.clock.advance(0.25)
+    assert world.status(op.id) == "PENDING"
+    world.engine.set_available(True)
+    await world.settle(world.done(op.id))
+    assert world.status(op.id) == "SUCCEEDED"

@@ -73,8 +73,9 @@ class RegistryAuth(httpx.Auth):
 
     Bearer: GET the challenge's realm with its service and scope, with HTTP Basic credentials when
     there are any, and retry with the `token` (or `access_token`) it returns. Basic: retry with the
-    credentials. The last header that worked goes out up front; a new 401 (another repository's
-    scope, an expired token) starts the exchange again.
+    credentials. The last header that worked goes out up front; a new 401 (an expired token), or
+    a 403 whose Bearer challenge says `error="insufficient_scope"` (RFC 6750: the cached token
+    lacks this repository's scope), starts the exchange again.
     """
 
     requires_response_body = True
@@ -90,12 +91,17 @@ class RegistryAuth(httpx.Auth):
         if self._authorization is not None:
             request.headers["Authorization"] = self._authorization
         response = yield request
-        if response.status_code != 401:
-            return
         challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
         if challenge is None:
             return
         scheme, params = challenge
+        stale_scope = (
+            response.status_code == 403
+            and params.get("error") == "insufficient_scope"
+            and self._authorization is not None
+        )
+        if response.status_code != 401 and not stale_scope:
+            return
         if scheme == "basic" and self._basic is not None:
             authorization = self._basic
         elif scheme == "bearer" and "realm" in params:

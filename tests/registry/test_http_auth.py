@@ -64,7 +64,8 @@ def test_anonymous_pull_of_a_private_repository(guarded: AppClient, admin: AppCl
 
 def test_push_without_the_right(guarded: AppClient) -> None:
     r = guarded.post("/v2/team/app/blobs/uploads/", headers=BOB)
-    assert r.status_code == 401
+    # RFC 6750: a valid credential without the scope is 403, with a challenge to upgrade.
+    assert r.status_code == 403
     assert error_codes(r) == ["DENIED"]
     challenge = r.headers["www-authenticate"]
     assert 'scope="repository:team/app:pull,push"' in challenge
@@ -108,7 +109,7 @@ def test_the_gate_is_asked_for_the_right_scope(guarded: AppClient, gate: TableGa
 
 
 def test_catalog_needs_the_catalog_scope(guarded: AppClient) -> None:
-    assert guarded.get("/v2/_catalog", headers=BOB).status_code == 401
+    assert guarded.get("/v2/_catalog", headers=BOB).status_code == 403
     assert guarded.get("/v2/_catalog", headers=ALICE).status_code == 200
 
 

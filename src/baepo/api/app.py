@@ -41,7 +41,12 @@ def create_api(auth: Auth, registry: Registry) -> FastAPI:
 
 async def registry_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
-    return errors.error_response(exc.status, exc.code, str(exc))
+    message = exc.message
+    if isinstance(exc.detail, dict):
+        named = exc.detail.get("name") or exc.detail.get("reference") or exc.detail.get("digest")
+        if named:
+            message = f"{message}: {named}"
+    return errors.error_response(exc.status, exc.code, message)
 
 
 class Dispatcher:

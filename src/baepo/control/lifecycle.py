@@ -27,7 +27,7 @@ from baepo.control import records
 from baepo.control.images import ImageName, RegistryLink
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.tables import OperationRow, ServiceRow
-from baepo.runtime import Engine, EngineError, ImageNotFound, PullFailed
+from baepo.runtime import Engine, EngineError, EngineUnavailable, ImageNotFound, PullFailed
 from baepo.store import Database
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class _Pending:
     service_id: str
     spec: dict[str, Any]
     revision: int | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,14 @@ class Lifecycle:
             if pull is not None:
                 document["image"] = pull[0]
                 pinned = await asyncio.to_thread(self._pull, *pull)
+        except EngineUnavailable as exc:
+            # Nothing is wrong with the operation: wait for the engine, for a while.
+            waited = (self._clock.now() - pending.created_at).total_seconds()
+            if waited < self._timing.deploy_timeout_s:
+                log.warning("cannot begin %s yet: %s", pending.op_id, exc)
+                return False
+            await asyncio.to_thread(self._fail_to_begin, pending, f"the engine is away: {exc}")
+            return True
         except PullError as exc:
             await asyncio.to_thread(self._fail_to_begin, pending, str(exc))
             return True
@@ -119,7 +128,7 @@ class Lifecycle:
             assert service is not None
             return _Pending(
                 op.id, OperationKind(op.kind), dict(op.payload), service.id, service.spec,
-                service.revision,
+                service.revision, op.created_at,
             )  # fmt: skip
 
     def _what_to_pull(
@@ -151,6 +160,8 @@ class Lifecycle:
             if not name.domain and self._present(image):
                 return _Pinned(image, None, f"{image} is not in a registry; using the local image")
             raise PullError(f"cannot pull {ref}: {exc}") from exc
+        except EngineUnavailable:
+            raise
         except EngineError as exc:
             raise PullError(f"cannot pull {ref}: {exc}") from exc
         found = pulled.digest or digest

@@ -21,17 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from baepo.clock import Clock
-from baepo.control import records, triggers
+from baepo.control import instances, records, triggers
 from baepo.control.health import HealthTracker
 from baepo.control.images import ImageName, RegistryLink
+from baepo.control.instances import LABEL_INSTALLATION, Revision
 from baepo.control.lifecycle import Lifecycle, Timing
 from baepo.control.operations import OperationKind, OperationStatus
 from baepo.control.planning import (
@@ -52,7 +52,6 @@ from baepo.control.planning import (
 )
 from baepo.control.probes import Prober, ProbeResult
 from baepo.control.routing import Routes, RouteState
-from baepo.control.spec import ServiceSpec
 from baepo.control.tables import ServiceRow
 from baepo.control.vault import SecretBox
 from baepo.events import EventBus, ImagePushed
@@ -60,36 +59,17 @@ from baepo.router.errors import RouterError
 from baepo.router.table import ServerState
 from baepo.runtime import (
     LABEL_INSTANCE,
-    LABEL_REVISION,
     LABEL_SERVICE,
     ContainerNotFound,
-    ContainerSpec,
     Engine,
     EngineError,
+    EventStream,
     ImageNotFound,
     Instance,
 )
 from baepo.store import Database
 
 log = logging.getLogger(__name__)
-
-LABEL_INSTALLATION = "baepo.installation"
-"""Which Baepo started the container (`SecretBox.fingerprint`): the reconciler adopts, and
-collects as orphans, only containers of its own installation."""
-
-
-@dataclass(frozen=True)
-class Revision:
-    """A revision as the reconciler runs it (immutable, so cached forever)."""
-
-    number: int
-    spec: ServiceSpec
-    image: str
-    digest: str | None
-
-    @property
-    def run_image(self) -> str:
-        return ImageName.parse(self.image).pinned(self.digest) if self.digest else self.image
 
 
 @dataclass(frozen=True)
@@ -135,6 +115,8 @@ class Reconciler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._stopping = threading.Event()
+        self._stream: EventStream | None = None
+        self._stream_lock = threading.Lock()
 
     # -- waking and running --------------------------------------------------------------
 
@@ -156,7 +138,11 @@ class Reconciler:
         return self._health.health(container_id)
 
     def stop(self) -> None:
+        """End `run()` after the pass under way (safe from any thread)."""
         self._stopping.set()
+        with self._stream_lock:
+            if self._stream is not None:
+                self._stream.close()
         self.wake()
 
     async def run(self) -> None:
@@ -193,14 +179,15 @@ class Reconciler:
         """Wake the loop on every event of a service's container (a crash, a removal)."""
         while not self._stopping.is_set():
             try:
-                stream = self._engine.events({})
+                stream = self._engine.events({LABEL_INSTALLATION: self._installation})
             except EngineError as exc:
                 log.warning("cannot watch engine events (%s); retrying", exc)
                 self._stopping.wait(5)
                 continue
-            closer = threading.Thread(target=self._close_on_stop, args=(stream.close,))
-            closer.daemon = True
-            closer.start()
+            with self._stream_lock:
+                self._stream = stream
+            if self._stopping.is_set():
+                stream.close()
             try:
                 for event in stream:
                     if LABEL_SERVICE in event.labels:
@@ -209,10 +196,9 @@ class Reconciler:
                 log.warning("engine event stream ended (%s)", exc)
             finally:
                 stream.close()
-
-    def _close_on_stop(self, close: Callable[[], None]) -> None:
-        self._stopping.wait()
-        close()
+                with self._stream_lock:
+                    self._stream = None
+            self._stopping.wait(1)  # an engine that drops streams at once is not spun on
 
     # -- one pass ------------------------------------------------------------------------
 
@@ -220,8 +206,9 @@ class Reconciler:
         """One pass over every service; True if something is still in motion."""
         busy = False
         while self._pushes:
-            event = self._pushes.popleft()
-            started = await asyncio.to_thread(self._auto_deploy, event)
+            event = self._pushes[0]
+            started = await asyncio.to_thread(self._auto_deploy, event)  # raises: kept, retried
+            self._pushes.popleft()
             busy = busy or started
         services = await asyncio.to_thread(self._live_services)
         try:
@@ -233,7 +220,7 @@ class Reconciler:
             return False
         ours: dict[str, list[Instance]] = {}
         for container in containers:
-            if _labelled(container):
+            if instances.labelled(container):
                 ours.setdefault(container.labels[LABEL_SERVICE], []).append(container)
         results = await asyncio.gather(
             *(self._converge(sid, name, ours.get(name, [])) for sid, name in services),
@@ -341,7 +328,7 @@ class Reconciler:
         for c in containers:
             server = route.server(c.labels[LABEL_INSTANCE]) if route else None
             self._health.adopt(c.id, server is not None and server.state is ServerState.READY)
-            revision = _revision_label(c)
+            revision = instances.revision_label(c)
             if c.running and c.host_port and revision is not None and self._health.due(c.id):
                 try:
                     rev = await asyncio.to_thread(self._revision, state.service_id, revision)
@@ -362,7 +349,7 @@ class Reconciler:
             ObservedInstance(
                 id=c.id,
                 name=c.labels[LABEL_INSTANCE],
-                revision=_revision_label(c),
+                revision=instances.revision_label(c),
                 running=c.running,
                 exit_code=c.exit_code,
                 address=f"127.0.0.1:{c.host_port}" if c.running and c.host_port else None,
@@ -419,7 +406,13 @@ class Reconciler:
         elif isinstance(action, RecordEvent):
             await self._event(state, action.kind, action.instance, action.message)
         elif isinstance(action, FinishOperation):
-            lines = await asyncio.to_thread(self._logs_of, action.logs_from)
+            lines = await asyncio.to_thread(
+                instances.logs_of,
+                self._engine,
+                action.logs_from,
+                self.timing.log_tail,
+                self._health.detail,
+            )
             await asyncio.to_thread(
                 self._lifecycle.finish,
                 action.operation_id,
@@ -433,23 +426,8 @@ class Reconciler:
     async def _start(self, state: _State, number: int) -> None:
         name = state.desired.service
         revision = await asyncio.to_thread(self._revision, state.service_id, number)
-        instance = f"{name}-{number}-{secrets.token_hex(3)}"
-        spec = revision.spec
-        container = ContainerSpec(
-            image=revision.run_image,
-            name=f"baepo-{instance}",
-            port=spec.port,
-            command=spec.command,
-            env={"PORT": str(spec.port), **spec.env, **spec.secrets},
-            labels={
-                LABEL_INSTALLATION: self._installation,
-                LABEL_SERVICE: name,
-                LABEL_REVISION: str(number),
-                LABEL_INSTANCE: instance,
-            },
-            cpu=spec.cpu,
-            memory_mb=spec.memory_mb,
-        )
+        instance = instances.new_instance_id(name, number)
+        container = instances.container_spec(revision, name, instance, self._installation)
         try:
             started = await asyncio.to_thread(self._engine.run, container)
         except ImageNotFound:
@@ -471,23 +449,6 @@ class Reconciler:
     def _remove(self, container_id: str) -> None:
         with contextlib.suppress(ContainerNotFound):
             self._engine.remove(container_id)
-
-    def _logs_of(self, instances: Sequence[ObservedInstance]) -> list[str]:
-        lines: list[str] = []
-        for instance in instances:
-            try:
-                text = self._engine.logs(instance.id, tail=self.timing.log_tail)
-            except EngineError as exc:
-                lines.append(f"{instance.name}: logs unavailable: {exc}")
-                continue
-            detail = self._health.detail(instance.id)
-            if detail:
-                lines.append(f"{instance.name}: last health check: {detail}")
-            body = text.splitlines()
-            lines.append(f"{instance.name}: last {len(body)} log lines:" if body else
-                         f"{instance.name}: wrote no log lines")  # fmt: skip
-            lines += [f"{instance.name} | {line}" for line in body]
-        return lines
 
     # -- records -------------------------------------------------------------------------
 
@@ -519,17 +480,6 @@ class Reconciler:
         log.info("%s: %s", state.desired.service, message)
         if state.operation_id is not None:
             await self._note(state, message)
-
-
-def _labelled(container: Instance) -> bool:
-    return all(k in container.labels for k in (LABEL_SERVICE, LABEL_REVISION, LABEL_INSTANCE))
-
-
-def _revision_label(container: Instance) -> int | None:
-    try:
-        return int(container.labels.get(LABEL_REVISION, ""))
-    except ValueError:
-        return None
 
 
 def _verb(action: Action) -> str:

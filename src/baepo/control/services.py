@@ -4,8 +4,9 @@ Every change is an operation: the call validates, records the operation as PENDI
 it at once; the reconciler does the work (see `operations.py` for the state machine). Reads
 come from the database, plus the engine for the instances a service runs now.
 
-Foreign errors stop here: SQLAlchemy's become `ControlUnavailable` (or `ServiceExists` for a
-name taken concurrently); an engine that does not answer leaves `instances` empty.
+Foreign errors stop here: SQLAlchemy's become `ControlUnavailable`, or `Conflict` for a
+constraint a concurrent change won (`ServiceExists` for a name); an engine that does not answer
+leaves `instances` empty.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from baepo.clock import Clock
 from baepo.control import records
 from baepo.control.errors import (
+    Conflict,
     ControlUnavailable,
     InvalidServiceSpec,
     InvalidServiceState,
@@ -30,9 +32,9 @@ from baepo.control.errors import (
     ServiceExists,
 )
 from baepo.control.images import BadReference, ImageName, RegistryLink
+from baepo.control.instances import LABEL_INSTALLATION
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.planning import Health
-from baepo.control.reconciler import LABEL_INSTALLATION
 from baepo.control.spec import ServiceSpec, apply_changes, validate_spec
 from baepo.control.tables import OperationRow, ServiceRow
 from baepo.control.vault import SecretBox
@@ -113,7 +115,7 @@ class Services:
                 s.flush()
                 op = records.add_operation(s, service, OperationKind.CREATE_SERVICE, now)
                 result = self._view(s, service, instances=()), operation_view(op, spec.name)
-        except IntegrityError as exc:
+        except Conflict as exc:  # created by someone else between our check and our insert
             raise ServiceExists(f"a service named {spec.name!r} exists") from exc
         self._reconciler.wake()
         return result
@@ -236,8 +238,8 @@ class Services:
         try:
             with self._db.session() as s:
                 yield s
-        except IntegrityError:
-            raise
+        except IntegrityError as exc:
+            raise Conflict(f"the change clashed with another one made meanwhile: {exc}") from exc
         except (SQLAlchemyError, StoreError) as exc:
             raise ControlUnavailable(f"the state database cannot be used: {exc}") from exc
 

@@ -16,7 +16,7 @@
     │   └── ManifestTooLarge           SIZE_INVALID 413
     ├── PaginationInvalid              PAGINATION_NUMBER_INVALID 400
     ├── Unauthorized                   UNAUTHORIZED 401 (no or bad credentials)
-    ├── Denied                         DENIED 401 (credentials without the scope: the client
+    ├── Denied                         DENIED 403 (credentials without the scope: the client
     │                                  may fetch a token with the scope named in the challenge)
     ├── Unsupported                    UNSUPPORTED 405
     ├── TooManyRequests                TOOMANYREQUESTS 429
@@ -125,7 +125,7 @@ class Unauthorized(RegistryError):
 
 
 class Denied(RegistryError):
-    code, status, default_message = "DENIED", 401, "requested access to the resource is denied"
+    code, status, default_message = "DENIED", 403, "requested access to the resource is denied"
 
 
 class Unsupported(RegistryError):

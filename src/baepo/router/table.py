@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -150,3 +151,47 @@ def normalize_hostnames(hostnames: Iterable[str]) -> tuple[str, ...]:
     for hostname in hostnames:
         seen[normalize_hostname(hostname)] = None
     return tuple(seen)
+
+
+def table_to_json(table: RoutingTable) -> str:
+    """The table as JSON (kept next to HAProxy's files, so a restarted Baepo knows what runs)."""
+    return json.dumps(
+        {
+            "services": [
+                {
+                    "name": s.name,
+                    "hostnames": list(s.hostnames),
+                    "max_concurrency": s.max_concurrency,
+                    "paused": s.paused,
+                    "servers": [
+                        {"name": v.name, "address": v.address, "state": v.state.value}
+                        for v in s.servers
+                    ],
+                }
+                for s in table.services
+            ]
+        },
+        indent=2,
+    )
+
+
+def table_from_json(text: str) -> RoutingTable:
+    try:
+        data = json.loads(text)
+        return RoutingTable(
+            tuple(
+                Service(
+                    name=s["name"],
+                    hostnames=tuple(s["hostnames"]),
+                    max_concurrency=int(s["max_concurrency"]),
+                    paused=bool(s["paused"]),
+                    servers=tuple(
+                        Server(v["name"], v["address"], ServerState(v["state"]))
+                        for v in s["servers"]
+                    ),
+                )
+                for s in data["services"]
+            )
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidRoute(f"not a routing table: {exc}") from exc

@@ -1,0 +1,90 @@
+"""`/api/v1`: sign-in, users, tokens, errors as JSON with stable codes, the OpenAPI document."""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+import pytest
+
+from tests.conftest import BaepoProcess
+
+pytestmark = pytest.mark.integration
+
+
+def test_health_and_openapi(baepo_server: BaepoProcess) -> None:
+    assert httpx.get(f"{baepo_server.url}/api/v1/health").json()["status"] == "ok"
+    doc = httpx.get(f"{baepo_server.url}/api/v1/openapi.json").json()
+    assert "/api/v1/registry/repositories" in doc["paths"]
+    assert "/api/v1/tokens" in doc["paths"]
+
+
+def test_login_returns_a_token_that_works_as_a_bearer(baepo_server: BaepoProcess) -> None:
+    r = httpx.post(
+        f"{baepo_server.url}/api/v1/login",
+        json={"username": "admin", "password": baepo_server.password},
+    )
+    assert r.status_code == 200
+    token = r.json()["token"]
+    me = httpx.get(
+        f"{baepo_server.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert me.json()["name"] == "admin" and me.json()["is_admin"] is True
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        (
+            "POST",
+            "/api/v1/login",
+            {"json": {"username": "admin", "password": "x"}},
+            401,
+            "UNAUTHENTICATED",
+        ),
+        ("POST", "/api/v1/login", {"json": {"username": "admin"}}, 422, "INVALID_REQUEST"),
+        ("POST", "/api/v1/login", {"content": b"{not json"}, 422, "INVALID_REQUEST"),
+        ("GET", "/api/v1/users", {}, 401, "UNAUTHENTICATED"),
+        (
+            "GET",
+            "/api/v1/users",
+            {"headers": {"Authorization": "Bearer bp_nope"}},
+            401,
+            "UNAUTHENTICATED",
+        ),
+    ],
+)
+def test_errors_have_stable_codes(
+    baepo_server: BaepoProcess,
+    method: str,
+    path: str,
+    kwargs: dict[str, object],
+    status: int,
+    code: str,
+) -> None:
+    r = httpx.request(method, baepo_server.url + path, **kwargs)  # type: ignore[arg-type]
+    assert r.status_code == status
+    assert r.json()["error"]["code"] == code and r.json()["error"]["message"]
+
+
+def test_users_and_their_namespaces(baepo_server: BaepoProcess) -> None:
+    name = f"dev{secrets.token_hex(3)}"
+    with baepo_server.api() as admin:
+        r = admin.post("/api/v1/users", json={"name": name, "password": "dev-password-1"})
+        assert r.status_code == 201, r.text
+        again = admin.post("/api/v1/users", json={"name": name, "password": "dev-password-1"})
+        assert again.status_code == 409 and again.json()["error"]["code"] == "ALREADY_EXISTS"
+        bad = admin.post("/api/v1/users", json={"name": "Bad Name", "password": "password-1"})
+        assert bad.status_code == 400
+        assert name in [u["name"] for u in admin.get("/api/v1/users").json()]
+    with httpx.Client(base_url=baepo_server.url, auth=(name, "dev-password-1")) as dev:
+        assert dev.get("/api/v1/users").status_code == 403
+        own = dev.post(f"/v2/{name}/app/blobs/uploads/")
+        assert own.status_code == 202
+        other = dev.post("/v2/team/app/blobs/uploads/")
+        assert other.status_code == 403 and other.json()["errors"][0]["code"] == "DENIED"
+        assert dev.post("/api/v1/registry/gc", json={"dry_run": True}).status_code == 403
+    with baepo_server.api() as admin:
+        assert admin.delete(f"/api/v1/users/{name}").status_code == 204
+        assert admin.delete(f"/api/v1/users/{name}").status_code == 404
+    assert httpx.get(f"{baepo_server.url}/v2/", auth=(name, "dev-password-1")).status_code == 401
