@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -20,7 +24,30 @@ from baepo.config import Config
 from baepo.events import EventBus
 from baepo.registry import Registry, create_app
 from baepo.storage import FilesystemDriver
-from baepo.store import Database
+from baepo.store import Database, StoreError
+
+
+class StartupError(Exception):
+    """Baepo cannot start with this configuration (shown as one line)."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but a SIGTERM or SIGINT ends `run()` normally (exit status 0) instead of
+    re-raising the signal after the graceful shutdown."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s: stopping", signal.Signals(signum).name)
+            self.handle_exit(signum, frame)
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
 
 log = logging.getLogger("baepo")
 
@@ -57,13 +84,16 @@ def run(config: Config) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    baepo = build(config)
+    try:
+        baepo = build(config)
+    except (OSError, StoreError) as exc:
+        raise StartupError(f"cannot use data directory {config.data_dir}: {exc}") from exc
     log.info("data directory %s", config.data_dir)
     if baepo.generated_password:
         # Shown once: the hash is all that is stored.
         print(f"admin password (shown once): {baepo.generated_password}", file=sys.stderr)
     log.info("registry and API on http://%s:%d (pid %d)", config.host, config.port, os.getpid())
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             baepo.app,
             host=config.host,

@@ -121,7 +121,7 @@ def test_errors_are_one_clear_line(
     missing = baepo("registry", "tags", "no/such-repo", env=cli_env)
     assert missing.returncode == 1
     assert "Traceback" not in missing.stderr + missing.stdout
-    assert "no/such-repo" in missing.stdout and len(missing.stdout.strip().splitlines()) == 1
+    assert "no/such-repo" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
 
     bad_name = baepo("registry", "rm", "UPPER/Case:tag", env=cli_env)
     assert bad_name.returncode == 1 and "Traceback" not in bad_name.stdout + bad_name.stderr
@@ -133,15 +133,15 @@ def test_errors_are_one_clear_line(
         stdin="nope\n",
     )
     assert wrong.returncode == 1
-    assert "invalid username or password" in wrong.stdout
+    assert "invalid username or password" in wrong.stderr
 
     down = baepo(
         "registry", "repos", env={**cli_env, "BAEPO_URL": f"http://127.0.0.1:{free_port()}"}
     )
-    assert down.returncode == 1 and "cannot reach Baepo" in down.stdout
+    assert down.returncode == 1 and "cannot reach Baepo" in down.stderr
 
     anonymous = baepo("registry", "repos", env={**cli_env, "BAEPO_CONFIG": str(tmp_path / "none")})
-    assert anonymous.returncode == 1 and "baepo login" in anonymous.stdout
+    assert anonymous.returncode == 1 and "baepo login" in anonymous.stderr
 
 
 def test_public_flag_and_tokens(baepo_server: BaepoProcess, cli_env: dict[str, str]) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import typer
 
 from baepo.cli.client import Client, CliError, load_settings, save_settings
-from baepo.cli.output import console, emit, human_bytes
+from baepo.cli.output import console, emit, error_console, human_bytes
 from baepo.config import DEFAULT_DATA_DIR
 
 app = typer.Typer(
@@ -41,7 +41,7 @@ def one_line_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CliError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            error_console.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -67,7 +67,7 @@ def up(
     generated and printed once.
     """
     from baepo.config import Config
-    from baepo.server import run
+    from baepo.server import StartupError, run
 
     config = Config(
         host=host,
@@ -79,7 +79,11 @@ def up(
         admin_password=os.environ.get("BAEPO_ADMIN_PASSWORD") or None,
         log_level=log_level.lower(),
     )
-    run(config)
+    try:
+        run(config)
+    except StartupError as exc:
+        error_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+error_console = Console(stderr=True)
 
 
 def emit(rows: Any, columns: Sequence[str], as_json: bool, title: str | None = None) -> None:

@@ -17,11 +17,20 @@ Semantics shared by every implementation:
 
 from __future__ import annotations
 
+import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from baepo.router.table import DEFAULT_MAX_CONCURRENCY, RoutingTable, ServerState
+from baepo.router.errors import InvalidRoute, UnknownServer, UnknownService
+from baepo.router.table import (
+    DEFAULT_MAX_CONCURRENCY,
+    RoutingTable,
+    Server,
+    ServerState,
+    Service,
+)
 
 
 @dataclass(frozen=True)
@@ -75,3 +84,67 @@ class Router(Protocol):
     def renew_certificates(self) -> list[str]:
         """Re-issue certificates that expire soon or name other hosts; returns their names."""
         ...
+
+
+class TableRouter(ABC):
+    """The one-part mutations of `Router`, written once over `table()` and `apply()`."""
+
+    @abstractmethod
+    def table(self) -> RoutingTable: ...
+
+    @abstractmethod
+    def apply(self, table: RoutingTable) -> None: ...
+
+    def ensure_service(
+        self,
+        name: str,
+        hostnames: Sequence[str],
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        paused: bool = False,
+    ) -> None:
+        table = self.table()
+        existing = table.service(name)
+        servers = existing.servers if existing else ()
+        service = Service(name, tuple(hostnames), servers, max_concurrency, paused)
+        if service != existing:
+            self.apply(table.with_service(service))
+
+    def remove_service(self, name: str) -> None:
+        table = self.table()
+        if table.service(name) is not None:
+            self.apply(table.without_service(name))
+
+    def add_server(self, service: str, server: str, address: str) -> None:
+        table = self.table()
+        svc = self._service(table, service)
+        existing = svc.server(server)
+        if existing is not None and existing.address != address:
+            raise InvalidRoute(
+                f"server {server!r} of {service!r} exists with address {existing.address}"
+            )
+        wanted = Server(server, address, ServerState.READY)
+        if existing != wanted:
+            self.apply(table.with_service(svc.with_server(wanted)))
+
+    def drain_server(self, service: str, server: str) -> None:
+        table = self.table()
+        svc = self._service(table, service)
+        existing = svc.server(server)
+        if existing is None:
+            raise UnknownServer(f"service {service!r} has no server {server!r}")
+        if existing.state is ServerState.READY:
+            drained = dataclasses.replace(existing, state=ServerState.DRAIN)
+            self.apply(table.with_service(svc.with_server(drained)))
+
+    def set_paused(self, service: str, paused: bool) -> None:
+        table = self.table()
+        svc = self._service(table, service)
+        if svc.paused != paused:
+            self.apply(table.with_service(dataclasses.replace(svc, paused=paused)))
+
+    @staticmethod
+    def _service(table: RoutingTable, name: str) -> Service:
+        service = table.service(name)
+        if service is None:
+            raise UnknownService(f"no service {name!r} in the routing table")
+        return service

@@ -5,4 +5,5 @@ from __future__ import annotations
 
 def load_tables() -> None:
     import baepo.auth.tables
+    import baepo.control.tables
     import baepo.registry.tables  # noqa: F401

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 82ccd07870ec
+Revision ID: 052fdd6b99c2
 Revises:
-Create Date: 2026-11-26 10:02:17.890502
+Create Date: 2026-11-26 10:09:48.463151
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 import baepo.store.types
 
-revision: str = "82ccd07870ec"
+revision: str = "052fdd6b99c2"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -32,6 +32,31 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
+    op.create_table(
+        "control_services",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("spec", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=True),
+        sa.Column("active_revision", sa.Integer(), nullable=True),
+        sa.Column("paused", sa.Boolean(), nullable=False),
+        sa.Column("deleting", sa.Boolean(), nullable=False),
+        sa.Column("created_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", baepo.store.types.UtcDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("control_services", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_control_services_name"), ["name"], unique=False)
+        batch_op.create_index(
+            "uq_control_services_live_name",
+            ["name"],
+            unique=True,
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        )
+
     op.create_table(
         "registry_blobs",
         sa.Column("digest", sa.String(length=160), nullable=False),
@@ -97,6 +122,65 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_auth_api_tokens_prefix"), ["prefix"], unique=False)
 
     op.create_table(
+        "control_operations",
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("service_id", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=True),
+        sa.Column("created_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", baepo.store.types.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", baepo.store.types.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("deadline", baepo.store.types.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["service_id"], ["control_services.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("seq"),
+        sa.UniqueConstraint("id"),
+    )
+    with op.batch_alter_table("control_operations", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_control_operations_service_id"), ["service_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_control_operations_status"), ["status"], unique=False)
+
+    op.create_table(
+        "control_revisions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("service_id", sa.String(length=32), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("image", sa.String(length=255), nullable=False),
+        sa.Column("digest", sa.String(length=128), nullable=True),
+        sa.Column("spec", sa.JSON(), nullable=False),
+        sa.Column("operation_id", sa.String(length=32), nullable=True),
+        sa.Column("created_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["service_id"], ["control_services.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("service_id", "number"),
+    )
+    with op.batch_alter_table("control_revisions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_control_revisions_service_id"), ["service_id"], unique=False
+        )
+
+    op.create_table(
+        "control_service_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("service_id", sa.String(length=32), nullable=False),
+        sa.Column("at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("instance", sa.String(length=80), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["service_id"], ["control_services.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("control_service_events", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_control_service_events_service_id"), ["service_id"], unique=False
+        )
+
+    op.create_table(
         "registry_manifests",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("repository_id", sa.Integer(), nullable=False),
@@ -150,6 +234,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_registry_tags_digest"), ["digest"], unique=False)
 
     op.create_table(
+        "control_operation_logs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("operation_seq", sa.Integer(), nullable=False),
+        sa.Column("at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("line", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["operation_seq"], ["control_operations.seq"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("control_operation_logs", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_control_operation_logs_operation_seq"), ["operation_seq"], unique=False
+        )
+
+    op.create_table(
         "registry_manifest_references",
         sa.Column("manifest_id", sa.Integer(), nullable=False),
         sa.Column("digest", sa.String(length=160), nullable=False),
@@ -171,6 +269,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_registry_manifest_references_digest"))
 
     op.drop_table("registry_manifest_references")
+    with op.batch_alter_table("control_operation_logs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_control_operation_logs_operation_seq"))
+
+    op.drop_table("control_operation_logs")
     with op.batch_alter_table("registry_tags", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_registry_tags_digest"))
 
@@ -184,6 +286,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_registry_manifests_digest"))
 
     op.drop_table("registry_manifests")
+    with op.batch_alter_table("control_service_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_control_service_events_service_id"))
+
+    op.drop_table("control_service_events")
+    with op.batch_alter_table("control_revisions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_control_revisions_service_id"))
+
+    op.drop_table("control_revisions")
+    with op.batch_alter_table("control_operations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_control_operations_status"))
+        batch_op.drop_index(batch_op.f("ix_control_operations_service_id"))
+
+    op.drop_table("control_operations")
     with op.batch_alter_table("auth_api_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_auth_api_tokens_prefix"))
 
@@ -199,5 +314,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_registry_blobs_touched_at"))
 
     op.drop_table("registry_blobs")
+    with op.batch_alter_table("control_services", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_control_services_live_name",
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        )
+        batch_op.drop_index(batch_op.f("ix_control_services_name"))
+
+    op.drop_table("control_services")
     op.drop_table("auth_users")
     # ### end Alembic commands ###

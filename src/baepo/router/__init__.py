@@ -1,0 +1,58 @@
+"""The router room: Baepo's data plane (HAProxy driven through its runtime API) and TLS.
+
+Other rooms use `Router` (implemented by `HAProxyRouter`, faked by `MemoryRouter`), the
+routing-table types, and `LocalCA` for the certificate users trust.
+"""
+
+from baepo.router.certificates import CertificateSource, IssuedCertificate, LocalCA
+from baepo.router.configuration import RouterSettings, render_config, render_map
+from baepo.router.errors import (
+    CertificateError,
+    CommandFailed,
+    ConfigInvalid,
+    HAProxyUnavailable,
+    InvalidRoute,
+    ReloadFailed,
+    RouterError,
+    ServerBusy,
+    UnknownServer,
+    UnknownService,
+)
+from baepo.router.haproxy import HAProxyRouter
+from baepo.router.interface import Router, ServerStats
+from baepo.router.memory import MemoryRouter
+from baepo.router.table import (
+    DEFAULT_MAX_CONCURRENCY,
+    RoutingTable,
+    Server,
+    ServerState,
+    Service,
+)
+
+__all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
+    "CertificateError",
+    "CertificateSource",
+    "CommandFailed",
+    "ConfigInvalid",
+    "HAProxyRouter",
+    "HAProxyUnavailable",
+    "InvalidRoute",
+    "IssuedCertificate",
+    "LocalCA",
+    "MemoryRouter",
+    "ReloadFailed",
+    "Router",
+    "RouterError",
+    "RouterSettings",
+    "RoutingTable",
+    "Server",
+    "ServerBusy",
+    "ServerState",
+    "ServerStats",
+    "Service",
+    "UnknownServer",
+    "UnknownService",
+    "render_config",
+    "render_map",
+]

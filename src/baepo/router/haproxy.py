@@ -1,0 +1,310 @@
+"""`HAProxyRouter`: the `Router` interface on a real HAProxy that Baepo starts and owns.
+
+Files in the state directory (see `RouterPaths`):
+
+    <state dir>/
+    ├── haproxy.cfg              rendered from the routing table (servers included, so a
+    │                            reload keeps servers that were added at runtime)
+    ├── haproxy.cfg.fingerprint  what the running HAProxy loaded, minus runtime-changeable parts
+    ├── hosts.map                hostname → backend, edited at runtime and rewritten on disk
+    ├── routes.json              the routing table last applied (adopted after a Baepo restart)
+    ├── servers.state            `show servers state`, dumped before each reload (drains survive)
+    ├── certs/  certs.list       certificates and the crt-list HAProxy loads
+    └── haproxy.log              HAProxy's own alerts
+
+Every change goes through `apply(table)`: write the files; reload only when the fingerprint
+changed (a service appeared or went away, or the settings changed); then converge the running
+worker with the runtime API (servers, states, maxconn, host map, certificates).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from pathlib import Path
+
+from baepo.clock import Clock
+from baepo.router.certificates import (
+    DEFAULT_CERTIFICATE,
+    CertificateFiles,
+    CertificateSource,
+    needs_renewal,
+    write_private,
+)
+from baepo.router.configuration import (
+    RouterSettings,
+    backend_name,
+    map_target,
+    render_config,
+    render_map,
+    server_line,
+    structure_fingerprint,
+)
+from baepo.router.errors import (
+    CertificateError,
+    HAProxyUnavailable,
+    ServerBusy,
+    UnknownServer,
+)
+from baepo.router.interface import ServerStats, TableRouter
+from baepo.router.process import HAProxyProcess
+from baepo.router.table import (
+    RoutingTable,
+    Server,
+    ServerState,
+    table_from_json,
+    table_to_json,
+)
+
+log = logging.getLogger(__name__)
+
+_STATE_OF_STATUS = {"MAINT": ServerState.MAINT, "DRAIN": ServerState.DRAIN}
+
+
+class HAProxyRouter(TableRouter):
+    def __init__(
+        self, settings: RouterSettings, certificates: CertificateSource, clock: Clock
+    ) -> None:
+        self.settings = settings
+        self.paths = settings.paths
+        self._source = certificates
+        self._clock = clock
+        self._files = CertificateFiles(self.paths.cert_dir, self.paths.crt_list)
+        self._process = HAProxyProcess(settings)
+        self._api = self._process.worker
+        self._table = RoutingTable()
+        self._lock = threading.RLock()
+        self._started = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            try:
+                for directory in (self.paths.state_dir, self.paths.run_dir, self.paths.cert_dir):
+                    directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise HAProxyUnavailable(f"cannot create {exc.filename}: {exc}") from exc
+            self._ensure_certificate(DEFAULT_CERTIFICATE, self._default_hostnames(), live=False)
+            if self._process.adopt():
+                self._table = self._saved_table()
+                self._started = True
+                self.apply(self._table)  # heal anything that drifted while nobody watched
+                return
+            for service in self._table.services:
+                self._ensure_certificate(_cert_name(service.name), service.hostnames, live=False)
+            self._write_files(self._table)
+            if not self.paths.server_state.exists():
+                self._write(self.paths.server_state, "1\n")
+            self._process.start()
+            self._write(self.paths.fingerprint, structure_fingerprint(self._table, self.settings))
+            self._started = True
+
+    def stop(self) -> None:
+        with self._lock:
+            self._process.stop()
+            self._started = False
+
+    @property
+    def pid(self) -> int | None:
+        """The HAProxy master's pid (started or adopted), if it runs."""
+        return self._process.pid
+
+    # --- the table ----------------------------------------------------------------------
+
+    def table(self) -> RoutingTable:
+        return self._table
+
+    def apply(self, table: RoutingTable) -> None:
+        with self._lock:
+            self._need_started()
+            fingerprint = structure_fingerprint(table, self.settings)
+            reload = fingerprint != self._loaded_fingerprint()
+            wanted = {_cert_name(s.name) for s in table.services} | {DEFAULT_CERTIFICATE}
+            for name in set(self._files.names()) - wanted:
+                self._files.remove(name)  # only services that go away, so a reload follows
+            for service in table.services:
+                self._ensure_certificate(
+                    _cert_name(service.name), service.hostnames, live=not reload
+                )
+            self._write_files(table)
+            if reload:
+                self._write(self.paths.server_state, self._api.servers_state())
+                self._process.reload()
+                self._write(self.paths.fingerprint, fingerprint)
+            self._table = table
+            self._converge(table)
+
+    def remove_server(self, service: str, server: str) -> None:
+        with self._lock:
+            self._need_started()
+            svc = self._table.service(service)
+            existing = svc.server(server) if svc else None
+            if svc is None or existing is None:
+                return
+            if existing.state is not ServerState.MAINT:
+                maint = Server(existing.name, existing.address, ServerState.MAINT)
+                self.apply(self._table.with_service(svc.with_server(maint)))
+            with contextlib.suppress(UnknownServer):  # already gone from the running worker
+                self._api.del_server(backend_name(service), server)
+            svc = self._service(self._table, service)
+            self._table = self._table.with_service(svc.without_server(server))
+            self._write_files(self._table)
+
+    # --- observing ----------------------------------------------------------------------
+
+    def server_stats(self, service: str) -> list[ServerStats]:
+        with self._lock:
+            self._need_started()
+            svc = self._service(self._table, service)
+            backend = backend_name(svc.name)
+            rows = [r for r in self._api.stats(backend) if r.get("type") == "2"]
+            old_in_flight: dict[str, int] = {}
+            for pid in self._process.processes().old_workers:
+                try:
+                    old_rows = self._process.master.stats_of(pid, backend)
+                except HAProxyUnavailable:
+                    continue  # it just finished
+                for row in old_rows:
+                    if row.get("type") == "2":
+                        old_in_flight[row["svname"]] = old_in_flight.get(row["svname"], 0) + _int(
+                            row.get("scur")
+                        )
+        return [
+            ServerStats(
+                name=row["svname"],
+                address=row.get("addr", ""),
+                state=_state(row.get("status", "")),
+                in_flight=_int(row.get("scur")) + old_in_flight.get(row["svname"], 0),
+                queued=_int(row.get("qcur")),
+                total=_int(row.get("stot")),
+                http_2xx=_int(row.get("hrsp_2xx")),
+                http_4xx=_int(row.get("hrsp_4xx")),
+                http_5xx=_int(row.get("hrsp_5xx")),
+            )
+            for row in rows
+        ]
+
+    def renew_certificates(self) -> list[str]:
+        with self._lock:
+            self._need_started()
+            renewed = []
+            wanted = [(DEFAULT_CERTIFICATE, self._default_hostnames())] + [
+                (_cert_name(s.name), s.hostnames) for s in self._table.services
+            ]
+            for name, hostnames in wanted:
+                if self._ensure_certificate(name, hostnames, live=True):
+                    renewed.append(name)
+            return renewed
+
+    # --- inside -------------------------------------------------------------------------
+
+    def _converge(self, table: RoutingTable) -> None:
+        """Make the running worker's servers and host map match `table` (runtime API only)."""
+        rows = [r for r in self._api.stats() if r.get("type") == "2"]
+        running: dict[str, dict[str, dict[str, str]]] = {}
+        for r in rows:
+            running.setdefault(r["pxname"], {})[r["svname"]] = r
+        for service in table.services:
+            backend = backend_name(service.name)
+            observed = running.get(backend, {})
+            for server in service.servers:
+                row: dict[str, str] | None = observed.pop(server.name, None)
+                if row is not None and row.get("addr") != server.address:
+                    self._delete(backend, server.name)
+                    row = None
+                if row is None:
+                    self._api.add_server(backend, server_line(server, service.max_concurrency))
+                    row = {"status": "MAINT", "slim": str(service.max_concurrency)}
+                if _state(row.get("status", "")) is not server.state:
+                    self._api.set_server_state(backend, server.name, server.state.value)
+                if _int(row.get("slim")) != service.max_concurrency:
+                    self._api.set_server_maxconn(backend, server.name, service.max_concurrency)
+            for extra in observed:  # running, but no longer wanted
+                try:
+                    self._delete(backend, extra)
+                except ServerBusy:
+                    log.warning("server %s/%s still busy; left in maint", backend, extra)
+        self._converge_map(table)
+
+    def _converge_map(self, table: RoutingTable) -> None:
+        wanted = {h: map_target(s) for s in table.services for h in s.hostnames}
+        running = self._api.show_map(self.paths.host_map)
+        for host, target in wanted.items():
+            if host not in running:
+                self._api.add_map(self.paths.host_map, host, target)
+            elif running[host] != target:
+                self._api.set_map(self.paths.host_map, host, target)
+        for host in running.keys() - wanted.keys():
+            self._api.del_map(self.paths.host_map, host)
+
+    def _delete(self, backend: str, server: str) -> None:
+        self._api.set_server_state(backend, server, ServerState.MAINT.value)
+        self._api.del_server(backend, server)
+
+    def _ensure_certificate(self, name: str, hostnames: tuple[str, ...], live: bool) -> bool:
+        """Issue `name` if missing, expiring or for other hosts; install it at runtime if
+        `live` (otherwise the next start or reload loads it). Returns whether it changed."""
+        if not needs_renewal(self._files.read(name), hostnames, self._clock.now()):
+            return False
+        issued = self._source.issue(hostnames)
+        path = self._files.write(name, issued.pem)
+        if live:
+            try:
+                if str(path) not in self._api.ssl_certs():
+                    self._api.new_ssl_cert(path)
+                    self._api.set_ssl_cert(path, issued.pem)
+                    self._api.commit_ssl_cert(path)
+                    self._api.add_crt_list(self.paths.crt_list, path)
+                else:
+                    self._api.set_ssl_cert(path, issued.pem)
+                    self._api.commit_ssl_cert(path)
+            except HAProxyUnavailable as exc:
+                raise CertificateError(f"cannot install certificate {name}: {exc}") from exc
+        return True
+
+    def _default_hostnames(self) -> tuple[str, ...]:
+        return (self.settings.domain, f"*.{self.settings.domain}")
+
+    def _write_files(self, table: RoutingTable) -> None:
+        self._write(self.paths.host_map, render_map(table))
+        self._write(self.paths.config, render_config(table, self.settings))
+        self._write(self.paths.state_dir / "routes.json", table_to_json(table))
+
+    def _saved_table(self) -> RoutingTable:
+        try:
+            return table_from_json((self.paths.state_dir / "routes.json").read_text())
+        except OSError:
+            return RoutingTable()
+
+    def _loaded_fingerprint(self) -> str:
+        try:
+            return self.paths.fingerprint.read_text()
+        except OSError:
+            return ""
+
+    def _write(self, path: Path, text: str) -> None:
+        try:
+            write_private(path, text.encode(), mode=0o644)
+        except OSError as exc:
+            raise HAProxyUnavailable(f"cannot write {path}: {exc}") from exc
+
+    def _need_started(self) -> None:
+        if not self._started:
+            raise HAProxyUnavailable("the router is not started")
+
+
+def _cert_name(service: str) -> str:
+    return f"svc_{service}"
+
+
+def _state(status: str) -> ServerState:
+    return _STATE_OF_STATUS.get(status.split(" ")[0], ServerState.READY)
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0

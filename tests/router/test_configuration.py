@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from baepo.router import RouterSettings, RoutingTable, Server, ServerState, Service
+from baepo.router.configuration import render_config, render_map, structure_fingerprint
+
+SETTINGS = RouterSettings(state_dir=Path("/var/lib/baepo/router"), http_port=80, https_port=443)
+
+TABLE = RoutingTable(
+    (
+        Service(
+            "app",
+            ("app.localhost", "www.example.com"),
+            (
+                Server("s1", "127.0.0.1:8080"),
+                Server("s2", "127.0.0.1:8081", ServerState.DRAIN),
+                Server("s3", "127.0.0.1:8082", ServerState.MAINT),
+            ),
+            max_concurrency=25,
+        ),
+        Service("docs", ("docs.localhost",), paused=True),
+    )
+)
+
+
+def backend_of(config: str, name: str) -> list[str]:
+    block = config.split(f"\nbackend {name}\n", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in block.splitlines()]
+
+
+def test_each_service_is_a_dynamic_backend_with_one_server_per_instance() -> None:
+    config = render_config(TABLE, SETTINGS)
+    assert backend_of(config, "svc_app") == [
+        "balance leastconn",
+        "server s1 127.0.0.1:8080 maxconn 25",
+        "server s2 127.0.0.1:8081 maxconn 25",
+        "server s3 127.0.0.1:8082 maxconn 25 disabled",
+    ]
+    assert backend_of(config, "svc_docs") == ["balance leastconn"]
+    assert " check" not in config  # Baepo decides health, not HAProxy
+
+
+def test_hosts_route_through_the_map_and_paused_services_to_the_paused_page() -> None:
+    assert render_map(TABLE).splitlines()[1:] == [
+        "app.localhost svc_app",
+        "www.example.com svc_app",
+        "docs.localhost baepo_paused",
+    ]
+    config = render_config(TABLE, SETTINGS)
+    assert (
+        "use_backend %[req.hdr(host),lower,field(1,:),"
+        "map(/var/lib/baepo/router/hosts.map,baepo_not_found)]"
+    ) in config
+    assert "return status 404" in "\n".join(backend_of(config, "baepo_not_found"))
+    assert "return status 503" in "\n".join(backend_of(config, "baepo_paused"))
+
+
+def test_https_frontend_terminates_tls_with_h2_and_the_crt_list() -> None:
+    config = render_config(TABLE, SETTINGS)
+    assert "bind :443 ssl crt-list /var/lib/baepo/router/certs.list alpn h2,http/1.1" in config
+    assert "http-request set-header X-Forwarded-Proto https" in config
+
+
+@pytest.mark.parametrize(
+    ("https_port", "location"),
+    [
+        (443, "https://%[req.hdr(host),field(1,:)]%[capture.req.uri]"),
+        (8443, "https://%[req.hdr(host),field(1,:)]:8443%[capture.req.uri]"),
+    ],
+)
+def test_http_redirects_to_https_on_the_right_port(https_port: int, location: str) -> None:
+    settings = RouterSettings(state_dir=Path("/s"), https_port=https_port)
+    assert f"http-request redirect location {location} code 308" in render_config(TABLE, settings)
+
+
+def test_acme_challenges_skip_the_redirect_only_when_a_responder_is_configured() -> None:
+    plain = render_config(TABLE, SETTINGS)
+    assert "acme" not in plain
+    settings = RouterSettings(state_dir=Path("/s"), acme_challenge_address="127.0.0.1:8089")
+    config = render_config(TABLE, settings)
+    assert "acl acme_challenge path_beg /.well-known/acme-challenge/" in config
+    assert "use_backend baepo_acme if acme_challenge" in config
+    assert backend_of(config, "baepo_acme") == ["server responder 127.0.0.1:8089"]
+
+
+def test_long_requests_and_websockets_are_not_cut_short() -> None:
+    config = render_config(TABLE, SETTINGS)
+    for timeout in ("client", "server", "tunnel"):
+        assert f"timeout {timeout} 3600s" in config
+    assert "hard-stop-after 3600s" in config
+
+
+def test_fingerprint_changes_only_with_what_needs_a_reload() -> None:
+    base = structure_fingerprint(TABLE, SETTINGS)
+    app = TABLE.service("app")
+    assert app is not None
+    runtime_changes = [
+        TABLE.with_service(app.with_server(Server("s9", "127.0.0.1:9999"))),
+        TABLE.with_service(Service("app", ("other.localhost",), max_concurrency=3, paused=True)),
+    ]
+    for table in runtime_changes:
+        assert structure_fingerprint(table, SETTINGS) == base
+    assert structure_fingerprint(TABLE.without_service("docs"), SETTINGS) != base
+    assert structure_fingerprint(TABLE.with_service(Service("new", ())), SETTINGS) != base
+    moved = RouterSettings(state_dir=SETTINGS.state_dir, https_port=8443)
+    assert structure_fingerprint(TABLE, moved) != base
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not shutil.which("/usr/sbin/haproxy"), reason="HAProxy is not installed")
+def test_haproxy_accepts_the_rendered_configuration(tmp_path: Path) -> None:
+    from baepo.clock import SystemClock
+    from baepo.router.certificates import CertificateFiles, LocalCA
+
+    settings = RouterSettings(state_dir=tmp_path, acme_challenge_address="127.0.0.1:8089")
+    files = CertificateFiles(settings.paths.cert_dir, settings.paths.crt_list)
+    files.write("default", LocalCA(tmp_path / "ca", SystemClock()).issue(["localhost"]).pem)
+    settings.paths.host_map.write_text(render_map(TABLE))
+    settings.paths.config.write_text(render_config(TABLE, settings))
+    done = subprocess.run(
+        ["/usr/sbin/haproxy", "-c", "-f", str(settings.paths.config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ALERT" not in done.stdout + done.stderr

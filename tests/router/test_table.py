@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+
+from baepo.router import InvalidRoute, RoutingTable, Server, ServerState, Service
+from baepo.router.table import table_from_json, table_to_json
+
+
+@pytest.mark.parametrize("name", ["App", "-app", "app-", "a_b", "a.b", "", "x" * 64])
+def test_service_names_are_dns_labels(name: str) -> None:
+    with pytest.raises(InvalidRoute):
+        Service(name, ("a.localhost",))
+
+
+@pytest.mark.parametrize(
+    "address", ["localhost:80", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "::1:80", "1.2.3:4"]
+)
+def test_server_addresses_are_ipv4_and_port(address: str) -> None:
+    with pytest.raises(InvalidRoute):
+        Server("a", address)
+
+
+def test_hostnames_are_normalized_and_deduplicated() -> None:
+    service = Service("app", ("App.LocalHost.", "app.localhost", "www.example.com"))
+    assert service.hostnames == ("app.localhost", "www.example.com")
+
+
+@pytest.mark.parametrize("host", ["bad host", "a..b", "-a.com", "a" * 64 + ".com", "*.x.com"])
+def test_invalid_hostnames_are_refused(host: str) -> None:
+    with pytest.raises(InvalidRoute):
+        Service("app", (host,))
+
+
+def test_a_hostname_belongs_to_one_service() -> None:
+    with pytest.raises(InvalidRoute, match="claimed by both"):
+        RoutingTable((Service("a", ("x.localhost",)), Service("b", ("x.localhost",))))
+
+
+def test_server_names_are_unique_within_a_service() -> None:
+    with pytest.raises(InvalidRoute):
+        Service("a", ("a.localhost",), (Server("s", "127.0.0.1:1"), Server("s", "127.0.0.1:2")))
+
+
+def test_with_and_without_keep_order_and_replace_by_name() -> None:
+    a = Service("a", ("a.localhost",))
+    b = Service("b", ("b.localhost",))
+    table = RoutingTable((a, b))
+    a2 = a.with_server(Server("s1", "127.0.0.1:1"))
+    assert table.with_service(a2).services == (a2, b)
+    assert table.without_service("a").services == (b,)
+    drained = a2.with_server(Server("s1", "127.0.0.1:1", ServerState.DRAIN))
+    assert drained.servers == (Server("s1", "127.0.0.1:1", ServerState.DRAIN),)
+    assert drained.without_server("s1").servers == ()
+    assert table.host_map() == {"a.localhost": "a", "b.localhost": "b"}
+
+
+def test_json_round_trip() -> None:
+    table = RoutingTable(
+        (
+            Service(
+                "app",
+                ("app.localhost", "www.example.com"),
+                (Server("s1", "127.0.0.1:8080"), Server("s2", "127.0.0.1:8081", ServerState.DRAIN)),
+                max_concurrency=7,
+                paused=True,
+            ),
+        )
+    )
+    assert table_from_json(table_to_json(table)) == table
+
+
+def test_json_that_is_not_a_table_is_refused() -> None:
+    with pytest.raises(InvalidRoute):
+        table_from_json('{"services": [{"name": "x"}]}')

@@ -1,0 +1,107 @@
+"""`baepo up` as a process: starts, keeps its state in one directory, stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BaepoProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_sigterm_stops_cleanly_and_state_survives(fresh_baepo: BaepoProcess) -> None:
+    with fresh_baepo.api() as api:
+        made = api.post("/api/v1/tokens", json={"name": "kept"})
+        assert made.status_code == 201
+    assert fresh_baepo.stop() == 0
+    log = fresh_baepo.log()
+    assert "registry and API on http://127.0.0.1" in log and "stopped" in log
+    assert sorted(p.name for p in fresh_baepo.data_dir.iterdir()) >= [
+        "baepo.db",
+        "registry",
+        "secrets",
+    ]
+    fresh_baepo.start()
+    token = made.json()["token"]
+    r = httpx.get(f"{fresh_baepo.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json()["name"] == "admin"
+
+
+def test_generated_admin_password_is_printed_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "BAEPO_ADMIN_PASSWORD"}
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "baepo",
+        "up",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
+    outputs = []
+    for _ in range(2):
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "Uvicorn running on" in line:
+                break
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=20)
+        outputs.append("".join(lines) + rest)
+        assert proc.returncode == 0
+    first = [ln for ln in outputs[0].splitlines() if "admin password (shown once):" in ln]
+    assert len(first) == 1
+    assert "admin password" not in outputs[1]
+    password = first[0].rsplit(":", 1)[1].strip()
+    server = BaepoProcess(tmp_path / "data", port=port, password=password)
+    proc2 = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        server.process = None
+        import time
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(f"{server.url}/v2/", auth=("admin", password), timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        assert r.status_code == 200
+    finally:
+        proc2.terminate()
+        proc2.wait(timeout=20)
+
+
+def test_bad_data_dir_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "baepo",
+            "up",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(blocker / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "data" in done.stderr
