@@ -178,6 +178,11 @@ def test_challenge_names_realm_service_and_scope(auth: Auth) -> None:
     )
 
 
+def test_challenge_lists_every_scope_a_mount_needs(auth: Auth) -> None:
+    value = auth.challenge("http://h", repository("b", "pull", "push"), repository("a", "pull"))
+    assert value.endswith('scope="repository:b:pull,push repository:a:pull"')
+
+
 def test_key_is_created_once_and_private(tmp_path: Path) -> None:
     path = tmp_path / "secrets" / "token.key"
     key = load_or_create_key(path)

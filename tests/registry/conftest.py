@@ -33,8 +33,9 @@ class AllowAll:
     ) -> Principal:
         return Principal("tester", True, (wanted,))
 
-    def challenge(self, base_url: str, wanted: Access | None) -> str:
-        scope = f',scope="{wanted.scope()}"' if wanted and wanted.actions else ""
+    def challenge(self, base_url: str, wanted: Access | None, *more: Access) -> str:
+        scopes = " ".join(a.scope() for a in (wanted, *more) if a is not None and a.actions)
+        scope = f',scope="{scopes}"' if scopes else ""
         return f'Bearer realm="{base_url}/auth/token",service="test"{scope}'
 
 

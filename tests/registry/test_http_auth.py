@@ -124,6 +124,13 @@ def test_mount_needs_pull_on_the_source(guarded: AppClient, admin: AppClient) ->
     params = {"mount": blob.digest, "from": "team/other"}
     r = guarded.post("/v2/team/app/blobs/uploads/", params=params, headers=ALICE)
     assert r.status_code == 201
+    # Signed out, the challenge asks for both scopes, so one token can mount.
+    r = guarded.post("/v2/team/app/blobs/uploads/", params=params)
+    assert r.status_code == 401
+    assert (
+        'scope="repository:team/app:pull,push repository:team/other:pull"'
+        in (r.headers["www-authenticate"])
+    )
 
 
 def test_the_actor_is_the_principal(registry: Registry, gate: TableGate, make_client: Any) -> None:

@@ -6,10 +6,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+_WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class Backend:
@@ -42,7 +46,10 @@ class Backend:
                 self.wfile.write(body)
 
             def _upgrade(self) -> None:
+                key = self.headers.get("Sec-WebSocket-Key", "") + _WEBSOCKET_GUID
+                accept = base64.b64encode(hashlib.sha1(key.encode()).digest()).decode()
                 self.send_response(101)
+                self.send_header("Sec-WebSocket-Accept", accept)
                 self.send_header("Upgrade", "websocket")
                 self.send_header("Connection", "Upgrade")
                 self.end_headers()

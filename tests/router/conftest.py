@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from baepo.clock import SystemClock
+from baepo.clock import Clock, SystemClock
 from baepo.router import HAProxyRouter, LocalCA, RouterSettings
 from tests.router.backends import Backend
 
@@ -28,18 +28,19 @@ def free_port() -> int:
 class Plane:
     """A started `HAProxyRouter` and the means to send it requests as a browser would."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, clock: Clock | None = None) -> None:
         self.directory = directory
-        self.ca = LocalCA(directory / "ca", SystemClock())
+        self.clock = clock or SystemClock()
+        self.ca = LocalCA(directory / "ca", self.clock)
         self.settings = RouterSettings(
             state_dir=directory / "router",
-            domain="localhost",
+            domain="baepo.test",  # a wildcard needs two labels: clients refuse *.localhost
             http_port=free_port(),
             https_port=free_port(),
             bind_address="127.0.0.1",
             haproxy_binary=HAPROXY,
         )
-        self.router = HAProxyRouter(self.settings, self.ca, SystemClock())
+        self.router = HAProxyRouter(self.settings, self.ca, self.clock)
         self.ca_file = directory / "ca.pem"
         self.ca_file.write_text(self.ca.ca_pem())
         self.tls = ssl.create_default_context(cafile=str(self.ca_file))

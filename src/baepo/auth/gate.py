@@ -18,6 +18,7 @@ class RegistryGate(Protocol):
         """
         ...
 
-    def challenge(self, base_url: str, wanted: Access | None) -> str:
-        """The `WWW-Authenticate` value for a 401: `Bearer realm=...,service=...,scope=...`."""
+    def challenge(self, base_url: str, wanted: Access | None, *more: Access) -> str:
+        """The `WWW-Authenticate` value for a 401: `Bearer realm=...,service=...,scope=...`
+        (`more` scopes are listed too, space-separated)."""
         ...

@@ -270,10 +270,11 @@ class Auth:
             raise AuthenticationRequired("authentication required", wanted)
         raise AccessDenied("access to the resource is denied", wanted)
 
-    def challenge(self, base_url: str, wanted: Access | None) -> str:
+    def challenge(self, base_url: str, wanted: Access | None, *more: Access) -> str:
         value = f'Bearer realm="{base_url.rstrip("/")}/auth/token",service="{self.service}"'
-        if wanted is not None and wanted.actions:
-            value += f',scope="{wanted.scope()}"'
+        scopes = [a.scope() for a in (wanted, *more) if a is not None and a.actions]
+        if scopes:
+            value += f',scope="{" ".join(scopes)}"'
         return value
 
     def issue_token(

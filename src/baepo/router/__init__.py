@@ -19,7 +19,7 @@ from baepo.router.errors import (
     UnknownService,
 )
 from baepo.router.haproxy import HAProxyRouter
-from baepo.router.interface import Router, ServerStats
+from baepo.router.interface import Router, ServerStats, ServiceStats
 from baepo.router.memory import MemoryRouter
 from baepo.router.table import (
     DEFAULT_MAX_CONCURRENCY,
@@ -51,6 +51,7 @@ __all__ = [
     "ServerState",
     "ServerStats",
     "Service",
+    "ServiceStats",
     "UnknownServer",
     "UnknownService",
     "render_config",

@@ -47,8 +47,9 @@ from baepo.router.errors import (
     ServerBusy,
     UnknownServer,
 )
-from baepo.router.interface import ServerStats, TableRouter
+from baepo.router.interface import ServerStats, ServiceStats, TableRouter
 from baepo.router.process import HAProxyProcess
+from baepo.router.runtime import ProcessList
 from baepo.router.table import (
     RoutingTable,
     Server,
@@ -111,6 +112,12 @@ class HAProxyRouter(TableRouter):
         """The HAProxy master's pid (started or adopted), if it runs."""
         return self._process.pid
 
+    def processes(self) -> ProcessList:
+        """The master's view: its reload count, the current worker and old workers."""
+        with self._lock:
+            self._need_started()
+            return self._process.processes()
+
     # --- the table ----------------------------------------------------------------------
 
     def table(self) -> RoutingTable:
@@ -155,28 +162,28 @@ class HAProxyRouter(TableRouter):
     # --- observing ----------------------------------------------------------------------
 
     def server_stats(self, service: str) -> list[ServerStats]:
+        return self.service_stats(service).servers
+
+    def service_stats(self, service: str) -> ServiceStats:
         with self._lock:
             self._need_started()
-            svc = self._service(self._table, service)
-            backend = backend_name(svc.name)
-            rows = [r for r in self._api.stats(backend) if r.get("type") == "2"]
-            old_in_flight: dict[str, int] = {}
+            backend = backend_name(self._service(self._table, service).name)
+            rows = self._api.stats(backend)
+            # Requests still running on old workers (after a reload) count as in flight too.
+            old: dict[str, int] = {}
             for pid in self._process.processes().old_workers:
                 try:
                     old_rows = self._process.master.stats_of(pid, backend)
                 except HAProxyUnavailable:
                     continue  # it just finished
                 for row in old_rows:
-                    if row.get("type") == "2":
-                        old_in_flight[row["svname"]] = old_in_flight.get(row["svname"], 0) + _int(
-                            row.get("scur")
-                        )
-        return [
+                    old[row["svname"]] = old.get(row["svname"], 0) + _int(row.get("scur"))
+        servers = [
             ServerStats(
                 name=row["svname"],
                 address=row.get("addr", ""),
                 state=_state(row.get("status", "")),
-                in_flight=_int(row.get("scur")) + old_in_flight.get(row["svname"], 0),
+                in_flight=_int(row.get("scur")) + old.get(row["svname"], 0),
                 queued=_int(row.get("qcur")),
                 total=_int(row.get("stot")),
                 http_2xx=_int(row.get("hrsp_2xx")),
@@ -184,7 +191,10 @@ class HAProxyRouter(TableRouter):
                 http_5xx=_int(row.get("hrsp_5xx")),
             )
             for row in rows
+            if row.get("type") == "2"
         ]
+        queued = sum(_int(r.get("qcur")) for r in rows if r.get("type") == "1")
+        return ServiceStats(sum(s.in_flight for s in servers), queued, servers)
 
     def renew_certificates(self) -> list[str]:
         with self._lock:

@@ -48,6 +48,19 @@ class ServerStats:
     http_5xx: int = 0
 
 
+@dataclass(frozen=True)
+class ServiceStats:
+    """A service's load: what the concurrency autoscaler reads.
+
+    Requests beyond every server's `maxconn` wait in the service's queue (HAProxy's backend
+    queue), not in a server's, so `queued` is counted here.
+    """
+
+    in_flight: int
+    queued: int
+    servers: list[ServerStats]
+
+
 class Router(Protocol):
     def start(self) -> None:
         """Start the data plane, or adopt the one a previous Baepo left running."""
@@ -80,6 +93,8 @@ class Router(Protocol):
     def set_paused(self, service: str, paused: bool) -> None: ...
 
     def server_stats(self, service: str) -> list[ServerStats]: ...
+
+    def service_stats(self, service: str) -> ServiceStats: ...
 
     def renew_certificates(self) -> list[str]:
         """Re-issue certificates that expire soon or name other hosts; returns their names."""

@@ -12,7 +12,7 @@ import threading
 from collections import Counter
 
 from baepo.router.errors import HAProxyUnavailable, ServerBusy
-from baepo.router.interface import ServerStats, TableRouter
+from baepo.router.interface import ServerStats, ServiceStats, TableRouter
 from baepo.router.table import RoutingTable, ServerState
 
 
@@ -22,6 +22,7 @@ class MemoryRouter(TableRouter):
         self._lock = threading.RLock()
         self._started = False
         self._load: dict[tuple[str, str], tuple[int, int]] = {}
+        self._waiting: dict[str, int] = {}
         self._counts: dict[tuple[str, str], Counter[str]] = {}
         self.reloads = 0  # how many changes would have needed an HAProxy reload
         self.renewals = 0
@@ -83,6 +84,16 @@ class MemoryRouter(TableRouter):
                 )
             return stats
 
+    def service_stats(self, service: str) -> ServiceStats:
+        servers = self.server_stats(service)
+        with self._lock:
+            waiting = self._waiting.get(service, 0)
+        return ServiceStats(
+            in_flight=sum(s.in_flight for s in servers),
+            queued=waiting + sum(s.queued for s in servers),
+            servers=servers,
+        )
+
     def renew_certificates(self) -> list[str]:
         self._need_started()
         return []
@@ -92,6 +103,11 @@ class MemoryRouter(TableRouter):
     def set_load(self, service: str, server: str, in_flight: int, queued: int = 0) -> None:
         with self._lock:
             self._load[(service, server)] = (in_flight, queued)
+
+    def set_waiting(self, service: str, queued: int) -> None:
+        """Requests waiting for a free slot on any server of `service`."""
+        with self._lock:
+            self._waiting[service] = queued
 
     def record(self, service: str, server: str, status: int, count: int = 1) -> None:
         """Count `count` finished responses with `status` on a server."""

@@ -68,6 +68,7 @@ class Call:
     name: str = ""
     arg: str = ""
     wanted: Access = BASE
+    also: tuple[Access, ...] = ()  # more scopes a challenge names (a mount's source)
     principal: Principal = field(default_factory=lambda: Principal(""))
     authorized: bool = False
 
@@ -116,16 +117,21 @@ class Call:
 
     def _refusal(self, exc: AuthenticationRequired | AccessDenied, wanted: Access) -> RegistryError:
         if isinstance(exc, AuthenticationRequired):
-            challenge = self.gate.challenge(self.base_url, None if wanted is BASE else wanted)
+            challenge = self.gate.challenge(
+                self.base_url, None if wanted is BASE else wanted, *self._more(wanted)
+            )
             return Unauthorized(
                 str(exc) or None, _scope_detail(wanted), headers={"WWW-Authenticate": challenge}
             )
-        challenge = self.gate.challenge(self.base_url, wanted)
+        challenge = self.gate.challenge(self.base_url, wanted, *self._more(wanted))
         if "error=" not in challenge:
             challenge += ',error="insufficient_scope"'
         return Denied(
             str(exc) or None, _scope_detail(wanted), headers={"WWW-Authenticate": challenge}
         )
+
+    def _more(self, wanted: Access) -> tuple[Access, ...]:
+        return self.also if wanted == self.wanted else ()
 
 
 def _scope_detail(wanted: Access) -> list[dict[str, str]]:
@@ -221,6 +227,11 @@ class RegistryApp:
             call.wanted = CATALOG
         else:
             call.wanted = repository(call.name, *route.actions)
+            source = call.request.query_params.get("from")
+            if call.request.method == "POST" and source and "mount" in call.request.query_params:
+                # As distribution does: ask for the source's pull scope up front, so a
+                # token client gets one token that can mount.
+                call.also = (repository(source, "pull"),) if is_name(source) else ()
         if not route.deferred:
             await call.run(lambda: None)
         response = await route.handler(call)

@@ -1,0 +1,286 @@
+"""The real data plane, end to end: HAProxy on loopback, real TLS clients, Python backends.
+
+Every test here is what a user of a Baepo service would notice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+
+from baepo.clock import FakeClock
+from baepo.router import HAProxyRouter, Router
+from tests.router.backends import Backend
+from tests.router.conftest import Plane
+
+pytestmark = pytest.mark.integration
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def in_flight(router: Router, service: str) -> dict[str, int]:
+    return {s.name: s.in_flight for s in router.server_stats(service)}
+
+
+class Background:
+    """A request sent from a thread; `.result()` waits for its response."""
+
+    def __init__(self, send: Callable[[], httpx.Response]) -> None:
+        self._response: httpx.Response | BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._response = send()
+            except BaseException as exc:
+                self._response = exc
+
+        self._thread = threading.Thread(target=run)
+        self._thread.start()
+
+    def result(self) -> httpx.Response:
+        self._thread.join(60)
+        assert isinstance(self._response, httpx.Response), self._response
+        return self._response
+
+
+def names_answering(plane: Plane, host: str, count: int = 6) -> set[str]:
+    return {plane.get(host).text.split()[0] for _ in range(count)}
+
+
+def reloads(plane: Plane) -> int:
+    return plane.router.processes().reloads
+
+
+def test_hosts_route_to_their_service_over_https(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    plane.router.ensure_service("app", ["app.localhost"])
+    plane.router.ensure_service("blog", ["blog.localhost", "www.example.com"])
+    plane.router.add_server("app", "a1", backends["a1"].address)
+    plane.router.add_server("blog", "b1", backends["b1"].address)
+    assert plane.get("app.localhost").text == "a1 host=app.localhost proto=https"
+    assert plane.get("blog.localhost").text.startswith("b1 ")
+    assert plane.get("WWW.Example.com").text.startswith("b1 ")  # custom domain, own certificate
+
+
+def test_http_redirects_to_https(plane: Plane) -> None:
+    plane.router.ensure_service("app", ["app.localhost"])
+    response = plane.get("app.localhost", "/path?q=1", scheme="http")
+    assert response.status_code == 308
+    port = plane.settings.https_port
+    assert response.headers["location"] == f"https://app.localhost:{port}/path?q=1"
+
+
+def test_unknown_hosts_get_a_404_page(plane: Plane) -> None:
+    response = plane.get("nothing-here.baepo.test")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "No Baepo service answers at this address" in response.text
+
+
+def test_a_server_added_at_runtime_takes_traffic_without_a_reload(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    plane.router.ensure_service("app", ["app.localhost"])
+    plane.router.add_server("app", "a", backends["a"].address)
+    before = reloads(plane)
+    plane.router.add_server("app", "b", backends["b"].address)
+    assert names_answering(plane, "app.localhost") == {"a", "b"}
+    assert reloads(plane) == before
+
+
+def test_drain_lets_requests_finish_and_sends_new_ones_elsewhere(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    router = plane.router
+    router.ensure_service("app", ["app.localhost"])
+    router.add_server("app", "old", backends["old"].address)
+    slow = Background(lambda: plane.get("app.localhost", "/slow?seconds=2"))
+    wait_until(lambda: in_flight(router, "app")["old"] == 1)
+    router.add_server("app", "new", backends["new"].address)
+    router.drain_server("app", "old")
+    assert names_answering(plane, "app.localhost") == {"new"}
+    assert in_flight(router, "app")["old"] == 1
+    response = slow.result()
+    assert (response.status_code, response.text.split()[0]) == (200, "old")
+    wait_until(lambda: in_flight(router, "app")["old"] == 0)
+    router.remove_server("app", "old")
+    assert [s.name for s in router.server_stats("app")] == ["new"]
+    assert names_answering(plane, "app.localhost") == {"new"}
+
+
+def test_a_paused_service_answers_a_paused_page(plane: Plane, backends: dict[str, Backend]) -> None:
+    plane.router.ensure_service("app", ["app.localhost"])
+    plane.router.add_server("app", "a", backends["a"].address)
+    plane.router.set_paused("app", True)
+    response = plane.get("app.localhost")
+    assert response.status_code == 503
+    assert "This service is paused" in response.text
+    plane.router.set_paused("app", False)
+    assert plane.get("app.localhost").status_code == 200
+
+
+def test_a_new_service_reloads_without_cutting_requests_in_flight(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    router = plane.router
+    router.ensure_service("app", ["app.localhost"])
+    router.add_server("app", "a", backends["a"].address)
+    slow = Background(lambda: plane.get("app.localhost", "/slow?seconds=2"))
+    wait_until(lambda: in_flight(router, "app")["a"] == 1)
+    before = reloads(plane)
+    router.ensure_service("new", ["new.localhost"])
+    router.add_server("new", "n", backends["n"].address)
+    assert reloads(plane) == before + 1
+    # The request now lives in the old worker, and still counts as in flight.
+    assert router.processes().old_workers
+    assert in_flight(router, "app")["a"] == 1
+    assert plane.get("new.localhost").text.startswith("n ")
+    assert plane.get("app.localhost").text.startswith("a ")
+    assert slow.result().status_code == 200
+
+
+def test_requests_longer_than_a_short_timeout_pass(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    plane.router.ensure_service("app", ["app.localhost"])
+    plane.router.add_server("app", "a", backends["a"].address)
+    assert plane.get("app.localhost", "/slow?seconds=2.5").status_code == 200
+
+
+def test_requests_beyond_max_concurrency_queue(plane: Plane, backends: dict[str, Backend]) -> None:
+    router = plane.router
+    router.ensure_service("app", ["app.localhost"], max_concurrency=1)
+    router.add_server("app", "a", backends["a"].address)
+    first = Background(lambda: plane.get("app.localhost", "/slow?seconds=1.5"))
+    second = Background(lambda: plane.get("app.localhost", "/slow?seconds=0.1"))
+    wait_until(
+        lambda: (
+            (router.service_stats("app").in_flight, router.service_stats("app").queued) == (1, 1)
+        )
+    )
+    assert first.result().status_code == second.result().status_code == 200
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+def test_http2_is_negotiated_with_alpn(plane: Plane, backends: dict[str, Backend]) -> None:
+    plane.router.ensure_service("app", ["app.localhost"])
+    plane.router.add_server("app", "a", backends["a"].address)
+    port = plane.settings.https_port
+    done = subprocess.run(
+        [
+            "curl", "--silent", "--show-error", "--http2", "--cacert", str(plane.ca_file),
+            "--resolve", f"app.localhost:{port}:127.0.0.1",
+            "--write-out", " http=%{http_version}",
+            f"https://app.localhost:{port}/",
+        ],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"a host=app.localhost:{port} proto=https")
+    assert done.stdout.endswith(" http=2")
+
+
+def test_websocket_upgrades_pass(plane: Plane, backends: dict[str, Backend]) -> None:
+    plane.router.ensure_service("app", ["app.localhost"])
+    plane.router.add_server("app", "a", backends["a"].address)
+    raw = socket.create_connection(("127.0.0.1", plane.settings.https_port), timeout=10)
+    with plane.tls.wrap_socket(raw, server_hostname="app.localhost") as conn:
+        conn.sendall(
+            b"GET /ws HTTP/1.1\r\nHost: app.localhost\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101")
+        conn.sendall(b"hello\n")
+        rest = head.split(b"\r\n\r\n", 1)[1]
+        while not rest.endswith(b"\n"):
+            rest += conn.recv(4096)
+        assert rest == b"echo:hello\n"
+
+
+def test_a_new_hostname_gets_a_certificate_without_a_reload(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    plane.router.ensure_service("app", ["app.localhost"])
+    plane.router.add_server("app", "a", backends["a"].address)
+    before = reloads(plane)
+    plane.router.ensure_service("app", ["app.localhost", "shop.example.org"])
+    assert plane.get("shop.example.org").text.startswith("a ")  # verified against the CA
+    assert reloads(plane) == before
+
+
+def test_a_restarted_baepo_adopts_the_running_haproxy(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    plane.router.ensure_service("app", ["app.localhost"])
+    plane.router.add_server("app", "a", backends["a"].address)
+    pid = plane.router.pid
+    table = plane.router.table()
+    successor = HAProxyRouter(plane.settings, plane.ca, plane.clock)  # Baepo came back
+    successor.start()
+    assert successor.pid == pid
+    assert successor.table() == table
+    successor.add_server("app", "b", backends["b"].address)
+    assert names_answering(plane, "app.localhost") == {"a", "b"}
+    plane.router = successor  # the fixture stops the HAProxy it now owns
+
+
+@pytest.fixture
+def fake_clock_plane() -> Iterator[Plane]:
+    directory = Path(tempfile.mkdtemp(prefix="baepo-router-", dir="/tmp"))
+    p = Plane(directory, FakeClock())
+    p.router.start()
+    try:
+        yield p
+    finally:
+        p.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_certificates_are_renewed_before_expiry_at_runtime(
+    fake_clock_plane: Plane, backends: dict[str, Backend]
+) -> None:
+    plane = fake_clock_plane
+    assert isinstance(plane.clock, FakeClock)
+    plane.router.ensure_service("app", ["app.localhost"])
+    plane.router.add_server("app", "a", backends["a"].address)
+    first = served_certificate(plane, "app.localhost")
+    assert plane.router.renew_certificates() == []
+    plane.clock.advance(70 * 86400)
+    before = reloads(plane)
+    assert plane.router.renew_certificates() == ["default", "svc_app"]
+    renewed = served_certificate(plane, "app.localhost")
+    assert renewed.serial_number != first.serial_number
+    assert renewed.not_valid_after_utc > first.not_valid_after_utc
+    assert reloads(plane) == before
+
+
+def served_certificate(plane: Plane, host: str) -> x509.Certificate:
+    context = ssl.create_default_context(cafile=str(plane.ca_file))
+    context.check_hostname = False  # the fake clock's certificates are not valid yet or now
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", plane.settings.https_port), timeout=10)
+    with context.wrap_socket(raw, server_hostname=host) as conn:
+        der = conn.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
