@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,6 +16,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+
+from baepo.config import Config
+from baepo.control import SecretBox, load_or_create_secret_key
+from baepo.runtime import DockerEngine
 
 ADMIN_PASSWORD = "test-admin-password"
 
@@ -31,6 +36,9 @@ class BaepoProcess:
 
     data_dir: Path
     port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    https_port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
     username: str = "admin"
     password: str = ADMIN_PASSWORD
     process: subprocess.Popen[bytes] | None = None
@@ -60,6 +68,11 @@ class BaepoProcess:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                "--http-port",
+                str(self.http_port),
+                "--https-port",
+                str(self.https_port),
+                *self.extra_args,
             ],
             env=env,
             stdout=log,
@@ -98,6 +111,22 @@ class BaepoProcess:
             self.process.wait()
             self.process = None
 
+    def stop_data_plane(self) -> None:
+        """End what Baepo leaves running on purpose when it stops: its HAProxy and the
+        containers of its services (found by this installation's label)."""
+        pidfile = Config(data_dir=self.data_dir).router_run_dir / "haproxy.pid"
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+        key = self.data_dir / "secrets" / "control.key"
+        host = os.environ.get("DOCKER_HOST")
+        if key.exists() and host:
+            mine = SecretBox(load_or_create_secret_key(key)).fingerprint
+            with contextlib.suppress(Exception):
+                engine = DockerEngine(host)
+                for instance in engine.list({"baepo.installation": mine}):
+                    engine.remove(instance.id)
+                engine.close()
+
     def restart(self) -> None:
         self.stop()
         self.start()
@@ -127,6 +156,7 @@ def baepo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaepoProc
     server.start()
     yield server
     server.stop()
+    server.stop_data_plane()
 
 
 @pytest.fixture
@@ -136,3 +166,4 @@ def fresh_baepo(tmp_path: Path) -> Iterator[BaepoProcess]:
     server.start()
     yield server
     server.kill()
+    server.stop_data_plane()

@@ -1,34 +1,192 @@
 """The composition root: reads the configuration, builds every room, serves, and stops.
 
 Nothing imports this module except the `baepo up` command.
+
+What runs: one uvicorn server (registry `/v2`, token endpoint, REST API `/api/v1`) and, in its
+event loop, the reconciler; beside it the HAProxy that Baepo starts (or adopts) as its data
+plane. On SIGTERM the control plane stops; the data plane and the services' containers keep
+serving, and the next `baepo up` adopts them (containers carry labels, HAProxy its pidfile).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baepo.api.app import Dispatcher, create_api
-from baepo.auth import Auth, load_or_create_key
+from baepo.auth import ADMIN, Auth, NotFound, load_or_create_key
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
+from baepo.control import (
+    NetworkProber,
+    Reconciler,
+    RegistryLink,
+    RouterRoutes,
+    SecretBox,
+    Services,
+    Timing,
+    load_or_create_secret_key,
+)
 from baepo.events import EventBus
 from baepo.registry import Registry, create_app
+from baepo.router import HAProxyRouter, LocalCA, RouterError, RouterSettings
+from baepo.runtime import DockerEngine
 from baepo.storage import FilesystemDriver
 from baepo.store import Database, StoreError
+
+log = logging.getLogger("baepo")
+
+ENGINE_TOKEN = "baepo-engine"
+"""The API token the engine pulls images from Baepo's registry with (kept in secrets/)."""
 
 
 class StartupError(Exception):
     """Baepo cannot start with this configuration (shown as one line)."""
+
+
+@dataclass
+class Baepo:
+    config: Config
+    db: Database
+    bus: EventBus
+    auth: Auth
+    registry: Registry
+    router: HAProxyRouter
+    ca: LocalCA
+    reconciler: Reconciler
+    services: Services
+    app: ASGIApp
+    generated_password: str | None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def startup(self) -> None:
+        try:
+            await asyncio.to_thread(self.router.start)
+        except RouterError as exc:
+            raise StartupError(f"cannot start the router (HAProxy): {exc}") from exc
+        log.info(
+            "router on http://*:%d and https://*:%d for *.%s (pid %s)",
+            self.config.http_port,
+            self.config.https_port,
+            self.config.domain,
+            self.router.pid,
+        )
+        self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
+
+    async def shutdown(self) -> None:
+        self.reconciler.stop()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=15)
+        log.info("control plane stopped; the router and the services keep serving")
+
+
+def engine_credentials(auth: Auth, secrets_dir: Path) -> tuple[str, str]:
+    """The credential the engine pulls Baepo's own images with: an admin API token created
+    on first start and kept (0600) in the secrets directory."""
+    path = secrets_dir / "engine-token"
+    try:
+        return ("token", path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    with contextlib.suppress(NotFound):
+        auth.delete_token(ADMIN, ENGINE_TOKEN)
+    token = auth.create_token(ADMIN, ENGINE_TOKEN)
+    assert token.secret is not None
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token.secret)
+    return ("token", token.secret)
+
+
+def build(config: Config, clock: Clock | None = None) -> Baepo:
+    clock = clock or SystemClock()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    db = Database(config.database_url)
+    db.migrate()
+    bus = EventBus()
+    auth = Auth(db, load_or_create_key(config.secrets_dir / "token.key"), clock)
+    generated = auth.ensure_admin(config.admin_password)
+    registry = Registry(db=db, driver=FilesystemDriver(config.blob_dir), bus=bus, clock=clock)
+
+    ca = LocalCA(config.data_dir / "ca", clock)
+    router = HAProxyRouter(
+        RouterSettings(
+            state_dir=config.router_dir,
+            domain=config.domain,
+            http_port=config.http_port,
+            https_port=config.https_port,
+            run_dir=config.router_run_dir,
+        ),
+        ca,
+        clock,
+    )
+    credentials = engine_credentials(auth, config.secrets_dir)
+    link = RegistryLink.of(config.registry_hosts, lambda: credentials)
+    box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
+    engine = DockerEngine(config.docker_host)
+    reconciler = Reconciler(
+        db=db,
+        engine=engine,
+        routes=RouterRoutes(router),
+        prober=NetworkProber(),
+        clock=clock,
+        secrets=box,
+        domain=config.domain,
+        registry=link,
+        timing=Timing(deploy_timeout_s=config.deploy_timeout_s),
+    )
+    reconciler.subscribe(bus)
+    services = Services(
+        db=db,
+        engine=engine,
+        secrets=box,
+        clock=clock,
+        domain=config.domain,
+        registry=link,
+        reconciler=reconciler,
+    )
+    api = create_api(auth, registry, services, ca)
+    app = Dispatcher(create_app(registry, auth), api)
+    return Baepo(config, db, bus, auth, registry, router, ca, reconciler, services, app, generated)
+
+
+class Lifespan:
+    """ASGI lifespan around the app: start the data plane and the loops, stop the loops."""
+
+    def __init__(self, baepo: Baepo) -> None:
+        self.baepo = baepo
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.baepo.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.baepo.startup()
+                except StartupError as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.baepo.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 class _Server(uvicorn.Server):
@@ -49,34 +207,6 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-log = logging.getLogger("baepo")
-
-
-@dataclass
-class Baepo:
-    config: Config
-    db: Database
-    bus: EventBus
-    auth: Auth
-    registry: Registry
-    app: ASGIApp
-    generated_password: str | None
-
-
-def build(config: Config, clock: Clock | None = None) -> Baepo:
-    clock = clock or SystemClock()
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    config.secrets_dir.mkdir(mode=0o700, exist_ok=True)
-    db = Database(config.database_url)
-    db.migrate()
-    bus = EventBus()
-    auth = Auth(db, load_or_create_key(config.secrets_dir / "token.key"), clock)
-    generated = auth.ensure_admin(config.admin_password)
-    registry = Registry(db=db, driver=FilesystemDriver(config.blob_dir), bus=bus, clock=clock)
-    app = Dispatcher(create_app(registry, auth), create_api(auth, registry))
-    return Baepo(config, db, bus, auth, registry, app, generated)
-
-
 def run(config: Config) -> None:
     """Serve in the foreground until SIGINT or SIGTERM."""
     logging.basicConfig(
@@ -95,11 +225,11 @@ def run(config: Config) -> None:
     log.info("registry and API on http://%s:%d (pid %d)", config.host, config.port, os.getpid())
     server = _Server(
         uvicorn.Config(
-            baepo.app,
+            Lifespan(baepo),
             host=config.host,
             port=config.port,
             log_level=config.log_level,
-            lifespan="off",
+            lifespan="on",
             server_header=False,
             timeout_graceful_shutdown=10,
         )
@@ -109,3 +239,5 @@ def run(config: Config) -> None:
     finally:
         baepo.db.dispose()
         log.info("stopped")
+    if not server.started:
+        raise StartupError("could not start: see the log above")

@@ -5,7 +5,9 @@ Every test here is what a user of a Baepo service would notice.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -284,3 +286,21 @@ def served_certificate(plane: Plane, host: str) -> x509.Certificate:
         der = conn.getpeercert(binary_form=True)
     assert der is not None
     return x509.load_der_x509_certificate(der)
+
+
+def test_a_dead_haproxy_is_started_again_on_the_next_change(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    plane.router.ensure_service("app", ["app.localhost"])
+    plane.router.add_server("app", "a", backends["a"].address)
+    pid = plane.router.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # the HAProxy this test's router started
+    wait_until(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid))
+    plane.router.add_server("app", "b", backends["b"].address)
+    assert plane.router.pid != pid
+    assert names_answering(plane, "app.localhost") == {"a", "b"}
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"

@@ -4,6 +4,8 @@ and the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`)."""
 from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import baepo
@@ -11,11 +13,14 @@ from baepo.api import errors
 from baepo.api.accounts import accounts_router
 from baepo.api.registry import registry_router
 from baepo.api.security import Identity, identify
+from baepo.api.services import services_router
 from baepo.auth import Auth, token_routes
+from baepo.control import Services
 from baepo.registry import Registry, RegistryError
+from baepo.router import LocalCA
 
 
-def create_api(auth: Auth, registry: Registry) -> FastAPI:
+def create_api(auth: Auth, registry: Registry, services: Services, ca: LocalCA) -> FastAPI:
     api = FastAPI(
         title="Baepo",
         version=baepo.__version__,
@@ -35,6 +40,13 @@ def create_api(auth: Auth, registry: Registry) -> FastAPI:
 
     api.include_router(accounts_router(auth, who))
     api.include_router(registry_router(registry, who))
+    api.include_router(services_router(services, who))
+
+    @api.get("/api/v1/ca", tags=["system"], response_class=PlainTextResponse)
+    async def ca_certificate() -> str:
+        """The local CA's root certificate (PEM): trust it to trust `https://*.<domain>`."""
+        return await run_in_threadpool(ca.ca_pem)
+
     api.router.routes.extend(token_routes(auth, registry.is_public))
     return api
 

@@ -10,6 +10,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from baepo.auth import AccessDenied, AuthenticationRequired, NotFound, UserExists
+from baepo.control import (
+    Conflict,
+    ControlUnavailable,
+    InvalidServiceSpec,
+    InvalidServiceState,
+    OperationInProgress,
+    OperationNotFound,
+    RevisionNotFound,
+    SecretsUnreadable,
+    ServiceExists,
+    ServiceNotFound,
+)
 
 
 class ApiError(Exception):
@@ -33,6 +45,16 @@ ROOM_ERRORS: dict[type[Exception], tuple[int, str]] = {
     AccessDenied: (403, "FORBIDDEN"),
     NotFound: (404, "NOT_FOUND"),
     UserExists: (409, "ALREADY_EXISTS"),
+    InvalidServiceSpec: (400, "INVALID_SERVICE_SPEC"),
+    ServiceNotFound: (404, "SERVICE_NOT_FOUND"),
+    ServiceExists: (409, "SERVICE_EXISTS"),
+    RevisionNotFound: (404, "REVISION_NOT_FOUND"),
+    OperationNotFound: (404, "OPERATION_NOT_FOUND"),
+    OperationInProgress: (409, "OPERATION_IN_PROGRESS"),
+    InvalidServiceState: (409, "INVALID_SERVICE_STATE"),
+    Conflict: (409, "CONFLICT"),
+    SecretsUnreadable: (500, "SECRETS_UNREADABLE"),
+    ControlUnavailable: (503, "UNAVAILABLE"),
 }
 
 

@@ -61,7 +61,19 @@ class Client:
             token=os.environ.get("BAEPO_TOKEN") or saved.get("token"),
         )
 
+    def request_text(self, method: str, path: str) -> str:
+        return self._send(method, path).text
+
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CliError(f"unexpected answer from {self.url}{path}") from exc
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = kwargs.pop("headers", {})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -73,12 +85,7 @@ class Client:
             raise CliError(f"cannot reach Baepo at {self.url}: {exc}") from exc
         if response.status_code >= 400:
             raise CliError(_error_line(response))
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise CliError(f"unexpected answer from {self.url}{path}") from exc
+        return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

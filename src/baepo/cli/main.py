@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 from urllib.parse import quote
 
 import typer
 
-from baepo.cli.client import Client, CliError, load_settings, save_settings
+from baepo.cli.client import Client, load_settings, save_settings
+from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit, error_console, human_bytes
+from baepo.cli.services import app as services_app
 from baepo.config import DEFAULT_DATA_DIR
 
 app = typer.Typer(
@@ -28,23 +28,9 @@ tokens_app = typer.Typer(help="API tokens: passwords for robots and CI.", no_arg
 app.add_typer(registry_app, name="registry")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(services_app, name="services")
 
-F = TypeVar("F", bound=Callable[..., Any])
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def one_line_errors(fn: F) -> F:
-    """Bad input or an unreachable server prints one clear line and exits 1, no traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CliError as exc:
-            error_console.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.command()
@@ -60,6 +46,13 @@ def up(
     http_port: Annotated[int, typer.Option(help="Router's HTTP port (redirects).")] = 80,
     https_port: Annotated[int, typer.Option(help="Router's HTTPS port.")] = 443,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    docker_host: Annotated[
+        str | None,
+        typer.Option(help="Container engine socket (default: $DOCKER_HOST, else Docker's)."),
+    ] = None,
+    deploy_timeout: Annotated[
+        float, typer.Option(help="Seconds a new revision has to become healthy.")
+    ] = 300.0,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -78,6 +71,8 @@ def up(
         https_port=https_port,
         admin_password=os.environ.get("BAEPO_ADMIN_PASSWORD") or None,
         log_level=log_level.lower(),
+        docker_host=docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
+        deploy_timeout_s=deploy_timeout,
     )
     try:
         run(config)
@@ -107,6 +102,23 @@ def login(
     settings.update(url=client.url, token=answer["token"], username=answer["username"])
     path = save_settings(settings)
     console.print(f"Signed in to {client.url} as {answer['username']} (token kept in {path})")
+
+
+@app.command()
+@one_line_errors
+def ca(
+    out: Annotated[Path | None, typer.Option("--out", help="Write the PEM to this file.")] = None,
+) -> None:
+    """Print the local CA's root certificate: trust it and https://*.<domain> is trusted.
+
+    e.g. `baepo ca --out /usr/local/share/ca-certificates/baepo.crt && update-ca-certificates`
+    """
+    pem = Client.from_environment().request_text("GET", "/api/v1/ca")
+    if out is None:
+        print(pem, end="")
+    else:
+        out.write_text(pem)
+        error_console.print(f"wrote {out}")
 
 
 # -- registry ------------------------------------------------------------------------------

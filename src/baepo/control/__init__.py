@@ -34,7 +34,7 @@ from baepo.control.operations import OperationKind, OperationStatus, ServiceStat
 from baepo.control.planning import Health
 from baepo.control.probes import NetworkProber, Prober, ProbeResult
 from baepo.control.reconciler import Reconciler
-from baepo.control.routing import Routes, RouteState
+from baepo.control.routing import RouterRoutes, Routes, RouteState
 from baepo.control.services import Services
 from baepo.control.spec import (
     CPU_MEMORY,
@@ -81,6 +81,7 @@ __all__ = [
     "RevisionNotFound",
     "RevisionView",
     "RouteState",
+    "RouterRoutes",
     "Routes",
     "SecretBox",
     "SecretsUnreadable",

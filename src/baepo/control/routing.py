@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from baepo.router.interface import Router
 from baepo.router.table import Service as Route
 
 
@@ -37,3 +38,25 @@ class Routes(Protocol):
     def remove(self, service: str) -> None:
         """Drop the service's route; its host names answer 404. No-op if it has none."""
         ...
+
+
+class RouterRoutes:
+    """`Routes` over the router room's `Router`: one service's slice of the routing table."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    def get(self, service: str) -> RouteState | None:
+        route = self._router.table().service(service)
+        if route is None:
+            return None
+        stats = self._router.server_stats(service)
+        return RouteState(route, {s.name: s.in_flight for s in stats})
+
+    def put(self, route: Route) -> None:
+        table = self._router.table()
+        if table.service(route.name) != route:
+            self._router.apply(table.with_service(route))
+
+    def remove(self, service: str) -> None:
+        self._router.remove_service(service)

@@ -136,7 +136,11 @@ class HAProxyRouter(TableRouter):
                     _cert_name(service.name), service.hostnames, live=not reload
                 )
             self._write_files(table)
-            if reload:
+            if not self._process.running():
+                log.warning("HAProxy is gone (crashed or killed); starting it again")
+                self._process.start()
+                self._write(self.paths.fingerprint, fingerprint)
+            elif reload:
                 self._write(self.paths.server_state, self._api.servers_state())
                 self._process.reload()
                 self._write(self.paths.fingerprint, fingerprint)

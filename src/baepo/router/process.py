@@ -54,6 +54,8 @@ class HAProxyProcess:
             raise ConfigInvalid(f"HAProxy rejects {config}: {_alerts(output)}", output)
 
     def running(self) -> bool:
+        if self._popen is not None:
+            return self._popen.poll() is None  # also reaps it
         return self.pid is not None and _alive(self.pid)
 
     def adopt(self) -> bool:

@@ -1,0 +1,132 @@
+"""Services end to end: a real engine, the real HAProxy router, real docker CLI and curl."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from tests.e2e.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def test_image_pushed_with_docker_becomes_an_https_service(stack: Stack) -> None:
+    name = f"hello-{secrets.token_hex(2)}"
+    ref = stack.push("baepo-test/hello:1", f"team/{name}:live")
+    created = stack.cli(
+        "services",
+        "create",
+        name,
+        "--image",
+        ref,
+        "--port",
+        "8080",
+        "--health-check-path",
+        "/healthz",
+        "--wait",
+    )
+    assert "SUCCEEDED" in created.stdout
+    described = stack.describe(name)
+    assert described["status"] == "RUNNING"
+    assert described["url"] == f"https://{name}.localhost"
+    assert described["active_revision"] == 1
+    host = f"{name}.localhost"
+    answer = stack.curl(host)
+    assert answer.returncode == 0, answer.stderr
+    assert "hello v1" in answer.stdout
+
+    # Update the environment: a new revision, same image.
+    stack.cli("services", "update", name, "--env", "MESSAGE=from-the-env", "--wait")
+    stack.wait_for(host, "from-the-env")
+    assert stack.describe(name)["active_revision"] == 2
+
+    # Push the tracked tag again with another image: auto-deploy, no command needed.
+    stack.push("baepo-test/hello:2", f"team/{name}:live")
+    stack.wait_for(host, "hello v2")
+    assert stack.wait_idle(name)["active_revision"] == 3
+    ops = stack.cli("services", "ops", name, "--json").stdout
+    assert ops.index("START_DEPLOYMENT") < ops.index("UPDATE_SERVICE")  # newest first
+
+    # Roll back to the first revision.
+    stack.cli("services", "rollback", name, "--to", "1", "--wait")
+    assert "hello v1" in stack.https(host).text
+    revisions = stack.cli("services", "revisions", name, "--json").stdout
+    assert '"number": 3' in revisions and '"number": 4' not in revisions  # rollback reuses 1
+
+    stack.cli("services", "pause", name, "--wait")
+    paused = stack.https(host)
+    assert paused.status_code == 503 and "paused" in paused.text.lower()
+    stack.cli("services", "resume", name, "--wait")
+    assert "hello v1" in stack.https(host).text
+
+    stack.cli("services", "rm", name, "--wait")
+    gone = stack.curl(host, "/")
+    assert "404" in gone.stdout or gone.returncode != 0
+
+
+def test_http_redirects_to_https_and_unknown_hosts_get_404(stack: Stack) -> None:
+    import subprocess
+
+    r = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "--resolve",
+            f"x.localhost:{stack.baepo.http_port}:127.0.0.1",
+            f"http://x.localhost:{stack.baepo.http_port}/a?b=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    code, location = r.stdout.split(" ", 1)
+    assert code in ("301", "302", "308") and location.startswith("https://x.localhost")
+    r2 = subprocess.run(
+        [
+            "curl",
+            "-sk",
+            "--resolve",
+            f"nothing.localhost:{stack.baepo.https_port}:127.0.0.1",
+            f"https://nothing.localhost:{stack.baepo.https_port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "404" in r2.stdout
+
+
+def test_a_revision_that_never_gets_healthy_fails_and_the_old_one_keeps_serving(
+    stack: Stack,
+) -> None:
+    name = f"steady-{secrets.token_hex(2)}"
+    ref = stack.push("baepo-test/hello:1", f"team/{name}:1")
+    stack.cli(
+        "services", "create", name, "--image", ref, "--health-check-path", "/healthz", "--wait"
+    )
+    broken = stack.push("baepo-test/broken:1", f"team/{name}:broken")
+    failed = stack.cli("services", "deploy", name, "--image", broken, "--wait", check=False)
+    assert failed.returncode == 1
+    assert "FAILED" in failed.stdout + failed.stderr
+    assert "refusing to listen" in failed.stdout  # the new container's last log lines
+    assert "hello v1" in stack.https(f"{name}.localhost").text
+    described = stack.describe(name)
+    assert described["status"] == "RUNNING" and described["active_revision"] == 1
+    stack.cli("services", "rm", name, "--wait")
+
+
+def test_bad_service_specs_are_refused_with_one_line(stack: Stack) -> None:
+    for args, words in [
+        (["services", "create", "X_bad", "--image", "x"], "name"),
+        (["services", "create", "okname", "--image", "x", "--cpu", "3"], "cpu"),
+        (["services", "create", "okname", "--image", "x", "--port", "99999"], "port"),
+        (["services", "describe", "nosuchservice"], "nosuchservice"),
+    ]:
+        done = stack.cli(*args, check=False)
+        assert done.returncode == 1, args
+        assert words in done.stderr and "Traceback" not in done.stderr
