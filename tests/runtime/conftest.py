@@ -1,14 +1,18 @@
-"""Fixtures for the runtime room: one `engine` fixture, run as MemoryEngine and as DockerEngine.
+"""Fixtures for the runtime room: one `engine` fixture, run as MemoryEngine, as DockerEngine
+against dockerd, and as DockerEngine against Podman's Docker-compatible socket.
 
-The Docker variant is `integration`: a session fixture makes sure an engine answers
-(`scripts/engine`) and the test images exist (`scripts/test-images`). Every container a test
-starts carries a label unique to the test, and teardown removes all containers carrying it.
+The Docker and Podman variants are `integration`: a session fixture makes sure an engine answers
+(`scripts/engine`, `scripts/podman-engine`) and the test images exist (`scripts/test-images`,
+copied into Podman by `scripts/podman-engine`). The Podman variant is skipped where podman is
+not installed. Every container a test starts carries a label unique to the test, and teardown
+removes all containers carrying it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,20 +53,43 @@ def docker_host() -> str:
     return host
 
 
+@pytest.fixture(scope="session")
+def podman_host(docker_host: str) -> str:
+    """Podman's Docker-compatible socket (`scripts/podman-engine`), holding the test images."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (apt install podman runc)")
+    podman = subprocess.run(
+        [str(ROOT / "scripts" / "podman-engine")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "BAEPO_DOCKER_HOST": docker_host},
+    )
+    if podman.returncode != 0:
+        pytest.fail(f"scripts/podman-engine failed:\n{podman.stdout}\n{podman.stderr}")
+    return podman.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture
 def run_labels() -> dict[str, str]:
     """Labels unique to this test: every container it starts carries them."""
     return {"baepo.test.run": uuid.uuid4().hex}
 
 
-@pytest.fixture(params=["memory", pytest.param("docker", marks=pytest.mark.integration)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("docker", marks=pytest.mark.integration),
+        pytest.param("podman", marks=pytest.mark.integration),
+    ]
+)
 def engine(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Iterator[Engine]:
     if request.param == "memory":
         memory = MemoryEngine(images=baepo_test_images())
         yield memory
         memory.close()
         return
-    docker_engine = DockerEngine(request.getfixturevalue("docker_host"))
+    docker_engine = DockerEngine(request.getfixturevalue(f"{request.param}_host"))
     yield docker_engine
     for instance in docker_engine.list(run_labels):
         with contextlib.suppress(ContainerNotFound):

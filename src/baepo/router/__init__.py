@@ -1,10 +1,14 @@
 """The router room: Baepo's data plane (HAProxy driven through its runtime API) and TLS.
 
 Other rooms use `Router` (implemented by `HAProxyRouter`, faked by `MemoryRouter`), the
-routing-table types, and `LocalCA` for the certificate users trust.
+routing-table types, and `LocalCA` for the certificate users trust. Custom domains get
+certificates from an ACME server: `CertificateBroker` over `LocalCA` and `AcmeIssuer`, whose
+http-01 challenges a `ChallengeResponder` answers.
 """
 
+from baepo.router.acme import AcmeIssuer, AcmeSettings, CertificateBroker
 from baepo.router.certificates import CertificateSource, IssuedCertificate, LocalCA
+from baepo.router.challenges import ChallengeResponder, ChallengeStore
 from baepo.router.configuration import RouterSettings, render_config, render_map
 from baepo.router.errors import (
     CertificateError,
@@ -31,8 +35,13 @@ from baepo.router.table import (
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
+    "AcmeIssuer",
+    "AcmeSettings",
+    "CertificateBroker",
     "CertificateError",
     "CertificateSource",
+    "ChallengeResponder",
+    "ChallengeStore",
     "CommandFailed",
     "ConfigInvalid",
     "HAProxyRouter",

@@ -8,7 +8,15 @@ root created once with the `cryptography` package and kept in its directory
     └── ca.pem     the root certificate: what a user exports (`ca_pem()`) and trusts
 
 issuing short-lived leaf certificates (90 days, renewed 30 days before they expire). ACME
-for public names will be another `CertificateSource`; nothing else changes.
+for public names is another `CertificateSource` (`AcmeIssuer`), and `CertificateBroker` picks
+between the two per hostname set (both in `acme.py`).
+
+A combined PEM may start with notes, lines of PEM explanatory text (RFC 7468 §5.2) that
+OpenSSL, and so HAProxy, skips:
+
+    # baepo requested: app.localhost app.example.com   the names it answers, when the leaf
+                                                       names fewer (ACME can't name *.localhost)
+    # baepo retry-after: 2030-01-01T00:00:00+00:00     a stand-in: issue again from then on
 
 `CertificateFiles` keeps what HAProxy reads: one combined PEM (chain + key) per certificate
 in the certificate directory, and a crt-list naming them, the default certificate
@@ -213,8 +221,43 @@ class CertificateFiles:
         write_private(self.crt_list, lines.encode(), mode=0o644)
 
 
+@dataclass(frozen=True)
+class CertificateNotes:
+    """What a combined PEM's notes say (see the module docstring)."""
+
+    requested: tuple[str, ...] | None = None
+    retry_after: dt.datetime | None = None
+
+    def apply(self, pem: str) -> str:
+        """`pem` with these notes in front (replacing any it had)."""
+        lines = []
+        if self.requested is not None:
+            lines.append(f"{_NOTE}requested: {' '.join(self.requested)}\n")
+        if self.retry_after is not None:
+            lines.append(f"{_NOTE}retry-after: {self.retry_after.isoformat()}\n")
+        return "".join(lines) + _without_notes(pem)
+
+    @classmethod
+    def of(cls, pem: str) -> CertificateNotes:
+        requested: tuple[str, ...] | None = None
+        retry_after: dt.datetime | None = None
+        for line in pem.splitlines():
+            if not line.startswith(_NOTE):
+                break
+            key, _, value = line[len(_NOTE) :].partition(":")
+            if key == "requested":
+                requested = tuple(value.split())
+            elif key == "retry-after":
+                try:
+                    retry_after = dt.datetime.fromisoformat(value.strip())
+                except ValueError:
+                    retry_after = dt.datetime.min.replace(tzinfo=dt.UTC)  # unreadable: retry
+        return cls(requested, retry_after)
+
+
 def needs_renewal(pem: str | None, hostnames: Sequence[str], now: dt.datetime) -> bool:
-    """Whether a combined PEM is missing, names other hosts, or expires within `RENEW_BEFORE`."""
+    """Whether a combined PEM is missing, names other hosts, expires within `RENEW_BEFORE`,
+    or is a stand-in whose retry time has come."""
     if pem is None:
         return True
     try:
@@ -222,7 +265,14 @@ def needs_renewal(pem: str | None, hostnames: Sequence[str], now: dt.datetime) -
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (ValueError, x509.ExtensionNotFound):
         return True
-    if set(names.get_values_for_type(x509.DNSName)) != set(hostnames):
+    notes = CertificateNotes.of(pem)
+    if notes.retry_after is not None and now >= notes.retry_after:
+        return True
+    named = set(names.get_values_for_type(x509.DNSName))
+    if notes.requested is None:
+        if named != set(hostnames):
+            return True
+    elif set(notes.requested) != set(hostnames) or not named <= set(hostnames):
         return True
     return cert.not_valid_after_utc - now < RENEW_BEFORE
 
@@ -234,6 +284,16 @@ def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(tmp, path)
+
+
+_NOTE = "# baepo "
+
+
+def _without_notes(pem: str) -> str:
+    lines = pem.splitlines(keepends=True)
+    while lines and lines[0].startswith(_NOTE):
+        lines.pop(0)
+    return "".join(lines)
 
 
 def _key_usage(

@@ -207,13 +207,17 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
         "frontend http",
         f"    bind {bind}:{settings.http_port}",
     ]
+    # `http-request` rules run before `use_backend`: the redirect must skip ACME challenges.
+    skip_acme = ""
     if settings.acme_challenge_address:
+        skip_acme = " !acme_challenge"
         out += [
             "    acl acme_challenge path_beg /.well-known/acme-challenge/",
             f"    use_backend {ACME_BACKEND} if acme_challenge",
         ]
     out += [
-        f"    http-request redirect location {redirect} code 308 if {{ req.hdr(host) -m found }}",
+        f"    http-request redirect location {redirect} code 308"
+        f" if {{ req.hdr(host) -m found }}{skip_acme}",
         f"    default_backend {NOT_FOUND_BACKEND}",
         "",
         "frontend https",

@@ -20,6 +20,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -78,6 +79,7 @@ class DockerEngine:
         self._capabilities = capabilities
         self._ulimits = dict(ulimits or {})
         self._client: docker.DockerClient | None = None
+        self._podman: bool | None = None  # learnt from the engine's version on first need
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -185,7 +187,8 @@ class DockerEngine:
     def inspect(self, instance_id: str) -> Instance:
         with _boundary(f"inspect container {instance_id}"):
             attrs = self._api().inspect_container(instance_id)
-        return _instance(attrs)
+            capabilities = self._podman_capabilities(instance_id) if self._is_podman() else None
+        return _instance(attrs, capabilities)
 
     def stop(self, instance_id: str, timeout_s: float = 10) -> None:
         with _boundary(f"stop container {instance_id}"):
@@ -210,6 +213,26 @@ class DockerEngine:
         with _boundary("subscribe to engine events"):
             stream = self._api().events(decode=True, filters=filters)
         return DockerEventStream(stream, wanted)
+
+    # -- Podman ---------------------------------------------------------------------------
+
+    def _is_podman(self) -> bool:
+        if self._podman is None:
+            components = self._api().version().get("Components") or []
+            self._podman = any("podman" in str(c.get("Name", "")).lower() for c in components)
+        return self._podman
+
+    def _podman_capabilities(self, instance_id: str) -> tuple[str, ...]:
+        """The container's bounding capability set, from Podman's own API.
+
+        Podman's Docker-compatible inspect never says `CapDrop: ["ALL"]`: it reports CapAdd and
+        CapDrop relative to its configured default set (containers.conf), so "drop ALL, add
+        CHOWN" reads back as "drop the other defaults". Its libpod inspect holds the set itself.
+        """
+        api = self._api()
+        response = api._get(api._url("/libpod/containers/{0}/json", instance_id))
+        attrs = api._result(response, json=True)
+        return tuple(_capability(c) for c in attrs.get("BoundingCaps") or [])
 
     # -- the client -----------------------------------------------------------------------
 
@@ -330,7 +353,11 @@ def _image(ref: str, attrs: Mapping[str, Any]) -> Image:
     return Image(ref=ref, id=str(attrs["Id"]), digest=digest)
 
 
-def _instance(attrs: Mapping[str, Any]) -> Instance:
+def _instance(
+    attrs: Mapping[str, Any], bounding_capabilities: tuple[str, ...] | None = None
+) -> Instance:
+    """An `Instance` from an engine's inspect; `bounding_capabilities` replaces the CapAdd and
+    CapDrop it reports (Podman's are relative to its defaults: see `_podman_capabilities`)."""
     state = attrs.get("State") or {}
     config = attrs.get("Config") or {}
     host = attrs.get("HostConfig") or {}
@@ -338,6 +365,11 @@ def _instance(attrs: Mapping[str, Any]) -> Instance:
     status = _PODMAN_STATES.get(status, status)
     exited = status in ("exited", "dead")
     port, host_port = _ports(host.get("PortBindings") or {}, attrs.get("NetworkSettings") or {})
+    if status not in ("running", "paused"):
+        host_port = None  # Podman keeps reporting the ports of a stopped container; Docker not
+    limits = _limits(host)
+    if bounding_capabilities is not None:
+        limits = replace(limits, cap_drop=("ALL",), cap_add=bounding_capabilities)
     return Instance(
         id=str(attrs["Id"]),
         name=str(attrs.get("Name") or "").lstrip("/"),
@@ -352,7 +384,7 @@ def _instance(attrs: Mapping[str, Any]) -> Instance:
         finished_at=_timestamp(state.get("FinishedAt")),
         oom_killed=bool(state.get("OOMKilled")),
         error=str(state.get("Error") or ""),
-        limits=_limits(host),
+        limits=limits,
     )
 
 
