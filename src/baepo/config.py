@@ -23,6 +23,7 @@ class Config:
     log_level: str = "info"
     docker_host: str = "unix:///var/run/docker.sock"
     deploy_timeout_s: float = 300.0
+    sample_image: str | None = None
 
     @property
     def database_url(self) -> str:

@@ -30,11 +30,13 @@ from baepo.auth import ADMIN, Auth, NotFound, load_or_create_key
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
 from baepo.control import (
+    ControlError,
     NetworkProber,
     Reconciler,
     RegistryLink,
     RouterRoutes,
     SecretBox,
+    ServiceNotFound,
     Services,
     Timing,
     load_or_create_secret_key,
@@ -48,6 +50,7 @@ from baepo.store import Database, StoreError
 
 log = logging.getLogger("baepo")
 
+SAMPLE_SERVICE = "hello"
 ENGINE_TOKEN = "baepo-engine"
 """The API token the engine pulls images from Baepo's registry with (kept in secrets/)."""
 
@@ -84,6 +87,33 @@ class Baepo:
             self.router.pid,
         )
         self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
+        if self.config.sample_image:
+            await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
+
+    def _ensure_sample(self, image: str) -> None:
+        """The sample service a newcomer sees first: `hello`, created once."""
+        try:
+            self.services.describe(SAMPLE_SERVICE)
+            return
+        except ServiceNotFound:
+            pass
+        try:
+            service, _ = self.services.create(
+                {
+                    "name": SAMPLE_SERVICE,
+                    "image": image,
+                    "port": 8080,
+                    "cpu": 0.25,
+                    "memory": 512,
+                    "health_check": {"protocol": "http", "path": "/healthz"},
+                }
+            )
+        except ControlError as exc:
+            log.warning("could not create the sample service: %s", exc)
+            return
+        log.info(
+            "sample service %s: %s (trust the CA with `baepo ca`)", SAMPLE_SERVICE, service.url
+        )
 
     async def shutdown(self) -> None:
         self.reconciler.stop()

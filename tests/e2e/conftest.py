@@ -119,7 +119,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     host = docker_host()
     os.environ.setdefault("DOCKER_HOST", host)
     root = tmp_path_factory.mktemp("stack")
-    baepo = BaepoProcess(root / "data", extra_args=("--deploy-timeout", "20"))
+    sample = subprocess.run(
+        [str(Path(__file__).resolve().parents[2] / "scripts/sample-image")],
+        env={**os.environ, "DOCKER_HOST": host},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout.strip()
+    baepo = BaepoProcess(
+        root / "data", extra_args=("--deploy-timeout", "20", "--sample-image", sample)
+    )
     baepo.start()
     docker = Docker(host, root / "docker")
     docker("login", baepo.host, "-u", "admin", "--password-stdin", input=baepo.password)

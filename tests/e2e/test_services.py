@@ -65,6 +65,12 @@ def test_image_pushed_with_docker_becomes_an_https_service(stack: Stack) -> None
     assert "404" in gone.stdout or gone.returncode != 0
 
 
+def test_the_sample_service_answers_at_hello_localhost(stack: Stack) -> None:
+    stack.wait_for("hello.localhost", "Hello from Baepo", timeout=60)
+    answer = stack.curl("hello.localhost")  # curl verifies with the CA `baepo ca` exported
+    assert answer.returncode == 0 and "Hello from Baepo" in answer.stdout
+
+
 def test_http_redirects_to_https_and_unknown_hosts_get_404(stack: Stack) -> None:
     import subprocess
 

@@ -24,8 +24,9 @@ DEPLOYS = 20
 def parse_wrk(output: str) -> tuple[int, int, int]:
     """(requests, socket errors, non-2xx/3xx responses) from wrk's summary."""
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                       output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     socket_errors = sum(int(g) for g in errors.groups()) if errors else 0
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return requests, socket_errors, int(bad.group(1)) if bad else 0
@@ -35,20 +36,39 @@ def test_twenty_deploys_and_a_failed_one_under_load_lose_no_request(stack: Stack
     name = f"steady-{secrets.token_hex(2)}"
     images = [stack.push(f"baepo-test/hello:{v}", f"team/{name}:v{v}") for v in (1, 2)]
     broken = stack.push("baepo-test/broken:1", f"team/{name}:broken")
-    stack.cli("services", "create", name, "--image", images[0], "--health-check-path",
-              "/healthz", "--no-auto-deploy", "--wait")
+    stack.cli(
+        "services",
+        "create",
+        name,
+        "--image",
+        images[0],
+        "--health-check-path",
+        "/healthz",
+        "--no-auto-deploy",
+        "--wait",
+    )
     stack.wait_for(f"{name}.localhost", "hello v1")
 
     wrk = subprocess.Popen(
-        ["wrk", "-t2", "-c8", "-d600s", "--timeout", "10s", "-H", f"Host: {name}.localhost",
-         f"https://127.0.0.1:{stack.baepo.https_port}/"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            "wrk",
+            "-t2",
+            "-c8",
+            "-d600s",
+            "--timeout",
+            "10s",
+            "-H",
+            f"Host: {name}.localhost",
+            f"https://127.0.0.1:{stack.baepo.https_port}/",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         for n in range(DEPLOYS):
             stack.cli("services", "deploy", name, "--image", images[(n + 1) % 2], "--wait")
-        failed = stack.cli("services", "deploy", name, "--image", broken, "--wait",
-                           check=False)
+        failed = stack.cli("services", "deploy", name, "--image", broken, "--wait", check=False)
         assert failed.returncode == 1 and "FAILED" in failed.stdout + failed.stderr
     finally:
         wrk.send_signal(signal.SIGINT)

@@ -113,7 +113,10 @@ def local(tmp_path: Path, clock: FakeClock) -> FakeSource:
 
 
 def sans(pem: str) -> set[str]:
-    cert = x509.load_pem_x509_certificate(pem.encode())
+    return sans_of(x509.load_pem_x509_certificate(pem.encode()))
+
+
+def sans_of(cert: x509.Certificate) -> set[str]:
     ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     return set(ext.get_values_for_type(x509.DNSName))
 
@@ -469,6 +472,7 @@ def test_custom_domain_gets_a_pebble_certificate_through_haproxy(
     pebble = trusting(acme.root_pem)
     leaf = acme.peer_certificate("app.example.test", pebble)
     assert leaf.issuer == acme.intermediate.subject
+    assert sans_of(leaf) == {"app.example.test"}
     assert acme.get("app.example.test", pebble).text == "a1 host=app.example.test proto=https"
     assert acme.responder.requests >= 1  # Pebble's fetch came through HAProxy's HTTP frontend
 

@@ -53,6 +53,10 @@ def up(
     deploy_timeout: Annotated[
         float, typer.Option(help="Seconds a new revision has to become healthy.")
     ] = 300.0,
+    sample_image: Annotated[
+        str | None,
+        typer.Option(help="Run this image as the sample service `hello` if it does not exist."),
+    ] = None,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -73,6 +77,7 @@ def up(
         log_level=log_level.lower(),
         docker_host=docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
         deploy_timeout_s=deploy_timeout,
+        sample_image=sample_image,
     )
     try:
         run(config)
