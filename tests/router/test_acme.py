@@ -8,6 +8,7 @@ from the real HAProxy, which forwards it to Baepo's `ChallengeResponder`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -41,6 +42,8 @@ from baepo.router import (
 )
 from baepo.router.acme import is_local, split_hostnames
 from baepo.router.certificates import CertificateNotes, needs_renewal
+from baepo.router.configuration import render_config
+from baepo.router.table import RoutingTable
 from tests.router.backends import Backend
 from tests.router.conftest import HAPROXY, free_port
 
@@ -175,6 +178,14 @@ def test_notes_round_trip_and_replace() -> None:
     renoted = CertificateNotes(("c.example.com",)).apply(noted)
     assert CertificateNotes.of(renoted) == CertificateNotes(("c.example.com",), None)
     assert CertificateNotes.of(pem) == CertificateNotes()
+
+
+def test_http_redirect_lets_acme_challenges_through() -> None:
+    settings = RouterSettings(state_dir=Path("/s"), acme_challenge_address="127.0.0.1:8089")
+    redirect = [
+        line for line in render_config(RoutingTable(), settings).splitlines() if "redirect" in line
+    ]
+    assert len(redirect) == 1 and redirect[0].endswith("!acme_challenge"), redirect
 
 
 # --- the challenge responder and the issuer without a server ---------------------------
@@ -527,3 +538,22 @@ def test_router_keeps_serving_locally_when_acme_fails_and_retries_later(
     leaf = acme.peer_certificate("down.example.test", trusting(acme.root_pem))
     assert leaf.issuer == acme.intermediate.subject
     assert acme.broker.failures() == {}
+
+
+@pytest.mark.integration
+def test_a_restarted_issuer_uses_the_same_account(acme: AcmePlane) -> None:
+    acme.issuer.issue(["first.example.test"])  # the account exists on the server
+    key_before = (acme.directory / "acme" / "account.key").read_bytes()
+    restarted = AcmeIssuer(acme.acme_settings("acme"), acme.responder)
+    issued = restarted.issue(["again.example.test"])
+    assert sans(issued.pem) == {"again.example.test"}
+    assert (acme.directory / "acme" / "account.key").read_bytes() == key_before
+    assert "-----BEGIN PRIVATE KEY-----" in issued.pem
+    assert issued.pem.count("-----BEGIN CERTIFICATE-----") == 2  # leaf and intermediate
+
+
+@pytest.mark.integration
+def test_an_untrusted_acme_server_is_a_clear_error(acme: AcmePlane) -> None:
+    settings = dataclasses.replace(acme.acme_settings("acme-untrusted"), ca_bundle=None)
+    with pytest.raises(CertificateError, match="cannot verify the ACME server"):
+        AcmeIssuer(settings, acme.responder).issue(["app.example.test"])

@@ -130,3 +130,15 @@ def test_haproxy_accepts_the_rendered_configuration(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ALERT" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(None, 1), (1, 1), (2, 1), (3, 1), (8, 4)])
+def test_router_takes_half_the_cpus(cpus: int | None, threads: int) -> None:
+    from baepo.router.configuration import default_threads
+
+    assert default_threads(cpus) == threads
+
+
+def test_threads_are_rendered(tmp_path: Path) -> None:
+    settings = RouterSettings(state_dir=tmp_path, threads=3)
+    assert "    nbthread 3\n" in render_config(RoutingTable(), settings)
