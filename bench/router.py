@@ -8,7 +8,7 @@ to reach it, each driven by wrk (keep-alive, same threads and connections):
   nginx    https through nginx as a reverse proxy (upstream keepalive), same certificate,
            as many worker processes as the router has threads (the same CPU budget)
 Two loads: a moderate one (8 connections) and a saturating one (32). Prints requests/s,
-p99 latency and the ratios. Goals: baepo ≥ 1.0× nginx's throughput, p99 within 1 ms of
+p99 latency and the ratios. Goals: baepo >= 1.0x nginx's throughput, p99 within 1 ms of
 direct.
 """
 
