@@ -22,11 +22,8 @@ def test_sigterm_stops_cleanly_and_state_survives(fresh_baepo: BaepoProcess) -> 
     assert fresh_baepo.stop() == 0
     log = fresh_baepo.log()
     assert "registry and API on http://127.0.0.1" in log and "stopped" in log
-    assert sorted(p.name for p in fresh_baepo.data_dir.iterdir()) >= [
-        "baepo.db",
-        "registry",
-        "secrets",
-    ]
+    kept = {p.name for p in fresh_baepo.data_dir.iterdir()}
+    assert {"baepo.db", "registry", "secrets", "router", "ca"} <= kept
     fresh_baepo.start()
     token = made.json()["token"]
     r = httpx.get(f"{fresh_baepo.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})

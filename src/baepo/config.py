@@ -24,6 +24,10 @@ class Config:
     docker_host: str = "unix:///var/run/docker.sock"
     deploy_timeout_s: float = 300.0
     sample_image: str | None = None
+    acme_directory: str | None = None
+    acme_email: str | None = None
+    acme_ca_bundle: Path | None = None
+    acme_challenge_port: int = 8402
 
     @property
     def database_url(self) -> str:

@@ -43,7 +43,16 @@ from baepo.control import (
 )
 from baepo.events import EventBus
 from baepo.registry import Registry, create_app
-from baepo.router import HAProxyRouter, LocalCA, RouterError, RouterSettings
+from baepo.router import (
+    AcmeIssuer,
+    AcmeSettings,
+    CertificateBroker,
+    ChallengeResponder,
+    HAProxyRouter,
+    LocalCA,
+    RouterError,
+    RouterSettings,
+)
 from baepo.runtime import DockerEngine
 from baepo.storage import FilesystemDriver
 from baepo.store import Database, StoreError
@@ -72,6 +81,7 @@ class Baepo:
     services: Services
     app: ASGIApp
     generated_password: str | None
+    responder: ChallengeResponder | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def startup(self) -> None:
@@ -87,6 +97,7 @@ class Baepo:
             self.router.pid,
         )
         self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
+        self.tasks.append(asyncio.create_task(self._renew_certificates(), name="certificates"))
         if self.config.sample_image:
             await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
 
@@ -115,11 +126,28 @@ class Baepo:
             "sample service %s: %s (trust the CA with `baepo ca`)", SAMPLE_SERVICE, service.url
         )
 
+    async def _renew_certificates(self) -> None:
+        """Hourly: re-issue certificates near expiry, retry ACME names that failed."""
+        while True:
+            await asyncio.sleep(3600)
+            try:
+                renewed = await asyncio.to_thread(self.router.renew_certificates)
+            except RouterError as exc:
+                log.warning("certificate renewal failed: %s", exc)
+                continue
+            if renewed:
+                log.info("renewed certificates: %s", ", ".join(renewed))
+
     async def shutdown(self) -> None:
         self.reconciler.stop()
         for task in self.tasks:
+            if task.get_name() == "certificates":
+                task.cancel()  # it only sleeps and renews
+        for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=15)
+        if self.responder is not None:
+            self.responder.stop()
         log.info("control plane stopped; the router and the services keep serving")
 
 

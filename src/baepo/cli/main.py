@@ -53,6 +53,17 @@ def up(
     deploy_timeout: Annotated[
         float, typer.Option(help="Seconds a new revision has to become healthy.")
     ] = 300.0,
+    acme_directory: Annotated[
+        str | None,
+        typer.Option(help="ACME directory URL: custom domains get certificates from it."),
+    ] = None,
+    acme_email: Annotated[str | None, typer.Option(help="Contact for the ACME account.")] = None,
+    acme_ca_bundle: Annotated[
+        Path | None, typer.Option(help="CA bundle to trust the ACME server's own TLS.")
+    ] = None,
+    acme_challenge_port: Annotated[
+        int, typer.Option(help="Loopback port of the http-01 challenge responder.")
+    ] = 8402,
     sample_image: Annotated[
         str | None,
         typer.Option(help="Run this image as the sample service `hello` if it does not exist."),
@@ -78,6 +89,10 @@ def up(
         docker_host=docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
         deploy_timeout_s=deploy_timeout,
         sample_image=sample_image,
+        acme_directory=acme_directory,
+        acme_email=acme_email,
+        acme_ca_bundle=acme_ca_bundle,
+        acme_challenge_port=acme_challenge_port,
     )
     try:
         run(config)
