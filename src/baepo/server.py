@@ -44,9 +44,6 @@ from baepo.control import (
 from baepo.events import EventBus
 from baepo.registry import Registry, create_app
 from baepo.router import (
-    AcmeIssuer,
-    AcmeSettings,
-    CertificateBroker,
     ChallengeResponder,
     HAProxyRouter,
     LocalCA,
