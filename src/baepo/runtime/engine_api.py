@@ -299,7 +299,8 @@ def _boundary(
     except docker.errors.NotFound as exc:
         raise not_found(f"cannot {what}: {_explain(exc)}") from exc
     except docker.errors.APIError as exc:
-        if exc.status_code == 409:
+        # Podman 4.3 answers a taken name with 500 "… that name is already in use".
+        if exc.status_code == 409 or "already in use" in _explain(exc):
             raise ContainerConflict(f"cannot {what}: {_explain(exc)}") from exc
         raise other(f"cannot {what}: {_explain(exc)}") from exc
     except (requests.exceptions.RequestException, OSError) as exc:
