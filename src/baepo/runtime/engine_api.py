@@ -1,9 +1,20 @@
 """`DockerEngine`: the `Engine` interface over the Docker Engine API (docker-py).
 
-Works against dockerd and against Podman's Docker-compatible socket (`podman system service`):
-it reads only fields both serve (`State`, `HostConfig`, `NetworkSettings.Ports`, `Config.Labels`)
-and filters events on our side as well as the engine's. Podman may need explicit ulimits
-(`ulimits={"nofile": (1024, 1024), "nproc": (1024, 1024)}`).
+Works against dockerd and against Podman's Docker-compatible socket (`podman system service`;
+Podman 4.3, see scripts/podman-engine): it reads only fields both serve (`State`, `HostConfig`,
+`NetworkSettings.Ports`, `Config.Labels`) and filters events on our side as well as the engine's.
+Where Podman's answers differ, they are read as Docker's:
+
+    a taken name           500 "… is already in use", not 409          → ContainerConflict
+    a stopped container    still lists its published ports             → host_port None
+    CapAdd / CapDrop       relative to Podman's default set, never ALL → its libpod inspect's
+                                                                         BoundingCaps, as
+                                                                         "drop ALL, add these"
+    events                 filtered by libpod's names (died, remove);  → both names asked for;
+                           "remove" for Docker's "destroy"               "remove" read as destroy
+
+Podman applies its containers.conf `default_ulimits` only when a container asks for none: an
+explicit `ulimits=` must then name every limit the host's defaults break (nofile and nproc here).
 
 The docker-py client is made on first use, so building a `DockerEngine` never touches the
 socket: `baepo up` starts while the engine is still down, and its loops report
@@ -61,8 +72,18 @@ _PODMAN_STATES = {
     "stopping": "running",
     "stopped": "exited",
 }
-# Attributes docker puts next to the labels in an event's Actor.
-_EVENT_ATTRIBUTES = {"name", "image", "exitCode", "signal", "execDuration"}
+# Podman filters events by libpod's names ("died", "remove"), and reports "remove" as such.
+_PODMAN_EVENTS = {"died": "die", "remove": "destroy"}
+# Attributes engines put next to the labels in an event's Actor.
+_EVENT_ATTRIBUTES = {
+    "name",
+    "image",
+    "exitCode",
+    "signal",
+    "execDuration",
+    "containerExitCode",  # Podman
+    "podId",  # Podman
+}
 
 
 class DockerEngine:
@@ -207,7 +228,7 @@ class DockerEngine:
         wanted = {**labels, LABEL_MANAGED: "true"}
         filters = {
             "type": ["container"],
-            "event": list(_EVENTS),
+            "event": [*_EVENTS, *_PODMAN_EVENTS],  # dockerd ignores the names it does not know
             "label": [f"{key}={value}" for key, value in wanted.items()],
         }
         with _boundary("subscribe to engine events"):
@@ -444,6 +465,7 @@ def _event(raw: Any) -> EngineEvent | None:
     if not isinstance(raw, dict) or raw.get("Type", "container") != "container":
         return None
     action = str(raw.get("Action") or raw.get("status") or "")
+    action = _PODMAN_EVENTS.get(action, action)
     if action not in _EVENTS:
         return None
     actor = raw.get("Actor") or {}

@@ -1,0 +1,268 @@
+"""DockerEngine against Podman's Docker-compatible socket (`scripts/podman-engine`).
+
+The shared suite runs against Podman as the `podman` param of the `engine` fixture
+(test_engine_conformance.py). Here: how DockerEngine reads Podman's answers (hermetic, from
+answers Podman 4.3 gave); DockerEngine's own tests from test_engine_api.py (pulls from a real
+registry and Baepo's, start failures), run again against Podman; and what the two engines record
+differently, checked where it matters: inside the container. All but the first part are
+`integration`; what needs Podman skips where podman is not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Iterator
+
+import docker
+import docker.errors
+import pytest
+
+from baepo.runtime import (
+    DEFAULT_CAPABILITIES,
+    ContainerConflict,
+    ContainerSpec,
+    DockerEngine,
+    Engine,
+    Instance,
+)
+from baepo.runtime.engine_api import _boundary, _event, _instance
+from tests.runtime import test_engine_api as docker_tests
+from tests.runtime.waiting import answering, eventually, http_get
+
+integration = pytest.mark.integration
+
+PULLED = re.compile(r"127\.0\.0\.1:\d+/runtime/hello-")
+
+Spec = Callable[..., ContainerSpec]
+
+# Capability numbers (linux/capability.h) of DEFAULT_CAPABILITIES.
+CAPABILITY_BITS = {
+    "CHOWN": 0,
+    "DAC_OVERRIDE": 1,
+    "FOWNER": 3,
+    "FSETID": 4,
+    "KILL": 5,
+    "SETGID": 6,
+    "SETUID": 7,
+    "NET_BIND_SERVICE": 10,
+}
+
+
+# -- Podman's answers, read as Docker's ---------------------------------------------------
+
+
+def test_a_podman_die_and_remove_read_as_docker_die_and_destroy() -> None:
+    attributes = {
+        "baepo.managed": "true",
+        "baepo.service": "web",
+        "containerExitCode": "1",
+        "exitCode": "1",
+        "image": "localhost/baepo-test/crash:1",
+        "name": "web-1",
+        "podId": "",
+    }
+    die = _event(
+        {"Type": "container", "Action": "die", "Actor": {"ID": "c1", "Attributes": attributes}}
+    )
+    remove = _event(
+        {"Type": "container", "Action": "remove", "Actor": {"ID": "c1", "Attributes": attributes}}
+    )
+
+    assert die is not None and remove is not None
+    assert (die.action, die.exit_code) == ("die", 1)
+    assert die.labels == {"baepo.managed": "true", "baepo.service": "web"}
+    assert remove.action == "destroy"
+
+
+def test_a_stopped_podman_container_publishes_nothing() -> None:
+    attrs = {
+        "Id": "c1",
+        "State": {"Status": "exited", "ExitCode": 0},
+        "HostConfig": {
+            "PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40123"}]}
+        },
+        "NetworkSettings": {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40123"}]}},
+    }
+
+    instance = _instance(attrs)
+
+    assert (instance.state, instance.exit_code, instance.port) == ("exited", 0, 8080)
+    assert instance.host_port is None and instance.url is None
+
+
+def test_bounding_capabilities_replace_podmans_relative_report() -> None:
+    # "drop ALL, add CHOWN and KILL", as Podman's compatible inspect reports it.
+    host = {"CapAdd": [], "CapDrop": ["AUDIT_WRITE", "DAC_OVERRIDE", "MKNOD", "NET_RAW"]}
+    attrs = {"Id": "c1", "State": {"Status": "running"}, "HostConfig": host}
+
+    limits = _instance(attrs, ("CHOWN", "KILL")).limits
+
+    assert (limits.cap_drop, limits.cap_add) == (("ALL",), ("CHOWN", "KILL"))
+
+
+def test_a_name_in_use_is_a_conflict() -> None:
+    explanation = (
+        'container create: creating container storage: the container name "web-1" is already '
+        "in use by 4957. You have to remove that container to be able to reuse that name: that "
+        "name is already in use"
+    )
+
+    with pytest.raises(ContainerConflict, match="web-1"), _boundary("create web-1"):
+        raise docker.errors.APIError("500 Server Error", explanation=explanation)
+
+
+# -- against Podman ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def engine(
+    podman_host: str, run_labels: dict[str, str], raw: docker.DockerClient
+) -> Iterator[DockerEngine]:
+    """DockerEngine on Podman's socket: what the reused tests below get as `engine`."""
+    engine = DockerEngine(podman_host)
+    yield engine
+    for instance in engine.list(run_labels):
+        engine.remove(instance.id)
+    engine.close()
+    # What the pull tests pulled (the `pushed` fixture only cleans up dockerd).
+    # By tag: the image itself is baepo-test/hello:2, which must stay.
+    for image in raw.api.images():
+        for tag in image.get("RepoTags") or []:
+            if PULLED.match(tag):
+                with contextlib.suppress(docker.errors.APIError):
+                    raw.api.remove_image(tag)
+
+
+@pytest.fixture
+def raw(podman_host: str) -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(base_url=podman_host)
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=["docker", "podman"])
+def either(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Iterator[DockerEngine]:
+    """DockerEngine on dockerd and on Podman, for what both must do the same way."""
+    engine = DockerEngine(request.getfixturevalue(f"{request.param}_host"))
+    yield engine
+    for instance in engine.list(run_labels):
+        engine.remove(instance.id)
+    engine.close()
+
+
+# -- DockerEngine's own tests, against Podman ----------------------------------------------
+# Rebound here, they resolve `engine` to the Podman fixture above. Images are pushed by the
+# docker CLI (against dockerd) and pulled by Podman: over plain HTTP, as the registries.conf of
+# scripts/podman-engine allows for 127.0.0.1.
+
+distribution = docker_tests.distribution
+registry = docker_tests.registry
+pushed = docker_tests.pushed
+
+test_command_overrides_the_image = docker_tests.test_command_overrides_the_image
+test_a_container_that_cannot_start_is_an_error_and_leaves_nothing = (
+    docker_tests.test_a_container_that_cannot_start_is_an_error_and_leaves_nothing
+)
+test_a_missing_network_is_a_start_failure_and_leaves_nothing = (
+    docker_tests.test_a_missing_network_is_a_start_failure_and_leaves_nothing
+)
+test_pull_from_an_unreachable_registry_fails_cleanly = (
+    docker_tests.test_pull_from_an_unreachable_registry_fails_cleanly
+)
+test_time_to_first_response = docker_tests.test_time_to_first_response
+test_pull_with_credentials_resolves_the_digest_and_runs_by_it = (
+    docker_tests.test_pull_with_credentials_resolves_the_digest_and_runs_by_it
+)
+test_pull_without_or_with_wrong_credentials_or_an_unknown_tag = (
+    docker_tests.test_pull_without_or_with_wrong_credentials_or_an_unknown_tag
+)
+
+
+# -- what the engines record differently ---------------------------------------------------
+
+
+def outward_address() -> str:
+    """This machine's address on its default route (no packet is sent); skip if none."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routed, never answered
+        except OSError:
+            pytest.skip("no route off this machine")
+        address = str(probe.getsockname()[0])
+    if ipaddress.ip_address(address).is_loopback:
+        pytest.skip("no address but loopback")
+    return address
+
+
+def finished(engine: Engine, instance_id: str) -> Instance:
+    return eventually(
+        lambda: i if (i := engine.inspect(instance_id)).exit_code is not None else None,
+        what=f"{instance_id} exits",
+    )
+
+
+@integration
+def test_hardening_is_the_same_inside_the_container(either: DockerEngine, spec: Spec) -> None:
+    """Podman reports capabilities relative to its own defaults; the process has the same."""
+    script = "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; ulimit -n; ulimit -u"
+    instance = either.run(spec("baepo-test/busybox:1", command=["sh", "-c", script]))
+
+    assert finished(either, instance.id).exit_code == 0
+    mask = f"{sum(1 << CAPABILITY_BITS[c] for c in DEFAULT_CAPABILITIES):016x}"
+    lines = either.logs(instance.id).split()
+    assert lines[:6] == ["CapEff:", mask, "CapBnd:", mask, "NoNewPrivs:", "1"]
+    assert all(limit == "unlimited" or int(limit) >= 1024 for limit in lines[6:8])
+    limits = either.inspect(instance.id).limits
+    assert limits.cap_drop == ("ALL",)
+    assert set(limits.cap_add) == set(DEFAULT_CAPABILITIES)
+    assert limits.no_new_privileges
+
+
+@integration
+def test_the_port_answers_on_loopback_only(either: DockerEngine, spec: Spec) -> None:
+    address = outward_address()
+    instance = either.run(spec("baepo-test/hello:1", port=8080))
+
+    assert answering(f"{instance.url}/").text.startswith("hello v1")
+    assert http_get(f"http://{address}:{instance.host_port}/") is None
+
+
+@integration
+def test_podman_records_the_limits(
+    engine: DockerEngine, spec: Spec, raw: docker.DockerClient
+) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080, cpu=0.5, memory_mb=128))
+
+    attrs = raw.api.inspect_container(instance.id)
+    host = attrs["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000
+    assert host["Memory"] == host["MemorySwap"] == 128 * 1024 * 1024
+    assert host["PidsLimit"] == 512
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["RestartPolicy"]["Name"] in ("", "no")
+    # Podman writes the host port it picked into the binding; Docker leaves it "".
+    assert [b["HostIp"] for b in host["PortBindings"]["8080/tcp"]] == ["127.0.0.1"]
+    published = attrs["NetworkSettings"]["Ports"]["8080/tcp"]
+    assert published == [{"HostIp": "127.0.0.1", "HostPort": str(instance.host_port)}]
+    # The defaults of scripts/podman-engine's containers.conf: runc refuses the host's here.
+    ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in host["Ulimits"]}
+    assert ulimits["RLIMIT_NOFILE"] == ulimits["RLIMIT_NPROC"] == (1024, 1024)
+
+
+@integration
+def test_explicit_ulimits_apply(podman_host: str, spec: Spec, run_labels: dict[str, str]) -> None:
+    # Podman drops its default ulimits when given any: pass nproc as well as nofile.
+    engine = DockerEngine(podman_host, ulimits={"nofile": (512, 1024), "nproc": (256, 256)})
+    try:
+        script = "ulimit -Sn; ulimit -Hn; ulimit -u"
+        instance = engine.run(spec("baepo-test/busybox:1", command=["sh", "-c", script]))
+
+        assert finished(engine, instance.id).exit_code == 0
+        assert engine.logs(instance.id).split() == ["512", "1024", "256"]
+    finally:
+        for leftover in engine.list(run_labels):
+            engine.remove(leftover.id)
+        engine.close()
