@@ -77,6 +77,31 @@ def _fields(
     return {k: v for k, v in body.items() if v is not None}
 
 
+def _options(params: dict[str, Any]) -> dict[str, Any]:
+    """The request body from a command's options (create and update share them)."""
+    return _fields(**{k: v for k, v in params.items() if k in _FIELD_OPTIONS})
+
+
+_FIELD_OPTIONS = frozenset(
+    {
+        "image",
+        "port",
+        "command",
+        "env",
+        "secret",
+        "cpu",
+        "memory",
+        "health_check",
+        "health_check_path",
+        "min_instances",
+        "max_instances",
+        "max_concurrency",
+        "auto_deploy",
+        "domain",
+    }
+)
+
+
 def follow(client: Client, operation: dict[str, Any], as_json: bool) -> dict[str, Any]:
     """Poll the operation until it ends, printing its log as it grows."""
     shown = 0
@@ -172,25 +197,7 @@ def create(
     if image is None:
         raise CliError("--image is required")
     client = Client.from_environment()
-    body = {
-        "name": name,
-        **_fields(
-            image=image,
-            port=port,
-            command=command,
-            env=env,
-            secret=secret,
-            cpu=cpu,
-            memory=memory,
-            health_check=health_check,
-            health_check_path=health_check_path,
-            min_instances=min_instances,
-            max_instances=max_instances,
-            max_concurrency=max_concurrency,
-            auto_deploy=auto_deploy,
-            domain=domain,
-        ),
-    }
+    body = {"name": name, **_options(locals())}
     created = client.post("/api/v1/services", json=body)
     if not as_json:
         console.print(f"creating {name} at {created['service']['url']}", highlight=False)
@@ -220,22 +227,7 @@ def update(
 ) -> None:
     """Change a service's configuration (env and secrets replace the old sets)."""
     client = Client.from_environment()
-    body = _fields(
-        image=image,
-        port=port,
-        command=command,
-        env=env,
-        secret=secret,
-        cpu=cpu,
-        memory=memory,
-        health_check=health_check,
-        health_check_path=health_check_path,
-        min_instances=min_instances,
-        max_instances=max_instances,
-        max_concurrency=max_concurrency,
-        auto_deploy=auto_deploy,
-        domain=domain,
-    )
+    body = _options(locals())
     if not body:
         raise CliError("nothing to change: give at least one option")
     op = client.request("PATCH", f"/api/v1/services/{quote(name)}", json=body)
