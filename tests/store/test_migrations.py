@@ -22,3 +22,24 @@ def test_revisions_create_exactly_the_declared_schema(tmp_path: Path) -> None:
     assert diff == [], "table declarations changed: run scripts/new-migration 'what changed'"
     names = set(sa.inspect(db.engine).get_table_names())
     assert {"auth_users", "registry_manifests", "alembic_version"} <= names
+
+
+def test_a_database_at_head_is_recognised_without_alembic(tmp_path: Path) -> None:
+    from baepo.store.migrations import current_revision, head_revision
+
+    db = Database(f"sqlite:///{tmp_path / 'h.db'}")
+    assert current_revision(db.engine) is None
+    db.migrate()
+    assert head_revision() is not None
+    assert current_revision(db.engine) == head_revision()
+
+
+def test_head_is_the_revision_no_other_names_as_parent(tmp_path: Path) -> None:
+    from baepo.store.migrations import head_revision
+
+    for name, rev, down in (("a", "aaa1", None), ("b", "bbb2", "aaa1"), ("c", "ccc3", "bbb2")):
+        parent = f'"{down}"' if down else "None"
+        (tmp_path / f"{name}.py").write_text(
+            f'revision: str = "{rev}"\ndown_revision: str | None = {parent}\n'
+        )
+    assert head_revision(tmp_path) == "ccc3"

@@ -2,20 +2,32 @@
 
 Revisions live in `versions/`; `scripts/new-migration "what changed"` writes the next one by
 comparing the table declarations with a database at the current head.
+
+A database already at the head revision is recognised without importing Alembic (reading
+`alembic_version` and the revision files' headers), which keeps Alembic and Mako out of the
+server's memory on every start but the first after an upgrade.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 HERE = Path(__file__).resolve().parent
+_REVISION = re.compile(r'^revision: str = "([0-9a-f]+)"', re.MULTILINE)
+_DOWN = re.compile(r'^down_revision: str \| None = (?:"([0-9a-f]+)"|None)', re.MULTILINE)
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(HERE))
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
@@ -23,9 +35,39 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+def head_revision(versions: Path = HERE / "versions") -> str | None:
+    """The one revision no other revision names as its parent."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        text = path.read_text()
+        found = _REVISION.search(text)
+        if found:
+            revisions.add(found.group(1))
+        down = _DOWN.search(text)
+        if down and down.group(1):
+            parents.add(down.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def upgrade(engine: Engine) -> None:
+    head = head_revision()
+    if head is not None and current_revision(engine) == head:
+        return
+    from alembic import command
+
     command.upgrade(alembic_config(engine), "head")
 
 
 def new_revision(engine: Engine, message: str) -> None:
+    from alembic import command
+
     command.revision(alembic_config(engine), message=message, autogenerate=True)
