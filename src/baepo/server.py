@@ -44,6 +44,9 @@ from baepo.control import (
 from baepo.events import EventBus
 from baepo.registry import Registry, create_app
 from baepo.router import (
+    AcmeIssuer,
+    AcmeSettings,
+    CertificateBroker,
     ChallengeResponder,
     HAProxyRouter,
     LocalCA,
@@ -178,6 +181,20 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     registry = Registry(db=db, driver=FilesystemDriver(config.blob_dir), bus=bus, clock=clock)
 
     ca = LocalCA(config.data_dir / "ca", clock)
+    responder, issuer = None, None
+    if config.acme_directory:
+        # http-01 answers: HAProxy's HTTP frontend forwards /.well-known/acme-challenge/ here.
+        responder = ChallengeResponder("127.0.0.1", config.acme_challenge_port)
+        responder.start()
+        issuer = AcmeIssuer(
+            AcmeSettings(
+                config.acme_directory,
+                config.data_dir / "acme",
+                email=config.acme_email,
+                ca_bundle=config.acme_ca_bundle,
+            ),
+            responder,
+        )
     router = HAProxyRouter(
         RouterSettings(
             state_dir=config.router_dir,
@@ -185,8 +202,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
             http_port=config.http_port,
             https_port=config.https_port,
             run_dir=config.router_run_dir,
+            acme_challenge_address=responder.address if responder else None,
         ),
-        ca,
+        CertificateBroker(ca, [config.domain], clock, public=issuer),
         clock,
     )
     credentials = engine_credentials(auth, config.secrets_dir)
@@ -216,7 +234,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     )
     api = create_api(auth, registry, services, ca)
     app = Dispatcher(create_app(registry, auth), api)
-    return Baepo(config, db, bus, auth, registry, router, ca, reconciler, services, app, generated)
+    return Baepo(
+        config, db, bus, auth, registry, router, ca, reconciler, services, app, generated, responder
+    )
 
 
 class Lifespan:

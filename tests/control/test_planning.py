@@ -58,7 +58,7 @@ def inst(
     )
 
 
-def dead(name: str, exit_code: int = 1, health: Health = HEALTHY) -> ObservedInstance:
+def dead(name: str, exit_code: int | None = 1, health: Health = HEALTHY) -> ObservedInstance:
     return inst(name, health=health, running=False, exit_code=exit_code)
 
 
@@ -255,6 +255,13 @@ CASES = [
         (dead("a1"),),
         route(("a1", READY)),
         expected=("remove a1", "event crashed a1", "start r1", "route "),
+    ),
+    Case(
+        "an instance being removed outside Baepo (no exit code) is a removal, not a crash",
+        desired(),
+        (dead("a1", exit_code=None),),
+        route(("a1", READY)),
+        expected=("remove a1", "event removed a1", "start r1", "route "),
     ),
     Case(
         "a vanished instance is replaced",

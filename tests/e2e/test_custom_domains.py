@@ -69,7 +69,12 @@ class Pebble:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [PEBBLE, "-config", str(directory / "pebble.json"), "-dnsserver", dns.address],
-                env={**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_VA_ALWAYS_VALID": "0"},
+                env={
+                    **os.environ,
+                    "PEBBLE_VA_NOSLEEP": "1",
+                    "PEBBLE_VA_ALWAYS_VALID": "0",
+                    "PEBBLE_WFE_NONCEREJECT": "0",
+                },
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -180,14 +180,20 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
     for instance in dead:
         actions.append(RemoveInstance(instance))
         if serving is not None and instance.revision == serving:
-            actions.append(
-                RecordEvent(
+            if instance.exit_code is None:  # no exit: removed (or being removed) outside Baepo
+                event = RecordEvent(
+                    "removed",
+                    instance.name,
+                    f"instance {instance.name} (revision {serving}) was removed; replacing it",
+                )
+            else:
+                event = RecordEvent(
                     "crashed",
                     instance.name,
                     f"instance {instance.name} (revision {serving}) exited with code "
                     f"{instance.exit_code}; replacing it",
                 )
-            )
+            actions.append(event)
     actions += [StartInstance(serving) for _ in range(want - len(target)) if serving is not None]
 
     servers, stops = _servers(desired, observed, ready, others, cutover)

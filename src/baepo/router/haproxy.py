@@ -54,6 +54,7 @@ from baepo.router.table import (
     RoutingTable,
     Server,
     ServerState,
+    Service,
     table_from_json,
     table_to_json,
 )
@@ -94,7 +95,8 @@ class HAProxyRouter(TableRouter):
                 self.apply(self._table)  # heal anything that drifted while nobody watched
                 return
             for service in self._table.services:
-                self._ensure_certificate(_cert_name(service.name), service.hostnames, live=False)
+                for name, hostnames in self._certificates(service):
+                    self._ensure_certificate(name, hostnames, live=False)
             self._write_files(self._table)
             if not self.paths.server_state.exists():
                 self._write(self.paths.server_state, "1\n")
@@ -128,13 +130,12 @@ class HAProxyRouter(TableRouter):
             self._need_started()
             fingerprint = structure_fingerprint(table, self.settings)
             reload = fingerprint != self._loaded_fingerprint()
-            wanted = {_cert_name(s.name) for s in table.services} | {DEFAULT_CERTIFICATE}
+            certificates = [c for s in table.services for c in self._certificates(s)]
+            wanted = {name for name, _ in certificates} | {DEFAULT_CERTIFICATE}
             for name in set(self._files.names()) - wanted:
-                self._files.remove(name)  # only services that go away, so a reload follows
-            for service in table.services:
-                self._ensure_certificate(
-                    _cert_name(service.name), service.hostnames, live=not reload
-                )
+                self._files.remove(name)  # HAProxy drops it at the next reload
+            for name, hostnames in certificates:
+                self._ensure_certificate(name, hostnames, live=not reload)
             self._write_files(table)
             if not self._process.running():
                 log.warning("HAProxy is gone (crashed or killed); starting it again")
@@ -205,7 +206,7 @@ class HAProxyRouter(TableRouter):
             self._need_started()
             renewed = []
             wanted = [(DEFAULT_CERTIFICATE, self._default_hostnames())] + [
-                (_cert_name(s.name), s.hostnames) for s in self._table.services
+                c for s in self._table.services for c in self._certificates(s)
             ]
             for name, hostnames in wanted:
                 if self._ensure_certificate(name, hostnames, live=True):
@@ -277,6 +278,17 @@ class HAProxyRouter(TableRouter):
             except HAProxyUnavailable as exc:
                 raise CertificateError(f"cannot install certificate {name}: {exc}") from exc
         return True
+
+    def _certificates(self, service: Service) -> list[tuple[str, tuple[str, ...]]]:
+        """A service's certificates: one for its names under the domain, one for its custom
+        domains. Kept apart so each comes from its own issuer (the local CA, ACME) and names
+        the service's own host explicitly: clients refuse `*.localhost`, a wildcard directly
+        over a single label, so the default certificate cannot stand in for it."""
+        domain = self.settings.domain
+        own = tuple(h for h in service.hostnames if h == domain or h.endswith("." + domain))
+        custom = tuple(h for h in service.hostnames if h not in own)
+        name = _cert_name(service.name)
+        return [(n, hosts) for n, hosts in ((name, own), (f"{name}_custom", custom)) if hosts]
 
     def _default_hostnames(self) -> tuple[str, ...]:
         return (self.settings.domain, f"*.{self.settings.domain}")
