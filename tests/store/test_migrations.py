@@ -13,15 +13,49 @@ from baepo.store.schema import load_tables
 
 
 def test_revisions_create_exactly_the_declared_schema(tmp_path: Path) -> None:
+    from baepo.store.migrations import upgrade
+
     db = Database(f"sqlite:///{tmp_path / 'm.db'}")
-    db.migrate()
-    db.migrate()
+    upgrade_with_alembic(db)
+    upgrade(db.engine)  # at head: nothing to do
     load_tables()
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == [], "table declarations changed: run scripts/new-migration 'what changed'"
     names = set(sa.inspect(db.engine).get_table_names())
     assert {"auth_users", "registry_manifests", "alembic_version"} <= names
+
+
+def upgrade_with_alembic(db: Database) -> None:
+    from alembic import command
+
+    from baepo.store.migrations import alembic_config
+
+    command.upgrade(alembic_config(db.engine), "head")
+
+
+def test_a_fresh_database_is_created_at_head_like_the_revisions_build_it(tmp_path: Path) -> None:
+    fresh = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    fresh.migrate()  # create_all + stamp
+    migrated = Database(f"sqlite:///{tmp_path / 'migrated.db'}")
+    upgrade_with_alembic(migrated)
+
+    def schema(db: Database) -> list[tuple[str, str]]:
+        with db.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            )
+            return [(name, " ".join(sql.split())) for name, sql in rows]
+
+    load_tables()
+    with fresh.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    assert {n for n, _ in schema(fresh)} == {n for n, _ in schema(migrated)}
+    with fresh.engine.connect() as conn:
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    from baepo.store.migrations import head_revision
+
+    assert version == head_revision()
 
 
 def test_a_database_at_head_is_recognised_without_alembic(tmp_path: Path) -> None:
