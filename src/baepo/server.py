@@ -42,6 +42,7 @@ from baepo.control import (
     load_or_create_secret_key,
 )
 from baepo.events import EventBus
+from baepo.keyfiles import write_private
 from baepo.registry import Registry, create_app
 from baepo.router import (
     AcmeIssuer,
@@ -163,9 +164,7 @@ def engine_credentials(auth: Auth, secrets_dir: Path) -> tuple[str, str]:
         auth.delete_token(ADMIN, ENGINE_TOKEN)
     token = auth.create_token(ADMIN, ENGINE_TOKEN)
     assert token.secret is not None
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token.secret)
+    write_private(path, token.secret.encode())
     return ("token", token.secret)
 
 

@@ -9,7 +9,6 @@ clients fetch a new one when they get a 401, as the spec expects.
 
 from __future__ import annotations
 
-import os
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,26 +17,14 @@ from typing import Any
 import jwt
 
 from baepo.auth.access import Access, Principal
+from baepo.keyfiles import load_or_create
 
 ISSUER = "baepo"
 
 
 def load_or_create_key(path: Path) -> bytes:
     """The signing key; created (0600) on first start and kept, so tokens survive restarts."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return key
+    return load_or_create(path, lambda: secrets.token_bytes(32))
 
 
 def issue(

@@ -8,12 +8,12 @@ on first start and must be kept with the database: without it, stored secrets ca
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from baepo.control.errors import SecretsUnreadable
+from baepo.keyfiles import load_or_create
 
 
 class SecretBox:
@@ -51,21 +51,6 @@ class SecretBox:
 def load_or_create_secret_key(path: Path) -> bytes:
     """The key in `path`; created (0600) on first call and kept, so secrets survive restarts."""
     try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
+        return load_or_create(path, Fernet.generate_key).strip()
     except OSError as exc:
-        raise SecretsUnreadable(f"cannot read the secrets key {path}: {exc}") from exc
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = Fernet.generate_key()
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise SecretsUnreadable(f"cannot create the secrets key {path}: {exc}") from exc
-    return key
+        raise SecretsUnreadable(f"cannot read or create the secrets key {path}: {exc}") from exc

@@ -51,11 +51,11 @@ from josepy.jwa import ES256
 from josepy.jwk import JWKEC
 
 from baepo.clock import Clock
+from baepo.keyfiles import write_private
 from baepo.router.certificates import (
     CertificateNotes,
     CertificateSource,
     IssuedCertificate,
-    write_private,
 )
 from baepo.router.challenges import ChallengeStore
 from baepo.router.errors import CertificateError

@@ -26,7 +26,6 @@ in the certificate directory, and a crt-list naming them, the default certificat
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from baepo.clock import Clock
+from baepo.keyfiles import write_private
 from baepo.router.errors import CertificateError
 
 LEAF_LIFETIME = dt.timedelta(days=90)
@@ -275,15 +275,6 @@ def needs_renewal(pem: str | None, hostnames: Sequence[str], now: dt.datetime) -
     elif set(notes.requested) != set(hostnames) or not named <= set(hostnames):
         return True
     return cert.not_valid_after_utc - now < RENEW_BEFORE
-
-
-def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write a file atomically (a reader sees the old or the new content, never half)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 _NOTE = "# baepo "

@@ -25,12 +25,12 @@ import threading
 from pathlib import Path
 
 from baepo.clock import Clock
+from baepo.keyfiles import write_private
 from baepo.router.certificates import (
     DEFAULT_CERTIFICATE,
     CertificateFiles,
     CertificateSource,
     needs_renewal,
-    write_private,
 )
 from baepo.router.configuration import (
     RouterSettings,
