@@ -2,9 +2,9 @@
 
 What the rendered configuration does:
 
-- `frontend http` on `http_port` answers every request with a 308 redirect to the same URL on
-  HTTPS, except ACME http-01 challenges (`/.well-known/acme-challenge/`), which go to Baepo's
-  challenge responder when one is configured.
+- `frontend http` on `http_port` answers a request for a host it serves with a 308 redirect to
+  the same URL on HTTPS, and any other host with the 404 page; ACME http-01 challenges
+  (`/.well-known/acme-challenge/`) go to Baepo's challenge responder when one is configured.
 - `frontend https` on `https_port` terminates TLS with the certificates of a crt-list
   (`alpn h2,http/1.1`), then picks a backend by looking the Host header up in the host map:
   `host → svc_<service>` (or `baepo_paused` while a service is paused). Unknown hosts get
@@ -226,8 +226,10 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
             f"    use_backend {ACME_BACKEND} if acme_challenge",
         ]
     out += [
+        # Only hosts Baepo serves are sent to HTTPS; others get the 404 page right here
+        # (over HTTPS they would first meet a certificate that cannot name them).
         f"    http-request redirect location {redirect} code 308"
-        f" if {{ req.hdr(host) -m found }}{skip_acme}",
+        f" if {{ req.hdr(host),lower,field(1,:),map({paths.host_map}) -m found }}{skip_acme}",
         f"    default_backend {NOT_FOUND_BACKEND}",
         "",
         "frontend https",
