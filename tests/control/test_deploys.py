@@ -331,6 +331,8 @@ async def test_an_engine_that_is_away_delays_operations_without_failing_them(
         await world.reconciler.tick()
         world.clock.advance(0.25)
     assert world.status(op.id) == "PENDING"
+    waiting = [line.line for line in world.services.operation(op.id).log if "waiting" in line.line]
+    assert len(waiting) == 1 and waiting[0].startswith("waiting for the engine: ")  # said once
     world.engine.set_available(True)
     await world.settle(world.done(op.id))
     assert world.status(op.id) == "SUCCEEDED"

@@ -217,6 +217,7 @@ class Reconciler:
             )
         except EngineError as exc:
             log.warning("cannot list containers: %s", exc)
+            await asyncio.to_thread(self._note_waiting, services, f"waiting for the engine: {exc}")
             return False
         ours: dict[str, list[Instance]] = {}
         for container in containers:
@@ -462,6 +463,16 @@ class Reconciler:
             return
         self._last_line[op_id] = line
         await asyncio.to_thread(self._write_line, op_id, line)
+
+    def _note_waiting(self, services: list[tuple[str, str]], line: str) -> None:
+        """Tell each operation in flight (pending ones too) why nothing moves, once."""
+        with self._db.session() as s, s.begin():
+            for service_id, _ in services:
+                op = records.operation_in_flight(s, service_id)
+                if op is None or self._last_line.get(op.id) == line:
+                    continue
+                self._last_line[op.id] = line
+                records.log(s, op, self._clock.now(), line)
 
     def _write_line(self, op_id: str, line: str) -> None:
         with self._db.session() as s, s.begin():
