@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -32,53 +33,65 @@ def test_sigterm_stops_cleanly_and_state_survives(fresh_baepo: BaepoProcess) -> 
 
 def test_generated_admin_password_is_printed_once(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "BAEPO_ADMIN_PASSWORD"}
-    port = free_port()
+    server = BaepoProcess(tmp_path / "data")
     cmd = [
         sys.executable,
         "-m",
         "baepo",
         "up",
         "--port",
-        str(port),
+        str(server.port),
         "--data-dir",
-        str(tmp_path / "data"),
+        str(server.data_dir),
+        "--http-port",
+        str(server.http_port),
+        "--https-port",
+        str(server.https_port),
     ]
     outputs = []
-    for _ in range(2):
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Uvicorn running on" in line:
-                break
-        proc.terminate()
-        rest, _ = proc.communicate(timeout=20)
-        outputs.append("".join(lines) + rest)
-        assert proc.returncode == 0
-    first = [ln for ln in outputs[0].splitlines() if "admin password (shown once):" in ln]
-    assert len(first) == 1
-    assert "admin password" not in outputs[1]
-    password = first[0].rsplit(":", 1)[1].strip()
-    server = BaepoProcess(tmp_path / "data", port=port, password=password)
-    proc2 = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        server.process = None
-        import time
-
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                r = httpx.get(f"{server.url}/v2/", auth=("admin", password), timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        assert r.status_code == 200
+        for _ in range(2):
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            assert proc.stdout is not None
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                if "Uvicorn running on" in line:
+                    break
+            r = httpx.get(f"{server.url}/v2/", timeout=5)  # it serves before being stopped
+            assert r.status_code == 401
+            proc.terminate()
+            rest, _ = proc.communicate(timeout=20)
+            outputs.append("".join(lines) + rest)
+            assert proc.returncode == 0
+            if len(outputs) == 1:
+                first = [
+                    ln for ln in outputs[0].splitlines() if "admin password (shown once):" in ln
+                ]
+                assert len(first) == 1
+                password = first[0].rsplit(":", 1)[1].strip()
+                with httpx.Client() as c:
+                    proc_check = subprocess.Popen(
+                        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
+                    try:
+                        deadline = time.monotonic() + 20
+                        while True:
+                            try:
+                                r = c.get(f"{server.url}/v2/", auth=("admin", password))
+                                break
+                            except httpx.HTTPError:
+                                assert time.monotonic() < deadline
+                                time.sleep(0.05)
+                        assert r.status_code == 200
+                    finally:
+                        proc_check.terminate()
+                        proc_check.wait(timeout=20)
+        assert "admin password" not in outputs[1]
     finally:
-        proc2.terminate()
-        proc2.wait(timeout=20)
+        server.stop_data_plane()
 
 
 def test_bad_data_dir_is_one_clear_error(tmp_path: Path) -> None:
