@@ -115,3 +115,23 @@ def test_bad_data_dir_is_one_clear_error(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "data" in done.stderr
+
+
+def test_the_registry_serves_even_when_the_router_cannot_start(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        server = BaepoProcess(tmp_path / "data", https_port=taken.getsockname()[1])
+        server.start()
+        try:
+            with server.api() as api:
+                assert api.get("/v2/").status_code == 200
+                created = api.post("/api/v1/services", json={"name": "later", "image": "x:1"})
+                assert created.status_code == 202
+            assert "cannot start the router (HAProxy)" in server.log()
+            assert "Address already in use" in server.log()
+        finally:
+            assert server.stop() == 0
+            server.stop_data_plane()

@@ -61,6 +61,7 @@ from baepo.store import Database, StoreError
 log = logging.getLogger("baepo")
 
 SAMPLE_SERVICE = "hello"
+ROUTER_RETRY_S = 10
 ENGINE_TOKEN = "baepo-engine"
 """The API token the engine pulls images from Baepo's registry with (kept in secrets/)."""
 
@@ -86,17 +87,11 @@ class Baepo:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def startup(self) -> None:
-        try:
-            await asyncio.to_thread(self.router.start)
-        except RouterError as exc:
-            raise StartupError(f"cannot start the router (HAProxy): {exc}") from exc
-        log.info(
-            "router on http://*:%d and https://*:%d for *.%s (pid %s)",
-            self.config.http_port,
-            self.config.https_port,
-            self.config.domain,
-            self.router.pid,
-        )
+        # The registry and the API serve even when the data plane cannot start (a port taken,
+        # HAProxy missing): the router is retried in the background, and operations that need
+        # it say so in their logs until it runs.
+        if not await self._start_router():
+            self.tasks.append(asyncio.create_task(self._retry_router(), name="router-start"))
         self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
         self.tasks.append(asyncio.create_task(self._renew_certificates(), name="certificates"))
         if self.config.sample_image:
@@ -127,6 +122,30 @@ class Baepo:
             "sample service %s: %s (trust the CA with `baepo ca`)", SAMPLE_SERVICE, service.url
         )
 
+    async def _start_router(self) -> bool:
+        try:
+            await asyncio.to_thread(self.router.start)
+        except RouterError as exc:
+            log.error(
+                "cannot start the router (HAProxy): %s; retrying every %d s", exc, ROUTER_RETRY_S
+            )
+            return False
+        log.info(
+            "router on http://*:%d and https://*:%d for *.%s (pid %s)",
+            self.config.http_port,
+            self.config.https_port,
+            self.config.domain,
+            self.router.pid,
+        )
+        self.reconciler.wake()
+        return True
+
+    async def _retry_router(self) -> None:
+        while True:
+            await asyncio.sleep(ROUTER_RETRY_S)
+            if await self._start_router():
+                return
+
     async def _renew_certificates(self) -> None:
         """Hourly: re-issue certificates near expiry, retry ACME names that failed."""
         while True:
@@ -142,8 +161,8 @@ class Baepo:
     async def shutdown(self) -> None:
         self.reconciler.stop()
         for task in self.tasks:
-            if task.get_name() == "certificates":
-                task.cancel()  # it only sleeps and renews
+            if task.get_name() in ("certificates", "router-start"):
+                task.cancel()  # they only sleep and retry
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=15)
