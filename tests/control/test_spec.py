@@ -226,3 +226,14 @@ def test_a_push_moves_the_tag_a_service_tracks() -> None:
 def test_a_reference_that_is_too_long() -> None:
     with pytest.raises(BadReference):
         ImageName.parse("a" * 256)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", "app\n"), ("env", {"A\n": "x"}), ("custom_domains", ["x\n.example.com"]),
+     ("image", "team/app:1\n")],
+)
+def test_a_trailing_newline_is_never_valid(field: str, value: object) -> None:
+    raw = {"name": "app", "image": "team/app:1", field: value}
+    with pytest.raises(InvalidServiceSpec):
+        validate_spec(raw)

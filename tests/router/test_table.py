@@ -72,3 +72,20 @@ def test_json_round_trip() -> None:
 def test_json_that_is_not_a_table_is_refused() -> None:
     with pytest.raises(InvalidRoute):
         table_from_json('{"services": [{"name": "x"}]}')
+
+
+@pytest.mark.parametrize("bad", ["x\n.example.com", "a b.example.com", "a\tb.example.com"])
+def test_hostnames_with_newlines_or_spaces_are_refused(bad: str) -> None:
+    from baepo.router.table import normalize_hostname
+
+    with pytest.raises(InvalidRoute):
+        normalize_hostname(bad)
+
+
+def test_service_and_server_names_with_a_trailing_newline_are_refused() -> None:
+    from baepo.router.table import check_server_name, check_service_name
+
+    with pytest.raises(InvalidRoute):
+        check_service_name("app\n")
+    with pytest.raises(InvalidRoute):
+        check_server_name("a1\n")

@@ -41,22 +41,22 @@ class ImageName:
         if any(c.isspace() for c in ref):
             raise BadReference("must not contain spaces")
         name, at, digest = ref.partition("@")
-        if at and not _DIGEST.match(digest):
+        if at and not _DIGEST.fullmatch(digest):
             raise BadReference(f"{digest!r} is not a digest (algorithm:hex)")
         tag: str | None = None
         slash, colon = name.rfind("/"), name.rfind(":")
         if colon > slash:
             name, tag = name[:colon], name[colon + 1 :]
-            if not _TAG.match(tag):
+            if not _TAG.fullmatch(tag):
                 raise BadReference(f"{tag!r} is not a valid tag")
         first, sep, rest = name.partition("/")
         domain: str | None = None
         if sep and ("." in first or ":" in first or first == "localhost"):
-            if not _DOMAIN.match(first):
+            if not _DOMAIN.fullmatch(first):
                 raise BadReference(f"{first!r} is not a valid registry host")
             domain, name = first, rest
         components = name.split("/")
-        if not all(_PATH_COMPONENT.match(c) for c in components):
+        if not all(_PATH_COMPONENT.fullmatch(c) for c in components):
             raise BadReference(
                 f"{name!r} is not a repository name (lowercase letters, digits, '.', '_', '-')"
             )

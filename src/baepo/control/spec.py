@@ -275,7 +275,7 @@ class _Validator:
 
     def name(self) -> str:
         value = self.raw.get("name")
-        if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
             self.bad(
                 "name",
                 f"{value!r} is not a service name: 3 to 40 characters, a lowercase letter first, "
@@ -330,7 +330,7 @@ class _Validator:
             return {}
         result: dict[str, str] = {}
         for key, item in value.items():
-            if not isinstance(key, str) or not ENV_NAME.match(key):
+            if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
                 self.bad(name, f"{key!r} is not a variable name (letters, digits, '_')")
             elif not isinstance(item, str):
                 self.bad(name, f"the value of {key} must be a string")

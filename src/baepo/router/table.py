@@ -113,14 +113,14 @@ class RoutingTable:
 
 
 def check_service_name(name: str) -> None:
-    if not _SERVICE_NAME.match(name):
+    if not _SERVICE_NAME.fullmatch(name):
         raise InvalidRoute(
             f"service name {name!r} must be a DNS label: lowercase letters, digits and '-'"
         )
 
 
 def check_server_name(name: str) -> None:
-    if not _SERVER_NAME.match(name):
+    if not _SERVER_NAME.fullmatch(name):
         raise InvalidRoute(
             f"server name {name!r} must be letters, digits, '-', '_' or '.' (at most 63)"
         )
@@ -141,7 +141,7 @@ def check_address(address: str) -> None:
 def normalize_hostname(hostname: str) -> str:
     host = hostname.strip().lower().rstrip(".")
     labels = host.split(".")
-    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise InvalidRoute(f"{hostname!r} is not a valid hostname")
     return host
 
