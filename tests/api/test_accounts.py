@@ -88,3 +88,40 @@ def test_users_and_their_namespaces(baepo_server: BaepoProcess) -> None:
         assert admin.delete(f"/api/v1/users/{name}").status_code == 204
         assert admin.delete(f"/api/v1/users/{name}").status_code == 404
     assert httpx.get(f"{baepo_server.url}/v2/", auth=(name, "dev-password-1")).status_code == 401
+
+
+def test_a_token_limited_to_a_repository_can_use_nothing_else(
+    baepo_server: BaepoProcess,
+) -> None:
+    with baepo_server.api() as admin:
+        made = admin.post(
+            "/api/v1/tokens",
+            json={"name": f"robot-{secrets.token_hex(3)}", "repositories": ["team/robot"]},
+        )
+        secret = made.json()["token"]
+    bearer = {"Authorization": f"Bearer {secret}"}
+    url = baepo_server.url
+    # The registry, for its repository only (and no catalog).
+    assert (
+        httpx.post(f"{url}/v2/team/robot/blobs/uploads/", auth=("token", secret)).status_code == 202
+    )
+    assert (
+        httpx.post(f"{url}/v2/team/other/blobs/uploads/", auth=("token", secret)).status_code == 403
+    )
+    assert httpx.get(f"{url}/v2/_catalog", auth=("token", secret)).status_code == 403
+    # The API: no wider tokens, no sign-in, no users, no gc, no services, other repos hidden.
+    for method, path, body in [
+        ("POST", "/api/v1/tokens", {"name": "wider"}),
+        (
+            "POST",
+            "/api/v1/users",
+            {"name": "mallory", "password": "password-123", "is_admin": True},
+        ),
+        ("POST", "/api/v1/registry/gc", {"dry_run": True}),
+        ("GET", "/api/v1/services", None),
+        ("PUT", "/api/v1/registry/repositories/team/other/public", {"public": True}),
+    ]:
+        r = httpx.request(method, url + path, json=body, headers=bearer)
+        assert r.status_code == 403, (path, r.text)
+    login = httpx.post(f"{url}/api/v1/login", json={"username": "token", "password": secret})
+    assert login.status_code == 401

@@ -19,22 +19,46 @@ pytestmark = pytest.mark.integration
         ({"name": "ok-name"}, 400, "INVALID_SERVICE_SPEC", "image"),
         ({"name": "ok-name", "image": "UPPER/Case"}, 400, "INVALID_SERVICE_SPEC", "image"),
         ({"name": "ok-name", "image": "x", "cpu": 3}, 400, "INVALID_SERVICE_SPEC", "cpu"),
-        ({"name": "ok-name", "image": "x", "cpu": 1, "memory": 512}, 400,
-         "INVALID_SERVICE_SPEC", "memory"),
+        (
+            {"name": "ok-name", "image": "x", "cpu": 1, "memory": 512},
+            400,
+            "INVALID_SERVICE_SPEC",
+            "memory",
+        ),
         ({"name": "ok-name", "image": "x", "port": 0}, 400, "INVALID_SERVICE_SPEC", "port"),
-        ({"name": "ok-name", "image": "x", "min_instances": 3, "max_instances": 2}, 400,
-         "INVALID_SERVICE_SPEC", "instances"),
-        ({"name": "ok-name", "image": "x", "health_check": {"protocol": "udp"}}, 400,
-         "INVALID_SERVICE_SPEC", "health_check"),
-        ({"name": "ok-name", "image": "x", "env": {"1BAD": "x"}}, 400, "INVALID_SERVICE_SPEC",
-         "env"),
-        ({"name": "ok-name", "image": "x", "custom_domains": [f"d{i}.example.com"
-                                                              for i in range(6)]},
-         400, "INVALID_SERVICE_SPEC", "custom_domains"),
+        (
+            {"name": "ok-name", "image": "x", "min_instances": 3, "max_instances": 2},
+            400,
+            "INVALID_SERVICE_SPEC",
+            "instances",
+        ),
+        (
+            {"name": "ok-name", "image": "x", "health_check": {"protocol": "udp"}},
+            400,
+            "INVALID_SERVICE_SPEC",
+            "health_check",
+        ),
+        (
+            {"name": "ok-name", "image": "x", "env": {"1BAD": "x"}},
+            400,
+            "INVALID_SERVICE_SPEC",
+            "env",
+        ),
+        (
+            {
+                "name": "ok-name",
+                "image": "x",
+                "custom_domains": [f"d{i}.example.com" for i in range(6)],
+            },
+            400,
+            "INVALID_SERVICE_SPEC",
+            "custom_domains",
+        ),
     ],
 )
-def test_bad_service_specs(baepo_server: BaepoProcess, body: dict[str, object], status: int,
-                           code: str, words: str) -> None:
+def test_bad_service_specs(
+    baepo_server: BaepoProcess, body: dict[str, object], status: int, code: str, words: str
+) -> None:
     with baepo_server.api() as api:
         r = api.post("/api/v1/services", json=body)
         assert r.status_code == status, r.text
@@ -63,5 +87,8 @@ def test_services_need_a_signed_in_caller(baepo_server: BaepoProcess) -> None:
     r = httpx.get(f"{baepo_server.url}/api/v1/services")
     assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHENTICATED"
     doc = httpx.get(f"{baepo_server.url}/api/v1/openapi.json").json()
-    assert {"/api/v1/services", "/api/v1/services/{name}/rollback",
-            "/api/v1/operations/{operation_id}"} <= set(doc["paths"])
+    assert {
+        "/api/v1/services",
+        "/api/v1/services/{name}/rollback",
+        "/api/v1/operations/{operation_id}",
+    } <= set(doc["paths"])

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from baepo.api.security import Identity, require_admin
+from baepo.api.errors import ApiError
+from baepo.api.security import Identity, require_admin, require_unlimited
 from baepo.auth import ApiToken, Auth, User
+from baepo.auth.passwords import token_prefix
 
 
 class LoginRequest(BaseModel):
@@ -73,6 +75,8 @@ def accounts_router(auth: Auth, who: Callable[..., Awaitable[Identity]]) -> APIR
     @router.post("/login", response_model=LoginResponse)
     async def login(body: LoginRequest) -> LoginResponse:
         """Exchange a password for a new API token (what `baepo login` stores)."""
+        if token_prefix(body.password) is not None:
+            raise ApiError(401, "UNAUTHENTICATED", "sign in with a password, not an API token")
         caller = await run_in_threadpool(auth.authenticate, body.username, body.password)
         name = caller.name
         stamp = datetime.now().strftime("%Y%m%d%H%M%S%f")
@@ -112,6 +116,7 @@ def accounts_router(auth: Auth, who: Callable[..., Awaitable[Identity]]) -> APIR
     @router.post("/tokens", response_model=TokenOut, status_code=201)
     async def create_token(body: TokenCreate, me: Caller) -> TokenOut:
         """Create an API token; use it as a password (`docker login -u token`) or a bearer."""
+        require_unlimited(me)
         token = await run_in_threadpool(
             auth.create_token, me.name, body.name, tuple(body.repositories)
         )
@@ -119,6 +124,7 @@ def accounts_router(auth: Auth, who: Callable[..., Awaitable[Identity]]) -> APIR
 
     @router.delete("/tokens/{name}", status_code=204)
     async def delete_token(name: str, me: Caller) -> None:
+        require_unlimited(me)
         await run_in_threadpool(auth.delete_token, me.name, name)
 
     return router

@@ -72,7 +72,7 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
     Me = Annotated[Identity, Depends(who)]
 
     def may(me: Identity, name: str, action: str) -> bool:
-        caller = Caller(me.name, me.is_admin)
+        caller = Caller(me.name, me.is_admin, me.repositories)
         wanted = repository(name, action)
         public = action == "pull" and registry.is_public(name)
         return bool(allowed(caller, wanted, public))

@@ -15,6 +15,12 @@ from baepo.auth import Auth, AuthenticationRequired, Principal
 class Identity:
     name: str
     is_admin: bool
+    repositories: tuple[str, ...] = ()
+    """An API token's limit: it may use the registry for these repositories and nothing else."""
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.repositories)
 
 
 async def identify(request: Request, auth: Auth) -> Identity:
@@ -27,9 +33,21 @@ async def identify(request: Request, auth: Auth) -> Identity:
         raise ApiError(401, "UNAUTHENTICATED", str(exc)) from exc
     if who is None or isinstance(who, Principal):
         raise ApiError(401, "UNAUTHENTICATED", "use an API token or a password")
-    return Identity(who.name, who.is_admin)
+    return Identity(who.name, who.is_admin, who.repositories)
 
 
 def require_admin(who: Identity) -> None:
+    require_unlimited(who)
     if not who.is_admin:
         raise ApiError(403, "FORBIDDEN", "only an admin may do this")
+
+
+def require_unlimited(who: Identity) -> None:
+    """Refuse API tokens limited to repositories: they may only use those repositories."""
+    if who.limited:
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            "this API token is limited to repositories "
+            f"({', '.join(who.repositories)}) and may only use the registry for them",
+        )

@@ -2,13 +2,13 @@
 operation; `GET /api/v1/operations/{id}` follows it (with its log) until it ends."""
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from baepo.api.security import Identity
+from baepo.api.security import Identity, require_unlimited
 from baepo.control import (
     EventView,
     OperationView,
@@ -71,7 +71,10 @@ class RollbackIn(BaseModel):
 
 
 def services_router(services: Services, who: Callable[..., Awaitable[Identity]]) -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["services"], dependencies=[Depends(who)])
+    async def unlimited(me: Annotated[Identity, Depends(who)]) -> None:
+        require_unlimited(me)
+
+    router = APIRouter(prefix="/api/v1", tags=["services"], dependencies=[Depends(unlimited)])
 
     async def call(fn: Callable[..., Any], *args: Any) -> Any:
         return await run_in_threadpool(fn, *args)

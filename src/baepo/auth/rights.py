@@ -5,7 +5,7 @@
   delete there; they may pull public repositories.
 - Anonymous callers may pull public repositories, nothing else.
 - An API token limited to some repositories grants its user's rights on those only.
-- The catalog is open to every signed-in user.
+- The catalog is open to every signed-in user (not to a token limited to repositories).
 """
 
 from __future__ import annotations
@@ -27,12 +27,8 @@ class Caller:
 
 def allowed(caller: Caller, wanted: Access, public: bool) -> frozenset[str]:
     """The subset of `wanted.actions` the caller may perform."""
-    if wanted.type == "registry":
-        return (
-            wanted.actions
-            if caller.name and (caller.is_admin or not caller.repositories)
-            else frozenset()
-        )
+    if wanted.type == "registry":  # the catalog: every signed-in user, no limited token
+        return wanted.actions if caller.name and not caller.repositories else frozenset()
     if wanted.type != "repository":
         return frozenset()
     actions = wanted.actions & REPOSITORY_ACTIONS

@@ -295,7 +295,6 @@ class Registry:
                 "manifest digest did not match", {"expected": str(ref), "actual": str(digest)}
             )
         tag = ref if isinstance(ref, str) else None
-        storage_call(lambda: self.driver.put(str(digest), data))
         now = self.clock.now()
 
         def work(s: Session) -> None:
@@ -342,7 +341,11 @@ class Registry:
                 )
             )
 
-        self.records.write(work)
+        # Bytes and rows under the guard, as an upload commits: the bytes may be an old,
+        # unreferenced blob the collector is about to sweep (a re-push after a delete).
+        with self.blob_guard.shared():
+            storage_call(lambda: self.driver.put(str(digest), data))
+            self.records.write(work)
         self.bus.publish(ImagePushed(name, tag, str(digest), manifest.media_type, actor, now))
         subject = manifest.subject.digest if manifest.subject else None
         return PushResult(name, str(digest), manifest.media_type, len(data), tag, subject)
@@ -523,20 +526,37 @@ class Registry:
         self.records.write(work)
 
     def mount_blob(self, name: str, digest: str, source: str) -> BlobInfo | None:
-        """Link a blob of `source` into `name`; None when `source` does not have it."""
+        """Link a blob of `source` into `name`; None when `source` does not have it.
+
+        The check and the link are one transaction, under the blob guard: the blob is
+        touched only if its row still exists and `source` still links it, so a sweep either
+        ran before (no row: None, the client uploads) or will see it fresh and keep it.
+        """
         check_name(name)
-        try:
-            info = self.blob(source, digest)
-        except (BlobUnknown, NameUnknown):
-            return None
+        parsed = str(parse_digest(digest))
+        linked_in_source = (
+            sa.select(t.BlobLink.digest)
+            .join(t.RepositoryRecord, t.RepositoryRecord.id == t.BlobLink.repository_id)
+            .where(t.RepositoryRecord.name == source, t.BlobLink.digest == parsed)
+            .exists()
+        )
 
-        def work(s: Session) -> None:
-            repo_id = self.records.repo_id(s, name, create=True)
-            self.records.upsert_blob(s, info.digest, info.size)
-            self.records.link(s, repo_id, info.digest)
+        def work(s: Session) -> BlobInfo | None:
+            now = self.clock.now()
+            touched = s.execute(
+                sa.update(t.BlobRecord)
+                .where(t.BlobRecord.digest == parsed, linked_in_source)
+                .values(touched_at=now)
+            )
+            if touched.rowcount == 0:  # type: ignore[attr-defined]
+                return None
+            size = s.scalar(sa.select(t.BlobRecord.size).where(t.BlobRecord.digest == parsed))
+            assert size is not None
+            self.records.link(s, self.records.repo_id(s, name, create=True), parsed)
+            return BlobInfo(parsed, size, now)
 
-        self.records.write(work)
-        return info
+        with self.blob_guard.shared():
+            return self.records.write(work)
 
     def record_blob(self, name: str, info: BlobInfo, upload_id: str | None = None) -> None:
         """A blob was committed by an upload to `name`: remember it, end the session."""
