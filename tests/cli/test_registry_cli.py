@@ -162,3 +162,16 @@ def test_public_flag_and_tokens(baepo_server: BaepoProcess, cli_env: dict[str, s
     assert baepo("tokens", "rm", name, env=cli_env).returncode == 0
     gone = httpx.get(f"{baepo_server.url}/v2/", auth=("token", secret))
     assert gone.status_code == 401
+
+
+def test_names_cannot_walk_out_of_their_path(
+    baepo_server: BaepoProcess, cli_env: dict[str, str]
+) -> None:
+    name = f"victim-{secrets.token_hex(3)}"
+    assert baepo("tokens", "create", name, env=cli_env).returncode == 0
+    done = baepo("services", "rm", f"../tokens/{name}", env=cli_env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    listed = json.loads(baepo("tokens", "ls", "--json", env=cli_env).stdout)
+    assert name in [t["name"] for t in listed]  # still there
+    bad_url = baepo("services", "ls", env={**cli_env, "BAEPO_URL": "http://[::1"})
+    assert bad_url.returncode == 1 and "cannot reach Baepo" in bad_url.stderr

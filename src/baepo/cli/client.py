@@ -81,7 +81,7 @@ class Client:
             response = httpx.request(
                 method, self.url + path, headers=headers, timeout=self.timeout, **kwargs
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise CliError(f"cannot reach Baepo at {self.url}: {exc}") from exc
         if response.status_code >= 400:
             raise CliError(_error_line(response))

@@ -156,7 +156,9 @@ def registry_repos(as_json: JsonFlag = False) -> None:
 @one_line_errors
 def registry_tags(repository: str, as_json: JsonFlag = False) -> None:
     """List a repository's tags with their digests."""
-    rows = Client.from_environment().get(f"/api/v1/registry/repositories/{quote(repository)}/tags")
+    rows = Client.from_environment().get(
+        f"/api/v1/registry/repositories/{quote(repository, safe='')}/tags"
+    )
     emit(rows, ["tag", "digest", "media_type", "pushed_at"], as_json)
 
 
@@ -169,12 +171,14 @@ def registry_rm(
     client = Client.from_environment()
     name, sep, digest = reference.partition("@")
     if sep:
-        client.delete(f"/api/v1/registry/repositories/{quote(name)}/manifests/{digest}")
+        client.delete(f"/api/v1/registry/repositories/{quote(name, safe='')}/manifests/{digest}")
     elif ":" in reference.rsplit("/", 1)[-1]:
         name, tag = reference.rsplit(":", 1)
-        client.delete(f"/api/v1/registry/repositories/{quote(name)}/tags/{quote(tag)}")
+        client.delete(
+            f"/api/v1/registry/repositories/{quote(name, safe='')}/tags/{quote(tag, safe='')}"
+        )
     else:
-        client.delete(f"/api/v1/registry/repositories/{quote(name)}")
+        client.delete(f"/api/v1/registry/repositories/{quote(name, safe='')}")
     console.print(f"deleted {reference}")
 
 
@@ -187,7 +191,7 @@ def registry_public(
     """Allow anonymous pulls of a repository (or stop allowing them with --off)."""
     Client.from_environment().request(
         "PUT",
-        f"/api/v1/registry/repositories/{quote(repository)}/public",
+        f"/api/v1/registry/repositories/{quote(repository, safe='')}/public",
         json={"public": not off},
     )
     console.print(f"{repository} is now {'private' if off else 'public'}")
@@ -257,7 +261,7 @@ def users_create(
 @one_line_errors
 def users_rm(name: str) -> None:
     """Delete a user and their tokens."""
-    Client.from_environment().delete(f"/api/v1/users/{quote(name)}")
+    Client.from_environment().delete(f"/api/v1/users/{quote(name, safe='')}")
     console.print(f"deleted user {name}")
 
 
@@ -293,7 +297,7 @@ def tokens_ls(as_json: JsonFlag = False) -> None:
 @one_line_errors
 def tokens_rm(name: str) -> None:
     """Revoke an API token."""
-    Client.from_environment().delete(f"/api/v1/tokens/{quote(name)}")
+    Client.from_environment().delete(f"/api/v1/tokens/{quote(name, safe='')}")
     console.print(f"revoked token {name}")
 
 

@@ -119,9 +119,9 @@ def follow(client: Client, operation: dict[str, Any], as_json: bool) -> dict[str
         time.sleep(0.3)
 
 
-def _finish(
-    client: Client, operation: dict[str, Any], wait: bool, as_json: bool, service: str
-) -> None:
+def _finish(client: Client, operation: Any, wait: bool, as_json: bool, service: str) -> None:
+    if not isinstance(operation, dict) or "id" not in operation:
+        raise CliError(f"unexpected answer from {client.url}: no operation")
     if wait:
         operation = follow(client, operation, as_json)
     if as_json:
@@ -134,7 +134,7 @@ def _finish(
             f"  (operation {operation['id']})"
         )
         if wait and status == "SUCCEEDED" and operation["kind"] != "DELETE_SERVICE":
-            described = client.get(f"/api/v1/services/{quote(service)}")
+            described = client.get(f"/api/v1/services/{quote(service, safe='')}")
             console.print(
                 f"{described['status']}  {described['url']}"
                 f"  revision {described['active_revision']}",
@@ -230,7 +230,7 @@ def update(
     body = _options(locals())
     if not body:
         raise CliError("nothing to change: give at least one option")
-    op = client.request("PATCH", f"/api/v1/services/{quote(name)}", json=body)
+    op = client.request("PATCH", f"/api/v1/services/{quote(name, safe='')}", json=body)
     _finish(client, op, wait, as_json, name)
 
 
@@ -242,7 +242,7 @@ def deploy(
     """Deploy again (the tag may point to a new image now), or deploy --image instead."""
     client = Client.from_environment()
     body = {"image": image} if image else {}
-    op = client.post(f"/api/v1/services/{quote(name)}/deployments", json=body)
+    op = client.post(f"/api/v1/services/{quote(name, safe='')}/deployments", json=body)
     _finish(client, op, wait, as_json, name)
 
 
@@ -256,7 +256,7 @@ def rollback(
 ) -> None:
     """Serve an earlier revision again (its image digest and configuration)."""
     client = Client.from_environment()
-    op = client.post(f"/api/v1/services/{quote(name)}/rollback", json={"revision": to})
+    op = client.post(f"/api/v1/services/{quote(name, safe='')}/rollback", json={"revision": to})
     _finish(client, op, wait, as_json, name)
 
 
@@ -264,7 +264,7 @@ def _simple(verb: str, doc: str) -> None:
     @one_line_errors
     def command(name: str, wait: WaitFlag = False, as_json: JsonFlag = False) -> None:
         client = Client.from_environment()
-        path = f"/api/v1/services/{quote(name)}"
+        path = f"/api/v1/services/{quote(name, safe='')}"
         op = client.delete(path) if verb == "rm" else client.post(f"{path}/{verb}")
         _finish(client, op, wait, as_json, name)
 
@@ -291,7 +291,7 @@ def ls(as_json: JsonFlag = False) -> None:
 @one_line_errors
 def describe(name: str, as_json: JsonFlag = False) -> None:
     """A service's status, URL, revisions, instances and configuration (secrets masked)."""
-    service = Client.from_environment().get(f"/api/v1/services/{quote(name)}")
+    service = Client.from_environment().get(f"/api/v1/services/{quote(name, safe='')}")
     if as_json:
         emit(service, [], True)
         return
@@ -330,10 +330,10 @@ def ops(
     """A service's operations, newest first; or one operation with its log."""
     client = Client.from_environment()
     if operation is None:
-        rows = client.get(f"/api/v1/services/{quote(name)}/operations")
+        rows = client.get(f"/api/v1/services/{quote(name, safe='')}/operations")
         emit(rows, ["id", "kind", "status", "revision", "created_at", "message"], as_json)
         return
-    op = client.get(f"/api/v1/operations/{quote(operation)}")
+    op = client.get(f"/api/v1/operations/{quote(operation, safe='')}")
     if as_json:
         emit(op, [], True)
         return
@@ -346,7 +346,7 @@ def ops(
 @one_line_errors
 def revisions(name: str, as_json: JsonFlag = False) -> None:
     """A service's revisions (image digest + configuration), newest first."""
-    rows = Client.from_environment().get(f"/api/v1/services/{quote(name)}/revisions")
+    rows = Client.from_environment().get(f"/api/v1/services/{quote(name, safe='')}/revisions")
     emit(rows, ["number", "active", "image", "digest", "created_at"], as_json)
 
 
@@ -354,5 +354,5 @@ def revisions(name: str, as_json: JsonFlag = False) -> None:
 @one_line_errors
 def events(name: str, as_json: JsonFlag = False) -> None:
     """What happened to a service's instances (crashes, replacements), newest first."""
-    rows = Client.from_environment().get(f"/api/v1/services/{quote(name)}/events")
+    rows = Client.from_environment().get(f"/api/v1/services/{quote(name, safe='')}/events")
     emit(rows, ["at", "kind", "instance", "message"], as_json)

@@ -9,6 +9,7 @@ maps onto this with a thin adapter in the composition root.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,6 +46,9 @@ class RouterRoutes:
 
     def __init__(self, router: Router) -> None:
         self._router = router
+        # The reconciler converges services concurrently; each put is a read-modify-write of
+        # the one routing table, so they take turns (otherwise the last writer wins).
+        self._lock = threading.Lock()
 
     def get(self, service: str) -> RouteState | None:
         route = self._router.table().service(service)
@@ -54,9 +58,11 @@ class RouterRoutes:
         return RouteState(route, {s.name: s.in_flight for s in stats})
 
     def put(self, route: Route) -> None:
-        table = self._router.table()
-        if table.service(route.name) != route:
-            self._router.apply(table.with_service(route))
+        with self._lock:
+            table = self._router.table()
+            if table.service(route.name) != route:
+                self._router.apply(table.with_service(route))
 
     def remove(self, service: str) -> None:
-        self._router.remove_service(service)
+        with self._lock:
+            self._router.remove_service(service)

@@ -145,8 +145,10 @@ class HAProxyRouter(TableRouter):
                 self._write(self.paths.server_state, self._api.servers_state())
                 self._process.reload()
                 self._write(self.paths.fingerprint, fingerprint)
-            self._table = table
             self._converge(table)
+            # Only a converged table counts as applied: after a failure the next apply of the
+            # same table converges again instead of finding nothing to do.
+            self._table = table
 
     def remove_server(self, service: str, server: str) -> None:
         with self._lock:

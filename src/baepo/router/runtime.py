@@ -49,7 +49,7 @@ class RuntimeSocket:
 
     def send(self, command: str, payload: str | None = None) -> str:
         if "\n" in command or ";" in command:
-            raise ValueError(f"a runtime command is one line without ';': {command!r}")
+            raise CommandFailed(command, "a runtime command is one line without ';'")
         data = command + "\n"
         if payload is not None:
             data = f"{command} <<\n{payload.strip()}\n\n"
