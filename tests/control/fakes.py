@@ -2,8 +2,9 @@
 
 `MemoryRoutes` stands in for the router room's `Router` (through the control room's `Routes`
 interface) and keeps every route it was given, so a test can check what traffic could reach
-at each step. `FakeProber` answers health checks from the engine's view of the instance: an
-instance is healthy unless its image or its id was marked sick.
+at each step; like the router, it refuses a route with a host name another route has.
+`FakeProber` answers health checks from the engine's view of the instance: an instance is
+healthy unless its image or its id was marked sick.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from baepo.control import HealthCheck, ProbeResult, RouteState
-from baepo.router.errors import HAProxyUnavailable
+from baepo.router.errors import HAProxyUnavailable, InvalidRoute
 from baepo.router.table import ServerState
 from baepo.router.table import Service as Route
 from baepo.runtime import Instance, MemoryEngine
@@ -33,6 +34,9 @@ class MemoryRoutes:
 
     def put(self, route: Route) -> None:
         self._check()
+        for other in self.routes.values():
+            if other.name != route.name and (clash := set(other.hostnames) & set(route.hostnames)):
+                raise InvalidRoute(f"hostname {clash.pop()!r} is claimed by {other.name!r}")
         self.routes[route.name] = route
         self.history.append(route)
 

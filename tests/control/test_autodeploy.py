@@ -133,6 +133,19 @@ async def test_a_paused_service_ignores_pushes(world: World) -> None:
 # -- the loop ---------------------------------------------------------------------------
 
 
+async def test_a_push_while_a_delete_waits_is_ignored(world: World) -> None:
+    await running_app(world)
+    delete = world.services.delete("app")
+    build = rebuilt("1", "b")
+    world.engine.push(build)
+    world.reconciler.image_pushed(pushed("team/app", "1", build.digest))
+    await world.reconciler.tick()
+    kinds = [op.kind for op in world.services.operations("app")]
+    assert kinds == ["DELETE_SERVICE", "CREATE_SERVICE"]
+    await world.settle(world.done(delete.id))
+    assert world.status(delete.id) == "SUCCEEDED"
+
+
 async def eventually(condition: Callable[[], bool], timeout_s: float = 10) -> bool:
     """Poll `condition` (letting the loop run) until true or `timeout_s` of real time."""
     deadline = time.monotonic() + timeout_s

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+from baepo.control import Services, records
+from baepo.control.operations import OperationKind
 from baepo.router.table import ServerState
+from baepo.router.table import Service as Route
 from tests.control.conftest import World, app_image
 
 pytestmark = pytest.mark.anyio
@@ -269,6 +272,66 @@ async def test_delete_stops_everything_and_frees_the_name(world: World) -> None:
     _, again = world.services.create({"name": "app", "image": APP_2})
     await world.settle(world.done(again.id))
     assert world.status(again.id) == "SUCCEEDED"
+
+
+async def test_a_deploy_asked_for_while_a_delete_waits_fails_once_the_service_is_gone(
+    world: World,
+) -> None:
+    await create_app(world)
+    delete = world.services.delete("app")
+    with world.db.session() as s, s.begin():  # slipped in behind the delete (a push, say)
+        service = records.live_service(s, "app")
+        late = records.add_operation(s, service, OperationKind.START_DEPLOYMENT, world.clock.now())
+    await world.settle(world.done(delete.id))
+    assert world.status(delete.id) == "SUCCEEDED"
+    ended = world.services.operation(late.id)
+    assert (ended.status, ended.message) == ("FAILED", "the service was deleted")
+
+
+async def test_of_two_services_given_one_domain_the_first_to_begin_has_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("aaa", "bbb"):
+        _, op = world.services.create({"name": name, "image": APP_1})
+        await world.settle(world.done(op.id))
+    # Admitted together, as two databases' isolation rules may allow: begin settles it.
+    monkeypatch.setattr(Services, "_check_domains", lambda *_: None)
+    shop = {"custom_domains": ["shop.example.com"]}
+    ops = {name: world.services.update(name, shop) for name in ("aaa", "bbb")}
+    _, create = world.services.create({"name": "ccc", "image": APP_1, **shop})
+    monkeypatch.undo()
+    for op in (*ops.values(), create):
+        await world.settle(world.done(op.id))
+    (winner,) = [name for name, op in ops.items() if world.status(op.id) == "SUCCEEDED"]
+    (loser,) = {"aaa", "bbb"} - {winner}
+    failed = world.services.operation(ops[loser].id)
+    assert failed.message == f"shop.example.com is already used by {winner}"
+    assert world.services.describe(loser).config["custom_domains"] == []
+    assert world.routes.routes[winner].hostnames == (f"{winner}.localhost", "shop.example.com")
+    assert world.routes.routes[loser].hostnames == (f"{loser}.localhost",)
+    failed = world.services.operation(create.id)
+    assert failed.status == "FAILED" and failed.message == (
+        f"shop.example.com is already used by {winner}; removed from ccc's custom domains"
+    )
+    assert world.services.describe("ccc").config["custom_domains"] == []
+    for name in (winner, loser):  # neither is wedged by the other's claim
+        deploy = world.services.deploy(name, APP_2)
+        await world.settle(world.done(deploy.id))
+        assert world.status(deploy.id) == "SUCCEEDED"
+
+
+async def test_a_domain_the_router_refuses_is_not_kept(world: World) -> None:
+    await create_app(world)
+    world.routes.routes["legacy"] = Route(name="legacy", hostnames=("shop.example.com",))
+    update = world.services.update("app", {"custom_domains": ["shop.example.com"]})
+    await world.settle(world.done(update.id), step_s=1)
+    failed = world.services.operation(update.id)
+    assert failed.status == "FAILED" and "not done within" in failed.message
+    assert world.services.describe("app").config["custom_domains"] == []
+    deploy = world.services.deploy("app", APP_2)
+    await world.settle(world.done(deploy.id))
+    assert world.status(deploy.id) == "SUCCEEDED"
+    assert world.routes.routes["app"].hostnames == ("app.localhost",)
 
 
 async def test_an_image_that_cannot_be_pulled_fails_the_create(world: World) -> None:

@@ -430,3 +430,26 @@ def test_a_route_set_carries_hostnames_and_concurrency() -> None:
 def test_plan_is_pure() -> None:
     observed = Observed(NOW, (inst("a1"), inst("b1")), route(("a1", READY)))
     assert plan(DEPLOY_2, observed) == plan(DEPLOY_2, observed)
+
+
+@pytest.mark.parametrize(
+    ("routed_hosts", "reverted"),
+    [
+        pytest.param((*HOSTS, "www.example.com"), False, id="routed: keeps what it asked for"),
+        pytest.param(HOSTS, True, id="the router never took its host names: put back"),
+    ],
+)
+def test_a_deploy_stuck_past_its_hard_deadline(
+    routed_hosts: tuple[str, ...], reverted: bool
+) -> None:
+    # The update reached the deadline, the drain timeout and the grace: cut over, but the
+    # route still differs (a stop that keeps failing, or host names the router refuses).
+    stuck = desired(
+        hostnames=(*HOSTS, "www.example.com"),
+        operation=operation(OperationKind.UPDATE_SERVICE, age_s=60 + 30 + 61),
+    )
+    observed = dataclasses.replace(route(("a1", READY)), hostnames=routed_hosts)
+    actions = plan(stuck, Observed(NOW, (inst("a1"), inst("a2")), observed))
+    assert len(actions) == 1 and isinstance(actions[0], FinishOperation)
+    assert not actions[0].succeeded and "not done within 60 s" in actions[0].message
+    assert actions[0].revert is reverted

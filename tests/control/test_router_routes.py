@@ -26,8 +26,14 @@ async def test_services_converged_together_both_keep_their_routes(world: World) 
     router = SlowRouter()
     router.start()
     reconciler = Reconciler(
-        db=world.db, engine=world.engine, routes=RouterRoutes(router), prober=world.prober,
-        clock=world.clock, secrets=world.box, domain="localhost", registry=world.registry,
+        db=world.db,
+        engine=world.engine,
+        routes=RouterRoutes(router),
+        prober=world.prober,
+        clock=world.clock,
+        secrets=world.box,
+        domain="localhost",
+        registry=world.registry,
         timing=world.timing,
     )
     for name in ("aaa", "bbb"):

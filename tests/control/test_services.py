@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import httpx
@@ -20,8 +21,10 @@ from baepo.control import (
     ServiceExists,
     ServiceNotFound,
     load_or_create_secret_key,
+    records,
 )
 from baepo.control.tables import RevisionRow, ServiceRow
+from baepo.control.views import OperationView
 from baepo.runtime import FakeImage
 from tests.control.conftest import CREDENTIALS, World
 
@@ -74,6 +77,56 @@ async def test_one_operation_at_a_time(world: World) -> None:
         world.services.deploy("app")
     await world.settle(world.done(op.id))
     world.services.update("app", {"port": 9000})
+
+
+async def test_two_changes_made_at_once_are_decided_one_after_the_other(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, op = world.services.create({"name": "app", "image": APP_1})
+    await world.settle(world.done(op.id))
+    second: list[OperationView | Exception] = []
+
+    def other_request() -> None:
+        try:
+            second.append(world.services.update("app", {"env": {"B": "2"}}))
+        except Exception as exc:
+            second.append(exc)
+
+    other = threading.Thread(target=other_request)
+    real = records.operations_in_flight
+
+    def check_then_let_the_other_in(s: object, service_id: str) -> object:
+        found = real(s, service_id)  # type: ignore[arg-type]
+        if not other.ident:  # the first request has checked: nothing is in flight
+            other.start()
+            # Before the fix the other request checked and committed here, well within this;
+            # now it must wait for the first one to commit.
+            other.join(timeout=0.5)
+        return found
+
+    monkeypatch.setattr(records, "operations_in_flight", check_then_let_the_other_in)
+    first = world.services.update("app", {"env": {"A": "1"}})
+    other.join()
+    monkeypatch.undo()
+    (refused,) = second
+    assert isinstance(refused, OperationInProgress) and first.id in str(refused)
+    kinds = [o.kind for o in world.services.operations("app")]
+    assert kinds == ["UPDATE_SERVICE", "CREATE_SERVICE"]
+    await world.settle(world.done(first.id))
+    assert world.services.describe("app").config["env"] == {"A": "1"}
+
+
+async def test_a_domain_asked_for_by_a_change_still_in_flight_is_taken(world: World) -> None:
+    for name in ("one", "two"):
+        _, op = world.services.create({"name": name, "image": APP_1})
+        await world.settle(world.done(op.id))
+    world.services.update("one", {"custom_domains": ["shop.example.com"]})  # not begun yet
+    with pytest.raises(InvalidServiceSpec, match=r"shop\.example\.com is already used by one"):
+        world.services.update("two", {"custom_domains": ["shop.example.com"]})
+    with pytest.raises(InvalidServiceSpec, match=r"shop\.example\.com is already used by one"):
+        world.services.create(
+            {"name": "three", "image": APP_1, "custom_domains": ["shop.example.com"]}
+        )
 
 
 async def test_state_rules(world: World) -> None:

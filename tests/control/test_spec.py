@@ -230,8 +230,12 @@ def test_a_reference_that_is_too_long() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("name", "app\n"), ("env", {"A\n": "x"}), ("custom_domains", ["x\n.example.com"]),
-     ("image", "team/app:1\n")],
+    [
+        ("name", "app\n"),
+        ("env", {"A\n": "x"}),
+        ("custom_domains", ["x\n.example.com"]),
+        ("image", "team/app:1\n"),
+    ],
 )
 def test_a_trailing_newline_is_never_valid(field: str, value: object) -> None:
     raw = {"name": "app", "image": "team/app:1", field: value}

@@ -10,12 +10,19 @@ reconciler's passes do the work.
 The pull runs outside any transaction; the revision and the status change commit together
 afterwards, and only if the operation is still PENDING (a delete may have cancelled it). A crash
 before that commit leaves the operation PENDING: the next reconciler begins it again.
+
+Begin also settles who has a custom domain: two services may both have asked for one (requests
+check the claims in flight, but not across two databases' worth of isolation rules), and the
+operation that begins second fails there, before its configuration is in effect. A create that
+fails so keeps its service, without the domain. A finished delete fails whatever else the
+service still had in flight: nothing will ever begin it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,6 +97,9 @@ class Lifecycle:
         self._clock = clock
         self._registry = registry
         self._timing = timing
+        # Begins of different services run in parallel threads; a domain's claims span services,
+        # which a service's row lock does not cover on PostgreSQL.
+        self._begin_lock = threading.Lock()
 
     # -- begin ---------------------------------------------------------------------------
 
@@ -175,12 +185,15 @@ class Lifecycle:
 
     def _begin(self, pending: _Pending, document: dict[str, Any], pinned: _Pinned | None) -> None:
         now = self._clock.now()
-        with self._db.session() as s, s.begin():
+        with self._begin_lock, self._db.session() as s, s.begin():
+            records.lock_service_id(s, pending.service_id)
             op = records.operation_by_id(s, pending.op_id)
             if op.status != OperationStatus.PENDING.value:
                 return  # cancelled while we pulled
             service = s.get(ServiceRow, pending.service_id)
             assert service is not None
+            if self._domain_taken(s, op, service, document):
+                return
             op.payload = {
                 **op.payload,
                 "previous": {
@@ -224,9 +237,35 @@ class Lifecycle:
             service.updated_at = now
             records.log(s, op, now, f"{kind.value} in progress (deadline in {timeout:g} s)")
 
+    def _domain_taken(
+        self, s: Session, op: OperationRow, service: ServiceRow, document: dict[str, Any]
+    ) -> bool:
+        """Fail `op` if the configuration it brings has a domain another service has."""
+        kind = OperationKind(op.kind)
+        if kind is OperationKind.ROLLBACK_SERVICE:
+            document = records.revision(s, service.id, int(op.payload["revision"])).spec
+        elif kind not in (OperationKind.CREATE_SERVICE, OperationKind.UPDATE_SERVICE):
+            return False
+        taken = {
+            host: owner
+            for host in sorted(records.domains(document))
+            if (owner := records.domain_owner(s, host, service.name, begun=True)) is not None
+        }
+        if not taken:
+            return False
+        message = "; ".join(f"{host} is already used by {owner}" for host, owner in taken.items())
+        if kind is OperationKind.CREATE_SERVICE:
+            # Nothing to go back to: the service stays, without what it cannot have.
+            kept = [h for h in service.spec.get("custom_domains") or () if h not in taken]
+            service.spec = {**service.spec, "custom_domains": kept}
+            message += f"; removed from {service.name}'s custom domains"
+        self._end(s, op, self._clock.now(), OperationStatus.FAILED, message)
+        return True
+
     def _fail_to_begin(self, pending: _Pending, message: str) -> None:
         now = self._clock.now()
         with self._db.session() as s, s.begin():
+            records.lock_service_id(s, pending.service_id)
             op = records.operation_by_id(s, pending.op_id)
             if op.status != OperationStatus.PENDING.value:
                 return
@@ -245,6 +284,7 @@ class Lifecycle:
         """End an IN_PROGRESS operation; on failure (and `revert`) undo its desired change."""
         now = self._clock.now()
         with self._db.session() as s, s.begin():
+            records.lock_service_of(s, operation_id)
             op = records.operation_by_id(s, operation_id)
             if op.status != OperationStatus.IN_PROGRESS.value:
                 return
@@ -259,6 +299,11 @@ class Lifecycle:
                     service.active_revision = service.revision
                 elif kind is OperationKind.DELETE_SERVICE:
                     service.deleted_at = now
+                    for other in records.operations_in_flight(s, service.id):
+                        if other.id != op.id:  # asked for meanwhile; it can never begin now
+                            self._end(
+                                s, other, now, OperationStatus.FAILED, "the service was deleted"
+                            )
             elif revert and kind is not OperationKind.DELETE_SERVICE and previous:
                 service.spec = previous["spec"]
                 service.revision = previous["revision"]

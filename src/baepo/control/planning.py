@@ -228,10 +228,16 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
             return [FinishOperation(op.id, True, "deleted")]
     if op is not None and observed.now >= _hard_deadline(desired, op):
         # Stuck past the point a deploy can be undone (the router or the engine keep failing):
-        # end the operation but keep converging to what it asked for.
+        # end the operation but keep converging to what it asked for. Unless the router never
+        # took the host names it asked for (a domain it refuses): then nothing moved, and what
+        # stays asked for would wedge every later operation; put it back.
+        never_routed = route is None or set(route.hostnames) != set(desired.hostnames)
         return [
             FinishOperation(
-                op.id, False, f"not done within {_span(op)}: {_pending(actions)}", revert=False
+                op.id,
+                False,
+                f"not done within {_span(op)}: {_pending(actions)}",
+                revert=op.kind.deploys and never_routed,
             )
         ]
     return actions

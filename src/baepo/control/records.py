@@ -3,6 +3,13 @@
 Functions take an open `Session` and leave the transaction to the caller, so one unit of work
 (create a service and its first operation; pin a revision and start an operation) commits
 whole or not at all.
+
+A unit of work that decides from what it reads (is an operation in flight? is this domain
+free?) starts with a `lock_*` call: a write to the service's row as the transaction's first
+statement. On SQLite that takes the database's write lock before anything is read (a later
+writer waits for the busy timeout, then reads what the first one committed; a read *before*
+the write would instead fail with SQLITE_BUSY_SNAPSHOT), on PostgreSQL the row's lock. So one
+change per service is decided at a time.
 """
 
 from __future__ import annotations
@@ -45,6 +52,31 @@ class Sealer:
 
     def spec(self, document: dict[str, Any]) -> ServiceSpec:
         return ServiceSpec.from_document(document, self._box.open)
+
+
+def lock_service(s: Session, name: str) -> None:
+    """Serialize with every other change of the live service `name` (see above)."""
+    _touch(s, (ServiceRow.name == name) & ServiceRow.deleted_at.is_(None))
+
+
+def lock_service_id(s: Session, service_id: str) -> None:
+    _touch(s, ServiceRow.id == service_id)
+
+
+def lock_service_of(s: Session, operation_id: str) -> None:
+    owner = sa.select(OperationRow.service_id).where(OperationRow.id == operation_id)
+    _touch(s, ServiceRow.id == owner.scalar_subquery())
+
+
+def lock_live_services(s: Session) -> None:
+    _touch(s, ServiceRow.deleted_at.is_(None))
+
+
+def _touch(s: Session, where: sa.ColumnElement[bool]) -> None:
+    s.execute(
+        sa.update(ServiceRow).where(where).values(updated_at=ServiceRow.updated_at),
+        execution_options={"synchronize_session": False},
+    )
 
 
 def live_service(s: Session, name: str) -> ServiceRow:
@@ -199,9 +231,32 @@ def events(s: Session, service_id: str, limit: int = 200) -> Sequence[ServiceEve
     ).all()
 
 
-def domain_owner(s: Session, host: str, except_service: str) -> str | None:
-    """The live service other than `except_service` that lists `host` as a custom domain."""
+def domain_owner(s: Session, host: str, except_service: str, *, begun: bool = False) -> str | None:
+    """The live service other than `except_service` that claims `host` as a custom domain.
+
+    A service claims the domains of its configuration and those an operation in flight may
+    still leave it with: the configuration it asks for, and the one a failure puts back. With
+    `begun`, only what is in effect counts (the claims are settled as operations begin): a
+    pending operation's configuration, and that of a service whose creation waits, do not.
+    """
     for row in live_services(s):
-        if row.name != except_service and host in (row.spec.get("custom_domains") or ()):
+        if row.name != except_service and host in _claims(s, row, begun):
             return row.name
     return None
+
+
+def _claims(s: Session, service: ServiceRow, begun: bool) -> set[str]:
+    found: set[str] = set()
+    for op in operations_in_flight(s, service.id):
+        pending = op.status == OperationStatus.PENDING.value
+        if begun and pending and op.kind == OperationKind.CREATE_SERVICE.value:
+            return set()
+        if not (begun and pending):
+            found.update(domains(op.payload.get("spec")))
+        found.update(domains((op.payload.get("previous") or {}).get("spec")))
+    return found | domains(service.spec)
+
+
+def domains(document: dict[str, Any] | None) -> set[str]:
+    """The custom domains a spec document lists."""
+    return set((document or {}).get("custom_domains") or ())

@@ -4,6 +4,10 @@ Every change is an operation: the call validates, records the operation as PENDI
 it at once; the reconciler does the work (see `operations.py` for the state machine). Reads
 come from the database, plus the engine for the instances a service runs now.
 
+Changes of one service are decided one at a time: each transaction starts by writing the
+service's row (`records.lock_service`), so a request made meanwhile waits, then finds the first
+one's operation in flight and is refused (`OperationInProgress`).
+
 Foreign errors stop here: SQLAlchemy's become `ControlUnavailable`, or `Conflict` for a
 constraint a concurrent change won (`ServiceExists` for a name); an engine that does not answer
 leaves `instances` empty.
@@ -100,6 +104,7 @@ class Services:
         now = self._clock.now()
         try:
             with self._session() as s, s.begin():
+                records.lock_service(s, spec.name)  # serializes creates (on SQLite, all changes)
                 if s.scalar(_live(spec.name)) is not None:
                     raise ServiceExists(f"a service named {spec.name!r} exists")
                 self._check_domains(s, spec)
@@ -152,7 +157,8 @@ class Services:
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "roll back")
-            records.revision(s, service.id, to_revision)  # RevisionNotFound
+            target = records.revision(s, service.id, to_revision)  # RevisionNotFound
+            self._check_domains(s, self._sealer.spec(target.spec))
             payload = {"revision": to_revision}
             return self._add(s, service, OperationKind.ROLLBACK_SERVICE, payload)
 
@@ -247,6 +253,9 @@ class Services:
         self, name: str, change: Callable[[Session, ServiceRow], OperationRow]
     ) -> OperationView:
         with self._session() as s, s.begin():
+            # First a write: the checks `change` makes see every change committed before,
+            # and no other change of the service commits until this one has.
+            records.lock_service(s, name)
             service = records.live_service(s, name)
             op = change(s, service)
             view = operation_view(op, name)
@@ -284,6 +293,7 @@ class Services:
                     ("custom_domains", f"{host} is under {self._domain}, where service names live")
                 )
             elif (owner := records.domain_owner(s, host, spec.name)) is not None:
+                # `owner` has it, or asked for it in an operation still in flight.
                 problems.append(("custom_domains", f"{host} is already used by {owner}"))
         if problems:
             raise InvalidServiceSpec(problems)

@@ -5,7 +5,8 @@ registry (`RegistryLink.tracks`). A push starts a START_DEPLOYMENT operation tha
 the pushed digest, unless that digest is already what the service runs or is about to run
 (a push of the same image again does nothing). If another operation is in flight, the
 deployment waits as PENDING; a later push replaces a deployment still waiting.
-A paused or deleting service ignores pushes: resume deploys what was last active.
+A paused service ignores pushes (resume deploys what was last active), and so does a service
+being deleted, or about to be.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ def auto_deploy(
 ) -> list[str]:
     """Start (or refresh) deployments for `event`; the ids of operations created or changed."""
     touched: list[str] = []
+    records.lock_live_services(s)  # decided one at a time with the services' other changes
     for service in records.live_services(s):
         if service.paused or service.deleting or not service.spec.get("auto_deploy"):
+            continue
+        if _delete_requested(s, service):
             continue
         try:
             image = ImageName.parse(service.spec["image"])
@@ -61,6 +65,13 @@ def _deploy(s: Session, service: ServiceRow, event: ImagePushed, clock: Clock) -
         s, service, OperationKind.START_DEPLOYMENT, now, payload, line=line + "; deploying it"
     )
     return op.id
+
+
+def _delete_requested(s: Session, service: ServiceRow) -> bool:
+    return any(
+        op.kind == OperationKind.DELETE_SERVICE.value
+        for op in records.operations_in_flight(s, service.id)
+    )
 
 
 def _digests_underway(s: Session, service: ServiceRow) -> set[str]:
