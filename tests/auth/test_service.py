@@ -9,6 +9,7 @@ from baepo.auth import (
     AuthenticationRequired,
     NotFound,
     UserExists,
+    passwords,
     repository,
 )
 from baepo.auth import tables as _tables  # noqa: F401  (declares the tables)
@@ -67,6 +68,28 @@ def test_wrong_password_is_refused(auth: Auth) -> None:
         auth.authenticate("nobody", "alice-password")
     with pytest.raises(AuthenticationRequired):
         auth.authorize(basic("alice", "wrong"), repository("alice/app", "pull"))
+
+
+def test_unknown_user_costs_a_password_check_too(
+    auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong name must not be refused faster than a wrong password: both run scrypt."""
+    checked: list[str] = []
+    real_verify = passwords.verify_password
+
+    def counting_verify(password: str, stored: str) -> bool:
+        checked.append(stored)
+        return real_verify(password, stored)
+
+    monkeypatch.setattr(passwords, "verify_password", counting_verify)
+    for user, attempt in [("alice", "wrong-1"), ("nobody", "wrong-2"), ("nobody", "wrong-3")]:
+        with pytest.raises(AuthenticationRequired):
+            auth.authenticate(user, attempt)
+    assert len(checked) == 3
+    assert all(stored.startswith("scrypt$") for stored in checked)
+    alice, *unknown = checked
+    assert unknown[0] == unknown[1] != alice  # one stand-in hash, made once
+    assert not real_verify("wrong-2", unknown[0])
 
 
 def test_malformed_authorization_is_a_clean_refusal(auth: Auth) -> None:

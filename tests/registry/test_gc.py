@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from baepo.clock import FakeClock
 from baepo.registry import Registry
-from baepo.storage import FilesystemDriver
+from baepo.registry.records import BlobGuard
+from baepo.storage import BlobInfo, FilesystemDriver
 
 from .conftest import AppClient
-from .content import Blob, index, push_blob, push_image, push_manifest, random_layer, sha256
+from .content import (
+    OCI_MANIFEST,
+    Blob,
+    index,
+    manifest,
+    push_blob,
+    push_image,
+    push_manifest,
+    random_config,
+    random_layer,
+    sha256,
+)
 
 REPO = "team/app"
 HOURS = 3600.0
@@ -163,3 +181,143 @@ def test_report_as_json(client: AppClient, registry: Registry, clock: FakeClock)
     assert doc["dry_run"] is True
     assert doc["blobs"] == [orphan.digest]
     assert doc["bytes_freed"] == doc["blob_bytes"] == 6
+
+
+# -- gc racing a push: the collector runs at a chosen point inside another operation ----------
+
+
+class WatchedGuard(BlobGuard):
+    """The registry's blob guard, telling when a sweep had to wait for a commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sweep_waited = threading.Event()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            if self._readers or self._writer:
+                self.sweep_waited.set()
+        with super().exclusive():
+            yield
+
+
+class GcInBetween:
+    """Start `registry.gc()` in another thread and go on once it has finished or is held
+    back by the blob guard; `join()` waits for it to end."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.guard = WatchedGuard()
+        registry.blob_guard = self.guard
+        self.swept: list[str] = []
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        assert self._thread is None, "one gc per test"
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+        deadline = threading.Event()
+        timer = threading.Timer(10, deadline.set)
+        timer.start()
+        try:
+            while self._thread.is_alive() and not self.guard.sweep_waited.wait(0.005):
+                assert not deadline.is_set(), "gc neither finished nor waited for the guard"
+        finally:
+            timer.cancel()
+
+    def _run(self) -> None:
+        self.swept = self.registry.gc().blobs
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join(10)
+            assert not self._thread.is_alive()
+
+
+def test_gc_during_a_manifest_re_push_keeps_its_bytes(registry: Registry, clock: FakeClock) -> None:
+    """Re-pushing a deleted manifest whose old, unreferenced blob the collector is sweeping."""
+    config = random_config()
+    registry.record_blob("r", registry.driver.put(config.digest, config.data))
+    registry.put_manifest("r", "keep", manifest(config, []).data, OCI_MANIFEST)
+    doc = manifest(config, [], annotations={"n": "again"})
+    registry.put_manifest("r", "v1", doc.data, OCI_MANIFEST)
+    registry.delete_manifest("r", doc.digest)  # its blob row stays, unreferenced
+    clock.advance(2 * HOURS)
+    gc = GcInBetween(registry)
+    real_put = registry.driver.put
+
+    def put_then_gc(digest: str, data: bytes) -> BlobInfo:
+        info = real_put(digest, data)
+        gc.start()  # between the bytes and the rows
+        return info
+
+    registry.driver.put = put_then_gc  # type: ignore[method-assign]
+    registry.put_manifest("r", "v1", doc.data, OCI_MANIFEST)
+    gc.join()
+    assert gc.guard.sweep_waited.is_set()
+    assert doc.digest not in gc.swept
+    found = registry.manifest("r", "v1")
+    assert registry.manifest_bytes(found) == doc.data
+    assert registry.gc().blobs == []
+
+
+@contextmanager
+def gc_before_database_call(registry: Registry, gc: GcInBetween, call: int) -> Iterator[None]:
+    """Run the collector just before this thread's `call`-th database access (from 1)."""
+    records = registry.records
+    me = threading.get_ident()
+    seen = 0
+
+    def hooked(real: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            nonlocal seen
+            if threading.get_ident() == me:
+                seen += 1
+                if seen == call:
+                    gc.start()
+            return real(*args, **kwargs)
+
+        return run
+
+    names = ("conn", "read", "write")
+    for name in names:
+        setattr(records, name, hooked(getattr(records, name)))
+    try:
+        yield
+    finally:
+        for name in names:
+            delattr(records, name)
+
+
+@pytest.mark.parametrize("call", [1, 2, 3])
+def test_gc_during_a_cross_repository_mount(
+    client: AppClient, registry: Registry, clock: FakeClock, call: int
+) -> None:
+    """Wherever the collector runs during a mount, the mount either falls back to an upload
+    or leaves a blob whose bytes are there."""
+    layer = random_layer(11)
+    push_blob(client, "src", layer)  # linked, unreferenced: the collector wants it
+    clock.advance(2 * HOURS)
+    gc = GcInBetween(registry)
+    with gc_before_database_call(registry, gc, call):
+        mounted = registry.mount_blob("dst", layer.digest, "src")
+    gc.join()
+    registry.gc()
+    if mounted is None:  # swept first: the client uploads the blob instead
+        assert client.head(f"/v2/dst/blobs/{layer.digest}").status_code == 404
+        assert registry.driver.stat(layer.digest) is None
+    else:
+        assert mounted.size == 11
+        assert client.get(f"/v2/dst/blobs/{layer.digest}").content == layer.data
+
+
+def test_mount_of_a_blob_the_source_does_not_link(client: AppClient, registry: Registry) -> None:
+    layer = random_layer()
+    push_blob(client, "other", layer)
+    assert registry.mount_blob("dst", layer.digest, "src") is None
+    assert registry.mount_blob("dst", layer.digest, "nowhere") is None
+    assert client.head(f"/v2/dst/blobs/{layer.digest}").status_code == 404
+    mounted = registry.mount_blob("dst", layer.digest, "other")
+    assert mounted is not None and mounted.size == len(layer.data)
+    assert client.get(f"/v2/dst/blobs/{layer.digest}").content == layer.data

@@ -64,6 +64,24 @@ def test_unsatisfiable_range(client: AppClient) -> None:
     assert r.headers["content-range"] == "bytes */100"
 
 
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        (b"bytes=\xb2-", 200),  # not an ASCII digit: the Range is ignored
+        (b"bytes=" + b"9" * 5000 + b"-", 416),
+        (b"bytes=0-" + b"9" * 5000, 206),
+        (b"bytes=-" + b"9" * 5000, 206),
+    ],
+)
+def test_odd_numbers_in_a_range(client: AppClient, header: bytes, status: int) -> None:
+    blob = random_layer(100)
+    push_blob(client, REPO, blob)
+    r = client.get(f"/v2/{REPO}/blobs/{blob.digest}", headers={"Range": header})
+    assert r.status_code == status
+    if status != 416:
+        assert r.content == blob.data
+
+
 def test_unknown_blob(client: AppClient) -> None:
     digest = sha256(b"never pushed")
     push_blob(client, REPO, random_layer())
@@ -240,6 +258,25 @@ def test_out_of_order_chunk_is_416(client: AppClient, content_range: str, size: 
     status = client.get(location)
     expected = "0-0" if content_range == "10-19" else "0-9"
     assert status.status_code == 204 and status.headers["range"] == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Content-Range": b"0-\xb2"}, 400),
+        ({"Content-Range": b"0-" + b"9" * 5000}, 400),  # longer than the chunk
+        ({"Content-Range": b"9" * 5000 + b"-" + b"9" * 5001}, 416),  # not where the upload is
+        ({"Content-Length": b"\xb2"}, 400),
+        ({"Content-Length": b"9" * 5000}, 400),
+    ],
+    ids=["range-superscript", "range-huge-end", "range-huge-start", "length-sup", "length-huge"],
+)
+def test_odd_numbers_in_a_chunk(client: AppClient, headers: dict[str, bytes], status: int) -> None:
+    location = client.post(f"/v2/{REPO}/blobs/uploads/").headers["location"]
+    r = client.patch(location, content=b"ab", headers=headers)
+    assert r.status_code == status
+    assert error_codes(r) == ["BLOB_UPLOAD_INVALID"]
+    assert client.get(location).headers["range"] == "0-0"  # nothing was appended
 
 
 def test_chunk_longer_than_its_range_is_rejected_and_undone(client: AppClient) -> None:

@@ -113,6 +113,28 @@ def test_malformed_manifest(client: AppClient, data: bytes, content_type: str) -
     assert r.status_code == 400 and error_codes(r) == ["MANIFEST_INVALID"]
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"schemaVersion": 2, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+    ids=["array", "field"],
+)
+def test_deeply_nested_manifest_is_400_not_500(client: AppClient, data: bytes) -> None:
+    r = client.put(
+        f"/v2/{REPO}/manifests/deep", content=data, headers={"Content-Type": OCI_MANIFEST}
+    )
+    assert r.status_code == 400 and error_codes(r) == ["MANIFEST_INVALID"]
+
+
+def test_manifest_with_a_bad_content_length(client: AppClient) -> None:
+    image = push_image(client, REPO)
+    headers = {"Content-Type": OCI_MANIFEST, "Content-Length": b"\xb2"}
+    r = client.put(f"/v2/{REPO}/manifests/v1", content=image.manifest.data, headers=headers)
+    assert r.status_code == 201  # a Content-Length we cannot read is not checked
+
+
 def test_invalid_tag(client: AppClient) -> None:
     doc = index([])
     r = push_manifest(client, REPO, ".hidden", doc)
@@ -208,6 +230,14 @@ def test_tags_list_and_pagination(client: AppClient) -> None:
     zero = client.get(f"/v2/{REPO}/tags/list", params={"n": 0})
     assert zero.json()["tags"] == [] and "link" not in zero.headers
     assert client.get(f"/v2/{REPO}/tags/list", params={"n": "x"}).status_code == 400
+
+
+@pytest.mark.parametrize("n", ["\u00b2", "\u0661", "9" * 5000, "-1"])
+def test_bad_page_size_is_400_not_500(client: AppClient, n: str) -> None:
+    push_image(client, REPO, "v1")
+    for path in (f"/v2/{REPO}/tags/list", "/v2/_catalog"):
+        r = client.get(path, params={"n": n})
+        assert r.status_code == 400 and error_codes(r) == ["PAGINATION_NUMBER_INVALID"]
 
 
 def test_tags_of_unknown_repository(client: AppClient) -> None:

@@ -64,6 +64,8 @@ def test_accepted(data: bytes, content_type: str | None, media_type: str) -> Non
         (b"\xff\xfe", OCI_MANIFEST),
         (b"[]", OCI_MANIFEST),
         (b'"string"', OCI_MANIFEST),
+        (b"[" * 100_000 + b"]" * 100_000, OCI_MANIFEST),  # deeper than the parser recurses
+        (b'{"schemaVersion": 2, "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", OCI_MANIFEST),
         (doc(mediaType=OCI_MANIFEST, layers=[LAYER]), OCI_MANIFEST),  # no config
         (doc(mediaType=OCI_MANIFEST, config=CONFIG), OCI_MANIFEST),  # no layers
         (doc(mediaType=OCI_MANIFEST, config=CONFIG, layers={}), OCI_MANIFEST),

@@ -58,7 +58,11 @@ def test_parse_n(text: str | None, n: int | None) -> None:
     assert parse_n(text) == n
 
 
-@pytest.mark.parametrize("text", ["-1", "abc", "1.5", " 3"])
+@pytest.mark.parametrize(
+    "text",
+    ["-1", "abc", "1.5", " 3", "\u00b2", "\u0661", "1" * 10, "9" * 5000],
+    ids=["negative", "letters", "fraction", "space", "superscript", "arabic", "ten", "huge"],
+)
 def test_parse_bad_n(text: str) -> None:
     with pytest.raises(PaginationInvalid):
         parse_n(text)

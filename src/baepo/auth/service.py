@@ -68,6 +68,8 @@ class Auth:
         # (which send the password on every request) don't pay it each time.
         self._recent: dict[tuple[str, str], tuple[Caller, float]] = {}
         self._recent_lock = threading.Lock()
+        self._dummy_hash: str | None = None
+        self._dummy_lock = threading.Lock()
 
     # -- users ---------------------------------------------------------------------------
 
@@ -205,9 +207,21 @@ class Auth:
     def _check_password(self, username: str, password: str) -> Caller | None:
         with self._db.session() as s:
             row = s.scalar(sa.select(UserRow).where(UserRow.name == username))
-            if row is None or not passwords.verify_password(password, row.password_hash):
-                return None
-            return Caller(row.name, row.is_admin)
+            found = None if row is None else (Caller(row.name, row.is_admin), row.password_hash)
+        if found is None:
+            # Pay for scrypt all the same: an answer that comes back sooner for an unknown
+            # name would tell who has an account.
+            passwords.verify_password(password, self._unknown_user_hash())
+            return None
+        caller, stored = found
+        return caller if passwords.verify_password(password, stored) else None
+
+    def _unknown_user_hash(self) -> str:
+        """A hash no password is checked against for real (made on first need, once)."""
+        with self._dummy_lock:
+            if self._dummy_hash is None:
+                self._dummy_hash = passwords.hash_password(passwords.random_password())
+            return self._dummy_hash
 
     def _check_token(self, username: str, secret: str) -> Caller | None:
         prefix = passwords.token_prefix(secret)

@@ -12,8 +12,9 @@
 Why a push in progress is never broken: blobs younger than the grace period are never swept;
 a manifest push refreshes `touched_at` of the blobs it references in the same transaction
 that checks they exist; and each sweep re-checks, in one conditional DELETE, that the blob is
-still unreferenced and old, while holding the registry's blob guard exclusively (uploads
-commit under it shared), before its bytes are removed.
+still unreferenced and old, while holding the registry's blob guard exclusively (upload
+commits, manifest pushes and cross-repository mounts hold it shared from their check or
+their bytes to their rows), before its bytes are removed.
 """
 
 from __future__ import annotations

@@ -112,6 +112,8 @@ def parse_manifest(data: bytes, content_type: str | None) -> Manifest:
         doc = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # `[[[[…]]]]` nested deeper than the parser recurses
+        raise ManifestInvalid("manifest JSON is nested too deeply") from exc
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest is not a JSON object")
     version = doc.get("schemaVersion")

@@ -8,6 +8,7 @@ empty page without a Link.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -24,10 +25,13 @@ class Page:
     n: int | None  # the page size used, None for "everything"
 
 
+_N = re.compile(r"[0-9]{1,9}")  # ASCII only (`str.isdigit` takes "²"); any larger n is capped
+
+
 def parse_n(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    if not _N.fullmatch(value):
         raise PaginationInvalid("n must be a non-negative integer", {"n": value[:40]})
     return int(value)
 

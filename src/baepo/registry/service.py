@@ -117,8 +117,8 @@ class Registry:
         self.bus = bus
         self.clock = clock
         self.max_manifest_bytes = max_manifest_bytes
-        # Commits hold it shared, the garbage collector's sweep exclusively: a blob never
-        # disappears while an upload is turning into it.
+        # Upload commits, manifest pushes and mounts hold it shared, the garbage collector's
+        # sweep exclusively: a blob never disappears while a push is turning into its rows.
         self.blob_guard = BlobGuard()
         self.records = Records(db, clock)
         self.uploads: UploadSessions = UploadSessions(self)

@@ -11,6 +11,7 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from baepo.registry.errors import ManifestTooLarge, SizeInvalid
+from baepo.registry.ranges import parse_length
 from baepo.registry.references import parse_reference
 from baepo.registry.service import PushResult, StoredManifest
 from baepo.registry.web.app import Call
@@ -37,15 +38,15 @@ async def get(call: Call) -> ASGIResponse:
 async def put(call: Call) -> ASGIResponse:
     parse_reference(call.arg)
     limit = call.registry.max_manifest_bytes
-    declared = call.request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = parse_length(call.request.headers.get("content-length"))
+    if declared is not None and declared > limit:
         raise ManifestTooLarge("manifest too large", {"limit": limit})
     body = bytearray()
     async for chunk in call.request.stream():
         body += chunk
         if len(body) > limit:
             raise ManifestTooLarge("manifest too large", {"limit": limit})
-    if declared is not None and declared.isdigit() and int(declared) != len(body):
+    if declared is not None and declared != len(body):
         raise SizeInvalid("body length does not match Content-Length")
     content_type = call.request.headers.get("content-type")
 

@@ -18,7 +18,7 @@ import anyio.to_thread
 
 from baepo.auth.access import repository
 from baepo.registry.errors import BlobUploadInvalid, DigestInvalid, RegistryError
-from baepo.registry.ranges import parse_content_range
+from baepo.registry.ranges import parse_content_range, parse_length
 from baepo.registry.references import Digest, is_name, parse_digest
 from baepo.registry.sessions import Upload
 from baepo.registry.web.app import Call
@@ -43,11 +43,10 @@ def _created(call: Call, info: BlobInfo) -> ASGIResponse:
 
 def _content_length(call: Call) -> int | None:
     value = call.request.headers.get("content-length")
-    if value is None:
-        return None
-    if not value.strip().isdigit():
-        raise BlobUploadInvalid("invalid Content-Length")
-    return int(value)
+    length = parse_length(value)
+    if value is not None and length is None:
+        raise BlobUploadInvalid("invalid Content-Length", {"Content-Length": value[:40]})
+    return length
 
 
 def _digest_param(call: Call) -> Digest:
