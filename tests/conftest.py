@@ -167,3 +167,27 @@ def fresh_baepo(tmp_path: Path) -> Iterator[BaepoProcess]:
     yield server
     server.kill()
     server.stop_data_plane()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """The Docker engine `scripts/engine` answers with, holding the `scripts/test-images`."""
+    engine = subprocess.run(
+        [str(REPO / "scripts" / "engine")], capture_output=True, text=True, timeout=180
+    )
+    if engine.returncode != 0:
+        pytest.fail(f"scripts/engine failed:\n{engine.stderr}")
+    host = engine.stdout.strip().splitlines()[-1]
+    images = subprocess.run(
+        [str(REPO / "scripts" / "test-images")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "DOCKER_HOST": host},
+    )
+    if images.returncode != 0:
+        pytest.fail(f"scripts/test-images failed:\n{images.stdout}\n{images.stderr}")
+    return host

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -29,28 +27,7 @@ from tests.control.fakes import MemoryRoutes
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
-ROOT = Path(__file__).resolve().parents[2]
 HEALTHZ = {"protocol": "http", "path": "/healthz", "interval": 1, "timeout": 1}
-
-
-@pytest.fixture(scope="module")
-def docker_host() -> str:
-    engine = subprocess.run(
-        [str(ROOT / "scripts" / "engine")], capture_output=True, text=True, timeout=180
-    )
-    if engine.returncode != 0:
-        pytest.fail(f"scripts/engine failed:\n{engine.stderr}")
-    host = engine.stdout.strip().splitlines()[-1]
-    images = subprocess.run(
-        [str(ROOT / "scripts" / "test-images")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "DOCKER_HOST": host},
-    )
-    if images.returncode != 0:
-        pytest.fail(f"scripts/test-images failed:\n{images.stdout}\n{images.stderr}")
-    return host
 
 
 @dataclass

@@ -34,26 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def docker_host() -> str:
-    engine = subprocess.run(
-        [str(ROOT / "scripts" / "engine")], capture_output=True, text=True, timeout=180
-    )
-    if engine.returncode != 0:
-        pytest.fail(f"scripts/engine failed:\n{engine.stderr}")
-    host = engine.stdout.strip().splitlines()[-1]
-    images = subprocess.run(
-        [str(ROOT / "scripts" / "test-images")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "DOCKER_HOST": host},
-    )
-    if images.returncode != 0:
-        pytest.fail(f"scripts/test-images failed:\n{images.stdout}\n{images.stderr}")
-    return host
-
-
-@pytest.fixture(scope="session")
 def podman_host(docker_host: str) -> str:
     """Podman's Docker-compatible socket (`scripts/podman-engine`), holding the test images."""
     if shutil.which("podman") is None:
