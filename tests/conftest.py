@@ -112,8 +112,8 @@ class BaepoProcess:
             self.process = None
 
     def stop_data_plane(self) -> None:
-        """End what Baepo leaves running on purpose when it stops: its HAProxy and the
-        containers of its services (found by this installation's label)."""
+        """End what Baepo leaves running on purpose when it stops: its HAProxy, the
+        containers of its services and their networks (found by this installation's label)."""
         pidfile = Config(data_dir=self.data_dir).router_run_dir / "haproxy.pid"
         with contextlib.suppress(OSError, ValueError):
             os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
@@ -125,6 +125,8 @@ class BaepoProcess:
                 engine = DockerEngine(host)
                 for instance in engine.list({"baepo.installation": mine}):
                     engine.remove(instance.id)
+                for network in engine.networks({"baepo.installation": mine}):
+                    engine.remove_network(network.name)
                 engine.close()
 
     def restart(self) -> None:

@@ -70,9 +70,8 @@ class FakeProber:
 
     async def probe(self, address: str, check: HealthCheck) -> ProbeResult:
         self.probes += 1
-        port = int(address.rsplit(":", 1)[1])
         for instance in self.engine.list({}):
-            if instance.running and instance.host_port == port:
+            if instance.running and instance.address == address:
                 if self.healthy(instance):
                     return ProbeResult(True, f"{check.describe()}: HTTP 200")
                 return ProbeResult(False, f"{check.describe()}: connection refused")

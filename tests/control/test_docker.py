@@ -96,11 +96,13 @@ async def real(tmp_path: Path, engine: DockerEngine) -> AsyncIterator[Real]:
     for container in engine.list({LABEL_INSTALLATION: box.fingerprint}):
         with contextlib.suppress(ContainerNotFound):
             engine.remove(container.id)
+    for network in engine.networks({LABEL_INSTALLATION: box.fingerprint}):
+        engine.remove_network(network.name)
     db.dispose()
 
 
 def answer(instance: Instance) -> str:
-    return httpx.get(f"http://127.0.0.1:{instance.host_port}/", timeout=5).text
+    return httpx.get(f"{instance.url}/", timeout=5).text
 
 
 async def test_create_then_deploy_with_zero_downtime_on_a_real_engine(real: Real) -> None:

@@ -4,8 +4,9 @@ against dockerd, and as DockerEngine against Podman's Docker-compatible socket.
 The Docker and Podman variants are `integration`: a session fixture makes sure an engine answers
 (`scripts/engine`, `scripts/podman-engine`) and the test images exist (`scripts/test-images`,
 copied into Podman by `scripts/podman-engine`). The Podman variant is skipped where podman is
-not installed. Every container a test starts carries a label unique to the test, and teardown
-removes all containers carrying it.
+not installed. Every container a test starts carries a label unique to the test and joins a
+network of the test's own (`test_network`); teardown removes all containers carrying the label,
+then every network carrying it.
 """
 
 from __future__ import annotations
@@ -74,18 +75,29 @@ def engine(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Iterat
     for instance in docker_engine.list(run_labels):
         with contextlib.suppress(ContainerNotFound):
             docker_engine.remove(instance.id)
+    for network in docker_engine.networks(run_labels):
+        docker_engine.remove_network(network.name)
     docker_engine.close()
 
 
 @pytest.fixture
-def spec(run_labels: dict[str, str]) -> Callable[..., ContainerSpec]:
-    """`spec(image, **fields)`: a ContainerSpec carrying the test's labels and a unique name."""
+def test_network(engine: Engine, run_labels: dict[str, str]) -> str:
+    """A network of this test's own (removed by the `engine` fixture's teardown)."""
+    name = f"baepo-test-{run_labels['baepo.test.run'][:12]}"
+    return engine.ensure_network(name, run_labels).name
+
+
+@pytest.fixture
+def spec(run_labels: dict[str, str], test_network: str) -> Callable[..., ContainerSpec]:
+    """`spec(image, **fields)`: a ContainerSpec carrying the test's labels and a unique name,
+    on the test's network."""
     prefix = f"baepo-test-{run_labels['baepo.test.run'][:10]}"
     counter = iter(range(1_000_000))
 
     def make(image: str, **fields: Any) -> ContainerSpec:
         labels = {**fields.pop("labels", {}), **run_labels}
         fields.setdefault("name", f"{prefix}-{next(counter)}")
+        fields.setdefault("network", test_network)
         return ContainerSpec(image=image, labels=labels, **fields)
 
     return make

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import socket
 import subprocess
 import time
 import warnings
@@ -19,8 +20,10 @@ import pytest
 from baepo.runtime import (
     ContainerSpec,
     DockerEngine,
+    Engine,
     EngineUnavailable,
     ImageNotFound,
+    Instance,
     PullFailed,
     StartFailed,
 )
@@ -58,10 +61,13 @@ def test_a_podman_style_inspect_reads_the_same() -> None:
         "Id": "abc",
         "Name": "web-1",
         "Image": "sha256:feed",
-        "Config": {"Image": "localhost:5000/app:1", "Labels": {"baepo.managed": "true"}},
+        "Config": {
+            "Image": "localhost:5000/app:1",
+            "Labels": {"baepo.managed": "true", "baepo.port": "8080"},
+        },
         "State": {"Status": "running", "ExitCode": 0, "StartedAt": "2026-11-26T09:44:36Z"},
         "HostConfig": {
-            "PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]},
+            "NetworkMode": "baepo-web",
             "CapDrop": ["CAP_ALL"],
             "CapAdd": ["CAP_CHOWN"],
             "SecurityOpt": ["no-new-privileges"],
@@ -69,13 +75,18 @@ def test_a_podman_style_inspect_reads_the_same() -> None:
             "Memory": 256 * 1024 * 1024,
             "PidsLimit": 512,
         },
-        "NetworkSettings": {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40123"}]}},
+        "NetworkSettings": {
+            "Networks": {
+                "podman": {"IPAddress": "10.88.0.7"},
+                "baepo-web": {"IPAddress": "10.89.3.2"},
+            }
+        },
     }
 
     instance = _instance(attrs)
 
     assert (instance.name, instance.state, instance.exit_code) == ("web-1", "running", None)
-    assert (instance.port, instance.host_port) == (8080, 40123)
+    assert (instance.port, instance.address) == (8080, "10.89.3.2:8080")
     assert instance.limits.cap_drop == ("ALL",)
     assert instance.limits.cap_add == ("CHOWN",)
     assert (instance.limits.cpu, instance.limits.memory_mb) == (0.25, 256)
@@ -97,6 +108,15 @@ def test_events_are_read_from_docker_and_podman_shapes() -> None:
 
 # -- against the engine -------------------------------------------------------------------
 
+
+def exited(engine: Engine, instance_id: str) -> Instance:
+    return eventually(
+        lambda: i if (i := engine.inspect(instance_id)).exit_code is not None else None,
+        30,
+        f"{instance_id} exits",
+    )
+
+
 integration = pytest.mark.integration
 
 
@@ -106,6 +126,8 @@ def engine(docker_host: str, run_labels: dict[str, str]) -> Iterator[DockerEngin
     yield engine
     for instance in engine.list(run_labels):
         engine.remove(instance.id)
+    for network in engine.networks(run_labels):
+        engine.remove_network(network.name)
     engine.close()
 
 
@@ -129,7 +151,37 @@ def test_the_engine_records_the_limits(
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["CapDrop"] == ["ALL"]
     assert host["RestartPolicy"]["Name"] in ("", "no")
-    assert host["PortBindings"]["8080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": ""}]
+    assert not any((host.get("PortBindings") or {}).values())  # nothing published
+
+
+@integration
+def test_a_wrong_port_refuses_connections(engine: DockerEngine, spec: Spec) -> None:
+    """hello listens on 8080: at 9999 nothing accepts (no port proxy answers in its place)."""
+    right = engine.run(spec("baepo-test/hello:1", port=8080))
+    wrong = engine.run(spec("baepo-test/hello:1", port=9999))
+    answering(f"{right.url}/healthz")
+
+    assert wrong.address is not None and wrong.address.endswith(":9999")
+    host, _, port = wrong.address.rpartition(":")
+    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=2):
+        pass
+
+
+@integration
+def test_networks_are_isolated_from_each_other(
+    engine: DockerEngine, spec: Spec, run_labels: dict[str, str], test_network: str
+) -> None:
+    app = engine.run(spec("baepo-test/hello:1", port=8080))
+    answering(f"{app.url}/healthz")
+    other = engine.ensure_network(f"{test_network}-other", run_labels).name
+    host, _, port = (app.address or "").rpartition(":")
+    fetch = ["sh", "-c", f"nc -w 2 {host} {port} </dev/null"]  # exits 0 once connected
+
+    neighbour = engine.run(spec("baepo-test/busybox:1", command=fetch))
+    stranger = engine.run(spec("baepo-test/busybox:1", command=fetch, network=other))
+
+    assert exited(engine, neighbour.id).exit_code == 0
+    assert exited(engine, stranger.id).exit_code != 0
 
 
 @integration

@@ -22,6 +22,7 @@ from baepo.runtime import (
     EngineEvent,
     ImageNotFound,
     Instance,
+    StartFailed,
 )
 from tests.runtime.waiting import answering, eventually, http_get
 
@@ -36,13 +37,13 @@ def exited(engine: Engine, instance_id: str, timeout_s: float = 20) -> Instance:
     return eventually(probe, timeout_s, f"{instance_id} exits")
 
 
-def test_run_publishes_the_port_on_loopback_and_serves(engine: Engine, spec: Spec) -> None:
+def test_run_serves_at_its_network_address(engine: Engine, spec: Spec) -> None:
     instance = engine.run(spec("baepo-test/hello:1", port=8080))
 
     assert instance.running
     assert instance.port == 8080
-    assert instance.host_port is not None
-    assert instance.url == f"http://127.0.0.1:{instance.host_port}"
+    assert instance.address is not None
+    assert instance.url == f"http://{instance.address}"
     assert answering(f"{instance.url}/").text.startswith("hello v1")
     health = answering(f"{instance.url}/healthz")
     assert health.status_code == 200
@@ -50,11 +51,11 @@ def test_run_publishes_the_port_on_loopback_and_serves(engine: Engine, spec: Spe
     assert instance.exit_code is None
 
 
-def test_two_instances_get_their_own_host_ports(engine: Engine, spec: Spec) -> None:
+def test_two_instances_get_their_own_addresses(engine: Engine, spec: Spec) -> None:
     one = engine.run(spec("baepo-test/hello:1", port=8080))
     two = engine.run(spec("baepo-test/hello:2", port=8080))
 
-    assert one.host_port != two.host_port
+    assert one.address != two.address
     assert "hello v1" in answering(f"{one.url}/").text
     assert "hello v2" in answering(f"{two.url}/").text
 
@@ -97,7 +98,7 @@ def test_stop_then_remove(engine: Engine, spec: Spec, run_labels: dict[str, str]
     stopped = engine.inspect(instance.id)
     assert stopped.state == "exited"
     assert stopped.exit_code == 0  # the app handled SIGTERM
-    assert stopped.host_port is None
+    assert stopped.address is None
     assert stopped.finished_at is not None
     assert http_get(url) is None
     engine.stop(instance.id)  # stopping a stopped instance is a no-op
@@ -135,7 +136,7 @@ def test_a_crash_keeps_its_exit_code_and_logs(engine: Engine, spec: Spec) -> Non
     crashed = exited(engine, instance.id)
 
     assert crashed.exit_code == 1
-    assert crashed.host_port is None
+    assert crashed.address is None
     assert "crash: cannot start, exiting with status 1" in engine.logs(instance.id)
 
 
@@ -225,3 +226,36 @@ def test_events_report_start_and_die(
         stream.close()
     reader.join(timeout=10)
     assert not reader.is_alive()
+
+
+def test_networks_are_made_once_listed_and_removed(
+    engine: Engine, run_labels: dict[str, str], test_network: str
+) -> None:
+    again = engine.ensure_network(test_network, run_labels)
+
+    assert again.name == test_network
+    assert again.labels[LABEL_MANAGED] == "true"
+    assert [n.name for n in engine.networks(run_labels)] == [test_network]
+    other = engine.ensure_network(f"{test_network}-b", {**run_labels, "which": "b"})
+    assert [n.name for n in engine.networks({**run_labels, "which": "b"})] == [other.name]
+
+    engine.remove_network(other.name)
+    engine.remove_network(other.name)  # gone already: a no-op
+
+    assert [n.name for n in engine.networks(run_labels)] == [test_network]
+
+
+def test_a_network_in_use_is_not_removed(engine: Engine, spec: Spec, test_network: str) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080))
+
+    with pytest.raises(ContainerConflict):
+        engine.remove_network(test_network)
+
+    engine.remove(instance.id)
+    engine.remove_network(test_network)
+    assert engine.networks({"baepo.test.run": instance.labels["baepo.test.run"]}) == []
+
+
+def test_a_missing_network_fails_the_start(engine: Engine, spec: Spec) -> None:
+    with pytest.raises(StartFailed):
+        engine.run(spec("baepo-test/hello:1", port=8080, network="baepo-test-no-such-network"))

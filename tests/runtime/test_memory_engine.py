@@ -62,7 +62,7 @@ def test_crash_on_demand(memory: MemoryEngine) -> None:
     memory.crash(instance.id, exit_code=2, log="panic: out of cheese")
 
     crashed = memory.inspect(instance.id)
-    assert (crashed.state, crashed.exit_code, crashed.host_port) == ("exited", 2, None)
+    assert (crashed.state, crashed.exit_code, crashed.address) == ("exited", 2, None)
     assert memory.logs(instance.id, tail=1) == "panic: out of cheese\n"
     assert http_get(url) is None
     event = next(events)

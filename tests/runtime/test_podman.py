@@ -30,7 +30,7 @@ from baepo.runtime import (
 )
 from baepo.runtime.engine_api import _boundary, _event, _instance
 from tests.runtime import test_engine_api as docker_tests
-from tests.runtime.waiting import answering, eventually, http_get
+from tests.runtime.waiting import answering, eventually
 
 integration = pytest.mark.integration
 
@@ -77,20 +77,19 @@ def test_a_podman_die_and_remove_read_as_docker_die_and_destroy() -> None:
     assert remove.action == "destroy"
 
 
-def test_a_stopped_podman_container_publishes_nothing() -> None:
+def test_a_stopped_podman_container_has_no_address() -> None:
     attrs = {
         "Id": "c1",
+        "Config": {"Labels": {"baepo.port": "8080"}},
         "State": {"Status": "exited", "ExitCode": 0},
-        "HostConfig": {
-            "PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40123"}]}
-        },
-        "NetworkSettings": {"Ports": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "40123"}]}},
+        "HostConfig": {"NetworkMode": "baepo-web"},
+        "NetworkSettings": {"Networks": {"baepo-web": {"IPAddress": "10.89.3.2"}}},
     }
 
     instance = _instance(attrs)
 
     assert (instance.state, instance.exit_code, instance.port) == ("exited", 0, 8080)
-    assert instance.host_port is None and instance.url is None
+    assert instance.address is None and instance.url is None
 
 
 def test_bounding_capabilities_replace_podmans_relative_report() -> None:
@@ -126,6 +125,8 @@ def engine(
     yield engine
     for instance in engine.list(run_labels):
         engine.remove(instance.id)
+    for network in engine.networks(run_labels):
+        engine.remove_network(network.name)
     engine.close()
     # What the pull tests pulled (the `pushed` fixture only cleans up dockerd).
     # By tag: the image itself is baepo-test/hello:2, which must stay.
@@ -150,7 +151,25 @@ def either(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Iterat
     yield engine
     for instance in engine.list(run_labels):
         engine.remove(instance.id)
+    for network in engine.networks(run_labels):
+        engine.remove_network(network.name)
     engine.close()
+
+
+@pytest.fixture
+def raw_either(either: DockerEngine) -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(base_url=either.base_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def test_network(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> str:
+    """The test's network, on the engine the test runs on (`either`, else `engine`)."""
+    which = "either" if "either" in request.fixturenames else "engine"
+    engine: DockerEngine = request.getfixturevalue(which)
+    name = f"baepo-test-{run_labels['baepo.test.run'][:12]}"
+    return engine.ensure_network(name, run_labels).name
 
 
 # -- DockerEngine's own tests, against Podman ----------------------------------------------
@@ -173,6 +192,8 @@ test_pull_from_an_unreachable_registry_fails_cleanly = (
     docker_tests.test_pull_from_an_unreachable_registry_fails_cleanly
 )
 test_time_to_first_response = docker_tests.test_time_to_first_response
+test_a_wrong_port_refuses_connections = docker_tests.test_a_wrong_port_refuses_connections
+test_networks_are_isolated_from_each_other = docker_tests.test_networks_are_isolated_from_each_other
 test_pull_with_credentials_resolves_the_digest_and_runs_by_it = (
     docker_tests.test_pull_with_credentials_resolves_the_digest_and_runs_by_it
 )
@@ -222,12 +243,15 @@ def test_hardening_is_the_same_inside_the_container(either: DockerEngine, spec: 
 
 
 @integration
-def test_the_port_answers_on_loopback_only(either: DockerEngine, spec: Spec) -> None:
-    address = outward_address()
+def test_nothing_is_published_on_the_host(
+    either: DockerEngine, spec: Spec, raw_either: docker.DockerClient
+) -> None:
     instance = either.run(spec("baepo-test/hello:1", port=8080))
 
     assert answering(f"{instance.url}/").text.startswith("hello v1")
-    assert http_get(f"http://{address}:{instance.host_port}/") is None
+    attrs = raw_either.api.inspect_container(instance.id)
+    assert not any((attrs["HostConfig"].get("PortBindings") or {}).values())
+    assert not any((attrs["NetworkSettings"].get("Ports") or {}).values())
 
 
 @integration
@@ -243,10 +267,7 @@ def test_podman_records_the_limits(
     assert host["PidsLimit"] == 512
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["RestartPolicy"]["Name"] in ("", "no")
-    # Podman writes the host port it picked into the binding; Docker leaves it "".
-    assert [b["HostIp"] for b in host["PortBindings"]["8080/tcp"]] == ["127.0.0.1"]
-    published = attrs["NetworkSettings"]["Ports"]["8080/tcp"]
-    assert published == [{"HostIp": "127.0.0.1", "HostPort": str(instance.host_port)}]
+    assert not any((host.get("PortBindings") or {}).values())  # nothing published
     # The defaults of scripts/podman-engine's containers.conf: runc refuses the host's here.
     ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in host["Ulimits"]}
     assert ulimits["RLIMIT_NOFILE"] == (1024, 1024)

@@ -52,6 +52,11 @@ class HealthTracker:
         tracked = self._tracked.get(container_id)
         return tracked.detail if tracked else ""
 
+    def streak(self, container_id: str) -> tuple[int, int]:
+        """(passing, failing) checks in a row, as recorded so far."""
+        tracked = self._tracked.get(container_id)
+        return (tracked.successes, tracked.failures) if tracked else (0, 0)
+
     def adopt(self, container_id: str, routed: bool) -> Health:
         """Start tracking `container_id` if new (HEALTHY if the route already uses it)."""
         tracked = self._tracked.get(container_id)

@@ -6,6 +6,11 @@ labels (`baepo.service`, `baepo.revision`, `baepo.instance`) plus `baepo.install
 fingerprint of this Baepo's secrets key, so that two Baepos sharing one engine never adopt or
 remove each other's containers. Its environment is the revision's env and secrets, plus `PORT`
 (as App Runner sets it) unless the service sets its own.
+
+Each service's instances join the service's own engine network (`network_name`), made by the
+reconciler before its first instance starts and removed once the service is gone: services
+cannot reach each other's containers, and the router and the probes reach an instance at its
+address on that network. Nothing is published on host ports.
 """
 
 from __future__ import annotations
@@ -46,6 +51,15 @@ class Revision:
         return ImageName.parse(self.image).pinned(self.digest) if self.digest else self.image
 
 
+def network_name(installation: str, service: str) -> str:
+    """`baepo-<installation>-<service>`: one network per service and per Baepo."""
+    return f"baepo-{installation[:12]}-{service}"
+
+
+def network_labels(installation: str, service: str) -> dict[str, str]:
+    return {LABEL_INSTALLATION: installation, LABEL_SERVICE: service}
+
+
 def new_instance_id(service: str, revision: int) -> str:
     return f"{service}-{revision}-{secrets.token_hex(3)}"
 
@@ -68,6 +82,7 @@ def container_spec(
         },
         cpu=spec.cpu,
         memory_mb=spec.memory_mb,
+        network=network_name(installation, service),
     )
 
 

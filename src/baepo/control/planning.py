@@ -9,6 +9,8 @@ desired state; the loop applies it, observes again and plans again until nothing
 The zero-downtime order falls out of the rules, one pass at a time:
 
 1. Exited instances are removed; one of the serving revision is replaced (a "crashed" event).
+   A container the engine created but never started (a refused start) is removed and started
+   again, without an event: it did not crash, and the deploy goes on until its deadline.
 2. Missing instances of the serving revision are started.
 3. Each instance of it that passed its health check is added to the route, next to the old ones.
 4. Only once *all* of them are healthy and the route has them ready ("cutover", seen a pass
@@ -81,6 +83,8 @@ class ObservedInstance:
     exit_code: int | None = None
     address: str | None = None
     health: Health = Health.STARTING
+    started: bool = True
+    """False for a container the engine created but never started (a failed start)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class Observed:
     route: Route | None = None
     in_flight: Mapping[str, int] = field(default_factory=dict)
     drain_started: Mapping[str, datetime] = field(default_factory=dict)
+    start_error: str | None = None
+    """The engine's words, when it refused to start the service's last instance."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,7 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
     actions: list[Action] = []
     for instance in dead:
         actions.append(RemoveInstance(instance))
-        if serving is not None and instance.revision == serving:
+        if serving is not None and instance.revision == serving and instance.started:
             if instance.exit_code is None:  # no exit: removed (or being removed) outside Baepo
                 event = RecordEvent(
                     "removed",
@@ -263,7 +269,9 @@ def _deploy_failure(
 ) -> FinishOperation | None:
     assert desired.operation is not None
     op = desired.operation
-    crashed = [i for i in dead if i.revision == serving and i.health is not Health.HEALTHY]
+    crashed = [
+        i for i in dead if i.revision == serving and i.health is not Health.HEALTHY and i.started
+    ]
     if crashed:
         first = crashed[0]
         return FinishOperation(
@@ -274,12 +282,10 @@ def _deploy_failure(
             logs_from=tuple(crashed + target),
         )
     if observed.now >= op.deadline:
-        return FinishOperation(
-            op.id,
-            False,
-            f"revision {serving} did not pass its {desired.check} within {_span(op)}",
-            logs_from=tuple(target),
-        )
+        message = f"revision {serving} did not pass its {desired.check} within {_span(op)}"
+        if observed.start_error:
+            message += f"; the engine refused to start it: {observed.start_error}"
+        return FinishOperation(op.id, False, message, logs_from=tuple(target))
     return None
 
 

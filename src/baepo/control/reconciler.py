@@ -13,7 +13,14 @@ an image pushed to Baepo's registry (auto-deploy, see `triggers.py`).
 Containers are found by the runtime's labels plus `baepo.installation` (this Baepo's key
 fingerprint), so two Baepos on one engine never adopt or remove each other's. Containers of this
 installation that belong to no live service (a database restored from an older backup) are
-stopped and removed.
+stopped and removed, and so, every `NETWORK_SWEEP_S`, are the networks of services that are
+gone (once no container holds them).
+
+While a new instance waits for its health check, each change in what the probe answers is a
+line in the operation's log ("GET /healthz answered HTTP 404"), and the operation's message
+says where it stands (at most once a second): a deploy is never silent for minutes. A start
+the engine refuses is retried by the next pass; the engine's own words are in the log and, if
+the deploy fails for it, in the failure's message.
 """
 
 from __future__ import annotations
@@ -60,16 +67,21 @@ from baepo.router.table import ServerState
 from baepo.runtime import (
     LABEL_INSTANCE,
     LABEL_SERVICE,
+    ContainerConflict,
     ContainerNotFound,
     Engine,
     EngineError,
     EventStream,
     ImageNotFound,
     Instance,
+    StartFailed,
 )
 from baepo.store import Database
 
 log = logging.getLogger(__name__)
+
+NETWORK_SWEEP_S = 10.0
+PROGRESS_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,11 @@ class Reconciler:
         self._drain_started: dict[tuple[str, str], datetime] = {}
         self._revisions: dict[tuple[str, int], Revision] = {}
         self._last_line: dict[str, str] = {}
+        self._networks: set[str] = set()  # made (or found) since this reconciler started
+        self._start_errors: dict[str, str] = {}  # service → the engine's last refusal
+        self._probe_lines: dict[str, str] = {}  # container → the last probe detail logged
+        self._progress: dict[str, tuple[str, float]] = {}  # operation → (message, when)
+        self._next_sweep = 0.0
         self._pushes: deque[ImagePushed] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -235,7 +252,32 @@ class Reconciler:
         for orphan in orphans:
             await self._stop(orphan.id, f"orphan {orphan.name}: its service no longer exists")
         self._health.forget_all_but(c.id for c in containers)
+        for gone in set(self._probe_lines) - {c.id for c in containers}:
+            del self._probe_lines[gone]
+        if self._clock.monotonic() >= self._next_sweep:
+            self._next_sweep = self._clock.monotonic() + NETWORK_SWEEP_S
+            await asyncio.to_thread(self._sweep_networks, known | set(ours))
         return busy or any(r is not False for r in results) or bool(orphans)
+
+    def _sweep_networks(self, in_use: set[str]) -> None:
+        """Remove the networks of services that are gone and hold no container any more."""
+        try:
+            networks = self._engine.networks({LABEL_INSTALLATION: self._installation})
+        except EngineError as exc:
+            log.warning("cannot list networks: %s", exc)
+            return
+        for network in networks:
+            if network.labels.get(LABEL_SERVICE) in in_use:
+                continue
+            try:
+                self._engine.remove_network(network.name)
+            except ContainerConflict:
+                continue  # something still runs on it; the next sweep looks again
+            except EngineError as exc:
+                log.warning("cannot remove network %s: %s", network.name, exc)
+                continue
+            self._networks.discard(network.name)
+            log.info("removed network %s: its service is gone", network.name)
 
     def _auto_deploy(self, event: ImagePushed) -> bool:
         with self._db.session() as s, s.begin():
@@ -266,6 +308,7 @@ class Reconciler:
             route=route,
             in_flight=route_state.in_flight if route_state else {},
             drain_started=drain_started,
+            start_error=self._start_errors.get(name),
         )
         actions = plan(state.desired, observed)
         for action in actions:
@@ -330,17 +373,20 @@ class Reconciler:
             server = route.server(c.labels[LABEL_INSTANCE]) if route else None
             self._health.adopt(c.id, server is not None and server.state is ServerState.READY)
             revision = instances.revision_label(c)
-            if c.running and c.host_port and revision is not None and self._health.due(c.id):
+            if c.running and c.address and revision is not None and self._health.due(c.id):
                 try:
                     rev = await asyncio.to_thread(self._revision, state.service_id, revision)
                 except Exception:  # an instance of a revision we do not know: never healthy
                     continue
-                checks.append((c, f"127.0.0.1:{c.host_port}", rev))
+                checks.append((c, c.address, rev))
         results = await asyncio.gather(*(self._probe(address, rev) for _, address, rev in checks))
         for (c, _, rev), result in zip(checks, results, strict=True):
             name = c.labels[LABEL_INSTANCE]
-            change = self._health.record(c.id, name, rev.spec.health_check, result)
+            check = rev.spec.health_check
+            change = self._health.record(c.id, name, check, result)
             if change is None:
+                if self._health.health(c.id) is Health.STARTING:
+                    await self._waiting_for(state, c.id, name, check.healthy_threshold, result)
                 continue
             if change.health is Health.UNHEALTHY:
                 await self._event(state, "unhealthy", name, change.message)
@@ -353,11 +399,32 @@ class Reconciler:
                 revision=instances.revision_label(c),
                 running=c.running,
                 exit_code=c.exit_code,
-                address=f"127.0.0.1:{c.host_port}" if c.running and c.host_port else None,
+                address=c.address if c.running else None,
                 health=self._health.health(c.id) or Health.STARTING,
+                started=c.running or c.started_at is not None,
             )
             for c in containers
         ]
+
+    async def _waiting_for(
+        self, state: _State, container_id: str, name: str, needed: int, result: ProbeResult
+    ) -> None:
+        """Tell the operation what the probe of a starting instance answered."""
+        if state.operation_id is None:
+            return
+        if not result.ok and self._probe_lines.get(container_id) != result.detail:
+            self._probe_lines[container_id] = result.detail
+            await self._note(state, f"{name}: health check: {result.detail}")
+        passing, failing = self._health.streak(container_id)
+        message = f"waiting for {name}: {result.detail}, {passing} of {needed} passing" + (
+            f" ({failing} failed in a row)" if failing else ""
+        )
+        op_id, now = state.operation_id, self._clock.monotonic()
+        last = self._progress.get(op_id)
+        if last is not None and (last[0] == message or now - last[1] < PROGRESS_EVERY_S):
+            return
+        self._progress[op_id] = (message, now)
+        await asyncio.to_thread(self._write_progress, op_id, message)
 
     async def _probe(self, address: str, revision: Revision) -> ProbeResult:
         check = revision.spec.health_check
@@ -423,20 +490,33 @@ class Reconciler:
                 action.revert,
             )
             self._last_line.pop(action.operation_id, None)
+            self._progress.pop(action.operation_id, None)
 
     async def _start(self, state: _State, number: int) -> None:
         name = state.desired.service
         revision = await asyncio.to_thread(self._revision, state.service_id, number)
         instance = instances.new_instance_id(name, number)
         container = instances.container_spec(revision, name, instance, self._installation)
+        network = container.network
+        if network is not None and network not in self._networks:
+            labels = instances.network_labels(self._installation, name)
+            await asyncio.to_thread(self._engine.ensure_network, network, labels)
+            self._networks.add(network)
         try:
-            started = await asyncio.to_thread(self._engine.run, container)
-        except ImageNotFound:
-            # The image was removed from the engine since it was pinned: fetch it again.
-            await self._note(state, f"{revision.run_image} is gone from the engine; pulling it")
-            auth = self._registry.auth_for(ImageName.parse(revision.image))
-            await asyncio.to_thread(self._engine.pull, revision.run_image, auth)
-            started = await asyncio.to_thread(self._engine.run, container)
+            try:
+                started = await asyncio.to_thread(self._engine.run, container)
+            except ImageNotFound:
+                # The image was removed from the engine since it was pinned: fetch it again.
+                await self._note(state, f"{revision.run_image} is gone from the engine; pulling it")
+                auth = self._registry.auth_for(ImageName.parse(revision.image))
+                await asyncio.to_thread(self._engine.pull, revision.run_image, auth)
+                started = await asyncio.to_thread(self._engine.run, container)
+        except StartFailed as exc:
+            # Retried by the next pass; if the network went away behind our back, made again.
+            self._networks.discard(network or "")
+            self._start_errors[name] = str(exc)
+            raise
+        self._start_errors.pop(name, None)
         self._health.adopt(started.id, routed=False)
         await self._note(state, f"started instance {instance} of revision {number}")
 
@@ -473,6 +553,12 @@ class Reconciler:
                     continue
                 self._last_line[op.id] = line
                 records.log(s, op, self._clock.now(), line)
+
+    def _write_progress(self, op_id: str, message: str) -> None:
+        with self._db.session() as s, s.begin():
+            op = records.operation_by_id(s, op_id)
+            if op.status == OperationStatus.IN_PROGRESS.value:
+                op.message = message
 
     def _write_line(self, op_id: str, line: str) -> None:
         with self._db.session() as s, s.begin():

@@ -318,7 +318,7 @@ class Services:
                     revision=int(revision) if revision.isdigit() else None,
                     state=c.state,
                     health=health.value if health is not None else "unknown",
-                    address=f"127.0.0.1:{c.host_port}" if c.host_port else None,
+                    address=c.address,
                     started_at=c.started_at,
                     exit_code=c.exit_code,
                 )

@@ -10,6 +10,7 @@ from baepo.runtime.engine import (
     DEFAULT_PIDS_LIMIT,
     LABEL_INSTANCE,
     LABEL_MANAGED,
+    LABEL_PORT,
     LABEL_REVISION,
     LABEL_SERVICE,
     ContainerSpec,
@@ -21,6 +22,7 @@ from baepo.runtime.engine import (
     Instance,
     InstanceState,
     Limits,
+    Network,
 )
 from baepo.runtime.engine_api import DockerEngine
 from baepo.runtime.errors import (
@@ -39,6 +41,7 @@ __all__ = [
     "DEFAULT_PIDS_LIMIT",
     "LABEL_INSTANCE",
     "LABEL_MANAGED",
+    "LABEL_PORT",
     "LABEL_REVISION",
     "LABEL_SERVICE",
     "ContainerConflict",
@@ -58,6 +61,7 @@ __all__ = [
     "InstanceState",
     "Limits",
     "MemoryEngine",
+    "Network",
     "PullFailed",
     "StartFailed",
     "baepo_test_images",

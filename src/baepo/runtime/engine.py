@@ -21,9 +21,18 @@ Pipelines may add labels of their own under `baepo.`.
 Calls are synchronous and may block for seconds (a pull for minutes): async callers run them in
 a worker thread (`asyncio.to_thread`). Implementations are safe to share between threads.
 
-Instances publish their one container port on 127.0.0.1 only, on a host port the engine picks;
-the router reaches them there. The engine never restarts a container: a crashed instance stays
-"exited" with its exit code and logs until the reconciler replaces and removes it.
+Networks
+--------
+Nothing is published on host ports: an engine's port proxy accepts TCP connections even when
+nothing listens in the container (a TCP health check through it passes for a dead app), and its
+random host ports collide with the kernel's ephemeral ports under load. An instance joins one
+engine network (`ContainerSpec.network`, made with `ensure_network`: a bridge the engine
+isolates from its other networks, with outgoing NAT), and the router and the health probes,
+which run on the host, reach it at `Instance.address`: its address on that network and its
+container port. The container port is kept in the `baepo.port` label.
+
+The engine never restarts a container: a crashed instance stays "exited" with its exit code
+and logs until the reconciler replaces and removes it.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ LABEL_MANAGED = "baepo.managed"
 LABEL_SERVICE = "baepo.service"
 LABEL_REVISION = "baepo.revision"
 LABEL_INSTANCE = "baepo.instance"
+LABEL_PORT = "baepo.port"
 
 Credentials = tuple[str, str]
 """A registry username and password (or token), as `docker login` takes them."""
@@ -93,8 +103,9 @@ class Limits:
 class Instance:
     """A container as the engine reports it now.
 
-    `exit_code` is None until the container has exited. `host_port` is the port on 127.0.0.1
-    that reaches `port` inside the container; None when nothing is published (not running).
+    `exit_code` is None until the container has exited. `address` is `<ip>:<port>`, where
+    the host reaches `port` inside the container on its network; None unless it is running
+    (and has a port).
     """
 
     id: str
@@ -105,7 +116,7 @@ class Instance:
     state: InstanceState
     exit_code: int | None
     port: int | None
-    host_port: int | None
+    address: str | None
     started_at: datetime | None
     finished_at: datetime | None
     oom_killed: bool
@@ -118,8 +129,17 @@ class Instance:
 
     @property
     def url(self) -> str | None:
-        """`http://127.0.0.1:<host_port>`, the address the router sends requests to."""
-        return None if self.host_port is None else f"http://127.0.0.1:{self.host_port}"
+        """`http://<address>`, where the router sends requests."""
+        return None if self.address is None else f"http://{self.address}"
+
+
+@dataclass(frozen=True)
+class Network:
+    """An engine network Baepo made (`ensure_network`)."""
+
+    name: str
+    id: str
+    labels: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -171,10 +191,11 @@ class Engine(Protocol):
     def run(self, spec: ContainerSpec) -> Instance:
         """Create and start a container; never pulls (`ImageNotFound` if the image is absent).
 
-        Applies `spec.labels` plus `baepo.managed=true`, publishes `spec.port` on a random
-        127.0.0.1 port, and the limits: cpu, memory (no swap), pids, no-new-privileges, all
-        capabilities dropped but `DEFAULT_CAPABILITIES`, no restart policy. If the engine
-        cannot start it, the container is removed and `StartFailed` raised.
+        Applies `spec.labels` plus `baepo.managed=true` (and `baepo.port`), joins
+        `spec.network` (the engine's default bridge when None), publishes nothing, and the
+        limits: cpu, memory (no swap), pids, no-new-privileges, all capabilities dropped but
+        `DEFAULT_CAPABILITIES`, no restart policy. If the engine cannot start it, the
+        container is removed and `StartFailed` raised with the engine's own words.
         """
         ...
 
@@ -194,6 +215,20 @@ class Engine(Protocol):
 
     def logs(self, instance_id: str, tail: int = 100) -> str:
         """The last `tail` lines of its stdout and stderr, interleaved as written."""
+        ...
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:
+        """The network `name`, made if missing: a bridge isolated from the engine's other
+        networks, with outgoing NAT, carrying `labels` plus `baepo.managed=true`."""
+        ...
+
+    def networks(self, labels: Mapping[str, str]) -> builtins.list[Network]:
+        """Managed networks carrying all of `labels`."""
+        ...
+
+    def remove_network(self, name: str) -> None:
+        """Remove the network; no-op if it does not exist; `ContainerConflict` while a
+        running container is attached (exited ones do not hold it)."""
         ...
 
     def events(self, labels: Mapping[str, str]) -> EventStream:

@@ -5,8 +5,10 @@ Podman 4.3, see scripts/podman-engine): it reads only fields both serve (`State`
 `NetworkSettings.Ports`, `Config.Labels`) and filters events on our side as well as the engine's.
 Where Podman's answers differ, they are read as Docker's:
 
+    network isolation      none between networks unless asked        → "isolate" option
+
     a taken name           500 "… is already in use", not 409          → ContainerConflict
-    a stopped container    still lists its published ports             → host_port None
+    a stopped container    still lists its network address            → address None
     CapAdd / CapDrop       relative to Podman's default set, never ALL → its libpod inspect's
                                                                          BoundingCaps, as
                                                                          "drop ALL, add these"
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 import math
 import re
 import threading
@@ -40,9 +43,11 @@ import docker.errors
 import docker.types
 import requests
 
+from baepo.runtime import distribution
 from baepo.runtime.engine import (
     DEFAULT_CAPABILITIES,
     LABEL_MANAGED,
+    LABEL_PORT,
     ContainerSpec,
     Credentials,
     EngineEvent,
@@ -50,6 +55,7 @@ from baepo.runtime.engine import (
     Instance,
     InstanceState,
     Limits,
+    Network,
 )
 from baepo.runtime.errors import (
     ContainerConflict,
@@ -61,6 +67,8 @@ from baepo.runtime.errors import (
     StartFailed,
 )
 from baepo.runtime.references import Reference
+
+log = logging.getLogger(__name__)
 
 _FRACTION = re.compile(r"\.\d+")
 _EVENTS = ("start", "die", "destroy")
@@ -116,22 +124,46 @@ class DockerEngine:
             self._api().ping()
 
     def pull(self, ref: str, auth: Credentials | None = None) -> Image:
+        """Pull exactly the manifest the registry answers for the tag, by its digest.
+
+        The digest comes from the registry (`distribution.resolve`), never from the engine's
+        `RepoDigests` (ambiguous on Podman); the tag is then set on what was pulled. Only a
+        registry that cannot be asked directly is pulled by tag, and the digest taken from
+        the engine's own report of the pull.
+        """
         reference = Reference.parse(ref)
+        digest = reference.digest
+        if digest is None:
+            try:
+                digest = distribution.resolve(ref, auth)
+            except distribution.Unreachable as exc:
+                log.info("pulling %s by tag: %s", ref, exc)
         # An explicit empty config means anonymous: docker-py would otherwise send whatever
         # credentials the ambient ~/.docker/config.json holds for that registry.
         auth_config = {} if auth is None else {"username": auth[0], "password": auth[1]}
+        reported: set[str] = set()
         with _boundary(f"pull {ref}", not_found=_missing_on_pull, other=PullFailed):
-            tag = reference.digest or reference.tag or "latest"
             stream = self._api().pull(
-                reference.repository, tag=tag, stream=True, decode=True, auth_config=auth_config
+                reference.repository,
+                tag=digest or reference.tag or "latest",
+                stream=True,
+                decode=True,
+                auth_config=auth_config,
             )
             for message in stream:
                 # Registry errors arrive inside a 200 stream, not as an HTTP status.
                 if isinstance(message, dict) and message.get("error"):
                     raise _pull_error(ref, str(message["error"]))
-            pulled = reference.with_default_tag()
+                status = str(message.get("status") or "") if isinstance(message, dict) else ""
+                if status.startswith("Digest: "):  # dockerd: the registry's answer
+                    reported.add(status.removeprefix("Digest: ").strip())
+            pulled = f"{reference.repository}@{digest}" if digest else reference.with_default_tag()
             attrs = self._api().inspect_image(pulled)
-        return _image(ref, attrs)
+            if digest and not reference.digest:
+                self._api().tag(attrs["Id"], reference.repository, reference.tag or "latest")
+        if digest is None and len(reported) == 1:
+            digest = reported.pop()
+        return _image(ref, attrs, digest)
 
     def image_present(self, ref: str) -> bool:
         try:
@@ -164,7 +196,11 @@ class DockerEngine:
             "name": spec.name,
             "command": list(spec.command) if spec.command is not None else None,
             "environment": dict(spec.env),
-            "labels": {**spec.labels, LABEL_MANAGED: "true"},
+            "labels": {
+                **spec.labels,
+                LABEL_MANAGED: "true",
+                **({LABEL_PORT: str(spec.port)} if spec.port is not None else {}),
+            },
             "detach": True,
             "pids_limit": spec.pids_limit,
             "security_opt": ["no-new-privileges"],
@@ -172,8 +208,6 @@ class DockerEngine:
             "cap_add": list(self._capabilities),
             "restart_policy": {"Name": "no"},
         }
-        if spec.port is not None:
-            args["ports"] = {f"{spec.port}/tcp": ("127.0.0.1", None)}
         if spec.cpu is not None:
             args["nano_cpus"] = round(spec.cpu * 1e9)
         if spec.memory_mb is not None:
@@ -223,6 +257,52 @@ class DockerEngine:
         with _boundary(f"read the logs of container {instance_id}"):
             raw = self._api().logs(instance_id, stdout=True, stderr=True, tail=tail)
         return cast(bytes, raw).decode("utf-8", errors="replace")
+
+    # -- networks -------------------------------------------------------------------------
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:
+        try:
+            with _boundary(f"inspect network {name}", not_found=_no_network):
+                return _network(self._api().inspect_network(name))
+        except _NoNetwork:
+            pass
+        options = {"isolate": "true"} if self._is_podman() else {}
+        try:
+            with _boundary(f"create network {name}"):
+                self._api().create_network(
+                    name,
+                    driver="bridge",
+                    options=options,
+                    labels={**labels, LABEL_MANAGED: "true"},
+                    check_duplicate=True,
+                )
+        except ContainerConflict:
+            pass  # made meanwhile by someone else: fine, it is the same network
+        with _boundary(f"inspect network {name}"):
+            return _network(self._api().inspect_network(name))
+
+    def networks(self, labels: Mapping[str, str]) -> builtins.list[Network]:
+        wanted = {**labels, LABEL_MANAGED: "true"}
+        selector = [f"{key}={value}" for key, value in wanted.items()]
+        with _boundary("list networks"):
+            found = self._api().networks(filters={"label": selector})
+        networks = [_network(attrs) for attrs in found or []]
+        return [n for n in networks if all(n.labels.get(k) == v for k, v in wanted.items())]
+
+    def remove_network(self, name: str) -> None:
+        try:
+            with _boundary(f"remove network {name}", not_found=_no_network):
+                self._api().remove_network(name)
+        except _NoNetwork:
+            return
+        except EngineError as exc:
+            # Docker answers 403 "has active endpoints", Podman 500 "… is being used".
+            text = str(exc).lower()
+            if "active endpoints" in text or "in use" in text or "being used" in text:
+                raise ContainerConflict(str(exc)) from exc
+            raise
+
+    # -- events ---------------------------------------------------------------------------
 
     def events(self, labels: Mapping[str, str]) -> DockerEventStream:
         wanted = {**labels, LABEL_MANAGED: "true"}
@@ -337,6 +417,22 @@ def _explain(exc: docker.errors.APIError) -> str:
     return str(explanation or exc).strip()
 
 
+class _NoNetwork(EngineError):
+    """A network that does not exist (never leaves this module)."""
+
+
+def _no_network(message: str) -> EngineError:
+    return _NoNetwork(message)
+
+
+def _network(attrs: Mapping[str, Any]) -> Network:
+    return Network(
+        name=str(attrs.get("Name") or ""),
+        id=str(attrs.get("Id") or attrs.get("ID") or ""),
+        labels={str(k): str(v) for k, v in (attrs.get("Labels") or {}).items()},
+    )
+
+
 def _missing_on_create(message: str) -> EngineError:
     # Creating answers 404 for a missing image and for a missing network alike.
     _, _, explanation = message.partition(": ")
@@ -363,15 +459,19 @@ def _pull_error(ref: str, message: str) -> EngineError:
     return PullFailed(f"cannot pull {ref}: {message}")
 
 
-def _image(ref: str, attrs: Mapping[str, Any]) -> Image:
-    reference = Reference.parse(ref)
-    digest = reference.digest
+def _image(ref: str, attrs: Mapping[str, Any], digest: str | None) -> Image:
+    """The pulled image; without a digest from the registry, the one of its `RepoDigests`
+    for this repository if there is exactly one (Podman can list several: then none)."""
     if digest is None:
-        for repo_digest in attrs.get("RepoDigests") or []:
-            repository, _, candidate = str(repo_digest).partition("@")
-            if Reference.parse(repository).same_repository(reference):
-                digest = candidate
-                break
+        reference = Reference.parse(ref)
+        candidates = {
+            candidate
+            for repository, _, candidate in (
+                str(d).partition("@") for d in attrs.get("RepoDigests") or []
+            )
+            if Reference.parse(repository).same_repository(reference)
+        }
+        digest = candidates.pop() if len(candidates) == 1 else None
     return Image(ref=ref, id=str(attrs["Id"]), digest=digest)
 
 
@@ -386,9 +486,13 @@ def _instance(
     status = str(state.get("Status") or "created").lower()
     status = _PODMAN_STATES.get(status, status)
     exited = status in ("exited", "dead")
-    port, host_port = _ports(host.get("PortBindings") or {}, attrs.get("NetworkSettings") or {})
-    if status not in ("running", "paused"):
-        host_port = None  # Podman keeps reporting the ports of a stopped container; Docker not
+    labels = dict(config.get("Labels") or {})
+    port = _port(labels, host)
+    address = None
+    if status in ("running", "paused") and port is not None:
+        # Podman keeps reporting the address of a stopped container; Docker does not.
+        ip = _ip_address(attrs.get("NetworkSettings") or {}, str(host.get("NetworkMode") or ""))
+        address = f"{ip}:{port}" if ip else None
     limits = _limits(host)
     if bounding_capabilities is not None:
         limits = replace(limits, cap_drop=("ALL",), cap_add=bounding_capabilities)
@@ -397,11 +501,11 @@ def _instance(
         name=str(attrs.get("Name") or "").lstrip("/"),
         image=str(config.get("Image") or ""),
         image_id=str(attrs.get("Image") or ""),
-        labels=dict(config.get("Labels") or {}),
+        labels=labels,
         state=cast(InstanceState, status if status in _STATES else "dead"),
         exit_code=int(state.get("ExitCode") or 0) if exited else None,
         port=port,
-        host_port=host_port,
+        address=address,
         started_at=_timestamp(state.get("StartedAt")),
         finished_at=_timestamp(state.get("FinishedAt")),
         oom_killed=bool(state.get("OOMKilled")),
@@ -410,21 +514,28 @@ def _instance(
     )
 
 
-def _ports(
-    bindings: Mapping[str, Any], network: Mapping[str, Any]
-) -> tuple[int | None, int | None]:
-    """The one published container port and the host port bound to it (on 127.0.0.1)."""
-    for key in bindings:
+def _port(labels: Mapping[str, str], host: Mapping[str, Any]) -> int | None:
+    """The container port: Baepo's label, or (a container that published it) its binding."""
+    label = labels.get(LABEL_PORT, "")
+    if label.isdigit():
+        return int(label)
+    for key in host.get("PortBindings") or {}:
         number, _, proto = str(key).partition("/")
-        if proto not in ("", "tcp"):
-            continue
-        published = (network.get("Ports") or {}).get(key) or []
-        for binding in published:
-            host_port = str(binding.get("HostPort") or "")
-            if host_port.isdigit() and binding.get("HostIp") in ("127.0.0.1", "", None):
-                return int(number), int(host_port)
-        return int(number), None
-    return None, None
+        if proto in ("", "tcp") and number.isdigit():
+            return int(number)
+    return None
+
+
+def _ip_address(settings: Mapping[str, Any], mode: str) -> str | None:
+    """The container's IPv4 address on its network (the one it was created on, if named)."""
+    networks: Mapping[str, Any] = settings.get("Networks") or {}
+    ordered = [networks[mode]] if mode in networks else []
+    ordered += [n for name, n in networks.items() if name != mode]
+    for network in ordered:
+        ip = str((network or {}).get("IPAddress") or "")
+        if ip:
+            return ip
+    return str(settings.get("IPAddress") or "") or None
 
 
 def _limits(host: Mapping[str, Any]) -> Limits:

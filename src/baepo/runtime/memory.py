@@ -3,8 +3,11 @@
 It behaves like `DockerEngine` for everything the interface promises: labels and the managed
 label, exited instances kept with their exit code and logs, name conflicts, the errors. Images
 are `FakeImage`s: one that has a `respond` function really serves HTTP on its instance's
-127.0.0.1 host port (a thread per instance), so health checks and the router can be tested
-against it; one without listens nowhere (its host port is reserved but refuses connections).
+own 127.0.0.1 port (a thread per instance; its `address` stands for an address on its
+network), so health checks and the router can be tested against it; one without listens
+nowhere (its port is reserved but refuses connections). Networks are names with labels: a
+container may only join one that exists, and a network is only removed once no container
+(running or not) is attached.
 
 Test helpers: `push` (into the fake registry, for `pull`), `load` (present locally, like
 `docker load`), `crash` (a running instance exits), `set_available` (the engine goes away).
@@ -29,6 +32,7 @@ from baepo.clock import Clock, SystemClock
 from baepo.runtime.engine import (
     DEFAULT_CAPABILITIES,
     LABEL_MANAGED,
+    LABEL_PORT,
     ContainerSpec,
     Credentials,
     EngineEvent,
@@ -37,6 +41,7 @@ from baepo.runtime.engine import (
     Instance,
     InstanceState,
     Limits,
+    Network,
 )
 from baepo.runtime.errors import (
     ContainerConflict,
@@ -44,6 +49,7 @@ from baepo.runtime.errors import (
     EngineUnavailable,
     ImageNotFound,
     PullFailed,
+    StartFailed,
 )
 from baepo.runtime.references import Reference
 
@@ -99,6 +105,7 @@ class MemoryEngine:
         self._registry: dict[str, FakeImage] = {}
         self._local: dict[str, FakeImage] = {}
         self._containers: dict[str, _Container] = {}
+        self._networks: dict[str, Network] = {}
         self._subscribers: list[MemoryEventStream] = []
         self._available = True
         self._lock = threading.RLock()
@@ -170,6 +177,8 @@ class MemoryEngine:
             image = self._local.get(_key(spec.image))
             if image is None:
                 raise ImageNotFound(f"cannot create a container from {spec.image}: no such image")
+            if spec.network is not None and spec.network not in self._networks:
+                raise StartFailed(f"cannot start {spec.image}: network {spec.network} not found")
             cid = uuid.uuid4().hex + uuid.uuid4().hex
             name = spec.name or f"memory_{cid[:12]}"
             if any(c.name == name for c in self._containers.values()):
@@ -179,7 +188,11 @@ class MemoryEngine:
                 name=name,
                 spec=spec,
                 image=image,
-                labels={**spec.labels, LABEL_MANAGED: "true"},
+                labels={
+                    **spec.labels,
+                    LABEL_MANAGED: "true",
+                    **({LABEL_PORT: str(spec.port)} if spec.port is not None else {}),
+                },
             )
             self._containers[cid] = container
             container.state = "running"
@@ -229,6 +242,41 @@ class MemoryEngine:
             self._check()
             lines = self._get(instance_id).lines[-tail:] if tail > 0 else []
             return "".join(f"{line}\n" for line in lines)
+
+    def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:
+        with self._lock:
+            self._check()
+            if name not in self._networks:
+                self._networks[name] = Network(
+                    name, uuid.uuid4().hex, {**labels, LABEL_MANAGED: "true"}
+                )
+            return self._networks[name]
+
+    def networks(self, labels: Mapping[str, str]) -> builtins.list[Network]:
+        with self._lock:
+            self._check()
+            wanted = {**labels, LABEL_MANAGED: "true"}
+            return [
+                n
+                for n in self._networks.values()
+                if all(n.labels.get(k) == v for k, v in wanted.items())
+            ]
+
+    def remove_network(self, name: str) -> None:
+        with self._lock:
+            self._check()
+            if name not in self._networks:
+                return
+            attached = [
+                c.name
+                for c in self._containers.values()
+                if c.spec.network == name and c.state == "running"
+            ]
+            if attached:
+                raise ContainerConflict(
+                    f"cannot remove network {name}: it has active endpoints ({attached[0]})"
+                )
+            del self._networks[name]
 
     def events(self, labels: Mapping[str, str]) -> MemoryEventStream:
         with self._lock:
@@ -397,7 +445,7 @@ def _instance(c: _Container) -> Instance:
         state=c.state,
         exit_code=c.exit_code,
         port=c.spec.port,
-        host_port=c.host_port,
+        address=f"127.0.0.1:{c.host_port}" if c.host_port is not None else None,
         started_at=c.started_at,
         finished_at=c.finished_at,
         oom_killed=False,
