@@ -71,12 +71,25 @@ async def test_custom_domains_are_checked_against_the_domain_and_other_services(
 
 async def test_one_operation_at_a_time(world: World) -> None:
     _, op = world.services.create({"name": "app", "image": APP_1})
-    with pytest.raises(OperationInProgress, match=op.id):
+    with pytest.raises(OperationInProgress, match=op.id) as refused:
         world.services.update("app", {"port": 9000})
-    with pytest.raises(OperationInProgress):
-        world.services.deploy("app")
+    assert refused.value.operation_id == op.id
     await world.settle(world.done(op.id))
     world.services.update("app", {"port": 9000})
+
+
+async def test_a_deploy_waits_its_turn_behind_the_operation_in_flight(world: World) -> None:
+    _, created = world.services.create({"name": "app", "image": APP_1})
+    first = world.services.deploy("app", APP_1.replace(":1", ":2"))
+    second = world.services.deploy("app")  # queued behind both
+
+    assert (first.status, second.status) == ("PENDING", "PENDING")
+    log = [line.line for line in world.services.operation(second.id).log]
+    assert log == [f"START_DEPLOYMENT requested; waiting for operation {first.id} "
+                   "(START_DEPLOYMENT) to end"]  # fmt: skip
+    await world.settle(world.done(second.id))
+    assert [world.status(o) for o in (created.id, first.id, second.id)] == ["SUCCEEDED"] * 3
+    assert world.services.describe("app").active_revision == 3
 
 
 async def test_two_changes_made_at_once_are_decided_one_after_the_other(

@@ -58,7 +58,11 @@ class Conflict(ControlError):
 
 
 class OperationInProgress(Conflict):
-    pass
+    """Another operation must end first; `operation_id` names it."""
+
+    def __init__(self, message: str, operation_id: str = "") -> None:
+        super().__init__(message)
+        self.operation_id = operation_id
 
 
 class InvalidServiceState(Conflict):

@@ -6,7 +6,10 @@ come from the database, plus the engine for the instances a service runs now.
 
 Changes of one service are decided one at a time: each transaction starts by writing the
 service's row (`records.lock_service`), so a request made meanwhile waits, then finds the first
-one's operation in flight and is refused (`OperationInProgress`).
+one's operation in flight. A deployment then waits its turn (PENDING, behind the operations
+before it: its image is resolved when it begins, so nothing it decides goes stale); any other
+change is refused (`OperationInProgress`, naming the operation to wait for), because it is
+computed from a configuration the operation in flight may still change or put back.
 
 Foreign errors stop here: SQLAlchemy's become `ControlUnavailable`, or `Conflict` for a
 constraint a concurrent change won (`ServiceExists` for a name); an engine that does not answer
@@ -148,7 +151,7 @@ class Services:
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "deploy")
             payload = {"image": image} if image else {}
-            return self._add(s, service, OperationKind.START_DEPLOYMENT, payload)
+            return self._add(s, service, OperationKind.START_DEPLOYMENT, payload, queue=True)
 
         return self._change(name, change)
 
@@ -269,15 +272,22 @@ class Services:
         kind: OperationKind,
         payload: dict[str, Any],
         idle: bool = True,
+        queue: bool = False,
     ) -> OperationRow:
-        if idle:
-            busy = records.operations_in_flight(s, service.id)
-            if busy:
-                raise OperationInProgress(
-                    f"{service.name} has an operation in flight ({busy[0].kind} {busy[0].id}, "
-                    f"{busy[0].status}); wait for it to end"
-                )
-        return records.add_operation(s, service, kind, self._clock.now(), payload)
+        """Record a PENDING operation; unless `idle` is False, only if none is in flight —
+        or, with `queue`, behind the ones in flight."""
+        busy = records.operations_in_flight(s, service.id) if idle else []
+        if busy and not queue:
+            raise OperationInProgress(
+                f"{service.name} has an operation in flight ({busy[0].kind} {busy[0].id}, "
+                f"{busy[0].status}); wait for it to end",
+                busy[0].id,
+            )
+        line = ""
+        if busy:
+            last = busy[-1]
+            line = f"{kind.value} requested; waiting for operation {last.id} ({last.kind}) to end"
+        return records.add_operation(s, service, kind, self._clock.now(), payload, line=line)
 
     def _require_running(self, service: ServiceRow, verb: str) -> None:
         if service.deleting:
