@@ -170,10 +170,10 @@ def test_valid_references(
         ("app:" + "A" * 129, "tag"),
         ("app:", "tag"),
         ("app:a:b", "tag"),
-        ("app:1\n", "tag"),
-        ("app\n", "name"),
-        ("app :1", "name"),
-        ("app:1 ", "tag"),
+        ("app:1\n", "reference"),
+        ("app\n", "reference"),
+        ("app :1", "reference"),
+        ("app:1 ", "reference"),
     ],
 )
 def test_invalid_references(text: str, part: str) -> None:

@@ -178,6 +178,8 @@ class Reference:
         """The reference `text` is, or `InvalidReference` with the reason."""
         if not text:
             raise InvalidReference("an image reference must not be empty")
+        if any(c.isspace() for c in text):
+            raise InvalidReference("an image reference must not contain spaces")
         if _IDENTIFIER.fullmatch(text):
             raise InvalidReference(
                 "64 hexadecimal digits are an image id, not a repository name", "name"

@@ -50,6 +50,7 @@ from baepo.runtime.engine import (
     Instance,
     InstanceState,
     Limits,
+    image_reference,
 )
 from baepo.runtime.errors import (
     ContainerConflict,
@@ -60,7 +61,6 @@ from baepo.runtime.errors import (
     PullFailed,
     StartFailed,
 )
-from baepo.runtime.references import Reference
 
 _FRACTION = re.compile(r"\.\d+")
 _EVENTS = ("start", "die", "destroy")
@@ -116,7 +116,7 @@ class DockerEngine:
             self._api().ping()
 
     def pull(self, ref: str, auth: Credentials | None = None) -> Image:
-        reference = Reference.parse(ref)
+        reference = image_reference(ref)
         # An explicit empty config means anonymous: docker-py would otherwise send whatever
         # credentials the ambient ~/.docker/config.json holds for that registry.
         auth_config = {} if auth is None else {"username": auth[0], "password": auth[1]}
@@ -364,12 +364,12 @@ def _pull_error(ref: str, message: str) -> EngineError:
 
 
 def _image(ref: str, attrs: Mapping[str, Any]) -> Image:
-    reference = Reference.parse(ref)
+    reference = image_reference(ref)
     digest = reference.digest
     if digest is None:
         for repo_digest in attrs.get("RepoDigests") or []:
             repository, _, candidate = str(repo_digest).partition("@")
-            if Reference.parse(repository).same_repository(reference):
+            if reference.same_repository(repository):
                 digest = candidate
                 break
     return Image(ref=ref, id=str(attrs["Id"]), digest=digest)
