@@ -14,6 +14,7 @@ from baepo.references import (
     Digest,
     InvalidReference,
     Reference,
+    validate_digest,
     validate_domain,
     validate_name,
     validate_tag,
@@ -330,11 +331,13 @@ def test_domains(domain: str, ok: bool) -> None:
 
 def test_digests() -> None:
     assert Digest.parse(SHA) == Digest("sha256", F64)
+    assert validate_digest(SHA) == SHA
     assert str(Digest.parse(SHA)) == SHA
     assert str(Digest.of(b"")) == (
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     )
     assert Digest.of(b"", "sha512").algorithm == "sha512"
     for bad in ("sha256", ":abc", "sha256:", "sha256:" + "a" * 65, ""):
-        with pytest.raises(InvalidReference):
-            Digest.parse(bad)
+        with pytest.raises(InvalidReference) as caught:
+            validate_digest(bad)
+        assert caught.value.part == "digest"

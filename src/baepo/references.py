@@ -123,6 +123,12 @@ def validate_domain(text: str) -> str:
     return text
 
 
+def validate_digest(text: str) -> str:
+    """`text` if it is a digest go-digest verifies (see `Digest.parse`)."""
+    Digest.parse(text)
+    return text
+
+
 @dataclass(frozen=True, order=True)
 class Digest:
     """A content digest go-digest verifies: `sha256:<64 lower-case hex digits>`."""
