@@ -31,6 +31,7 @@ from tests.control.conftest import CREDENTIALS, World
 pytestmark = pytest.mark.anyio
 
 APP_1 = "localhost:5000/team/app:1"
+TAG_RULE = "up to 128 ASCII letters, digits, '_', '.' or '-', not starting with '.' or '-'"
 
 
 async def test_create_answers_at_once_with_a_pending_operation(world: World) -> None:
@@ -159,6 +160,36 @@ async def test_state_rules(world: World) -> None:
         world.services.describe("nope")
     with pytest.raises(OperationNotFound):
         world.services.operation("0" * 32)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "create",
+        "update",
+        "deploy",
+    ],
+)
+async def test_create_update_and_deploy_refuse_an_image_with_the_same_words(
+    world: World, how: str
+) -> None:
+    """One grammar (baepo.references): `vé1` is no tag for the registry, the engine, or here
+    (Python's Unicode `\\w` once let it through)."""
+    bad = "localhost:5000/team/app:vé1"
+    _, op = world.services.create({"name": "app", "image": APP_1})
+    await world.settle(world.done(op.id))
+    with pytest.raises(InvalidServiceSpec) as caught:
+        if how == "create":
+            world.services.create({"name": "other", "image": bad})
+        elif how == "update":
+            world.services.update("app", {"image": bad})
+        else:
+            world.services.deploy("app", image=bad)
+    assert caught.value.problems == (
+        ("image", f"{bad!r} is not an image reference: 'vé1' is not a valid tag: {TAG_RULE}"),
+    )
+    assert [s.name for s in world.services.list()] == ["app"]
+    assert world.services.describe("app").config["image"] == APP_1
 
 
 async def test_secrets_are_sealed_at_rest_masked_when_read_and_given_to_the_instance(

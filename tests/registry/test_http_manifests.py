@@ -135,14 +135,19 @@ def test_manifest_with_a_bad_content_length(client: AppClient) -> None:
     assert r.status_code == 201  # a Content-Length we cannot read is not checked
 
 
-def test_invalid_tag(client: AppClient) -> None:
-    doc = index([])
-    r = push_manifest(client, REPO, ".hidden", doc)
-    assert r.status_code == 400 and error_codes(r) == ["MANIFEST_INVALID"]
+@pytest.mark.parametrize("tag", ["vé1", ".hidden", "a" * 129])
+def test_invalid_tag(client: AppClient, tag: str) -> None:
+    """Baepo's one grammar (baepo.references): `services create --image` and the engine's pull
+    refuse the same tags."""
+    push_image(client, REPO, "v1")
+    r = push_manifest(client, REPO, tag, index([]))
+    assert r.status_code == 400 and error_codes(r) == ["TAG_INVALID"]
+    assert "is not a valid tag" in r.json()["errors"][0]["message"]
     # Reading a tag that cannot exist is simply "unknown" (as the Go conformance suite expects).
-    r = client.get(f"/v2/{REPO}/manifests/.hidden")
+    r = client.get(f"/v2/{REPO}/manifests/{tag}")
     assert r.status_code == 404 and error_codes(r) == ["MANIFEST_UNKNOWN"]
-    assert client.delete(f"/v2/{REPO}/manifests/.hidden").status_code == 404
+    assert client.delete(f"/v2/{REPO}/manifests/{tag}").status_code == 404
+    assert client.get(f"/v2/{REPO}/tags/list").json()["tags"] == ["v1"]
 
 
 def test_manifest_with_missing_blobs(client: AppClient) -> None:

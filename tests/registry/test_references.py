@@ -1,10 +1,11 @@
-"""Names, tags, digests and references: the spec's grammar, table by table."""
+"""The registry's reading of names, tags and digests: Baepo's one grammar (tests/test_references.py
+has its tables), mapped to the OCI error codes, with digests narrowed to what is stored."""
 
 from __future__ import annotations
 
 import pytest
 
-from baepo.registry.errors import DigestInvalid, ManifestInvalid, ManifestUnknown, NameInvalid
+from baepo.registry.errors import DigestInvalid, ManifestUnknown, NameInvalid, TagInvalid
 from baepo.registry.references import (
     Digest,
     check_name,
@@ -20,28 +21,16 @@ HEX64 = "a" * 64
 @pytest.mark.parametrize(
     ("name", "ok"),
     [
-        ("app", True),
         ("team/app", True),
-        ("team/app/api", True),
-        ("a.b_c__d-e---f", True),
-        ("0/1/2", True),
+        ("a__b", True),
+        ("a---b", True),
         ("x" * 255, True),
+        ("blobs", True),
         ("x" * 256, False),
         ("App", False),
-        ("team//app", False),
-        ("/app", False),
-        ("app/", False),
-        ("a..b", False),
-        ("a___b", False),
-        ("-app", False),
-        ("app-", False),
-        ("../etc", False),
+        ("a_-b", False),
         ("team/../app", False),
-        ("team/./app", False),
-        ("a b", False),
-        ("", False),
-        ("app\n", False),
-        ("blobs", True),
+        ("localhost:5000/app", False),
     ],
 )
 def test_repository_names(name: str, ok: bool) -> None:
@@ -51,21 +40,7 @@ def test_repository_names(name: str, ok: bool) -> None:
             check_name(name)
 
 
-@pytest.mark.parametrize(
-    ("tag", "ok"),
-    [
-        ("latest", True),
-        ("v1.2.3-rc_1", True),
-        ("_private", True),
-        ("A" * 128, True),
-        ("A" * 129, False),
-        (".hidden", False),
-        ("-dash", False),
-        ("with/slash", False),
-        ("", False),
-        ("tag\n", False),
-    ],
-)
+@pytest.mark.parametrize(("tag", "ok"), [("v1.2.3-rc_1", True), ("vé1", False), (".x", False)])
 def test_tags(tag: str, ok: bool) -> None:
     assert is_tag(tag) is ok
 
@@ -77,7 +52,7 @@ def test_tags(tag: str, ok: bool) -> None:
         ("sha512:" + "b" * 128, Digest("sha512", "b" * 128)),
     ],
 )
-def test_valid_digests(text: str, expected: Digest) -> None:
+def test_stored_digests(text: str, expected: Digest) -> None:
     assert parse_digest(text) == expected
     assert str(parse_digest(text)) == text
 
@@ -85,29 +60,18 @@ def test_valid_digests(text: str, expected: Digest) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "sha256:" + "A" * 64,  # upper case hex
+        "sha256:" + "A" * 64,
         "sha256:" + "a" * 63,
-        "sha256:" + "a" * 65,
         "sha512:" + "a" * 64,
-        "md5:" + "a" * 32,  # grammatical, but not an algorithm we store
-        "sha256",
-        ":abc",
-        "sha256:",
+        "sha384:" + "a" * 96,  # a digest go-digest knows, but not one this registry stores
+        "md5:" + "a" * 32,
         "sha256:../../etc",
-        "sha256:" + "g" * 64,
         "",
     ],
 )
-def test_invalid_digests(text: str) -> None:
+def test_digests_the_registry_refuses(text: str) -> None:
     with pytest.raises(DigestInvalid):
         parse_digest(text)
-
-
-def test_digest_of_bytes() -> None:
-    assert str(Digest.of(b"")) == (
-        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    )
-    assert Digest.of(b"", "sha512").algorithm == "sha512"
 
 
 @pytest.mark.parametrize(
@@ -115,11 +79,12 @@ def test_digest_of_bytes() -> None:
     [
         ("latest", str),
         (f"sha256:{HEX64}", Digest),
-        ("bad tag", ManifestInvalid),
+        ("vé1", TagInvalid),
+        ("bad tag", TagInvalid),
         ("sha256:nothex", DigestInvalid),
     ],
 )
-def test_references(text: str, kind: type) -> None:
+def test_manifest_references(text: str, kind: type) -> None:
     if issubclass(kind, Exception):
         with pytest.raises(kind):
             parse_reference(text)

@@ -22,6 +22,7 @@ from baepo.runtime import (
     EngineEvent,
     ImageNotFound,
     Instance,
+    PullFailed,
     StartFailed,
 )
 from tests.runtime.waiting import answering, eventually, http_get
@@ -180,6 +181,23 @@ def test_an_absent_image_is_a_clean_error(engine: Engine, spec: Spec) -> None:
 
     with pytest.raises(ImageNotFound, match=r"baepo-test/absent:1"):
         engine.run(spec("baepo-test/absent:1", port=8080))
+
+
+@pytest.mark.parametrize(
+    ("ref", "reason"),
+    [
+        ("baepo-test/hello:vé1", "'vé1' is not a valid tag"),
+        ("baepo-test/Hello:1", "it must be lowercase"),
+        ("baepo-test/hello@sha256:1234", "is not a digest"),
+    ],
+)
+def test_a_malformed_reference_is_refused_by_the_one_grammar(
+    engine: Engine, ref: str, reason: str
+) -> None:
+    """The rule the registry and `services create` apply (baepo.references), before the engine
+    is asked anything."""
+    with pytest.raises(PullFailed, match=reason):
+        engine.pull(ref)
 
 
 def test_unknown_instance_ids_are_not_found(engine: Engine) -> None:

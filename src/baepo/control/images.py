@@ -1,87 +1,39 @@
 """Image references as a service names them, and whether they live in Baepo's own registry.
 
-`[domain[:port]/]path[:tag][@digest]`, with the grammar of the distribution project's
-`reference` package. The first path component is a domain when it holds a `.` or a `:` or is
-`localhost`, as Docker decides. A service tracks a *tag*; a revision pins the *digest* the tag
-pointed to when it was deployed (`pinned`).
+`ImageName` is Baepo's one reference type (`baepo.references.Reference`: distribution's
+grammar, Docker's reading of it), under the name the control room has always used:
+`ImageName.parse(text)` gives `.domain`, `.path`, `.tag`, `.digest`, `.repository`,
+`.effective_tag` and `.pinned(digest)`, or raises `BadReference` with the reason. A service
+tracks a *tag*; a revision pins the *digest* the tag pointed to when it was deployed.
+`validate_image` is the one check of an `image` field that create, update and deploy share: it
+turns a `BadReference` into the room's `InvalidServiceSpec`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from baepo.control.errors import InvalidServiceSpec
+from baepo.references import InvalidReference, Reference
 from baepo.runtime import Credentials
 
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = re.compile(rf"^{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*(?::[0-9]+)?$")
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
-MAX_REFERENCE_LENGTH = 255
+ImageName = Reference
+BadReference = InvalidReference
 
 
-class BadReference(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class ImageName:
-    domain: str | None
-    path: str
-    tag: str | None
-    digest: str | None
-
-    @classmethod
-    def parse(cls, ref: str) -> ImageName:
-        """Split `ref`; raise `BadReference` with the reason when it is not a reference."""
-        if not ref or len(ref) > MAX_REFERENCE_LENGTH:
-            raise BadReference(f"must be 1 to {MAX_REFERENCE_LENGTH} characters")
-        if any(c.isspace() for c in ref):
-            raise BadReference("must not contain spaces")
-        name, at, digest = ref.partition("@")
-        if at and not _DIGEST.fullmatch(digest):
-            raise BadReference(f"{digest!r} is not a digest (algorithm:hex)")
-        tag: str | None = None
-        slash, colon = name.rfind("/"), name.rfind(":")
-        if colon > slash:
-            name, tag = name[:colon], name[colon + 1 :]
-            if not _TAG.fullmatch(tag):
-                raise BadReference(f"{tag!r} is not a valid tag")
-        first, sep, rest = name.partition("/")
-        domain: str | None = None
-        if sep and ("." in first or ":" in first or first == "localhost"):
-            if not _DOMAIN.fullmatch(first):
-                raise BadReference(f"{first!r} is not a valid registry host")
-            domain, name = first, rest
-        components = name.split("/")
-        if not all(_PATH_COMPONENT.fullmatch(c) for c in components):
-            raise BadReference(
-                f"{name!r} is not a repository name (lowercase letters, digits, '.', '_', '-')"
-            )
-        return cls(domain=domain, path=name, tag=tag, digest=digest or None)
-
-    @property
-    def repository(self) -> str:
-        """The reference without tag or digest, as written: `localhost:5000/team/app`."""
-        return f"{self.domain}/{self.path}" if self.domain else self.path
-
-    @property
-    def effective_tag(self) -> str:
-        return self.tag or "latest"
-
-    def pinned(self, digest: str) -> str:
-        """`repository@digest`: the exact image, whatever the tag points to later."""
-        return f"{self.repository}@{digest}"
-
-    def __str__(self) -> str:
-        text = self.repository
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
+def validate_image(value: object) -> ImageName:
+    """`value` parsed as an image reference, or `InvalidServiceSpec` for the field `image`
+    with the reason (the same for `services create`, `update --image` and `deploy --image`)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidServiceSpec(
+            [("image", "is required: an image reference such as localhost:5000/team/app:1")]
+        )
+    try:
+        return ImageName.parse(value)
+    except BadReference as exc:
+        reason = f"{value[:300]!r} is not an image reference: {exc}"
+        raise InvalidServiceSpec([("image", reason)]) from exc
 
 
 def _no_credentials() -> Credentials | None:

@@ -38,7 +38,7 @@ from baepo.control.errors import (
     OperationInProgress,
     ServiceExists,
 )
-from baepo.control.images import BadReference, ImageName, RegistryLink
+from baepo.control.images import RegistryLink, validate_image
 from baepo.control.instances import LABEL_INSTALLATION
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.planning import Health
@@ -143,10 +143,7 @@ class Services:
     def deploy(self, name: str, image: str | None = None) -> OperationView:
         """Deploy the image again (its tag may point elsewhere now), or `image` instead."""
         if image is not None:
-            try:
-                ImageName.parse(image)
-            except BadReference as exc:
-                raise InvalidServiceSpec([("image", f"{image!r}: {exc}")]) from exc
+            validate_image(image)  # the same words as create and update
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "deploy")

@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 from baepo.control.errors import InvalidServiceSpec
-from baepo.control.images import BadReference, ImageName, RegistryLink
+from baepo.control.images import BadReference, ImageName, RegistryLink, validate_image
 from baepo.router.errors import InvalidRoute
 from baepo.router.table import normalize_hostname
 
@@ -285,15 +285,11 @@ class _Validator:
         return value
 
     def image(self) -> str:
-        value = self.raw.get("image")
-        if not isinstance(value, str) or not value:
-            self.bad("image", "is required: an image reference such as localhost:5000/team/app:1")
-            return ""
         try:
-            ImageName.parse(value)
-        except BadReference as exc:
-            self.bad("image", f"{value!r} is not an image reference: {exc}")
-        return value
+            return str(validate_image(self.raw.get("image")))
+        except InvalidServiceSpec as exc:
+            self.problems += exc.problems
+            return ""
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         value = self.raw.get(name)

@@ -20,6 +20,7 @@ from baepo.registry.errors import (
     NameUnknown,
     RegistryError,
     RegistryUnavailable,
+    TagInvalid,
 )
 from baepo.registry.gc import GcReport
 from baepo.registry.manifests import Descriptor
@@ -50,5 +51,6 @@ __all__ = [
     "RegistryUnavailable",
     "RepositoryInfo",
     "StoredManifest",
+    "TagInvalid",
     "create_app",
 ]

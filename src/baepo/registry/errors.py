@@ -10,6 +10,7 @@
     ├── BlobUploadUnknown              BLOB_UPLOAD_UNKNOWN 404
     ├── RangeNotSatisfiable            RANGE_INVALID 416 (a blob GET's Range beyond the blob)
     ├── ManifestInvalid                MANIFEST_INVALID 400
+    ├── TagInvalid                     TAG_INVALID 400 (a push under a tag the grammar refuses)
     ├── ManifestUnknown                MANIFEST_UNKNOWN 404
     ├── ManifestBlobUnknown            MANIFEST_BLOB_UNKNOWN 400
     ├── SizeInvalid                    SIZE_INVALID 400
@@ -96,6 +97,10 @@ class RangeNotSatisfiable(RegistryError):
 
 class ManifestInvalid(RegistryError):
     code, status, default_message = "MANIFEST_INVALID", 400, "manifest invalid"
+
+
+class TagInvalid(RegistryError):
+    code, status, default_message = "TAG_INVALID", 400, "manifest tag did not match URI"
 
 
 class ManifestUnknown(RegistryError):

@@ -22,9 +22,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from baepo.runtime.engine import Credentials
+from baepo.runtime.engine import Credentials, image_reference
 from baepo.runtime.errors import ImageNotFound, PullFailed
-from baepo.runtime.references import Reference
 
 MANIFEST_TYPES = ", ".join(
     (
@@ -49,10 +48,11 @@ def resolve(ref: str, auth: Credentials | None, timeout_s: float = 30) -> str:
     Raises `ImageNotFound` (no such repository or tag), `PullFailed` (credentials refused), or
     `Unreachable` (the registry could not be asked).
     """
-    reference = Reference.parse(ref)
+    reference = image_reference(ref)
     if reference.digest:
         return reference.digest
-    domain, _, path = reference.canonical_repository.partition("/")
+    canonical = reference.canonical
+    domain, path = canonical.domain or "docker.io", canonical.path
     host = _DOCKER_HUB if domain == "docker.io" else domain
     tag = reference.tag or "latest"
     url = f"{_scheme(host)}://{host}/v2/{path}/manifests/{tag}"

@@ -43,6 +43,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from baepo.references import InvalidReference, Reference
+from baepo.runtime.errors import PullFailed
+
 LABEL_MANAGED = "baepo.managed"
 LABEL_SERVICE = "baepo.service"
 LABEL_REVISION = "baepo.revision"
@@ -238,3 +241,12 @@ class Engine(Protocol):
         never missed.
         """
         ...
+
+
+def image_reference(ref: str) -> Reference:
+    """`ref` read with Baepo's one reference grammar (`baepo.references`); `PullFailed` with
+    the reason when it is not a reference, before anything is asked of the engine."""
+    try:
+        return Reference.parse(ref)
+    except InvalidReference as exc:
+        raise PullFailed(f"cannot pull {ref[:300]!r}: {exc}") from exc

@@ -56,6 +56,7 @@ from baepo.runtime.engine import (
     InstanceState,
     Limits,
     Network,
+    image_reference,
 )
 from baepo.runtime.errors import (
     ContainerConflict,
@@ -66,7 +67,6 @@ from baepo.runtime.errors import (
     PullFailed,
     StartFailed,
 )
-from baepo.runtime.references import Reference
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class DockerEngine:
         registry that cannot be asked directly is pulled by tag, and the digest taken from
         the engine's own report of the pull.
         """
-        reference = Reference.parse(ref)
+        reference = image_reference(ref)
         digest = reference.digest
         if digest is None:
             try:
@@ -463,13 +463,13 @@ def _image(ref: str, attrs: Mapping[str, Any], digest: str | None) -> Image:
     """The pulled image; without a digest from the registry, the one of its `RepoDigests`
     for this repository if there is exactly one (Podman can list several: then none)."""
     if digest is None:
-        reference = Reference.parse(ref)
+        reference = image_reference(ref)
         candidates = {
             candidate
             for repository, _, candidate in (
                 str(d).partition("@") for d in attrs.get("RepoDigests") or []
             )
-            if Reference.parse(repository).same_repository(reference)
+            if reference.same_repository(repository)
         }
         digest = candidates.pop() if len(candidates) == 1 else None
     return Image(ref=ref, id=str(attrs["Id"]), digest=digest)

@@ -42,6 +42,7 @@ from baepo.runtime.engine import (
     InstanceState,
     Limits,
     Network,
+    image_reference,
 )
 from baepo.runtime.errors import (
     ContainerConflict,
@@ -51,7 +52,6 @@ from baepo.runtime.errors import (
     PullFailed,
     StartFailed,
 )
-from baepo.runtime.references import Reference
 
 Responder = Callable[[str, Mapping[str, str]], tuple[int, str]]
 """(request path, the instance's env) → (HTTP status, text body)."""
@@ -462,14 +462,11 @@ def _instance(c: _Container) -> Instance:
 
 
 def _key(ref: str) -> str:
-    reference = Reference.parse(ref)
-    if reference.digest:
-        return f"{reference.canonical_repository}@{reference.digest}"
-    return f"{reference.canonical_repository}:{reference.tag or 'latest'}"
+    return image_reference(ref).canonical.with_default_tag()
 
 
 def _keys(image: FakeImage) -> builtins.list[str]:
-    repository = Reference.parse(image.ref).canonical_repository
+    repository = image_reference(image.ref).canonical.repository
     return [_key(image.ref), f"{repository}@{image.digest}"]
 
 

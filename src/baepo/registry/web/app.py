@@ -35,12 +35,11 @@ from baepo.auth.errors import AccessDenied, AuthenticationRequired
 from baepo.auth.gate import RegistryGate
 from baepo.registry.errors import (
     Denied,
-    NameInvalid,
     RegistryError,
     Unauthorized,
     Unsupported,
 )
-from baepo.registry.references import is_name
+from baepo.registry.references import check_name, is_name
 from baepo.registry.service import Registry
 from baepo.registry.web.responses import ASGIResponse, error_response, json_response
 
@@ -250,8 +249,7 @@ def _route(path: str) -> tuple[str, str, str]:
     if match is None:
         raise Unsupported("unknown registry path", {"path": path[:300]}, status=404)
     name = match["name"]
-    if not is_name(name):
-        raise NameInvalid("invalid repository name", {"name": name[:300]})
+    check_name(name)
     if match["uploads"]:
         return ("upload" if match["uuid"] else "uploads"), name, match["uuid"] or ""
     if match["tags"]:
