@@ -8,6 +8,9 @@ Changes of one service are decided one at a time: each transaction starts by wri
 service's row (`records.lock_service`), so a request made meanwhile waits, then finds the first
 one's operation in flight and is refused (`OperationInProgress`).
 
+Every method takes the `caller` (`callers.py`, default `SYSTEM`): a service it does not reach
+answers as if it did not exist, and it lists only those it reaches.
+
 Foreign errors stop here: SQLAlchemy's become `ControlUnavailable`, or `Conflict` for a
 constraint a concurrent change won (`ServiceExists` for a name); an engine that does not answer
 leaves `instances` empty.
@@ -27,13 +30,16 @@ from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
 from baepo.control import records
+from baepo.control.callers import OWNER_PATTERN, SYSTEM, Caller
 from baepo.control.errors import (
     Conflict,
     ControlUnavailable,
     InvalidServiceSpec,
     InvalidServiceState,
     OperationInProgress,
+    OperationNotFound,
     ServiceExists,
+    ServiceNotFound,
 )
 from baepo.control.images import BadReference, ImageName, RegistryLink
 from baepo.control.instances import LABEL_INSTALLATION
@@ -99,7 +105,22 @@ class Services:
 
     # -- changes -------------------------------------------------------------------------
 
-    def create(self, raw: Mapping[str, Any]) -> tuple[ServiceView, OperationView]:
+    @property
+    def registry(self) -> RegistryLink:
+        """How images in Baepo's own registry are named (for the API's checks of images)."""
+        return self._registry
+
+    def create(
+        self, raw: Mapping[str, Any], *, caller: Caller = SYSTEM, owner: str | None = None
+    ) -> tuple[ServiceView, OperationView]:
+        """Create a service owned by `owner` (default: the caller)."""
+        owner = caller.name if owner is None else owner
+        if not OWNER_PATTERN.fullmatch(owner) or len(owner) > 64:
+            raise InvalidServiceSpec(
+                [("owner", f"{owner!r} is not a user or team name (a-z, 0-9, '-')")]
+            )
+        if not caller.may_own(owner):
+            raise InvalidServiceSpec([("owner", f"{caller.name} may not create for {owner}")])
         spec = validate_spec(raw, self._registry)
         now = self._clock.now()
         try:
@@ -111,6 +132,7 @@ class Services:
                 service = ServiceRow(
                     id=records.new_id(),
                     name=spec.name,
+                    owner=owner,
                     spec=self._sealer.document(spec),
                     status=ServiceStatus.OPERATION_IN_PROGRESS.value,
                     created_at=now,
@@ -125,7 +147,9 @@ class Services:
         self._reconciler.wake()
         return result
 
-    def update(self, name: str, changes: Mapping[str, Any]) -> OperationView:
+    def update(
+        self, name: str, changes: Mapping[str, Any], *, caller: Caller = SYSTEM
+    ) -> OperationView:
         """Change the configuration; a new revision when instances must change."""
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
@@ -135,9 +159,11 @@ class Services:
             payload = {"spec": self._sealer.document(spec)}
             return self._add(s, service, OperationKind.UPDATE_SERVICE, payload)
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
-    def deploy(self, name: str, image: str | None = None) -> OperationView:
+    def deploy(
+        self, name: str, image: str | None = None, *, caller: Caller = SYSTEM
+    ) -> OperationView:
         """Deploy the image again (its tag may point elsewhere now), or `image` instead."""
         if image is not None:
             try:
@@ -150,9 +176,9 @@ class Services:
             payload = {"image": image} if image else {}
             return self._add(s, service, OperationKind.START_DEPLOYMENT, payload)
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
-    def rollback(self, name: str, to_revision: int) -> OperationView:
+    def rollback(self, name: str, to_revision: int, *, caller: Caller = SYSTEM) -> OperationView:
         """Serve revision `to_revision` again (its image digest and its configuration)."""
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
@@ -162,26 +188,26 @@ class Services:
             payload = {"revision": to_revision}
             return self._add(s, service, OperationKind.ROLLBACK_SERVICE, payload)
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
-    def pause(self, name: str) -> OperationView:
+    def pause(self, name: str, *, caller: Caller = SYSTEM) -> OperationView:
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "pause")
             if service.active_revision is None:
                 raise InvalidServiceState(f"{name} has never run; there is nothing to pause")
             return self._add(s, service, OperationKind.PAUSE_SERVICE, {})
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
-    def resume(self, name: str) -> OperationView:
+    def resume(self, name: str, *, caller: Caller = SYSTEM) -> OperationView:
         def change(s: Session, service: ServiceRow) -> OperationRow:
             if not service.paused or service.deleting:
                 raise InvalidServiceState(f"{name} is not paused ({service.status})")
             return self._add(s, service, OperationKind.RESUME_SERVICE, {})
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
-    def delete(self, name: str) -> OperationView:
+    def delete(self, name: str, *, caller: Caller = SYSTEM) -> OperationView:
         """Delete the service; whatever operation waits or runs is cancelled."""
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
@@ -193,48 +219,55 @@ class Services:
                 records.log(s, op, now, f"FAILED: {op.message}")
             return self._add(s, service, OperationKind.DELETE_SERVICE, {}, idle=False)
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
     # -- reads ---------------------------------------------------------------------------
 
-    def list(self) -> builtins.list[ServiceView]:
+    def list(self, *, caller: Caller = SYSTEM) -> builtins.list[ServiceView]:
+        """The live services the caller reaches, by name."""
         running = self._instances({})
         with self._session() as s:
             return [
-                self._view(s, row, running.get(row.name, ())) for row in records.live_services(s)
+                self._view(s, row, running.get(row.name, ()))
+                for row in records.live_services(s)
+                if caller.reaches(row.name, row.owner)
             ]
 
-    def describe(self, name: str) -> ServiceView:
+    def describe(self, name: str, *, caller: Caller = SYSTEM) -> ServiceView:
         running = self._instances({LABEL_SERVICE: name})
         with self._session() as s:
-            return self._view(s, records.live_service(s, name), running.get(name, ()))
+            service = _reached(records.live_service(s, name), caller)
+            return self._view(s, service, running.get(name, ()))
 
-    def operations(self, name: str) -> builtins.list[OperationView]:
+    def operations(self, name: str, *, caller: Caller = SYSTEM) -> builtins.list[OperationView]:
         """Newest first, without their logs (`operation(id)` has the log)."""
         with self._session() as s:
-            service = records.live_service(s, name)
+            service = _reached(records.live_service(s, name), caller)
             return [operation_view(op, name) for op in records.operations(s, service.id)]
 
-    def operation(self, operation_id: str) -> OperationView:
+    def operation(self, operation_id: str, *, caller: Caller = SYSTEM) -> OperationView:
+        """One operation with its log; also of a deleted service (to its owner or an admin)."""
         with self._session() as s:
             op = records.operation_by_id(s, operation_id)
             service = s.get(ServiceRow, op.service_id)
             assert service is not None
+            if not caller.reaches(service.name, service.owner):
+                raise OperationNotFound(f"no operation {operation_id!r}")
             return operation_view(op, service.name, records.operation_log(s, op))
 
-    def revisions(self, name: str) -> builtins.list[RevisionView]:
+    def revisions(self, name: str, *, caller: Caller = SYSTEM) -> builtins.list[RevisionView]:
         """Newest first, configurations masked."""
         with self._session() as s:
-            service = records.live_service(s, name)
+            service = _reached(records.live_service(s, name), caller)
             return [
                 revision_view(row, service, self._sealer.spec(row.spec).masked())
                 for row in records.revisions(s, service.id)
             ]
 
-    def events(self, name: str) -> builtins.list[EventView]:
+    def events(self, name: str, *, caller: Caller = SYSTEM) -> builtins.list[EventView]:
         """Newest first."""
         with self._session() as s:
-            service = records.live_service(s, name)
+            service = _reached(records.live_service(s, name), caller)
             return [event_view(row) for row in records.events(s, service.id)]
 
     # -- internals -----------------------------------------------------------------------
@@ -250,13 +283,16 @@ class Services:
             raise ControlUnavailable(f"the state database cannot be used: {exc}") from exc
 
     def _change(
-        self, name: str, change: Callable[[Session, ServiceRow], OperationRow]
+        self,
+        name: str,
+        change: Callable[[Session, ServiceRow], OperationRow],
+        caller: Caller,
     ) -> OperationView:
         with self._session() as s, s.begin():
             # First a write: the checks `change` makes see every change committed before,
             # and no other change of the service commits until this one has.
             records.lock_service(s, name)
-            service = records.live_service(s, name)
+            service = _reached(records.live_service(s, name), caller)
             op = change(s, service)
             view = operation_view(op, name)
         self._reconciler.wake()
@@ -331,6 +367,7 @@ class Services:
         in_flight = records.operation_in_flight(s, service.id)
         return ServiceView(
             name=service.name,
+            owner=service.owner,
             status=service.status,
             url=f"https://{service.name}.{self._domain}",
             revision=service.revision,
@@ -341,6 +378,13 @@ class Services:
             created_at=service.created_at,
             updated_at=service.updated_at,
         )
+
+
+def _reached(service: ServiceRow, caller: Caller) -> ServiceRow:
+    """The service, if the caller reaches it; else it does not exist, as far as they know."""
+    if not caller.reaches(service.name, service.owner):
+        raise ServiceNotFound(f"no service named {service.name!r}")
+    return service
 
 
 def _live(name: str) -> sa.Select[Any]:
