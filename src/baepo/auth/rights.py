@@ -18,8 +18,9 @@ Services (the control room's services, each with an owner: a user name or a team
   nothing on the services API.
 - A service runs only images its creator may pull: in Baepo's own registry, those the caller
   may pull (its namespace, public ones, any for an admin; a token's repository limit applies);
-  from another registry, any image whose host is not on this machine or its private networks
-  (no port probing through the engine), unless an unlimited admin asks.
+  from another registry, named in full, any image whose host is not on this machine or its
+  private networks (no port probing through the engine). An unlimited admin may run any image,
+  also one the engine only holds locally.
 """
 
 from __future__ import annotations
@@ -116,15 +117,19 @@ def may_run_from_registry(caller: Caller, repository_name: str, public: bool) ->
     """Whether a service the caller asks for may run an image of Baepo's registry: the caller
     (its user, within its token's repository limit) may pull it."""
     pulling = Caller(caller.name, caller.is_admin, caller.repositories)
-    return PULL in allowed(pulling, Access("repository", repository_name, frozenset({PULL})), public)
+    wanted = Access("repository", repository_name, frozenset({PULL}))
+    return PULL in allowed(pulling, wanted, public)
+
+
+def may_run_anything(caller: Caller) -> bool:
+    """An unlimited admin may run any image: from any host, or one the engine holds locally."""
+    return caller.is_admin and not caller.limited
 
 
 def may_reach_host(caller: Caller, addresses: Iterable[str]) -> bool:
     """Whether the engine may pull from a registry at `addresses` for the caller: never from
     this machine or a private network, unless an unlimited admin asks."""
-    if caller.is_admin and not caller.limited:
-        return True
-    return not any(internal_address(a) for a in addresses)
+    return may_run_anything(caller) or not any(internal_address(a) for a in addresses)
 
 
 def internal_address(address: str) -> bool:

@@ -58,9 +58,9 @@ from baepo.control.views import (
 __all__ = [
     "ADMIN_OWNER",
     "CPU_MEMORY",
+    "MASK",
     "SYSTEM",
     "Caller",
-    "MASK",
     "Conflict",
     "ControlError",
     "ControlUnavailable",
