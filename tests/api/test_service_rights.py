@@ -1,4 +1,4 @@
-"""Who may do what to a service: every caller × every services endpoint → the status expected.
+"""Who may do what to a service: every caller by every services endpoint → the status expected.
 
 Callers: an admin; alice, who owns the service `app`; bob, another user; nobody signed in;
 alice's API tokens: unlimited, limited to a repository, limited to the service `app`, limited
@@ -8,6 +8,7 @@ action a caller may not take on services at all answers 403; a refused request s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -123,10 +124,8 @@ def sees_app(caller: str) -> bool:
 def reset(world: RightsWorld, paused: bool) -> str:
     """alice's `app`, running (or paused), and no `made`; the id of its create operation."""
     for name in ("app", "made"):
-        try:
+        with contextlib.suppress(ServiceNotFound):
             world.settle(world.services.delete(name).id)
-        except ServiceNotFound:
-            pass
     service, op = world.services.create(
         {"name": "app", "image": f"{REGISTRY}/alice/app:1"}, owner="alice"
     )
