@@ -310,3 +310,28 @@ def test_tokens_list_their_limits(world: RightsWorld) -> None:
     assert listed["ci"]["services"] == ["app"]
     assert listed["repo-token"]["repositories"] == ["alice/app"]
     assert world.request("alice", "DELETE", "/api/v1/tokens/ci").status_code == 204
+
+
+def test_a_token_limited_to_a_repository_may_not_publish_it_nor_list_tokens(
+    world: RightsWorld,
+) -> None:
+    """Issue 6: commit abb2069 left both open (a push right made the repository public)."""
+    world.registry.create_repository("alice/app")
+    r = world.request(
+        "repo-token", "PUT", "/api/v1/registry/repositories/alice/app/public", {"public": True}
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN"
+    assert not world.registry.is_public("alice/app")
+    assert world.request("repo-token", "GET", "/api/v1/tokens").status_code == 403
+    # It still reads its repository, and alice herself may publish it.
+    assert (
+        world.request(
+            "repo-token", "GET", "/api/v1/registry/repositories/alice/app/tags"
+        ).status_code
+        == 200
+    )
+    r = world.request(
+        "alice", "PUT", "/api/v1/registry/repositories/alice/app/public", {"public": True}
+    )
+    assert r.status_code == 204 and world.registry.is_public("alice/app")
+    world.registry.set_public("alice/app", False)
