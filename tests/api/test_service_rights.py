@@ -335,3 +335,20 @@ def test_a_token_limited_to_a_repository_may_not_publish_it_nor_list_tokens(
     )
     assert r.status_code == 204 and world.registry.is_public("alice/app")
     world.registry.set_public("alice/app", False)
+
+
+def test_a_taken_custom_domain_names_its_service_only_to_those_who_see_it(
+    world: RightsWorld,
+) -> None:
+    reset(world, paused=False)
+    world.settle(world.services.update("app", {"custom_domains": ["shop.example.com"]}).id)
+    body = {
+        "name": "shop",
+        "image": f"{REGISTRY}/bob/app:1",
+        "custom_domains": ["shop.example.com"],
+    }
+    r = world.request("bob", "POST", S, body)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_SERVICE_SPEC"
+    assert "already used by another service" in r.json()["error"]["message"]
+    r = world.request("admin", "POST", S, body)
+    assert r.status_code == 400 and "already used by app" in r.json()["error"]["message"]

@@ -128,7 +128,7 @@ class Services:
                 records.lock_service(s, spec.name)  # serializes creates (on SQLite, all changes)
                 if s.scalar(_live(spec.name)) is not None:
                     raise ServiceExists(f"a service named {spec.name!r} exists")
-                self._check_domains(s, spec)
+                self._check_domains(s, spec, caller)
                 service = ServiceRow(
                     id=records.new_id(),
                     name=spec.name,
@@ -155,7 +155,7 @@ class Services:
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "update")
             spec = apply_changes(self._sealer.spec(service.spec), changes, self._registry)
-            self._check_domains(s, spec)
+            self._check_domains(s, spec, caller)
             payload = {"spec": self._sealer.document(spec)}
             return self._add(s, service, OperationKind.UPDATE_SERVICE, payload)
 
@@ -184,7 +184,7 @@ class Services:
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "roll back")
             target = records.revision(s, service.id, to_revision)  # RevisionNotFound
-            self._check_domains(s, self._sealer.spec(target.spec))
+            self._check_domains(s, self._sealer.spec(target.spec), caller)
             payload = {"revision": to_revision}
             return self._add(s, service, OperationKind.ROLLBACK_SERVICE, payload)
 
@@ -321,16 +321,20 @@ class Services:
         if service.paused:
             raise InvalidServiceState(f"cannot {verb} {service.name}: it is paused; resume it")
 
-    def _check_domains(self, s: Session, spec: ServiceSpec) -> None:
+    def _check_domains(self, s: Session, spec: ServiceSpec, caller: Caller) -> None:
         problems: builtins.list[tuple[str, str]] = []
         for host in spec.custom_domains:
             if host == self._domain or host.endswith(f".{self._domain}"):
                 problems.append(
                     ("custom_domains", f"{host} is under {self._domain}, where service names live")
                 )
-            elif (owner := records.domain_owner(s, host, spec.name)) is not None:
-                # `owner` has it, or asked for it in an operation still in flight.
-                problems.append(("custom_domains", f"{host} is already used by {owner}"))
+            elif (holder := records.domain_owner(s, host, spec.name)) is not None:
+                # `holder` has it, or asked for it in an operation still in flight; named
+                # only to a caller who may see it.
+                row = s.scalar(sa.select(ServiceRow).where(_live_row(holder)))
+                if row is None or not caller.reaches(row.name, row.owner):
+                    holder = "another service"
+                problems.append(("custom_domains", f"{host} is already used by {holder}"))
         if problems:
             raise InvalidServiceSpec(problems)
 
@@ -388,4 +392,8 @@ def _reached(service: ServiceRow, caller: Caller) -> ServiceRow:
 
 
 def _live(name: str) -> sa.Select[Any]:
-    return sa.select(ServiceRow.id).where(ServiceRow.name == name, ServiceRow.deleted_at.is_(None))
+    return sa.select(ServiceRow.id).where(_live_row(name))
+
+
+def _live_row(name: str) -> sa.ColumnElement[bool]:
+    return (ServiceRow.name == name) & ServiceRow.deleted_at.is_(None)
