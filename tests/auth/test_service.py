@@ -220,3 +220,22 @@ def test_base_check_needs_a_signed_in_caller(auth: Auth) -> None:
     with pytest.raises(AuthenticationRequired):
         auth.authorize(None, base)
     assert auth.authorize(basic("alice", "alice-password"), base).subject == "alice"
+
+
+def test_a_token_limited_to_services_carries_its_limit_and_has_no_registry(auth: Auth) -> None:
+    ci = auth.create_token("alice", "ci", services=("app",))
+    both = auth.create_token("alice", "ci-push", ("alice/app",), ("app",))
+    assert ci.secret is not None and both.secret is not None
+    caller = auth.authenticate("token", ci.secret)
+    assert caller.services == ("app",) and caller.repositories == ()
+    with pytest.raises(AccessDenied):
+        auth.authorize(basic("token", ci.secret), repository("alice/app", "pull"))
+    bearer = token_for(auth, basic("token", ci.secret), "repository:alice/app:pull,push")
+    with pytest.raises(AccessDenied):
+        auth.authorize(bearer, repository("alice/app", "pull"))
+    auth.authorize(basic("token", both.secret), repository("alice/app", "pull", "push"))
+    listed = {t.name: t for t in auth.tokens("alice")}
+    assert listed["ci"].services == ("app",) and listed["ci"].repositories == ()
+    assert listed["ci-push"].services == ("app",)
+    with pytest.raises(ValueError):
+        auth.create_token("alice", "spaced", services=("a b",))

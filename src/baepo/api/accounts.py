@@ -42,12 +42,17 @@ class TokenCreate(BaseModel):
     repositories: list[str] = Field(
         default_factory=list, description="limit the token to these repositories (prefix*)"
     )
+    services: list[str] = Field(
+        default_factory=list,
+        description="limit the token to reading and deploying these services (for CI)",
+    )
 
 
 class TokenOut(BaseModel):
     name: str
     user: str
     repositories: list[str]
+    services: list[str]
     created_at: datetime
     last_used_at: datetime | None
     token: str | None = Field(default=None, description="the secret; shown only on creation")
@@ -62,6 +67,7 @@ def _token(t: ApiToken) -> TokenOut:
         name=t.name,
         user=t.user,
         repositories=list(t.repositories),
+        services=list(t.services),
         created_at=t.created_at,
         last_used_at=t.last_used_at,
         token=t.secret,
@@ -111,14 +117,22 @@ def accounts_router(auth: Auth, who: Callable[..., Awaitable[Identity]]) -> APIR
 
     @router.get("/tokens", response_model=list[TokenOut])
     async def list_tokens(me: Caller) -> list[TokenOut]:
+        require_unlimited(me)
         return [_token(t) for t in await run_in_threadpool(auth.tokens, me.name)]
 
     @router.post("/tokens", response_model=TokenOut, status_code=201)
     async def create_token(body: TokenCreate, me: Caller) -> TokenOut:
-        """Create an API token; use it as a password (`docker login -u token`) or a bearer."""
+        """Create an API token; use it as a password (`docker login -u token`) or a bearer.
+
+        `repositories` limits it to pushing and pulling those; `services` to reading and
+        deploying those (both: a CI token that pushes and deploys)."""
         require_unlimited(me)
         token = await run_in_threadpool(
-            auth.create_token, me.name, body.name, tuple(body.repositories)
+            auth.create_token,
+            me.name,
+            body.name,
+            tuple(body.repositories),
+            tuple(body.services),
         )
         return _token(token)
 

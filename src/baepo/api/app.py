@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import baepo
 from baepo.api import errors
 from baepo.api.accounts import accounts_router
+from baepo.api.images import ImageCheck, Resolver, resolve
 from baepo.api.registry import registry_router
 from baepo.api.security import Identity, identify
 from baepo.api.services import services_router
@@ -20,7 +21,15 @@ from baepo.registry import Registry, RegistryError
 from baepo.router import LocalCA
 
 
-def create_api(auth: Auth, registry: Registry, services: Services, ca: LocalCA) -> FastAPI:
+def create_api(
+    auth: Auth,
+    registry: Registry,
+    services: Services,
+    ca: LocalCA,
+    *,
+    resolver: Resolver = resolve,
+) -> FastAPI:
+    """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`)."""
     api = FastAPI(
         title="Baepo",
         version=baepo.__version__,
@@ -40,7 +49,8 @@ def create_api(auth: Auth, registry: Registry, services: Services, ca: LocalCA) 
 
     api.include_router(accounts_router(auth, who))
     api.include_router(registry_router(registry, who))
-    api.include_router(services_router(services, who))
+    images = ImageCheck(services.registry, registry.is_public, resolver)
+    api.include_router(services_router(services, who, images))
 
     @api.get("/api/v1/ca", tags=["system"], response_class=PlainTextResponse)
     async def ca_certificate() -> str:

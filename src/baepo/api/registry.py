@@ -12,9 +12,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from baepo.api.errors import ApiError
-from baepo.api.security import Identity, require_admin
+from baepo.api.security import Identity, require_admin, require_unlimited
 from baepo.auth import repository
-from baepo.auth.rights import Caller, allowed
+from baepo.auth.rights import allowed
 from baepo.registry import Registry
 from baepo.registry.gc import DEFAULT_GRACE_SECONDS
 
@@ -72,7 +72,7 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
     Me = Annotated[Identity, Depends(who)]
 
     def may(me: Identity, name: str, action: str) -> bool:
-        caller = Caller(me.name, me.is_admin, me.repositories)
+        caller = me.rights
         wanted = repository(name, action)
         public = action == "pull" and registry.is_public(name)
         return bool(allowed(caller, wanted, public))
@@ -146,6 +146,8 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
 
     @router.put("/repositories/{name:path}/public", status_code=204)
     async def set_public(name: str, body: PublicIn, me: Me) -> None:
+        """Who may pull it anonymously: its owner's decision, never a limited token's."""
+        require_unlimited(me)
         check(me, name, "push")
         await run_in_threadpool(registry.set_public, name, body.public)
 

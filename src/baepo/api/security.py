@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from baepo.api.errors import ApiError
 from baepo.auth import Auth, AuthenticationRequired, Principal
+from baepo.auth.rights import Caller
 
 
 @dataclass(frozen=True)
@@ -17,10 +18,26 @@ class Identity:
     is_admin: bool
     repositories: tuple[str, ...] = ()
     """An API token's limit: it may use the registry for these repositories and nothing else."""
+    services: tuple[str, ...] = ()
+    """An API token's limit: it may read and deploy these services and nothing else."""
 
     @property
     def limited(self) -> bool:
-        return bool(self.repositories)
+        return bool(self.repositories or self.services)
+
+    @property
+    def rights(self) -> Caller:
+        """The caller as the auth room's rights see it."""
+        return Caller(self.name, self.is_admin, self.repositories, self.services)
+
+    def limits(self) -> str:
+        """What a limited token is limited to, in words."""
+        parts = []
+        if self.repositories:
+            parts.append(f"repositories ({', '.join(self.repositories)})")
+        if self.services:
+            parts.append(f"services ({', '.join(self.services)})")
+        return " and ".join(parts)
 
 
 async def identify(request: Request, auth: Auth) -> Identity:
@@ -33,7 +50,7 @@ async def identify(request: Request, auth: Auth) -> Identity:
         raise ApiError(401, "UNAUTHENTICATED", str(exc)) from exc
     if who is None or isinstance(who, Principal):
         raise ApiError(401, "UNAUTHENTICATED", "use an API token or a password")
-    return Identity(who.name, who.is_admin, who.repositories)
+    return Identity(who.name, who.is_admin, who.repositories, who.services)
 
 
 def require_admin(who: Identity) -> None:
@@ -43,11 +60,10 @@ def require_admin(who: Identity) -> None:
 
 
 def require_unlimited(who: Identity) -> None:
-    """Refuse API tokens limited to repositories: they may only use those repositories."""
+    """Refuse limited API tokens: they may only use what they are limited to."""
     if who.limited:
         raise ApiError(
             403,
             "FORBIDDEN",
-            "this API token is limited to repositories "
-            f"({', '.join(who.repositories)}) and may only use the registry for them",
+            f"this API token is limited to {who.limits()} and may not do this",
         )

@@ -1,5 +1,12 @@
 """`/api/v1/services`: App Runner's service calls. Every change answers `202` with an
-operation; `GET /api/v1/operations/{id}` follows it (with its log) until it ends."""
+operation; `GET /api/v1/operations/{id}` follows it (with its log) until it ends.
+
+Who may do what is the auth room's (`rights.py`): a caller reaches the services it owns (an
+admin every one); another's service answers `404 SERVICE_NOT_FOUND` (and its operations
+`404 OPERATION_NOT_FOUND`) as if it did not exist. A token limited to services may read and
+deploy those, nothing else (`403 FORBIDDEN`); one limited to repositories has nothing here.
+An image the caller may not run is `403 IMAGE_FORBIDDEN` before anything is stored.
+"""
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -8,8 +15,12 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from baepo.api.security import Identity, require_unlimited
+from baepo.api.errors import ApiError
+from baepo.api.images import ImageCheck
+from baepo.api.security import Identity
+from baepo.auth.rights import ServiceAction, may_on_services, may_own, service_reach
 from baepo.control import (
+    Caller,
     EventView,
     OperationView,
     RevisionView,
@@ -53,6 +64,14 @@ class ServiceFields(BaseModel):
 class ServiceCreate(ServiceFields):
     name: str = Field(description="DNS-safe: https://<name>.<domain>")
     image: str | None = Field(default=None, examples=["127.0.0.1:5000/team/app:1"])
+    owner: str | None = Field(
+        default=None,
+        description="a user or team namespace (admins only); default: the caller",
+        examples=["team"],
+    )
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude={"owner"})
 
 
 class Created(BaseModel):
@@ -70,73 +89,113 @@ class RollbackIn(BaseModel):
     revision: int = Field(ge=1)
 
 
-def services_router(services: Services, who: Callable[..., Awaitable[Identity]]) -> APIRouter:
-    async def unlimited(me: Annotated[Identity, Depends(who)]) -> None:
-        require_unlimited(me)
+def services_router(
+    services: Services, who: Callable[..., Awaitable[Identity]], images: ImageCheck
+) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["services"])
+    Me = Annotated[Identity, Depends(who)]
 
-    router = APIRouter(prefix="/api/v1", tags=["services"], dependencies=[Depends(unlimited)])
+    def caller(me: Identity, action: ServiceAction) -> Caller:
+        """What `me` reaches, for the control room; 403 when it may not `action` at all."""
+        rights = me.rights
+        if not may_on_services(rights, action):
+            what = "read and deploy them" if me.services else "use the registry for them"
+            raise ApiError(
+                403, "FORBIDDEN", f"this API token is limited to {me.limits()} and may only {what}"
+            )
+        reach = service_reach(rights)
+        return Caller(me.name, reach.owners, reach.services)
 
-    async def call(fn: Callable[..., Any], *args: Any) -> Any:
-        return await run_in_threadpool(fn, *args)
+    async def check_image(me: Identity, image: str | None) -> None:
+        if image is not None:
+            await run_in_threadpool(images.check, me.rights, image)
 
     @router.post("/services", response_model=Created, status_code=202)
-    async def create(body: ServiceCreate) -> Created:
-        """Create a service: resolve the image, start instances, route `https://<name>.<domain>`."""
-        service, operation = await call(services.create, body.changes())
+    async def create(body: ServiceCreate, me: Me) -> Created:
+        """Create a service: resolve the image, start instances, route `https://<name>.<domain>`.
+
+        It belongs to the caller, or to `owner` (a user or team namespace) if an admin says so."""
+        who = caller(me, ServiceAction.CREATE)
+        owner = body.owner if body.owner is not None else me.name
+        if not may_own(me.rights, owner):
+            raise ApiError(403, "FORBIDDEN", f"only an admin may create a service for {owner!r}")
+        await check_image(me, body.image)
+        service, operation = await run_in_threadpool(
+            services.create, body.changes(), caller=who, owner=owner
+        )
         return Created(service=service, operation=operation)
 
     @router.get("/services", response_model=list[ServiceView])
-    async def list_services() -> list[ServiceView]:
-        return await call(services.list)  # type: ignore[no-any-return]
+    async def list_services(me: Me) -> list[ServiceView]:
+        """The services the caller may see: its own (an admin's: all)."""
+        return await run_in_threadpool(services.list, caller=caller(me, ServiceAction.READ))
 
     @router.get("/services/{name}", response_model=ServiceView)
-    async def describe(name: str) -> ServiceView:
-        return await call(services.describe, name)  # type: ignore[no-any-return]
+    async def describe(name: str, me: Me) -> ServiceView:
+        return await run_in_threadpool(
+            services.describe, name, caller=caller(me, ServiceAction.READ)
+        )
 
     @router.patch("/services/{name}", response_model=OperationView, status_code=202)
-    async def update(name: str, body: ServiceFields) -> OperationView:
+    async def update(name: str, body: ServiceFields, me: Me) -> OperationView:
         """Change configuration; a new revision is deployed when instances must change."""
-        return await call(services.update, name, body.changes())  # type: ignore[no-any-return]
+        who = caller(me, ServiceAction.CHANGE)
+        await check_image(me, body.image)
+        return await run_in_threadpool(services.update, name, body.changes(), caller=who)
 
     @router.post("/services/{name}/deployments", response_model=OperationView, status_code=202)
-    async def deploy(name: str, body: DeployIn | None = None) -> OperationView:
+    async def deploy(name: str, me: Me, body: DeployIn | None = None) -> OperationView:
         """Deploy the service's image again (its tag may point elsewhere now), or another."""
+        who = caller(me, ServiceAction.DEPLOY)
         image = body.image if body else None
-        return await call(services.deploy, name, image)  # type: ignore[no-any-return]
+        await check_image(me, image)
+        return await run_in_threadpool(services.deploy, name, image, caller=who)
 
     @router.post("/services/{name}/rollback", response_model=OperationView, status_code=202)
-    async def rollback(name: str, body: RollbackIn) -> OperationView:
-        return await call(services.rollback, name, body.revision)  # type: ignore[no-any-return]
+    async def rollback(name: str, body: RollbackIn, me: Me) -> OperationView:
+        who = caller(me, ServiceAction.CHANGE)
+        return await run_in_threadpool(services.rollback, name, body.revision, caller=who)
 
     @router.post("/services/{name}/pause", response_model=OperationView, status_code=202)
-    async def pause(name: str) -> OperationView:
+    async def pause(name: str, me: Me) -> OperationView:
         """Stop every instance; the URL stays and answers with a "paused" page."""
-        return await call(services.pause, name)  # type: ignore[no-any-return]
+        return await run_in_threadpool(
+            services.pause, name, caller=caller(me, ServiceAction.CHANGE)
+        )
 
     @router.post("/services/{name}/resume", response_model=OperationView, status_code=202)
-    async def resume(name: str) -> OperationView:
-        return await call(services.resume, name)  # type: ignore[no-any-return]
+    async def resume(name: str, me: Me) -> OperationView:
+        return await run_in_threadpool(
+            services.resume, name, caller=caller(me, ServiceAction.CHANGE)
+        )
 
     @router.delete("/services/{name}", response_model=OperationView, status_code=202)
-    async def delete(name: str) -> OperationView:
-        return await call(services.delete, name)  # type: ignore[no-any-return]
+    async def delete(name: str, me: Me) -> OperationView:
+        return await run_in_threadpool(
+            services.delete, name, caller=caller(me, ServiceAction.CHANGE)
+        )
 
     @router.get("/services/{name}/operations", response_model=list[OperationView])
-    async def operations(name: str) -> list[OperationView]:
+    async def operations(name: str, me: Me) -> list[OperationView]:
         """Newest first."""
-        return await call(services.operations, name)  # type: ignore[no-any-return]
+        return await run_in_threadpool(
+            services.operations, name, caller=caller(me, ServiceAction.READ)
+        )
 
     @router.get("/operations/{operation_id}", response_model=OperationView)
-    async def operation(operation_id: str) -> OperationView:
+    async def operation(operation_id: str, me: Me) -> OperationView:
         """One operation with its log."""
-        return await call(services.operation, operation_id)  # type: ignore[no-any-return]
+        who = caller(me, ServiceAction.READ)
+        return await run_in_threadpool(services.operation, operation_id, caller=who)
 
     @router.get("/services/{name}/revisions", response_model=list[RevisionView])
-    async def revisions(name: str) -> list[RevisionView]:
-        return await call(services.revisions, name)  # type: ignore[no-any-return]
+    async def revisions(name: str, me: Me) -> list[RevisionView]:
+        return await run_in_threadpool(
+            services.revisions, name, caller=caller(me, ServiceAction.READ)
+        )
 
     @router.get("/services/{name}/events", response_model=list[EventView])
-    async def events(name: str) -> list[EventView]:
-        return await call(services.events, name)  # type: ignore[no-any-return]
+    async def events(name: str, me: Me) -> list[EventView]:
+        return await run_in_threadpool(services.events, name, caller=caller(me, ServiceAction.READ))
 
     return router

@@ -47,6 +47,7 @@ class ApiToken:
     created_at: datetime
     last_used_at: datetime | None
     secret: str | None = None  # only when just created
+    services: tuple[str, ...] = ()
 
 
 class Auth:
@@ -134,7 +135,17 @@ class Auth:
 
     # -- API tokens ----------------------------------------------------------------------
 
-    def create_token(self, user: str, name: str, repositories: tuple[str, ...] = ()) -> ApiToken:
+    def create_token(
+        self,
+        user: str,
+        name: str,
+        repositories: tuple[str, ...] = (),
+        services: tuple[str, ...] = (),
+    ) -> ApiToken:
+        """A new token; `repositories` and `services` limit it (see `rights.py`)."""
+        for limit in (*repositories, *services):
+            if not limit or any(c.isspace() for c in limit):
+                raise ValueError(f"invalid token limit {limit!r}: a name without spaces")
         secret, prefix = passwords.new_token_secret()
         now = self._clock.now()
         try:
@@ -148,6 +159,7 @@ class Auth:
                     prefix=prefix,
                     secret_hash=passwords.hash_token(secret),
                     repositories=" ".join(repositories),
+                    services=" ".join(services),
                     created_at=now,
                     last_used_at=None,
                 )
@@ -156,7 +168,7 @@ class Auth:
                 token_id = row.id
         except IntegrityError as exc:
             raise UserExists(f"user {user!r} already has a token named {name!r}") from exc
-        return ApiToken(token_id, name, user, repositories, now, None, secret)
+        return ApiToken(token_id, name, user, repositories, now, None, secret, services)
 
     def tokens(self, user: str | None = None) -> list[ApiToken]:
         q = sa.select(ApiTokenRow, UserRow.name).join(UserRow).order_by(ApiTokenRow.id)
@@ -165,7 +177,13 @@ class Auth:
         with self._db.session() as s:
             return [
                 ApiToken(
-                    t.id, t.name, u, tuple(t.repositories.split()), t.created_at, t.last_used_at
+                    t.id,
+                    t.name,
+                    u,
+                    tuple(t.repositories.split()),
+                    t.created_at,
+                    t.last_used_at,
+                    services=tuple(t.services.split()),
                 )
                 for t, u in s.execute(q)
             ]
@@ -234,7 +252,12 @@ class Auth:
             ):
                 if token.secret_hash == digest and username in (user.name, TOKEN_USER):
                     token.last_used_at = self._clock.now()
-                    return Caller(user.name, user.is_admin, tuple(token.repositories.split()))
+                    return Caller(
+                        user.name,
+                        user.is_admin,
+                        tuple(token.repositories.split()),
+                        tuple(token.services.split()),
+                    )
         return None
 
     def _forget(self) -> None:

@@ -24,7 +24,8 @@ class ApiTokenRow(Base):
     """An API token: a long random secret a robot uses as a password.
 
     Only a hash is stored. `repositories` limits the token to those repository names
-    (space-separated; a trailing `*` matches a prefix); empty means all of its user's rights.
+    (space-separated; a trailing `*` matches a prefix); `services` to those services' reads
+    and deployments (space-separated names); both empty means all of its user's rights.
     """
 
     __tablename__ = "auth_api_tokens"
@@ -35,6 +36,7 @@ class ApiTokenRow(Base):
     prefix: Mapped[str] = mapped_column(sa.String(16), index=True)
     secret_hash: Mapped[str] = mapped_column(sa.String(128))
     repositories: Mapped[str] = mapped_column(sa.Text, default="")
+    services: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 

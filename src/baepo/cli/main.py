@@ -273,11 +273,21 @@ def tokens_create(
         list[str] | None,
         typer.Option("--repository", "-r", help="Limit to this repository (repeatable; prefix*)."),
     ] = None,
+    service: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--service", "-s", help="Limit to reading and deploying this service (repeatable)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create an API token (shown once). Use it as a password: docker login -u token."""
+    """Create an API token (shown once). Use it as a password: docker login -u token.
+
+    For CI: `--service app` deploys app and reads its status, nothing else; add
+    `--repository alice/app` to let it push that repository too."""
     token = Client.from_environment().post(
-        "/api/v1/tokens", json={"name": name, "repositories": repository or []}
+        "/api/v1/tokens",
+        json={"name": name, "repositories": repository or [], "services": service or []},
     )
     if as_json:
         emit(token, [], True)
@@ -290,7 +300,7 @@ def tokens_create(
 def tokens_ls(as_json: JsonFlag = False) -> None:
     """List your API tokens."""
     rows = Client.from_environment().get("/api/v1/tokens")
-    emit(rows, ["name", "repositories", "created_at", "last_used_at"], as_json)
+    emit(rows, ["name", "repositories", "services", "created_at", "last_used_at"], as_json)
 
 
 @tokens_app.command("rm")

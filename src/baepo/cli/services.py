@@ -190,6 +190,10 @@ def create(
     max_concurrency: ConcurrencyOpt = None,
     auto_deploy: AutoOpt = None,
     domain: DomainOpt = None,
+    owner: Annotated[
+        str | None,
+        typer.Option("--owner", help="A user or team namespace to own it (admins; default: you)."),
+    ] = None,
     wait: WaitFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -198,6 +202,8 @@ def create(
         raise CliError("--image is required")
     client = Client.from_environment()
     body = {"name": name, **_options(locals())}
+    if owner is not None:
+        body["owner"] = owner
     created = client.post("/api/v1/services", json=body)
     if not as_json:
         console.print(f"creating {name} at {created['service']['url']}", highlight=False)
@@ -278,13 +284,14 @@ _simple("rm", "Delete a service: its instances, its route, its URL.")
 
 
 @app.command("ls")
+@app.command("list", hidden=True)
 @one_line_errors
 def ls(as_json: JsonFlag = False) -> None:
     """List services."""
     rows = Client.from_environment().get("/api/v1/services")
     for row in rows:
         row["instances"] = len(row["instances"])
-    emit(rows, ["name", "status", "url", "active_revision", "instances"], as_json)
+    emit(rows, ["name", "owner", "status", "url", "active_revision", "instances"], as_json)
 
 
 @app.command("describe")
@@ -295,7 +302,7 @@ def describe(name: str, as_json: JsonFlag = False) -> None:
     if as_json:
         emit(service, [], True)
         return
-    for key in ("name", "status", "url", "active_revision", "revision", "operation"):
+    for key in ("name", "owner", "status", "url", "active_revision", "revision", "operation"):
         console.print(f"[bold]{key:<16}[/bold]{service.get(key)}", highlight=False)
     config = service["config"]
     for key in (

@@ -15,6 +15,7 @@ engine and the router match the database. The composition root builds both:
 Tables are declared in `baepo.control.tables`; errors in `baepo.control.errors`.
 """
 
+from baepo.control.callers import ADMIN_OWNER, SYSTEM, Caller
 from baepo.control.errors import (
     Conflict,
     ControlError,
@@ -55,8 +56,11 @@ from baepo.control.views import (
 )
 
 __all__ = [
+    "ADMIN_OWNER",
     "CPU_MEMORY",
     "MASK",
+    "SYSTEM",
+    "Caller",
     "Conflict",
     "ControlError",
     "ControlUnavailable",

@@ -11,6 +11,9 @@ before it: its image is resolved when it begins, so nothing it decides goes stal
 change is refused (`OperationInProgress`, naming the operation to wait for), because it is
 computed from a configuration the operation in flight may still change or put back.
 
+Every method takes the `caller` (`callers.py`, default `SYSTEM`): a service it does not reach
+answers as if it did not exist, and it lists only those it reaches.
+
 Foreign errors stop here: SQLAlchemy's become `ControlUnavailable`, or `Conflict` for a
 constraint a concurrent change won (`ServiceExists` for a name); an engine that does not answer
 leaves `instances` empty.
@@ -30,13 +33,16 @@ from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
 from baepo.control import records
+from baepo.control.callers import OWNER_PATTERN, SYSTEM, Caller
 from baepo.control.errors import (
     Conflict,
     ControlUnavailable,
     InvalidServiceSpec,
     InvalidServiceState,
     OperationInProgress,
+    OperationNotFound,
     ServiceExists,
+    ServiceNotFound,
 )
 from baepo.control.images import RegistryLink, validate_image
 from baepo.control.instances import LABEL_INSTALLATION
@@ -102,7 +108,22 @@ class Services:
 
     # -- changes -------------------------------------------------------------------------
 
-    def create(self, raw: Mapping[str, Any]) -> tuple[ServiceView, OperationView]:
+    @property
+    def registry(self) -> RegistryLink:
+        """How images in Baepo's own registry are named (for the API's checks of images)."""
+        return self._registry
+
+    def create(
+        self, raw: Mapping[str, Any], *, caller: Caller = SYSTEM, owner: str | None = None
+    ) -> tuple[ServiceView, OperationView]:
+        """Create a service owned by `owner` (default: the caller)."""
+        owner = caller.name if owner is None else owner
+        if not OWNER_PATTERN.fullmatch(owner) or len(owner) > 64:
+            raise InvalidServiceSpec(
+                [("owner", f"{owner!r} is not a user or team name (a-z, 0-9, '-')")]
+            )
+        if not caller.may_own(owner):
+            raise InvalidServiceSpec([("owner", f"{caller.name} may not create for {owner}")])
         spec = validate_spec(raw, self._registry)
         now = self._clock.now()
         try:
@@ -110,10 +131,11 @@ class Services:
                 records.lock_service(s, spec.name)  # serializes creates (on SQLite, all changes)
                 if s.scalar(_live(spec.name)) is not None:
                     raise ServiceExists(f"a service named {spec.name!r} exists")
-                self._check_domains(s, spec)
+                self._check_domains(s, spec, caller)
                 service = ServiceRow(
                     id=records.new_id(),
                     name=spec.name,
+                    owner=owner,
                     spec=self._sealer.document(spec),
                     status=ServiceStatus.OPERATION_IN_PROGRESS.value,
                     created_at=now,
@@ -128,19 +150,23 @@ class Services:
         self._reconciler.wake()
         return result
 
-    def update(self, name: str, changes: Mapping[str, Any]) -> OperationView:
+    def update(
+        self, name: str, changes: Mapping[str, Any], *, caller: Caller = SYSTEM
+    ) -> OperationView:
         """Change the configuration; a new revision when instances must change."""
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "update")
             spec = apply_changes(self._sealer.spec(service.spec), changes, self._registry)
-            self._check_domains(s, spec)
+            self._check_domains(s, spec, caller)
             payload = {"spec": self._sealer.document(spec)}
             return self._add(s, service, OperationKind.UPDATE_SERVICE, payload)
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
-    def deploy(self, name: str, image: str | None = None) -> OperationView:
+    def deploy(
+        self, name: str, image: str | None = None, *, caller: Caller = SYSTEM
+    ) -> OperationView:
         """Deploy the image again (its tag may point elsewhere now), or `image` instead."""
         if image is not None:
             validate_image(image)  # the same words as create and update
@@ -150,38 +176,38 @@ class Services:
             payload = {"image": image} if image else {}
             return self._add(s, service, OperationKind.START_DEPLOYMENT, payload, queue=True)
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
-    def rollback(self, name: str, to_revision: int) -> OperationView:
+    def rollback(self, name: str, to_revision: int, *, caller: Caller = SYSTEM) -> OperationView:
         """Serve revision `to_revision` again (its image digest and its configuration)."""
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "roll back")
             target = records.revision(s, service.id, to_revision)  # RevisionNotFound
-            self._check_domains(s, self._sealer.spec(target.spec))
+            self._check_domains(s, self._sealer.spec(target.spec), caller)
             payload = {"revision": to_revision}
             return self._add(s, service, OperationKind.ROLLBACK_SERVICE, payload)
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
-    def pause(self, name: str) -> OperationView:
+    def pause(self, name: str, *, caller: Caller = SYSTEM) -> OperationView:
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "pause")
             if service.active_revision is None:
                 raise InvalidServiceState(f"{name} has never run; there is nothing to pause")
             return self._add(s, service, OperationKind.PAUSE_SERVICE, {})
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
-    def resume(self, name: str) -> OperationView:
+    def resume(self, name: str, *, caller: Caller = SYSTEM) -> OperationView:
         def change(s: Session, service: ServiceRow) -> OperationRow:
             if not service.paused or service.deleting:
                 raise InvalidServiceState(f"{name} is not paused ({service.status})")
             return self._add(s, service, OperationKind.RESUME_SERVICE, {})
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
-    def delete(self, name: str) -> OperationView:
+    def delete(self, name: str, *, caller: Caller = SYSTEM) -> OperationView:
         """Delete the service; whatever operation waits or runs is cancelled."""
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
@@ -193,48 +219,55 @@ class Services:
                 records.log(s, op, now, f"FAILED: {op.message}")
             return self._add(s, service, OperationKind.DELETE_SERVICE, {}, idle=False)
 
-        return self._change(name, change)
+        return self._change(name, change, caller)
 
     # -- reads ---------------------------------------------------------------------------
 
-    def list(self) -> builtins.list[ServiceView]:
+    def list(self, *, caller: Caller = SYSTEM) -> builtins.list[ServiceView]:
+        """The live services the caller reaches, by name."""
         running = self._instances({})
         with self._session() as s:
             return [
-                self._view(s, row, running.get(row.name, ())) for row in records.live_services(s)
+                self._view(s, row, running.get(row.name, ()))
+                for row in records.live_services(s)
+                if caller.reaches(row.name, row.owner)
             ]
 
-    def describe(self, name: str) -> ServiceView:
+    def describe(self, name: str, *, caller: Caller = SYSTEM) -> ServiceView:
         running = self._instances({LABEL_SERVICE: name})
         with self._session() as s:
-            return self._view(s, records.live_service(s, name), running.get(name, ()))
+            service = _reached(records.live_service(s, name), caller)
+            return self._view(s, service, running.get(name, ()))
 
-    def operations(self, name: str) -> builtins.list[OperationView]:
+    def operations(self, name: str, *, caller: Caller = SYSTEM) -> builtins.list[OperationView]:
         """Newest first, without their logs (`operation(id)` has the log)."""
         with self._session() as s:
-            service = records.live_service(s, name)
+            service = _reached(records.live_service(s, name), caller)
             return [operation_view(op, name) for op in records.operations(s, service.id)]
 
-    def operation(self, operation_id: str) -> OperationView:
+    def operation(self, operation_id: str, *, caller: Caller = SYSTEM) -> OperationView:
+        """One operation with its log; also of a deleted service (to its owner or an admin)."""
         with self._session() as s:
             op = records.operation_by_id(s, operation_id)
             service = s.get(ServiceRow, op.service_id)
             assert service is not None
+            if not caller.reaches(service.name, service.owner):
+                raise OperationNotFound(f"no operation {operation_id!r}")
             return operation_view(op, service.name, records.operation_log(s, op))
 
-    def revisions(self, name: str) -> builtins.list[RevisionView]:
+    def revisions(self, name: str, *, caller: Caller = SYSTEM) -> builtins.list[RevisionView]:
         """Newest first, configurations masked."""
         with self._session() as s:
-            service = records.live_service(s, name)
+            service = _reached(records.live_service(s, name), caller)
             return [
                 revision_view(row, service, self._sealer.spec(row.spec).masked())
                 for row in records.revisions(s, service.id)
             ]
 
-    def events(self, name: str) -> builtins.list[EventView]:
+    def events(self, name: str, *, caller: Caller = SYSTEM) -> builtins.list[EventView]:
         """Newest first."""
         with self._session() as s:
-            service = records.live_service(s, name)
+            service = _reached(records.live_service(s, name), caller)
             return [event_view(row) for row in records.events(s, service.id)]
 
     # -- internals -----------------------------------------------------------------------
@@ -250,13 +283,16 @@ class Services:
             raise ControlUnavailable(f"the state database cannot be used: {exc}") from exc
 
     def _change(
-        self, name: str, change: Callable[[Session, ServiceRow], OperationRow]
+        self,
+        name: str,
+        change: Callable[[Session, ServiceRow], OperationRow],
+        caller: Caller,
     ) -> OperationView:
         with self._session() as s, s.begin():
             # First a write: the checks `change` makes see every change committed before,
             # and no other change of the service commits until this one has.
             records.lock_service(s, name)
-            service = records.live_service(s, name)
+            service = _reached(records.live_service(s, name), caller)
             op = change(s, service)
             view = operation_view(op, name)
         self._reconciler.wake()
@@ -292,16 +328,20 @@ class Services:
         if service.paused:
             raise InvalidServiceState(f"cannot {verb} {service.name}: it is paused; resume it")
 
-    def _check_domains(self, s: Session, spec: ServiceSpec) -> None:
+    def _check_domains(self, s: Session, spec: ServiceSpec, caller: Caller) -> None:
         problems: builtins.list[tuple[str, str]] = []
         for host in spec.custom_domains:
             if host == self._domain or host.endswith(f".{self._domain}"):
                 problems.append(
                     ("custom_domains", f"{host} is under {self._domain}, where service names live")
                 )
-            elif (owner := records.domain_owner(s, host, spec.name)) is not None:
-                # `owner` has it, or asked for it in an operation still in flight.
-                problems.append(("custom_domains", f"{host} is already used by {owner}"))
+            elif (holder := records.domain_owner(s, host, spec.name)) is not None:
+                # `holder` has it, or asked for it in an operation still in flight; named
+                # only to a caller who may see it.
+                row = s.scalar(sa.select(ServiceRow).where(_live_row(holder)))
+                if row is None or not caller.reaches(row.name, row.owner):
+                    holder = "another service"
+                problems.append(("custom_domains", f"{host} is already used by {holder}"))
         if problems:
             raise InvalidServiceSpec(problems)
 
@@ -338,6 +378,7 @@ class Services:
         in_flight = records.operation_in_flight(s, service.id)
         return ServiceView(
             name=service.name,
+            owner=service.owner,
             status=service.status,
             url=f"https://{service.name}.{self._domain}",
             revision=service.revision,
@@ -350,5 +391,16 @@ class Services:
         )
 
 
+def _reached(service: ServiceRow, caller: Caller) -> ServiceRow:
+    """The service, if the caller reaches it; else it does not exist, as far as they know."""
+    if not caller.reaches(service.name, service.owner):
+        raise ServiceNotFound(f"no service named {service.name!r}")
+    return service
+
+
 def _live(name: str) -> sa.Select[Any]:
-    return sa.select(ServiceRow.id).where(ServiceRow.name == name, ServiceRow.deleted_at.is_(None))
+    return sa.select(ServiceRow.id).where(_live_row(name))
+
+
+def _live_row(name: str) -> sa.ColumnElement[bool]:
+    return (ServiceRow.name == name) & ServiceRow.deleted_at.is_(None)

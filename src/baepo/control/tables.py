@@ -4,7 +4,8 @@ A service row holds the *desired* state the reconciler converges to: the revisio
 serve (`revision`), whether it is paused or being deleted. `active_revision` is the last one
 that finished deploying. Instances are not stored: the engine's labelled containers are the
 truth about what runs. A deleted service keeps its row (status DELETED, `deleted_at` set) so its
-operations stay readable; its name is free again.
+operations stay readable; its name is free again. A service has an `owner` (a user name or a
+team namespace, as repositories have); services made before owners existed belong to `admin`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from baepo.control.callers import ADMIN_OWNER
 from baepo.store import Base, UtcDateTime
 
 
@@ -23,6 +25,10 @@ class ServiceRow(Base):
 
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(40), index=True)
+    owner: Mapped[str] = mapped_column(
+        sa.String(64), index=True, default=ADMIN_OWNER, server_default=ADMIN_OWNER
+    )
+    """Who may see and operate it besides admins: a user name or a team namespace."""
     spec: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     """The current configuration (`ServiceSpec.to_document`, secrets sealed)."""
     status: Mapped[str] = mapped_column(sa.String(32))

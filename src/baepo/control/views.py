@@ -38,6 +38,8 @@ class InstanceView:
 @dataclass(frozen=True)
 class ServiceView:
     name: str
+    owner: str
+    """A user name or a team namespace: who may see and operate it besides admins."""
     status: str
     url: str
     revision: int | None

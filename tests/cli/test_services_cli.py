@@ -1,0 +1,51 @@
+"""`baepo services …` and `baepo tokens …` with owners and limits, as a person types them."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_registry_cli import baepo
+from tests.conftest import BaepoProcess
+
+pytestmark = pytest.mark.integration
+
+
+def test_owners_and_tokens_limited_to_a_service(baepo_server: BaepoProcess, tmp_path: Path) -> None:
+    admin = {"BAEPO_URL": baepo_server.url, "BAEPO_CONFIG": str(tmp_path / "admin.json")}
+    admin["COLUMNS"] = "250"
+    done = baepo("login", "--password-stdin", env=admin, stdin=baepo_server.password + "\n")
+    assert done.returncode == 0, done.stderr
+    dev, team = f"dev{secrets.token_hex(3)}", f"team{secrets.token_hex(3)}"
+    done = baepo("users", "create", dev, "--password-stdin", env=admin, stdin="dev-password-1\n")
+    assert done.returncode == 0, done.stderr
+    image = f"{baepo_server.host}/{team}/nothing:1"  # never pushed: the operation fails, fine
+    name = f"cli-{secrets.token_hex(3)}"
+    done = baepo("services", "create", name, "--image", image, "--owner", team, env=admin)
+    assert done.returncode == 0, done.stderr
+    listed = baepo("services", "ls", env=admin)
+    assert "OWNER" in listed.stdout and team in listed.stdout and name in listed.stdout
+
+    user = {**admin, "BAEPO_CONFIG": str(tmp_path / "dev.json")}
+    done = baepo("login", "--username", dev, "--password-stdin", env=user, stdin="dev-password-1\n")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert name not in baepo("services", "ls", env=user).stdout
+    hidden = baepo("services", "describe", name, env=user)
+    assert hidden.returncode == 1 and f"no service named '{name}'" in hidden.stderr
+    assert "Traceback" not in hidden.stderr
+    refused = baepo("services", "create", f"{name}-x", "--image", image, env=user)
+    assert refused.returncode == 1 and "may not run" in refused.stderr
+    other = baepo("services", "create", f"{name}-y", "--image", image, "--owner", team, env=user)
+    assert other.returncode == 1 and "only an admin" in other.stderr
+
+    made = baepo("tokens", "create", "ci", "--service", name, env=user)
+    assert made.returncode == 0 and made.stdout.strip().startswith("bp_"), made.stderr
+    tokens = baepo("tokens", "ls", env=user)
+    assert "SERVICES" in tokens.stdout and name in tokens.stdout
+    robot = {**user, "BAEPO_TOKEN": made.stdout.strip()}
+    assert baepo("tokens", "ls", env=robot).returncode == 1
+    assert baepo("services", "ls", env=robot).returncode == 0
+
+    assert baepo("services", "rm", name, env=admin).returncode == 0

@@ -1,0 +1,47 @@
+"""Upgrading a database from before services had owners: they belong to `admin`, and tokens
+made then stay unlimited to services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+
+from baepo.store import Database
+from baepo.store.migrations import alembic_config, head_revision
+
+BEFORE_OWNERS = "052fdd6b99c2"
+
+
+def test_services_made_before_owners_belong_to_admin(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    command.upgrade(alembic_config(db.engine), BEFORE_OWNERS)
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO control_services (id, name, spec, status, paused, deleting,"
+                " created_at, updated_at) VALUES ('s1', 'app', '{}', 'RUNNING', 0, 0,"
+                " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO auth_users (id, name, password_hash, is_admin, created_at)"
+                " VALUES (1, 'alice', 'x', 0, '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO auth_api_tokens (user_id, name, prefix, secret_hash, repositories,"
+                " created_at) VALUES (1, 'ci', 'abcd1234', 'h', 'alice/app',"
+                " '2026-01-01 00:00:00')"
+            )
+        )
+    db.migrate()
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT owner FROM control_services")).scalar() == "admin"
+        token = conn.execute(sa.text("SELECT repositories, services FROM auth_api_tokens")).one()
+        assert tuple(token) == ("alice/app", "")
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    assert version == head_revision()
