@@ -239,6 +239,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         domain=config.domain,
         registry=link,
         timing=Timing(deploy_timeout_s=config.deploy_timeout_s),
+        pushes=registry,
     )
     reconciler.subscribe(bus)
     services = Services(

@@ -18,6 +18,7 @@ from baepo.control import (
     Timing,
 )
 from baepo.control.tables import (
+    CursorRow,
     OperationLogRow,
     OperationRow,
     RevisionRow,
@@ -26,12 +27,12 @@ from baepo.control.tables import (
 )
 from baepo.runtime import FakeImage, MemoryEngine, baepo_test_images
 from baepo.store import Base, Database
-from tests.control.fakes import FakeProber, MemoryRoutes
+from tests.control.fakes import FakeProber, MemoryPushLog, MemoryRoutes
 
 REGISTRY = "localhost:5000"
 CREDENTIALS = ("robot", "robot-secret")
 TABLES = [r.__table__ for r in (ServiceRow, RevisionRow, OperationRow, OperationLogRow)]
-TABLES.append(ServiceEventRow.__table__)
+TABLES += [ServiceEventRow.__table__, CursorRow.__table__]
 
 
 @pytest.fixture
@@ -73,6 +74,7 @@ class World:
     timing: Timing
     reconciler: Reconciler
     services: Services
+    pushes: MemoryPushLog
 
     def new_reconciler(self) -> Reconciler:
         """A fresh reconciler over the same database and engine: Baepo after a restart."""
@@ -86,6 +88,7 @@ class World:
             domain="localhost",
             registry=self.registry,
             timing=self.timing,
+            pushes=self.pushes,
         )
 
     async def settle(
@@ -127,6 +130,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     box = SecretBox(SecretBox.generate_key())
     registry = RegistryLink.of([REGISTRY, "127.0.0.1:5000"], lambda: CREDENTIALS)
     timing = Timing(deploy_timeout_s=60, operation_timeout_s=60, drain_timeout_s=30)
+    pushes = MemoryPushLog()
     reconciler = Reconciler(
         db=db,
         engine=engine,
@@ -137,6 +141,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         domain="localhost",
         registry=registry,
         timing=timing,
+        pushes=pushes,
     )
     services = Services(
         db=db,
@@ -147,6 +152,8 @@ def world(tmp_path: Path) -> Iterator[World]:
         registry=registry,
         reconciler=reconciler,
     )
-    yield World(db, clock, engine, routes, prober, box, registry, timing, reconciler, services)
+    yield World(
+        db, clock, engine, routes, prober, box, registry, timing, reconciler, services, pushes
+    )
     engine.close()
     db.dispose()

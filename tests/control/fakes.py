@@ -3,6 +3,7 @@
 `MemoryRoutes` stands in for the router room's `Router` (through the control room's `Routes`
 interface) and keeps every route it was given, so a test can check what traffic could reach
 at each step; like the router, it refuses a route with a host name another route has.
+`MemoryPushLog` stands in for the registry's durable push log that auto-deploy follows.
 `FakeProber` answers health checks from the engine's view of the instance: an instance is
 healthy unless its image or its id was marked sick.
 """
@@ -10,6 +11,7 @@ healthy unless its image or its id was marked sick.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from baepo.control import HealthCheck, ProbeResult, RouteState
 from baepo.router.errors import HAProxyUnavailable, InvalidRoute
@@ -76,3 +78,30 @@ class FakeProber:
                     return ProbeResult(True, f"{check.describe()}: HTTP 200")
                 return ProbeResult(False, f"{check.describe()}: connection refused")
         return ProbeResult(False, "connection refused")
+
+
+@dataclass(frozen=True)
+class Push:
+    id: int
+    repository: str
+    tag: str | None
+    digest: str
+    actor: str
+
+
+class MemoryPushLog:
+    """The registry's push log, in memory: `record` is a push the registry committed."""
+
+    def __init__(self) -> None:
+        self.pushes: list[Push] = []
+
+    def record(self, repository: str, tag: str | None, digest: str, actor: str = "alice") -> Push:
+        push = Push(len(self.pushes) + 1, repository, tag, digest, actor)
+        self.pushes.append(push)
+        return push
+
+    def pushes_after(self, position: int, limit: int = 100) -> list[Push]:
+        return [p for p in self.pushes if p.id > position][:limit]
+
+    def last_push(self) -> int:
+        return len(self.pushes)

@@ -19,7 +19,7 @@ from baepo.control import Reconciler, RegistryLink, SecretBox, Services, Timing
 from baepo.events import EventBus, ImagePushed
 from baepo.runtime import FakeImage, MemoryEngine
 from tests.control.conftest import CREDENTIALS, REGISTRY, World, app_image, hello, make_database
-from tests.control.fakes import FakeProber, MemoryRoutes
+from tests.control.fakes import FakeProber, MemoryPushLog, MemoryRoutes
 
 pytestmark = pytest.mark.anyio
 
@@ -55,7 +55,7 @@ async def test_a_push_of_the_tracked_tag_deploys_the_pushed_digest(world: World)
     await running_app(world)
     build = rebuilt("1", "b")
     world.engine.push(build)
-    world.reconciler.image_pushed(pushed("team/app", "1", build.digest))
+    world.pushes.record("team/app", "1", build.digest)
     await world.reconciler.tick()
     op, _create = world.services.operations("app")
     assert op.kind == "START_DEPLOYMENT"
@@ -71,7 +71,7 @@ async def test_a_push_of_the_tracked_tag_deploys_the_pushed_digest(world: World)
 
 async def test_a_push_of_the_same_digest_does_nothing(world: World) -> None:
     await running_app(world)
-    world.reconciler.image_pushed(pushed("team/app", "1", app_image("1").digest))
+    world.pushes.record("team/app", "1", app_image("1").digest)
     await world.reconciler.tick()
     assert len(world.services.operations("app")) == 1
 
@@ -89,7 +89,7 @@ async def test_pushes_that_do_not_concern_the_service(
     world: World, repository: str, tag: str | None, fields: dict[str, object]
 ) -> None:
     await running_app(world, APP_1, **fields)
-    world.reconciler.image_pushed(pushed(repository, tag, "sha256:" + "c" * 64))
+    world.pushes.record(repository, tag, "sha256:" + "c" * 64)
     await world.reconciler.tick()
     assert len(world.services.operations("app")) == 1
 
@@ -98,7 +98,7 @@ async def test_an_image_from_another_registry_is_not_auto_deployed(world: World)
     world.engine.push(FakeImage(ref="registry.example.com/team/app:1", respond=hello("x")))
     await running_app(world, image="registry.example.com/team/app:1")
     assert world.services.describe("app").config["auto_deploy"] is False
-    world.reconciler.image_pushed(pushed("team/app", "1", "sha256:" + "c" * 64))
+    world.pushes.record("team/app", "1", "sha256:" + "c" * 64)
     await world.reconciler.tick()
     assert len(world.services.operations("app")) == 1
 
@@ -108,9 +108,9 @@ async def test_pushes_during_an_operation_wait_and_the_newest_wins(world: World)
     await world.reconciler.tick()  # the create is under way
     first, second = rebuilt("1", "d"), rebuilt("1", "e")
     world.engine.push(first)
-    world.reconciler.image_pushed(pushed("team/app", "1", first.digest))
+    world.pushes.record("team/app", "1", first.digest)
     world.engine.push(second)
-    world.reconciler.image_pushed(pushed("team/app", "1", second.digest))
+    world.pushes.record("team/app", "1", second.digest)
     await world.reconciler.tick()
     deploy, _ = world.services.operations("app")
     assert deploy.status == "PENDING"
@@ -125,9 +125,47 @@ async def test_a_paused_service_ignores_pushes(world: World) -> None:
     await running_app(world)
     pause = world.services.pause("app")
     await world.settle(world.done(pause.id))
-    world.reconciler.image_pushed(pushed("team/app", "1", "sha256:" + "f" * 64))
+    world.pushes.record("team/app", "1", "sha256:" + "f" * 64)
     await world.reconciler.tick()
     assert world.services.operations("app")[0].kind == "PAUSE_SERVICE"
+
+
+async def test_a_push_made_while_baepo_was_down_deploys_once_after_the_restart(
+    world: World,
+) -> None:
+    await running_app(world)
+    build = rebuilt("1", "b")
+    world.engine.push(build)
+    world.pushes.record("team/app", "1", build.digest)  # and Baepo stops before a pass
+
+    restarted = world.new_reconciler()
+    await restarted.tick()
+    again = world.new_reconciler()  # and once more, before the deployment is done
+    await again.tick()
+
+    deploys = [op for op in world.services.operations("app") if op.kind == "START_DEPLOYMENT"]
+    assert len(deploys) == 1
+    await world.settle(world.done(deploys[0].id), reconciler=again)
+    assert world.services.revisions("app")[0].digest == build.digest
+    await world.settle(lambda: True, reconciler=world.new_reconciler())
+    assert len(world.services.operations("app")) == 2
+
+
+async def test_a_push_that_brings_the_running_digest_back_replaces_a_waiting_one(
+    world: World,
+) -> None:
+    await running_app(world)
+    pause_free = world.services.update("app", {"env": {"A": "1"}})  # keeps the next waiting
+    other = rebuilt("1", "d")
+    world.engine.push(other)
+    world.pushes.record("team/app", "1", other.digest)
+    world.pushes.record("team/app", "1", app_image("1").digest)  # the tag moves back
+    await world.reconciler.tick()
+    deploy = world.services.operations("app")[0]
+    assert deploy.kind == "START_DEPLOYMENT"
+    await world.settle(world.done(deploy.id))
+    assert world.status(pause_free.id) == "SUCCEEDED"
+    assert world.services.revisions("app")[0].digest == app_image("1").digest
 
 
 # -- the loop ---------------------------------------------------------------------------
@@ -138,7 +176,7 @@ async def test_a_push_while_a_delete_waits_is_ignored(world: World) -> None:
     delete = world.services.delete("app")
     build = rebuilt("1", "b")
     world.engine.push(build)
-    world.reconciler.image_pushed(pushed("team/app", "1", build.digest))
+    world.pushes.record("team/app", "1", build.digest)
     await world.reconciler.tick()
     kinds = [op.kind for op in world.services.operations("app")]
     assert kinds == ["DELETE_SERVICE", "CREATE_SERVICE"]
@@ -168,9 +206,10 @@ async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) 
     # Passes every 20 ms while something moves, but an idle loop would sleep for an hour:
     # anything that happens within seconds once idle was an event's doing.
     timing = Timing(poll_s=0.02, idle_s=3600, deploy_timeout_s=30)
+    pushes = MemoryPushLog()
     reconciler = Reconciler(
         db=db, engine=engine, routes=routes, prober=FakeProber(engine), clock=clock,
-        secrets=box, domain="localhost", registry=registry, timing=timing,
+        secrets=box, domain="localhost", registry=registry, timing=timing, pushes=pushes,
     )  # fmt: skip
     unsubscribe = reconciler.subscribe(bus)
     services = Services(
@@ -185,6 +224,7 @@ async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) 
 
         build = rebuilt("1", "a")
         engine.push(build)
+        pushes.record("team/app", "1", build.digest)  # committed by the registry, then:
         bus.publish(pushed("team/app", "1", build.digest))
         assert await eventually(lambda: services.describe("app").active_revision == 2)
 

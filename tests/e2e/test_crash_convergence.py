@@ -61,3 +61,21 @@ def test_kill_9_mid_deploy_converges(stack: Stack, delay: float) -> None:
         time.sleep(0.2)
     stack.cli("services", "rm", name, "--wait")
     assert containers(name) == []
+
+
+def test_kill_9_right_after_a_push_deploys_it_once_after_the_restart(stack: Stack) -> None:
+    name = f"pushed-{secrets.token_hex(2)}"
+    v1 = stack.push("baepo-test/hello:1", f"team/{name}:live")
+    stack.cli(
+        "services", "create", name, "--image", v1, "--health-check-path", "/healthz", "--wait"
+    )
+    stack.push("baepo-test/hello:2", f"team/{name}:live")  # the registry has it durably
+    stack.baepo.kill()  # maybe before the reconciler saw it, maybe after
+    stack.baepo.start()
+    stack.wait_for(f"{name}.localhost", "hello v2")
+    described = stack.wait_idle(name)
+    ops = json.loads(stack.cli("services", "ops", name, "--json").stdout)
+    deploys = [op for op in ops if op["kind"] == "START_DEPLOYMENT"]
+    assert [op["status"] for op in deploys] == ["SUCCEEDED"], ops
+    assert described["active_revision"] == 2
+    stack.cli("services", "rm", name, "--wait")

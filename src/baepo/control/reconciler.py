@@ -8,7 +8,8 @@ instances is remembered across restarts but health; a new reconciler adopts what
 
 Passes come every `Timing.poll_s` while something moves and every `Timing.idle_s` otherwise;
 events only wake the loop early: an engine event of a managed container (an instance died) or
-an image pushed to Baepo's registry (auto-deploy, see `triggers.py`).
+an image pushed to Baepo's registry. Auto-deploy follows the registry's durable push log with a
+cursor in the database (see `triggers.py`), so a push is never lost to a restart.
 
 Containers are found by the runtime's labels plus `baepo.installation` (this Baepo's key
 fingerprint), so two Baepos on one engine never adopt or remove each other's. Containers of this
@@ -29,7 +30,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,6 +107,7 @@ class Reconciler:
         domain: str,
         registry: RegistryLink | None = None,
         timing: Timing | None = None,
+        pushes: triggers.PushLog | None = None,
     ) -> None:
         self._db = db
         self._engine = engine
@@ -128,7 +129,7 @@ class Reconciler:
         self._probe_lines: dict[str, str] = {}  # container → the last probe detail logged
         self._progress: dict[str, tuple[str, float]] = {}  # operation → (message, when)
         self._next_sweep = 0.0
-        self._pushes: deque[ImagePushed] = deque()
+        self._pushes = pushes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._stopping = threading.Event()
@@ -144,8 +145,7 @@ class Reconciler:
             loop.call_soon_threadsafe(wakeup.set)
 
     def image_pushed(self, event: ImagePushed) -> None:
-        """EventBus handler: remember the push and wake the loop (never blocks)."""
-        self._pushes.append(event)
+        """EventBus handler: wake the loop, which reads the push from the registry's log."""
         self.wake()
 
     def subscribe(self, bus: EventBus) -> Callable[[], None]:
@@ -222,11 +222,8 @@ class Reconciler:
     async def tick(self) -> bool:
         """One pass over every service; True if something is still in motion."""
         busy = False
-        while self._pushes:
-            event = self._pushes[0]
-            started = await asyncio.to_thread(self._auto_deploy, event)  # raises: kept, retried
-            self._pushes.popleft()
-            busy = busy or started
+        if self._pushes is not None:
+            busy = await asyncio.to_thread(self._follow_pushes, self._pushes)
         services = await asyncio.to_thread(self._live_services)
         try:
             containers = await asyncio.to_thread(
@@ -279,10 +276,18 @@ class Reconciler:
             self._networks.discard(network.name)
             log.info("removed network %s: its service is gone", network.name)
 
-    def _auto_deploy(self, event: ImagePushed) -> bool:
+    def _follow_pushes(self, log: triggers.PushLog, batch: int = 100) -> bool:
+        """Decide the pushes after the cursor, each with the cursor's move; True if any
+        started a deployment (or more are waiting)."""
         with self._db.session() as s, s.begin():
-            started = triggers.auto_deploy(s, event, self._sealer, self._registry, self._clock)
-        return bool(started)
+            position = triggers.cursor(s)
+        pushes = log.pushes_after(position, batch)
+        started = False
+        for push in pushes:
+            with self._db.session() as s, s.begin():
+                ids = triggers.decide(s, push, self._sealer, self._registry, self._clock)
+            started = started or bool(ids)
+        return started or len(pushes) == batch
 
     def _live_services(self) -> list[tuple[str, str]]:
         with self._db.session() as s:

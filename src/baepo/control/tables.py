@@ -1,4 +1,5 @@
-"""The control room's tables: services, revisions, operations and their logs, service events.
+"""The control room's tables: services, revisions, operations and their logs, service events,
+and the cursors of the logs the control room follows (the registry's pushes).
 
 A service row holds the *desired* state the reconciler converges to: the revision that should
 serve (`revision`), whether it is paused or being deleted. `active_revision` is the last one
@@ -94,7 +95,7 @@ class OperationRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     deadline: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     message: Mapped[str] = mapped_column(sa.Text, default="")
-    """One line saying how it ended."""
+    """While in flight, where it stands ("waiting for app-2-1f2e3d: …"); then how it ended."""
 
 
 class OperationLogRow(Base):
@@ -121,3 +122,13 @@ class ServiceEventRow(Base):
     kind: Mapped[str] = mapped_column(sa.String(32))
     instance: Mapped[str] = mapped_column(sa.String(80), default="")
     message: Mapped[str] = mapped_column(sa.Text)
+
+
+class CursorRow(Base):
+    """How far the control room has acted on a durable log of another room's: `push` is the
+    id of the last registry push whose auto-deploy decision has committed."""
+
+    __tablename__ = "control_cursors"
+
+    name: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(sa.BigInteger)

@@ -7,9 +7,19 @@ the pushed digest, unless that digest is already what the service runs or is abo
 deployment waits as PENDING; a later push replaces a deployment still waiting.
 A paused service ignores pushes (resume deploys what was last active), and so does a service
 being deleted, or about to be.
+
+Level-triggered from the registry's durable push log (`PushLog`): the reconciler reads the
+pushes after its cursor (`control_cursors.push`) and decides each one in a transaction that
+also advances the cursor past it, so a push is acted on exactly once, even if Baepo stops
+between the push and its deployment. The in-process `ImagePushed` event only wakes the loop.
+A new database starts the cursor at 0; the migration that brought the cursor started it at
+the newest push (those before it were decided when they happened).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -17,15 +27,64 @@ from baepo.clock import Clock
 from baepo.control import records
 from baepo.control.images import BadReference, ImageName, RegistryLink
 from baepo.control.operations import OperationKind, OperationStatus
-from baepo.control.tables import ServiceRow
-from baepo.events import ImagePushed
+from baepo.control.tables import CursorRow, ServiceRow
 
 PUSH_TRIGGER = "push"
+PUSH_CURSOR = "push"
+
+
+class Pushed(Protocol):
+    """A manifest pushed to Baepo's registry, as the registry's push log records it."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def repository(self) -> str: ...
+
+    @property
+    def tag(self) -> str | None: ...
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def actor(self) -> str: ...
+
+
+class PushLog(Protocol):
+    """The registry's durable log of pushes (`Registry` is one); blocking calls."""
+
+    def pushes_after(self, position: int, limit: int = 100) -> Sequence[Pushed]:
+        """Pushes with an id above `position`, oldest first."""
+        ...
+
+
+def cursor(s: Session) -> int:
+    """The id of the last push decided (0 before the first)."""
+    row = s.get(CursorRow, PUSH_CURSOR)
+    return 0 if row is None else row.position
+
+
+def decide(
+    s: Session, push: Pushed, sealer: records.Sealer, registry: RegistryLink, clock: Clock
+) -> list[str]:
+    """Decide one push and move the cursor past it, in the caller's transaction; the ids of
+    the operations started. A push at or before the cursor (decided already) does nothing."""
+    row = s.get(CursorRow, PUSH_CURSOR, with_for_update=True)
+    if row is None:
+        row = CursorRow(name=PUSH_CURSOR, position=0)
+        s.add(row)
+    if push.id <= row.position:
+        return []
+    touched = auto_deploy(s, push, sealer, registry, clock)
+    row.position = push.id
+    return touched
 
 
 def auto_deploy(
     s: Session,
-    event: ImagePushed,
+    event: Pushed,
     sealer: records.Sealer,
     registry: RegistryLink,
     clock: Clock,
@@ -50,17 +109,21 @@ def auto_deploy(
     return touched
 
 
-def _deploy(s: Session, service: ServiceRow, event: ImagePushed, clock: Clock) -> str | None:
-    if event.digest in _digests_underway(s, service):
-        return None
+def _deploy(s: Session, service: ServiceRow, event: Pushed, clock: Clock) -> str | None:
     now = clock.now()
     line = f"{event.repository}:{event.tag} pushed ({event.digest}) by {event.actor or 'someone'}"
     payload = {"trigger": PUSH_TRIGGER, "digest": event.digest}
     for op in records.operations_in_flight(s, service.id):
         if op.status == OperationStatus.PENDING.value and op.payload.get("trigger") == PUSH_TRIGGER:
-            op.payload = payload  # a newer push replaces the one still waiting
+            if op.payload.get("digest") == event.digest:
+                return None
+            # A newer push replaces the one still waiting, even if it brings back what runs:
+            # the tag points there now.
+            op.payload = payload
             records.log(s, op, now, line + "; deploying this one instead")
             return op.id
+    if event.digest in _digests_underway(s, service):
+        return None
     op = records.add_operation(
         s, service, OperationKind.START_DEPLOYMENT, now, payload, line=line + "; deploying it"
     )

@@ -583,6 +583,22 @@ class Registry:
             for r in rows
         ]
 
+    def pushes_after(self, position: int, limit: int = 100) -> list[PushEvent]:
+        """Manifest pushes with an id above `position`, oldest first: the durable log the
+        control room's auto-deploy follows with a cursor of its own."""
+        query = (
+            sa.select(t.PushRecord)
+            .where(t.PushRecord.id > position)
+            .order_by(t.PushRecord.id)
+            .limit(limit)
+        )
+        with self.records.read() as s:
+            rows = s.scalars(query).all()
+        return [
+            PushEvent(r.id, r.repository, r.tag, r.digest, r.media_type, r.actor, r.at)
+            for r in rows
+        ]
+
     def gc(
         self, dry_run: bool = False, grace_seconds: float = 3600.0, *, delete_untagged: bool = False
     ) -> GcReport:
