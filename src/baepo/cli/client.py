@@ -18,7 +18,12 @@ DEFAULT_URL = "http://127.0.0.1:5000"
 
 
 class CliError(Exception):
-    """A failure to show as one line; the command exits non-zero."""
+    """A failure to show as one line; the command exits non-zero. `code` is the API's
+    stable error code when the API answered with one."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def config_path() -> Path:
@@ -84,7 +89,7 @@ class Client:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise CliError(f"cannot reach Baepo at {self.url}: {exc}") from exc
         if response.status_code >= 400:
-            raise CliError(_error_line(response))
+            raise CliError(_error_line(response), _error_code(response))
         return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -95,6 +100,14 @@ class Client:
 
     def delete(self, path: str, **kwargs: Any) -> Any:
         return self.request("DELETE", path, **kwargs)
+
+
+def _error_code(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return str(error.get("code") or "") if isinstance(error, dict) else ""
 
 
 def _error_line(response: httpx.Response) -> str:

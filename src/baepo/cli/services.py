@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -103,8 +104,10 @@ _FIELD_OPTIONS = frozenset(
 
 
 def follow(client: Client, operation: dict[str, Any], as_json: bool) -> dict[str, Any]:
-    """Poll the operation until it ends, printing its log as it grows."""
+    """Poll the operation until it ends, printing its log as it grows and, while it is in
+    progress, where it stands (its message) each time that changes."""
     shown = 0
+    standing = ""
     while True:
         current: dict[str, Any] = client.get(f"/api/v1/operations/{operation['id']}")
         lines = current.get("log") or []
@@ -116,7 +119,30 @@ def follow(client: Client, operation: dict[str, Any], as_json: bool) -> dict[str
         shown = len(lines)
         if current["status"] in FINISHED:
             return current
+        message = str(current.get("message") or "")
+        if message != standing and current["status"] == "IN_PROGRESS" and not as_json:
+            console.print(f"  …         {message}", highlight=False, markup=False)
+        standing = message
         time.sleep(0.3)
+
+
+def in_turn(
+    client: Client, service: str, wait: bool, as_json: bool, send: Callable[[], Any]
+) -> Any:
+    """`send()`; with --wait, a change refused because another operation is in flight waits
+    for that operation to end ("waiting for operation …") and is sent again."""
+    while True:
+        try:
+            return send()
+        except CliError as exc:
+            if not wait or exc.code != "OPERATION_IN_PROGRESS":
+                raise
+        described = client.get(f"/api/v1/services/{quote(service, safe='')}")
+        busy = described.get("operation")
+        if busy:
+            if not as_json:
+                console.print(f"waiting for operation {busy} to end", highlight=False)
+            follow(client, {"id": busy}, as_json=True)
 
 
 def _finish(client: Client, operation: Any, wait: bool, as_json: bool, service: str) -> None:
@@ -236,7 +262,8 @@ def update(
     body = _options(locals())
     if not body:
         raise CliError("nothing to change: give at least one option")
-    op = client.request("PATCH", f"/api/v1/services/{quote(name, safe='')}", json=body)
+    path = f"/api/v1/services/{quote(name, safe='')}"
+    op = in_turn(client, name, wait, as_json, lambda: client.request("PATCH", path, json=body))
     _finish(client, op, wait, as_json, name)
 
 
@@ -262,7 +289,8 @@ def rollback(
 ) -> None:
     """Serve an earlier revision again (its image digest and configuration)."""
     client = Client.from_environment()
-    op = client.post(f"/api/v1/services/{quote(name, safe='')}/rollback", json={"revision": to})
+    path = f"/api/v1/services/{quote(name, safe='')}/rollback"
+    op = in_turn(client, name, wait, as_json, lambda: client.post(path, json={"revision": to}))
     _finish(client, op, wait, as_json, name)
 
 
@@ -271,7 +299,13 @@ def _simple(verb: str, doc: str) -> None:
     def command(name: str, wait: WaitFlag = False, as_json: JsonFlag = False) -> None:
         client = Client.from_environment()
         path = f"/api/v1/services/{quote(name, safe='')}"
-        op = client.delete(path) if verb == "rm" else client.post(f"{path}/{verb}")
+        op = in_turn(
+            client,
+            name,
+            wait,
+            as_json,
+            lambda: client.delete(path) if verb == "rm" else client.post(f"{path}/{verb}"),
+        )
         _finish(client, op, wait, as_json, name)
 
     command.__doc__ = doc

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
 from baepo.control import records
-from baepo.control.images import ImageName, RegistryLink
+from baepo.control.images import BadReference, ImageName, RegistryLink
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.tables import OperationRow, ServiceRow
 from baepo.runtime import Engine, EngineError, EngineUnavailable, ImageNotFound, PullFailed
@@ -161,7 +161,10 @@ class Lifecycle:
         return None
 
     def _pull(self, image: str, digest: str | None) -> _Pinned:
-        name = ImageName.parse(image)
+        try:
+            name = ImageName.parse(image)
+        except BadReference as exc:  # stored before the grammar was as strict as it is now
+            raise PullError(f"{image!r} is not an image reference: {exc}") from exc
         ref = name.pinned(digest) if digest else image
         auth = self._registry.auth_for(name)
         try:
