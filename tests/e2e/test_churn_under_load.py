@@ -1,0 +1,67 @@
+"""Fifty create → deploy → delete cycles while wrk keeps 32 connections busy through the
+router: every instance starts (no start failure: nothing is published on host ports, so no
+host port can collide with the kernel's ephemeral ports that wrk's connections use), every
+operation succeeds, and the steady service under load loses no request."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import subprocess
+
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.e2e.test_zero_downtime import parse_wrk
+
+pytestmark = pytest.mark.integration
+
+CYCLES = 50
+
+
+def test_fifty_cycles_beside_a_loaded_service_all_start(stack: Stack) -> None:
+    steady = f"busy-{secrets.token_hex(2)}"
+    v1 = stack.push("baepo-test/hello:1", f"team/{steady}:1")
+    v2 = stack.push("baepo-test/hello:2", f"team/{steady}:2")
+    stack.cli("services", "create", steady, "--image", v1, "--wait")
+    stack.wait_for(f"{steady}.localhost", "hello v1")
+    wrk = subprocess.Popen(
+        [
+            "wrk",
+            "-t2",
+            "-c32",
+            "-d900s",
+            "--timeout",
+            "10s",
+            "-H",
+            f"Host: {steady}.localhost",
+            f"https://127.0.0.1:{stack.baepo.https_port}/",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    outcomes: list[str] = []
+    try:
+        for n in range(CYCLES):
+            name = f"churn-{secrets.token_hex(2)}-{n}"
+            for args in (
+                ("services", "create", name, "--image", v1, "--wait"),
+                ("services", "deploy", name, "--image", v2, "--wait"),
+                ("services", "rm", name, "--wait"),
+            ):
+                done = stack.cli(*args, check=False)
+                if done.returncode != 0:
+                    outcomes.append(f"{' '.join(args[:3])}: {done.stdout}{done.stderr}")
+    finally:
+        wrk.send_signal(signal.SIGINT)
+        output, _ = wrk.communicate(timeout=60)
+    print(output)
+    assert outcomes == []
+    requests, socket_errors, bad = parse_wrk(output)
+    assert requests > 1000, output
+    assert (socket_errors, bad) == (0, 0), output
+    ops = json.loads(stack.cli("services", "ops", steady, "--json").stdout)
+    assert [op["status"] for op in ops] == ["SUCCEEDED"]
+    stack.cli("services", "rm", steady, "--wait")
