@@ -20,6 +20,7 @@ from baepo.control import (
     SecretsUnreadable,
     ServiceExists,
     ServiceNotFound,
+    Services,
     load_or_create_secret_key,
     records,
 )
@@ -278,3 +279,13 @@ def test_the_secrets_key_is_created_once_and_kept(tmp_path: Path) -> None:
         SecretBox(SecretBox.generate_key()).open(sealed)
     with pytest.raises(SecretsUnreadable):
         SecretBox(b"not a key")
+
+
+def test_urls_name_the_routers_port_unless_it_is_443(world: World) -> None:
+    world.services.create({"name": "app", "image": APP_1})
+    assert world.services.describe("app").url == "https://app.localhost"
+    on_8443 = Services(
+        db=world.db, engine=world.engine, secrets=world.box, clock=world.clock,
+        domain="localhost", registry=world.registry, https_port=8443,
+    )  # fmt: skip
+    assert on_8443.describe("app").url == "https://app.localhost:8443"

@@ -96,6 +96,7 @@ class Services:
         domain: str,
         registry: RegistryLink | None = None,
         reconciler: Reconciling | None = None,
+        https_port: int = 443,
     ) -> None:
         self._db = db
         self._engine = engine
@@ -105,6 +106,8 @@ class Services:
         self._domain = domain
         self._registry = registry or RegistryLink()
         self._reconciler: Reconciling = reconciler or _Detached()
+        # Service URLs name the router's HTTPS port unless it is the default one.
+        self._url_suffix = self._domain + ("" if https_port == 443 else f":{https_port}")
 
     # -- changes -------------------------------------------------------------------------
 
@@ -380,7 +383,7 @@ class Services:
             name=service.name,
             owner=service.owner,
             status=service.status,
-            url=f"https://{service.name}.{self._domain}",
+            url=f"https://{service.name}.{self._url_suffix}",
             revision=service.revision,
             active_revision=service.active_revision,
             config=self._sealer.spec(service.spec).masked(),
