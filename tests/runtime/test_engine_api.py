@@ -217,23 +217,19 @@ def test_a_missing_network_is_a_start_failure_and_leaves_nothing(
 
 @integration
 def test_pull_from_an_unreachable_registry_fails_cleanly(engine: DockerEngine) -> None:
-    started = time.monotonic()
-
     with pytest.raises(PullFailed, match=r"127\.0\.0\.1:9/nope:1"):
         engine.pull("127.0.0.1:9/nope:1")
-    assert time.monotonic() - started < 30
 
 
 @integration
 def test_time_to_first_response(engine: DockerEngine, spec: Spec) -> None:
-    """Not a benchmark: a guard that starting hello:1 stays well under a deploy's budget."""
+    """Not a benchmark (bench/deploy measures it): starting hello:1 answers, and how fast."""
     started = time.monotonic()
     instance = engine.run(spec("baepo-test/hello:1", port=8080))
     answering(f"{instance.url}/healthz")
     elapsed = time.monotonic() - started
 
     print(f"hello:1 run → first 200 in {elapsed * 1000:.0f} ms")
-    assert elapsed < 10
 
 
 # -- pulls from a real registry: CNCF distribution (apt docker-registry) and Baepo's own ------
