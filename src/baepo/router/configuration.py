@@ -14,6 +14,8 @@ What the rendered configuration does:
   in the backend queue (`timeout queue`) instead of overloading the instance.
 - No health checks: Baepo decides health and sets server states itself.
 - Long requests and WebSockets pass: client/server/tunnel timeouts default to one hour.
+- A reload closes a keep-alive client's connection only after answering its next request
+  (`option idle-close-on-response`), never while it may be sending one.
 - The host map and server states are changed at runtime; only a new or removed service (a new
   backend) or new settings need a reload. `structure_fingerprint` tells them apart.
 """
@@ -197,6 +199,10 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
         "    log global",
         "    option dontlognull",
         "    option forwardfor",
+        # On a reload the old worker answers the next request of an idle keep-alive connection
+        # with `Connection: close` instead of closing it under the client (which may be
+        # sending a request that moment): a reload loses no request of a keep-alive client.
+        "    option idle-close-on-response",
         "    load-server-state-from-file global",
         f"    timeout connect {settings.timeout_connect_s}s",
         f"    timeout client {settings.timeout_request_s}s",
