@@ -53,6 +53,7 @@ from baepo.router import (
     LocalCA,
     RouterError,
     RouterSettings,
+    RouterSupervisor,
 )
 from baepo.runtime import DockerEngine
 from baepo.storage import FilesystemDriver
@@ -85,6 +86,7 @@ class Baepo:
     generated_password: str | None
     responder: ChallengeResponder | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    supervisor: RouterSupervisor | None = None
 
     async def startup(self) -> None:
         # The registry and the API serve even when the data plane cannot start (a port taken,
@@ -137,6 +139,9 @@ class Baepo:
             self.config.domain,
             self.router.pid,
         )
+        # From now on a HAProxy that dies (crash, kill -9) is started again within a second.
+        self.supervisor = RouterSupervisor(self.router)
+        self.supervisor.start()
         self.reconciler.wake()
         return True
 
@@ -160,6 +165,8 @@ class Baepo:
 
     async def shutdown(self) -> None:
         self.reconciler.stop()
+        if self.supervisor is not None:
+            await asyncio.to_thread(self.supervisor.stop)
         for task in self.tasks:
             if task.get_name() in ("certificates", "router-start"):
                 task.cancel()  # they only sleep and retry

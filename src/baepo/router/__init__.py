@@ -3,7 +3,8 @@
 Other rooms use `Router` (implemented by `HAProxyRouter`, faked by `MemoryRouter`), the
 routing-table types, and `LocalCA` for the certificate users trust. Custom domains get
 certificates from an ACME server: `CertificateBroker` over `LocalCA` and `AcmeIssuer`, whose
-http-01 challenges a `ChallengeResponder` answers.
+http-01 challenges a `ChallengeResponder` answers. `RouterSupervisor` starts HAProxy again
+when it dies.
 """
 
 from baepo.router.acme import AcmeIssuer, AcmeSettings, CertificateBroker
@@ -25,6 +26,7 @@ from baepo.router.errors import (
 from baepo.router.haproxy import HAProxyRouter
 from baepo.router.interface import Router, ServerStats, ServiceStats
 from baepo.router.memory import MemoryRouter
+from baepo.router.supervision import RouterSupervisor
 from baepo.router.table import (
     DEFAULT_MAX_CONCURRENCY,
     RoutingTable,
@@ -54,6 +56,7 @@ __all__ = [
     "Router",
     "RouterError",
     "RouterSettings",
+    "RouterSupervisor",
     "RoutingTable",
     "Server",
     "ServerBusy",

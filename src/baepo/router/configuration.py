@@ -165,9 +165,14 @@ def render_map(table: RoutingTable) -> str:
 
 
 def server_line(server: Server, max_concurrency: int) -> str:
-    """The arguments after `server` (config file) or `add server <b>/` (runtime API)."""
+    """The arguments after `server` (config file) or `add server <b>/` (runtime API).
+
+    A draining server starts disabled (no keyword says drain): a new worker has no request
+    in flight on it, so neither state sends it any, and the runtime API sets drain next.
+    Rendered ready, it would take new requests until then.
+    """
     line = f"{server.name} {server.address} maxconn {max_concurrency}"
-    if server.state is ServerState.MAINT:
+    if server.state is not ServerState.READY:
         line += " disabled"
     return line
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -25,6 +26,7 @@ from baepo.router.runtime import MasterCLI, ProcessList, RuntimeSocket, WorkerAP
 
 log = logging.getLogger(__name__)
 
+_PID = re.compile(r"\[ALERT\]\s+\(\d+\)")
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes; HAProxy appends suffixes while rebinding
 
 
@@ -37,6 +39,7 @@ class HAProxyProcess:
         self.worker = WorkerAPI(RuntimeSocket(self.paths.stats_socket))
         self.pid: int | None = None
         self._popen: subprocess.Popen[bytes] | None = None
+        self._log_from = 0  # where the log of the last start or reload begins
 
     def check(self, config: Path) -> None:
         """Validate a configuration file with `haproxy -c`; raises `ConfigInvalid`."""
@@ -83,6 +86,7 @@ class HAProxyProcess:
                     f"socket path {sock} is too long for a unix socket; set a shorter run_dir"
                 )
         self.check(self.paths.config)
+        self._mark_log()
         command = [
             self.settings.haproxy_binary,
             "-W",
@@ -120,6 +124,7 @@ class HAProxyProcess:
     def reload(self) -> None:
         """Hitless reload onto the configuration file; raises `ReloadFailed` if it fails."""
         self.check(self.paths.config)
+        self._mark_log()
         before = self.master.processes()
         self.master.reload()
         deadline = time.monotonic() + self.startup_timeout
@@ -157,11 +162,21 @@ class HAProxyProcess:
         self._popen = None
 
     def log_tail(self, lines: int = 8) -> str:
+        """HAProxy's alerts since the last start or reload (a start that keeps failing
+        says the same thing each time, not a growing history)."""
         try:
-            text = self.paths.log.read_text(errors="replace")
+            with self.paths.log.open("rb") as f:
+                f.seek(self._log_from)
+                text = f.read().decode(errors="replace")
         except OSError:
             return "(no log)"
         return " | ".join(_alerts(text).splitlines()[-lines:])
+
+    def _mark_log(self) -> None:
+        try:
+            self._log_from = self.paths.log.stat().st_size
+        except OSError:
+            self._log_from = 0
 
     def _ready(self, procs: ProcessList | None) -> bool:
         """A worker is up and its stats socket answers (for `procs`, the newest worker)."""
@@ -212,5 +227,6 @@ def _alive(pid: int) -> bool:
 
 def _alerts(output: str) -> str:
     """The ALERT lines of HAProxy's output (or all of it, when it has none)."""
-    alerts = [line for line in output.splitlines() if "[ALERT]" in line]
+    # Without the pid HAProxy puts in each line: the same failure reads the same every time.
+    alerts = [_PID.sub("[ALERT]", line) for line in output.splitlines() if "[ALERT]" in line]
     return "\n".join(alerts) if alerts else output.strip()
