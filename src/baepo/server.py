@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ from baepo.router import (
     RouterError,
     RouterSettings,
     RouterSupervisor,
+    running_haproxy,
 )
 from baepo.runtime import DockerEngine
 from baepo.storage import FilesystemDriver
@@ -177,6 +179,16 @@ class Baepo:
             self.responder.stop()
         log.info("control plane stopped; the router and the services keep serving")
 
+    def abandon(self) -> None:
+        """Baepo did not start after all: stop what this run started (a HAProxy it started
+        itself, the challenge responder), so that nothing is left behind."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if not self.router.adopted:
+            self.router.stop()
+        if self.responder is not None:
+            self.responder.stop()
+
 
 def engine_credentials(auth: Auth, secrets_dir: Path) -> tuple[str, str]:
     """The credential the engine pulls Baepo's own images with: an admin API token created
@@ -192,6 +204,57 @@ def engine_credentials(auth: Auth, secrets_dir: Path) -> tuple[str, str]:
     assert token.secret is not None
     write_private(path, token.secret.encode())
     return ("token", token.secret)
+
+
+def router_settings(config: Config, acme_challenge_address: str | None = None) -> RouterSettings:
+    return RouterSettings(
+        state_dir=config.router_dir,
+        domain=config.domain,
+        http_port=config.http_port,
+        https_port=config.https_port,
+        run_dir=config.router_run_dir,
+        acme_challenge_address=acme_challenge_address,
+    )
+
+
+def check_ports(config: Config) -> None:
+    """Fail before anything starts if a port Baepo must listen on is taken (or not allowed).
+
+    The router's ports are skipped when the HAProxy of a previous Baepo on this data
+    directory still holds them: it is adopted, not started.
+    """
+    wanted = [(config.host, config.port, "--port, the registry and API")]
+    if running_haproxy(router_settings(config)) is None:
+        wanted += [
+            ("0.0.0.0", config.http_port, "--http-port, the router's HTTP"),
+            ("0.0.0.0", config.https_port, "--https-port, the router's HTTPS"),
+        ]
+    if config.acme_directory:
+        wanted.append(
+            ("127.0.0.1", config.acme_challenge_port, "--acme-challenge-port, ACME's http-01")
+        )
+    for host, port, what in wanted:
+        problem = _bind_problem(host, port)
+        if problem is not None:
+            raise StartupError(f"cannot listen on {host}:{port} ({what}): {problem}")
+
+
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why a listening socket cannot be bound to host:port (as uvicorn and HAProxy bind it,
+    with SO_REUSEADDR), or None if it can."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"unknown address: {exc.strerror}"
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def build(config: Config, clock: Clock | None = None) -> Baepo:
@@ -221,14 +284,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
             responder,
         )
     router = HAProxyRouter(
-        RouterSettings(
-            state_dir=config.router_dir,
-            domain=config.domain,
-            http_port=config.http_port,
-            https_port=config.https_port,
-            run_dir=config.router_run_dir,
-            acme_challenge_address=responder.address if responder else None,
-        ),
+        router_settings(config, responder.address if responder else None),
         CertificateBroker(ca, [config.domain], clock, public=issuer),
         clock,
     )
@@ -314,6 +370,7 @@ def run(config: Config) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    check_ports(config)
     try:
         baepo = build(config)
     except (OSError, StoreError) as exc:
@@ -336,7 +393,12 @@ def run(config: Config) -> None:
     )
     try:
         server.run()
+    except SystemExit:  # uvicorn's way to say it could not start (its port was taken since)
+        if server.started:
+            raise
     finally:
+        if not server.started:
+            baepo.abandon()
         baepo.db.dispose()
         log.info("stopped")
     if not server.started:

@@ -26,6 +26,7 @@ from baepo.router.errors import (
 from baepo.router.haproxy import HAProxyRouter
 from baepo.router.interface import Router, ServerStats, ServiceStats
 from baepo.router.memory import MemoryRouter
+from baepo.router.process import running_haproxy
 from baepo.router.supervision import RouterSupervisor
 from baepo.router.table import (
     DEFAULT_MAX_CONCURRENCY,
@@ -68,4 +69,5 @@ __all__ = [
     "UnknownService",
     "render_config",
     "render_map",
+    "running_haproxy",
 ]

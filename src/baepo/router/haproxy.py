@@ -89,6 +89,7 @@ class HAProxyRouter(TableRouter):
         self._lock = threading.RLock()
         self._started = False
         self._outage: _Outage | None = None
+        self.adopted = False  # whether start() found the HAProxy of a previous Baepo
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -101,6 +102,7 @@ class HAProxyRouter(TableRouter):
                 raise HAProxyUnavailable(f"cannot create {exc.filename}: {exc}") from exc
             self._ensure_certificate(DEFAULT_CERTIFICATE, self._default_hostnames(), live=False)
             if self._process.adopt():
+                self.adopted = True
                 self._table = self._saved_table()
                 self._started = True
                 self.apply(self._table)  # heal anything that drifted while nobody watched

@@ -63,21 +63,28 @@ class HAProxyProcess:
 
     def adopt(self) -> bool:
         """Take over an HAProxy left running by a previous Baepo, if there is one of ours."""
-        try:
-            pid = int(self.paths.pidfile.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return False
-        if not self._is_ours(pid):
-            return False
-        try:
-            procs = self.master.processes()
-        except HAProxyUnavailable:
-            return False
-        if procs.master != pid or not procs.workers:
+        pid = self.adoptable()
+        if pid is None:
             return False
         self.pid = pid
         log.info("adopted the running HAProxy (master pid %d)", pid)
         return True
+
+    def adoptable(self) -> int | None:
+        """The master pid of an HAProxy of ours that a previous Baepo left running, if any."""
+        try:
+            pid = int(self.paths.pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if not self._is_ours(pid):
+            return None
+        try:
+            procs = self.master.processes()
+        except HAProxyUnavailable:
+            return None
+        if procs.master != pid or not procs.workers:
+            return None
+        return pid
 
     def start(self) -> None:
         for sock in (self.paths.master_socket, self.paths.stats_socket):
@@ -210,6 +217,12 @@ class HAProxyProcess:
             and cmdline[0].endswith(b"haproxy")
             and (str(self.paths.config).encode() in cmdline)
         )
+
+
+def running_haproxy(settings: RouterSettings) -> int | None:
+    """The master pid of the HAProxy a previous Baepo left running on these settings (the next
+    start adopts it, so the ports it listens on are not taken by a stranger), if any."""
+    return HAProxyProcess(settings).adoptable()
 
 
 def _alive(pid: int) -> bool:
