@@ -214,6 +214,8 @@ def router_settings(config: Config, acme_challenge_address: str | None = None) -
         https_port=config.https_port,
         run_dir=config.router_run_dir,
         acme_challenge_address=acme_challenge_address,
+        registry_hostname=config.registry_hostname,
+        registry_address=config.api_address,
     )
 
 
@@ -380,6 +382,9 @@ def run(config: Config) -> None:
         # Shown once: the hash is all that is stored.
         print(f"admin password (shown once): {baepo.generated_password}", file=sys.stderr)
     log.info("registry and API on http://%s:%d (pid %d)", config.host, config.port, os.getpid())
+    if config.registry_hostname:
+        port = "" if config.https_port == 443 else f":{config.https_port}"
+        log.info("registry and API over HTTPS at https://%s%s", config.registry_hostname, port)
     server = _Server(
         uvicorn.Config(
             Lifespan(baepo),
@@ -389,6 +394,11 @@ def run(config: Config) -> None:
             lifespan="on",
             server_header=False,
             timeout_graceful_shutdown=10,
+            # Through the router (https://registry.<domain>) a request's scheme and client
+            # come in X-Forwarded-Proto/-For; trusted from the router's address only, so that
+            # the registry's token realm and redirects say https.
+            proxy_headers=True,
+            forwarded_allow_ips=config.api_address.rpartition(":")[0],
         )
     )
     try:

@@ -51,6 +51,7 @@ from baepo.router.configuration import (
 from baepo.router.errors import (
     CertificateError,
     HAProxyUnavailable,
+    InvalidRoute,
     RouterError,
     ServerBusy,
     UnknownServer,
@@ -70,6 +71,7 @@ from baepo.router.table import (
 log = logging.getLogger(__name__)
 
 _STATE_OF_STATUS = {"MAINT": ServerState.MAINT, "DRAIN": ServerState.DRAIN}
+REGISTRY_CERTIFICATE = "baepo_registry"
 _FIRST_RETRY_S = 0.25
 _MAX_RETRY_S = 5.0
 
@@ -100,7 +102,8 @@ class HAProxyRouter(TableRouter):
                     directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise HAProxyUnavailable(f"cannot create {exc.filename}: {exc}") from exc
-            self._ensure_certificate(DEFAULT_CERTIFICATE, self._default_hostnames(), live=False)
+            for name, hostnames in self._own_certificates():
+                self._ensure_certificate(name, hostnames, live=False)
             if self._process.adopt():
                 self.adopted = True
                 self._table = self._saved_table()
@@ -146,12 +149,13 @@ class HAProxyRouter(TableRouter):
         return self._table
 
     def apply(self, table: RoutingTable) -> None:
+        self._check_reserved(table)
         with self._lock:
             self._need_running()
             fingerprint = structure_fingerprint(table, self.settings)
             reload = fingerprint != self._loaded_fingerprint()
             certificates = [c for s in table.services for c in self._certificates(s)]
-            wanted = {name for name, _ in certificates} | {DEFAULT_CERTIFICATE}
+            wanted = {name for name, _ in certificates + self._own_certificates()}
             for name in set(self._files.names()) - wanted:
                 self._files.remove(name)  # HAProxy drops it at the next reload
             for name, hostnames in certificates:
@@ -223,7 +227,7 @@ class HAProxyRouter(TableRouter):
         with self._lock:
             self._need_running()
             renewed = []
-            wanted = [(DEFAULT_CERTIFICATE, self._default_hostnames())] + [
+            wanted = self._own_certificates() + [
                 c for s in self._table.services for c in self._certificates(s)
             ]
             for name, hostnames in wanted:
@@ -354,8 +358,26 @@ class HAProxyRouter(TableRouter):
         name = _cert_name(service.name)
         return [(n, hosts) for n, hosts in ((name, own), (f"{name}_custom", custom)) if hosts]
 
-    def _default_hostnames(self) -> tuple[str, ...]:
-        return (self.settings.domain, f"*.{self.settings.domain}")
+    def _own_certificates(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The certificates that are not a service's: the default one (any other name under
+        the domain) and the registry's, which names its host (no wildcard over one label)."""
+        domain = self.settings.domain
+        own: list[tuple[str, tuple[str, ...]]] = [(DEFAULT_CERTIFICATE, (domain, f"*.{domain}"))]
+        if self.settings.registry:
+            own.append((REGISTRY_CERTIFICATE, (self.settings.registry[0],)))
+        return own
+
+    def _check_reserved(self, table: RoutingTable) -> None:
+        """Baepo's registry host belongs to no service (it would shadow the registry)."""
+        registry = self.settings.registry
+        if registry is None:
+            return
+        for service in table.services:
+            if registry[0] in service.hostnames:
+                raise InvalidRoute(
+                    f"{registry[0]} is Baepo's registry; service {service.name!r} cannot "
+                    "take that host name"
+                )
 
     def _write_files(self, table: RoutingTable) -> None:
         self._write(self.paths.host_map, render_map(table))
