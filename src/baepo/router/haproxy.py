@@ -196,15 +196,17 @@ class HAProxyRouter(TableRouter):
             self._need_running()
             backend = backend_name(self._service(self._table, service).name)
             rows = self._api.stats(backend)
-            # Requests still running on old workers (after a reload) count as in flight too.
-            old: dict[str, int] = {}
-            for pid in self._process.processes().old_workers:
-                try:
-                    old_rows = self._process.master.stats_of(pid, backend)
-                except HAProxyUnavailable:
-                    continue  # it just finished
-                for row in old_rows:
-                    old[row["svname"]] = old.get(row["svname"], 0) + _int(row.get("scur"))
+            old_workers = self._process.processes().old_workers
+        # Requests still running on old workers (after a reload) count as in flight too. Asked
+        # outside the lock and briefly: a slow old worker must not hold up route changes.
+        old: dict[str, int] = {}
+        for pid in old_workers:
+            try:
+                old_rows = self._process.old_worker_stats(pid, backend)
+            except HAProxyUnavailable:
+                continue  # it just finished
+            for row in old_rows:
+                old[row["svname"]] = old.get(row["svname"], 0) + _int(row.get("scur"))
         servers = [
             ServerStats(
                 name=row["svname"],

@@ -36,6 +36,7 @@ class HAProxyProcess:
         self.paths = settings.paths
         self.startup_timeout = startup_timeout
         self.master = MasterCLI(RuntimeSocket(self.paths.master_socket))
+        self._glance = MasterCLI(RuntimeSocket(self.paths.master_socket, timeout=2.0))
         self.worker = WorkerAPI(RuntimeSocket(self.paths.stats_socket))
         self.pid: int | None = None
         self._popen: subprocess.Popen[bytes] | None = None
@@ -150,6 +151,10 @@ class HAProxyProcess:
 
     def processes(self) -> ProcessList:
         return self.master.processes()
+
+    def old_worker_stats(self, pid: int, backend: str) -> list[dict[str, str]]:
+        """`show stat` of an old worker (through the master), with a short timeout."""
+        return self._glance.stats_of(pid, backend)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the HAProxy we started or adopted: soft-stop, then terminate, then kill."""
