@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,12 +161,18 @@ class HAProxyRouter(TableRouter):
                 self._files.remove(name)  # HAProxy drops it at the next reload
             for name, hostnames in certificates:
                 self._ensure_certificate(name, hostnames, live=not reload)
-            self._write_files(table)
             if reload:
+                self._write_files(table)
                 self._write(self.paths.server_state, self._api.servers_state())
                 self._process.reload()
                 self._write(self.paths.fingerprint, fingerprint)
-            self._converge(table)
+                self._converge(table)
+            else:
+                # Traffic first: the runtime API moves it at once, while the files matter only
+                # to the next start or reload, and a durable write can stall behind a busy disk
+                # (an image being unpacked) for seconds.
+                self._converge(table)
+                self._write_files(table)
             # Only a converged table counts as applied: after a failure the next apply of the
             # same table converges again instead of finding nothing to do.
             self._table = table
@@ -382,8 +389,10 @@ class HAProxyRouter(TableRouter):
                 )
 
     def _write_files(self, table: RoutingTable) -> None:
-        self._write(self.paths.host_map, render_map(table))
-        self._write(self.paths.config, render_config(table, self.settings))
+        # The map and configuration are derived from routes.json: replaced atomically, but
+        # only routes.json is worth waiting for the disk.
+        self._write(self.paths.host_map, render_map(table), durable=False)
+        self._write(self.paths.config, render_config(table, self.settings), durable=False)
         self._write(self.paths.state_dir / "routes.json", table_to_json(table))
 
     def _saved_table(self) -> RoutingTable:
@@ -398,9 +407,14 @@ class HAProxyRouter(TableRouter):
         except OSError:
             return ""
 
-    def _write(self, path: Path, text: str) -> None:
+    def _write(self, path: Path, text: str, durable: bool = True) -> None:
         try:
-            write_private(path, text.encode(), mode=0o644)
+            if durable:
+                write_private(path, text.encode(), mode=0o644)
+            else:
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_text(text)
+                os.replace(tmp, path)
         except OSError as exc:
             raise HAProxyUnavailable(f"cannot write {path}: {exc}") from exc
 
