@@ -3,10 +3,10 @@
 A `RoutingTable` lists services; each service has the hostnames it answers (its
 `<service>.<domain>` name and custom domains), its backend servers (one per running instance,
 at `<IPv4>:<port>`, its container's address on the service's network; each `ready`, `drain`
-or `maint`), the concurrency one instance takes before
-requests queue (App Runner's MaxConcurrency → HAProxy's per-server `maxconn`), and whether it is
-paused. The renderer (`configuration.py`) turns a table into HAProxy's configuration and host
-map; `HAProxyRouter` keeps HAProxy converged to one.
+or `maint`), the concurrency one instance takes before requests queue (App Runner's
+MaxConcurrency → HAProxy's per-server `maxconn`), and whether it is paused. The renderer
+(`configuration.py`) turns a table into HAProxy's configuration and host map; `HAProxyRouter`
+keeps HAProxy converged to one.
 """
 
 from __future__ import annotations
