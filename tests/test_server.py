@@ -143,6 +143,20 @@ def test_a_taken_port_fails_before_anything_starts(tmp_path: Path, flag: str) ->
     assert not data_dir.exists()  # nothing was started, not even the database
 
 
+def test_a_registry_host_that_is_no_host_name_is_one_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "baepo", "up", "--data-dir", str(tmp_path / "data")),
+            *("--port", str(free_port()), "--registry-host", "my registry"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "'my registry.localhost' is not a valid hostname" in done.stderr
+
+
 def _processes_naming(path: Path) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():

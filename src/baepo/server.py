@@ -225,8 +225,12 @@ def check_ports(config: Config) -> None:
     The router's ports are skipped when the HAProxy of a previous Baepo on this data
     directory still holds them: it is adopted, not started.
     """
+    try:
+        settings = router_settings(config)
+    except RouterError as exc:  # a --domain or --registry-host that is no host name
+        raise StartupError(f"invalid router settings: {exc}") from exc
     wanted = [(config.host, config.port, "--port, the registry and API")]
-    if running_haproxy(router_settings(config)) is None:
+    if running_haproxy(settings) is None:
         wanted += [
             ("0.0.0.0", config.http_port, "--http-port, the router's HTTP"),
             ("0.0.0.0", config.https_port, "--https-port, the router's HTTPS"),

@@ -31,7 +31,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from baepo.router.table import RoutingTable, Server, ServerState, Service
+from baepo.router.table import (
+    RoutingTable,
+    Server,
+    ServerState,
+    Service,
+    normalize_hostname,
+)
 
 NOT_FOUND_BACKEND = "baepo_not_found"
 PAUSED_BACKEND = "baepo_paused"
@@ -98,6 +104,12 @@ class RouterSettings:
     """HAProxy's worker threads. The router shares the machine with the services it routes
     to: by default it takes half the CPUs (one on a 2-core machine), which measured faster
     there than two threads competing with the apps (docs/benchmarks.md)."""
+
+    def __post_init__(self) -> None:
+        if self.registry_hostname is not None:  # it goes into the configuration verbatim
+            object.__setattr__(
+                self, "registry_hostname", normalize_hostname(self.registry_hostname)
+            )
 
     @property
     def paths(self) -> RouterPaths:
