@@ -98,13 +98,21 @@ def test_no_service_can_take_the_registry_host(registry_plane: Plane, api: Backe
 
 
 @pytest.mark.integration
-def test_a_request_whose_headers_never_end_is_cut_off_before_the_api(
-    registry_plane: Plane, api: Backend
+@pytest.mark.parametrize(
+    "sent",
+    [
+        f"GET /v2/ HTTP/1.1\r\nHost: {REGISTRY}\r\nX-Slow: ",  # headers that never end
+        f"POST /auth/token HTTP/1.1\r\nHost: {REGISTRY}\r\nContent-Length: 100\r\n\r\nab",
+    ],
+    ids=["headers", "body"],
+)
+def test_a_half_sent_request_is_cut_off_before_the_api(
+    registry_plane: Plane, api: Backend, sent: str
 ) -> None:
     context = ssl.create_default_context(cafile=str(registry_plane.ca_file))
     raw = socket.create_connection(("127.0.0.1", registry_plane.settings.https_port), timeout=30)
     with context.wrap_socket(raw, server_hostname=REGISTRY) as conn:
-        conn.sendall(f"GET /v2/ HTTP/1.1\r\nHost: {REGISTRY}\r\nX-Slow: ".encode())
+        conn.sendall(sent.encode())
         answer = b""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # HAProxy answers 408 and closes
