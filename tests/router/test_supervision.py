@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from baepo.router import HAProxyRouter, RouterSupervisor, ServerState
+from baepo.router import HAProxyRouter, HAProxyUnavailable, RouterSupervisor, ServerState
 from tests.router.backends import Backend
 from tests.router.conftest import Plane
 from tests.router.test_haproxy import wait_until
@@ -205,3 +205,28 @@ def _answers(plane: Plane, host: str) -> bool:
         return plane.get(host, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+class _Flaky:
+    """A router whose heal() fails once, then reports the data plane running."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def heal(self) -> bool:
+        self.calls += 1
+        if self.calls == 2:
+            raise HAProxyUnavailable("boom")
+        return True
+
+
+def test_the_supervisor_keeps_asking_and_stops_when_told() -> None:
+    router = _Flaky()
+    supervisor = RouterSupervisor(router, interval=0.01)
+    supervisor.start()
+    try:
+        wait_until(lambda: router.calls >= 5)  # an error does not end the watch
+        assert supervisor.running
+    finally:
+        supervisor.stop()
+    assert not supervisor.running  # its thread has ended: no call comes after stop()
