@@ -60,7 +60,8 @@ class HAProxyProcess:
     def running(self) -> bool:
         if self._popen is not None:
             return self._popen.poll() is None  # also reaps it
-        return self.pid is not None and _alive(self.pid)
+        # Adopted: not our child, so its pid may be reaped and reused by another process.
+        return self.pid is not None and _alive(self.pid) and self._is_ours(self.pid)
 
     def adopt(self) -> bool:
         """Take over an HAProxy left running by a previous Baepo, if there is one of ours."""
