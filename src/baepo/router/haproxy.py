@@ -274,7 +274,8 @@ class HAProxyRouter(TableRouter):
         elif now < outage.next_attempt:
             return False
         try:
-            self._process.stop()  # whatever is left of it (a worker that outlived its master)
+            self._process.stop()  # reaps it, if it was our child
+            self._process.wait_for_leftovers()  # its workers, still closing their listeners
             self._start_process(self._table)
         except RouterError as exc:
             outage.retry_s = min(_MAX_RETRY_S, outage.retry_s * 2)

@@ -153,6 +153,20 @@ class HAProxyProcess:
     def processes(self) -> ProcessList:
         return self.master.processes()
 
+    def wait_for_leftovers(self, timeout: float = 2.0) -> None:
+        """After the master died: wait (bounded) until its workers, which exit on their own,
+        have let go of the listening ports, so that a new start does not find them taken."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._leftovers():
+            time.sleep(0.02)
+
+    def _leftovers(self) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and self._is_ours(int(entry.name)) and _alive(int(entry.name)):
+                found.append(int(entry.name))
+        return found
+
     def old_worker_stats(self, pid: int, backend: str) -> list[dict[str, str]]:
         """`show stat` of an old worker (through the master), with a short timeout."""
         return self._glance.stats_of(pid, backend)
