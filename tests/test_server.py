@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -117,21 +118,52 @@ def test_bad_data_dir_is_one_clear_error(tmp_path: Path) -> None:
     assert "data" in done.stderr
 
 
-def test_the_registry_serves_even_when_the_router_cannot_start(tmp_path: Path) -> None:
-    import socket
-
+@pytest.mark.parametrize("flag", ["--port", "--http-port", "--https-port"])
+def test_a_taken_port_fails_before_anything_starts(tmp_path: Path, flag: str) -> None:
+    data_dir = tmp_path / "data"
+    ports = {"--port": free_port(), "--http-port": free_port(), "--https-port": free_port()}
     with socket.socket() as taken:
-        taken.bind(("0.0.0.0", 0))
+        taken.bind(("127.0.0.1", 0))
         taken.listen()
-        server = BaepoProcess(tmp_path / "data", https_port=taken.getsockname()[1])
-        server.start()
-        try:
-            with server.api() as api:
-                assert api.get("/v2/").status_code == 200
-                created = api.post("/api/v1/services", json={"name": "later", "image": "x:1"})
-                assert created.status_code == 202
-            assert "cannot start the router (HAProxy)" in server.log()
-            assert "Address already in use" in server.log()
-        finally:
-            assert server.stop() == 0
-            server.stop_data_plane()
+        ports[flag] = taken.getsockname()[1]
+        args = [a for flag_port in ports.items() for a in (flag_port[0], str(flag_port[1]))]
+        done = subprocess.run(
+            [sys.executable, "-m", "baepo", "up", "--data-dir", str(data_dir), *args],
+            env={**os.environ, "BAEPO_ADMIN_PASSWORD": "x" * 16},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert f":{ports[flag]} ({flag}" in errors[0] and "in use" in errors[0]
+    assert _processes_naming(data_dir) == []  # no HAProxy (nor anything else) left behind
+    assert not data_dir.exists()  # nothing was started, not even the database
+
+
+def test_a_registry_host_that_is_no_host_name_is_one_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "baepo", "up", "--data-dir", str(tmp_path / "data")),
+            *("--port", str(free_port()), "--registry-host", "my registry"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "'my registry.localhost' is not a valid hostname" in done.stderr
+
+
+def _processes_naming(path: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(path).encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found

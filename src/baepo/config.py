@@ -28,6 +28,9 @@ class Config:
     acme_email: str | None = None
     acme_ca_bundle: Path | None = None
     acme_challenge_port: int = 8402
+    registry_host: str = "registry"
+    """The registry and API also answer at https://<registry_host>.<domain> through the router
+    ("" turns that off)."""
 
     @property
     def database_url(self) -> str:
@@ -53,9 +56,25 @@ class Config:
         return Path(tempfile.gettempdir()) / f"baepo-{key}"
 
     @property
+    def registry_hostname(self) -> str | None:
+        """Where the router serves the registry and API over HTTPS: `registry.<domain>`."""
+        return f"{self.registry_host}.{self.domain}" if self.registry_host else None
+
+    @property
+    def api_address(self) -> str:
+        """Where the router reaches the registry and API (a loopback address if they listen
+        on every address)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "localhost", "::", "") else self.host
+        return f"{host}:{self.port}"
+
+    @property
     def registry_hosts(self) -> tuple[str, ...]:
         """The host names images in Baepo's own registry carry."""
         hosts = [f"127.0.0.1:{self.port}", f"localhost:{self.port}"]
         if self.host not in ("127.0.0.1", "0.0.0.0", "localhost", "::", ""):
             hosts.append(f"{self.host}:{self.port}")
+        if self.registry_hostname:
+            hosts.append(f"{self.registry_hostname}:{self.https_port}")
+            if self.https_port == 443:
+                hosts.append(self.registry_hostname)
         return tuple(hosts)

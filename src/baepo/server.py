@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +54,8 @@ from baepo.router import (
     LocalCA,
     RouterError,
     RouterSettings,
+    RouterSupervisor,
+    running_haproxy,
 )
 from baepo.runtime import DockerEngine
 from baepo.storage import FilesystemDriver
@@ -85,6 +88,7 @@ class Baepo:
     generated_password: str | None
     responder: ChallengeResponder | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    supervisor: RouterSupervisor | None = None
 
     async def startup(self) -> None:
         # The registry and the API serve even when the data plane cannot start (a port taken,
@@ -137,6 +141,9 @@ class Baepo:
             self.config.domain,
             self.router.pid,
         )
+        # From now on a HAProxy that dies (crash, kill -9) is started again within a second.
+        self.supervisor = RouterSupervisor(self.router)
+        self.supervisor.start()
         self.reconciler.wake()
         return True
 
@@ -160,6 +167,8 @@ class Baepo:
 
     async def shutdown(self) -> None:
         self.reconciler.stop()
+        if self.supervisor is not None:
+            await asyncio.to_thread(self.supervisor.stop)
         for task in self.tasks:
             if task.get_name() in ("certificates", "router-start"):
                 task.cancel()  # they only sleep and retry
@@ -169,6 +178,16 @@ class Baepo:
         if self.responder is not None:
             self.responder.stop()
         log.info("control plane stopped; the router and the services keep serving")
+
+    def abandon(self) -> None:
+        """Baepo did not start after all: stop what this run started (a HAProxy it started
+        itself, the challenge responder), so that nothing is left behind."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if not self.router.adopted:
+            self.router.stop()
+        if self.responder is not None:
+            self.responder.stop()
 
 
 def engine_credentials(auth: Auth, secrets_dir: Path) -> tuple[str, str]:
@@ -185,6 +204,63 @@ def engine_credentials(auth: Auth, secrets_dir: Path) -> tuple[str, str]:
     assert token.secret is not None
     write_private(path, token.secret.encode())
     return ("token", token.secret)
+
+
+def router_settings(config: Config, acme_challenge_address: str | None = None) -> RouterSettings:
+    return RouterSettings(
+        state_dir=config.router_dir,
+        domain=config.domain,
+        http_port=config.http_port,
+        https_port=config.https_port,
+        run_dir=config.router_run_dir,
+        acme_challenge_address=acme_challenge_address,
+        registry_hostname=config.registry_hostname,
+        registry_address=config.api_address,
+    )
+
+
+def check_ports(config: Config) -> None:
+    """Fail before anything starts if a port Baepo must listen on is taken (or not allowed).
+
+    The router's ports are skipped when the HAProxy of a previous Baepo on this data
+    directory still holds them: it is adopted, not started.
+    """
+    try:
+        settings = router_settings(config)
+    except RouterError as exc:  # a --domain or --registry-host that is no host name
+        raise StartupError(f"invalid router settings: {exc}") from exc
+    wanted = [(config.host, config.port, "--port, the registry and API")]
+    if running_haproxy(settings) is None:
+        wanted += [
+            ("0.0.0.0", config.http_port, "--http-port, the router's HTTP"),
+            ("0.0.0.0", config.https_port, "--https-port, the router's HTTPS"),
+        ]
+    if config.acme_directory:
+        wanted.append(
+            ("127.0.0.1", config.acme_challenge_port, "--acme-challenge-port, ACME's http-01")
+        )
+    for host, port, what in wanted:
+        problem = _bind_problem(host, port)
+        if problem is not None:
+            raise StartupError(f"cannot listen on {host}:{port} ({what}): {problem}")
+
+
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why a listening socket cannot be bound to host:port (as uvicorn and HAProxy bind it,
+    with SO_REUSEADDR), or None if it can."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"unknown address: {exc.strerror}"
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def build(config: Config, clock: Clock | None = None) -> Baepo:
@@ -214,14 +290,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
             responder,
         )
     router = HAProxyRouter(
-        RouterSettings(
-            state_dir=config.router_dir,
-            domain=config.domain,
-            http_port=config.http_port,
-            https_port=config.https_port,
-            run_dir=config.router_run_dir,
-            acme_challenge_address=responder.address if responder else None,
-        ),
+        router_settings(config, responder.address if responder else None),
         CertificateBroker(ca, [config.domain], clock, public=issuer),
         clock,
     )
@@ -250,6 +319,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         domain=config.domain,
         registry=link,
         reconciler=reconciler,
+        https_port=config.https_port,
     )
     api = create_api(auth, registry, services, ca)
     app = Dispatcher(create_app(registry, auth), api)
@@ -308,6 +378,7 @@ def run(config: Config) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    check_ports(config)
     try:
         baepo = build(config)
     except (OSError, StoreError) as exc:
@@ -317,6 +388,9 @@ def run(config: Config) -> None:
         # Shown once: the hash is all that is stored.
         print(f"admin password (shown once): {baepo.generated_password}", file=sys.stderr)
     log.info("registry and API on http://%s:%d (pid %d)", config.host, config.port, os.getpid())
+    if config.registry_hostname:
+        port = "" if config.https_port == 443 else f":{config.https_port}"
+        log.info("registry and API over HTTPS at https://%s%s", config.registry_hostname, port)
     server = _Server(
         uvicorn.Config(
             Lifespan(baepo),
@@ -326,11 +400,21 @@ def run(config: Config) -> None:
             lifespan="on",
             server_header=False,
             timeout_graceful_shutdown=10,
+            # Through the router (https://registry.<domain>) a request's scheme and client
+            # come in X-Forwarded-Proto/-For; trusted from the router's address only, so that
+            # the registry's token realm and redirects say https.
+            proxy_headers=True,
+            forwarded_allow_ips=config.api_address.rpartition(":")[0],
         )
     )
     try:
         server.run()
+    except SystemExit:  # uvicorn's way to say it could not start (its port was taken since)
+        if server.started:
+            raise
     finally:
+        if not server.started:
+            baepo.abandon()
         baepo.db.dispose()
         log.info("stopped")
     if not server.started:

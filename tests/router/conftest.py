@@ -28,7 +28,9 @@ def free_port() -> int:
 class Plane:
     """A started `HAProxyRouter` and the means to send it requests as a browser would."""
 
-    def __init__(self, directory: Path, clock: Clock | None = None) -> None:
+    def __init__(
+        self, directory: Path, clock: Clock | None = None, **settings: str | int | None
+    ) -> None:
         self.directory = directory
         self.clock = clock or SystemClock()
         self.ca = LocalCA(directory / "ca", self.clock)
@@ -39,6 +41,7 @@ class Plane:
             https_port=free_port(),
             bind_address="127.0.0.1",
             haproxy_binary=HAPROXY,
+            **settings,  # type: ignore[arg-type]
         )
         self.router = HAProxyRouter(self.settings, self.ca, self.clock)
         self.ca_file = directory / "ca.pem"

@@ -20,6 +20,12 @@ def test_server_addresses_are_ipv4_and_port(address: str) -> None:
         Server("a", address)
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1:32768", "172.18.0.5:8080", "10.88.0.12:80"])
+def test_any_ipv4_address_is_a_server_address(address: str) -> None:
+    """Instances live on Baepo's engine networks: the router reaches their own address."""
+    assert Server("a", address).address == address
+
+
 def test_hostnames_are_normalized_and_deduplicated() -> None:
     service = Service("app", ("App.LocalHost.", "app.localhost", "www.example.com"))
     assert service.hostnames == ("app.localhost", "www.example.com")

@@ -68,6 +68,13 @@ def up(
         str | None,
         typer.Option(help="Run this image as the sample service `hello` if it does not exist."),
     ] = None,
+    registry_host: Annotated[
+        str,
+        typer.Option(
+            help="The registry and API also answer at https://<this>.<domain> through the "
+            "router, with its certificate ('' turns that off)."
+        ),
+    ] = "registry",
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -93,6 +100,7 @@ def up(
         acme_email=acme_email,
         acme_ca_bundle=acme_ca_bundle,
         acme_challenge_port=acme_challenge_port,
+        registry_host=registry_host,
     )
     try:
         run(config)

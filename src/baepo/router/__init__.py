@@ -3,7 +3,8 @@
 Other rooms use `Router` (implemented by `HAProxyRouter`, faked by `MemoryRouter`), the
 routing-table types, and `LocalCA` for the certificate users trust. Custom domains get
 certificates from an ACME server: `CertificateBroker` over `LocalCA` and `AcmeIssuer`, whose
-http-01 challenges a `ChallengeResponder` answers.
+http-01 challenges a `ChallengeResponder` answers. `RouterSupervisor` starts HAProxy again
+when it dies.
 """
 
 from baepo.router.acme import AcmeIssuer, AcmeSettings, CertificateBroker
@@ -25,6 +26,8 @@ from baepo.router.errors import (
 from baepo.router.haproxy import HAProxyRouter
 from baepo.router.interface import Router, ServerStats, ServiceStats
 from baepo.router.memory import MemoryRouter
+from baepo.router.process import running_haproxy
+from baepo.router.supervision import RouterSupervisor
 from baepo.router.table import (
     DEFAULT_MAX_CONCURRENCY,
     RoutingTable,
@@ -54,6 +57,7 @@ __all__ = [
     "Router",
     "RouterError",
     "RouterSettings",
+    "RouterSupervisor",
     "RoutingTable",
     "Server",
     "ServerBusy",
@@ -65,4 +69,5 @@ __all__ = [
     "UnknownService",
     "render_config",
     "render_map",
+    "running_haproxy",
 ]

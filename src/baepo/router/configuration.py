@@ -12,6 +12,11 @@ What the rendered configuration does:
 - One backend per service, `balance leastconn` (a dynamic algorithm, so `add server` works at
   runtime), one server per instance with `maxconn <max concurrency>`: requests beyond it wait
   in the backend queue (`timeout queue`) instead of overloading the instance.
+- Baepo's own registry and API answer over HTTPS at `registry_hostname` (`registry.<domain>`),
+  ahead of the host map, proxied to `registry_address` (Baepo's loopback port) with the
+  router's certificate: HAProxy's timeouts then shield the API from slow or half-sent requests
+  (`timeout http-request` covers the headers and, with `http-buffer-request`, the first
+  body bytes). Over plain HTTP that host is redirected to HTTPS like a service's.
 - No health checks: Baepo decides health and sets server states itself.
 - Long requests and WebSockets pass: client/server/tunnel timeouts default to one hour.
 - A reload closes a keep-alive client's connection only after answering its next request
@@ -28,11 +33,18 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from baepo.router.table import RoutingTable, Server, ServerState, Service
+from baepo.router.table import (
+    RoutingTable,
+    Server,
+    ServerState,
+    Service,
+    normalize_hostname,
+)
 
 NOT_FOUND_BACKEND = "baepo_not_found"
 PAUSED_BACKEND = "baepo_paused"
 ACME_BACKEND = "baepo_acme"
+REGISTRY_BACKEND = "baepo_registry"
 SERVICE_BACKEND_PREFIX = "svc_"
 
 NOT_FOUND_PAGE = (
@@ -80,12 +92,14 @@ class RouterSettings:
     https_port: int = 443
     bind_address: str = ""  # "" listens on every address
     acme_challenge_address: str | None = None  # "127.0.0.1:<port>" of Baepo's http-01 responder
+    registry_hostname: str | None = None  # "registry.<domain>": Baepo's registry and API
+    registry_address: str | None = None  # "127.0.0.1:<port>" where they listen
     haproxy_binary: str = "/usr/sbin/haproxy"
     run_dir: Path | None = None
     timeout_connect_s: int = 5
     timeout_request_s: int = 3600  # client, server and tunnel inactivity (long requests, WS)
     timeout_queue_s: int = 60  # how long a request waits for a free instance slot
-    timeout_http_request_s: int = 30  # to receive a request's headers
+    timeout_http_request_s: int = 10  # to receive a request's headers (slowloris shield)
     timeout_keep_alive_s: int = 60
     hard_stop_after_s: int = 3600  # how long an old worker may finish its requests after a reload
     threads: int = field(default_factory=lambda: default_threads(os.cpu_count()))
@@ -93,9 +107,22 @@ class RouterSettings:
     to: by default it takes half the CPUs (one on a 2-core machine), which measured faster
     there than two threads competing with the apps (docs/benchmarks.md)."""
 
+    def __post_init__(self) -> None:
+        if self.registry_hostname is not None:  # it goes into the configuration verbatim
+            object.__setattr__(
+                self, "registry_hostname", normalize_hostname(self.registry_hostname)
+            )
+
     @property
     def paths(self) -> RouterPaths:
         return RouterPaths(self.state_dir, self.run_dir or self.state_dir)
+
+    @property
+    def registry(self) -> tuple[str, str] | None:
+        """(host name, address) of Baepo's own registry and API, if the router serves them."""
+        if self.registry_hostname and self.registry_address:
+            return self.registry_hostname, self.registry_address
+        return None
 
 
 @dataclass(frozen=True)
@@ -167,9 +194,14 @@ def render_map(table: RoutingTable) -> str:
 
 
 def server_line(server: Server, max_concurrency: int) -> str:
-    """The arguments after `server` (config file) or `add server <b>/` (runtime API)."""
+    """The arguments after `server` (config file) or `add server <b>/` (runtime API).
+
+    A draining server starts disabled (no keyword says drain): a new worker has no request
+    in flight on it, so neither state sends it any, and the runtime API sets drain next.
+    Rendered ready, it would take new requests until then.
+    """
     line = f"{server.name} {server.address} maxconn {max_concurrency}"
-    if server.state is ServerState.MAINT:
+    if server.state is not ServerState.READY:
         line += " disabled"
     return line
 
@@ -223,6 +255,12 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
         "frontend http",
         f"    bind {bind}:{settings.http_port}",
     ]
+    registry = settings.registry
+    registry_acl = (
+        [f"    acl baepo_registry req.hdr(host),lower,field(1,:) -m str {registry[0]}"]
+        if registry
+        else []
+    )
     # `http-request` rules run before `use_backend`: the redirect must skip ACME challenges.
     skip_acme = ""
     if settings.acme_challenge_address:
@@ -231,17 +269,22 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
             "    acl acme_challenge path_beg /.well-known/acme-challenge/",
             f"    use_backend {ACME_BACKEND} if acme_challenge",
         ]
+    served = f"{{ req.hdr(host),lower,field(1,:),map({paths.host_map}) -m found }}{skip_acme}"
+    if registry:
+        served += f" || baepo_registry{skip_acme}"
     out += [
+        *registry_acl,
         # Only hosts Baepo serves are sent to HTTPS; others get the 404 page right here
         # (over HTTPS they would first meet a certificate that cannot name them).
-        f"    http-request redirect location {redirect} code 308"
-        f" if {{ req.hdr(host),lower,field(1,:),map({paths.host_map}) -m found }}{skip_acme}",
+        f"    http-request redirect location {redirect} code 308 if {served}",
         f"    default_backend {NOT_FOUND_BACKEND}",
         "",
         "frontend https",
         f"    bind {bind}:{settings.https_port} ssl crt-list {paths.crt_list} alpn h2,http/1.1",
         "    http-request set-header X-Forwarded-Proto https",
         f"    http-request set-header X-Forwarded-Port {settings.https_port}",
+        *registry_acl,
+        *([f"    use_backend {REGISTRY_BACKEND} if baepo_registry"] if registry else []),
         "    use_backend %[req.hdr(host),lower,field(1,:),"
         f"map({paths.host_map},{NOT_FOUND_BACKEND})]",
         f"    default_backend {NOT_FOUND_BACKEND}",
@@ -257,6 +300,14 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
             "",
             f"backend {ACME_BACKEND}",
             f"    server responder {settings.acme_challenge_address}",
+        ]
+    if registry:
+        out += [
+            "",
+            f"backend {REGISTRY_BACKEND}",
+            # The API sees a request only once its headers (and first body bytes) are in.
+            "    option http-buffer-request",
+            f"    server api {registry[1]}",
         ]
     for service in sorted(table.services, key=lambda s: s.name):
         out += ["", f"backend {backend_name(service.name)}", "    balance leastconn"]

@@ -15,13 +15,21 @@ Files in the state directory (see `RouterPaths`):
 Every change goes through `apply(table)`: write the files; reload only when the fingerprint
 changed (a service appeared or went away, or the settings changed); then converge the running
 worker with the runtime API (servers, states, maxconn, host map, certificates).
+
+A HAProxy that died (a crash, `kill -9` of its master or of its worker, which takes the master
+down too) is started again by `heal()` with the table it carried: the `RouterSupervisor` calls it
+a few times a second, and every other operation calls it first. The outage is one warning when
+it is found and one info line when HAProxy is back; restarts that fail are retried with a
+growing pause (up to `_MAX_RETRY_S`), and their error is logged when it changes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from baepo.clock import Clock
@@ -44,6 +52,8 @@ from baepo.router.configuration import (
 from baepo.router.errors import (
     CertificateError,
     HAProxyUnavailable,
+    InvalidRoute,
+    RouterError,
     ServerBusy,
     UnknownServer,
 )
@@ -62,6 +72,9 @@ from baepo.router.table import (
 log = logging.getLogger(__name__)
 
 _STATE_OF_STATUS = {"MAINT": ServerState.MAINT, "DRAIN": ServerState.DRAIN}
+REGISTRY_CERTIFICATE = "baepo_registry"
+_FIRST_RETRY_S = 0.25
+_MAX_RETRY_S = 5.0
 
 
 class HAProxyRouter(TableRouter):
@@ -78,6 +91,8 @@ class HAProxyRouter(TableRouter):
         self._table = RoutingTable()
         self._lock = threading.RLock()
         self._started = False
+        self._outage: _Outage | None = None
+        self.adopted = False  # whether start() found the HAProxy of a previous Baepo
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -88,26 +103,35 @@ class HAProxyRouter(TableRouter):
                     directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise HAProxyUnavailable(f"cannot create {exc.filename}: {exc}") from exc
-            self._ensure_certificate(DEFAULT_CERTIFICATE, self._default_hostnames(), live=False)
+            for name, hostnames in self._own_certificates():
+                self._ensure_certificate(name, hostnames, live=False)
             if self._process.adopt():
+                self.adopted = True
                 self._table = self._saved_table()
                 self._started = True
                 self.apply(self._table)  # heal anything that drifted while nobody watched
                 return
-            for service in self._table.services:
-                for name, hostnames in self._certificates(service):
-                    self._ensure_certificate(name, hostnames, live=False)
-            self._write_files(self._table)
-            if not self.paths.server_state.exists():
-                self._write(self.paths.server_state, "1\n")
-            self._process.start()
-            self._write(self.paths.fingerprint, structure_fingerprint(self._table, self.settings))
+            self._start_process(self._table)
             self._started = True
 
     def stop(self) -> None:
         with self._lock:
             self._process.stop()
             self._started = False
+            self._outage = None
+
+    def heal(self) -> bool:
+        """Start HAProxy again if it died, with the current table and certificates.
+
+        Returns whether HAProxy runs (False before `start()`, after `stop()`, or while a
+        restart keeps failing). Cheap when it runs: a signal-0 to the master's pid.
+        """
+        with self._lock:
+            if not self._started:
+                return False
+            if self._process.running():
+                return True
+            return self._restart()
 
     @property
     def pid(self) -> int | None:
@@ -117,7 +141,7 @@ class HAProxyRouter(TableRouter):
     def processes(self) -> ProcessList:
         """The master's view: its reload count, the current worker and old workers."""
         with self._lock:
-            self._need_started()
+            self._need_running()
             return self._process.processes()
 
     # --- the table ----------------------------------------------------------------------
@@ -126,33 +150,36 @@ class HAProxyRouter(TableRouter):
         return self._table
 
     def apply(self, table: RoutingTable) -> None:
+        self._check_reserved(table)
         with self._lock:
-            self._need_started()
+            self._need_running()
             fingerprint = structure_fingerprint(table, self.settings)
             reload = fingerprint != self._loaded_fingerprint()
             certificates = [c for s in table.services for c in self._certificates(s)]
-            wanted = {name for name, _ in certificates} | {DEFAULT_CERTIFICATE}
+            wanted = {name for name, _ in certificates + self._own_certificates()}
             for name in set(self._files.names()) - wanted:
                 self._files.remove(name)  # HAProxy drops it at the next reload
             for name, hostnames in certificates:
                 self._ensure_certificate(name, hostnames, live=not reload)
-            self._write_files(table)
-            if not self._process.running():
-                log.warning("HAProxy is gone (crashed or killed); starting it again")
-                self._process.start()
-                self._write(self.paths.fingerprint, fingerprint)
-            elif reload:
+            if reload:
+                self._write_files(table)
                 self._write(self.paths.server_state, self._api.servers_state())
                 self._process.reload()
                 self._write(self.paths.fingerprint, fingerprint)
-            self._converge(table)
+                self._converge(table)
+            else:
+                # Traffic first: the runtime API moves it at once, while the files matter only
+                # to the next start or reload, and a durable write can stall behind a busy disk
+                # (an image being unpacked) for seconds.
+                self._converge(table)
+                self._write_files(table)
             # Only a converged table counts as applied: after a failure the next apply of the
             # same table converges again instead of finding nothing to do.
             self._table = table
 
     def remove_server(self, service: str, server: str) -> None:
         with self._lock:
-            self._need_started()
+            self._need_running()
             svc = self._table.service(service)
             existing = svc.server(server) if svc else None
             if svc is None or existing is None:
@@ -173,18 +200,20 @@ class HAProxyRouter(TableRouter):
 
     def service_stats(self, service: str) -> ServiceStats:
         with self._lock:
-            self._need_started()
+            self._need_running()
             backend = backend_name(self._service(self._table, service).name)
             rows = self._api.stats(backend)
-            # Requests still running on old workers (after a reload) count as in flight too.
-            old: dict[str, int] = {}
-            for pid in self._process.processes().old_workers:
-                try:
-                    old_rows = self._process.master.stats_of(pid, backend)
-                except HAProxyUnavailable:
-                    continue  # it just finished
-                for row in old_rows:
-                    old[row["svname"]] = old.get(row["svname"], 0) + _int(row.get("scur"))
+            old_workers = self._process.processes().old_workers
+        # Requests still running on old workers (after a reload) count as in flight too. Asked
+        # outside the lock and briefly: a slow old worker must not hold up route changes.
+        old: dict[str, int] = {}
+        for pid in old_workers:
+            try:
+                old_rows = self._process.old_worker_stats(pid, backend)
+            except HAProxyUnavailable:
+                continue  # it just finished
+            for row in old_rows:
+                old[row["svname"]] = old.get(row["svname"], 0) + _int(row.get("scur"))
         servers = [
             ServerStats(
                 name=row["svname"],
@@ -205,9 +234,9 @@ class HAProxyRouter(TableRouter):
 
     def renew_certificates(self) -> list[str]:
         with self._lock:
-            self._need_started()
+            self._need_running()
             renewed = []
-            wanted = [(DEFAULT_CERTIFICATE, self._default_hostnames())] + [
+            wanted = self._own_certificates() + [
                 c for s in self._table.services for c in self._certificates(s)
             ]
             for name, hostnames in wanted:
@@ -216,6 +245,53 @@ class HAProxyRouter(TableRouter):
             return renewed
 
     # --- inside -------------------------------------------------------------------------
+
+    def _start_process(self, table: RoutingTable) -> None:
+        """Start a new HAProxy on `table`'s files (none runs) and converge it to `table`."""
+        for service in table.services:
+            for name, hostnames in self._certificates(service):
+                self._ensure_certificate(name, hostnames, live=False)
+        self._write_files(table)
+        if not self.paths.server_state.exists():
+            self._write(self.paths.server_state, "1\n")
+        self._process.start()
+        self._write(self.paths.fingerprint, structure_fingerprint(table, self.settings))
+        # The configuration lists every server, but drains live only in the runtime state
+        # (and the state file may be older): set them again.
+        self._converge(table)
+
+    def _restart(self) -> bool:
+        """HAProxy died: start it again on the current table (caller holds the lock)."""
+        now = self._clock.monotonic()
+        outage = self._outage
+        if outage is None:
+            outage = self._outage = _Outage(since=now, pid=self._process.pid)
+            log.warning(
+                "HAProxy (master pid %s) is gone: starting it again with %d services",
+                outage.pid,
+                len(self._table.services),
+            )
+        elif now < outage.next_attempt:
+            return False
+        try:
+            self._process.stop()  # reaps it, if it was our child
+            self._process.wait_for_leftovers()  # its workers, still closing their listeners
+            self._start_process(self._table)
+        except RouterError as exc:
+            outage.retry_s = min(_MAX_RETRY_S, outage.retry_s * 2)
+            outage.next_attempt = now + outage.retry_s
+            if str(exc) != outage.error:
+                outage.error = str(exc)
+                log.warning("cannot start HAProxy again: %s (retrying)", exc)
+            return False
+        log.info(
+            "HAProxy is back (master pid %s) after %.1f s, routing %d services",
+            self._process.pid,
+            self._clock.monotonic() - outage.since,
+            len(self._table.services),
+        )
+        self._outage = None
+        return True
 
     def _converge(self, table: RoutingTable) -> None:
         """Make the running worker's servers and host map match `table` (runtime API only)."""
@@ -292,12 +368,32 @@ class HAProxyRouter(TableRouter):
         name = _cert_name(service.name)
         return [(n, hosts) for n, hosts in ((name, own), (f"{name}_custom", custom)) if hosts]
 
-    def _default_hostnames(self) -> tuple[str, ...]:
-        return (self.settings.domain, f"*.{self.settings.domain}")
+    def _own_certificates(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The certificates that are not a service's: the default one (any other name under
+        the domain) and the registry's, which names its host (no wildcard over one label)."""
+        domain = self.settings.domain
+        own: list[tuple[str, tuple[str, ...]]] = [(DEFAULT_CERTIFICATE, (domain, f"*.{domain}"))]
+        if self.settings.registry:
+            own.append((REGISTRY_CERTIFICATE, (self.settings.registry[0],)))
+        return own
+
+    def _check_reserved(self, table: RoutingTable) -> None:
+        """Baepo's registry host belongs to no service (it would shadow the registry)."""
+        registry = self.settings.registry
+        if registry is None:
+            return
+        for service in table.services:
+            if registry[0] in service.hostnames:
+                raise InvalidRoute(
+                    f"{registry[0]} is Baepo's registry; service {service.name!r} cannot "
+                    "take that host name"
+                )
 
     def _write_files(self, table: RoutingTable) -> None:
-        self._write(self.paths.host_map, render_map(table))
-        self._write(self.paths.config, render_config(table, self.settings))
+        # The map and configuration are derived from routes.json: replaced atomically, but
+        # only routes.json is worth waiting for the disk.
+        self._write(self.paths.host_map, render_map(table), durable=False)
+        self._write(self.paths.config, render_config(table, self.settings), durable=False)
         self._write(self.paths.state_dir / "routes.json", table_to_json(table))
 
     def _saved_table(self) -> RoutingTable:
@@ -312,15 +408,34 @@ class HAProxyRouter(TableRouter):
         except OSError:
             return ""
 
-    def _write(self, path: Path, text: str) -> None:
+    def _write(self, path: Path, text: str, durable: bool = True) -> None:
         try:
-            write_private(path, text.encode(), mode=0o644)
+            if durable:
+                write_private(path, text.encode(), mode=0o644)
+            else:
+                tmp = path.with_name(f".{path.name}.tmp")
+                tmp.write_text(text)
+                os.replace(tmp, path)
         except OSError as exc:
             raise HAProxyUnavailable(f"cannot write {path}: {exc}") from exc
 
-    def _need_started(self) -> None:
+    def _need_running(self) -> None:
         if not self._started:
             raise HAProxyUnavailable("the router is not started")
+        if not self._process.running() and not self._restart():
+            error = self._outage.error if self._outage else None
+            raise HAProxyUnavailable(f"HAProxy is down: {error or 'restarting it'}")
+
+
+@dataclass
+class _Outage:
+    """HAProxy found dead and not yet running again."""
+
+    since: float
+    pid: int | None
+    retry_s: float = _FIRST_RETRY_S / 2
+    next_attempt: float = 0.0
+    error: str | None = None
 
 
 def _cert_name(service: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import time
@@ -25,6 +26,7 @@ from baepo.router.runtime import MasterCLI, ProcessList, RuntimeSocket, WorkerAP
 
 log = logging.getLogger(__name__)
 
+_PID = re.compile(r"\[ALERT\]\s+\(\d+\)")
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes; HAProxy appends suffixes while rebinding
 
 
@@ -34,9 +36,11 @@ class HAProxyProcess:
         self.paths = settings.paths
         self.startup_timeout = startup_timeout
         self.master = MasterCLI(RuntimeSocket(self.paths.master_socket))
+        self._glance = MasterCLI(RuntimeSocket(self.paths.master_socket, timeout=2.0))
         self.worker = WorkerAPI(RuntimeSocket(self.paths.stats_socket))
         self.pid: int | None = None
         self._popen: subprocess.Popen[bytes] | None = None
+        self._log_from = 0  # where the log of the last start or reload begins
 
     def check(self, config: Path) -> None:
         """Validate a configuration file with `haproxy -c`; raises `ConfigInvalid`."""
@@ -56,25 +60,33 @@ class HAProxyProcess:
     def running(self) -> bool:
         if self._popen is not None:
             return self._popen.poll() is None  # also reaps it
-        return self.pid is not None and _alive(self.pid)
+        # Adopted: not our child, so its pid may be reaped and reused by another process.
+        return self.pid is not None and _alive(self.pid) and self._is_ours(self.pid)
 
     def adopt(self) -> bool:
         """Take over an HAProxy left running by a previous Baepo, if there is one of ours."""
-        try:
-            pid = int(self.paths.pidfile.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return False
-        if not self._is_ours(pid):
-            return False
-        try:
-            procs = self.master.processes()
-        except HAProxyUnavailable:
-            return False
-        if procs.master != pid or not procs.workers:
+        pid = self.adoptable()
+        if pid is None:
             return False
         self.pid = pid
         log.info("adopted the running HAProxy (master pid %d)", pid)
         return True
+
+    def adoptable(self) -> int | None:
+        """The master pid of an HAProxy of ours that a previous Baepo left running, if any."""
+        try:
+            pid = int(self.paths.pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        if not self._is_ours(pid):
+            return None
+        try:
+            procs = self.master.processes()
+        except HAProxyUnavailable:
+            return None
+        if procs.master != pid or not procs.workers:
+            return None
+        return pid
 
     def start(self) -> None:
         for sock in (self.paths.master_socket, self.paths.stats_socket):
@@ -83,6 +95,7 @@ class HAProxyProcess:
                     f"socket path {sock} is too long for a unix socket; set a shorter run_dir"
                 )
         self.check(self.paths.config)
+        self._mark_log()
         command = [
             self.settings.haproxy_binary,
             "-W",
@@ -120,6 +133,7 @@ class HAProxyProcess:
     def reload(self) -> None:
         """Hitless reload onto the configuration file; raises `ReloadFailed` if it fails."""
         self.check(self.paths.config)
+        self._mark_log()
         before = self.master.processes()
         self.master.reload()
         deadline = time.monotonic() + self.startup_timeout
@@ -139,6 +153,24 @@ class HAProxyProcess:
     def processes(self) -> ProcessList:
         return self.master.processes()
 
+    def wait_for_leftovers(self, timeout: float = 2.0) -> None:
+        """After the master died: wait (bounded) until its workers, which exit on their own,
+        have let go of the listening ports, so that a new start does not find them taken."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._leftovers():
+            time.sleep(0.02)
+
+    def _leftovers(self) -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and self._is_ours(int(entry.name)) and _alive(int(entry.name)):
+                found.append(int(entry.name))
+        return found
+
+    def old_worker_stats(self, pid: int, backend: str) -> list[dict[str, str]]:
+        """`show stat` of an old worker (through the master), with a short timeout."""
+        return self._glance.stats_of(pid, backend)
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the HAProxy we started or adopted: soft-stop, then terminate, then kill."""
         pid = self.pid
@@ -157,11 +189,21 @@ class HAProxyProcess:
         self._popen = None
 
     def log_tail(self, lines: int = 8) -> str:
+        """HAProxy's alerts since the last start or reload (a start that keeps failing
+        says the same thing each time, not a growing history)."""
         try:
-            text = self.paths.log.read_text(errors="replace")
+            with self.paths.log.open("rb") as f:
+                f.seek(self._log_from)
+                text = f.read().decode(errors="replace")
         except OSError:
             return "(no log)"
         return " | ".join(_alerts(text).splitlines()[-lines:])
+
+    def _mark_log(self) -> None:
+        try:
+            self._log_from = self.paths.log.stat().st_size
+        except OSError:
+            self._log_from = 0
 
     def _ready(self, procs: ProcessList | None) -> bool:
         """A worker is up and its stats socket answers (for `procs`, the newest worker)."""
@@ -197,6 +239,12 @@ class HAProxyProcess:
         )
 
 
+def running_haproxy(settings: RouterSettings) -> int | None:
+    """The master pid of the HAProxy a previous Baepo left running on these settings (the next
+    start adopts it, so the ports it listens on are not taken by a stranger), if any."""
+    return HAProxyProcess(settings).adoptable()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -212,5 +260,6 @@ def _alive(pid: int) -> bool:
 
 def _alerts(output: str) -> str:
     """The ALERT lines of HAProxy's output (or all of it, when it has none)."""
-    alerts = [line for line in output.splitlines() if "[ALERT]" in line]
+    # Without the pid HAProxy puts in each line: the same failure reads the same every time.
+    alerts = [_PID.sub("[ALERT]", line) for line in output.splitlines() if "[ALERT]" in line]
     return "\n".join(alerts) if alerts else output.strip()

@@ -2,10 +2,11 @@
 
 A `RoutingTable` lists services; each service has the hostnames it answers (its
 `<service>.<domain>` name and custom domains), its backend servers (one per running instance,
-`127.0.0.1:<port>`, each `ready`, `drain` or `maint`), the concurrency one instance takes before
-requests queue (App Runner's MaxConcurrency → HAProxy's per-server `maxconn`), and whether it is
-paused. The renderer (`configuration.py`) turns a table into HAProxy's configuration and host
-map; `HAProxyRouter` keeps HAProxy converged to one.
+at `<IPv4>:<port>`, its container's address on the service's network; each `ready`, `drain`
+or `maint`), the concurrency one instance takes before requests queue (App Runner's
+MaxConcurrency → HAProxy's per-server `maxconn`), and whether it is paused. The renderer
+(`configuration.py`) turns a table into HAProxy's configuration and host map; `HAProxyRouter`
+keeps HAProxy converged to one.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class ServerState(StrEnum):
 @dataclass(frozen=True)
 class Server:
     name: str
-    address: str  # "127.0.0.1:8080"
+    address: str  # "172.18.0.5:8080": any IPv4 literal and port
     state: ServerState = ServerState.READY
 
     def __post_init__(self) -> None:
