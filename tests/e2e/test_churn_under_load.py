@@ -6,6 +6,7 @@ operation succeeds, and the steady service under load loses no request."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from tests.e2e.test_zero_downtime import parse_wrk
 
 pytestmark = pytest.mark.integration
 
-CYCLES = 50
+CYCLES = int(os.environ.get("BAEPO_CHURN_CYCLES", "50"))
 
 
 def test_fifty_cycles_beside_a_loaded_service_all_start(stack: Stack) -> None:

@@ -200,7 +200,11 @@ def server_line(server: Server, max_concurrency: int) -> str:
     in flight on it, so neither state sends it any, and the runtime API sets drain next.
     Rendered ready, it would take new requests until then.
     """
-    line = f"{server.name} {server.address} maxconn {max_concurrency}"
+    # No idle server connections kept for reuse: apps that close a connection after each
+    # answer (busybox httpd, HTTP/1.0 servers) then made HAProxy cut client connections
+    # without an answer when it picked a connection the app had just closed. Servers added at
+    # runtime behaved so already; the ones a reload renders into the file did not.
+    line = f"{server.name} {server.address} maxconn {max_concurrency} pool-max-conn 0"
     if server.state is not ServerState.READY:
         line += " disabled"
     return line
