@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ from baepo.store import Database, StoreError
 log = logging.getLogger("baepo")
 
 SAMPLE_SERVICE = "hello"
+IO_THREADS = 32
 ROUTER_RETRY_S = 10
 ENGINE_TOKEN = "baepo-engine"
 """The API token the engine pulls images from Baepo's registry with (kept in secrets/)."""
@@ -91,6 +93,11 @@ class Baepo:
     supervisor: RouterSupervisor | None = None
 
     async def startup(self) -> None:
+        # The loops run their blocking calls (engine, router, database) in the loop's default
+        # executor; asyncio sizes it by CPUs (6 threads on 2 cores), too few for many services.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="baepo-io")
+        )
         # The registry and the API serve even when the data plane cannot start (a port taken,
         # HAProxy missing): the router is retried in the background, and operations that need
         # it say so in their logs until it runs.

@@ -7,6 +7,8 @@ keeps serving, and crashed or vanished instances come back.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from baepo.control import Services, records
@@ -379,9 +381,11 @@ async def test_containers_of_no_service_are_removed_but_only_this_installations(
     world.engine.run(ContainerSpec(image="baepo-test/hello:1", labels=ours))
     world.engine.run(ContainerSpec(image="baepo-test/hello:1", labels=theirs))
     world.engine.run(ContainerSpec(image="baepo-test/hello:1", labels={"baepo.pipeline": "x"}))
-    await world.reconciler.tick()
-    left = world.engine.list({"baepo.service": "ghost"})
-    assert [c.labels["baepo.instance"] for c in left] == ["ghost-1-def"]
+
+    def left() -> list[str]:
+        return [c.labels["baepo.instance"] for c in world.engine.list({"baepo.service": "ghost"})]
+
+    await world.settle(lambda: left() == ["ghost-1-def"], max_passes=20)
     assert len(world.engine.list({"baepo.pipeline": "x"})) == 1  # not ours to touch
 
 
@@ -399,3 +403,35 @@ async def test_an_engine_that_is_away_delays_operations_without_failing_them(
     world.engine.set_available(True)
     await world.settle(world.done(op.id))
     assert world.status(op.id) == "SUCCEEDED"
+
+
+async def test_a_slow_stop_of_one_service_holds_up_no_other_service(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old instance that takes its whole stop timeout to go (an app that ignores SIGTERM)
+    stops in the background: another service's deploy meanwhile runs to its end."""
+    for name in ("slow", "quick"):
+        _, op = world.services.create({"name": name, "image": APP_1})
+        await world.settle(world.done(op.id))
+    (slow_v1,) = world.containers("slow")
+    release = threading.Event()
+    real_stop = world.engine.stop
+
+    def stop(instance_id: str, timeout_s: float = 10) -> None:
+        if instance_id == slow_v1.id:
+            release.wait(30)
+        real_stop(instance_id, timeout_s)
+
+    monkeypatch.setattr(world.engine, "stop", stop)
+    try:
+        slow = world.services.deploy("slow", APP_2)
+        await world.settle(lambda: world.routes.ready("slow") != {slow_v1.labels["baepo.instance"]})
+        quick = world.services.deploy("quick", APP_2)
+        await world.settle(world.done(quick.id), max_passes=100)
+        assert world.status(quick.id) == "SUCCEEDED"
+        assert world.status(slow.id) == "IN_PROGRESS"  # its old instance is still stopping
+    finally:
+        release.set()
+    await world.settle(world.done(slow.id))
+    assert world.status(slow.id) == "SUCCEEDED"
+    assert [c.labels["baepo.revision"] for c in world.containers("slow")] == ["2"]

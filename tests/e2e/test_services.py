@@ -30,7 +30,7 @@ def test_image_pushed_with_docker_becomes_an_https_service(stack: Stack) -> None
     assert "SUCCEEDED" in created.stdout
     described = stack.describe(name)
     assert described["status"] == "RUNNING"
-    assert described["url"] == f"https://{name}.localhost"
+    assert described["url"] == f"https://{name}.localhost:{stack.baepo.https_port}"
     assert described["active_revision"] == 1
     host = f"{name}.localhost"
     answer = stack.curl(host)

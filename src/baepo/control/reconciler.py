@@ -129,6 +129,8 @@ class Reconciler:
         self._probe_lines: dict[str, str] = {}  # container → the last probe detail logged
         self._progress: dict[str, tuple[str, float]] = {}  # operation → (message, when)
         self._next_sweep = 0.0
+        self._stops: dict[str, asyncio.Task[None]] = {}  # container → its stop under way
+        self._retired: set[str] = set()  # containers we stop, until no listing shows them
         self._pushes = pushes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -179,6 +181,9 @@ class Reconciler:
                 await self._nap(self.timing.poll_s if busy else self.timing.idle_s)
         finally:
             self._stopping.set()
+            if self._stops:
+                # Stops under way finish (bounded); one cut short is redone after a restart.
+                await asyncio.wait(list(self._stops.values()), timeout=self.timing.stop_timeout_s)
             self._loop = None
 
     async def _nap(self, seconds: float) -> None:
@@ -247,8 +252,9 @@ class Reconciler:
         known = {name for _, name in services}
         orphans = [c for name, cs in ours.items() if name not in known for c in cs]
         for orphan in orphans:
-            await self._stop(orphan.id, f"orphan {orphan.name}: its service no longer exists")
+            self._stop_soon(None, orphan.id, orphan.name, "its service no longer exists")
         self._health.forget_all_but(c.id for c in containers)
+        self._retired &= {c.id for c in containers}
         for gone in set(self._probe_lines) - {c.id for c in containers}:
             del self._probe_lines[gone]
         if self._clock.monotonic() >= self._next_sweep:
@@ -402,7 +408,8 @@ class Reconciler:
                 id=c.id,
                 name=c.labels[LABEL_INSTANCE],
                 revision=instances.revision_label(c),
-                running=c.running,
+                # One being stopped counts as running until it is gone: its exit is no crash.
+                running=c.running or c.id in self._retired,
                 exit_code=c.exit_code,
                 address=c.address if c.running else None,
                 health=self._health.health(c.id) or Health.STARTING,
@@ -459,9 +466,7 @@ class Reconciler:
         if isinstance(action, StartInstance):
             await self._start(state, action.revision)
         elif isinstance(action, StopInstance):
-            await self._note(state, f"stopping {action.instance.name}: {action.reason}")
-            await self._stop(action.instance.id, action.reason)
-            await self._note(state, f"stopped and removed {action.instance.name}")
+            self._stop_soon(state, action.instance.id, action.instance.name, action.reason)
         elif isinstance(action, RemoveInstance):
             await asyncio.to_thread(self._remove, action.instance.id)
             self._health.forget(action.instance.id)
@@ -524,6 +529,31 @@ class Reconciler:
         self._start_errors.pop(name, None)
         self._health.adopt(started.id, routed=False)
         await self._note(state, f"started instance {instance} of revision {number}")
+
+    def _stop_soon(self, state: _State | None, container_id: str, name: str, reason: str) -> None:
+        """Stop and remove a container in the background: a stop may take the whole stop
+        timeout (an app that ignores SIGTERM), and no pass of any service waits for it. The
+        planner asks again each pass until the container is gone; one stop runs at a time."""
+        if container_id in self._stops:
+            return
+        self._retired.add(container_id)
+
+        async def stop() -> None:
+            try:
+                if state is not None:
+                    await self._note(state, f"stopping {name}: {reason}")
+                await self._stop(container_id, reason)
+                if state is not None:
+                    await self._note(state, f"stopped and removed {name}")
+            except EngineError as exc:
+                log.warning("stopping %s failed: %s", name, exc)
+                if state is not None:
+                    await self._note(state, f"stopping {name} failed: {exc}")
+            finally:
+                self._stops.pop(container_id, None)
+                self.wake()
+
+        self._stops[container_id] = asyncio.create_task(stop(), name=f"stop {name}")
 
     async def _stop(self, container_id: str, reason: str) -> None:
         with contextlib.suppress(ContainerNotFound):
