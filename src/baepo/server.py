@@ -302,7 +302,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         clock,
     )
     credentials = engine_credentials(auth, config.secrets_dir)
-    link = RegistryLink.of(config.registry_hosts, lambda: credentials)
+    link = RegistryLink.of(config.registry_hosts, lambda: credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     engine = DockerEngine(config.docker_host)
     reconciler = Reconciler(
@@ -327,6 +327,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         registry=link,
         reconciler=reconciler,
         https_port=config.https_port,
+        reserved_names=(config.registry_host,) if config.registry_host else (),
     )
     api = create_api(auth, registry, services, ca)
     app = Dispatcher(create_app(registry, auth), api)

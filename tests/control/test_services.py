@@ -289,3 +289,14 @@ def test_urls_name_the_routers_port_unless_it_is_443(world: World) -> None:
         domain="localhost", registry=world.registry, https_port=8443,
     )  # fmt: skip
     assert on_8443.describe("app").url == "https://app.localhost:8443"
+
+
+def test_the_registrys_host_name_is_no_service_name(world: World) -> None:
+    services = Services(
+        db=world.db, engine=world.engine, secrets=world.box, clock=world.clock,
+        domain="localhost", registry=world.registry, reserved_names=("registry",),
+    )  # fmt: skip
+    with pytest.raises(InvalidServiceSpec, match=r"registry\.localhost is where Baepo's registry"):
+        services.create({"name": "registry", "image": APP_1})
+    with pytest.raises(InvalidServiceSpec, match="is under localhost"):
+        services.create({"name": "app", "image": APP_1, "custom_domains": ["registry.localhost"]})

@@ -22,6 +22,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,3 +165,27 @@ def test_the_token_realm_names_the_https_host(remote: Remote, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert f'realm="https://{remote.registry}/auth/token"' in done.stdout
+
+
+def test_a_service_runs_an_image_named_by_the_https_host(remote: Remote) -> None:
+    """The engine pulls Baepo's own images from its loopback address, whatever name the
+    service gives them: no DNS name or CA trust is needed on the engine's side."""
+    shutil.rmtree(remote.certs_dir, ignore_errors=True)  # the engine must not need it
+    image = f"{remote.registry}/team/over-https:1"
+    with remote.baepo.api() as api:
+        created = api.post(
+            "/api/v1/services", json={"name": "named-https", "image": image, "port": 8080}
+        )
+        assert created.status_code in (200, 201, 202), created.text
+        op = created.json()["operation"]["id"]
+        deadline = time.monotonic() + 60
+        while (status := api.get(f"/api/v1/operations/{op}").json()["status"]) not in (
+            "SUCCEEDED",
+            "FAILED",
+        ):
+            assert time.monotonic() < deadline, status
+            time.sleep(0.2)
+        log = [line["line"] for line in api.get(f"/api/v1/operations/{op}").json()["log"]]
+        assert status == "SUCCEEDED", log
+        assert any(f"pulled 127.0.0.1:{remote.baepo.port}/team/over-https" in ln for ln in log)
+        assert api.delete("/api/v1/services/named-https").status_code in (200, 202)

@@ -46,19 +46,39 @@ class RegistryLink:
 
     `hosts` are the names images in it carry (`127.0.0.1:5000`, `localhost:5000`, a public
     host name); `credentials` returns what the engine pulls from it with (a robot or admin
-    credential), called at each pull so a rotated credential is picked up.
+    credential), called at each pull so a rotated credential is picked up. `pull_host`, when
+    set, is where the engine on this machine reaches the registry (its loopback address):
+    an image named `registry.example.org/team/app` is pulled and run from there, so the
+    engine needs neither a DNS name nor trust in Baepo's CA for Baepo's own images.
     """
 
     hosts: tuple[str, ...] = ()
     credentials: Callable[[], Credentials | None] = field(default=_no_credentials)
+    pull_host: str | None = None
 
     @classmethod
     def of(
         cls,
         hosts: Iterable[str],
         credentials: Callable[[], Credentials | None] = _no_credentials,
+        pull_host: str | None = None,
     ) -> RegistryLink:
-        return cls(tuple(h.lower() for h in hosts), credentials)
+        return cls(tuple(h.lower() for h in hosts), credentials, pull_host)
+
+    def runnable(self, image: str, digest: str | None) -> str:
+        """What the engine pulls and runs for `image`: `repository@digest` when pinned (the
+        reference as configured otherwise), from `pull_host` when the image is Baepo's."""
+        name = ImageName.parse(image)
+        repository = name.repository
+        if self.pull_host and self.owns(name):
+            repository = f"{self.pull_host}/{name.path}"
+        if digest:
+            return f"{repository}@{digest}"
+        return (
+            repository
+            + (f":{name.tag}" if name.tag else "")
+            + (f"@{name.digest}" if name.digest else "")
+        )
 
     def owns(self, image: ImageName) -> bool:
         return image.domain is not None and image.domain.lower() in self.hosts

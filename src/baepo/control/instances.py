@@ -19,7 +19,6 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from baepo.control.images import ImageName
 from baepo.control.planning import ObservedInstance
 from baepo.control.spec import ServiceSpec
 from baepo.runtime import (
@@ -44,11 +43,8 @@ class Revision:
     spec: ServiceSpec
     image: str
     digest: str | None
-
-    @property
-    def run_image(self) -> str:
-        """`repository@digest` when pinned; the reference as configured for a local image."""
-        return ImageName.parse(self.image).pinned(self.digest) if self.digest else self.image
+    run_image: str
+    """What the engine runs: `repository@digest` when pinned (`RegistryLink.runnable`)."""
 
 
 def network_name(installation: str, service: str) -> str:

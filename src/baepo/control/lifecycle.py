@@ -165,7 +165,7 @@ class Lifecycle:
             name = ImageName.parse(image)
         except BadReference as exc:  # stored before the grammar was as strict as it is now
             raise PullError(f"{image!r} is not an image reference: {exc}") from exc
-        ref = name.pinned(digest) if digest else image
+        ref = self._registry.runnable(image, digest)
         auth = self._registry.auth_for(name)
         try:
             pulled = self._engine.pull(ref, auth)

@@ -371,7 +371,8 @@ class Reconciler:
         if cached is None:
             with self._db.session() as s:
                 row = records.revision(s, service_id, number)
-                cached = Revision(number, self._sealer.spec(row.spec), row.image, row.digest)
+                run = self._registry.runnable(row.image, row.digest)
+                cached = Revision(number, self._sealer.spec(row.spec), row.image, row.digest, run)
             self._revisions[key] = cached
         return cached
 

@@ -97,6 +97,7 @@ class Services:
         registry: RegistryLink | None = None,
         reconciler: Reconciling | None = None,
         https_port: int = 443,
+        reserved_names: tuple[str, ...] = (),
     ) -> None:
         self._db = db
         self._engine = engine
@@ -106,6 +107,7 @@ class Services:
         self._domain = domain
         self._registry = registry or RegistryLink()
         self._reconciler: Reconciling = reconciler or _Detached()
+        self._reserved = reserved_names  # names whose host Baepo itself answers (its registry)
         # Service URLs name the router's HTTPS port unless it is the default one.
         self._url_suffix = self._domain + ("" if https_port == 443 else f":{https_port}")
 
@@ -128,6 +130,10 @@ class Services:
         if not caller.may_own(owner):
             raise InvalidServiceSpec([("owner", f"{caller.name} may not create for {owner}")])
         spec = validate_spec(raw, self._registry)
+        if spec.name in self._reserved:
+            raise InvalidServiceSpec(
+                [("name", f"{spec.name}.{self._domain} is where Baepo's registry answers")]
+            )
         now = self._clock.now()
         try:
             with self._session() as s, s.begin():
