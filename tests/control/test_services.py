@@ -300,3 +300,17 @@ def test_the_registrys_host_name_is_no_service_name(world: World) -> None:
         services.create({"name": "registry", "image": APP_1})
     with pytest.raises(InvalidServiceSpec, match="is under localhost"):
         services.create({"name": "app", "image": APP_1, "custom_domains": ["registry.localhost"]})
+
+
+async def test_a_deploy_queued_behind_a_pause_fails_instead_of_serving_nothing(
+    world: World,
+) -> None:
+    _, created = world.services.create({"name": "app", "image": APP_1})
+    await world.settle(world.done(created.id))
+    pause = world.services.pause("app")
+    deploy = world.services.deploy("app", APP_1.replace(":1", ":2"))  # queued behind it
+    await world.settle(world.done(deploy.id))
+    assert world.status(pause.id) == "SUCCEEDED"
+    assert world.status(deploy.id) == "FAILED"
+    assert "paused meanwhile" in world.services.operation(deploy.id).message
+    assert world.services.describe("app").active_revision == 1

@@ -195,6 +195,13 @@ class Lifecycle:
                 return  # cancelled while we pulled
             service = s.get(ServiceRow, pending.service_id)
             assert service is not None
+            kind = pending.kind
+            if kind.deploys and kind is not OperationKind.RESUME_SERVICE and service.paused:
+                # Queued behind a pause: nothing would start, and "succeeding" would make an
+                # unchecked revision the one `resume` brings back.
+                message = f"{service.name} was paused meanwhile; resume it, then deploy"
+                self._end(s, op, now, OperationStatus.FAILED, message)
+                return
             if self._domain_taken(s, op, service, document):
                 return
             op.payload = {
@@ -205,7 +212,6 @@ class Lifecycle:
                     "paused": service.paused,
                 },
             }
-            kind = pending.kind
             if pinned is not None:
                 records.log(s, op, now, pinned.note)
                 revision = records.add_revision(

@@ -226,7 +226,7 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
     actions += stops
 
     if op is not None and not actions:
-        if op.kind.deploys and cutover and not others:
+        if op.kind.deploys and cutover and not others and serving is not None:
             return [FinishOperation(op.id, True, f"revision {serving} serves")]
         if op.kind is OperationKind.PAUSE_SERVICE and not live:
             return [FinishOperation(op.id, True, "paused: no instance runs")]
