@@ -122,3 +122,29 @@ def test_a_half_sent_request_is_cut_off_before_the_api(
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
     assert api.requests == 0
+
+
+@pytest.mark.integration
+def test_a_table_saved_before_the_registry_took_its_host_still_starts(
+    api: Backend, backends: dict[str, Backend]
+) -> None:
+    """An older Baepo's saved routes with a service at the registry's host: the router starts,
+    the registry wins that host, and other services' changes still apply."""
+    if not shutil.which(HAPROXY):
+        pytest.skip("HAProxy is not installed")
+    directory = Path(tempfile.mkdtemp(prefix="baepo-router-", dir="/tmp"))
+    old = Plane(directory)  # an older Baepo: no registry host
+    old.router.start()
+    old.router.ensure_service("registry", [REGISTRY])
+    old.router.add_server("registry", "r", backends["r"].address)
+    old.router.stop()
+    new = Plane(directory, registry_hostname=REGISTRY, registry_address=api.address)
+    try:
+        new.router.start()
+        new.router.ensure_service("app", ["app.baepo.test"])
+        new.router.add_server("app", "a", backends["a"].address)
+        assert new.get("app.baepo.test").text.startswith("a ")
+        assert new.get(REGISTRY, "/v2/").text.startswith("api ")
+    finally:
+        new.close()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -378,16 +378,28 @@ class HAProxyRouter(TableRouter):
         return own
 
     def _check_reserved(self, table: RoutingTable) -> None:
-        """Baepo's registry host belongs to no service (it would shadow the registry)."""
+        """Baepo's registry host belongs to no service. A service that had it before the
+        registry took it (a table saved by an older Baepo) keeps routing for its other
+        names, with a warning: the registry is matched first, and one stale route must not
+        stop every other service's changes (and the router's start)."""
         registry = self.settings.registry
         if registry is None:
             return
         for service in table.services:
-            if registry[0] in service.hostnames:
-                raise InvalidRoute(
-                    f"{registry[0]} is Baepo's registry; service {service.name!r} cannot "
-                    "take that host name"
+            if registry[0] not in service.hostnames:
+                continue
+            before = self._table.service(service.name)
+            if before is not None and registry[0] in before.hostnames:
+                log.warning(
+                    "service %s names %s, where Baepo's registry answers; the registry wins",
+                    service.name,
+                    registry[0],
                 )
+                continue
+            raise InvalidRoute(
+                f"{registry[0]} is Baepo's registry; service {service.name!r} cannot "
+                "take that host name"
+            )
 
     def _write_files(self, table: RoutingTable) -> None:
         # The map and configuration are derived from routes.json: replaced atomically, but
