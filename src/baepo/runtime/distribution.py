@@ -10,6 +10,10 @@ manifest media types in `Accept`, answered by `Docker-Content-Digest` (or, for a
 that omits it, a `GET` whose body is hashed); and the auth a registry asks for in its `401`
 challenge: Basic, or a bearer token from the realm it names (Docker's token spec).
 Loopback registries are spoken to over plain HTTP, as engines do by default; others over HTTPS.
+
+What a registry answers must not make Baepo a probe of its own network: redirects are not
+followed (a registry that redirects a manifest HEAD is pulled by tag instead), and a public
+registry's token realm may not point at a loopback, private or link-local address.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import base64
 import hashlib
 import ipaddress
 import re
+import socket
 from urllib.parse import urlencode
 
 import httpx
@@ -57,17 +62,19 @@ def resolve(ref: str, auth: Credentials | None, timeout_s: float = 30) -> str:
     tag = reference.tag or "latest"
     url = f"{_scheme(host)}://{host}/v2/{path}/manifests/{tag}"
     try:
-        with httpx.Client(timeout=timeout_s, trust_env=False, follow_redirects=True) as client:
-            return _ask(client, url, path, auth, ref)
-    except httpx.HTTPError as exc:
+        with httpx.Client(timeout=timeout_s, trust_env=False, follow_redirects=False) as client:
+            return _ask(client, url, path, auth, ref, inside=_internal(host))
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise Unreachable(f"cannot ask {host} for {ref}: {exc}") from exc
 
 
-def _ask(client: httpx.Client, url: str, path: str, auth: Credentials | None, ref: str) -> str:
+def _ask(
+    client: httpx.Client, url: str, path: str, auth: Credentials | None, ref: str, inside: bool
+) -> str:
     headers = {"Accept": MANIFEST_TYPES}
     response = client.head(url, headers=headers)
     if response.status_code == 401:
-        headers["Authorization"] = _authorization(client, response, path, auth, ref)
+        headers["Authorization"] = _authorization(client, response, path, auth, ref, inside)
         response = client.head(url, headers=headers)
     if response.status_code in (401, 403):
         raise PullFailed(f"cannot pull {ref}: unauthorized: the registry refused the credentials")
@@ -90,7 +97,10 @@ def _authorization(
     path: str,
     auth: Credentials | None,
     ref: str,
+    inside: bool,
 ) -> str:
+    """The Authorization header the challenge asks for; `inside`: the registry itself is on
+    a loopback or private address (only then may its realm be)."""
     scheme, _, rest = challenge.headers.get("WWW-Authenticate", "").partition(" ")
     basic = httpx.BasicAuth(*auth) if auth else None
     if scheme.lower() == "basic":
@@ -104,6 +114,9 @@ def _authorization(
     realm = params.pop("realm", "")
     if not realm:
         raise Unreachable("the registry's bearer challenge names no realm")
+    target = httpx.URL(realm)
+    if target.scheme not in ("http", "https") or (not inside and _internal(target.host)):
+        raise Unreachable("the registry's token realm points inside this network; not asked")
     query = {k: v for k, v in params.items() if k in ("service", "scope")}
     query.setdefault("scope", f"repository:{path}:pull")
     answer = client.get(f"{realm}?{urlencode(query)}", auth=basic or httpx.USE_CLIENT_DEFAULT)
@@ -113,9 +126,11 @@ def _authorization(
         raise Unreachable(f"the token realm answered HTTP {answer.status_code}")
     try:
         document = answer.json()
-        token = document.get("token") or document.get("access_token")
     except ValueError as exc:
         raise Unreachable("the token realm answered something that is not JSON") from exc
+    if not isinstance(document, dict):
+        raise Unreachable("the token realm answered JSON that is not an object")
+    token = document.get("token") or document.get("access_token")
     if not isinstance(token, str) or not token:
         raise Unreachable("the token realm answered no token")
     return f"Bearer {token}"
@@ -130,3 +145,25 @@ def _scheme(host: str) -> str:
         return "http" if ipaddress.ip_address(name).is_loopback else "https"
     except ValueError:
         return "https"
+
+
+def _internal(host: str) -> bool:
+    """Whether `host` (a name or an address, maybe with a port) is on loopback, a private or
+    link-local network, or otherwise not a public address. A name that does not resolve is
+    not: asking it fails anyway."""
+    name = host
+    if host.startswith("["):
+        name = host[1 : host.find("]")]
+    elif host.count(":") == 1:
+        name = host.split(":", 1)[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    for info in infos:
+        ip = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not ip.is_global:
+            return True
+    return False
