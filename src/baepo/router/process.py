@@ -177,7 +177,10 @@ class HAProxyProcess:
         if pid is None:
             return
         for sig, wait in ((signal.SIGUSR1, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            if not self._is_ours(pid) and self._popen is None:
+            # A child that already exited was reaped: its pid may be another process's now.
+            if self._popen is not None and self._popen.poll() is not None:
+                break
+            if not self._is_ours(pid):
                 break
             try:
                 os.kill(pid, sig)
