@@ -435,3 +435,33 @@ async def test_a_slow_stop_of_one_service_holds_up_no_other_service(
     await world.settle(world.done(slow.id))
     assert world.status(slow.id) == "SUCCEEDED"
     assert [c.labels["baepo.revision"] for c in world.containers("slow")] == ["2"]
+
+
+async def test_a_slow_pull_of_one_service_holds_up_no_other_service(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull that takes minutes (a large image, a registry that hangs) begins its operation
+    in the background: another service's deploy meanwhile runs to its end."""
+    for name in ("big", "quick"):
+        _, op = world.services.create({"name": name, "image": APP_1})
+        await world.settle(world.done(op.id))
+    release = threading.Event()
+    real_pull = world.engine.pull
+
+    def pull(ref: str, auth: object = None) -> object:
+        if "team/app:2" in ref and not release.is_set() and world.status(big.id) == "PENDING":
+            release.wait(30)
+        return real_pull(ref, auth)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.engine, "pull", pull)
+    big = world.services.deploy("big", APP_2)
+    try:
+        await world.reconciler.tick()  # big's pull begins, and hangs
+        quick = world.services.deploy("quick", APP_1)
+        await world.settle(world.done(quick.id), max_passes=100)
+        assert world.status(quick.id) == "SUCCEEDED"
+        assert world.status(big.id) == "PENDING"
+    finally:
+        release.set()
+    await world.settle(world.done(big.id))
+    assert world.status(big.id) == "SUCCEEDED"

@@ -81,6 +81,8 @@ from baepo.store import Database
 log = logging.getLogger(__name__)
 
 NETWORK_SWEEP_S = 10.0
+BEGIN_WAIT_S = 0.5
+"""How long a pass waits for an operation to begin (a pull) before going on without it."""
 PROGRESS_EVERY_S = 1.0
 
 
@@ -131,6 +133,7 @@ class Reconciler:
         self._next_sweep = 0.0
         self._stops: dict[str, asyncio.Task[None]] = {}  # container → its stop under way
         self._retired: set[str] = set()  # containers we stop, until no listing shows them
+        self._begins: dict[str, asyncio.Task[None]] = {}  # service → its next operation's begin
         self._pushes = pushes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -300,7 +303,7 @@ class Reconciler:
             return [(row.id, row.name) for row in records.live_services(s)]
 
     async def _converge(self, service_id: str, name: str, containers: list[Instance]) -> bool:
-        await self._lifecycle.begin_next(service_id)
+        await self._begin_next(service_id)
         state = await asyncio.to_thread(self._state, service_id)
         if state is None:
             return False
@@ -530,6 +533,24 @@ class Reconciler:
         self._start_errors.pop(name, None)
         self._health.adopt(started.id, routed=False)
         await self._note(state, f"started instance {instance} of revision {number}")
+
+    async def _begin_next(self, service_id: str) -> None:
+        """Begin the service's next operation: its pull may take minutes (a large image, a
+        registry that does not answer), so it runs as a task of its own that this pass waits
+        for only briefly; no other service's pass waits for it."""
+        task = self._begins.get(service_id)
+        if task is None or task.done():
+
+            async def begin() -> None:
+                try:
+                    if await self._lifecycle.begin_next(service_id):
+                        self.wake()
+                except Exception:
+                    log.exception("cannot begin the next operation of %s", service_id)
+
+            task = asyncio.create_task(begin(), name=f"begin {service_id}")
+            self._begins[service_id] = task
+        await asyncio.wait({task}, timeout=BEGIN_WAIT_S)
 
     def _stop_soon(self, state: _State | None, container_id: str, name: str, reason: str) -> None:
         """Stop and remove a container in the background: a stop may take the whole stop
