@@ -4,7 +4,8 @@ One backend (nginx on loopback serving a 1 KB body, like a small app's answer) a
 to reach it, each driven by wrk (keep-alive, same threads and connections):
   direct   http://127.0.0.1:<backend>/
   baepo    https through Baepo's router: the HAProxy that `HAProxyRouter` renders and runs,
-           with a route for the service and the backend as its one server
+           with a route for the service and the backend as its one server (in the file)
+  baepo-rt the same, to a service whose server was added at runtime (as a deploy adds one)
   nginx    https through nginx as a reverse proxy (upstream keepalive), same certificate,
            as many worker processes as the router has threads (the same CPU budget)
 Two loads: a moderate one (8 connections) and a saturating one (32). Prints requests/s,
@@ -34,6 +35,7 @@ from baepo.router import HAProxyRouter, LocalCA, RouterSettings
 from baepo.router.table import RoutingTable, Server, Service
 
 HOST = "app.bench.test"
+LIVE = "live.bench.test"
 
 
 def nginx(conf: Path, body: str) -> subprocess.Popen[bytes]:
@@ -58,7 +60,7 @@ def wait_http(url: str, verify: object = False, host: str | None = None) -> None
     raise RuntimeError(f"{url} did not answer")
 
 
-def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
+def wrk(url: str, seconds: int, connections: int, host: str = HOST) -> tuple[float, float]:
     """(requests/s, p99 ms)."""
     out = subprocess.run(
         [
@@ -68,7 +70,7 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
             f"-d{seconds}s",
             "--latency",
             "-H",
-            f"Host: {HOST}",
+            f"Host: {host}",
             url,
         ],
         capture_output=True,
@@ -127,6 +129,9 @@ def main() -> None:
         router.apply(
             RoutingTable((Service("app", (HOST,), (Server("app-1", f"127.0.0.1:{backend}"),)),))
         )
+        # A second service whose server is added at runtime, as a deploy adds instances.
+        router.ensure_service("live", (LIVE,))
+        router.add_server("live", "live-1", f"127.0.0.1:{backend}")
         issued = ca.issue([HOST])
         (root / "proxy.pem").write_text(issued.pem)
         threads = router.settings.threads
@@ -146,18 +151,19 @@ def main() -> None:
         )
         https = router.settings.https_port
         targets = {
-            "direct": f"http://127.0.0.1:{backend}/",
-            "baepo": f"https://127.0.0.1:{https}/",
-            "nginx": f"https://127.0.0.1:{proxy_port}/",
+            "direct": (f"http://127.0.0.1:{backend}/", HOST),
+            "baepo": (f"https://127.0.0.1:{https}/", HOST),
+            "baepo-rt": (f"https://127.0.0.1:{https}/", LIVE),
+            "nginx": (f"https://127.0.0.1:{proxy_port}/", HOST),
         }
-        wait_http(targets["nginx"], host=HOST)
-        wait_http(targets["baepo"], host=HOST)
+        for url, host in targets.values():
+            wait_http(url, host=host)
         results: dict[tuple[int, str], tuple[float, float]] = {}
         try:
             for _ in range(args.rounds):
                 for connections in args.connections:
-                    for name, url in targets.items():
-                        rps, p99 = wrk(url, args.seconds, connections)
+                    for name, (url, host) in targets.items():
+                        rps, p99 = wrk(url, args.seconds, connections, host)
                         best = results.get((connections, name))
                         if best is None or rps > best[0]:
                             results[(connections, name)] = (rps, p99)
@@ -175,11 +181,14 @@ def main() -> None:
         for name in targets:
             rps, p99 = results[(connections, name)]
             print(f"{connections:>5} {name:<8} {rps:>12,.0f} {p99:>8.2f}ms")
-        baepo, nginx_, direct = (results[(connections, n)] for n in ("baepo", "nginx", "direct"))
+        baepo, live, nginx_, direct = (
+            results[(connections, n)] for n in ("baepo", "baepo-rt", "nginx", "direct")
+        )
         print(
-            f"{connections:>5} baepo/nginx throughput {baepo[0] / nginx_[0]:.2f}x;"
-            f" p99 over direct: baepo {baepo[1] - direct[1]:+.2f} ms,"
-            f" nginx {nginx_[1] - direct[1]:+.2f} ms"
+            f"{connections:>5} baepo/nginx throughput {baepo[0] / nginx_[0]:.2f}x"
+            f" (server added at runtime: {live[0] / nginx_[0]:.2f}x);"
+            f" p99 over direct: baepo {baepo[1] - direct[1]:+.2f} ms"
+            f" (runtime {live[1] - direct[1]:+.2f} ms), nginx {nginx_[1] - direct[1]:+.2f} ms"
         )
 
 
