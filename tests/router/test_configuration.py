@@ -37,9 +37,9 @@ def test_each_service_is_a_dynamic_backend_with_one_server_per_instance() -> Non
     config = render_config(TABLE, SETTINGS)
     assert backend_of(config, "svc_app") == [
         "balance leastconn",
-        "server s1 127.0.0.1:8080 maxconn 25",
-        "server s2 127.0.0.1:8081 maxconn 25 disabled",  # drain: set at runtime next
-        "server s3 127.0.0.1:8082 maxconn 25 disabled",
+        "server s1 127.0.0.1:8080 maxconn 25 pool-max-conn 0",
+        "server s2 127.0.0.1:8081 maxconn 25 pool-max-conn 0 disabled",  # drain: at runtime
+        "server s3 127.0.0.1:8082 maxconn 25 pool-max-conn 0 disabled",
     ]
     assert backend_of(config, "svc_docs") == ["balance leastconn"]
     assert " check" not in config  # Baepo decides health, not HAProxy

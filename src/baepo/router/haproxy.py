@@ -25,7 +25,6 @@ growing pause (up to `_MAX_RETRY_S`), and their error is logged when it changes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -47,10 +46,12 @@ from baepo.router.configuration import (
     render_config,
     render_map,
     server_line,
+    service_of_backend,
     structure_fingerprint,
 )
 from baepo.router.errors import (
     CertificateError,
+    CommandFailed,
     HAProxyUnavailable,
     InvalidRoute,
     RouterError,
@@ -91,6 +92,9 @@ class HAProxyRouter(TableRouter):
         self._table = RoutingTable()
         self._lock = threading.RLock()
         self._started = False
+        # Servers gone from the table that HAProxy still holds idle connections to: deleted
+        # once their connections are purged (each heal and apply tries again).
+        self._leaving: set[tuple[str, str]] = set()
         self._outage: _Outage | None = None
         self.adopted = False  # whether start() found the HAProxy of a previous Baepo
 
@@ -130,6 +134,7 @@ class HAProxyRouter(TableRouter):
             if not self._started:
                 return False
             if self._process.running():
+                self._delete_leaving()
                 return True
             return self._restart()
 
@@ -176,6 +181,7 @@ class HAProxyRouter(TableRouter):
             # Only a converged table counts as applied: after a failure the next apply of the
             # same table converges again instead of finding nothing to do.
             self._table = table
+            self._delete_leaving()
 
     def remove_server(self, service: str, server: str) -> None:
         with self._lock:
@@ -187,8 +193,16 @@ class HAProxyRouter(TableRouter):
             if existing.state is not ServerState.MAINT:
                 maint = Server(existing.name, existing.address, ServerState.MAINT)
                 self.apply(self._table.with_service(svc.with_server(maint)))
-            with contextlib.suppress(UnknownServer):  # already gone from the running worker
+            try:
                 self._api.del_server(backend_name(service), server)
+            except UnknownServer:
+                pass  # already gone from the running worker
+            except ServerBusy:
+                if self._requests_on(backend_name(service), server):
+                    raise
+                # Only idle kept-alive connections hold it: gone from the table now, deleted
+                # from HAProxy once they are purged.
+                self._leaving.add((backend_name(service), server))
             svc = self._service(self._table, service)
             self._table = self._table.with_service(svc.without_server(server))
             self._write_files(self._table)
@@ -227,7 +241,7 @@ class HAProxyRouter(TableRouter):
                 http_5xx=_int(row.get("hrsp_5xx")),
             )
             for row in rows
-            if row.get("type") == "2"
+            if row.get("type") == "2" and (backend, row["svname"]) not in self._leaving
         ]
         queued = sum(_int(r.get("qcur")) for r in rows if r.get("type") == "1")
         return ServiceStats(sum(s.in_flight for s in servers), queued, servers)
@@ -317,8 +331,8 @@ class HAProxyRouter(TableRouter):
             for extra in observed:  # running, but no longer wanted
                 try:
                     self._delete(backend, extra)
-                except ServerBusy:
-                    log.warning("server %s/%s still busy; left in maint", backend, extra)
+                except ServerBusy:  # deleted once its connections are done (in maint)
+                    self._leaving.add((backend, extra))
         self._converge_map(table)
 
     def _converge_map(self, table: RoutingTable) -> None:
@@ -331,6 +345,24 @@ class HAProxyRouter(TableRouter):
                 self._api.set_map(self.paths.host_map, host, target)
         for host in running.keys() - wanted.keys():
             self._api.del_map(self.paths.host_map, host)
+
+    def _requests_on(self, backend: str, server: str) -> int:
+        rows = [r for r in self._api.stats(backend) if r.get("svname") == server]
+        return sum(_int(r.get("scur")) + _int(r.get("qcur")) for r in rows)
+
+    def _delete_leaving(self) -> None:
+        for backend, server in sorted(self._leaving):
+            wanted = self._table.service(service_of_backend(backend) or "")
+            if wanted is not None and wanted.server(server) is not None:
+                self._leaving.discard((backend, server))  # wanted again meanwhile
+                continue
+            try:
+                self._api.del_server(backend, server)
+            except UnknownServer:
+                pass
+            except (ServerBusy, CommandFailed, HAProxyUnavailable):
+                continue
+            self._leaving.discard((backend, server))
 
     def _delete(self, backend: str, server: str) -> None:
         self._api.set_server_state(backend, server, ServerState.MAINT.value)
