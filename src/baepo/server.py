@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baepo.api.app import Dispatcher, create_api
-from baepo.auth import ADMIN, Auth, NotFound, load_or_create_key
+from baepo.auth import ADMIN, Auth, NotFound, load_or_create_key, rights
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
 from baepo.control import (
@@ -270,6 +270,18 @@ def _bind_problem(host: str, port: int) -> str | None:
     return None
 
 
+def owner_may_pull(auth: Auth, registry: Registry) -> Callable[[str, str], bool]:
+    """Whether a service's owner (a user or a team namespace) may pull a repository of
+    Baepo's registry now, by the same rights a `docker pull` of theirs gets."""
+
+    def may_pull(owner: str, repository: str) -> bool:
+        admins = {user.name for user in auth.users() if user.is_admin}
+        caller = rights.Caller(owner, is_admin=owner in admins)
+        return rights.may_run_from_registry(caller, repository, registry.is_public(repository))
+
+    return may_pull
+
+
 def build(config: Config, clock: Clock | None = None) -> Baepo:
     clock = clock or SystemClock()
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -316,6 +328,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         registry=link,
         timing=Timing(deploy_timeout_s=config.deploy_timeout_s),
         pushes=registry,
+        may_pull=owner_may_pull(auth, registry),
     )
     reconciler.subscribe(bus)
     services = Services(

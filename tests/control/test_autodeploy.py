@@ -243,3 +243,33 @@ async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) 
         unsubscribe()
         engine.close()
         db.dispose()
+
+
+async def test_an_owner_who_may_no_longer_pull_gets_no_deploy(world: World) -> None:
+    """Pull rights are asked again when an operation begins: a repository made private since
+    (or an owner who lost the right) deploys nothing, pushes and redeploys alike."""
+    allowed = {"team/app": True}
+    reconciler = Reconciler(
+        db=world.db, engine=world.engine, routes=world.routes, prober=world.prober,
+        clock=world.clock, secrets=world.box, domain="localhost", registry=world.registry,
+        timing=world.timing, pushes=world.pushes,
+        may_pull=lambda owner, repository: owner == "alice" and allowed[repository],
+    )  # fmt: skip
+    _, create = world.services.create({"name": "app", "image": APP_1}, owner="alice")
+    await world.settle(world.done(create.id), reconciler=reconciler)
+    assert world.status(create.id) == "SUCCEEDED"
+    allowed["team/app"] = False
+    build = rebuilt("1", "b")
+    world.engine.push(build)
+    world.pushes.record("team/app", "1", build.digest)
+    await reconciler.tick()
+    (push, _) = world.services.operations("app")
+    await world.settle(world.done(push.id), reconciler=reconciler)
+    assert world.status(push.id) == "FAILED"
+    assert "alice may not pull team/app" in world.services.operation(push.id).message
+    redeploy = world.services.deploy("app")
+    await world.settle(world.done(redeploy.id), reconciler=reconciler)
+    assert world.status(redeploy.id) == "FAILED"
+    assert [c.image for c in world.containers(running=True)] == [
+        f"localhost:5000/team/app@{app_image('1').digest}"
+    ]

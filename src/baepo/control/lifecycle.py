@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -68,6 +69,7 @@ class _Pending:
     spec: dict[str, Any]
     revision: int | None
     created_at: datetime
+    owner: str
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,13 @@ class Lifecycle:
         clock: Clock,
         registry: RegistryLink,
         timing: Timing,
+        may_pull: Callable[[str, str], bool] | None = None,
     ) -> None:
         self._db = db
+        # (owner, repository) → whether the owner may pull it from Baepo's registry now: asked
+        # again at each begin, for pushes and redeploys too (rights change; the engine pulls
+        # with Baepo's own credentials).
+        self._may_pull = may_pull
         self._engine = engine
         self._sealer = sealer
         self._clock = clock
@@ -112,6 +119,10 @@ class Lifecycle:
         pinned: _Pinned | None = None
         try:
             pull = self._what_to_pull(pending, document)
+            refused = self._refused(pending.owner, pull[0]) if pull is not None else None
+            if refused is not None:
+                await asyncio.to_thread(self._fail_to_begin, pending, refused)
+                return True
             if pull is not None:
                 document["image"] = pull[0]
                 pinned = await asyncio.to_thread(self._pull, *pull)
@@ -138,7 +149,7 @@ class Lifecycle:
             assert service is not None
             return _Pending(
                 op.id, OperationKind(op.kind), dict(op.payload), service.id, service.spec,
-                service.revision, op.created_at,
+                service.revision, op.created_at, service.owner,
             )  # fmt: skip
 
     def _what_to_pull(
@@ -159,6 +170,18 @@ class Lifecycle:
             if not before.same_revision(self._sealer.spec(document)):
                 return document["image"], None
         return None
+
+    def _refused(self, owner: str, image: str) -> str | None:
+        """Why `owner`'s service may not run `image` of Baepo's registry now, or None."""
+        try:
+            name = ImageName.parse(image)
+        except BadReference:
+            return None  # `_pull` says why
+        if self._may_pull is None or not self._registry.owns(name):
+            return None
+        if self._may_pull(owner, name.path):
+            return None
+        return f"{owner} may not pull {name.path} (it is neither theirs nor public)"
 
     def _pull(self, image: str, digest: str | None) -> _Pinned:
         try:

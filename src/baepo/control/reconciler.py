@@ -110,6 +110,7 @@ class Reconciler:
         registry: RegistryLink | None = None,
         timing: Timing | None = None,
         pushes: triggers.PushLog | None = None,
+        may_pull: Callable[[str, str], bool] | None = None,
     ) -> None:
         self._db = db
         self._engine = engine
@@ -121,7 +122,9 @@ class Reconciler:
         self._domain = domain
         self._registry = registry or RegistryLink()
         self.timing = timing or Timing()
-        self._lifecycle = Lifecycle(db, engine, self._sealer, clock, self._registry, self.timing)
+        self._lifecycle = Lifecycle(
+            db, engine, self._sealer, clock, self._registry, self.timing, may_pull
+        )
         self._health = HealthTracker(clock.monotonic, self.timing.poll_s)
         self._drain_started: dict[tuple[str, str], datetime] = {}
         self._revisions: dict[tuple[str, int], Revision] = {}
