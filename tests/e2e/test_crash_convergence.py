@@ -72,7 +72,11 @@ def test_kill_9_right_after_a_push_deploys_it_once_after_the_restart(stack: Stac
     stack.push("baepo-test/hello:2", f"team/{name}:live")  # the registry has it durably
     stack.baepo.kill()  # maybe before the reconciler saw it, maybe after
     stack.baepo.start()
-    stack.wait_for(f"{name}.localhost", "hello v2")
+    try:
+        stack.wait_for(f"{name}.localhost", "hello v2", timeout=120)
+    except AssertionError as exc:
+        ops = stack.cli("services", "ops", name, "--json", check=False).stdout
+        raise AssertionError(f"{exc}\noperations: {ops}\nlog:\n{stack.baepo.log()[-4000:]}")
     described = stack.wait_idle(name)
     ops = json.loads(stack.cli("services", "ops", name, "--json").stdout)
     deploys = [op for op in ops if op["kind"] == "START_DEPLOYMENT"]
