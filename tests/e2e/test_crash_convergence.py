@@ -76,7 +76,8 @@ def test_kill_9_right_after_a_push_deploys_it_once_after_the_restart(stack: Stac
         stack.wait_for(f"{name}.localhost", "hello v2", timeout=120)
     except AssertionError as exc:
         ops = stack.cli("services", "ops", name, "--json", check=False).stdout
-        raise AssertionError(f"{exc}\noperations: {ops}\nlog:\n{stack.baepo.log()[-4000:]}")
+        log = stack.baepo.log()[-4000:]
+        raise AssertionError(f"{exc}\noperations: {ops}\nlog:\n{log}") from exc
     described = stack.wait_idle(name)
     ops = json.loads(stack.cli("services", "ops", name, "--json").stdout)
     deploys = [op for op in ops if op["kind"] == "START_DEPLOYMENT"]
