@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,27 @@ import pytest
 
 from tests.clients import Docker, docker_host
 from tests.conftest import BaepoProcess
+
+
+def parse_wrk(output: str) -> tuple[int, int, int]:
+    """(requests, socket errors, non-2xx/3xx responses) from wrk's summary."""
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    socket_errors = sum(int(g) for g in errors.groups()) if errors else 0
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return requests, socket_errors, int(bad.group(1)) if bad else 0
+
+
+@dataclass
+class Load:
+    """What wrk said, once it ended."""
+
+    output: str = ""
+
+    def counts(self) -> tuple[int, int, int]:
+        return parse_wrk(self.output)
 
 
 @dataclass
@@ -81,6 +105,29 @@ class Stack:
             text=True,
             timeout=60,
         )
+
+    @contextmanager
+    def load(
+        self, host: str, connections: int, seconds: int, headers: tuple[str, ...] = ()
+    ) -> Iterator[Load]:
+        """wrk over HTTPS through the router to `host` while the block runs (bounded by
+        `seconds`); its summary is in the yielded `Load` once the block ends."""
+        extra = [arg for header in headers for arg in ("-H", header)]
+        wrk = subprocess.Popen(
+            [
+                "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+                "-H", f"Host: {host}", *extra, f"https://127.0.0.1:{self.baepo.https_port}/",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        result = Load()
+        try:
+            yield result
+        finally:
+            wrk.send_signal(signal.SIGINT)
+            result.output, _ = wrk.communicate(timeout=60)
 
     def wait_for(self, host: str, text: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -8,13 +8,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import subprocess
 
 import pytest
 
 from tests.e2e.conftest import Stack
-from tests.e2e.test_zero_downtime import parse_wrk
 
 pytestmark = pytest.mark.integration
 
@@ -27,24 +24,8 @@ def test_fifty_cycles_beside_a_loaded_service_all_start(stack: Stack) -> None:
     v2 = stack.push("baepo-test/hello:2", f"team/{steady}:2")
     stack.cli("services", "create", steady, "--image", v1, "--wait")
     stack.wait_for(f"{steady}.localhost", "hello v1")
-    wrk = subprocess.Popen(
-        [
-            "wrk",
-            "-t2",
-            "-c32",
-            "-d900s",
-            "--timeout",
-            "10s",
-            "-H",
-            f"Host: {steady}.localhost",
-            f"https://127.0.0.1:{stack.baepo.https_port}/",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     outcomes: list[str] = []
-    try:
+    with stack.load(f"{steady}.localhost", 32, 900) as wrk:
         for n in range(CYCLES):
             name = f"churn-{secrets.token_hex(2)}-{n}"
             for args in (
@@ -55,12 +36,10 @@ def test_fifty_cycles_beside_a_loaded_service_all_start(stack: Stack) -> None:
                 done = stack.cli(*args, check=False)
                 if done.returncode != 0:
                     outcomes.append(f"{' '.join(args[:3])}: {done.stdout}{done.stderr}")
-    finally:
-        wrk.send_signal(signal.SIGINT)
-        output, _ = wrk.communicate(timeout=60)
+    output = wrk.output
     print(output)
     assert outcomes == []
-    requests, socket_errors, bad = parse_wrk(output)
+    requests, socket_errors, bad = wrk.counts()
     assert requests > 1000, output
     assert (socket_errors, bad) == (0, 0), output
     ops = json.loads(stack.cli("services", "ops", steady, "--json").stdout)

@@ -11,13 +11,10 @@ request may fail.
 from __future__ import annotations
 
 import secrets
-import signal
-import subprocess
 
 import pytest
 
 from tests.e2e.conftest import Stack
-from tests.e2e.test_zero_downtime import parse_wrk
 
 pytestmark = pytest.mark.integration
 
@@ -30,34 +27,14 @@ def test_an_app_on_the_wrong_port_fails_its_deploy_and_loses_no_request(stack: S
     assert stack.describe(name)["config"]["health_check"]["protocol"] == "tcp"  # type: ignore[index]
     stack.wait_for(f"{name}.localhost", "hello v1")
 
-    wrk = subprocess.Popen(
-        [
-            "wrk",
-            "-t2",
-            "-c8",
-            "-d120s",
-            "--timeout",
-            "10s",
-            "-H",
-            f"Host: {name}.localhost",
-            "-H",
-            "Connection: close",
-            f"https://127.0.0.1:{stack.baepo.https_port}/",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with stack.load(f"{name}.localhost", 8, 120, ("Connection: close",)) as wrk:
         failed = stack.cli("services", "deploy", name, "--image", wrong, "--wait", check=False)
-    finally:
-        wrk.send_signal(signal.SIGINT)
-        output, _ = wrk.communicate(timeout=60)
+    output = wrk.output
     print(output)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "FAILED" in failed.stdout + failed.stderr
     assert "did not pass its health check (TCP" in failed.stdout + failed.stderr
-    requests, socket_errors, bad = parse_wrk(output)
+    requests, socket_errors, bad = wrk.counts()
     assert requests > 100, output
     assert (socket_errors, bad) == (0, 0), output
     described = stack.wait_idle(name)

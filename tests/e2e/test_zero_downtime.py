@@ -7,10 +7,7 @@ Every one of wrk's requests must succeed: no connection errors, no non-2xx answe
 
 from __future__ import annotations
 
-import re
 import secrets
-import signal
-import subprocess
 
 import pytest
 
@@ -19,17 +16,6 @@ from tests.e2e.conftest import Stack
 pytestmark = pytest.mark.integration
 
 DEPLOYS = 20
-
-
-def parse_wrk(output: str) -> tuple[int, int, int]:
-    """(requests, socket errors, non-2xx/3xx responses) from wrk's summary."""
-    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    socket_errors = sum(int(g) for g in errors.groups()) if errors else 0
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return requests, socket_errors, int(bad.group(1)) if bad else 0
 
 
 def test_twenty_deploys_and_a_failed_one_under_load_lose_no_request(stack: Stack) -> None:
@@ -49,31 +35,13 @@ def test_twenty_deploys_and_a_failed_one_under_load_lose_no_request(stack: Stack
     )
     stack.wait_for(f"{name}.localhost", "hello v1")
 
-    wrk = subprocess.Popen(
-        [
-            "wrk",
-            "-t2",
-            "-c8",
-            "-d600s",
-            "--timeout",
-            "10s",
-            "-H",
-            f"Host: {name}.localhost",
-            f"https://127.0.0.1:{stack.baepo.https_port}/",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
+    with stack.load(f"{name}.localhost", 8, 600) as wrk:
         for n in range(DEPLOYS):
             stack.cli("services", "deploy", name, "--image", images[(n + 1) % 2], "--wait")
         failed = stack.cli("services", "deploy", name, "--image", broken, "--wait", check=False)
         assert failed.returncode == 1 and "FAILED" in failed.stdout + failed.stderr
-    finally:
-        wrk.send_signal(signal.SIGINT)
-        output, _ = wrk.communicate(timeout=60)
-    requests, socket_errors, bad = parse_wrk(output)
+    output = wrk.output
+    requests, socket_errors, bad = wrk.counts()
     print(output)
     assert requests > 2000, output
     assert (socket_errors, bad) == (0, 0), output
