@@ -59,6 +59,7 @@ from baepo.router import (
     running_haproxy,
 )
 from baepo.runtime import DockerEngine
+from baepo.schema import schema
 from baepo.storage import FilesystemDriver
 from baepo.store import Database, StoreError
 
@@ -287,7 +288,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     config.secrets_dir.mkdir(mode=0o700, exist_ok=True)
     db = Database(config.database_url)
-    db.migrate()
+    db.migrate(schema())
     bus = EventBus()
     auth = Auth(db, load_or_create_key(config.secrets_dir / "token.key"), clock)
     generated = auth.ensure_admin(config.admin_password)

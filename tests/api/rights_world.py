@@ -30,6 +30,7 @@ from baepo.events import EventBus
 from baepo.registry import Registry
 from baepo.router import LocalCA
 from baepo.runtime import FakeImage, MemoryEngine, baepo_test_images
+from baepo.schema import schema
 from baepo.storage.memory import MemoryDriver
 from baepo.store import Database
 from tests.control.fakes import FakeProber, MemoryRoutes
@@ -111,7 +112,7 @@ class RightsWorld:
 def build(tmp_path: Path) -> Iterator[RightsWorld]:
     clock = FakeClock()
     db = Database(f"sqlite:///{tmp_path / 'baepo.db'}")
-    db.migrate()
+    db.migrate(schema())
     auth = Auth(db, b"k" * 32, clock)
     auth.ensure_admin(PASSWORDS["admin"])
     auth.create_user("alice", PASSWORDS["alice"])

@@ -15,6 +15,7 @@ from baepo.auth import (
 from baepo.auth import tables as _tables  # noqa: F401  (declares the tables)
 from baepo.auth.bearer import load_or_create_key
 from baepo.clock import FakeClock
+from baepo.schema import schema
 from baepo.store import Database
 
 
@@ -30,7 +31,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def auth(tmp_path: Path, clock: FakeClock) -> Auth:
     db = Database(f"sqlite:///{tmp_path / 'auth.db'}")
-    db.migrate()
+    db.migrate(schema())
     a = Auth(db, load_or_create_key(tmp_path / "key"), clock)
     assert a.ensure_admin("s3cret-admin") is None
     a.create_user("alice", "alice-password")
@@ -48,7 +49,7 @@ def token_for(auth: Auth, authorization: str | None, *scopes: str, public: bool 
 
 def test_first_admin_gets_a_generated_password_shown_once(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'a.db'}")
-    db.migrate()
+    db.migrate(schema())
     a = Auth(db, b"k" * 32, FakeClock())
     generated = a.ensure_admin(None)
     assert generated and len(generated) >= 16

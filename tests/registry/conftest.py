@@ -21,6 +21,7 @@ from baepo.auth.errors import AccessDenied, AuthenticationRequired
 from baepo.clock import FakeClock
 from baepo.events import EventBus, ImagePushed
 from baepo.registry import Registry, create_app
+from baepo.schema import schema
 from baepo.storage import FilesystemDriver
 from baepo.store import Database
 
@@ -72,7 +73,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
     database = Database(f"sqlite:///{tmp_path / 'state.db'}")
-    database.migrate()
+    database.migrate(schema())
     yield database
     database.dispose()
 

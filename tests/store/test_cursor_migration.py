@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 
+from baepo.schema import schema
 from baepo.store import Database
 from baepo.store.migrations import alembic_config
 
@@ -27,7 +28,7 @@ def test_the_push_cursor_starts_at_the_newest_push(tmp_path: Path) -> None:
                 ),
                 {"id": n, "digest": f"sha256:{n:064x}"},
             )
-    db.migrate()
+    db.migrate(schema())
     with db.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT name, position FROM control_cursors")).all()
     assert [tuple(r) for r in rows] == [("push", 3)]
@@ -35,6 +36,6 @@ def test_the_push_cursor_starts_at_the_newest_push(tmp_path: Path) -> None:
 
 def test_a_new_database_starts_with_no_cursor(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'new.db'}")
-    db.migrate()
+    db.migrate(schema())
     with db.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM control_cursors")).scalar() == 0

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from baepo.store import Base, Database
-from baepo.store.schema import load_tables
+from baepo.schema import schema
+from baepo.store import Database
 
 
 def test_revisions_create_exactly_the_declared_schema(tmp_path: Path) -> None:
@@ -17,10 +17,9 @@ def test_revisions_create_exactly_the_declared_schema(tmp_path: Path) -> None:
 
     db = Database(f"sqlite:///{tmp_path / 'm.db'}")
     upgrade_with_alembic(db)
-    upgrade(db.engine)  # at head: nothing to do
-    load_tables()
+    upgrade(db.engine, schema())  # at head: nothing to do
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), schema())
     assert diff == [], "table declarations changed: run scripts/new-migration 'what changed'"
     names = set(sa.inspect(db.engine).get_table_names())
     assert {"auth_users", "registry_manifests", "alembic_version"} <= names
@@ -36,21 +35,20 @@ def upgrade_with_alembic(db: Database) -> None:
 
 def test_a_fresh_database_is_created_at_head_like_the_revisions_build_it(tmp_path: Path) -> None:
     fresh = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
-    fresh.migrate()  # create_all + stamp
+    fresh.migrate(schema())  # create_all + stamp
     migrated = Database(f"sqlite:///{tmp_path / 'migrated.db'}")
     upgrade_with_alembic(migrated)
 
-    def schema(db: Database) -> list[tuple[str, str]]:
+    def tables(db: Database) -> list[tuple[str, str]]:
         with db.engine.connect() as conn:
             rows = conn.execute(
                 sa.text("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
             )
             return [(name, " ".join(sql.split())) for name, sql in rows]
 
-    load_tables()
     with fresh.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-    assert {n for n, _ in schema(fresh)} == {n for n, _ in schema(migrated)}
+        assert compare_metadata(MigrationContext.configure(conn), schema()) == []
+    assert {n for n, _ in tables(fresh)} == {n for n, _ in tables(migrated)}
     with fresh.engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     from baepo.store.migrations import head_revision
@@ -63,7 +61,7 @@ def test_a_database_at_head_is_recognised_without_alembic(tmp_path: Path) -> Non
 
     db = Database(f"sqlite:///{tmp_path / 'h.db'}")
     assert current_revision(db.engine) is None
-    db.migrate()
+    db.migrate(schema())
     assert head_revision() is not None
     assert current_revision(db.engine) == head_revision()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 
+from baepo.schema import schema
 from baepo.store import Database
 from baepo.store.migrations import alembic_config, head_revision
 
@@ -38,7 +39,7 @@ def test_services_made_before_owners_belong_to_admin(tmp_path: Path) -> None:
                 " '2026-01-01 00:00:00')"
             )
         )
-    db.migrate()
+    db.migrate(schema())
     with db.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT owner FROM control_services")).scalar() == "admin"
         token = conn.execute(sa.text("SELECT repositories, services FROM auth_api_tokens")).one()

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +23,7 @@ from baepo.auth.errors import AccessDenied, AuthenticationRequired, NotFound, Us
 from baepo.auth.rights import Caller, allowed
 from baepo.auth.tables import ApiTokenRow, UserRow
 from baepo.clock import Clock
-from baepo.store import Database
+from baepo.store import Database, affected
 
 ADMIN = "admin"
 # Robots may sign in with this user name and an API token as the password.
@@ -193,12 +192,13 @@ class Auth:
             owner = s.scalar(sa.select(UserRow).where(UserRow.name == user))
             deleted = 0
             if owner is not None:
-                result: sa.CursorResult[Any] = s.execute(  # type: ignore[assignment]
-                    sa.delete(ApiTokenRow).where(
-                        ApiTokenRow.user_id == owner.id, ApiTokenRow.name == name
+                deleted = affected(
+                    s.execute(
+                        sa.delete(ApiTokenRow).where(
+                            ApiTokenRow.user_id == owner.id, ApiTokenRow.name == name
+                        )
                     )
                 )
-                deleted = result.rowcount
             if not deleted:
                 raise NotFound(f"user {user!r} has no token named {name!r}")
         self._forget()

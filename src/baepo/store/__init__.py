@@ -1,7 +1,7 @@
 """The state database: SQLAlchemy 2, SQLite by default (PostgreSQL supported by URL)."""
 
-from baepo.store.database import Base, Database
+from baepo.store.database import Base, Database, affected
 from baepo.store.errors import StoreError, StoreUnavailable
 from baepo.store.types import UtcDateTime
 
-__all__ = ["Base", "Database", "StoreError", "StoreUnavailable", "UtcDateTime"]
+__all__ = ["Base", "Database", "StoreError", "StoreUnavailable", "UtcDateTime", "affected"]

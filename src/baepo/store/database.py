@@ -1,7 +1,8 @@
 """The database handle every room shares.
 
-Each room declares its own tables on `Base` (in its own `tables.py`); the composition root
-imports them all before `Database.migrate()` so the schema is complete. Sessions are short:
+Each room declares its own tables on `Base` (in its own `tables.py`); `baepo.schema` gathers
+them, and the composition root hands that metadata to `Database.migrate()`, so the store knows
+SQL only and never imports a room. Sessions are short:
 one unit of work, then commit or roll back (`with db.session() as s, s.begin(): ...`).
 SQLite runs in WAL mode with a busy timeout so request threads and loops can share it.
 """
@@ -11,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -41,12 +42,15 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def migrate(self) -> None:
-        """Bring the schema up to date (Alembic migrations under `store/migrations`)."""
+    def migrate(self, metadata: MetaData) -> None:
+        """Bring the schema up to date (Alembic migrations under `store/migrations`).
+
+        `metadata` is the whole declared schema: an empty database is created from it directly.
+        """
         from baepo.store.migrations import upgrade
 
         try:
-            upgrade(self.engine)
+            upgrade(self.engine, metadata)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"cannot migrate database {self.url}: {exc}") from exc
 
@@ -57,6 +61,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def affected(result: sa.Result[Any]) -> int:
+    """The rows an UPDATE or DELETE touched: `Session.execute` is typed as returning a plain
+    `Result`, but for those statements it is always a `CursorResult`, which counts them."""
+    return cast("sa.CursorResult[Any]", result).rowcount
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 
 if TYPE_CHECKING:
@@ -27,13 +28,16 @@ _REVISION = re.compile(r'^revision: str = "([0-9a-f]+)"', re.MULTILINE)
 _DOWN = re.compile(r'^down_revision: str \| None = (?:"([0-9a-f]+)"|None)', re.MULTILINE)
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine, metadata: MetaData | None = None) -> Config:
+    """Alembic's configuration for `engine`; `metadata` (the declared schema) is needed only to
+    write a new revision by comparison, not to upgrade."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(HERE))
     config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
     config.attributes["engine"] = engine
+    config.attributes["metadata"] = metadata
     return config
 
 
@@ -60,26 +64,22 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, metadata: MetaData) -> None:
     head = head_revision()
     current = current_revision(engine)
     if head is not None and current == head:
         return
     if head is not None and current is None and not sa.inspect(engine).get_table_names():
-        _create_at_head(engine, head)
+        _create_at_head(engine, head, metadata)
         return
     from alembic import command
 
     command.upgrade(alembic_config(engine), "head")
 
 
-def _create_at_head(engine: Engine, head: str) -> None:
-    from baepo.store.database import Base
-    from baepo.store.schema import load_tables
-
-    load_tables()
+def _create_at_head(engine: Engine, head: str, metadata: MetaData) -> None:
     with engine.begin() as conn:
-        Base.metadata.create_all(conn)
+        metadata.create_all(conn)
         conn.execute(
             sa.text(
                 "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
@@ -89,7 +89,7 @@ def _create_at_head(engine: Engine, head: str) -> None:
         conn.execute(sa.text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": head})
 
 
-def new_revision(engine: Engine, message: str) -> None:
+def new_revision(engine: Engine, metadata: MetaData, message: str) -> None:
     from alembic import command
 
-    command.revision(alembic_config(engine), message=message, autogenerate=True)
+    command.revision(alembic_config(engine, metadata), message=message, autogenerate=True)
