@@ -8,6 +8,7 @@ from baepo.auth import (
     Auth,
     AuthenticationRequired,
     NotFound,
+    TooManyAttempts,
     UserExists,
     passwords,
     repository,
@@ -240,3 +241,49 @@ def test_a_token_limited_to_services_carries_its_limit_and_has_no_registry(auth:
     assert listed["ci-push"].services == ("app",)
     with pytest.raises(ValueError):
         auth.create_token("alice", "spaced", services=("a b",))
+
+
+def test_failed_sign_ins_are_refused_early_with_a_wait_then_allowed_again(
+    auth: Auth, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = []
+    real = passwords.verify_password
+
+    def counting_verify(password: str, stored: str) -> bool:
+        checks.append(password)
+        return real(password, stored)
+
+    monkeypatch.setattr(passwords, "verify_password", counting_verify)
+    for n in range(10):
+        with pytest.raises(AuthenticationRequired) as refused:
+            auth.authenticate("alice", f"guess-{n}", address="192.0.2.7")
+        assert not isinstance(refused.value, TooManyAttempts)
+    with pytest.raises(TooManyAttempts) as throttled:
+        auth.authenticate("alice", "alice-password", address="192.0.2.7")
+    assert throttled.value.retry_after == 5
+    assert len(checks) == 10, "a throttled attempt must not cost a password check"
+    # The same account from elsewhere waits too; another account from elsewhere does not.
+    with pytest.raises(TooManyAttempts):
+        auth.authenticate("alice", "alice-password", address="198.51.100.1")
+    assert auth.authenticate("admin", "s3cret-admin", address="198.51.100.1").name == "admin"
+    clock.advance(5)
+    assert auth.authenticate("alice", "alice-password", address="192.0.2.7").name == "alice"
+
+
+def test_a_verified_credential_is_remembered_so_a_flood_does_not_lock_it_out(
+    auth: Auth,
+) -> None:
+    assert auth.authenticate("alice", "alice-password", address="192.0.2.7").name == "alice"
+    for n in range(20):
+        with pytest.raises(AuthenticationRequired):
+            auth.authenticate("alice", f"guess-{n}", address="192.0.2.66")
+    assert auth.authenticate("alice", "alice-password", address="192.0.2.7").name == "alice"
+
+
+def test_api_tokens_are_not_throttled_by_password_failures(auth: Auth) -> None:
+    token = auth.create_token("alice", "ci", ["team/app"]).secret
+    assert token is not None
+    for n in range(20):
+        with pytest.raises(AuthenticationRequired):
+            auth.authenticate("alice", f"guess-{n}", address="192.0.2.7")
+    assert auth.authenticate("token", token, address="192.0.2.7").name == "alice"

@@ -3,7 +3,14 @@
 from baepo.auth.access import CATALOG, Access, Principal, parse_scope, repository
 from baepo.auth.bearer import load_or_create_key
 from baepo.auth.endpoints import token_routes
-from baepo.auth.errors import AccessDenied, AuthenticationRequired, AuthError, NotFound, UserExists
+from baepo.auth.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    AuthError,
+    NotFound,
+    TooManyAttempts,
+    UserExists,
+)
 from baepo.auth.gate import RegistryGate
 from baepo.auth.service import ADMIN, ApiToken, Auth, User
 
@@ -19,6 +26,7 @@ __all__ = [
     "NotFound",
     "Principal",
     "RegistryGate",
+    "TooManyAttempts",
     "User",
     "UserExists",
     "load_or_create_key",

@@ -3,7 +3,8 @@
 `GET /auth/token?service=baepo&scope=repository:team/app:pull,push` with Basic credentials
 (or none, for public pulls) answers `{"token", "access_token", "expires_in", "issued_at"}`.
 `POST` accepts the OAuth2 form (`grant_type=password`, `username`, `password`, `scope`).
-Wrong credentials get 401; scopes the caller may not have are left out of the token, as the
+Wrong credentials get 401, too many of them from one address or for one account 429 with
+`Retry-After` (`auth/throttle.py`); scopes the caller may not have are left out of the token, as the
 spec says, and the registry then refuses the request that needed them.
 """
 
@@ -18,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from baepo.auth.access import Access, parse_scope
-from baepo.auth.errors import AuthenticationRequired
+from baepo.auth.errors import AuthenticationRequired, TooManyAttempts
 from baepo.auth.service import Auth
 
 
@@ -38,9 +39,16 @@ def token_routes(auth: Auth, is_public: Callable[[str], bool]) -> list[Route]:
                 access = parse_scope(part)
                 if access is not None:
                     requested.append(access)
+        address = request.client.host if request.client else None
         try:
             value, ttl, issued = await run_in_threadpool(
-                auth.issue_token, authorization, requested, is_public
+                auth.issue_token, authorization, requested, is_public, address=address
+            )
+        except TooManyAttempts as exc:
+            return JSONResponse(
+                {"errors": [{"code": "TOOMANYREQUESTS", "message": str(exc), "detail": None}]},
+                status_code=429,
+                headers={"Retry-After": str(exc.retry_after)},
             )
         except AuthenticationRequired as exc:
             return JSONResponse(

@@ -2,6 +2,8 @@
 
 AuthError
 ├── AuthenticationRequired   no credentials, or credentials that are wrong or expired (401)
+│   └── TooManyAttempts      too many failed sign-ins from this address or for this account,
+│                            or too many at once (429 with Retry-After)
 ├── AccessDenied             valid credentials without the needed scope (401 with a challenge
 │                            naming the scope, as the Docker token spec expects)
 ├── UserExists               a user or token name is taken
@@ -21,6 +23,14 @@ class AuthenticationRequired(AuthError):
     def __init__(self, message: str, wanted: Access | None = None) -> None:
         super().__init__(message)
         self.wanted = wanted
+
+
+class TooManyAttempts(AuthenticationRequired):
+    """Refused before checking: a subclass, so an edge that knows no better still says 401."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class AccessDenied(AuthError):

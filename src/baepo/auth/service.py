@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +20,16 @@ from sqlalchemy.exc import IntegrityError
 
 from baepo.auth import bearer, passwords
 from baepo.auth.access import Access, Principal
-from baepo.auth.errors import AccessDenied, AuthenticationRequired, NotFound, UserExists
+from baepo.auth.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    NotFound,
+    TooManyAttempts,
+    UserExists,
+)
 from baepo.auth.rights import Caller, allowed
 from baepo.auth.tables import ApiTokenRow, UserRow
+from baepo.auth.throttle import Hashing, Throttle, retry_after
 from baepo.clock import Clock
 from baepo.store import Database, affected
 
@@ -58,6 +66,8 @@ class Auth:
         *,
         service: str = "baepo",
         token_ttl: timedelta = timedelta(minutes=5),
+        throttle: Throttle | None = None,
+        hashing: Hashing | None = None,
     ) -> None:
         self._db = db
         self._key = key
@@ -70,6 +80,8 @@ class Auth:
         self._recent_lock = threading.Lock()
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
+        self._throttle = throttle or Throttle(clock)
+        self._hashing = hashing or Hashing(os.cpu_count() or 2)
 
     # -- users ---------------------------------------------------------------------------
 
@@ -205,24 +217,45 @@ class Auth:
 
     # -- authentication ------------------------------------------------------------------
 
-    def authenticate(self, username: str, secret: str) -> Caller:
-        """A user by password or API token; raises AuthenticationRequired when wrong."""
+    def authenticate(self, username: str, secret: str, *, address: str | None = None) -> Caller:
+        """A user by password or API token, from the client at `address` (when known).
+
+        Raises AuthenticationRequired when wrong, TooManyAttempts when this address or account
+        has failed too often lately, or too many password checks are running at once.
+        """
         key = (username, hashlib.sha256(secret.encode()).hexdigest())
         now = self._clock.monotonic()
         with self._recent_lock:
             hit = self._recent.get(key)
         if hit is not None and now - hit[1] < 60:
             return hit[0]
-        caller = self._check_token(username, secret) or self._check_password(username, secret)
+        caller = self._check_token(username, secret)
         if caller is None:
-            raise AuthenticationRequired("invalid username or password")
+            keys = [f"account:{username}"] + ([f"address:{address}"] if address else [])
+            caller = self._check_password(username, secret, keys)
         with self._recent_lock:
             if len(self._recent) > 1000:
                 self._recent.clear()
             self._recent[key] = (caller, now)
         return caller
 
-    def _check_password(self, username: str, password: str) -> Caller | None:
+    def _check_password(self, username: str, password: str, keys: list[str]) -> Caller:
+        wait = self._throttle.wait(keys)
+        if wait > 0:
+            seconds = retry_after(wait)
+            raise TooManyAttempts(f"too many failed sign-ins: try again in {seconds} s", seconds)
+        if not self._hashing.acquire():
+            raise TooManyAttempts("too many sign-ins at once: try again shortly", 1)
+        try:
+            caller = self._verify_password(username, password)
+        finally:
+            self._hashing.release()
+        if caller is None:
+            self._throttle.failed(keys)
+            raise AuthenticationRequired("invalid username or password")
+        return caller
+
+    def _verify_password(self, username: str, password: str) -> Caller | None:
         with self._db.session() as s:
             row = s.scalar(sa.select(UserRow).where(UserRow.name == username))
             found = None if row is None else (Caller(row.name, row.is_admin), row.password_hash)
@@ -264,20 +297,23 @@ class Auth:
         with self._recent_lock:
             self._recent.clear()
 
-    def caller_from_header(self, authorization: str | None) -> Caller | Principal | None:
+    def caller_from_header(
+        self, authorization: str | None, *, address: str | None = None
+    ) -> Caller | Principal | None:
         """Who an `Authorization` header names: a Caller (Basic), a Principal (Bearer), or
-        None (no header). Raises AuthenticationRequired for bad credentials."""
+        None (no header), for a client at `address`. Raises AuthenticationRequired for bad
+        credentials (TooManyAttempts after too many)."""
         if not authorization:
             return None
         scheme, _, value = authorization.partition(" ")
         scheme = scheme.lower()
         if scheme == "basic":
             username, secret = decode_basic(value.strip())
-            return self.authenticate(username, secret)
+            return self.authenticate(username, secret, address=address)
         if scheme == "bearer":
             value = value.strip()
             if passwords.token_prefix(value) is not None:  # an API token used as a bearer
-                return self.authenticate(TOKEN_USER, value)
+                return self.authenticate(TOKEN_USER, value, address=address)
             principal = bearer.verify(self._key, self.service, value, self._clock.now())
             if principal is None:
                 raise AuthenticationRequired("invalid or expired token")
@@ -287,9 +323,14 @@ class Auth:
     # -- the registry gate ---------------------------------------------------------------
 
     def authorize(
-        self, authorization: str | None, wanted: Access, *, public: bool = False
+        self,
+        authorization: str | None,
+        wanted: Access,
+        *,
+        public: bool = False,
+        address: str | None = None,
     ) -> Principal:
-        who = self.caller_from_header(authorization)
+        who = self.caller_from_header(authorization, address=address)
         if isinstance(who, Principal):
             if not wanted.actions or who.allows(wanted):
                 return who
@@ -319,11 +360,13 @@ class Auth:
         authorization: str | None,
         requested: list[Access],
         is_public: Callable[[str], bool],
+        *,
+        address: str | None = None,
     ) -> tuple[str, int, datetime]:
         """A bearer token granting what the caller may do of `requested` (the token endpoint).
 
         Returns (token, lifetime in seconds, issued at)."""
-        who = self.caller_from_header(authorization)
+        who = self.caller_from_header(authorization, address=address)
         if isinstance(who, Principal):  # a bearer token cannot mint another
             raise AuthenticationRequired("use a password or an API token to get a token")
         caller = who or Caller("")
