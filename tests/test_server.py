@@ -167,3 +167,24 @@ def _processes_naming(path: Path) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_the_data_directory_and_everything_in_it_is_private(fresh_baepo: BaepoProcess) -> None:
+    with fresh_baepo.api() as api:
+        assert api.post("/api/v1/tokens", json={"name": "private"}).status_code == 201
+    assert fresh_baepo.data_dir.stat().st_mode & 0o777 == 0o700
+    shared = [
+        f"{path.relative_to(fresh_baepo.data_dir)} {path.stat().st_mode & 0o777:o}"
+        for path in fresh_baepo.data_dir.rglob("*")
+        if not path.is_symlink() and path.stat().st_mode & 0o077
+    ]
+    assert shared == []
+
+
+def test_an_older_data_directory_is_made_private_at_start(fresh_baepo: BaepoProcess) -> None:
+    assert fresh_baepo.stop() == 0
+    fresh_baepo.data_dir.chmod(0o755)
+    (fresh_baepo.data_dir / "baepo.db").chmod(0o644)
+    fresh_baepo.start()
+    assert fresh_baepo.data_dir.stat().st_mode & 0o777 == 0o700
+    assert (fresh_baepo.data_dir / "baepo.db").stat().st_mode & 0o777 == 0o600

@@ -285,10 +285,16 @@ def owner_may_pull(auth: Auth, registry: Registry) -> Callable[[str, str], bool]
 
 def build(config: Config, clock: Clock | None = None) -> Baepo:
     clock = clock or SystemClock()
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    # Keys, the database and every pushed image live below: only Baepo's user may enter (a
+    # directory made by an older version may still be 0755).
+    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.data_dir.chmod(0o700)
     config.secrets_dir.mkdir(mode=0o700, exist_ok=True)
     db = Database(config.database_url)
     db.migrate(schema())
+    for name in ("baepo.db", "baepo.db-wal", "baepo.db-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            (config.data_dir / name).chmod(0o600)
     bus = EventBus()
     auth = Auth(db, load_or_create_key(config.secrets_dir / "token.key"), clock)
     generated = auth.ensure_admin(config.admin_password)
@@ -395,6 +401,7 @@ class _Server(uvicorn.Server):
 
 def run(config: Config) -> None:
     """Serve in the foreground until SIGINT or SIGTERM."""
+    os.umask(0o077)  # whatever Baepo writes (state, keys, blobs, certificates) is its own
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
