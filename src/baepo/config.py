@@ -31,6 +31,13 @@ class Config:
     registry_host: str = "registry"
     """The registry and API also answer at https://<registry_host>.<domain> through the router
     ("" turns that off)."""
+    max_connections: int | None = None
+    """Open connections to Baepo's own port beyond which a new one gets 503 (None: half the
+    open-file limit, at most 16,384; see `baepo/connections.py`)."""
+    header_timeout_s: float = 15.0
+    """Seconds a client has to send a request's headers before it gets 408."""
+    body_timeout_s: float = 60.0
+    """Seconds a client may pause while sending a request body before it is closed."""
 
     @property
     def database_url(self) -> str:

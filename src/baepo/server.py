@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
@@ -31,6 +31,7 @@ from baepo.api.app import Dispatcher, create_api
 from baepo.auth import ADMIN, Auth, NotFound, load_or_create_key, rights
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
+from baepo.connections import bounded_protocol, limits_for, raise_descriptor_limit
 from baepo.control import (
     ControlError,
     NetworkProber,
@@ -408,6 +409,18 @@ def run(config: Config) -> None:
         stream=sys.stderr,
     )
     check_ports(config)
+    limits = limits_for(raise_descriptor_limit())
+    limits = replace(
+        limits,
+        max_connections=config.max_connections or limits.max_connections,
+        header_s=config.header_timeout_s,
+        body_idle_s=config.body_timeout_s,
+    )
+    log.info(
+        "at most %d connections; %.0f s for a request's headers",
+        limits.max_connections,
+        limits.header_s,
+    )
     try:
         baepo = build(config)
     except (OSError, StoreError) as exc:
@@ -428,6 +441,7 @@ def run(config: Config) -> None:
             log_level=config.log_level,
             lifespan="on",
             server_header=False,
+            http=bounded_protocol(limits),
             timeout_graceful_shutdown=10,
             # Through the router (https://registry.<domain>) a request's scheme and client
             # come in X-Forwarded-Proto/-For; trusted from the router's address only, so that

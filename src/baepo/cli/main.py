@@ -75,6 +75,24 @@ def up(
             "router, with its certificate ('' turns that off)."
         ),
     ] = "registry",
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            help="Open connections to the registry/API port beyond which new ones get 503 "
+            "(default: half the open-file limit, at most 16384).",
+            min=1,
+        ),
+    ] = None,
+    header_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a client has to send a request's headers (then 408).", min=0.1),
+    ] = 15.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a client may pause while sending a body (then closed).", min=0.1
+        ),
+    ] = 60.0,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -101,6 +119,9 @@ def up(
         acme_ca_bundle=acme_ca_bundle,
         acme_challenge_port=acme_challenge_port,
         registry_host=registry_host,
+        max_connections=max_connections,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
     )
     try:
         run(config)
