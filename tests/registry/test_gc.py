@@ -45,7 +45,7 @@ def test_unreferenced_old_blob_is_swept(
     assert report.blobs == [orphan.digest]
     assert report.blob_bytes == 4096 and report.bytes_freed >= 4096
     assert client.get(f"/v2/{REPO}/blobs/{orphan.digest}").status_code == 404
-    assert registry.driver.stat(orphan.digest) is None
+    assert registry.context.driver.stat(orphan.digest) is None
     for blob in (image.config, *image.layers):
         assert client.get(f"/v2/{REPO}/blobs/{blob.digest}").content == blob.data
     assert client.get(f"/v2/{REPO}/manifests/v1").status_code == 200
@@ -140,11 +140,8 @@ def test_abandoned_uploads_go_active_ones_stay(
     busy_id = busy.headers["docker-upload-uuid"]
     clock.advance(2 * HOURS)
     fresh = client.post(f"/v2/{REPO}/blobs/uploads/")
-    registry.uploads._busy.add(busy_id)  # a request is streaming into it right now
-    try:
+    with registry.context.sessions.claim(busy_id):  # a request is streaming into it right now
         report = registry.gc()
-    finally:
-        registry.uploads._busy.discard(busy_id)
     assert report.uploads == [old.headers["docker-upload-uuid"]]
     assert report.upload_bytes == 100
     assert client.get(old.headers["location"]).status_code == 404
@@ -157,10 +154,10 @@ def test_bytes_without_a_row_and_stray_temp_files(
     tmp_path: object, registry: Registry, clock: FakeClock
 ) -> None:
     """What a crash can leave: a committed blob whose row was never written, a temp file."""
-    assert isinstance(registry.driver, FilesystemDriver)
+    assert isinstance(registry.context.driver, FilesystemDriver)
     data = os.urandom(64)
-    registry.driver.put(sha256(data), data)
-    stray = registry.driver.root / "tmp" / "put-crashed"
+    registry.context.driver.put(sha256(data), data)
+    stray = registry.context.driver.root / "tmp" / "put-crashed"
     stray.write_bytes(b"1234")
     young = registry.gc()
     assert (young.blobs, young.temp_files) == ([], 0)  # young leftovers are left alone
@@ -186,20 +183,23 @@ def test_report_as_json(client: AppClient, registry: Registry, clock: FakeClock)
 # -- gc racing a push: the collector runs at a chosen point inside another operation ----------
 
 
-class WatchedGuard(BlobGuard):
-    """The registry's blob guard, telling when a sweep had to wait for a commit."""
+class WatchedGuard:
+    """Watches the registry's blob guard (the one its context holds), telling when a sweep
+    had to wait for a commit."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, guard: BlobGuard) -> None:
         self.sweep_waited = threading.Event()
+        real = guard.exclusive
 
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        with self._cond:
-            if self._readers or self._writer:
-                self.sweep_waited.set()
-        with super().exclusive():
-            yield
+        @contextmanager
+        def exclusive() -> Iterator[None]:
+            with guard._cond:
+                if guard._readers or guard._writer:
+                    self.sweep_waited.set()
+            with real():
+                yield
+
+        guard.exclusive = exclusive  # type: ignore[method-assign]
 
 
 class GcInBetween:
@@ -208,8 +208,7 @@ class GcInBetween:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self.guard = WatchedGuard()
-        registry.blob_guard = self.guard
+        self.guard = WatchedGuard(registry.context.guard)
         self.swept: list[str] = []
         self._thread: threading.Thread | None = None
 
@@ -238,21 +237,21 @@ class GcInBetween:
 def test_gc_during_a_manifest_re_push_keeps_its_bytes(registry: Registry, clock: FakeClock) -> None:
     """Re-pushing a deleted manifest whose old, unreferenced blob the collector is sweeping."""
     config = random_config()
-    registry.record_blob("r", registry.driver.put(config.digest, config.data))
+    registry.record_blob("r", registry.context.driver.put(config.digest, config.data))
     registry.put_manifest("r", "keep", manifest(config, []).data, OCI_MANIFEST)
     doc = manifest(config, [], annotations={"n": "again"})
     registry.put_manifest("r", "v1", doc.data, OCI_MANIFEST)
     registry.delete_manifest("r", doc.digest)  # its blob row stays, unreferenced
     clock.advance(2 * HOURS)
     gc = GcInBetween(registry)
-    real_put = registry.driver.put
+    real_put = registry.context.driver.put
 
     def put_then_gc(digest: str, data: bytes) -> BlobInfo:
         info = real_put(digest, data)
         gc.start()  # between the bytes and the rows
         return info
 
-    registry.driver.put = put_then_gc  # type: ignore[method-assign]
+    registry.context.driver.put = put_then_gc  # type: ignore[method-assign]
     registry.put_manifest("r", "v1", doc.data, OCI_MANIFEST)
     gc.join()
     assert gc.guard.sweep_waited.is_set()
@@ -265,7 +264,7 @@ def test_gc_during_a_manifest_re_push_keeps_its_bytes(registry: Registry, clock:
 @contextmanager
 def gc_before_database_call(registry: Registry, gc: GcInBetween, call: int) -> Iterator[None]:
     """Run the collector just before this thread's `call`-th database access (from 1)."""
-    records = registry.records
+    records = registry.context.records
     me = threading.get_ident()
     seen = 0
 
@@ -306,7 +305,7 @@ def test_gc_during_a_cross_repository_mount(
     registry.gc()
     if mounted is None:  # swept first: the client uploads the blob instead
         assert client.head(f"/v2/dst/blobs/{layer.digest}").status_code == 404
-        assert registry.driver.stat(layer.digest) is None
+        assert registry.context.driver.stat(layer.digest) is None
     else:
         assert mounted.size == 11
         assert client.get(f"/v2/dst/blobs/{layer.digest}").content == layer.data

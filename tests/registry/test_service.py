@@ -92,7 +92,7 @@ def test_delete_repository(client: AppClient, registry: Registry) -> None:
     assert registry.repositories() == []
     assert client.get("/v2/team/app/tags/list").status_code == 404
     assert client.get(upload.headers["location"]).status_code == 404
-    assert list(registry.driver.uploads()) == []
+    assert list(registry.context.driver.uploads()) == []
     with pytest.raises(NameUnknown):
         registry.delete_repository("team/app")
     push_image(client, "team/app", "v1")  # the name can be used again

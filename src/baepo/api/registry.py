@@ -1,6 +1,7 @@
 """`/api/v1/registry`: repositories, tags, deletes, public flags, push events and gc.
 
-The OCI API under `/v2` is for registry clients; this is for people and the CLI.
+The OCI API under `/v2` is for registry clients; this is for people and the CLI. Every
+database read runs in a worker thread (`run_in_threadpool`), never on the event loop.
 """
 
 from collections.abc import Awaitable, Callable
@@ -15,8 +16,7 @@ from baepo.api.errors import ApiError
 from baepo.api.security import Identity, require_admin, require_unlimited
 from baepo.auth import repository
 from baepo.auth.rights import allowed
-from baepo.registry import Registry
-from baepo.registry.gc import DEFAULT_GRACE_SECONDS
+from baepo.registry import DEFAULT_GRACE_SECONDS, Registry
 
 
 class RepositoryOut(BaseModel):
@@ -71,38 +71,35 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
     router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
     Me = Annotated[Identity, Depends(who)]
 
-    def may(me: Identity, name: str, action: str) -> bool:
-        caller = me.rights
-        wanted = repository(name, action)
-        public = action == "pull" and registry.is_public(name)
-        return bool(allowed(caller, wanted, public))
+    def may(me: Identity, name: str, action: str, public: bool) -> bool:
+        return bool(allowed(me.rights, repository(name, action), public))
 
-    def check(me: Identity, name: str, action: str) -> None:
-        if not may(me, name, action):
-            # Indistinguishable from a missing repository for those who may not pull it.
-            if action == "pull":
-                raise ApiError(404, "NOT_FOUND", f"no repository {name!r}")
-            raise ApiError(403, "FORBIDDEN", f"you may not {action} {name!r}")
+    async def check(me: Identity, name: str, action: str) -> None:
+        if may(me, name, action, public=False):
+            return
+        # Only a refused pull needs the repository's public flag (a database read, in a
+        # worker thread): most callers never pay for the lookup.
+        public = action == "pull" and await run_in_threadpool(registry.is_public, name)
+        if public and may(me, name, action, public=True):
+            return
+        # Indistinguishable from a missing repository for those who may not pull it.
+        if action == "pull":
+            raise ApiError(404, "NOT_FOUND", f"no repository {name!r}")
+        raise ApiError(403, "FORBIDDEN", f"you may not {action} {name!r}")
 
     @router.get("/repositories", response_model=list[RepositoryOut])
     async def repositories(me: Me) -> list[RepositoryOut]:
-        def work() -> list[RepositoryOut]:
-            return [
-                RepositoryOut(
-                    name=r.name,
-                    public=r.public,
-                    tags=len(registry.tags(r.name)),
-                    created_at=r.created_at,
-                )
-                for r in registry.repositories()
-                if may(me, r.name, "pull")
-            ]
-
-        return await run_in_threadpool(work)
+        # One query: each repository comes with its public flag and its number of tags.
+        found = await run_in_threadpool(registry.repositories)
+        return [
+            RepositoryOut(name=r.name, public=r.public, tags=r.tag_count, created_at=r.created_at)
+            for r in found
+            if may(me, r.name, "pull", r.public)
+        ]
 
     @router.get("/repositories/{name:path}/tags", response_model=list[TagOut])
     async def tags(name: str, me: Me) -> list[TagOut]:
-        check(me, name, "pull")
+        await check(me, name, "pull")
         images = await run_in_threadpool(registry.images, name)
         rows = [
             TagOut(
@@ -120,7 +117,7 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
 
     @router.get("/repositories/{name:path}/events", response_model=list[PushEventOut])
     async def events(name: str, me: Me) -> list[PushEventOut]:
-        check(me, name, "pull")
+        await check(me, name, "pull")
         found = await run_in_threadpool(registry.push_events, name)
         return [
             PushEventOut(
@@ -136,24 +133,24 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
 
     @router.delete("/repositories/{name:path}/tags/{tag}", status_code=204)
     async def delete_tag(name: str, tag: str, me: Me) -> None:
-        check(me, name, "delete")
+        await check(me, name, "delete")
         await run_in_threadpool(registry.delete_tag, name, tag)
 
     @router.delete("/repositories/{name:path}/manifests/{digest}", status_code=204)
     async def delete_manifest(name: str, digest: str, me: Me) -> None:
-        check(me, name, "delete")
+        await check(me, name, "delete")
         await run_in_threadpool(registry.delete_manifest, name, digest)
 
     @router.put("/repositories/{name:path}/public", status_code=204)
     async def set_public(name: str, body: PublicIn, me: Me) -> None:
         """Who may pull it anonymously: its owner's decision, never a limited token's."""
         require_unlimited(me)
-        check(me, name, "push")
+        await check(me, name, "push")
         await run_in_threadpool(registry.set_public, name, body.public)
 
     @router.delete("/repositories/{name:path}", status_code=204)
     async def delete_repository(name: str, me: Me) -> None:
-        check(me, name, "delete")
+        await check(me, name, "delete")
         await run_in_threadpool(registry.delete_repository, name)
 
     @router.post("/gc", response_model=GcOut)

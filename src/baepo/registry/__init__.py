@@ -4,11 +4,17 @@ Public surface for the composition root, the API room and the CLI:
 
     Registry(db, driver, bus, clock)     the registry as plain Python (service.py)
     create_app(registry, gate)           the ASGI app for every path under /v2 (web/app.py)
-    GcReport                             what a garbage collection freed (gc.py)
+    GcReport, DEFAULT_GRACE_SECONDS      what a garbage collection freed, and its default
+                                         grace period (gc.py)
 
-Module map: references (names, tags, digests), manifests (validation), ranges, pagination
-(pure); tables (SQLAlchemy); service (Registry); sessions (blob uploads); gc; web/ (HTTP);
-errors (the error tree and OCI codes).
+Module map:
+    pure        references (names, tags, digests), manifests (validation), ranges, pagination
+    plumbing    tables (SQLAlchemy), records (transactions, error mapping, the blob guard),
+                sessions (upload sessions in memory), context (what every concern works over)
+    concerns    repositories, tags, manifest_store, referrers, blobs, uploads, pushes, gc
+    facade      service (Registry: one-line delegations to the concerns)
+    edge        web/ (HTTP: app routes, call authorizes, one module of handlers per resource)
+    errors      the error tree and OCI codes
 """
 
 from baepo.registry.errors import (
@@ -22,19 +28,16 @@ from baepo.registry.errors import (
     RegistryUnavailable,
     TagInvalid,
 )
-from baepo.registry.gc import GcReport
+from baepo.registry.gc import DEFAULT_GRACE_SECONDS, GcReport
+from baepo.registry.manifest_store import ImageInfo, PushResult, StoredManifest
 from baepo.registry.manifests import Descriptor
-from baepo.registry.service import (
-    ImageInfo,
-    PushEvent,
-    PushResult,
-    Registry,
-    RepositoryInfo,
-    StoredManifest,
-)
+from baepo.registry.pushes import PushEvent
+from baepo.registry.repositories import RepositoryInfo
+from baepo.registry.service import Registry
 from baepo.registry.web import create_app
 
 __all__ = [
+    "DEFAULT_GRACE_SECONDS",
     "BlobUnknown",
     "Descriptor",
     "DigestInvalid",

@@ -23,9 +23,10 @@
     ├── TooManyRequests                TOOMANYREQUESTS 429
     └── RegistryUnavailable            UNAVAILABLE 503 (the database or the storage failed)
 
-Foreign exceptions are mapped once: SQLAlchemy and storage errors in `service.py` (and
-`sessions.py`), auth errors in `web/app.py`; the HTTP edge turns any `RegistryError` into the
-OCI error body `{"errors":[{"code","message","detail"}]}`.
+Foreign exceptions are mapped once: SQLAlchemy errors in `records.py`, storage errors there
+(`storage_call`) or where a driver error means a registry one (a missing blob or upload: in
+`blobs.py`, `manifest_store.py`, `uploads.py`), auth errors in `web/call.py`; the HTTP edge
+turns any `RegistryError` into the OCI error body `{"errors":[{"code","message","detail"}]}`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class RegistryError(Exception):
         self.message = message or self.default_message
         self.detail = detail
         if status is not None:
-            self.status = status  # type: ignore[misc]
+            self.status = status  # type: ignore[misc]  # one instance's status may differ
         self.headers: dict[str, str] = headers or {}
         super().__init__(self.message)
 

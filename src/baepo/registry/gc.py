@@ -12,7 +12,7 @@
 Why a push in progress is never broken: blobs younger than the grace period are never swept;
 a manifest push refreshes `touched_at` of the blobs it references in the same transaction
 that checks they exist; and each sweep re-checks, in one conditional DELETE, that the blob is
-still unreferenced and old, while holding the registry's blob guard exclusively (upload
+still unreferenced and old, while holding the blob guard exclusively (upload
 commits, manifest pushes and cross-repository mounts hold it shared from their check or
 their bytes to their rows), before its bytes are removed.
 """
@@ -22,16 +22,14 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from baepo.registry import tables as t
+from baepo.registry.context import RegistryContext
+from baepo.registry.records import affected
 from baepo.storage import StorageError
-
-if TYPE_CHECKING:
-    from baepo.registry.service import Registry
 
 DEFAULT_GRACE_SECONDS = 3600.0
 
@@ -66,29 +64,29 @@ class GcReport:
 
 
 def collect(
-    registry: Registry,
+    ctx: RegistryContext,
     *,
     dry_run: bool = False,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     delete_untagged: bool = False,
 ) -> GcReport:
     report = GcReport(dry_run)
-    cutoff = registry.clock.now() - timedelta(seconds=max(0.0, grace_seconds))
+    cutoff = ctx.clock.now() - timedelta(seconds=max(0.0, grace_seconds))
     doomed: set[int] = set()
     if delete_untagged:
-        doomed = _untagged(registry, cutoff, report)
+        doomed = _untagged(ctx, cutoff, report)
         if not dry_run:
-            _delete_manifests(registry, doomed)
-    _sweep_blobs(registry, cutoff, doomed, report)
-    _sweep_uploads(registry, cutoff, report)
+            _delete_manifests(ctx, doomed)
+    _sweep_blobs(ctx, cutoff, doomed, report)
+    _sweep_uploads(ctx, cutoff, report)
     # A leftover temp file is harmless: if removing one fails, the next run tries again.
     with contextlib.suppress(StorageError):
-        report.temp_files, report.temp_bytes = registry.driver.sweep_temp(cutoff, dry_run=dry_run)
+        report.temp_files, report.temp_bytes = ctx.driver.sweep_temp(cutoff, dry_run=dry_run)
     return report
 
 
-def _untagged(registry: Registry, cutoff: datetime, report: GcReport) -> set[int]:
-    with registry.records.read() as s:
+def _untagged(ctx: RegistryContext, cutoff: datetime, report: GcReport) -> set[int]:
+    with ctx.records.read() as s:
         manifests = s.execute(
             sa.select(
                 t.ManifestRecord.id,
@@ -131,7 +129,7 @@ def _untagged(registry: Registry, cutoff: datetime, report: GcReport) -> set[int
     return doomed
 
 
-def _delete_manifests(registry: Registry, doomed: set[int]) -> None:
+def _delete_manifests(ctx: RegistryContext, doomed: set[int]) -> None:
     for manifest_id in doomed:
 
         def work(s: Session, manifest_id: int = manifest_id) -> None:
@@ -156,7 +154,7 @@ def _delete_manifests(registry: Registry, doomed: set[int]) -> None:
             )
             s.delete(row)
 
-        registry.records.write(work)
+        ctx.records.write(work)
 
 
 def _marked(s: Session) -> set[str]:
@@ -165,8 +163,10 @@ def _marked(s: Session) -> set[str]:
     return marked
 
 
-def _sweep_blobs(registry: Registry, cutoff: datetime, doomed: set[int], report: GcReport) -> None:
-    with registry.records.read() as s:
+def _sweep_blobs(
+    ctx: RegistryContext, cutoff: datetime, doomed: set[int], report: GcReport
+) -> None:
+    with ctx.records.read() as s:
         marked = _marked(s)
         if doomed and report.dry_run:  # what the mark would be once they are gone
             marked = set(
@@ -188,7 +188,7 @@ def _sweep_blobs(registry: Registry, cutoff: datetime, doomed: set[int], report:
             )
         }
     try:
-        stored = list(registry.driver.blobs())
+        stored = list(ctx.driver.blobs())
     except StorageError:
         return
     for info in stored:
@@ -198,17 +198,17 @@ def _sweep_blobs(registry: Registry, cutoff: datetime, doomed: set[int], report:
         last_used = row[1] if row else info.modified
         if last_used >= cutoff:
             continue
-        if report.dry_run or _sweep_one(registry, info.digest, cutoff):
+        if report.dry_run or _sweep_one(ctx, info.digest, cutoff):
             report.blobs.append(info.digest)
             report.blob_bytes += info.size
     if not report.dry_run:  # rows whose bytes are already gone
         present = {i.digest for i in stored}
         for digest, (_, touched) in rows.items():
             if digest not in present and digest not in marked and touched < cutoff:
-                _sweep_one(registry, digest, cutoff)
+                _sweep_one(ctx, digest, cutoff)
 
 
-def _sweep_one(registry: Registry, digest: str, cutoff: datetime) -> bool:
+def _sweep_one(ctx: RegistryContext, digest: str, cutoff: datetime) -> bool:
     unreferenced = sa.and_(
         ~sa.exists().where(t.ManifestReference.digest == digest),
         ~sa.exists().where(t.ManifestRecord.digest == digest),
@@ -220,28 +220,28 @@ def _sweep_one(registry: Registry, digest: str, cutoff: datetime) -> bool:
                 t.BlobRecord.digest == digest, t.BlobRecord.touched_at < cutoff, unreferenced
             )
         )
-        if row.rowcount:  # type: ignore[attr-defined]
+        if affected(row):
             s.execute(sa.delete(t.BlobLink).where(t.BlobLink.digest == digest))
             return True
         # No row left to delete: sweep only bytes that have no row at all.
         return s.get(t.BlobRecord, digest) is None and bool(s.scalar(sa.select(unreferenced)))
 
-    with registry.blob_guard.exclusive():
-        if not registry.records.write(work):
+    with ctx.guard.exclusive():
+        if not ctx.records.write(work):
             return False
         try:
-            registry.driver.delete(digest)
+            ctx.driver.delete(digest)
         except StorageError:
             return False
     return True
 
 
-def _sweep_uploads(registry: Registry, cutoff: datetime, report: GcReport) -> None:
-    sessions = registry.uploads
-    with registry.records.read() as s:
+def _sweep_uploads(ctx: RegistryContext, cutoff: datetime, report: GcReport) -> None:
+    sessions = ctx.sessions
+    with ctx.records.read() as s:
         rows = dict(s.execute(sa.select(t.UploadRecord.id, t.UploadRecord.created_at)).all())
     try:
-        stored = list(registry.driver.uploads())
+        stored = list(ctx.driver.uploads())
     except StorageError:
         return
     for info in stored:
@@ -254,17 +254,17 @@ def _sweep_uploads(registry: Registry, cutoff: datetime, report: GcReport) -> No
         report.upload_bytes += info.size
         if not report.dry_run:
             sessions.forget(info.id)
-            _forget_upload(registry, info.id)
+            _forget_upload(ctx, info.id)
     if not report.dry_run:
         present = {i.id for i in stored}
         for upload_id, created in rows.items():
             if upload_id not in present and created < cutoff:
-                _forget_upload(registry, upload_id)
+                _forget_upload(ctx, upload_id)
 
 
-def _forget_upload(registry: Registry, upload_id: str) -> None:
-    registry.records.write(
+def _forget_upload(ctx: RegistryContext, upload_id: str) -> None:
+    ctx.records.write(
         lambda s: s.execute(sa.delete(t.UploadRecord).where(t.UploadRecord.id == upload_id))
     )
     with contextlib.suppress(StorageError):
-        registry.driver.delete_upload(upload_id)
+        ctx.driver.delete_upload(upload_id)

@@ -4,7 +4,8 @@
 (a plain connection, for the hot read paths), `write(work)` (one transaction, retried when a
 concurrent insert won a race), and the get-or-create helpers every write needs. Every
 SQLAlchemy error leaves here as `RegistryUnavailable`; `storage_call` does the same for the
-StorageDriver. `BlobGuard` orders upload commits against the garbage collector's sweep.
+StorageDriver. `affected` reads an UPDATE's or DELETE's row count. `BlobGuard` orders upload
+commits against the garbage collector's sweep.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -33,6 +34,12 @@ def storage_call(call: Callable[[], T]) -> T:
         return call()
     except StorageError as exc:
         raise RegistryUnavailable(f"storage error: {exc}") from exc
+
+
+def affected(result: sa.Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched. `Session.execute` is typed to return a `Result`;
+    for those statements it is a `CursorResult`, which counts them."""
+    return cast("sa.CursorResult[Any]", result).rowcount
 
 
 class BlobGuard:
@@ -122,7 +129,7 @@ class Records:
         touched = s.execute(
             sa.update(t.BlobRecord).where(t.BlobRecord.digest == digest).values(touched_at=now)
         )
-        if touched.rowcount == 0:  # type: ignore[attr-defined]
+        if affected(touched) == 0:
             s.add(t.BlobRecord(digest=digest, size=size, created_at=now, touched_at=now))
             s.flush()
 

@@ -1,52 +1,23 @@
-"""Blob upload sessions: append, hash as the bytes arrive, verify, commit.
+"""The upload sessions this process holds in memory, and which of them a request is using.
 
-A session is a row in `registry_uploads` (id, repository, started) plus an append-only upload
-file in the StorageDriver. Its live state — bytes received and the running sha256 — is kept
-in memory; after a restart (or when evicted) the state is rebuilt from the file: the size is
-the file's length and the hash is recomputed by reading it back once.
-
-Bytes are written and hashed on the event loop as they arrive, chunk by chunk (a write to the
-page cache costs microseconds; a thread hop per chunk would cost more). Only the commit — an
-fsync and a rename — and the database calls go to a worker thread.
-
-A blob exists only after its digest is verified: the driver's commit is an atomic rename of
-the complete, fsynced upload file, so a process killed mid-upload never leaves a blob that
-could be served. Two sessions committing the same digest both succeed.
-
-One request at a time per session: a second concurrent request on a busy session gets
-BLOB_UPLOAD_INVALID (416), which clients answer by asking for the upload's status.
+A session's durable state is its row and its upload file (see uploads.py); what lives here is
+the fast path: bytes received and the running hash of recently used sessions (at most
+`MAX_CACHED`, least recently used evicted first), and the set of sessions a request is
+streaming into right now. The upload flow fills it; deleting a repository and the garbage
+collector forget sessions in it, from their own threads, hence the lock.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
-import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import anyio.to_thread
-import sqlalchemy as sa
+from baepo.registry.errors import UploadRangeInvalid
 
-from baepo.registry import tables as t
-from baepo.registry.errors import (
-    BlobUploadInvalid,
-    BlobUploadUnknown,
-    DigestInvalid,
-    RegistryUnavailable,
-    UploadRangeInvalid,
-)
-from baepo.registry.ranges import ByteRange
-from baepo.registry.records import storage_call
-from baepo.registry.references import Digest
-from baepo.storage import BlobInfo, StorageError, UploadNotFound
-
-if TYPE_CHECKING:
-    from baepo.registry.service import Registry
-
-READ_CHUNK = 1024 * 1024
 MAX_CACHED = 1024
 
 
@@ -58,76 +29,21 @@ class Upload:
     hasher: Any  # sha256 of bytes [0, size); None until rebuilt from the file
 
 
-class UploadSessions:
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
-        self._driver = registry.driver
+class LiveSessions:
+    def __init__(self) -> None:
         self._live: OrderedDict[str, Upload] = OrderedDict()
         self._busy: set[str] = set()
-        self._lock = threading.Lock()  # the gc forgets sessions from its own thread
+        self._lock = threading.Lock()
 
-    def is_busy(self, upload_id: str) -> bool:
-        """A request is streaming into this upload right now (the gc leaves it alone)."""
-        return upload_id in self._busy
-
-    def forget(self, upload_id: str) -> None:
-        with self._lock:
-            self._live.pop(upload_id, None)
-
-    # -- lifecycle -------------------------------------------------------------------------
-    async def start(self, repository: str, *, persist: bool = True) -> Upload:
-        """A new, empty session. `persist=False` for a single-request upload (POST with
-        `?digest=`), which needs no row: it ends in the same request."""
-        upload = Upload(str(uuid.uuid4()), repository, 0, Digest("sha256", "").hasher())
-        registry = self._registry
-
-        def create() -> None:
-            storage_call(lambda: self._driver.create_upload(upload.id))
-            if persist:
-                now = registry.clock.now()
-                registry.records.write(
-                    lambda s: s.add(
-                        t.UploadRecord(
-                            id=upload.id, repository=repository, created_at=now, updated_at=now
-                        )
-                    )
-                )
-
-        await anyio.to_thread.run_sync(create)
-        self._remember(upload)
-        return upload
-
-    async def find(self, repository: str, upload_id: str) -> Upload:
-        """The live session, rebuilt from its row and file when it is not in memory."""
+    def get(self, upload_id: str) -> Upload | None:
+        """The session if it is in memory (it becomes the most recently used)."""
         with self._lock:
             upload = self._live.get(upload_id)
             if upload is not None:
                 self._live.move_to_end(upload_id)
-        if upload is not None:
-            if upload.repository != repository:
-                raise BlobUploadUnknown("blob upload unknown to registry", {"uuid": upload_id})
-            return upload
-        found = await anyio.to_thread.run_sync(self._restore, repository, upload_id)
-        self._remember(found)
-        return found
+        return upload
 
-    def _restore(self, repository: str, upload_id: str) -> Upload:
-        unknown = BlobUploadUnknown("blob upload unknown to registry", {"uuid": upload_id[:80]})
-        with self._registry.records.read() as s:
-            row = s.scalar(
-                sa.select(t.UploadRecord.repository).where(t.UploadRecord.id == upload_id)
-            )
-        if row is None or row != repository:
-            raise unknown
-        try:
-            size = self._driver.upload_size(upload_id)
-        except UploadNotFound as exc:
-            raise unknown from exc
-        except StorageError as exc:
-            raise RegistryUnavailable(f"storage error: {exc}") from exc
-        return Upload(upload_id, repository, size, None)
-
-    def _remember(self, upload: Upload) -> None:
+    def remember(self, upload: Upload) -> None:
         with self._lock:
             self._live[upload.id] = upload
             while len(self._live) > MAX_CACHED:
@@ -136,161 +52,22 @@ class UploadSessions:
                     break
                 del self._live[oldest]
 
-    async def cancel(self, repository: str, upload_id: str) -> None:
-        upload = await self.find(repository, upload_id)
-        self._drop(upload.id)
-        await anyio.to_thread.run_sync(self._delete, upload.id)
+    def forget(self, upload_id: str) -> None:
+        with self._lock:
+            self._live.pop(upload_id, None)
 
-    def _drop(self, upload_id: str) -> None:
-        self.forget(upload_id)
+    def is_busy(self, upload_id: str) -> bool:
+        """A request is streaming into this upload right now (the gc leaves it alone)."""
+        return upload_id in self._busy
 
-    async def discard(self, upload: Upload) -> None:
-        """End a session that failed (best effort: the gc removes what this misses)."""
-        self._drop(upload.id)
-        with contextlib.suppress(RegistryUnavailable):
-            await anyio.to_thread.run_sync(self._delete, upload.id)
-
-    def _delete(self, upload_id: str) -> None:
-        self._registry.records.write(
-            lambda s: s.execute(sa.delete(t.UploadRecord).where(t.UploadRecord.id == upload_id))
-        )
-        storage_call(lambda: self._driver.delete_upload(upload_id))
-
-    # -- data ------------------------------------------------------------------------------
-    async def append(
-        self,
-        upload: Upload,
-        body: AsyncIterator[bytes],
-        content_range: ByteRange | None = None,
-        content_length: int | None = None,
-    ) -> int:
-        """Append a chunk (the whole request body) and return the upload's new size.
-
-        With a Content-Range the chunk must start exactly where the upload ends (else 416)
-        and be exactly as long as the range says. Without one the body is appended as it
-        streams (docker's streamed PATCH).
-        """
-        if upload.id in self._busy:
-            raise UploadRangeInvalid("upload is busy with another request", {"uuid": upload.id})
-        self._busy.add(upload.id)
+    @contextmanager
+    def claim(self, upload_id: str) -> Iterator[None]:
+        """Hold the session for one request; a second one at the same time gets
+        BLOB_UPLOAD_INVALID (416). Claims are taken on the event loop only: no lock."""
+        if upload_id in self._busy:
+            raise UploadRangeInvalid("upload is busy with another request", {"uuid": upload_id})
+        self._busy.add(upload_id)
         try:
-            return await self._append(upload, body, content_range, content_length)
+            yield
         finally:
-            self._busy.discard(upload.id)
-
-    async def _append(
-        self,
-        upload: Upload,
-        body: AsyncIterator[bytes],
-        content_range: ByteRange | None,
-        content_length: int | None,
-    ) -> int:
-        if upload.hasher is None:
-            await self._rehash(upload)
-        start = upload.size
-        if content_range is not None:
-            if content_range.start != start:
-                raise UploadRangeInvalid(
-                    "chunk out of order or overlapping",
-                    {"start": start, "range": f"{content_range.start}-{content_range.end}"},
-                )
-            if content_length is not None and content_length != content_range.length:
-                raise BlobUploadInvalid(
-                    "Content-Length does not match Content-Range",
-                    {"length": content_length, "range_length": content_range.length},
-                )
-        try:
-            writer = self._driver.append(upload.id)
-        except UploadNotFound as exc:
-            self._drop(upload.id)
-            raise BlobUploadUnknown("blob upload unknown to registry") from exc
-        except StorageError as exc:
-            raise RegistryUnavailable(f"storage error: {exc}") from exc
-        snapshot = upload.hasher.copy()
-        hasher = upload.hasher
-        try:
-            async for chunk in body:
-                if chunk:
-                    writer.write(chunk)
-                    hasher.update(chunk)
-                    upload.size = writer.size
-            received = writer.size - start
-            expected = content_range.length if content_range else content_length
-            if expected is not None and received != expected:
-                writer.truncate(start)
-                upload.size, upload.hasher = start, snapshot
-                raise BlobUploadInvalid(
-                    "chunk length does not match its Content-Range or Content-Length",
-                    {"received": received, "expected": expected},
-                )
-        except StorageError as exc:
-            upload.hasher = None  # rebuild from whatever reached the file
-            raise RegistryUnavailable(f"storage error: {exc}") from exc
-        finally:
-            writer.close()
-        return upload.size
-
-    async def _rehash(self, upload: Upload) -> None:
-        def rebuild() -> tuple[int, Any]:
-            hasher = Digest("sha256", "").hasher()
-            size = 0
-            reader = storage_call(lambda: self._driver.read_upload(upload.id))
-            try:
-                while chunk := reader.read(READ_CHUNK):
-                    hasher.update(chunk)
-                    size += len(chunk)
-            finally:
-                reader.close()
-            return size, hasher
-
-        upload.size, upload.hasher = await anyio.to_thread.run_sync(rebuild)
-
-    async def finish(self, upload: Upload, digest: Digest) -> BlobInfo:
-        """Verify the upload against `digest` and make it a blob of its repository.
-
-        A mismatch ends the session (DIGEST_INVALID): its bytes can never become that blob.
-        """
-        if upload.id in self._busy:
-            raise UploadRangeInvalid("upload is busy with another request", {"uuid": upload.id})
-        self._busy.add(upload.id)
-        try:
-            if upload.hasher is None:
-                await self._rehash(upload)
-            if digest.algorithm == "sha256":
-                actual = upload.hasher.hexdigest()
-            else:
-                actual = await anyio.to_thread.run_sync(self._hash_file, upload.id, digest)
-            if actual != digest.hex:
-                self._drop(upload.id)
-                await anyio.to_thread.run_sync(self._delete, upload.id)
-                raise DigestInvalid(
-                    "provided digest did not match uploaded content",
-                    {"expected": str(digest), "size": upload.size},
-                )
-            info = await anyio.to_thread.run_sync(self._commit, upload, digest)
-            self._drop(upload.id)
-            return info
-        finally:
-            self._busy.discard(upload.id)
-
-    def _hash_file(self, upload_id: str, digest: Digest) -> str:
-        hasher = digest.hasher()
-        reader = storage_call(lambda: self._driver.read_upload(upload_id))
-        try:
-            while chunk := reader.read(READ_CHUNK):
-                hasher.update(chunk)
-        finally:
-            reader.close()
-        return str(hasher.hexdigest())
-
-    def _commit(self, upload: Upload, digest: Digest) -> BlobInfo:
-        registry = self._registry
-        with registry.blob_guard.shared():
-            try:
-                info = self._driver.commit_upload(upload.id, str(digest))
-            except UploadNotFound as exc:
-                raise BlobUploadUnknown("blob upload unknown to registry") from exc
-            except StorageError as exc:
-                raise RegistryUnavailable(f"storage error: {exc}") from exc
-            registry.record_blob(upload.repository, info, upload.id)
-        return info
+            self._busy.discard(upload_id)

@@ -12,10 +12,11 @@
     GET/PATCH/PUT/DELETE  /v2/<name>/blobs/uploads/<uuid>[?digest=]
     GET         /v2/<name>/referrers/<digest>[?artifactType=]
 
-Every request is authorized through the `RegistryGate` before its handler runs; every answer
-carries `Docker-Distribution-API-Version: registry/2.0`. Errors are mapped to OCI error bodies
-here and only here: `RegistryError` by its code, auth errors to 401 with a challenge, and
-anything unexpected to a logged 500 without a traceback for the client.
+Every request is authorized through the `RegistryGate` (web/call.py) before its handler
+runs; every answer carries `Docker-Distribution-API-Version: registry/2.0`. Errors are
+mapped to OCI error bodies here and only here: `RegistryError` by its code (auth errors
+arrive as one, made by web/call.py, with their challenge), and anything unexpected to a
+logged 500 without a traceback for the client.
 """
 
 from __future__ import annotations
@@ -23,31 +24,23 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass
 
-import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive, Scope, Send
 
-from baepo.auth.access import CATALOG, Access, Principal, repository
-from baepo.auth.errors import AccessDenied, AuthenticationRequired
+from baepo.auth.access import CATALOG, repository
 from baepo.auth.gate import RegistryGate
-from baepo.registry.errors import (
-    Denied,
-    RegistryError,
-    Unauthorized,
-    Unsupported,
-)
+from baepo.registry.errors import RegistryError, Unsupported
 from baepo.registry.references import check_name, is_name
 from baepo.registry.service import Registry
-from baepo.registry.web.responses import ASGIResponse, error_response, json_response
+from baepo.registry.web import blobs, listing, manifests, uploads
+from baepo.registry.web.call import BASE, Call
+from baepo.registry.web.responses import ASGIResponse, error_response
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
-BASE = Access("registry", "base", frozenset())
 
 _REPO_ROUTE = re.compile(
     r"/v2/(?P<name>.+)/(?:"
@@ -55,86 +48,6 @@ _REPO_ROUTE = re.compile(
     r"|(?P<kind>manifests|blobs|referrers)/(?P<arg>[^/]+)"
     r"|(?P<tags>tags/list))"
 )
-
-
-@dataclass
-class Call:
-    """One request, routed; `run` authorizes it (once) before any work is done."""
-
-    request: Request
-    registry: Registry
-    gate: RegistryGate
-    name: str = ""
-    arg: str = ""
-    wanted: Access = BASE
-    also: tuple[Access, ...] = ()  # more scopes a challenge names (a mount's source)
-    principal: Principal = field(default_factory=lambda: Principal(""))
-    authorized: bool = False
-
-    @property
-    def head(self) -> bool:
-        return self.request.method == "HEAD"
-
-    @property
-    def base_url(self) -> str:
-        url = self.request.url
-        return f"{url.scheme}://{url.netloc}"
-
-    async def run(self, work: Callable[[], T]) -> T:
-        """Authorize the request (the first time), then do `work`, in one worker-thread trip:
-        a refused caller never sees what the work would have found."""
-
-        def authorized_work() -> T:
-            if not self.authorized:
-                repo = self.name if self.wanted.type == "repository" else None
-                self.principal = self._check(self.wanted, repo)
-                self.authorized = True
-            return work()
-
-        try:
-            return await anyio.to_thread.run_sync(authorized_work)
-        except (AuthenticationRequired, AccessDenied) as exc:
-            raise self._refusal(exc, self.wanted) from exc
-
-    async def check(self, wanted: Access, repo: str) -> Principal:
-        """Another scope the request needs (a mount's source repository)."""
-        try:
-            return await anyio.to_thread.run_sync(self._check, wanted, repo)
-        except (AuthenticationRequired, AccessDenied) as exc:
-            raise self._refusal(exc, wanted) from exc
-
-    def _check(self, wanted: Access, repo: str | None) -> Principal:
-        header = self.request.headers.get("authorization")
-        try:
-            return self.gate.authorize(header, wanted, public=False)
-        except (AuthenticationRequired, AccessDenied):
-            # Only a refused pull needs the repository's public flag: most callers never
-            # pay for the lookup.
-            if repo and wanted.actions <= {"pull"} and self.registry.is_public(repo):
-                return self.gate.authorize(header, wanted, public=True)
-            raise
-
-    def _refusal(self, exc: AuthenticationRequired | AccessDenied, wanted: Access) -> RegistryError:
-        if isinstance(exc, AuthenticationRequired):
-            challenge = self.gate.challenge(
-                self.base_url, None if wanted is BASE else wanted, *self._more(wanted)
-            )
-            return Unauthorized(
-                str(exc) or None, _scope_detail(wanted), headers={"WWW-Authenticate": challenge}
-            )
-        challenge = self.gate.challenge(self.base_url, wanted, *self._more(wanted))
-        if "error=" not in challenge:
-            challenge += ',error="insufficient_scope"'
-        return Denied(
-            str(exc) or None, _scope_detail(wanted), headers={"WWW-Authenticate": challenge}
-        )
-
-    def _more(self, wanted: Access) -> tuple[Access, ...]:
-        return self.also if wanted == self.wanted else ()
-
-
-def _scope_detail(wanted: Access) -> list[dict[str, str]]:
-    return [{"Type": wanted.type, "Name": wanted.name, "Action": a} for a in sorted(wanted.actions)]
 
 
 Handler = Callable[[Call], Awaitable[ASGIResponse]]
@@ -151,8 +64,6 @@ class Route:
 
 class RegistryApp:
     def __init__(self, registry: Registry, gate: RegistryGate) -> None:
-        from baepo.registry.web import blobs, listing, manifests, uploads
-
         self.registry = registry
         self.gate = gate
         pull, push, delete = ("pull",), ("pull", "push"), ("delete",)
@@ -272,4 +183,4 @@ def create_app(registry: Registry, gate: RegistryGate) -> RegistryApp:
     return RegistryApp(registry, gate)
 
 
-__all__ = ["Call", "RegistryApp", "create_app", "json_response"]
+__all__ = ["RegistryApp", "create_app"]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import anyio.to_thread
 from starlette.responses import Response
 
-from baepo.registry.errors import BlobUnknown, RangeNotSatisfiable, RegistryUnavailable
+from baepo.registry.errors import RangeNotSatisfiable
 from baepo.registry.ranges import parse_range
 from baepo.registry.references import parse_digest
-from baepo.registry.web.app import Call
+from baepo.registry.web.call import Call
 from baepo.registry.web.responses import ASGIResponse, BlobStream, empty
-from baepo.storage import BlobNotFound, StorageError
 
 
 async def get(call: Call) -> ASGIResponse:
@@ -34,12 +33,7 @@ async def get(call: Call) -> ASGIResponse:
     if wanted is not None:
         start, length, status = wanted.start, wanted.length, 206
         headers["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{info.size}"
-    try:
-        reader = call.registry.driver.open(digest, start)
-    except BlobNotFound as exc:
-        raise BlobUnknown("blob unknown to registry", {"digest": digest}) from exc
-    except StorageError as exc:
-        raise RegistryUnavailable(f"storage error: {exc}") from exc
+    reader = call.registry.open_blob(digest, start)
     return BlobStream(reader, length, status, headers)
 
 

@@ -7,7 +7,7 @@ import anyio.to_thread
 from baepo.registry.manifests import OCI_INDEX
 from baepo.registry.pagination import Page, next_link, parse_n
 from baepo.registry.references import parse_digest
-from baepo.registry.web.app import Call
+from baepo.registry.web.call import Call
 from baepo.registry.web.responses import ASGIResponse, json_response
 
 

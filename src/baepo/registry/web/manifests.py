@@ -11,10 +11,10 @@ import anyio.to_thread
 from starlette.responses import Response
 
 from baepo.registry.errors import ManifestTooLarge, SizeInvalid
+from baepo.registry.manifest_store import PushResult, StoredManifest
 from baepo.registry.ranges import parse_length
 from baepo.registry.references import parse_reference
-from baepo.registry.service import PushResult, StoredManifest
-from baepo.registry.web.app import Call
+from baepo.registry.web.call import Call
 from baepo.registry.web.responses import ASGIResponse, empty
 
 

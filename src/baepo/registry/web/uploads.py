@@ -21,7 +21,7 @@ from baepo.registry.errors import BlobUploadInvalid, DigestInvalid, RegistryErro
 from baepo.registry.ranges import parse_content_range, parse_length
 from baepo.registry.references import Digest, is_name, parse_digest
 from baepo.registry.sessions import Upload
-from baepo.registry.web.app import Call
+from baepo.registry.web.call import Call
 from baepo.registry.web.responses import ASGIResponse, empty
 from baepo.storage import BlobInfo
 

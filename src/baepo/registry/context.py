@@ -1,0 +1,37 @@
+"""`RegistryContext`: what every concern of the registry works over, passed explicitly.
+
+The registry is split by concern, as distribution splits its stores: repositories, tags,
+manifests (manifest_store), blobs and their links (blobs), referrers, the push log (pushes),
+uploads and gc. Each takes this one context and nothing else of the others' internals;
+`Registry` (service.py) builds it once and is a thin facade over the concerns.
+
+    records    the database, in short transactions (records.py)
+    driver     the blob bytes (baepo.storage)
+    clock      now, injected
+    guard      orders blob commits against the garbage collector's sweep (records.py)
+    sessions   the upload sessions held in memory, shared by uploads, repository deletes
+               and the gc (sessions.py)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from baepo.clock import Clock
+from baepo.registry.records import BlobGuard, Records
+from baepo.registry.sessions import LiveSessions
+from baepo.storage import StorageDriver
+from baepo.store import Database
+
+
+@dataclass(frozen=True)
+class RegistryContext:
+    records: Records
+    driver: StorageDriver
+    clock: Clock
+    guard: BlobGuard
+    sessions: LiveSessions
+
+    @classmethod
+    def create(cls, db: Database, driver: StorageDriver, clock: Clock) -> RegistryContext:
+        return cls(Records(db, clock), driver, clock, BlobGuard(), LiveSessions())

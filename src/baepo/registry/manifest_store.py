@@ -1,0 +1,311 @@
+"""`ManifestStore`: manifests stored, looked up, listed and deleted (distribution's manifest
+store); their validation is the pure `manifests.parse_manifest`.
+
+Consistency rules a push keeps:
+- Bytes first, rows second: a manifest's bytes are stored (durably) before its row exists.
+  A crash in between leaves bytes without a row, which the garbage collector removes after
+  its grace period.
+- A push touches every blob it references (`touched_at`) in the same transaction that
+  checks they exist, so the collector never sweeps a blob a push is relying on.
+- The push's row in the push log (pushes.py) is written in that transaction too; the
+  `ImagePushed` event is published after it commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from baepo.events import EventBus, ImagePushed
+from baepo.registry import tables as t
+from baepo.registry.context import RegistryContext
+from baepo.registry.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestTooLarge,
+    ManifestUnknown,
+    NameUnknown,
+    RegistryUnavailable,
+)
+from baepo.registry.manifests import MAX_MANIFEST_BYTES, Manifest, parse_manifest
+from baepo.registry.records import affected, storage_call
+from baepo.registry.references import Digest, check_name, parse_digest, parse_reference
+from baepo.registry.tags import TagStore
+from baepo.storage import BlobNotFound, StorageError
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    repository: str
+    digest: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repository: str
+    digest: str
+    media_type: str
+    size: int
+    tag: str | None
+    subject: str | None
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """A manifest in a repository, with the tags that point to it (newest first in lists)."""
+
+    digest: str
+    media_type: str
+    size: int
+    tags: tuple[str, ...]
+    artifact_type: str | None
+    subject: str | None
+    pushed_at: datetime
+    pushed_by: str
+
+
+class ManifestStore:
+    def __init__(
+        self,
+        ctx: RegistryContext,
+        bus: EventBus,
+        *,
+        max_manifest_bytes: int = MAX_MANIFEST_BYTES,
+    ) -> None:
+        self._ctx = ctx
+        self._bus = bus
+        self._tags = TagStore(ctx)
+        self.max_manifest_bytes = max_manifest_bytes
+
+    def get(self, name: str, reference: str) -> StoredManifest:
+        """The manifest a tag or digest names; NameUnknown or ManifestUnknown if none."""
+        ref = parse_reference(reference, reading=True)
+        m, r = t.ManifestRecord, t.RepositoryRecord
+        query = (
+            sa.select(r.id, m.digest, m.media_type, m.size)
+            .select_from(r)
+            .outerjoin(m, m.repository_id == r.id)
+            .where(r.name == name)
+        )
+        if isinstance(ref, Digest):
+            query = query.where(m.digest == str(ref))
+        else:
+            tags = t.TagRecord
+            query = query.join(
+                tags, sa.and_(tags.repository_id == r.id, tags.digest == m.digest)
+            ).where(tags.name == ref)
+        with self._ctx.records.conn() as c:
+            row = c.execute(query.limit(1)).first()
+            if row is None and c.scalar(sa.select(r.id).where(r.name == name)) is None:
+                raise NameUnknown("repository name not known to registry", {"name": name})
+        if row is None:
+            raise ManifestUnknown("manifest unknown", {"reference": reference})
+        return StoredManifest(name, row.digest, row.media_type, row.size)
+
+    def content(self, manifest: StoredManifest) -> bytes:
+        try:
+            return self._ctx.driver.get(manifest.digest)
+        except BlobNotFound as exc:
+            raise ManifestUnknown("manifest content missing", {"digest": manifest.digest}) from exc
+        except StorageError as exc:
+            raise RegistryUnavailable(f"storage error: {exc}") from exc
+
+    def put(
+        self,
+        name: str,
+        reference: str,
+        data: bytes,
+        content_type: str | None,
+        actor: str = "",
+    ) -> PushResult:
+        """Validate and store a manifest under a tag or its digest; publish `ImagePushed`."""
+        check_name(name)
+        if len(data) > self.max_manifest_bytes:
+            raise ManifestTooLarge("manifest too large", {"limit": self.max_manifest_bytes})
+        ref = parse_reference(reference)
+        manifest = parse_manifest(data, content_type)
+        digest = Digest.of(data, ref.algorithm if isinstance(ref, Digest) else "sha256")
+        if isinstance(ref, Digest) and ref != digest:
+            raise DigestInvalid(
+                "manifest digest did not match", {"expected": str(ref), "actual": str(digest)}
+            )
+        tag = ref if isinstance(ref, str) else None
+        ctx = self._ctx
+        now = ctx.clock.now()
+
+        def work(s: Session) -> None:
+            repo_id = ctx.records.repo_id(s, name, create=True)
+            self._check_references(s, repo_id, manifest.blobs, manifest.children)
+            ctx.records.upsert_blob(s, str(digest), len(data))
+            ctx.records.link(s, repo_id, str(digest))
+            self._add(s, repo_id, str(digest), manifest, len(data), actor, now)
+            if tag is not None:
+                self._tags.set(s, repo_id, tag, str(digest))
+            s.add(
+                t.PushRecord(
+                    repository=name,
+                    tag=tag,
+                    digest=str(digest),
+                    media_type=manifest.media_type,
+                    actor=actor,
+                    at=now,
+                )
+            )
+
+        # Bytes and rows under the guard, as an upload commits: the bytes may be an old,
+        # unreferenced blob the collector is about to sweep (a re-push after a delete).
+        with ctx.guard.shared():
+            storage_call(lambda: ctx.driver.put(str(digest), data))
+            ctx.records.write(work)
+        self._bus.publish(ImagePushed(name, tag, str(digest), manifest.media_type, actor, now))
+        subject = manifest.subject.digest if manifest.subject else None
+        return PushResult(name, str(digest), manifest.media_type, len(data), tag, subject)
+
+    def _add(
+        self,
+        s: Session,
+        repo_id: int,
+        digest: str,
+        manifest: Manifest,
+        size: int,
+        actor: str,
+        now: datetime,
+    ) -> None:
+        """The manifest's row and its references, unless the repository has it already."""
+        existing = s.scalar(
+            sa.select(t.ManifestRecord.id).where(
+                t.ManifestRecord.repository_id == repo_id,
+                t.ManifestRecord.digest == digest,
+            )
+        )
+        if existing is not None:
+            return
+        record = t.ManifestRecord(
+            repository_id=repo_id,
+            digest=digest,
+            media_type=manifest.media_type,
+            size=size,
+            subject=manifest.subject.digest if manifest.subject else None,
+            artifact_type=manifest.referrer_artifact_type,
+            annotations=dict(manifest.annotations) or None,
+            pushed_by=actor,
+            created_at=now,
+        )
+        s.add(record)
+        s.flush()
+        refs = {d: "blob" for d in manifest.blobs}
+        refs.update({d: "manifest" for d in manifest.children})
+        s.add_all(
+            t.ManifestReference(manifest_id=record.id, digest=d, kind=k) for d, k in refs.items()
+        )
+
+    def _check_references(
+        self, s: Session, repo_id: int, blobs: Sequence[str], children: Sequence[str]
+    ) -> None:
+        missing: list[str] = []
+        if blobs:
+            linked = sa.select(t.BlobLink.digest).where(
+                t.BlobLink.repository_id == repo_id, t.BlobLink.digest.in_(blobs)
+            )
+            # A write first: it takes the write lock and marks the blobs fresh for the gc.
+            touched = s.execute(
+                sa.update(t.BlobRecord)
+                .where(t.BlobRecord.digest.in_(linked))
+                .values(touched_at=self._ctx.clock.now())
+            )
+            if affected(touched) != len(blobs):
+                present = set(
+                    s.scalars(sa.select(t.BlobRecord.digest).where(t.BlobRecord.digest.in_(linked)))
+                )
+                missing += [d for d in blobs if d not in present]
+        if children:
+            present = set(
+                s.scalars(
+                    sa.select(t.ManifestRecord.digest).where(
+                        t.ManifestRecord.repository_id == repo_id,
+                        t.ManifestRecord.digest.in_(children),
+                    )
+                )
+            )
+            missing += [d for d in children if d not in present]
+        if missing:
+            raise ManifestBlobUnknown(
+                "manifest references a manifest or blob unknown to registry",
+                [{"digest": d} for d in missing],
+            )
+
+    def delete(self, name: str, digest: str) -> None:
+        """Delete a manifest by digest, and the tags that point to it."""
+        parsed = str(parse_digest(digest))
+        records = self._ctx.records
+
+        def work(s: Session) -> None:
+            repo_id = records.repo_id(s, name)
+            manifest_id = s.scalar(
+                sa.select(t.ManifestRecord.id).where(
+                    t.ManifestRecord.repository_id == repo_id, t.ManifestRecord.digest == parsed
+                )
+            )
+            if manifest_id is None:
+                raise ManifestUnknown("manifest unknown", {"digest": parsed})
+            s.execute(
+                sa.delete(t.ManifestReference).where(t.ManifestReference.manifest_id == manifest_id)
+            )
+            s.execute(sa.delete(t.ManifestRecord).where(t.ManifestRecord.id == manifest_id))
+            s.execute(
+                sa.delete(t.TagRecord).where(
+                    t.TagRecord.repository_id == repo_id, t.TagRecord.digest == parsed
+                )
+            )
+            s.execute(
+                sa.delete(t.BlobLink).where(
+                    t.BlobLink.repository_id == repo_id, t.BlobLink.digest == parsed
+                )
+            )
+
+        records.write(work)
+
+    def delete_reference(self, name: str, reference: str) -> None:
+        """DELETE /v2/<name>/manifests/<reference>: a tag deletes only the tag."""
+        ref = parse_reference(reference, reading=True)
+        if isinstance(ref, Digest):
+            self.delete(name, str(ref))
+        else:
+            self._tags.delete(name, ref)
+
+    def images(self, name: str) -> list[ImageInfo]:
+        """The repository's manifests with their tags, newest first."""
+        records = self._ctx.records
+        with records.read() as s:
+            repo_id = records.repo_id(s, name)
+            rows = s.scalars(
+                sa.select(t.ManifestRecord).where(t.ManifestRecord.repository_id == repo_id)
+            ).all()
+            tags = s.execute(
+                sa.select(t.TagRecord.digest, t.TagRecord.name).where(
+                    t.TagRecord.repository_id == repo_id
+                )
+            ).all()
+        by_digest: dict[str, list[str]] = {}
+        for digest, tag in tags:
+            by_digest.setdefault(digest, []).append(tag)
+        found = [
+            ImageInfo(
+                r.digest,
+                r.media_type,
+                r.size,
+                tuple(sorted(by_digest.get(r.digest, []))),
+                r.artifact_type,
+                r.subject,
+                r.created_at,
+                r.pushed_by,
+            )
+            for r in rows
+        ]
+        return sorted(found, key=lambda i: (i.pushed_at, i.digest), reverse=True)

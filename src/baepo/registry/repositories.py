@@ -1,0 +1,128 @@
+"""`RepositoryStore`: repositories — created by a push or on purpose, public or not, listed,
+deleted.
+
+A repository's row owns its tags, manifests and blob links; deleting it forgets them and its
+upload sessions at once, and leaves the bytes to the garbage collector (another repository
+may link the same blobs).
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from baepo.registry import tables as t
+from baepo.registry.context import RegistryContext
+from baepo.registry.errors import NameUnknown
+from baepo.registry.pagination import Page, paginate
+from baepo.registry.references import check_name
+from baepo.storage import StorageError
+
+
+@dataclass(frozen=True)
+class RepositoryInfo:
+    name: str
+    public: bool
+    created_at: datetime
+    tag_count: int = 0  # filled by `RepositoryStore.all()` (one grouped query for all of them)
+
+
+class RepositoryStore:
+    def __init__(self, ctx: RegistryContext) -> None:
+        self._ctx = ctx
+
+    def is_public(self, name: str) -> bool:
+        with self._ctx.records.conn() as c:
+            found = c.scalar(
+                sa.select(t.RepositoryRecord.public).where(t.RepositoryRecord.name == name)
+            )
+        return bool(found)
+
+    def create(self, name: str, *, public: bool = False) -> RepositoryInfo:
+        """Create the repository if it is new (idempotent); pushing also creates it."""
+        check_name(name)
+        records = self._ctx.records
+
+        def work(s: Session) -> RepositoryInfo:
+            repo = s.get(t.RepositoryRecord, records.repo_id(s, name, create=True))
+            assert repo is not None
+            if public and not repo.public:
+                repo.public = True
+            return RepositoryInfo(repo.name, repo.public, repo.created_at)
+
+        return records.write(work)
+
+    def set_public(self, name: str, public: bool) -> None:
+        """Allow (or stop) anonymous pulls; creates the repository if it is new."""
+        check_name(name)
+        records = self._ctx.records
+
+        def work(s: Session) -> None:
+            repo_id = records.repo_id(s, name, create=True)
+            s.execute(
+                sa.update(t.RepositoryRecord)
+                .where(t.RepositoryRecord.id == repo_id)
+                .values(public=public)
+            )
+
+        records.write(work)
+
+    def get(self, name: str) -> RepositoryInfo:
+        with self._ctx.records.read() as s:
+            repo = s.scalar(sa.select(t.RepositoryRecord).where(t.RepositoryRecord.name == name))
+        if repo is None:
+            raise NameUnknown("repository name not known to registry", {"name": name})
+        return RepositoryInfo(repo.name, repo.public, repo.created_at)
+
+    def all(self) -> list[RepositoryInfo]:
+        """Every repository, in lexical order, with its number of tags (one query)."""
+        counts = (
+            sa.select(t.TagRecord.repository_id, sa.func.count().label("n"))
+            .group_by(t.TagRecord.repository_id)
+            .subquery()
+        )
+        r = t.RepositoryRecord
+        query = sa.select(r.name, r.public, r.created_at, counts.c.n).outerjoin(
+            counts, counts.c.repository_id == r.id
+        )
+        with self._ctx.records.read() as s:
+            rows = s.execute(query).all()
+        found = [RepositoryInfo(name, public, at, n or 0) for name, public, at, n in rows]
+        return sorted(found, key=lambda info: info.name.encode())
+
+    def catalog(self, n: int | None = None, last: str | None = None) -> Page:
+        with self._ctx.records.read() as s:
+            names = s.scalars(sa.select(t.RepositoryRecord.name)).all()
+        return paginate(names, n, last)
+
+    def delete(self, name: str) -> None:
+        """Forget the repository, its tags, manifests and links (bytes go at the next gc)."""
+        ctx = self._ctx
+
+        def work(s: Session) -> list[str]:
+            repo_id = ctx.records.repo_id(s, name)
+            uploads = s.scalars(
+                sa.select(t.UploadRecord.id).where(t.UploadRecord.repository == name)
+            ).all()
+            s.execute(sa.delete(t.UploadRecord).where(t.UploadRecord.repository == name))
+            manifest_ids = sa.select(t.ManifestRecord.id).where(
+                t.ManifestRecord.repository_id == repo_id
+            )
+            s.execute(
+                sa.delete(t.ManifestReference).where(
+                    t.ManifestReference.manifest_id.in_(manifest_ids)
+                )
+            )
+            for table in (t.TagRecord, t.ManifestRecord, t.BlobLink):
+                s.execute(sa.delete(table).where(table.repository_id == repo_id))
+            s.execute(sa.delete(t.RepositoryRecord).where(t.RepositoryRecord.id == repo_id))
+            return list(uploads)
+
+        for upload_id in ctx.records.write(work):
+            ctx.sessions.forget(upload_id)
+            with suppress(StorageError):
+                ctx.driver.delete_upload(upload_id)

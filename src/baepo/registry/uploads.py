@@ -1,0 +1,240 @@
+"""`Uploads`: blob upload sessions — start, append, hash as the bytes arrive, verify, commit.
+
+A session is a row in `registry_uploads` (id, repository, started) plus an append-only upload
+file in the StorageDriver. Its live state — bytes received and the running sha256 — is kept
+in memory (sessions.py); after a restart (or when evicted) the state is rebuilt from the
+file: the size is the file's length and the hash is recomputed by reading it back once.
+
+Bytes are written and hashed on the event loop as they arrive, chunk by chunk (a write to the
+page cache costs microseconds; a thread hop per chunk would cost more). Only the commit — an
+fsync and a rename — and the database calls go to a worker thread.
+
+A blob exists only after its digest is verified: the driver's commit is an atomic rename of
+the complete, fsynced upload file, so a process killed mid-upload never leaves a blob that
+could be served. Two sessions committing the same digest both succeed.
+
+One request at a time per session: a second concurrent request on a busy session gets
+BLOB_UPLOAD_INVALID (416), which clients answer by asking for the upload's status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio.to_thread
+import sqlalchemy as sa
+
+from baepo.registry import tables as t
+from baepo.registry.blobs import BlobStore
+from baepo.registry.context import RegistryContext
+from baepo.registry.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RegistryUnavailable,
+    UploadRangeInvalid,
+)
+from baepo.registry.ranges import ByteRange
+from baepo.registry.records import storage_call
+from baepo.registry.references import Digest
+from baepo.registry.sessions import Upload
+from baepo.storage import BlobInfo, StorageError, UploadNotFound
+
+READ_CHUNK = 1024 * 1024
+
+
+class Uploads:
+    def __init__(self, ctx: RegistryContext) -> None:
+        self._ctx = ctx
+        self._driver = ctx.driver
+        self._sessions = ctx.sessions
+        self._blobs = BlobStore(ctx)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self, repository: str, *, persist: bool = True) -> Upload:
+        """A new, empty session. `persist=False` for a single-request upload (POST with
+        `?digest=`), which needs no row: it ends in the same request."""
+        upload = Upload(str(uuid.uuid4()), repository, 0, Digest("sha256", "").hasher())
+        ctx = self._ctx
+
+        def create() -> None:
+            storage_call(lambda: self._driver.create_upload(upload.id))
+            if persist:
+                now = ctx.clock.now()
+                ctx.records.write(
+                    lambda s: s.add(
+                        t.UploadRecord(
+                            id=upload.id, repository=repository, created_at=now, updated_at=now
+                        )
+                    )
+                )
+
+        await anyio.to_thread.run_sync(create)
+        self._sessions.remember(upload)
+        return upload
+
+    async def find(self, repository: str, upload_id: str) -> Upload:
+        """The live session, rebuilt from its row and file when it is not in memory."""
+        upload = self._sessions.get(upload_id)
+        if upload is not None:
+            if upload.repository != repository:
+                raise BlobUploadUnknown("blob upload unknown to registry", {"uuid": upload_id})
+            return upload
+        found = await anyio.to_thread.run_sync(self._restore, repository, upload_id)
+        self._sessions.remember(found)
+        return found
+
+    def _restore(self, repository: str, upload_id: str) -> Upload:
+        unknown = BlobUploadUnknown("blob upload unknown to registry", {"uuid": upload_id[:80]})
+        with self._ctx.records.read() as s:
+            row = s.scalar(
+                sa.select(t.UploadRecord.repository).where(t.UploadRecord.id == upload_id)
+            )
+        if row is None or row != repository:
+            raise unknown
+        try:
+            size = self._driver.upload_size(upload_id)
+        except UploadNotFound as exc:
+            raise unknown from exc
+        except StorageError as exc:
+            raise RegistryUnavailable(f"storage error: {exc}") from exc
+        return Upload(upload_id, repository, size, None)
+
+    async def cancel(self, repository: str, upload_id: str) -> None:
+        upload = await self.find(repository, upload_id)
+        self._sessions.forget(upload.id)
+        await anyio.to_thread.run_sync(self._delete, upload.id)
+
+    async def discard(self, upload: Upload) -> None:
+        """End a session that failed (best effort: the gc removes what this misses)."""
+        self._sessions.forget(upload.id)
+        with contextlib.suppress(RegistryUnavailable):
+            await anyio.to_thread.run_sync(self._delete, upload.id)
+
+    def _delete(self, upload_id: str) -> None:
+        self._ctx.records.write(
+            lambda s: s.execute(sa.delete(t.UploadRecord).where(t.UploadRecord.id == upload_id))
+        )
+        storage_call(lambda: self._driver.delete_upload(upload_id))
+
+    # -- data ------------------------------------------------------------------------------
+    async def append(
+        self,
+        upload: Upload,
+        body: AsyncIterator[bytes],
+        content_range: ByteRange | None = None,
+        content_length: int | None = None,
+    ) -> int:
+        """Append a chunk (the whole request body) and return the upload's new size.
+
+        With a Content-Range the chunk must start exactly where the upload ends (else 416)
+        and be exactly as long as the range says. Without one the body is appended as it
+        streams (docker's streamed PATCH).
+        """
+        with self._sessions.claim(upload.id):
+            return await self._append(upload, body, content_range, content_length)
+
+    async def _append(
+        self,
+        upload: Upload,
+        body: AsyncIterator[bytes],
+        content_range: ByteRange | None,
+        content_length: int | None,
+    ) -> int:
+        if upload.hasher is None:
+            await self._rehash(upload)
+        start = upload.size
+        if content_range is not None:
+            if content_range.start != start:
+                raise UploadRangeInvalid(
+                    "chunk out of order or overlapping",
+                    {"start": start, "range": f"{content_range.start}-{content_range.end}"},
+                )
+            if content_length is not None and content_length != content_range.length:
+                raise BlobUploadInvalid(
+                    "Content-Length does not match Content-Range",
+                    {"length": content_length, "range_length": content_range.length},
+                )
+        try:
+            writer = self._driver.append(upload.id)
+        except UploadNotFound as exc:
+            self._sessions.forget(upload.id)
+            raise BlobUploadUnknown("blob upload unknown to registry") from exc
+        except StorageError as exc:
+            raise RegistryUnavailable(f"storage error: {exc}") from exc
+        snapshot = upload.hasher.copy()
+        hasher = upload.hasher
+        try:
+            async for chunk in body:
+                if chunk:
+                    writer.write(chunk)
+                    hasher.update(chunk)
+                    upload.size = writer.size
+            received = writer.size - start
+            expected = content_range.length if content_range else content_length
+            if expected is not None and received != expected:
+                writer.truncate(start)
+                upload.size, upload.hasher = start, snapshot
+                raise BlobUploadInvalid(
+                    "chunk length does not match its Content-Range or Content-Length",
+                    {"received": received, "expected": expected},
+                )
+        except StorageError as exc:
+            upload.hasher = None  # rebuild from whatever reached the file
+            raise RegistryUnavailable(f"storage error: {exc}") from exc
+        finally:
+            writer.close()
+        return upload.size
+
+    async def _rehash(self, upload: Upload) -> None:
+        def rebuild() -> tuple[int, Any]:
+            hasher = Digest("sha256", "").hasher()
+            size = 0
+            reader = storage_call(lambda: self._driver.read_upload(upload.id))
+            try:
+                while chunk := reader.read(READ_CHUNK):
+                    hasher.update(chunk)
+                    size += len(chunk)
+            finally:
+                reader.close()
+            return size, hasher
+
+        upload.size, upload.hasher = await anyio.to_thread.run_sync(rebuild)
+
+    async def finish(self, upload: Upload, digest: Digest) -> BlobInfo:
+        """Verify the upload against `digest` and make it a blob of its repository.
+
+        A mismatch ends the session (DIGEST_INVALID): its bytes can never become that blob.
+        """
+        with self._sessions.claim(upload.id):
+            if upload.hasher is None:
+                await self._rehash(upload)
+            if digest.algorithm == "sha256":
+                actual = upload.hasher.hexdigest()
+            else:
+                actual = await anyio.to_thread.run_sync(self._hash_file, upload.id, digest)
+            if actual != digest.hex:
+                self._sessions.forget(upload.id)
+                await anyio.to_thread.run_sync(self._delete, upload.id)
+                raise DigestInvalid(
+                    "provided digest did not match uploaded content",
+                    {"expected": str(digest), "size": upload.size},
+                )
+            info = await anyio.to_thread.run_sync(
+                self._blobs.commit, upload.repository, upload.id, digest
+            )
+            self._sessions.forget(upload.id)
+            return info
+
+    def _hash_file(self, upload_id: str, digest: Digest) -> str:
+        hasher = digest.hasher()
+        reader = storage_call(lambda: self._driver.read_upload(upload_id))
+        try:
+            while chunk := reader.read(READ_CHUNK):
+                hasher.update(chunk)
+        finally:
+            reader.close()
+        return str(hasher.hexdigest())

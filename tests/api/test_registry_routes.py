@@ -1,0 +1,91 @@
+"""`/api/v1/registry`: the repository list is one query, and no route reads the database on
+the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.api.rights_world import RightsWorld, basic, build
+from tests.registry.content import OCI_MANIFEST, manifest, random_config
+
+LIST = "/api/v1/registry/repositories"
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[RightsWorld]:
+    for world in build(tmp_path):
+        for user in ("admin", "alice", "bob"):
+            world.headers[user] = basic(user)
+        yield world
+
+
+def tag(world: RightsWorld, name: str, *tags: str) -> None:
+    config = random_config()
+    registry = world.registry
+    registry.record_blob(name, registry.context.driver.put(config.digest, config.data))
+    for t in tags:
+        registry.put_manifest(name, t, manifest(config, []).data, OCI_MANIFEST)
+
+
+def statements(world: RightsWorld, who: str, path: str) -> tuple[Any, int]:
+    """The JSON answer of a GET, and how many SQL statements it ran."""
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2])
+
+    sa.event.listen(world.db.engine, "before_cursor_execute", count)
+    try:
+        r = world.request(who, "GET", path)
+    finally:
+        sa.event.remove(world.db.engine, "before_cursor_execute", count)
+    assert r.status_code == 200, r.text
+    return r.json(), len(seen)
+
+
+def test_the_repository_list_is_one_query_however_many_repositories(world: RightsWorld) -> None:
+    tag(world, "alice/app", "v1", "v2")
+    world.registry.create_repository("team/open", public=True)
+    world.registry.create_repository("team/closed")
+    statements(world, "bob", LIST)  # the first sign-in of a caller costs more than the next
+    found, few = statements(world, "bob", LIST)
+    assert [(r["name"], r["public"], r["tags"]) for r in found] == [("team/open", True, 0)]
+    found, _ = statements(world, "alice", LIST)
+    assert [(r["name"], r["tags"]) for r in found] == [("alice/app", 2), ("team/open", 0)]
+    for n in range(8):
+        world.registry.create_repository(f"team/more{n}", public=n % 2 == 0)
+    found, many = statements(world, "bob", LIST)
+    assert len(found) == 5
+    assert many == few
+
+
+def test_no_public_flag_lookup_on_the_event_loop(
+    world: RightsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tag(world, "alice/app", "v1")
+    world.registry.set_public("alice/app", True)
+    real = world.registry.is_public
+    on_loop: list[str] = []
+
+    def is_public(name: str) -> bool:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(name)
+        except RuntimeError:
+            pass
+        return real(name)
+
+    monkeypatch.setattr(world.registry, "is_public", is_public)
+    r = world.request("bob", "GET", "/api/v1/registry/repositories/alice/app/tags")
+    assert r.status_code == 200 and [t["tag"] for t in r.json()] == ["v1"]
+    assert world.request("bob", "GET", "/api/v1/registry/repositories/alice/app/events").json()
+    world.registry.set_public("alice/app", False)
+    r = world.request("bob", "GET", "/api/v1/registry/repositories/alice/app/tags")
+    assert r.status_code == 404
+    assert on_loop == []
