@@ -225,6 +225,10 @@ class HAProxyRouter:
                 old_rows = self._process.old_worker_stats(pid, backend)
             except HAProxyUnavailable:
                 continue  # it just finished
+            except CommandFailed as exc:
+                if "No such proxy" not in exc.output:
+                    raise
+                continue  # it predates the service, so none of the service's requests are there
             for row in old_rows:
                 old[row["svname"]] = old.get(row["svname"], 0) + _int(row.get("scur"))
         servers = [
