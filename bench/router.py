@@ -31,8 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import free_port
 
 from baepo.clock import SystemClock
-from baepo.router import HAProxyRouter, LocalCA, RouterSettings
-from baepo.router.table import RoutingTable, Server, Service
+from baepo.router import HAProxyRouter, LocalCA, Route, RouterSettings, RoutingTable, Server
 
 HOST = "app.bench.test"
 LIVE = "live.bench.test"
@@ -127,11 +126,11 @@ def main() -> None:
         )
         router.start()
         router.apply(
-            RoutingTable((Service("app", (HOST,), (Server("app-1", f"127.0.0.1:{backend}"),)),))
+            RoutingTable((Route("app", (HOST,), (Server("app-1", f"127.0.0.1:{backend}"),)),))
         )
         # A second service whose server is added at runtime, as a deploy adds instances.
-        router.ensure_service("live", (LIVE,))
-        router.add_server("live", "live-1", f"127.0.0.1:{backend}")
+        router.put(Route("live", (LIVE,)))
+        router.put(Route("live", (LIVE,), (Server("live-1", f"127.0.0.1:{backend}"),)))
         issued = ca.issue([HOST])
         (root / "proxy.pem").write_text(issued.pem)
         threads = router.settings.threads

@@ -37,7 +37,6 @@ from baepo.control import (
     NetworkProber,
     Reconciler,
     RegistryLink,
-    RouterRoutes,
     SecretBox,
     ServiceNotFound,
     Services,
@@ -328,7 +327,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     reconciler = Reconciler(
         db=db,
         engine=engine,
-        routes=RouterRoutes(router),
+        router=router,
         prober=NetworkProber(),
         clock=clock,
         secrets=box,

@@ -33,7 +33,8 @@ from baepo.runtime import FakeImage, MemoryEngine, baepo_test_images
 from baepo.schema import schema
 from baepo.storage.memory import MemoryDriver
 from baepo.store import Database
-from tests.control.fakes import FakeProber, MemoryRoutes
+from tests.control.fakes import FakeProber
+from tests.fakes.router import MemoryRouter
 
 REGISTRY = "localhost:5000"
 ROBOT = ("robot", "robot-secret")
@@ -127,7 +128,7 @@ def build(tmp_path: Path) -> Iterator[RightsWorld]:
     reconciler = Reconciler(
         db=db,
         engine=engine,
-        routes=MemoryRoutes(),
+        router=MemoryRouter(),
         prober=FakeProber(engine),
         clock=clock,
         secrets=box,

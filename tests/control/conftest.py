@@ -1,4 +1,4 @@
-"""Fixtures for the control room: a database, MemoryEngine, MemoryRoutes, FakeProber, FakeClock."""
+"""Fixtures for the control room: a database, MemoryEngine, MemoryRouter, FakeProber, FakeClock."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from baepo.control.tables import (
 )
 from baepo.runtime import FakeImage, MemoryEngine, baepo_test_images
 from baepo.store import Base, Database
-from tests.control.fakes import FakeProber, MemoryPushLog, MemoryRoutes
+from tests.control.fakes import FakeProber, MemoryPushLog
+from tests.fakes.router import MemoryRouter
 
 REGISTRY = "localhost:5000"
 CREDENTIALS = ("robot", "robot-secret")
@@ -67,7 +68,7 @@ class World:
     db: Database
     clock: FakeClock
     engine: MemoryEngine
-    routes: MemoryRoutes
+    router: MemoryRouter
     prober: FakeProber
     box: SecretBox
     registry: RegistryLink
@@ -81,7 +82,7 @@ class World:
         return Reconciler(
             db=self.db,
             engine=self.engine,
-            routes=self.routes,
+            router=self.router,
             prober=self.prober,
             clock=self.clock,
             secrets=self.box,
@@ -125,7 +126,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     engine.push(app_image("1"))
     engine.push(app_image("2"))
     db = make_database(tmp_path / "control.db")
-    routes = MemoryRoutes()
+    router = MemoryRouter()
     prober = FakeProber(engine)
     box = SecretBox(SecretBox.generate_key())
     registry = RegistryLink.of([REGISTRY, "127.0.0.1:5000"], lambda: CREDENTIALS)
@@ -134,7 +135,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     reconciler = Reconciler(
         db=db,
         engine=engine,
-        routes=routes,
+        router=router,
         prober=prober,
         clock=clock,
         secrets=box,
@@ -153,7 +154,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         reconciler=reconciler,
     )
     yield World(
-        db, clock, engine, routes, prober, box, registry, timing, reconciler, services, pushes
+        db, clock, engine, router, prober, box, registry, timing, reconciler, services, pushes
     )
     engine.close()
     db.dispose()

@@ -1,8 +1,6 @@
-"""Fakes for the control room's unit tests: a data plane in memory and a prober that is told.
+"""Fakes for the control room's unit tests: a prober that is told, and a push log.
 
-`MemoryRoutes` stands in for the router room's `Router` (through the control room's `Routes`
-interface) and keeps every route it was given, so a test can check what traffic could reach
-at each step; like the router, it refuses a route with a host name another route has.
+The data plane's fake, `MemoryRouter`, is shared with other rooms' tests (`tests/fakes`).
 `MemoryPushLog` stands in for the registry's durable push log that auto-deploy follows.
 `FakeProber` answers health checks from the engine's view of the instance: an instance is
 healthy unless its image or its id was marked sick.
@@ -13,48 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from baepo.control import HealthCheck, ProbeResult, RouteState
-from baepo.router.errors import HAProxyUnavailable, InvalidRoute
-from baepo.router.table import ServerState
-from baepo.router.table import Service as Route
+from baepo.control import HealthCheck, ProbeResult
 from baepo.runtime import Instance, MemoryEngine
-
-
-class MemoryRoutes:
-    def __init__(self) -> None:
-        self.routes: dict[str, Route] = {}
-        self.in_flight: dict[str, dict[str, int]] = {}
-        self.history: list[Route] = []
-        self.available = True
-
-    def get(self, service: str) -> RouteState | None:
-        self._check()
-        route = self.routes.get(service)
-        if route is None:
-            return None
-        return RouteState(route, dict(self.in_flight.get(service, {})))
-
-    def put(self, route: Route) -> None:
-        self._check()
-        for other in self.routes.values():
-            if other.name != route.name and (clash := set(other.hostnames) & set(route.hostnames)):
-                raise InvalidRoute(f"hostname {clash.pop()!r} is claimed by {other.name!r}")
-        self.routes[route.name] = route
-        self.history.append(route)
-
-    def remove(self, service: str) -> None:
-        self._check()
-        self.routes.pop(service, None)
-
-    def ready(self, service: str) -> set[str]:
-        route = self.routes.get(service)
-        if route is None:
-            return set()
-        return {s.name for s in route.servers if s.state is ServerState.READY}
-
-    def _check(self) -> None:
-        if not self.available:
-            raise HAProxyUnavailable("the memory router was made unavailable by the test")
 
 
 class FakeProber:

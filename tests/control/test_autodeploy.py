@@ -19,7 +19,8 @@ from baepo.control import Reconciler, RegistryLink, SecretBox, Services, Timing
 from baepo.events import EventBus, ImagePushed
 from baepo.runtime import FakeImage, MemoryEngine
 from tests.control.conftest import CREDENTIALS, REGISTRY, World, app_image, hello, make_database
-from tests.control.fakes import FakeProber, MemoryPushLog, MemoryRoutes
+from tests.control.fakes import FakeProber, MemoryPushLog
+from tests.fakes.router import MemoryRouter
 
 pytestmark = pytest.mark.anyio
 
@@ -202,13 +203,13 @@ async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) 
     box = SecretBox(SecretBox.generate_key())
     registry = RegistryLink.of([REGISTRY], lambda: CREDENTIALS)
     bus = EventBus()
-    routes = MemoryRoutes()
+    router = MemoryRouter()
     # Passes every 20 ms while something moves, but an idle loop would sleep for an hour:
     # anything that happens within seconds once idle was an event's doing.
     timing = Timing(poll_s=0.02, idle_s=3600, deploy_timeout_s=30)
     pushes = MemoryPushLog()
     reconciler = Reconciler(
-        db=db, engine=engine, routes=routes, prober=FakeProber(engine), clock=clock,
+        db=db, engine=engine, router=router, prober=FakeProber(engine), clock=clock,
         secrets=box, domain="localhost", registry=registry, timing=timing, pushes=pushes,
     )  # fmt: skip
     unsubscribe = reconciler.subscribe(bus)
@@ -234,7 +235,7 @@ async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) 
         assert await eventually(
             lambda: (
                 any(e.kind == "crashed" for e in services.events("app"))
-                and len(routes.ready("app")) == 1
+                and len(router.ready("app")) == 1
             )
         )
     finally:
@@ -250,7 +251,7 @@ async def test_an_owner_who_may_no_longer_pull_gets_no_deploy(world: World) -> N
     (or an owner who lost the right) deploys nothing, pushes and redeploys alike."""
     allowed = {"team/app": True}
     reconciler = Reconciler(
-        db=world.db, engine=world.engine, routes=world.routes, prober=world.prober,
+        db=world.db, engine=world.engine, router=world.router, prober=world.prober,
         clock=world.clock, secrets=world.box, domain="localhost", registry=world.registry,
         timing=world.timing, pushes=world.pushes,
         may_pull=lambda owner, repository: owner == "alice" and allowed[repository],

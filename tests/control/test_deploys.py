@@ -1,4 +1,4 @@
-"""The deploy flow on fakes: MemoryEngine, MemoryRoutes, FakeProber, FakeClock.
+"""The deploy flow on fakes: MemoryEngine, MemoryRouter, FakeProber, FakeClock.
 
 What a user would notice: a deploy never leaves the service without a ready server, the new
 revision gets requests only once healthy, a bad revision fails with its logs while the old one
@@ -13,8 +13,7 @@ import pytest
 
 from baepo.control import Services, records
 from baepo.control.operations import OperationKind
-from baepo.router.table import ServerState
-from baepo.router.table import Service as Route
+from baepo.router import Route, ServerState
 from tests.control.conftest import World, app_image
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +34,7 @@ def serving_gaps(world: World) -> list[int]:
     """Indexes of route changes that left the service with no ready server after it had one."""
     seen_ready = False
     gaps = []
-    for index, route in enumerate(world.routes.history):
+    for index, route in enumerate(world.router.history):
         ready = [s for s in route.servers if s.state is ServerState.READY]
         if ready:
             seen_ready = True
@@ -52,8 +51,8 @@ async def test_create_pulls_pins_starts_checks_and_routes(world: World) -> None:
     assert (view.revision, view.active_revision) == (1, 1)
     assert [i.id for i in view.instances] == [instance]
     assert view.instances[0].health == "healthy"
-    assert world.routes.ready("app") == {instance}
-    assert world.routes.routes["app"].hostnames == ("app.localhost",)
+    assert world.router.ready("app") == {instance}
+    assert world.router.routes["app"].hostnames == ("app.localhost",)
     (revision,) = world.services.revisions("app")
     assert revision.digest == app_image("1").digest
     assert revision.active
@@ -69,7 +68,7 @@ async def test_a_deploy_moves_traffic_only_once_the_new_revision_is_healthy(worl
     for _ in range(20):  # the new one keeps failing its check: nothing changes for traffic
         await world.reconciler.tick()
         world.clock.advance(0.25)
-    assert world.routes.ready("app") == {old}
+    assert world.router.ready("app") == {old}
     assert world.status(op.id) == "IN_PROGRESS"
     assert world.services.describe("app").status == "OPERATION_IN_PROGRESS"
 
@@ -78,7 +77,7 @@ async def test_a_deploy_moves_traffic_only_once_the_new_revision_is_healthy(worl
     assert world.status(op.id) == "SUCCEEDED"
     (new,) = world.containers(running=True)
     assert new.labels["baepo.revision"] == "2"
-    assert world.routes.ready("app") == {new.labels["baepo.instance"]}
+    assert world.router.ready("app") == {new.labels["baepo.instance"]}
     assert world.containers() == [new]  # the old one is stopped and removed
     assert serving_gaps(world) == []
     view = world.services.describe("app")
@@ -93,16 +92,16 @@ async def test_draining_waits_for_requests_in_flight_up_to_the_drain_timeout(
     world: World,
 ) -> None:
     old = await create_app(world)
-    world.routes.in_flight["app"] = {old: 4}  # long requests that never finish
+    world.router.in_flight["app"] = {old: 4}  # long requests that never finish
     op = world.services.deploy("app", image=APP_2)
     await world.settle(
         lambda: (
-            (s := world.routes.routes["app"].server(old)) is not None
+            (s := world.router.routes["app"].server(old)) is not None
             and s.state is ServerState.DRAIN
         )
     )
     drain_began = world.clock.monotonic()
-    await world.settle(lambda: old not in {s.name for s in world.routes.routes["app"].servers})
+    await world.settle(lambda: old not in {s.name for s in world.router.routes["app"].servers})
     waited = world.clock.monotonic() - drain_began
     assert 30 <= waited < 31  # drained for the whole timeout, in milliseconds of real time
     await world.settle(world.done(op.id))
@@ -111,19 +110,19 @@ async def test_draining_waits_for_requests_in_flight_up_to_the_drain_timeout(
 
 async def test_draining_ends_as_soon_as_nothing_is_in_flight(world: World) -> None:
     old = await create_app(world)
-    world.routes.in_flight["app"] = {old: 2}
+    world.router.in_flight["app"] = {old: 2}
     op = world.services.deploy("app", image=APP_2)
     await world.settle(
         lambda: (
-            (s := world.routes.routes["app"].server(old)) is not None
+            (s := world.router.routes["app"].server(old)) is not None
             and s.state is ServerState.DRAIN
         )
     )
     for _ in range(8):
         await world.reconciler.tick()
         world.clock.advance(0.25)
-    assert world.routes.routes["app"].server(old) is not None  # still draining
-    world.routes.in_flight["app"] = {old: 0}
+    assert world.router.routes["app"].server(old) is not None  # still draining
+    world.router.in_flight["app"] = {old: 0}
     passes = await world.settle(world.done(op.id))
     assert passes < 5
     assert world.status(op.id) == "SUCCEEDED"
@@ -145,7 +144,7 @@ async def test_a_revision_that_never_gets_healthy_fails_and_the_old_one_keeps_se
     lines = "\n".join(line.line for line in result.log)
     assert "boom: refusing to listen on :8080" in lines  # the new container's last log lines
     assert "connection refused" in lines  # and its last health check
-    assert world.routes.ready("app") == {old}
+    assert world.router.ready("app") == {old}
     assert serving_gaps(world) == []
     await world.settle(lambda: len(world.containers()) == 1)
     (left,) = world.containers()
@@ -165,14 +164,14 @@ async def test_a_revision_that_crashes_at_start_fails_at_once(world: World) -> N
     assert result.status == "FAILED"
     assert "exited with code 2 before passing its health check" in result.message
     assert "fatal: DATABASE_URL is not set" in "\n".join(line.line for line in result.log)
-    assert world.routes.ready("app") == {old}
+    assert world.router.ready("app") == {old}
 
 
 async def test_a_crashed_instance_is_replaced_and_the_event_recorded(world: World) -> None:
     old = await create_app(world)
     (container,) = world.containers(running=True)
     world.engine.crash(container.id, exit_code=139, log="segfault")
-    await world.settle(lambda: bool(world.routes.ready("app") - {old}))
+    await world.settle(lambda: bool(world.router.ready("app") - {old}))
     (replacement,) = world.containers()
     assert replacement.running and replacement.labels["baepo.instance"] != old
     (event,) = world.services.events("app")
@@ -184,7 +183,7 @@ async def test_a_removed_instance_is_replaced(world: World) -> None:
     old = await create_app(world)
     (container,) = world.containers()
     world.engine.remove(container.id)
-    await world.settle(lambda: bool(world.routes.ready("app") - {old}))
+    await world.settle(lambda: bool(world.router.ready("app") - {old}))
     assert [e.kind for e in world.services.events("app")] == ["removed"]
     assert len(world.containers()) == 1
 
@@ -193,7 +192,7 @@ async def test_an_instance_that_turns_unhealthy_is_replaced(world: World) -> Non
     old = await create_app(world)
     (container,) = world.containers()
     world.prober.sick_instances.add(container.id)
-    passes = await world.settle(lambda: bool(world.routes.ready("app") - {old}))
+    passes = await world.settle(lambda: bool(world.router.ready("app") - {old}))
     assert passes >= 4 * 5 / 0.25  # five failures, one every 5 s, before it is given up
     await world.settle(lambda: len(world.containers()) == 1)
     assert world.containers()[0].id != container.id
@@ -208,8 +207,8 @@ async def test_scaling_the_minimum_adds_instances_without_a_new_revision(world: 
     op = world.services.update("app", {"min_instances": 3, "max_concurrency": 10})
     await world.settle(world.done(op.id))
     assert world.status(op.id) == "SUCCEEDED"
-    assert len(world.routes.ready("app")) == 3
-    assert world.routes.routes["app"].max_concurrency == 10
+    assert len(world.router.ready("app")) == 3
+    assert world.router.routes["app"].max_concurrency == 10
     assert world.services.describe("app").revision == 1
 
 
@@ -250,7 +249,7 @@ async def test_pause_keeps_the_url_with_a_paused_page_and_resume_brings_it_back(
     assert world.status(pause.id) == "SUCCEEDED"
     assert world.services.describe("app").status == "PAUSED"
     assert world.containers() == []
-    route = world.routes.routes["app"]
+    route = world.router.routes["app"]
     assert route.paused and route.servers == () and route.hostnames == ("app.localhost",)
 
     resume = world.services.resume("app")
@@ -258,8 +257,8 @@ async def test_pause_keeps_the_url_with_a_paused_page_and_resume_brings_it_back(
     assert world.status(resume.id) == "SUCCEEDED"
     view = world.services.describe("app")
     assert (view.status, view.revision) == ("RUNNING", 1)
-    assert not world.routes.routes["app"].paused
-    assert len(world.routes.ready("app")) == 1
+    assert not world.router.routes["app"].paused
+    assert len(world.router.ready("app")) == 1
 
 
 async def test_delete_stops_everything_and_frees_the_name(world: World) -> None:
@@ -268,7 +267,7 @@ async def test_delete_stops_everything_and_frees_the_name(world: World) -> None:
     await world.settle(world.done(op.id))
     assert world.status(op.id) == "SUCCEEDED"
     assert world.containers() == []
-    assert "app" not in world.routes.routes
+    assert "app" not in world.router.routes
     assert world.services.list() == []
     assert world.services.operation(op.id).service == "app"  # still readable
     _, again = world.services.create({"name": "app", "image": APP_2})
@@ -309,8 +308,8 @@ async def test_of_two_services_given_one_domain_the_first_to_begin_has_it(
     failed = world.services.operation(ops[loser].id)
     assert failed.message == f"shop.example.com is already used by {winner}"
     assert world.services.describe(loser).config["custom_domains"] == []
-    assert world.routes.routes[winner].hostnames == (f"{winner}.localhost", "shop.example.com")
-    assert world.routes.routes[loser].hostnames == (f"{loser}.localhost",)
+    assert world.router.routes[winner].hostnames == (f"{winner}.localhost", "shop.example.com")
+    assert world.router.routes[loser].hostnames == (f"{loser}.localhost",)
     failed = world.services.operation(create.id)
     assert failed.status == "FAILED" and failed.message == (
         f"shop.example.com is already used by {winner}; removed from ccc's custom domains"
@@ -324,7 +323,7 @@ async def test_of_two_services_given_one_domain_the_first_to_begin_has_it(
 
 async def test_a_domain_the_router_refuses_is_not_kept(world: World) -> None:
     await create_app(world)
-    world.routes.routes["legacy"] = Route(name="legacy", hostnames=("shop.example.com",))
+    world.router.routes["legacy"] = Route(name="legacy", hostnames=("shop.example.com",))
     update = world.services.update("app", {"custom_domains": ["shop.example.com"]})
     await world.settle(world.done(update.id), step_s=1)
     failed = world.services.operation(update.id)
@@ -333,7 +332,7 @@ async def test_a_domain_the_router_refuses_is_not_kept(world: World) -> None:
     deploy = world.services.deploy("app", APP_2)
     await world.settle(world.done(deploy.id))
     assert world.status(deploy.id) == "SUCCEEDED"
-    assert world.routes.routes["app"].hostnames == ("app.localhost",)
+    assert world.router.routes["app"].hostnames == ("app.localhost",)
 
 
 async def test_an_image_that_cannot_be_pulled_fails_the_create(world: World) -> None:
@@ -358,12 +357,12 @@ async def test_a_local_image_runs_unpinned(world: World) -> None:
 
 async def test_the_router_being_down_is_retried_not_fatal(world: World) -> None:
     _, op = world.services.create({"name": "app", "image": APP_1})
-    world.routes.available = False
+    world.router.available = False
     for _ in range(10):
         await world.reconciler.tick()
         world.clock.advance(0.25)
     assert world.status(op.id) == "IN_PROGRESS"
-    world.routes.available = True
+    world.router.available = True
     await world.settle(world.done(op.id))
     assert world.status(op.id) == "SUCCEEDED"
     assert len(world.containers()) == 1
@@ -425,7 +424,7 @@ async def test_a_slow_stop_of_one_service_holds_up_no_other_service(
     monkeypatch.setattr(world.engine, "stop", stop)
     try:
         slow = world.services.deploy("slow", APP_2)
-        await world.settle(lambda: world.routes.ready("slow") != {slow_v1.labels["baepo.instance"]})
+        await world.settle(lambda: world.router.ready("slow") != {slow_v1.labels["baepo.instance"]})
         quick = world.services.deploy("quick", APP_2)
         await world.settle(world.done(quick.id), max_passes=100)
         assert world.status(quick.id) == "SUCCEEDED"

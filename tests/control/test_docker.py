@@ -1,6 +1,6 @@
 """The reconciler against a real Docker engine, real containers and real HTTP health checks.
 
-The data plane is still `MemoryRoutes` (the HAProxy end-to-end tests are the lead's); what is
+The data plane is still `MemoryRouter` (the HAProxy end-to-end tests are the lead's); what is
 real here is everything the control room touches itself: pulls (that fail over to local test
 images), container starts with labels, `/healthz` probes over TCP and HTTP, log tails of a
 broken container, SIGTERM/SIGKILL stops, and adoption by a second reconciler.
@@ -23,7 +23,7 @@ from baepo.control import NetworkProber, Reconciler, SecretBox, Services, Timing
 from baepo.control.instances import LABEL_INSTALLATION
 from baepo.runtime import ContainerNotFound, DockerEngine, Instance
 from tests.control.conftest import make_database
-from tests.control.fakes import MemoryRoutes
+from tests.fakes.router import MemoryRouter
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -34,7 +34,7 @@ HEALTHZ = {"protocol": "http", "path": "/healthz", "interval": 1, "timeout": 1}
 class Real:
     engine: DockerEngine
     box: SecretBox
-    routes: MemoryRoutes
+    router: MemoryRouter
     reconciler: Reconciler
     services: Services
     make_reconciler: Callable[[], Reconciler]
@@ -76,13 +76,13 @@ async def real(tmp_path: Path, engine: DockerEngine) -> AsyncIterator[Real]:
     clock = SystemClock()
     db = make_database(tmp_path / "control.db")
     box = SecretBox(SecretBox.generate_key())
-    routes = MemoryRoutes()
+    router = MemoryRouter()
     prober = NetworkProber()
     timing = Timing(deploy_timeout_s=15, poll_s=0.1, stop_timeout_s=2)
 
     def make() -> Reconciler:
         return Reconciler(
-            db=db, engine=engine, routes=routes, prober=prober, clock=clock, secrets=box,
+            db=db, engine=engine, router=router, prober=prober, clock=clock, secrets=box,
             domain="localhost", timing=timing,
         )  # fmt: skip
 
@@ -91,7 +91,7 @@ async def real(tmp_path: Path, engine: DockerEngine) -> AsyncIterator[Real]:
         db=db, engine=engine, secrets=box, clock=clock, domain="localhost",
         reconciler=reconciler,
     )  # fmt: skip
-    yield Real(engine, box, routes, reconciler, services, make)
+    yield Real(engine, box, router, reconciler, services, make)
     await prober.aclose()
     for container in engine.list({LABEL_INSTALLATION: box.fingerprint}):
         with contextlib.suppress(ContainerNotFound):
@@ -120,7 +120,7 @@ async def test_create_then_deploy_with_zero_downtime_on_a_real_engine(real: Real
     assert result.status == "SUCCEEDED", result.log
     (v2,) = real.containers("hello")
     assert v2.id != v1.id and answer(v2).startswith("hello v2")
-    assert real.routes.ready("hello") == {v2.labels["baepo.instance"]}
+    assert real.router.ready("hello") == {v2.labels["baepo.instance"]}
     assert any("GET /healthz answered HTTP 200" in line.line for line in result.log)
 
 

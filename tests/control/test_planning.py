@@ -30,8 +30,7 @@ from baepo.control.planning import (
     StopInstance,
     plan,
 )
-from baepo.router.table import Server, ServerState
-from baepo.router.table import Service as Route
+from baepo.router import Route, Server, ServerState
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 HOSTS = ("app.localhost",)

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from baepo.control import Reconciler
-from baepo.router.table import Service as Route
+from baepo.router import Route, RouteState
 from baepo.runtime import ContainerSpec, Credentials, Image, Instance, MemoryEngine
 from tests.control.conftest import World, app_image
-from tests.control.fakes import MemoryRoutes
+from tests.fakes.router import MemoryRouter
 
 pytestmark = pytest.mark.anyio
 
@@ -69,21 +69,21 @@ class DyingEngine:
         return self._engine.list(labels)
 
 
-class DyingRoutes:
-    def __init__(self, routes: MemoryRoutes, switch: Switch) -> None:
-        self._routes = routes
+class DyingRouter:
+    def __init__(self, router: MemoryRouter, switch: Switch) -> None:
+        self._router = router
         self._switch = switch
 
-    def get(self, service: str) -> Any:
-        return self._routes.get(service)
+    def get(self, service: str) -> RouteState | None:
+        return self._router.get(service)
 
     def put(self, route: Route) -> None:
         self._switch.tick()
-        self._routes.put(route)
+        self._router.put(route)
 
     def remove(self, service: str) -> None:
         self._switch.tick()
-        self._routes.remove(service)
+        self._router.remove(service)
 
 
 def doomed(world: World, after: int) -> tuple[Reconciler, Switch]:
@@ -91,7 +91,7 @@ def doomed(world: World, after: int) -> tuple[Reconciler, Switch]:
     reconciler = Reconciler(
         db=world.db,
         engine=DyingEngine(world.engine, switch),
-        routes=DyingRoutes(world.routes, switch),
+        router=DyingRouter(world.router, switch),
         prober=world.prober,
         clock=world.clock,
         secrets=world.box,
@@ -128,7 +128,7 @@ async def test_a_deploy_survives_a_kill_after_any_change(world: World, after: in
     assert world.status(op.id) == "SUCCEEDED"
     (instance,) = world.containers()  # no orphan, no duplicate
     assert instance.running and instance.labels["baepo.revision"] == "2"
-    assert world.routes.ready("app") == {instance.labels["baepo.instance"]}
+    assert world.router.ready("app") == {instance.labels["baepo.instance"]}
     for _ in range(10):  # and it stays that way
         await second.tick()
         world.clock.advance(1)
@@ -162,15 +162,15 @@ async def test_a_failing_deploy_still_fails_after_a_kill(world: World, after: in
     assert world.status(op.id) == "FAILED"
     await world.settle(lambda: len(world.containers()) == 1, reconciler=second)
     assert world.containers()[0].id == old.id
-    assert world.routes.ready("app") == {old.labels["baepo.instance"]}
+    assert world.router.ready("app") == {old.labels["baepo.instance"]}
 
 
 async def test_a_restart_with_a_fresh_router_routes_what_runs_again(world: World) -> None:
     """The data plane lost its state too (HAProxy restarted empty): nothing is restarted."""
     await create_app(world)
     (running,) = world.containers()
-    world.routes.routes.clear()
+    world.router.routes.clear()
     second = world.new_reconciler()
-    await world.settle(lambda: bool(world.routes.ready("app")), reconciler=second)
+    await world.settle(lambda: bool(world.router.ready("app")), reconciler=second)
     assert world.containers() == [running]
-    assert world.routes.ready("app") == {running.labels["baepo.instance"]}
+    assert world.router.ready("app") == {running.labels["baepo.instance"]}

@@ -46,6 +46,7 @@ from baepo.router.configuration import render_config
 from baepo.router.table import RoutingTable
 from tests.router.backends import Backend
 from tests.router.conftest import HAPROXY, free_port
+from tests.router.routes import add_server, ensure_service
 
 PEBBLE = "/usr/bin/pebble"
 
@@ -476,9 +477,9 @@ def test_custom_domain_gets_a_pebble_certificate_through_haproxy(
 ) -> None:
     assert acme.router is not None
     started = time.monotonic()
-    acme.router.ensure_service("app", ["app.baepo.test", "app.example.test"])
+    ensure_service(acme.router, "app", ["app.baepo.test", "app.example.test"])
     took = time.monotonic() - started
-    acme.router.add_server("app", "a1", backend.address)
+    add_server(acme.router, "app", "a1", backend.address)
 
     pebble = trusting(acme.root_pem)
     leaf = acme.peer_certificate("app.example.test", pebble)
@@ -523,8 +524,8 @@ def test_router_keeps_serving_locally_when_acme_fails_and_retries_later(
 ) -> None:
     assert acme.router is not None
     acme.dns.answers["down.example.test"] = "127.0.0.2"  # nothing listens there: refused
-    acme.router.ensure_service("down", ["down.baepo.test", "down.example.test"])
-    acme.router.add_server("down", "a1", backend.address)
+    ensure_service(acme.router, "down", ["down.baepo.test", "down.example.test"])
+    add_server(acme.router, "down", "a1", backend.address)
 
     local = trusting(acme.local_ca.ca_pem())
     assert acme.get("down.example.test", local).text.startswith("a1 host=down.example.test")

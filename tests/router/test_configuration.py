@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from baepo.router import RouterSettings, RoutingTable, Server, ServerState, Service
+from baepo.router import Route, RouterSettings, RoutingTable, Server, ServerState
 from baepo.router.configuration import render_config, render_map, structure_fingerprint
 
 SETTINGS = RouterSettings(state_dir=Path("/var/lib/baepo/router"), http_port=80, https_port=443)
 
 TABLE = RoutingTable(
     (
-        Service(
+        Route(
             "app",
             ("app.localhost", "www.example.com"),
             (
@@ -23,7 +23,7 @@ TABLE = RoutingTable(
             ),
             max_concurrency=25,
         ),
-        Service("docs", ("docs.localhost",), paused=True),
+        Route("docs", ("docs.localhost",), paused=True),
     )
 )
 
@@ -101,12 +101,12 @@ def test_fingerprint_changes_only_with_what_needs_a_reload() -> None:
     assert app is not None
     runtime_changes = [
         TABLE.with_service(app.with_server(Server("s9", "127.0.0.1:9999"))),
-        TABLE.with_service(Service("app", ("other.localhost",), max_concurrency=3, paused=True)),
+        TABLE.with_service(Route("app", ("other.localhost",), max_concurrency=3, paused=True)),
     ]
     for table in runtime_changes:
         assert structure_fingerprint(table, SETTINGS) == base
     assert structure_fingerprint(TABLE.without_service("docs"), SETTINGS) != base
-    assert structure_fingerprint(TABLE.with_service(Service("new", ())), SETTINGS) != base
+    assert structure_fingerprint(TABLE.with_service(Route("new", ())), SETTINGS) != base
     moved = RouterSettings(state_dir=SETTINGS.state_dir, https_port=8443)
     assert structure_fingerprint(TABLE, moved) != base
 

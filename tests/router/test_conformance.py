@@ -1,6 +1,6 @@
-"""One suite for the `Router` interface, run against `MemoryRouter` and a real HAProxy.
+"""One suite for the `Router` interface, run against the tests' `MemoryRouter` and a real HAProxy.
 
-Whatever `control/` and `autoscale/` learn from the fake must hold for the real data plane.
+Whatever `control/` learns from the fake must hold for the real data plane.
 """
 
 from __future__ import annotations
@@ -16,16 +16,13 @@ import pytest
 from baepo.router import (
     HAProxyUnavailable,
     InvalidRoute,
-    MemoryRouter,
+    Route,
     Router,
-    RoutingTable,
+    RouteState,
     Server,
-    ServerBusy,
     ServerState,
-    Service,
-    UnknownServer,
-    UnknownService,
 )
+from tests.fakes.router import MemoryRouter
 from tests.router.backends import Backend
 from tests.router.conftest import Plane
 
@@ -37,12 +34,15 @@ class Harness(Protocol):
 
     def busy(self, service: str, host: str, server: str) -> AbstractContextManager[None]: ...
 
+    def break_down(self) -> None:
+        """The data plane goes away."""
+        ...
+
 
 class MemoryHarness:
     def __init__(self) -> None:
         self.memory = MemoryRouter()
         self.router: Router = self.memory
-        self.router.start()
         self._port = 20000
 
     def address(self, name: str) -> str:
@@ -51,9 +51,12 @@ class MemoryHarness:
 
     @contextmanager
     def busy(self, service: str, host: str, server: str) -> Iterator[None]:
-        self.memory.set_load(service, server, in_flight=1)
+        self.memory.in_flight.setdefault(service, {})[server] = 1
         yield
-        self.memory.set_load(service, server, in_flight=0)
+        self.memory.in_flight[service][server] = 0
+
+    def break_down(self) -> None:
+        self.memory.available = False
 
 
 class HAProxyHarness:
@@ -67,7 +70,8 @@ class HAProxyHarness:
 
     @contextmanager
     def busy(self, service: str, host: str, server: str) -> Iterator[None]:
-        """Hold one slow request on `server` (the only ready server of `service`)."""
+        """Hold one slow request on `server` (the only ready server of `service`); it must
+        succeed whatever the test did to the route meanwhile."""
         result: list[int] = []
         thread = threading.Thread(
             target=lambda: result.append(self.plane.get(host, "/slow?seconds=1.5").status_code)
@@ -81,9 +85,19 @@ class HAProxyHarness:
         assert result == [200]
         wait_until(lambda: in_flight(self.router, service, server) == 0)
 
+    def break_down(self) -> None:
+        self.plane.router.stop()
+
+
+def got(router: Router, service: str) -> RouteState:
+    state = router.get(service)
+    assert state is not None, f"no route for {service}"
+    return state
+
 
 def in_flight(router: Router, service: str, server: str) -> int:
-    return next(s.in_flight for s in router.server_stats(service) if s.name == server)
+    state = router.get(service)
+    return state.in_flight.get(server, 0) if state else 0
 
 
 def wait_until(condition: object, timeout: float = 10.0) -> None:
@@ -103,112 +117,103 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 
 
 def states(router: Router, service: str) -> dict[str, ServerState]:
-    return {s.name: s.state for s in router.server_stats(service)}
+    return {s.name: s.state for s in got(router, service).route.servers}
 
 
-def test_services_and_servers_appear_in_table_and_stats(harness: Harness) -> None:
+def test_a_route_put_is_what_get_returns(harness: Harness) -> None:
     router = harness.router
-    router.ensure_service("app", ["app.localhost", "www.example.com"], max_concurrency=10)
-    router.ensure_service("app", ["app.localhost", "www.example.com"], max_concurrency=10)
     a = harness.address("a")
-    router.add_server("app", "a", a)
-    router.add_server("app", "a", a)  # idempotent
-    service = router.table().service("app")
-    assert service == Service("app", ("app.localhost", "www.example.com"), (Server("a", a),), 10)
-    [stats] = router.server_stats("app")
-    assert (stats.name, stats.address, stats.state, stats.in_flight) == ("a", a, "ready", 0)
+    route = Route("app", ("app.localhost", "www.example.com"), (Server("a", a),), 10)
+    router.put(route)
+    router.put(route)  # idempotent
+    assert got(router, "app") == RouteState(route, {"a": 0})
 
 
-def test_a_server_name_keeps_its_address(harness: Harness) -> None:
-    harness.router.ensure_service("app", ["app.localhost"])
-    harness.router.add_server("app", "a", harness.address("a"))
-    with pytest.raises(InvalidRoute):
-        harness.router.add_server("app", "a", harness.address("b"))
-
-
-def test_drain_then_remove(harness: Harness) -> None:
+def test_a_server_put_at_a_new_address_moves_there(harness: Harness) -> None:
     router = harness.router
-    router.ensure_service("app", ["app.localhost"])
-    router.add_server("app", "a", harness.address("a"))
-    router.add_server("app", "b", harness.address("b"))
-    router.drain_server("app", "a")
+    router.put(Route("app", ("app.localhost",), (Server("a", harness.address("a")),)))
+    moved = Route("app", ("app.localhost",), (Server("a", harness.address("b")),))
+    router.put(moved)
+    assert got(router, "app").route == moved
+
+
+def test_drain_then_drop_a_server(harness: Harness) -> None:
+    router = harness.router
+    a = Server("a", harness.address("a"))
+    b = Server("b", harness.address("b"))
+    drained = Server("a", a.address, ServerState.DRAIN)
+    router.put(Route("app", ("app.localhost",), (a, b)))
+    router.put(Route("app", ("app.localhost",), (drained, b)))
     assert states(router, "app") == {"a": ServerState.DRAIN, "b": ServerState.READY}
-    router.add_server("app", "a", router.table().service("app").servers[0].address)  # type: ignore[union-attr]
-    assert states(router, "app")["a"] is ServerState.READY  # adding again makes it ready
-    router.drain_server("app", "a")
-    router.remove_server("app", "a")
-    router.remove_server("app", "a")  # idempotent
+    router.put(Route("app", ("app.localhost",), (a, b)))
+    assert states(router, "app")["a"] is ServerState.READY  # ready again
+    router.put(Route("app", ("app.localhost",), (drained, b)))
+    router.put(Route("app", ("app.localhost",), (b,)))
+    router.put(Route("app", ("app.localhost",), (b,)))  # idempotent
     assert states(router, "app") == {"b": ServerState.READY}
-    with pytest.raises(UnknownServer):
-        router.drain_server("app", "a")
+    assert got(router, "app").in_flight == {"b": 0}
 
 
-def test_a_busy_server_cannot_be_removed_until_its_requests_finish(harness: Harness) -> None:
+def test_a_busy_server_dropped_from_its_route_finishes_its_requests(harness: Harness) -> None:
     router = harness.router
-    router.ensure_service("app", ["app.localhost"])
-    router.add_server("app", "a", harness.address("a"))
+    router.put(Route("app", ("app.localhost",), (Server("a", harness.address("a")),)))
     with harness.busy("app", "app.localhost", "a"):
-        with pytest.raises(ServerBusy):
-            router.remove_server("app", "a")
-        assert states(router, "app") == {"a": ServerState.MAINT}
-    router.remove_server("app", "a")
-    assert router.server_stats("app") == []
+        assert got(router, "app").in_flight["a"] >= 1
+        router.put(Route("app", ("app.localhost",)))
+        assert got(router, "app").route.servers == ()
+    assert got(router, "app").in_flight == {}
 
 
-def test_unknown_services(harness: Harness) -> None:
+def test_a_service_without_a_route(harness: Harness) -> None:
     router = harness.router
-    router.remove_service("nope")  # idempotent
-    router.remove_server("nope", "a")
-    with pytest.raises(UnknownService):
-        router.add_server("nope", "a", harness.address("a"))
-    with pytest.raises(UnknownService):
-        router.server_stats("nope")
-    with pytest.raises(UnknownService):
-        router.set_paused("nope", True)
+    assert router.get("nope") is None
+    router.remove("nope")  # idempotent
+    assert router.get("nope") is None
 
 
-def test_pause_resume_and_remove_a_service(harness: Harness) -> None:
+def test_pause_resume_and_remove_a_route(harness: Harness) -> None:
     router = harness.router
-    router.ensure_service("app", ["app.localhost"])
-    router.add_server("app", "a", harness.address("a"))
-    router.set_paused("app", True)
-    assert router.table().service("app").paused  # type: ignore[union-attr]
-    router.set_paused("app", False)
-    router.ensure_service("app", ["app.localhost"], max_concurrency=3)  # keeps its servers
-    assert [s.name for s in router.server_stats("app")] == ["a"]
-    router.remove_service("app")
-    assert router.table() == RoutingTable()
-    with pytest.raises(UnknownService):
-        router.server_stats("app")
+    a = Server("a", harness.address("a"))
+    router.put(Route("app", ("app.localhost",), (a,), paused=True))
+    assert got(router, "app").route.paused
+    router.put(Route("app", ("app.localhost",), (a,), max_concurrency=3))
+    assert got(router, "app").route == Route("app", ("app.localhost",), (a,), 3)
+    router.remove("app")
+    router.remove("app")  # idempotent
+    assert router.get("app") is None
 
 
-def test_apply_converges_to_a_whole_table(harness: Harness) -> None:
+def test_put_converges_one_route_and_leaves_the_others(harness: Harness) -> None:
     router = harness.router
-    router.ensure_service("old", ["old.localhost"])
-    router.ensure_service("app", ["app.localhost"])
-    router.add_server("app", "gone", harness.address("gone"))
-    table = RoutingTable(
+    old = Route("old", ("old.localhost",))
+    router.put(old)
+    router.put(Route("app", ("app.localhost",), (Server("gone", harness.address("gone")),)))
+    wanted = Route(
+        "app",
+        ("app.localhost", "app2.localhost"),
         (
-            Service(
-                "app",
-                ("app.localhost", "app2.localhost"),
-                (
-                    Server("a", harness.address("a")),
-                    Server("b", harness.address("b"), ServerState.DRAIN),
-                ),
-                max_concurrency=5,
-            ),
-            Service("new", ("new.localhost",), paused=True),
-        )
+            Server("a", harness.address("a")),
+            Server("b", harness.address("b"), ServerState.DRAIN),
+        ),
+        max_concurrency=5,
     )
-    router.apply(table)
-    router.apply(table)
-    assert router.table() == table
-    assert states(router, "app") == {"a": ServerState.READY, "b": ServerState.DRAIN}
-    assert router.server_stats("new") == []
+    router.put(wanted)
+    router.put(Route("new", ("new.localhost",), paused=True))
+    assert got(router, "app") == RouteState(wanted, {"a": 0, "b": 0})
+    assert got(router, "old") == RouteState(old, {})
+    assert got(router, "new").route.paused
 
 
-def test_a_stopped_router_refuses_work(harness: Harness) -> None:
-    harness.router.stop()
+def test_a_host_name_belongs_to_one_route(harness: Harness) -> None:
+    router = harness.router
+    router.put(Route("app", ("app.localhost", "shop.example.com")))
+    with pytest.raises(InvalidRoute):
+        router.put(Route("blog", ("blog.localhost", "shop.example.com")))
+    assert router.get("blog") is None
+    assert got(router, "app").route.hostnames == ("app.localhost", "shop.example.com")
+
+
+def test_a_router_that_is_down_refuses_changes(harness: Harness) -> None:
+    harness.break_down()
     with pytest.raises(HAProxyUnavailable):
-        harness.router.ensure_service("app", ["app.localhost"])
+        harness.router.put(Route("app", ("app.localhost",)))

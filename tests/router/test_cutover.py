@@ -12,6 +12,7 @@ import pytest
 
 from tests.router.backends import Backend
 from tests.router.conftest import Plane
+from tests.router.routes import add_server, drain_server, ensure_service
 from tests.router.test_haproxy import wait_until
 
 pytestmark = pytest.mark.integration
@@ -24,9 +25,9 @@ def test_a_cutover_under_load_takes_effect_for_the_next_request(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
     host = "app.baepo.test"
-    plane.router.ensure_service("app", [host])
-    plane.router.add_server("app", "old", backends["old"].address)
-    plane.router.ensure_service("other", ["other.baepo.test"])  # a reload: an old worker too
+    ensure_service(plane.router, "app", [host])
+    add_server(plane.router, "app", "old", backends["old"].address)
+    ensure_service(plane.router, "other", ["other.baepo.test"])  # a reload: an old worker too
     results: list[tuple[float, str]] = []  # (when the request started, who answered)
     stop = threading.Event()
 
@@ -51,8 +52,8 @@ def test_a_cutover_under_load_takes_effect_for_the_next_request(
         t.start()
     try:
         wait_until(lambda: len(results) >= 40, timeout=30)
-        plane.router.add_server("app", "new", backends["new"].address)
-        plane.router.drain_server("app", "old")
+        add_server(plane.router, "app", "new", backends["new"].address)
+        drain_server(plane.router, "app", "old")
         applied = time.monotonic()
         wait_until(lambda: sum(1 for s, _ in results if s > applied) >= 40, timeout=30)
     finally:

@@ -22,9 +22,10 @@ import pytest
 from cryptography import x509
 
 from baepo.clock import FakeClock
-from baepo.router import HAProxyRouter, Router
+from baepo.router import HAProxyRouter, Route, Server
 from tests.router.backends import Backend
 from tests.router.conftest import Plane
+from tests.router.routes import add_server, drain_server, ensure_service, remove_server, set_paused
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +37,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def in_flight(router: Router, service: str) -> dict[str, int]:
-    return {s.name: s.in_flight for s in router.server_stats(service)}
+def in_flight(router: HAProxyRouter, service: str) -> dict[str, int]:
+    return {s.name: s.in_flight for s in router.service_stats(service).servers}
 
 
 class Background:
@@ -72,17 +73,17 @@ def reloads(plane: Plane) -> int:
 def test_hosts_route_to_their_service_over_https(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
-    plane.router.ensure_service("app", ["app.localhost"])
-    plane.router.ensure_service("blog", ["blog.localhost", "www.example.com"])
-    plane.router.add_server("app", "a1", backends["a1"].address)
-    plane.router.add_server("blog", "b1", backends["b1"].address)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    ensure_service(plane.router, "blog", ["blog.localhost", "www.example.com"])
+    add_server(plane.router, "app", "a1", backends["a1"].address)
+    add_server(plane.router, "blog", "b1", backends["b1"].address)
     assert plane.get("app.localhost").text == "a1 host=app.localhost proto=https"
     assert plane.get("blog.localhost").text.startswith("b1 ")
     assert plane.get("WWW.Example.com").text.startswith("b1 ")  # custom domain, own certificate
 
 
 def test_http_redirects_to_https(plane: Plane) -> None:
-    plane.router.ensure_service("app", ["app.localhost"])
+    ensure_service(plane.router, "app", ["app.localhost"])
     response = plane.get("app.localhost", "/path?q=1", scheme="http")
     assert response.status_code == 308
     port = plane.settings.https_port
@@ -99,10 +100,10 @@ def test_unknown_hosts_get_a_404_page(plane: Plane) -> None:
 def test_a_server_added_at_runtime_takes_traffic_without_a_reload(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
-    plane.router.ensure_service("app", ["app.localhost"])
-    plane.router.add_server("app", "a", backends["a"].address)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    add_server(plane.router, "app", "a", backends["a"].address)
     before = reloads(plane)
-    plane.router.add_server("app", "b", backends["b"].address)
+    add_server(plane.router, "app", "b", backends["b"].address)
     assert names_answering(plane, "app.localhost") == {"a", "b"}
     assert reloads(plane) == before
 
@@ -111,30 +112,30 @@ def test_drain_lets_requests_finish_and_sends_new_ones_elsewhere(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
     router = plane.router
-    router.ensure_service("app", ["app.localhost"])
-    router.add_server("app", "old", backends["old"].address)
+    ensure_service(router, "app", ["app.localhost"])
+    add_server(router, "app", "old", backends["old"].address)
     slow = Background(lambda: plane.get("app.localhost", "/slow?seconds=2"))
     wait_until(lambda: in_flight(router, "app")["old"] == 1)
-    router.add_server("app", "new", backends["new"].address)
-    router.drain_server("app", "old")
+    add_server(router, "app", "new", backends["new"].address)
+    drain_server(router, "app", "old")
     assert names_answering(plane, "app.localhost") == {"new"}
     assert in_flight(router, "app")["old"] == 1
     response = slow.result()
     assert (response.status_code, response.text.split()[0]) == (200, "old")
     wait_until(lambda: in_flight(router, "app")["old"] == 0)
-    router.remove_server("app", "old")
-    assert [s.name for s in router.server_stats("app")] == ["new"]
+    remove_server(router, "app", "old")
+    assert [s.name for s in router.service_stats("app").servers] == ["new"]
     assert names_answering(plane, "app.localhost") == {"new"}
 
 
 def test_a_paused_service_answers_a_paused_page(plane: Plane, backends: dict[str, Backend]) -> None:
-    plane.router.ensure_service("app", ["app.localhost"])
-    plane.router.add_server("app", "a", backends["a"].address)
-    plane.router.set_paused("app", True)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    add_server(plane.router, "app", "a", backends["a"].address)
+    set_paused(plane.router, "app", True)
     response = plane.get("app.localhost")
     assert response.status_code == 503
     assert "This service is paused" in response.text
-    plane.router.set_paused("app", False)
+    set_paused(plane.router, "app", False)
     assert plane.get("app.localhost").status_code == 200
 
 
@@ -142,13 +143,13 @@ def test_a_new_service_reloads_without_cutting_requests_in_flight(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
     router = plane.router
-    router.ensure_service("app", ["app.localhost"])
-    router.add_server("app", "a", backends["a"].address)
+    ensure_service(router, "app", ["app.localhost"])
+    add_server(router, "app", "a", backends["a"].address)
     slow = Background(lambda: plane.get("app.localhost", "/slow?seconds=2"))
     wait_until(lambda: in_flight(router, "app")["a"] == 1)
     before = reloads(plane)
-    router.ensure_service("new", ["new.localhost"])
-    router.add_server("new", "n", backends["n"].address)
+    ensure_service(router, "new", ["new.localhost"])
+    add_server(router, "new", "n", backends["n"].address)
     assert reloads(plane) == before + 1
     # The request now lives in the old worker, and still counts as in flight.
     assert router.processes().old_workers
@@ -158,18 +159,37 @@ def test_a_new_service_reloads_without_cutting_requests_in_flight(
     assert slow.result().status_code == 200
 
 
+def test_routes_put_at_once_for_two_new_services_are_both_kept(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    """The reconciler converges services concurrently, and each new service is a reload: the
+    second put must not write back a table read before the first one was applied."""
+    routes = [
+        Route(name, (f"{name}.localhost",), (Server(f"{name}1", backends[name].address),))
+        for name in ("aaa", "bbb")
+    ]
+    threads = [threading.Thread(target=plane.router.put, args=(r,)) for r in routes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(s.name for s in plane.router.table().services) == ["aaa", "bbb"]
+    assert plane.get("aaa.localhost").text.startswith("aaa ")
+    assert plane.get("bbb.localhost").text.startswith("bbb ")
+
+
 def test_requests_longer_than_a_short_timeout_pass(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
-    plane.router.ensure_service("app", ["app.localhost"])
-    plane.router.add_server("app", "a", backends["a"].address)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    add_server(plane.router, "app", "a", backends["a"].address)
     assert plane.get("app.localhost", "/slow?seconds=2.5").status_code == 200
 
 
 def test_requests_beyond_max_concurrency_queue(plane: Plane, backends: dict[str, Backend]) -> None:
     router = plane.router
-    router.ensure_service("app", ["app.localhost"], max_concurrency=1)
-    router.add_server("app", "a", backends["a"].address)
+    ensure_service(router, "app", ["app.localhost"], max_concurrency=1)
+    add_server(router, "app", "a", backends["a"].address)
     first = Background(lambda: plane.get("app.localhost", "/slow?seconds=1.5"))
     second = Background(lambda: plane.get("app.localhost", "/slow?seconds=0.1"))
     wait_until(
@@ -182,8 +202,8 @@ def test_requests_beyond_max_concurrency_queue(plane: Plane, backends: dict[str,
 
 @pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
 def test_http2_is_negotiated_with_alpn(plane: Plane, backends: dict[str, Backend]) -> None:
-    plane.router.ensure_service("app", ["app.localhost"])
-    plane.router.add_server("app", "a", backends["a"].address)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    add_server(plane.router, "app", "a", backends["a"].address)
     port = plane.settings.https_port
     done = subprocess.run(
         [
@@ -200,8 +220,8 @@ def test_http2_is_negotiated_with_alpn(plane: Plane, backends: dict[str, Backend
 
 
 def test_websocket_upgrades_pass(plane: Plane, backends: dict[str, Backend]) -> None:
-    plane.router.ensure_service("app", ["app.localhost"])
-    plane.router.add_server("app", "a", backends["a"].address)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    add_server(plane.router, "app", "a", backends["a"].address)
     raw = socket.create_connection(("127.0.0.1", plane.settings.https_port), timeout=10)
     with plane.tls.wrap_socket(raw, server_hostname="app.localhost") as conn:
         conn.sendall(
@@ -223,10 +243,10 @@ def test_websocket_upgrades_pass(plane: Plane, backends: dict[str, Backend]) -> 
 def test_a_new_hostname_gets_a_certificate_without_a_reload(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
-    plane.router.ensure_service("app", ["app.localhost"])
-    plane.router.add_server("app", "a", backends["a"].address)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    add_server(plane.router, "app", "a", backends["a"].address)
     before = reloads(plane)
-    plane.router.ensure_service("app", ["app.localhost", "shop.example.org"])
+    ensure_service(plane.router, "app", ["app.localhost", "shop.example.org"])
     assert plane.get("shop.example.org").text.startswith("a ")  # verified against the CA
     assert reloads(plane) == before
 
@@ -234,15 +254,15 @@ def test_a_new_hostname_gets_a_certificate_without_a_reload(
 def test_a_restarted_baepo_adopts_the_running_haproxy(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
-    plane.router.ensure_service("app", ["app.localhost"])
-    plane.router.add_server("app", "a", backends["a"].address)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    add_server(plane.router, "app", "a", backends["a"].address)
     pid = plane.router.pid
     table = plane.router.table()
     successor = HAProxyRouter(plane.settings, plane.ca, plane.clock)  # Baepo came back
     successor.start()
     assert successor.pid == pid
     assert successor.table() == table
-    successor.add_server("app", "b", backends["b"].address)
+    add_server(successor, "app", "b", backends["b"].address)
     assert names_answering(plane, "app.localhost") == {"a", "b"}
     plane.router = successor  # the fixture stops the HAProxy it now owns
 
@@ -264,8 +284,8 @@ def test_certificates_are_renewed_before_expiry_at_runtime(
 ) -> None:
     plane = fake_clock_plane
     assert isinstance(plane.clock, FakeClock)
-    plane.router.ensure_service("app", ["app.localhost"])
-    plane.router.add_server("app", "a", backends["a"].address)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    add_server(plane.router, "app", "a", backends["a"].address)
     first = served_certificate(plane, "app.localhost")
     assert plane.router.renew_certificates() == []
     plane.clock.advance(70 * 86400)
@@ -292,13 +312,13 @@ def served_certificate(plane: Plane, host: str) -> x509.Certificate:
 def test_a_dead_haproxy_is_started_again_on_the_next_change(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
-    plane.router.ensure_service("app", ["app.localhost"])
-    plane.router.add_server("app", "a", backends["a"].address)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    add_server(plane.router, "app", "a", backends["a"].address)
     pid = plane.router.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)  # the HAProxy this test's router started
     wait_until(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid))
-    plane.router.add_server("app", "b", backends["b"].address)
+    add_server(plane.router, "app", "b", backends["b"].address)
     assert plane.router.pid != pid
     assert names_answering(plane, "app.localhost") == {"a", "b"}
 

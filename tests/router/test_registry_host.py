@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from baepo.router import InvalidRoute, RouterSettings, render_config
-from baepo.router.table import RoutingTable, Service
+from baepo.router.table import Route, RoutingTable
 from tests.router.backends import Backend
 from tests.router.conftest import HAPROXY, Plane
+from tests.router.routes import add_server, ensure_service
 
 REGISTRY = "registry.baepo.test"
 
@@ -31,7 +32,7 @@ def test_the_registry_host_goes_to_the_api_before_any_service() -> None:
         registry_hostname=REGISTRY,
         registry_address="127.0.0.1:5000",
     )
-    config = render_config(RoutingTable((Service("app", ("app.baepo.test",)),)), settings)
+    config = render_config(RoutingTable((Route("app", ("app.baepo.test",)),)), settings)
     https = config.split("frontend https\n", 1)[1].split("\n\n", 1)[0]
     rules = [line.strip() for line in https.splitlines() if "use_backend" in line]
     assert rules[0] == "use_backend baepo_registry if baepo_registry"
@@ -90,9 +91,9 @@ def test_the_registry_answers_over_https_with_a_certificate_for_its_name(
 @pytest.mark.integration
 def test_no_service_can_take_the_registry_host(registry_plane: Plane, api: Backend) -> None:
     with pytest.raises(InvalidRoute, match="registry"):
-        registry_plane.router.ensure_service("registry", [REGISTRY])
+        ensure_service(registry_plane.router, "registry", [REGISTRY])
     with pytest.raises(InvalidRoute, match="registry"):  # nor as a custom domain
-        registry_plane.router.ensure_service("app", ["app.baepo.test", REGISTRY])
+        ensure_service(registry_plane.router, "app", ["app.baepo.test", REGISTRY])
     assert registry_plane.router.table().services == ()
     assert registry_plane.get(REGISTRY, "/v2/").text.startswith("api ")
 
@@ -135,14 +136,14 @@ def test_a_table_saved_before_the_registry_took_its_host_still_starts(
     directory = Path(tempfile.mkdtemp(prefix="baepo-router-", dir="/tmp"))
     old = Plane(directory)  # an older Baepo: no registry host
     old.router.start()
-    old.router.ensure_service("registry", [REGISTRY])
-    old.router.add_server("registry", "r", backends["r"].address)
+    ensure_service(old.router, "registry", [REGISTRY])
+    add_server(old.router, "registry", "r", backends["r"].address)
     old.client.close()  # the older Baepo stops; its HAProxy keeps running, to be adopted
     new = Plane(directory, registry_hostname=REGISTRY, registry_address=api.address)
     try:
         new.router.start()
-        new.router.ensure_service("app", ["app.baepo.test"])
-        new.router.add_server("app", "a", backends["a"].address)
+        ensure_service(new.router, "app", ["app.baepo.test"])
+        add_server(new.router, "app", "a", backends["a"].address)
         assert new.get("app.baepo.test").text.startswith("a ")
         assert new.get(REGISTRY, "/v2/").text.startswith("api ")
     finally:

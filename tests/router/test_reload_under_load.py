@@ -16,6 +16,7 @@ import pytest
 
 from tests.router.backends import Backend
 from tests.router.conftest import Plane, free_port
+from tests.router.routes import add_server, ensure_service
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +27,8 @@ def test_reloads_lose_no_request_of_keep_alive_clients(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
     router = plane.router
-    router.ensure_service("steady", ["steady.baepo.test"])
-    router.add_server("steady", "s", backends["s"].address)
+    ensure_service(router, "steady", ["steady.baepo.test"])
+    add_server(router, "steady", "s", backends["s"].address)
     assert plane.get("steady.baepo.test").status_code == 200
     before = router.processes().reloads
     wrk = subprocess.Popen(
@@ -42,8 +43,8 @@ def test_reloads_lose_no_request_of_keep_alive_clients(
     )  # fmt: skip
     try:
         for n in range(RELOADS // 2):
-            router.ensure_service(f"churn{n}", [f"churn{n}.baepo.test"])
-            router.add_server(f"churn{n}", "c", backends["c"].address)
+            ensure_service(router, f"churn{n}", [f"churn{n}.baepo.test"])
+            add_server(router, f"churn{n}", "c", backends["c"].address)
             host = f"churn{n}.baepo.test"
             with httpx.Client(verify=plane.tls) as fresh:  # a client per host, as browsers
                 answer = fresh.get(
@@ -52,7 +53,7 @@ def test_reloads_lose_no_request_of_keep_alive_clients(
                     extensions={"sni_hostname": host},
                 )
             assert answer.status_code == 200
-            router.remove_service(f"churn{n}")
+            router.remove(f"churn{n}")
     finally:
         wrk.send_signal(signal.SIGINT)
         output, _ = wrk.communicate(timeout=60)
@@ -82,9 +83,9 @@ def test_after_a_reload_an_app_that_closes_its_connections_loses_no_request(
     )
     try:
         router = plane.router
-        router.ensure_service("app", ["app.baepo.test"])
-        router.add_server("app", "b", f"127.0.0.1:{port}")
-        router.ensure_service("other", ["other.baepo.test"])  # a reload: b is now static
+        ensure_service(router, "app", ["app.baepo.test"])
+        add_server(router, "app", "b", f"127.0.0.1:{port}")
+        ensure_service(router, "other", ["other.baepo.test"])  # a reload: b is now static
         assert plane.get("app.baepo.test").text.startswith("hello v")
         wrk = subprocess.run(
             [

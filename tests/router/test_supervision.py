@@ -21,6 +21,7 @@ import pytest
 from baepo.router import HAProxyRouter, HAProxyUnavailable, RouterSupervisor, ServerState
 from tests.router.backends import Backend
 from tests.router.conftest import Plane
+from tests.router.routes import add_server, drain_server, ensure_service
 from tests.router.test_haproxy import wait_until
 
 pytestmark = pytest.mark.integration
@@ -108,10 +109,10 @@ def test_haproxy_killed_under_load_is_back_with_its_table_and_certificates(
 ) -> None:
     caplog.set_level(logging.INFO, logger="baepo.router")
     host = "app.baepo.test"
-    plane.router.ensure_service("app", [host])
-    plane.router.add_server("app", "a", backends["a"].address)
-    plane.router.add_server("app", "old", backends["old"].address)
-    plane.router.drain_server("app", "old")  # drains live only at runtime: must survive
+    ensure_service(plane.router, "app", [host])
+    add_server(plane.router, "app", "a", backends["a"].address)
+    add_server(plane.router, "app", "old", backends["old"].address)
+    drain_server(plane.router, "app", "old")  # drains live only at runtime: must survive
     with Load(plane, host) as load:
         wait_until(lambda: load.succeeded_since(0) >= 20)
         master = _kill(plane, which)
@@ -125,7 +126,7 @@ def test_haproxy_killed_under_load_is_back_with_its_table_and_certificates(
     assert [b for _, ok, b in after[first_ok:] if not ok] == []
     assert all(body.startswith("a ") for _, ok, body in after[first_ok:] if ok), failed_after
     print(f"kill -9 of the {which}: requests failed for {load.outage():.2f} s")
-    states = {s.name: s.state for s in plane.router.server_stats("app")}
+    states = {s.name: s.state for s in plane.router.service_stats("app").servers}
     assert states == {"a": ServerState.READY, "old": ServerState.DRAIN}
     gone = [r for r in caplog.records if "is gone" in r.getMessage()]
     back = [r for r in caplog.records if "is back" in r.getMessage()]
@@ -135,8 +136,8 @@ def test_haproxy_killed_under_load_is_back_with_its_table_and_certificates(
 
 def test_an_adopted_haproxy_is_supervised_too(plane: Plane, backends: dict[str, Backend]) -> None:
     host = "app.baepo.test"
-    plane.router.ensure_service("app", [host])
-    plane.router.add_server("app", "a", backends["a"].address)
+    ensure_service(plane.router, "app", [host])
+    add_server(plane.router, "app", "a", backends["a"].address)
     successor = HAProxyRouter(plane.settings, plane.ca, plane.clock)  # Baepo came back
     successor.start()
     plane.router = successor  # the fixture stops the HAProxy it now owns
@@ -159,8 +160,8 @@ def test_an_outage_is_one_event_in_the_log_however_often_it_is_asked(
     """While HAProxy cannot come back (its port was taken meanwhile), every caller gets an
     error, but the log says it once; when the port is free again it comes back, said once."""
     caplog.set_level(logging.INFO, logger="baepo.router")
-    plane.router.ensure_service("app", ["app.baepo.test"])
-    plane.router.add_server("app", "a", backends["a"].address)
+    ensure_service(plane.router, "app", ["app.baepo.test"])
+    add_server(plane.router, "app", "a", backends["a"].address)
     master = _kill(plane, "master")
     wait_until(lambda: not plane.router._process.running())
     with socket.socket() as squatter:

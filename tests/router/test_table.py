@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from baepo.router import InvalidRoute, RoutingTable, Server, ServerState, Service
+from baepo.router import InvalidRoute, Route, RoutingTable, Server, ServerState
 from baepo.router.table import table_from_json, table_to_json
 
 
 @pytest.mark.parametrize("name", ["App", "-app", "app-", "a_b", "a.b", "", "x" * 64])
 def test_service_names_are_dns_labels(name: str) -> None:
     with pytest.raises(InvalidRoute):
-        Service(name, ("a.localhost",))
+        Route(name, ("a.localhost",))
 
 
 @pytest.mark.parametrize(
@@ -27,29 +27,29 @@ def test_any_ipv4_address_is_a_server_address(address: str) -> None:
 
 
 def test_hostnames_are_normalized_and_deduplicated() -> None:
-    service = Service("app", ("App.LocalHost.", "app.localhost", "www.example.com"))
+    service = Route("app", ("App.LocalHost.", "app.localhost", "www.example.com"))
     assert service.hostnames == ("app.localhost", "www.example.com")
 
 
 @pytest.mark.parametrize("host", ["bad host", "a..b", "-a.com", "a" * 64 + ".com", "*.x.com"])
 def test_invalid_hostnames_are_refused(host: str) -> None:
     with pytest.raises(InvalidRoute):
-        Service("app", (host,))
+        Route("app", (host,))
 
 
 def test_a_hostname_belongs_to_one_service() -> None:
     with pytest.raises(InvalidRoute, match="claimed by both"):
-        RoutingTable((Service("a", ("x.localhost",)), Service("b", ("x.localhost",))))
+        RoutingTable((Route("a", ("x.localhost",)), Route("b", ("x.localhost",))))
 
 
 def test_server_names_are_unique_within_a_service() -> None:
     with pytest.raises(InvalidRoute):
-        Service("a", ("a.localhost",), (Server("s", "127.0.0.1:1"), Server("s", "127.0.0.1:2")))
+        Route("a", ("a.localhost",), (Server("s", "127.0.0.1:1"), Server("s", "127.0.0.1:2")))
 
 
 def test_with_and_without_keep_order_and_replace_by_name() -> None:
-    a = Service("a", ("a.localhost",))
-    b = Service("b", ("b.localhost",))
+    a = Route("a", ("a.localhost",))
+    b = Route("b", ("b.localhost",))
     table = RoutingTable((a, b))
     a2 = a.with_server(Server("s1", "127.0.0.1:1"))
     assert table.with_service(a2).services == (a2, b)
@@ -63,7 +63,7 @@ def test_with_and_without_keep_order_and_replace_by_name() -> None:
 def test_json_round_trip() -> None:
     table = RoutingTable(
         (
-            Service(
+            Route(
                 "app",
                 ("app.localhost", "www.example.com"),
                 (Server("s1", "127.0.0.1:8080"), Server("s2", "127.0.0.1:8081", ServerState.DRAIN)),

@@ -5,7 +5,7 @@ engine and the router match the database. The composition root builds both:
 
     box = SecretBox(load_or_create_secret_key(secrets_dir / "control.key"))
     registry = RegistryLink.of(["127.0.0.1:5000", "localhost:5000"], robot_credentials)
-    reconciler = Reconciler(db=db, engine=engine, routes=routes, prober=NetworkProber(),
+    reconciler = Reconciler(db=db, engine=engine, router=router, prober=NetworkProber(),
                             clock=clock, secrets=box, domain=domain, registry=registry)
     reconciler.subscribe(bus)            # auto-deploy on ImagePushed
     services = Services(db=db, engine=engine, secrets=box, clock=clock, domain=domain,
@@ -35,7 +35,6 @@ from baepo.control.operations import OperationKind, OperationStatus, ServiceStat
 from baepo.control.planning import Health
 from baepo.control.probes import NetworkProber, Prober, ProbeResult
 from baepo.control.reconciler import Reconciler
-from baepo.control.routing import RouterRoutes, Routes, RouteState
 from baepo.control.services import Services
 from baepo.control.spec import (
     CPU_MEMORY,
@@ -84,9 +83,6 @@ __all__ = [
     "RegistryLink",
     "RevisionNotFound",
     "RevisionView",
-    "RouteState",
-    "RouterRoutes",
-    "Routes",
     "SecretBox",
     "SecretsUnreadable",
     "ServiceExists",

@@ -33,8 +33,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from baepo.control.operations import OperationKind
-from baepo.router.table import Server, ServerState
-from baepo.router.table import Service as Route
+from baepo.router import Route, Server, ServerState
 
 DEPLOY_GRACE_S = 60.0
 """After a deploy's deadline, how long past the drain timeout it may take to converge once

@@ -58,12 +58,10 @@ from baepo.control.planning import (
     plan,
 )
 from baepo.control.probes import Prober, ProbeResult
-from baepo.control.routing import Routes, RouteState
 from baepo.control.tables import ServiceRow
 from baepo.control.vault import SecretBox
 from baepo.events import EventBus, ImagePushed
-from baepo.router.errors import RouterError
-from baepo.router.table import ServerState
+from baepo.router import Router, RouterError, RouteState, ServerState
 from baepo.runtime import (
     LABEL_INSTANCE,
     LABEL_SERVICE,
@@ -102,7 +100,7 @@ class Reconciler:
         *,
         db: Database,
         engine: Engine,
-        routes: Routes,
+        router: Router,
         prober: Prober,
         clock: Clock,
         secrets: SecretBox,
@@ -114,7 +112,7 @@ class Reconciler:
     ) -> None:
         self._db = db
         self._engine = engine
-        self._routes = routes
+        self._router = router
         self._prober = prober
         self._clock = clock
         self._sealer = records.Sealer(secrets)
@@ -311,7 +309,7 @@ class Reconciler:
         if state is None:
             return False
         try:
-            route_state = await asyncio.to_thread(self._routes.get, name)
+            route_state = await asyncio.to_thread(self._router.get, name)
         except RouterError as exc:
             await self._note(state, f"cannot read the route: {exc}")
             return True
@@ -478,7 +476,7 @@ class Reconciler:
             await asyncio.to_thread(self._remove, action.instance.id)
             self._health.forget(action.instance.id)
         elif isinstance(action, SetRoute):
-            await asyncio.to_thread(self._routes.put, action.route)
+            await asyncio.to_thread(self._router.put, action.route)
             now = self._clock.now()
             for server in action.route.servers:
                 if server.state is not ServerState.READY:
@@ -486,7 +484,7 @@ class Reconciler:
             for line in action.changes:
                 await self._note(state, line)
         elif isinstance(action, RemoveRoute):
-            await asyncio.to_thread(self._routes.remove, name)
+            await asyncio.to_thread(self._router.remove, name)
             await self._note(state, f"route of {name} removed")
         elif isinstance(action, RecordEvent):
             await self._event(state, action.kind, action.instance, action.message)

@@ -1,10 +1,11 @@
 """The router room: Baepo's data plane (HAProxy driven through its runtime API) and TLS.
 
-Other rooms use `Router` (implemented by `HAProxyRouter`, faked by `MemoryRouter`), the
-routing-table types, and `LocalCA` for the certificate users trust. Custom domains get
-certificates from an ACME server: `CertificateBroker` over `LocalCA` and `AcmeIssuer`, whose
-http-01 challenges a `ChallengeResponder` answers. `RouterSupervisor` starts HAProxy again
-when it dies.
+Other rooms use `Router`, one service's `Route` at a time (`get`, `put`, `remove`; implemented
+by `HAProxyRouter`, faked in the tests), and `LocalCA` for the certificate users trust. The
+composition root owns the `HAProxyRouter`: it starts and stops it and renews its
+certificates. Custom domains get certificates from an ACME server: `CertificateBroker` over
+`LocalCA` and `AcmeIssuer`, whose http-01 challenges a `ChallengeResponder` answers.
+`RouterSupervisor` starts HAProxy again when it dies.
 """
 
 from baepo.router.acme import AcmeIssuer, AcmeSettings, CertificateBroker
@@ -24,16 +25,16 @@ from baepo.router.errors import (
     UnknownService,
 )
 from baepo.router.haproxy import HAProxyRouter
-from baepo.router.interface import Router, ServerStats, ServiceStats
-from baepo.router.memory import MemoryRouter
+from baepo.router.interface import Router, RouteState
 from baepo.router.process import running_haproxy
+from baepo.router.stats import ServerStats, ServiceStats
 from baepo.router.supervision import RouterSupervisor
 from baepo.router.table import (
     DEFAULT_MAX_CONCURRENCY,
+    Route,
     RoutingTable,
     Server,
     ServerState,
-    Service,
 )
 
 __all__ = [
@@ -52,8 +53,9 @@ __all__ = [
     "InvalidRoute",
     "IssuedCertificate",
     "LocalCA",
-    "MemoryRouter",
     "ReloadFailed",
+    "Route",
+    "RouteState",
     "Router",
     "RouterError",
     "RouterSettings",
@@ -63,7 +65,6 @@ __all__ = [
     "ServerBusy",
     "ServerState",
     "ServerStats",
-    "Service",
     "ServiceStats",
     "UnknownServer",
     "UnknownService",

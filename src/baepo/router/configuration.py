@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from baepo.router.table import (
+    Route,
     RoutingTable,
     Server,
     ServerState,
-    Service,
     normalize_hostname,
 )
 
@@ -181,7 +181,7 @@ def service_of_backend(backend: str) -> str | None:
     return None
 
 
-def map_target(service: Service) -> str:
+def map_target(service: Route) -> str:
     """The backend a service's hostnames lead to (its own, or the paused page)."""
     return PAUSED_BACKEND if service.paused else backend_name(service.name)
 

@@ -12,7 +12,8 @@ Files in the state directory (see `RouterPaths`):
     ├── certs/  certs.list       certificates and the crt-list HAProxy loads
     └── haproxy.log              HAProxy's own alerts
 
-Every change goes through `apply(table)`: write the files; reload only when the fingerprint
+Every change goes through `apply(table)` (a `put` or `remove` is one service's slice of the
+table): write the files; reload only when the fingerprint
 changed (a service appeared or went away, or the settings changed); then converge the running
 worker with the runtime API (servers, states, maxconn, host map, certificates).
 
@@ -57,15 +58,16 @@ from baepo.router.errors import (
     RouterError,
     ServerBusy,
     UnknownServer,
+    UnknownService,
 )
-from baepo.router.interface import ServerStats, ServiceStats, TableRouter
+from baepo.router.interface import RouteState
 from baepo.router.process import HAProxyProcess
 from baepo.router.runtime import ProcessList
+from baepo.router.stats import ServerStats, ServiceStats
 from baepo.router.table import (
+    Route,
     RoutingTable,
-    Server,
     ServerState,
-    Service,
     table_from_json,
     table_to_json,
 )
@@ -78,7 +80,7 @@ _FIRST_RETRY_S = 0.25
 _MAX_RETRY_S = 5.0
 
 
-class HAProxyRouter(TableRouter):
+class HAProxyRouter:
     def __init__(
         self, settings: RouterSettings, certificates: CertificateSource, clock: Clock
     ) -> None:
@@ -149,7 +151,28 @@ class HAProxyRouter(TableRouter):
             self._need_running()
             return self._process.processes()
 
-    # --- the table ----------------------------------------------------------------------
+    # --- the Router interface -----------------------------------------------------------
+
+    def get(self, service: str) -> RouteState | None:
+        route = self._table.service(service)
+        if route is None:
+            return None
+        stats = self.service_stats(service)
+        return RouteState(route, {s.name: s.in_flight for s in stats.servers})
+
+    def put(self, route: Route) -> None:
+        # The reconciler converges services concurrently; each put is a read-modify-write of
+        # the one routing table, so they take turns (otherwise the last writer wins).
+        with self._lock:
+            if self._table.service(route.name) != route:
+                self.apply(self._table.with_service(route))
+
+    def remove(self, service: str) -> None:
+        with self._lock:
+            if self._table.service(service) is not None:
+                self.apply(self._table.without_service(service))
+
+    # --- the whole table ----------------------------------------------------------------
 
     def table(self) -> RoutingTable:
         return self._table
@@ -183,39 +206,15 @@ class HAProxyRouter(TableRouter):
             self._table = table
             self._delete_leaving()
 
-    def remove_server(self, service: str, server: str) -> None:
-        with self._lock:
-            self._need_running()
-            svc = self._table.service(service)
-            existing = svc.server(server) if svc else None
-            if svc is None or existing is None:
-                return
-            if existing.state is not ServerState.MAINT:
-                maint = Server(existing.name, existing.address, ServerState.MAINT)
-                self.apply(self._table.with_service(svc.with_server(maint)))
-            try:
-                self._api.del_server(backend_name(service), server)
-            except UnknownServer:
-                pass  # already gone from the running worker
-            except ServerBusy:
-                if self._requests_on(backend_name(service), server):
-                    raise
-                # Only idle kept-alive connections hold it: gone from the table now, deleted
-                # from HAProxy once they are purged.
-                self._leaving.add((backend_name(service), server))
-            svc = self._service(self._table, service)
-            self._table = self._table.with_service(svc.without_server(server))
-            self._write_files(self._table)
-
     # --- observing ----------------------------------------------------------------------
 
-    def server_stats(self, service: str) -> list[ServerStats]:
-        return self.service_stats(service).servers
-
     def service_stats(self, service: str) -> ServiceStats:
+        """The load on a service's servers; `UnknownService` if it has no route."""
         with self._lock:
             self._need_running()
-            backend = backend_name(self._service(self._table, service).name)
+            if self._table.service(service) is None:
+                raise UnknownService(f"no service {service!r} in the routing table")
+            backend = backend_name(service)
             rows = self._api.stats(backend)
             old_workers = self._process.processes().old_workers
         # Requests still running on old workers (after a reload) count as in flight too. Asked
@@ -226,6 +225,10 @@ class HAProxyRouter(TableRouter):
                 old_rows = self._process.old_worker_stats(pid, backend)
             except HAProxyUnavailable:
                 continue  # it just finished
+            except CommandFailed as exc:
+                if "No such proxy" not in exc.output:
+                    raise
+                continue  # it predates the service, so none of the service's requests are there
             for row in old_rows:
                 old[row["svname"]] = old.get(row["svname"], 0) + _int(row.get("scur"))
         servers = [
@@ -346,10 +349,6 @@ class HAProxyRouter(TableRouter):
         for host in running.keys() - wanted.keys():
             self._api.del_map(self.paths.host_map, host)
 
-    def _requests_on(self, backend: str, server: str) -> int:
-        rows = [r for r in self._api.stats(backend) if r.get("svname") == server]
-        return sum(_int(r.get("scur")) + _int(r.get("qcur")) for r in rows)
-
     def _delete_leaving(self) -> None:
         for backend, server in sorted(self._leaving):
             wanted = self._table.service(service_of_backend(backend) or "")
@@ -389,7 +388,7 @@ class HAProxyRouter(TableRouter):
                 raise CertificateError(f"cannot install certificate {name}: {exc}") from exc
         return True
 
-    def _certificates(self, service: Service) -> list[tuple[str, tuple[str, ...]]]:
+    def _certificates(self, service: Route) -> list[tuple[str, tuple[str, ...]]]:
         """A service's certificates: one for its names under the domain, one for its custom
         domains. Kept apart so each comes from its own issuer (the local CA, ACME) and names
         the service's own host explicitly: clients refuse `*.localhost`, a wildcard directly

@@ -1,6 +1,6 @@
 """The routing table: what the data plane should route, as plain immutable data.
 
-A `RoutingTable` lists services; each service has the hostnames it answers (its
+A `RoutingTable` lists services' routes; a service's `Route` has the hostnames it answers (its
 `<service>.<domain>` name and custom domains), its backend servers (one per running instance,
 at `<IPv4>:<port>`, its container's address on the service's network; each `ready`, `drain`
 or `maint`), the concurrency one instance takes before requests queue (App Runner's
@@ -48,8 +48,10 @@ class Server:
 
 
 @dataclass(frozen=True)
-class Service:
-    name: str
+class Route:
+    """A service's route: what `control/` puts and the data plane carries for one service."""
+
+    name: str  # the service's name
     hostnames: tuple[str, ...]
     servers: tuple[Server, ...] = ()
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
@@ -67,7 +69,7 @@ class Service:
     def server(self, name: str) -> Server | None:
         return next((s for s in self.servers if s.name == name), None)
 
-    def with_server(self, server: Server) -> Service:
+    def with_server(self, server: Server) -> Route:
         """This service with `server` added, or replacing the server of the same name."""
         kept = tuple(s for s in self.servers if s.name != server.name)
         if len(kept) == len(self.servers):
@@ -76,13 +78,13 @@ class Service:
             self, servers=tuple(server if s.name == server.name else s for s in self.servers)
         )
 
-    def without_server(self, name: str) -> Service:
+    def without_server(self, name: str) -> Route:
         return dataclasses.replace(self, servers=tuple(s for s in self.servers if s.name != name))
 
 
 @dataclass(frozen=True)
 class RoutingTable:
-    services: tuple[Service, ...] = ()
+    services: tuple[Route, ...] = ()
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.services]
@@ -96,10 +98,10 @@ class RoutingTable:
                         f"hostname {host!r} is claimed by both {owner[host]!r} and {service.name!r}"
                     )
 
-    def service(self, name: str) -> Service | None:
+    def service(self, name: str) -> Route | None:
         return next((s for s in self.services if s.name == name), None)
 
-    def with_service(self, service: Service) -> RoutingTable:
+    def with_service(self, service: Route) -> RoutingTable:
         """This table with `service` added, or replacing the service of the same name."""
         if self.service(service.name) is None:
             return RoutingTable((*self.services, service))
@@ -181,7 +183,7 @@ def table_from_json(text: str) -> RoutingTable:
         data = json.loads(text)
         return RoutingTable(
             tuple(
-                Service(
+                Route(
                     name=s["name"],
                     hostnames=tuple(s["hostnames"]),
                     max_concurrency=int(s["max_concurrency"]),
