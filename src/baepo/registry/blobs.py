@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from baepo.registry import tables as t
 from baepo.registry.context import RegistryContext
 from baepo.registry.errors import BlobUnknown, BlobUploadUnknown, RegistryUnavailable
-from baepo.registry.records import affected
 from baepo.registry.references import Digest, check_name, parse_digest
 from baepo.storage import BlobInfo, BlobNotFound, BlobReader, StorageError, UploadNotFound
+from baepo.store import affected
 
 
 class BlobStore:

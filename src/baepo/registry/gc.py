@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from baepo.registry import tables as t
 from baepo.registry.context import RegistryContext
-from baepo.registry.records import affected
 from baepo.storage import StorageError
+from baepo.store import affected
 
 DEFAULT_GRACE_SECONDS = 3600.0
 

@@ -32,10 +32,11 @@ from baepo.registry.errors import (
     RegistryUnavailable,
 )
 from baepo.registry.manifests import MAX_MANIFEST_BYTES, Manifest, parse_manifest
-from baepo.registry.records import affected, storage_call
+from baepo.registry.records import storage_call
 from baepo.registry.references import Digest, check_name, parse_digest, parse_reference
 from baepo.registry.tags import TagStore
 from baepo.storage import BlobNotFound, StorageError
+from baepo.store import affected
 
 
 @dataclass(frozen=True)

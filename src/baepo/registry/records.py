@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -23,7 +23,7 @@ from baepo.clock import Clock
 from baepo.registry import tables as t
 from baepo.registry.errors import NameUnknown, RegistryUnavailable
 from baepo.storage import StorageError
-from baepo.store import Database
+from baepo.store import Database, affected
 
 T = TypeVar("T")
 
@@ -34,12 +34,6 @@ def storage_call(call: Callable[[], T]) -> T:
         return call()
     except StorageError as exc:
         raise RegistryUnavailable(f"storage error: {exc}") from exc
-
-
-def affected(result: sa.Result[Any]) -> int:
-    """Rows an UPDATE or DELETE matched. `Session.execute` is typed to return a `Result`;
-    for those statements it is a `CursorResult`, which counts them."""
-    return cast("sa.CursorResult[Any]", result).rowcount
 
 
 class BlobGuard:

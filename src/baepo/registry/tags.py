@@ -13,7 +13,7 @@ from baepo.registry import tables as t
 from baepo.registry.context import RegistryContext
 from baepo.registry.errors import ManifestUnknown
 from baepo.registry.pagination import Page, paginate
-from baepo.registry.records import affected
+from baepo.store import affected
 
 
 class TagStore:
