@@ -167,8 +167,8 @@ class AcmeIssuer:
             timeout=self.settings.network_timeout_s,
         )
         if self.settings.ca_bundle is not None:
-            # requests takes a CA bundle path where `acme` declares a bool.
-            net.verify_ssl = str(self.settings.ca_bundle)  # type: ignore[assignment]
+            bundle = str(self.settings.ca_bundle)
+            net.verify_ssl = bundle  # type: ignore[assignment]  # acme says bool; requests takes a path
         directory = acme_client.ClientV2.get_directory(self.settings.directory_url, net)
         client = acme_client.ClientV2(directory, net)
         registration = messages.NewRegistration.from_data(
