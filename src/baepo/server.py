@@ -45,7 +45,7 @@ from baepo.control import (
 )
 from baepo.events import EventBus
 from baepo.keyfiles import write_private
-from baepo.registry import Registry, create_app
+from baepo.registry import Registry, RegistryError, create_app
 from baepo.router import (
     AcmeIssuer,
     AcmeSettings,
@@ -106,6 +106,7 @@ class Baepo:
             self.tasks.append(asyncio.create_task(self._retry_router(), name="router-start"))
         self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
         self.tasks.append(asyncio.create_task(self._renew_certificates(), name="certificates"))
+        self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
         if self.config.sample_image:
             await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
 
@@ -173,12 +174,29 @@ class Baepo:
             if renewed:
                 log.info("renewed certificates: %s", ", ".join(renewed))
 
+    async def _expire_uploads(self) -> None:
+        """Abandoned upload sessions go on their own, a quarter of their lifetime late at most."""
+        ttl = self.config.upload_ttl_s
+        while True:
+            await asyncio.sleep(max(0.5, min(3600.0, ttl / 4)))
+            try:
+                report = await asyncio.to_thread(self.registry.expire_uploads, ttl)
+            except RegistryError as exc:
+                log.warning("could not expire upload sessions: %s", exc)
+                continue
+            if report.uploads:
+                log.info(
+                    "expired %d upload sessions (%d bytes)",
+                    len(report.uploads),
+                    report.upload_bytes,
+                )
+
     async def shutdown(self) -> None:
         self.reconciler.stop()
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.stop)
         for task in self.tasks:
-            if task.get_name() in ("certificates", "router-start"):
+            if task.get_name() in ("certificates", "router-start", "uploads"):
                 task.cancel()  # they only sleep and retry
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from baepo.clock import FakeClock
-from baepo.registry import Registry
+from baepo.registry import Registry, RegistryUnavailable
+from baepo.registry import tables as t
 from baepo.registry.records import BlobGuard
 from baepo.storage import BlobInfo, FilesystemDriver
 
@@ -320,3 +323,40 @@ def test_mount_of_a_blob_the_source_does_not_link(client: AppClient, registry: R
     mounted = registry.mount_blob("dst", layer.digest, "other")
     assert mounted is not None and mounted.size == len(layer.data)
     assert client.get(f"/v2/dst/blobs/{layer.digest}").content == layer.data
+
+
+def test_upload_sessions_expire_on_their_own_files_and_rows_together(
+    client: AppClient, registry: Registry, clock: FakeClock
+) -> None:
+    old = client.post(f"/v2/{REPO}/blobs/uploads/")
+    client.patch(old.headers["location"], content=b"x" * 100)
+    clock.advance(25 * HOURS)
+    young = client.post(f"/v2/{REPO}/blobs/uploads/")
+    stale_file = registry.context.driver.root / "uploads" / old.headers["docker-upload-uuid"]
+    os.utime(stale_file, (time.time() - 25 * 3600,) * 2)
+    report = registry.expire_uploads(24 * 3600)
+    assert report.uploads == [old.headers["docker-upload-uuid"]]
+    assert not stale_file.exists()
+    assert client.get(old.headers["location"]).status_code == 404
+    assert client.get(young.headers["location"]).status_code == 204
+    with registry.context.records.read() as s:
+        rows = s.scalars(sa.select(t.UploadRecord.id)).all()
+    assert rows == [young.headers["docker-upload-uuid"]]
+
+
+def test_cancelling_an_upload_frees_its_bytes_even_when_the_database_cannot_write(
+    client: AppClient, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = client.post(f"/v2/{REPO}/blobs/uploads/")
+    client.patch(started.headers["location"], content=b"x" * 100)
+    path = registry.context.driver.root / "uploads" / started.headers["docker-upload-uuid"]
+    assert path.exists()
+
+    def full(*args: object, **kwargs: object) -> bool:
+        raise RegistryUnavailable("database error: database or disk is full")
+
+    monkeypatch.setattr(registry.context.records, "write", full)
+    assert client.delete(started.headers["location"]).status_code == 503
+    assert not path.exists(), "the bytes must go even when the row cannot"
+    monkeypatch.undo()
+    assert client.get(started.headers["location"]).status_code == 404

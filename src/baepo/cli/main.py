@@ -93,6 +93,10 @@ def up(
             help="Seconds a client may pause while sending a body (then closed).", min=0.1
         ),
     ] = 60.0,
+    upload_ttl: Annotated[
+        float,
+        typer.Option(help="Seconds an idle blob upload is kept before it is removed.", min=1),
+    ] = 86400.0,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -122,6 +126,7 @@ def up(
         max_connections=max_connections,
         header_timeout_s=header_timeout,
         body_timeout_s=body_timeout,
+        upload_ttl_s=upload_ttl,
     )
     try:
         run(config)

@@ -9,6 +9,11 @@
     4. remove upload sessions idle for longer than the grace period (never one a request is
        streaming into), and temp files a crash left behind.
 
+Upload sessions also expire on their own (`expire_uploads`, run by the server every hour with
+a 24 h default): step 4 alone, so an abandoned push never waits for an admin's gc.
+A session's bytes go before its row: freeing space must work on a full disk, where the
+database may not be able to write a page.
+
 Why a push in progress is never broken: blobs younger than the grace period are never swept;
 a manifest push refreshes `touched_at` of the blobs it references in the same transaction
 that checks they exist; and each sweep re-checks, in one conditional DELETE, that the blob is
@@ -82,6 +87,13 @@ def collect(
     # A leftover temp file is harmless: if removing one fails, the next run tries again.
     with contextlib.suppress(StorageError):
         report.temp_files, report.temp_bytes = ctx.driver.sweep_temp(cutoff, dry_run=dry_run)
+    return report
+
+
+def expire_uploads(ctx: RegistryContext, max_idle_seconds: float) -> GcReport:
+    """Remove upload sessions idle for longer than `max_idle_seconds`, files and rows."""
+    report = GcReport(dry_run=False)
+    _sweep_uploads(ctx, ctx.clock.now() - timedelta(seconds=max(0.0, max_idle_seconds)), report)
     return report
 
 
@@ -263,8 +275,8 @@ def _sweep_uploads(ctx: RegistryContext, cutoff: datetime, report: GcReport) -> 
 
 
 def _forget_upload(ctx: RegistryContext, upload_id: str) -> None:
+    with contextlib.suppress(StorageError):
+        ctx.driver.delete_upload(upload_id)
     ctx.records.write(
         lambda s: s.execute(sa.delete(t.UploadRecord).where(t.UploadRecord.id == upload_id))
     )
-    with contextlib.suppress(StorageError):
-        ctx.driver.delete_upload(upload_id)

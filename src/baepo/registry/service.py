@@ -23,7 +23,7 @@ from baepo.clock import Clock
 from baepo.events import EventBus
 from baepo.registry.blobs import BlobStore
 from baepo.registry.context import RegistryContext
-from baepo.registry.gc import DEFAULT_GRACE_SECONDS, GcReport, collect
+from baepo.registry.gc import DEFAULT_GRACE_SECONDS, GcReport, collect, expire_uploads
 from baepo.registry.manifest_store import ImageInfo, ManifestStore, PushResult, StoredManifest
 from baepo.registry.manifests import MAX_MANIFEST_BYTES, Descriptor
 from baepo.registry.pagination import Page
@@ -176,3 +176,7 @@ class Registry:
             grace_seconds=grace_seconds,
             delete_untagged=delete_untagged,
         )
+
+    def expire_uploads(self, max_idle_seconds: float) -> GcReport:
+        """Remove upload sessions idle for longer than `max_idle_seconds` (files and rows)."""
+        return expire_uploads(self.context, max_idle_seconds)

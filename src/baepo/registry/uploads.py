@@ -115,10 +115,12 @@ class Uploads:
             await anyio.to_thread.run_sync(self._delete, upload.id)
 
     def _delete(self, upload_id: str) -> None:
+        # Bytes first: on a full disk the row's delete may fail, the file's never does, and a
+        # row without its file is only a session that answers 404.
+        storage_call(lambda: self._driver.delete_upload(upload_id))
         self._ctx.records.write(
             lambda s: s.execute(sa.delete(t.UploadRecord).where(t.UploadRecord.id == upload_id))
         )
-        storage_call(lambda: self._driver.delete_upload(upload_id))
 
     # -- data ------------------------------------------------------------------------------
     async def append(
