@@ -287,3 +287,14 @@ def test_api_tokens_are_not_throttled_by_password_failures(auth: Auth) -> None:
         with pytest.raises(AuthenticationRequired):
             auth.authenticate("alice", f"guess-{n}", address="192.0.2.7")
     assert auth.authenticate("token", token, address="192.0.2.7").name == "alice"
+
+
+def test_may_pull_is_what_the_catalog_lists(auth: Auth) -> None:
+    from baepo.auth import Principal
+
+    alice = Principal("alice")
+    assert auth.may_pull(alice, "alice/app", public=False)
+    assert not auth.may_pull(alice, "bob/app", public=False)
+    assert auth.may_pull(alice, "bob/app", public=True)
+    assert auth.may_pull(Principal("admin", True), "bob/app", public=False)
+    assert not auth.may_pull(Principal(""), "bob/app", public=False)

@@ -34,6 +34,9 @@ class AllowAll:
     ) -> Principal:
         return Principal("tester", True, (wanted,))
 
+    def may_pull(self, principal: Principal, repository: str, *, public: bool) -> bool:
+        return True
+
     def challenge(self, base_url: str, wanted: Access | None, *more: Access) -> str:
         scopes = " ".join(a.scope() for a in (wanted, *more) if a is not None and a.actions)
         scope = f',scope="{scopes}"' if scopes else ""
@@ -63,6 +66,10 @@ class TableGate(AllowAll):
         if all(f"{wanted.type}:{wanted.name}:{a}" in held for a in wanted.actions):
             return Principal(user, False, (wanted,))
         raise AccessDenied("denied", wanted)
+
+    def may_pull(self, principal: Principal, repository: str, *, public: bool) -> bool:
+        held = self.rights.get(principal.subject, set())
+        return public or f"repository:{repository}:pull" in held
 
 
 @pytest.fixture

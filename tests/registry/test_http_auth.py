@@ -113,6 +113,22 @@ def test_catalog_needs_the_catalog_scope(guarded: AppClient) -> None:
     assert guarded.get("/v2/_catalog", headers=ALICE).status_code == 200
 
 
+def test_the_catalog_lists_only_what_the_caller_may_pull(
+    guarded: AppClient, admin: AppClient, registry: Registry
+) -> None:
+    for repo in ("team/app", "team/hidden", "team/other", "team/open", "zz/secret"):
+        push_image(admin, repo, "v1")
+    registry.set_public("team/open", True)
+    listed = guarded.get("/v2/_catalog", headers=ALICE)
+    assert listed.json() == {"repositories": ["team/app", "team/open", "team/other"]}
+    # Pages are pages of what the caller sees: never short, never a hidden name in a link.
+    first = guarded.get("/v2/_catalog", params={"n": 2}, headers=ALICE)
+    assert first.json() == {"repositories": ["team/app", "team/open"]}
+    assert "last=team%2Fopen" in first.headers["link"]
+    rest = guarded.get("/v2/_catalog", params={"n": 2, "last": "team/open"}, headers=ALICE)
+    assert rest.json() == {"repositories": ["team/other"]}
+
+
 def test_mount_needs_pull_on_the_source(guarded: AppClient, admin: AppClient) -> None:
     blob = random_layer()
     push_blob(admin, "team/secret", blob)

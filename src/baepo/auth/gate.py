@@ -18,6 +18,11 @@ class RegistryGate(Protocol):
         """
         ...
 
+    def may_pull(self, principal: Principal, repository: str, *, public: bool) -> bool:
+        """Whether `principal` (already authorized, e.g. for the catalog) may pull
+        `repository`: what the catalog lists to it."""
+        ...
+
     def challenge(self, base_url: str, wanted: Access | None, *more: Access) -> str:
         """The `WWW-Authenticate` value for a 401: `Bearer realm=...,service=...,scope=...`
         (`more` scopes are listed too, space-separated)."""

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from baepo.auth import bearer, passwords
-from baepo.auth.access import Access, Principal
+from baepo.auth.access import PULL, Access, Principal
 from baepo.auth.errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -34,6 +34,7 @@ from baepo.clock import Clock
 from baepo.store import Database, affected
 
 ADMIN = "admin"
+PULL_ONLY = frozenset({PULL})
 # Robots may sign in with this user name and an API token as the password.
 TOKEN_USER = "token"
 
@@ -347,6 +348,11 @@ class Auth:
         if who is None:
             raise AuthenticationRequired("authentication required", wanted)
         raise AccessDenied("access to the resource is denied", wanted)
+
+    def may_pull(self, principal: Principal, repository: str, *, public: bool) -> bool:
+        # The catalog is not open to limited tokens, so the principal's own rights apply.
+        caller = Caller(principal.subject, principal.is_admin)
+        return PULL in allowed(caller, Access("repository", repository, PULL_ONLY), public)
 
     def challenge(self, base_url: str, wanted: Access | None, *more: Access) -> str:
         value = f'Bearer realm="{base_url.rstrip("/")}/auth/token",service="{self.service}"'

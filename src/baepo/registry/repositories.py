@@ -8,6 +8,7 @@ may link the same blobs).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,9 +95,16 @@ class RepositoryStore:
         found = [RepositoryInfo(name, public, at, n or 0) for name, public, at, n in rows]
         return sorted(found, key=lambda info: info.name.encode())
 
-    def catalog(self, n: int | None = None, last: str | None = None) -> Page:
+    def catalog(
+        self,
+        n: int | None = None,
+        last: str | None = None,
+        visible: Callable[[str, bool], bool] | None = None,
+    ) -> Page:
+        """A page of repository names; with `visible` (name, public) only those it accepts."""
         with self._ctx.records.read() as s:
-            names = s.scalars(sa.select(t.RepositoryRecord.name)).all()
+            rows = s.execute(sa.select(t.RepositoryRecord.name, t.RepositoryRecord.public)).all()
+        names = [name for name, public in rows if visible is None or visible(name, public)]
         return paginate(names, n, last)
 
     def delete(self, name: str) -> None:

@@ -19,6 +19,8 @@ HTTP edge runs them in a worker thread. SQLAlchemy and storage errors leave as
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from baepo.clock import Clock
 from baepo.events import EventBus
 from baepo.registry.blobs import BlobStore
@@ -75,8 +77,14 @@ class Registry:
         """Every repository, in lexical order, with its number of tags and public flag."""
         return self._repositories.all()
 
-    def catalog(self, n: int | None = None, last: str | None = None) -> Page:
-        return self._repositories.catalog(n, last)
+    def catalog(
+        self,
+        n: int | None = None,
+        last: str | None = None,
+        visible: Callable[[str, bool], bool] | None = None,
+    ) -> Page:
+        """A page of repository names, only those `visible(name, public)` accepts if given."""
+        return self._repositories.catalog(n, last, visible)
 
     def delete_repository(self, name: str) -> None:
         """Forget the repository, its tags, manifests and links (bytes go at the next gc)."""

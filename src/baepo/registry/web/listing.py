@@ -23,7 +23,12 @@ def _page_headers(path: str, page: Page) -> dict[str, str]:
 async def catalog(call: Call) -> ASGIResponse:
     query = call.request.query_params
     n, last = parse_n(query.get("n")), query.get("last")
-    page = await anyio.to_thread.run_sync(call.registry.catalog, n, last)
+    principal = call.principal
+
+    def visible(name: str, public: bool) -> bool:  # only what the caller may pull is listed
+        return call.gate.may_pull(principal, name, public=public)
+
+    page = await anyio.to_thread.run_sync(call.registry.catalog, n, last, visible)
     return json_response({"repositories": page.items}, headers=_page_headers("/v2/_catalog", page))
 
 
