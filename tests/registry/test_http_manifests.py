@@ -160,6 +160,30 @@ def test_manifest_with_missing_blobs(client: AppClient) -> None:
     assert client.get(f"/v2/{REPO}/manifests/v1").status_code == 404
 
 
+def test_a_descriptor_that_lies_about_a_size_is_refused(client: AppClient) -> None:
+    config, layer = random_config(), random_layer(5)
+    push_blob(client, REPO, config)
+    push_blob(client, REPO, layer)
+    body = json.loads(manifest(config, [layer]).data)
+    body["layers"][0]["size"] = 999
+    r = push_manifest(client, REPO, "v1", Doc(json.dumps(body).encode(), OCI_MANIFEST))
+    assert r.status_code == 400 and error_codes(r) == ["MANIFEST_INVALID"]
+    assert r.json()["errors"][0]["detail"] == [{"digest": layer.digest, "size": 999, "actual": 5}]
+    assert client.get(f"/v2/{REPO}/manifests/v1").status_code == 404
+    body["layers"][0]["size"] = 5
+    body["layers"].append({**body["layers"][0], "size": 6})  # the same blob, two sizes
+    r = push_manifest(client, REPO, "v1", Doc(json.dumps(body).encode(), OCI_MANIFEST))
+    assert r.status_code == 400 and error_codes(r) == ["MANIFEST_INVALID"]
+
+
+def test_an_index_must_give_its_children_their_real_size(client: AppClient) -> None:
+    child = push_image(client, REPO, "amd64").manifest
+    body = json.loads(index([child]).data)
+    body["manifests"][0]["size"] += 1
+    r = push_manifest(client, REPO, "multi", Doc(json.dumps(body).encode(), OCI_INDEX))
+    assert r.status_code == 400 and error_codes(r) == ["MANIFEST_INVALID"]
+
+
 def test_manifest_blobs_must_be_in_this_repository(client: AppClient) -> None:
     config, layer = random_config(), random_layer()
     push_blob(client, "team/elsewhere", config)

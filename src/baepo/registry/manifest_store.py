@@ -13,7 +13,6 @@ Consistency rules a push keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +25,7 @@ from baepo.registry.context import RegistryContext
 from baepo.registry.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
+    ManifestInvalid,
     ManifestTooLarge,
     ManifestUnknown,
     NameUnknown,
@@ -142,7 +142,7 @@ class ManifestStore:
 
         def work(s: Session) -> None:
             repo_id = ctx.records.repo_id(s, name, create=True)
-            self._check_references(s, repo_id, manifest.blobs, manifest.children)
+            self._check_references(s, repo_id, manifest)
             ctx.records.upsert_blob(s, str(digest), len(data))
             ctx.records.link(s, repo_id, str(digest))
             self._add(s, repo_id, str(digest), manifest, len(data), actor, now)
@@ -206,10 +206,14 @@ class ManifestStore:
             t.ManifestReference(manifest_id=record.id, digest=d, kind=k) for d, k in refs.items()
         )
 
-    def _check_references(
-        self, s: Session, repo_id: int, blobs: Sequence[str], children: Sequence[str]
-    ) -> None:
+    def _check_references(self, s: Session, repo_id: int, manifest: Manifest) -> None:
+        """Every blob and child manifest is in the repository, with the size its descriptor
+        says (a descriptor that lies about a size would make clients read past a blob)."""
         missing: list[str] = []
+        wrong: dict[str, int] = {}  # digest -> the real size
+        blobs, children = manifest.blob_sizes, manifest.child_sizes
+        if not manifest.sizes_agree:
+            raise ManifestInvalid("one digest is described with two different sizes")
         if blobs:
             linked = sa.select(t.BlobLink.digest).where(
                 t.BlobLink.repository_id == repo_id, t.BlobLink.digest.in_(blobs)
@@ -217,28 +221,48 @@ class ManifestStore:
             # A write first: it takes the write lock and marks the blobs fresh for the gc.
             touched = s.execute(
                 sa.update(t.BlobRecord)
-                .where(t.BlobRecord.digest.in_(linked))
+                .where(
+                    t.BlobRecord.digest.in_(linked),
+                    sa.tuple_(t.BlobRecord.digest, t.BlobRecord.size).in_(list(blobs.items())),
+                )
                 .values(touched_at=self._ctx.clock.now())
             )
             if affected(touched) != len(blobs):
-                present = set(
-                    s.scalars(sa.select(t.BlobRecord.digest).where(t.BlobRecord.digest.in_(linked)))
-                )
+                # (a Result has keys(): dict() of it would take it for a mapping)
+                present = {
+                    digest: size
+                    for digest, size in s.execute(
+                        sa.select(t.BlobRecord.digest, t.BlobRecord.size).where(
+                            t.BlobRecord.digest.in_(linked)
+                        )
+                    )
+                }
                 missing += [d for d in blobs if d not in present]
+                wrong |= {
+                    d: present[d] for d, size in blobs.items() if present.get(d, size) != size
+                }
         if children:
-            present = set(
-                s.scalars(
-                    sa.select(t.ManifestRecord.digest).where(
+            present = {
+                digest: size
+                for digest, size in s.execute(
+                    sa.select(t.ManifestRecord.digest, t.ManifestRecord.size).where(
                         t.ManifestRecord.repository_id == repo_id,
                         t.ManifestRecord.digest.in_(children),
                     )
                 )
-            )
+            }
             missing += [d for d in children if d not in present]
+            wrong |= {d: present[d] for d, size in children.items() if present.get(d, size) != size}
         if missing:
             raise ManifestBlobUnknown(
                 "manifest references a manifest or blob unknown to registry",
                 [{"digest": d} for d in missing],
+            )
+        if wrong:
+            described = blobs | children
+            raise ManifestInvalid(
+                "a descriptor's size does not match the content it names",
+                [{"digest": d, "size": described[d], "actual": real} for d, real in wrong.items()],
             )
 
     def delete(self, name: str, digest: str) -> None:

@@ -82,6 +82,25 @@ class Manifest:
         return tuple(dict.fromkeys(found))
 
     @property
+    def blob_sizes(self) -> dict[str, int]:
+        """What the descriptors of `blobs` say each one's size is."""
+        return {d.digest: d.size for d in self._described_blobs()}
+
+    @property
+    def child_sizes(self) -> dict[str, int]:
+        return {d.digest: d.size for d in self.manifests}
+
+    @property
+    def sizes_agree(self) -> bool:
+        """No digest is described with two different sizes."""
+        described = [*self._described_blobs(), *self.manifests]
+        return len({(d.digest, d.size) for d in described}) == len({d.digest for d in described})
+
+    def _described_blobs(self) -> list[Descriptor]:
+        described = [self.config] if self.config is not None else []
+        return described + [d for d in self.layers if not d.urls]
+
+    @property
     def children(self) -> tuple[str, ...]:
         """Digests of the manifests an index refers to (they must be in the repository)."""
         return tuple(dict.fromkeys(d.digest for d in self.manifests))
