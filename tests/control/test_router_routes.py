@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from baepo.control import Reconciler, RouterRoutes
+from baepo.control import Reconciler, RouterRoutes, SpecChange
 from baepo.router.memory import MemoryRouter
 from baepo.router.table import RoutingTable
 from tests.control.conftest import REGISTRY, World
@@ -37,6 +37,6 @@ async def test_services_converged_together_both_keep_their_routes(world: World) 
         timing=world.timing,
     )
     for name in ("aaa", "bbb"):
-        world.services.create({"name": name, "image": f"{REGISTRY}/team/app:1"})
+        world.services.create(SpecChange({"name": name, "image": f"{REGISTRY}/team/app:1"}))
     await reconciler.tick()  # both routes are put in the same pass, concurrently
     assert sorted(s.name for s in router.table().services) == ["aaa", "bbb"]

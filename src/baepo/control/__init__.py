@@ -42,6 +42,7 @@ from baepo.control.spec import (
     MASK,
     HealthCheck,
     ServiceSpec,
+    SpecChange,
     apply_changes,
     validate_spec,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "ServiceStatus",
     "ServiceView",
     "Services",
+    "SpecChange",
     "Timing",
     "apply_changes",
     "load_or_create_secret_key",
