@@ -3,7 +3,14 @@
 from baepo.auth.access import CATALOG, Access, Principal, parse_scope, repository
 from baepo.auth.bearer import load_or_create_key
 from baepo.auth.endpoints import token_routes
-from baepo.auth.errors import AccessDenied, AuthenticationRequired, AuthError, NotFound, UserExists
+from baepo.auth.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    AuthError,
+    InvalidName,
+    NotFound,
+    UserExists,
+)
 from baepo.auth.gate import RegistryGate
 from baepo.auth.service import ADMIN, ApiToken, Auth, User
 
@@ -16,6 +23,7 @@ __all__ = [
     "Auth",
     "AuthError",
     "AuthenticationRequired",
+    "InvalidName",
     "NotFound",
     "Principal",
     "RegistryGate",
