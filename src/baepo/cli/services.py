@@ -176,9 +176,7 @@ def _finish(client: Client, operation: Any, wait: bool, as_json: bool, service: 
         raise CliError(f"{operation['kind']} {service} {operation['status']}: {message}")
 
 
-ImageOpt = Annotated[
-    str | None, typer.Option("--image", help=field_named("image").help)
-]
+ImageOpt = Annotated[str | None, typer.Option("--image", help=field_named("image").help)]
 
 
 @app.command("create")
