@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -199,10 +199,14 @@ class Auth:
             owner = s.scalar(sa.select(UserRow).where(UserRow.name == user))
             deleted = 0
             if owner is not None:
-                result: sa.CursorResult[Any] = s.execute(  # type: ignore[assignment]
-                    sa.delete(ApiTokenRow).where(
-                        ApiTokenRow.user_id == owner.id, ApiTokenRow.name == name
-                    )
+                # A DELETE's result is a CursorResult (it has rowcount); execute() says Result.
+                result = cast(
+                    "sa.CursorResult[Any]",
+                    s.execute(
+                        sa.delete(ApiTokenRow).where(
+                            ApiTokenRow.user_id == owner.id, ApiTokenRow.name == name
+                        )
+                    ),
                 )
                 deleted = result.rowcount
             if not deleted:
