@@ -6,6 +6,10 @@ admin every one); another's service answers `404 SERVICE_NOT_FOUND` (and its ope
 `404 OPERATION_NOT_FOUND`) as if it did not exist. A token limited to services may read and
 deploy those, nothing else (`403 FORBIDDEN`); one limited to repositories has nothing here.
 An image the caller may not run is `403 IMAGE_FORBIDDEN` before anything is stored.
+
+The request models are made from the field table (`baepo.service_fields`): JSON of the wrong
+shape is `422 INVALID_REQUEST`; the body becomes a `SpecChange` that the control room checks
+value by value (`400 INVALID_SERVICE_SPEC`, naming every bad field).
 """
 
 from collections.abc import Awaitable, Callable
