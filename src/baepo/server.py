@@ -40,6 +40,7 @@ from baepo.control import (
     SecretBox,
     ServiceNotFound,
     Services,
+    SpecChange,
     Timing,
     load_or_create_secret_key,
 )
@@ -119,14 +120,16 @@ class Baepo:
             pass
         try:
             service, _ = self.services.create(
-                {
-                    "name": SAMPLE_SERVICE,
-                    "image": image,
-                    "port": 8080,
-                    "cpu": 0.25,
-                    "memory": 512,
-                    "health_check": {"protocol": "http", "path": "/healthz"},
-                }
+                SpecChange(
+                    {
+                        "name": SAMPLE_SERVICE,
+                        "image": image,
+                        "port": 8080,
+                        "cpu": 0.25,
+                        "memory": 512,
+                        "health_check": {"protocol": "http", "path": "/healthz"},
+                    }
+                )
             )
         except ControlError as exc:
             log.warning("could not create the sample service: %s", exc)

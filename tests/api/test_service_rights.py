@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from baepo.control import ServiceNotFound
+from baepo.control import ServiceNotFound, SpecChange
 from tests.api.rights_world import REGISTRY, RightsWorld, basic, bearer, build
 
 CALLERS = (
@@ -127,7 +127,7 @@ def reset(world: RightsWorld, paused: bool) -> str:
         with contextlib.suppress(ServiceNotFound):
             world.settle(world.services.delete(name).id)
     service, op = world.services.create(
-        {"name": "app", "image": f"{REGISTRY}/alice/app:1"}, owner="alice"
+        SpecChange({"name": "app", "image": f"{REGISTRY}/alice/app:1"}), owner="alice"
     )
     assert service.owner == "alice"
     assert world.settle(op.id) == "SUCCEEDED"
@@ -214,7 +214,9 @@ def test_a_service_runs_only_images_its_owner_may_pull(
 ) -> None:
     reset(world, paused=False)
     if caller != "alice":
-        world.services.create({"name": "made", "image": f"{REGISTRY}/{caller}x/app:1"}, owner="bob")
+        world.services.create(
+            SpecChange({"name": "made", "image": f"{REGISTRY}/{caller}x/app:1"}), owner="bob"
+        )
     target = "app" if caller in ("alice", "app-token", "admin") else "made"
     changes = [("POST", f"{S}/{target}/deployments", {"image": f"{REGISTRY}/{image}"})]
     if caller != "app-token":  # it may deploy, not update
@@ -341,7 +343,9 @@ def test_a_taken_custom_domain_names_its_service_only_to_those_who_see_it(
     world: RightsWorld,
 ) -> None:
     reset(world, paused=False)
-    world.settle(world.services.update("app", {"custom_domains": ["shop.example.com"]}).id)
+    world.settle(
+        world.services.update("app", SpecChange({"custom_domains": ["shop.example.com"]})).id
+    )
     body = {
         "name": "shop",
         "image": f"{REGISTRY}/bob/app:1",

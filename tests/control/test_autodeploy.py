@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from baepo.clock import SystemClock
-from baepo.control import Reconciler, RegistryLink, SecretBox, Services, Timing
+from baepo.control import Reconciler, RegistryLink, SecretBox, Services, SpecChange, Timing
 from baepo.events import EventBus, ImagePushed
 from baepo.runtime import FakeImage, MemoryEngine
 from tests.control.conftest import CREDENTIALS, REGISTRY, World, app_image, hello, make_database
@@ -47,7 +47,7 @@ def rebuilt(tag: str, build: str) -> FakeImage:
 
 async def running_app(world: World, image: str = APP_1, **fields: object) -> None:
     spec: dict[str, object] = {"name": "app", "image": image, **fields}
-    _, op = world.services.create(spec)
+    _, op = world.services.create(SpecChange(spec))
     await world.settle(world.done(op.id))
     assert world.status(op.id) == "SUCCEEDED"
 
@@ -105,7 +105,7 @@ async def test_an_image_from_another_registry_is_not_auto_deployed(world: World)
 
 
 async def test_pushes_during_an_operation_wait_and_the_newest_wins(world: World) -> None:
-    _, create = world.services.create({"name": "app", "image": APP_1})
+    _, create = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     await world.reconciler.tick()  # the create is under way
     first, second = rebuilt("1", "d"), rebuilt("1", "e")
     world.engine.push(first)
@@ -156,7 +156,9 @@ async def test_a_push_that_brings_the_running_digest_back_replaces_a_waiting_one
     world: World,
 ) -> None:
     await running_app(world)
-    pause_free = world.services.update("app", {"env": {"A": "1"}})  # keeps the next waiting
+    pause_free = world.services.update(
+        "app", SpecChange({"env": {"A": "1"}})
+    )  # keeps the next waiting
     other = rebuilt("1", "d")
     world.engine.push(other)
     world.pushes.record("team/app", "1", other.digest)
@@ -219,7 +221,7 @@ async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) 
     )  # fmt: skip
     loop = asyncio.create_task(reconciler.run())
     try:
-        _, op = services.create({"name": "app", "image": APP_1})
+        _, op = services.create(SpecChange({"name": "app", "image": APP_1}))
         assert await eventually(lambda: services.operation(op.id).status == "SUCCEEDED")
         await asyncio.sleep(0.1)  # let it go idle
 
@@ -256,7 +258,7 @@ async def test_an_owner_who_may_no_longer_pull_gets_no_deploy(world: World) -> N
         timing=world.timing, pushes=world.pushes,
         may_pull=lambda owner, repository: owner == "alice" and allowed[repository],
     )  # fmt: skip
-    _, create = world.services.create({"name": "app", "image": APP_1}, owner="alice")
+    _, create = world.services.create(SpecChange({"name": "app", "image": APP_1}), owner="alice")
     await world.settle(world.done(create.id), reconciler=reconciler)
     assert world.status(create.id) == "SUCCEEDED"
     allowed["team/app"] = False

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from baepo.control import Services, records
+from baepo.control import Services, SpecChange, records
 from baepo.control.operations import OperationKind
 from baepo.router import Route, ServerState
 from tests.control.conftest import World, app_image
@@ -23,7 +23,7 @@ APP_2 = "localhost:5000/team/app:2"
 
 
 async def create_app(world: World, **fields: object) -> str:
-    _, op = world.services.create({"name": "app", "image": APP_1, **fields})
+    _, op = world.services.create(SpecChange({"name": "app", "image": APP_1, **fields}))
     await world.settle(world.done(op.id))
     assert world.status(op.id) == "SUCCEEDED", world.services.operation(op.id).log
     (instance,) = world.containers(running=True)
@@ -204,7 +204,7 @@ async def test_an_instance_that_turns_unhealthy_is_replaced(world: World) -> Non
 
 async def test_scaling_the_minimum_adds_instances_without_a_new_revision(world: World) -> None:
     await create_app(world)
-    op = world.services.update("app", {"min_instances": 3, "max_concurrency": 10})
+    op = world.services.update("app", SpecChange({"min_instances": 3, "max_concurrency": 10}))
     await world.settle(world.done(op.id))
     assert world.status(op.id) == "SUCCEEDED"
     assert len(world.router.ready("app")) == 3
@@ -214,7 +214,7 @@ async def test_scaling_the_minimum_adds_instances_without_a_new_revision(world: 
 
 async def test_an_update_of_the_environment_makes_a_new_revision(world: World) -> None:
     await create_app(world)
-    op = world.services.update("app", {"env": {"MESSAGE": "hi"}})
+    op = world.services.update("app", SpecChange({"env": {"MESSAGE": "hi"}}))
     await world.settle(world.done(op.id))
     assert world.status(op.id) == "SUCCEEDED"
     assert [r.number for r in world.services.revisions("app")] == [2, 1]
@@ -270,7 +270,7 @@ async def test_delete_stops_everything_and_frees_the_name(world: World) -> None:
     assert "app" not in world.router.routes
     assert world.services.list() == []
     assert world.services.operation(op.id).service == "app"  # still readable
-    _, again = world.services.create({"name": "app", "image": APP_2})
+    _, again = world.services.create(SpecChange({"name": "app", "image": APP_2}))
     await world.settle(world.done(again.id))
     assert world.status(again.id) == "SUCCEEDED"
 
@@ -293,13 +293,13 @@ async def test_of_two_services_given_one_domain_the_first_to_begin_has_it(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("aaa", "bbb"):
-        _, op = world.services.create({"name": name, "image": APP_1})
+        _, op = world.services.create(SpecChange({"name": name, "image": APP_1}))
         await world.settle(world.done(op.id))
     # Admitted together, as two databases' isolation rules may allow: begin settles it.
     monkeypatch.setattr(Services, "_check_domains", lambda *_: None)
     shop = {"custom_domains": ["shop.example.com"]}
-    ops = {name: world.services.update(name, shop) for name in ("aaa", "bbb")}
-    _, create = world.services.create({"name": "ccc", "image": APP_1, **shop})
+    ops = {name: world.services.update(name, SpecChange(shop)) for name in ("aaa", "bbb")}
+    _, create = world.services.create(SpecChange({"name": "ccc", "image": APP_1, **shop}))
     monkeypatch.undo()
     for op in (*ops.values(), create):
         await world.settle(world.done(op.id))
@@ -324,7 +324,7 @@ async def test_of_two_services_given_one_domain_the_first_to_begin_has_it(
 async def test_a_domain_the_router_refuses_is_not_kept(world: World) -> None:
     await create_app(world)
     world.router.routes["legacy"] = Route(name="legacy", hostnames=("shop.example.com",))
-    update = world.services.update("app", {"custom_domains": ["shop.example.com"]})
+    update = world.services.update("app", SpecChange({"custom_domains": ["shop.example.com"]}))
     await world.settle(world.done(update.id), step_s=1)
     failed = world.services.operation(update.id)
     assert failed.status == "FAILED" and "not done within" in failed.message
@@ -336,7 +336,9 @@ async def test_a_domain_the_router_refuses_is_not_kept(world: World) -> None:
 
 
 async def test_an_image_that_cannot_be_pulled_fails_the_create(world: World) -> None:
-    _, op = world.services.create({"name": "app", "image": "localhost:5000/team/nope:1"})
+    _, op = world.services.create(
+        SpecChange({"name": "app", "image": "localhost:5000/team/nope:1"})
+    )
     await world.settle(world.done(op.id))
     result = world.services.operation(op.id)
     assert result.status == "FAILED"
@@ -346,7 +348,7 @@ async def test_an_image_that_cannot_be_pulled_fails_the_create(world: World) -> 
 
 
 async def test_a_local_image_runs_unpinned(world: World) -> None:
-    _, op = world.services.create({"name": "hello", "image": "baepo-test/hello:1"})
+    _, op = world.services.create(SpecChange({"name": "hello", "image": "baepo-test/hello:1"}))
     await world.settle(world.done(op.id))
     assert world.status(op.id) == "SUCCEEDED"
     (revision,) = world.services.revisions("hello")
@@ -356,7 +358,7 @@ async def test_a_local_image_runs_unpinned(world: World) -> None:
 
 
 async def test_the_router_being_down_is_retried_not_fatal(world: World) -> None:
-    _, op = world.services.create({"name": "app", "image": APP_1})
+    _, op = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     world.router.available = False
     for _ in range(10):
         await world.reconciler.tick()
@@ -391,7 +393,7 @@ async def test_containers_of_no_service_are_removed_but_only_this_installations(
 async def test_an_engine_that_is_away_delays_operations_without_failing_them(
     world: World,
 ) -> None:
-    _, op = world.services.create({"name": "app", "image": APP_1})
+    _, op = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     world.engine.set_available(False)
     for _ in range(20):
         await world.reconciler.tick()
@@ -410,7 +412,7 @@ async def test_a_slow_stop_of_one_service_holds_up_no_other_service(
     """An old instance that takes its whole stop timeout to go (an app that ignores SIGTERM)
     stops in the background: another service's deploy meanwhile runs to its end."""
     for name in ("slow", "quick"):
-        _, op = world.services.create({"name": name, "image": APP_1})
+        _, op = world.services.create(SpecChange({"name": name, "image": APP_1}))
         await world.settle(world.done(op.id))
     (slow_v1,) = world.containers("slow")
     release = threading.Event()
@@ -442,7 +444,7 @@ async def test_a_slow_pull_of_one_service_holds_up_no_other_service(
     """A pull that takes minutes (a large image, a registry that hangs) begins its operation
     in the background: another service's deploy meanwhile runs to its end."""
     for name in ("big", "quick"):
-        _, op = world.services.create({"name": name, "image": APP_1})
+        _, op = world.services.create(SpecChange({"name": name, "image": APP_1}))
         await world.settle(world.done(op.id))
     release = threading.Event()
     real_pull = world.engine.pull

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from baepo.clock import SystemClock
-from baepo.control import NetworkProber, Reconciler, SecretBox, Services, Timing
+from baepo.control import NetworkProber, Reconciler, SecretBox, Services, SpecChange, Timing
 from baepo.control.instances import LABEL_INSTALLATION
 from baepo.runtime import ContainerNotFound, DockerEngine, Instance
 from tests.control.conftest import make_database
@@ -107,7 +107,7 @@ def answer(instance: Instance) -> str:
 
 async def test_create_then_deploy_with_zero_downtime_on_a_real_engine(real: Real) -> None:
     _, create = real.services.create(
-        {"name": "hello", "image": "baepo-test/hello:1", "health_check": HEALTHZ}
+        SpecChange({"name": "hello", "image": "baepo-test/hello:1", "health_check": HEALTHZ})
     )
     await real.settle(real.done(create.id))
     assert real.services.operation(create.id).status == "SUCCEEDED"
@@ -126,7 +126,7 @@ async def test_create_then_deploy_with_zero_downtime_on_a_real_engine(real: Real
 
 async def test_a_broken_revision_fails_with_its_logs_and_the_old_one_serves(real: Real) -> None:
     _, create = real.services.create(
-        {"name": "broken-demo", "image": "baepo-test/hello:1", "health_check": HEALTHZ}
+        SpecChange({"name": "broken-demo", "image": "baepo-test/hello:1", "health_check": HEALTHZ})
     )
     await real.settle(real.done(create.id))
     (v1,) = real.containers("broken-demo")
@@ -143,7 +143,9 @@ async def test_a_broken_revision_fails_with_its_logs_and_the_old_one_serves(real
 
 
 async def test_a_crashing_revision_fails_fast_with_its_logs(real: Real) -> None:
-    _, create = real.services.create({"name": "crash-demo", "image": "baepo-test/crash:1"})
+    _, create = real.services.create(
+        SpecChange({"name": "crash-demo", "image": "baepo-test/crash:1"})
+    )
     await real.settle(real.done(create.id))
     result = real.services.operation(create.id)
     assert result.status == "FAILED"
@@ -154,7 +156,9 @@ async def test_a_crashing_revision_fails_fast_with_its_logs(real: Real) -> None:
 
 
 async def test_a_restarted_reconciler_adopts_real_containers(real: Real) -> None:
-    _, create = real.services.create({"name": "adopt-demo", "image": "baepo-test/hello:1"})
+    _, create = real.services.create(
+        SpecChange({"name": "adopt-demo", "image": "baepo-test/hello:1"})
+    )
     await real.settle(real.done(create.id))
     (running,) = real.containers("adopt-demo")
     second = real.make_reconciler()

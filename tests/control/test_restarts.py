@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from baepo.control import Reconciler
+from baepo.control import Reconciler, SpecChange
 from baepo.router import Route, RouteState
 from baepo.runtime import ContainerSpec, Credentials, Image, Instance, MemoryEngine
 from tests.control.conftest import World, app_image
@@ -111,7 +111,7 @@ async def run_until_killed(world: World, reconciler: Reconciler, switch: Switch,
 
 
 async def create_app(world: World) -> None:
-    _, op = world.services.create({"name": "app", "image": "localhost:5000/team/app:1"})
+    _, op = world.services.create(SpecChange({"name": "app", "image": "localhost:5000/team/app:1"}))
     await world.settle(world.done(op.id))
 
 
@@ -137,7 +137,7 @@ async def test_a_deploy_survives_a_kill_after_any_change(world: World, after: in
 
 @pytest.mark.parametrize("after", range(6))
 async def test_a_create_survives_a_kill_after_any_change(world: World, after: int) -> None:
-    _, op = world.services.create({"name": "app", "image": "localhost:5000/team/app:1"})
+    _, op = world.services.create(SpecChange({"name": "app", "image": "localhost:5000/team/app:1"}))
     first, switch = doomed(world, after)
     await run_until_killed(world, first, switch, op.id)
     second = world.new_reconciler()

@@ -21,6 +21,7 @@ from baepo.control import (
     ServiceExists,
     ServiceNotFound,
     Services,
+    SpecChange,
     load_or_create_secret_key,
     records,
 )
@@ -36,7 +37,7 @@ TAG_RULE = "up to 128 ASCII letters, digits, '_', '.' or '-', not starting with 
 
 
 async def test_create_answers_at_once_with_a_pending_operation(world: World) -> None:
-    service, op = world.services.create({"name": "app", "image": APP_1})
+    service, op = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     assert service.status == "OPERATION_IN_PROGRESS"
     assert service.revision is None and service.instances == ()
     assert (op.kind, op.status) == ("CREATE_SERVICE", "PENDING")
@@ -46,15 +47,15 @@ async def test_create_answers_at_once_with_a_pending_operation(world: World) -> 
 
 async def test_a_bad_spec_is_refused_and_nothing_is_stored(world: World) -> None:
     with pytest.raises(InvalidServiceSpec) as caught:
-        world.services.create({"name": "app", "image": APP_1, "cpu": 3})
+        world.services.create(SpecChange({"name": "app", "image": APP_1, "cpu": 3}))
     assert caught.value.field == "cpu"
     assert world.services.list() == []
 
 
 async def test_a_name_is_taken_once(world: World) -> None:
-    world.services.create({"name": "app", "image": APP_1})
+    world.services.create(SpecChange({"name": "app", "image": APP_1}))
     with pytest.raises(ServiceExists):
-        world.services.create({"name": "app", "image": APP_1})
+        world.services.create(SpecChange({"name": "app", "image": APP_1}))
 
 
 async def test_custom_domains_are_checked_against_the_domain_and_other_services(
@@ -62,26 +63,28 @@ async def test_custom_domains_are_checked_against_the_domain_and_other_services(
 ) -> None:
     with pytest.raises(InvalidServiceSpec, match="under localhost"):
         world.services.create(
-            {"name": "app", "image": APP_1, "custom_domains": ["other.localhost"]}
+            SpecChange({"name": "app", "image": APP_1, "custom_domains": ["other.localhost"]})
         )
-    world.services.create({"name": "one", "image": APP_1, "custom_domains": ["www.example.com"]})
+    world.services.create(
+        SpecChange({"name": "one", "image": APP_1, "custom_domains": ["www.example.com"]})
+    )
     with pytest.raises(InvalidServiceSpec, match="already used by one"):
         world.services.create(
-            {"name": "two", "image": APP_1, "custom_domains": ["www.example.com"]}
+            SpecChange({"name": "two", "image": APP_1, "custom_domains": ["www.example.com"]})
         )
 
 
 async def test_one_operation_at_a_time(world: World) -> None:
-    _, op = world.services.create({"name": "app", "image": APP_1})
+    _, op = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     with pytest.raises(OperationInProgress, match=op.id) as refused:
-        world.services.update("app", {"port": 9000})
+        world.services.update("app", SpecChange({"port": 9000}))
     assert refused.value.operation_id == op.id
     await world.settle(world.done(op.id))
-    world.services.update("app", {"port": 9000})
+    world.services.update("app", SpecChange({"port": 9000}))
 
 
 async def test_a_deploy_waits_its_turn_behind_the_operation_in_flight(world: World) -> None:
-    _, created = world.services.create({"name": "app", "image": APP_1})
+    _, created = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     first = world.services.deploy("app", APP_1.replace(":1", ":2"))
     second = world.services.deploy("app")  # queued behind both
 
@@ -97,13 +100,13 @@ async def test_a_deploy_waits_its_turn_behind_the_operation_in_flight(world: Wor
 async def test_two_changes_made_at_once_are_decided_one_after_the_other(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, op = world.services.create({"name": "app", "image": APP_1})
+    _, op = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     await world.settle(world.done(op.id))
     second: list[OperationView | Exception] = []
 
     def other_request() -> None:
         try:
-            second.append(world.services.update("app", {"env": {"B": "2"}}))
+            second.append(world.services.update("app", SpecChange({"env": {"B": "2"}})))
         except Exception as exc:
             second.append(exc)
 
@@ -120,7 +123,7 @@ async def test_two_changes_made_at_once_are_decided_one_after_the_other(
         return found
 
     monkeypatch.setattr(records, "operations_in_flight", check_then_let_the_other_in)
-    first = world.services.update("app", {"env": {"A": "1"}})
+    first = world.services.update("app", SpecChange({"env": {"A": "1"}}))
     other.join()
     monkeypatch.undo()
     (refused,) = second
@@ -133,19 +136,21 @@ async def test_two_changes_made_at_once_are_decided_one_after_the_other(
 
 async def test_a_domain_asked_for_by_a_change_still_in_flight_is_taken(world: World) -> None:
     for name in ("one", "two"):
-        _, op = world.services.create({"name": name, "image": APP_1})
+        _, op = world.services.create(SpecChange({"name": name, "image": APP_1}))
         await world.settle(world.done(op.id))
-    world.services.update("one", {"custom_domains": ["shop.example.com"]})  # not begun yet
+    world.services.update(
+        "one", SpecChange({"custom_domains": ["shop.example.com"]})
+    )  # not begun yet
     with pytest.raises(InvalidServiceSpec, match=r"shop\.example\.com is already used by one"):
-        world.services.update("two", {"custom_domains": ["shop.example.com"]})
+        world.services.update("two", SpecChange({"custom_domains": ["shop.example.com"]}))
     with pytest.raises(InvalidServiceSpec, match=r"shop\.example\.com is already used by one"):
         world.services.create(
-            {"name": "three", "image": APP_1, "custom_domains": ["shop.example.com"]}
+            SpecChange({"name": "three", "image": APP_1, "custom_domains": ["shop.example.com"]})
         )
 
 
 async def test_state_rules(world: World) -> None:
-    _, op = world.services.create({"name": "app", "image": APP_1})
+    _, op = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     await world.settle(world.done(op.id))
     with pytest.raises(InvalidServiceState, match="not paused"):
         world.services.resume("app")
@@ -177,13 +182,13 @@ async def test_create_update_and_deploy_refuse_an_image_with_the_same_words(
     """One grammar (baepo.references): `vé1` is no tag for the registry, the engine, or here
     (Python's Unicode `\\w` once let it through)."""
     bad = "localhost:5000/team/app:vé1"
-    _, op = world.services.create({"name": "app", "image": APP_1})
+    _, op = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     await world.settle(world.done(op.id))
     with pytest.raises(InvalidServiceSpec) as caught:
         if how == "create":
-            world.services.create({"name": "other", "image": bad})
+            world.services.create(SpecChange({"name": "other", "image": bad}))
         elif how == "update":
-            world.services.update("app", {"image": bad})
+            world.services.update("app", SpecChange({"image": bad}))
         else:
             world.services.deploy("app", image=bad)
     assert caught.value.problems == (
@@ -204,12 +209,14 @@ async def test_secrets_are_sealed_at_rest_masked_when_read_and_given_to_the_inst
         FakeImage(ref="localhost:5000/team/env:1", respond=respond, credentials=CREDENTIALS)
     )
     _, op = world.services.create(
-        {
-            "name": "env",
-            "image": "localhost:5000/team/env:1",
-            "env": {"MODE": "prod"},
-            "secrets": {"DB_PASSWORD": "hunter2"},
-        }
+        SpecChange(
+            {
+                "name": "env",
+                "image": "localhost:5000/team/env:1",
+                "env": {"MODE": "prod"},
+                "secrets": {"DB_PASSWORD": "hunter2"},
+            }
+        )
     )
     await world.settle(world.done(op.id))
     view = world.services.describe("env")
@@ -227,10 +234,12 @@ async def test_secrets_are_sealed_at_rest_masked_when_read_and_given_to_the_inst
 
 
 async def test_a_secret_sent_back_masked_keeps_its_value(world: World) -> None:
-    _, op = world.services.create({"name": "app", "image": APP_1, "secrets": {"TOKEN": "t0ken"}})
+    _, op = world.services.create(
+        SpecChange({"name": "app", "image": APP_1, "secrets": {"TOKEN": "t0ken"}})
+    )
     await world.settle(world.done(op.id))
     config = world.services.describe("app").config
-    update = world.services.update("app", {"secrets": config["secrets"], "port": 9090})
+    update = world.services.update("app", SpecChange({"secrets": config["secrets"], "port": 9090}))
     await world.settle(world.done(update.id))
     with world.db.session() as s:
         row = s.scalar(sa.select(ServiceRow))
@@ -241,7 +250,7 @@ async def test_a_secret_sent_back_masked_keeps_its_value(world: World) -> None:
 async def test_operations_are_listed_newest_first_each_with_a_timestamped_log(
     world: World,
 ) -> None:
-    _, create = world.services.create({"name": "app", "image": APP_1})
+    _, create = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     await world.settle(world.done(create.id))
     pause = world.services.pause("app")
     await world.settle(world.done(pause.id))
@@ -257,7 +266,7 @@ async def test_operations_are_listed_newest_first_each_with_a_timestamped_log(
 
 
 async def test_delete_cancels_what_waits_or_runs(world: World) -> None:
-    _, create = world.services.create({"name": "app", "image": APP_1})
+    _, create = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     delete = world.services.delete("app")
     cancelled = world.services.operation(create.id)
     assert cancelled.status == "FAILED"
@@ -282,7 +291,7 @@ def test_the_secrets_key_is_created_once_and_kept(tmp_path: Path) -> None:
 
 
 def test_urls_name_the_routers_port_unless_it_is_443(world: World) -> None:
-    world.services.create({"name": "app", "image": APP_1})
+    world.services.create(SpecChange({"name": "app", "image": APP_1}))
     assert world.services.describe("app").url == "https://app.localhost"
     on_8443 = Services(
         db=world.db, engine=world.engine, secrets=world.box, clock=world.clock,
@@ -297,15 +306,17 @@ def test_the_registrys_host_name_is_no_service_name(world: World) -> None:
         domain="localhost", registry=world.registry, reserved_names=("registry",),
     )  # fmt: skip
     with pytest.raises(InvalidServiceSpec, match=r"registry\.localhost is where Baepo's registry"):
-        services.create({"name": "registry", "image": APP_1})
+        services.create(SpecChange({"name": "registry", "image": APP_1}))
     with pytest.raises(InvalidServiceSpec, match="is under localhost"):
-        services.create({"name": "app", "image": APP_1, "custom_domains": ["registry.localhost"]})
+        services.create(
+            SpecChange({"name": "app", "image": APP_1, "custom_domains": ["registry.localhost"]})
+        )
 
 
 async def test_a_deploy_queued_behind_a_pause_fails_instead_of_serving_nothing(
     world: World,
 ) -> None:
-    _, created = world.services.create({"name": "app", "image": APP_1})
+    _, created = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     await world.settle(world.done(created.id))
     pause = world.services.pause("app")
     deploy = world.services.deploy("app", APP_1.replace(":1", ":2"))  # queued behind it

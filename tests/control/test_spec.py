@@ -11,6 +11,7 @@ from baepo.control import (
     HealthCheck,
     InvalidServiceSpec,
     RegistryLink,
+    SpecChange,
     apply_changes,
     validate_spec,
 )
@@ -220,3 +221,19 @@ def test_a_trailing_newline_is_never_valid(field: str, value: object) -> None:
     raw = {"name": "app", "image": "team/app:1", field: value}
     with pytest.raises(InvalidServiceSpec):
         validate_spec(raw)
+
+
+def test_the_stored_document_names_every_field_of_the_table() -> None:
+    """The table in baepo.service_fields is the one list: the document follows it."""
+    from baepo.service_fields import FIELD_NAMES, HEALTH_CHECK_FIELDS
+
+    document = validate_spec(BASE).to_document(lambda v: v)
+    assert tuple(document) == FIELD_NAMES
+    assert tuple(document["health_check"]) == tuple(f.name for f in HEALTH_CHECK_FIELDS)
+
+
+def test_a_change_names_only_what_was_asked() -> None:
+    spec = validate_spec({**BASE, "port": 9000})
+    assert SpecChange({"env": {"A": "1"}}).applied_to(spec).port == 9000
+    assert SpecChange({**BASE, "cpu": "0.5 vCPU", "memory": "1 GB"}).new_spec().memory_mb == 1024
+    assert not SpecChange() and SpecChange({"image": "x"}).image == "x"

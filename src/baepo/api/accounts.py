@@ -106,7 +106,7 @@ def accounts_router(auth: Auth, who: Callable[..., Awaitable[Identity]]) -> APIR
     async def create_user(body: UserCreate, me: Caller) -> UserOut:
         require_admin(me)
         user = await run_in_threadpool(
-            lambda: auth.create_user(body.name, body.password, is_admin=body.is_admin)
+            auth.create_user, body.name, body.password, is_admin=body.is_admin
         )
         return _user(user)
 

@@ -3,7 +3,7 @@ and the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`)."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -17,7 +17,7 @@ from baepo.api.security import Identity, identify
 from baepo.api.services import services_router
 from baepo.auth import Auth, token_routes
 from baepo.control import Services
-from baepo.registry import Registry, RegistryError
+from baepo.registry import Registry
 from baepo.router import LocalCA
 
 
@@ -38,7 +38,6 @@ def create_api(
         redoc_url=None,
     )
     errors.install(api)
-    api.add_exception_handler(RegistryError, registry_error)
 
     async def who(request: Request) -> Identity:
         return await identify(request, auth)
@@ -59,16 +58,6 @@ def create_api(
 
     api.router.routes.extend(token_routes(auth, registry.is_public))
     return api
-
-
-async def registry_error(_: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RegistryError)
-    message = exc.message
-    if isinstance(exc.detail, dict):
-        named = exc.detail.get("name") or exc.detail.get("reference") or exc.detail.get("digest")
-        if named:
-            message = f"{message}: {named}"
-    return errors.error_response(exc.status, exc.code, message)
 
 
 class Dispatcher:

@@ -1,6 +1,10 @@
 """How room errors become HTTP responses, in one place.
 
-Every API error is `{"error": {"code": "<STABLE_CODE>", "message": "<one line>"}}`.
+Every API error is `{"error": {"code": "<STABLE_CODE>", "message": "<one line>"}}`: a room's
+error by the table `ROOM_ERRORS` (the most specific class listed wins), the registry's with the
+status and code it carries, the API's own (`ApiError`) as raised, a request that does not match
+its model `422 INVALID_REQUEST`. Bad input is a room error of its own type (`InvalidServiceSpec`,
+`InvalidName`), never a bare `ValueError`: anything not listed is a bug, `500 INTERNAL`.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from baepo.auth import AccessDenied, AuthenticationRequired, NotFound, UserExists
+from baepo.auth import AccessDenied, AuthenticationRequired, InvalidName, NotFound, UserExists
 from baepo.control import (
     Conflict,
     ControlUnavailable,
@@ -22,6 +26,7 @@ from baepo.control import (
     ServiceExists,
     ServiceNotFound,
 )
+from baepo.registry import RegistryError
 
 
 class ApiError(Exception):
@@ -45,6 +50,7 @@ ROOM_ERRORS: dict[type[Exception], tuple[int, str]] = {
     AccessDenied: (403, "FORBIDDEN"),
     NotFound: (404, "NOT_FOUND"),
     UserExists: (409, "ALREADY_EXISTS"),
+    InvalidName: (400, "INVALID_REQUEST"),
     InvalidServiceSpec: (400, "INVALID_SERVICE_SPEC"),
     ServiceNotFound: (404, "SERVICE_NOT_FOUND"),
     ServiceExists: (409, "SERVICE_EXISTS"),
@@ -80,10 +86,17 @@ def install(app: FastAPI, extra: dict[type[Exception], tuple[int, str]] | None =
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(ValueError, bad_value)
+    app.add_exception_handler(RegistryError, registry_error)
     for kind in table:
         app.add_exception_handler(kind, room_error)
 
 
-async def bad_value(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(400, "INVALID_REQUEST", str(exc))
+async def registry_error(_: Request, exc: Exception) -> JSONResponse:
+    """The registry's error (its OCI code) in the API's shape, naming what it is about."""
+    assert isinstance(exc, RegistryError)
+    message = exc.message
+    if isinstance(exc.detail, dict):
+        named = exc.detail.get("name") or exc.detail.get("reference") or exc.detail.get("digest")
+        if named:
+            message = f"{message}: {named}"
+    return error_response(exc.status, exc.code, message)

@@ -6,13 +6,17 @@ admin every one); another's service answers `404 SERVICE_NOT_FOUND` (and its ope
 `404 OPERATION_NOT_FOUND`) as if it did not exist. A token limited to services may read and
 deploy those, nothing else (`403 FORBIDDEN`); one limited to repositories has nothing here.
 An image the caller may not run is `403 IMAGE_FORBIDDEN` before anything is stored.
+
+The request models are made from the field table (`baepo.service_fields`): JSON of the wrong
+shape is `422 INVALID_REQUEST`; the body becomes a `SpecChange` that the control room checks
+value by value (`400 INVALID_SERVICE_SPEC`, naming every bad field).
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 
 from baepo.api.errors import ApiError
@@ -26,52 +30,89 @@ from baepo.control import (
     RevisionView,
     Services,
     ServiceView,
+    SpecChange,
 )
+from baepo.service_fields import FIELDS, HEALTH_CHECK_FIELDS, Kind
+from baepo.service_fields import Field as SpecField
+
+# What JSON a field of each kind accepts; the control room reads the spellings (`"2 GB"`).
+_ACCEPTS: dict[Kind, Any] = {
+    Kind.NAME: str,
+    Kind.IMAGE: str,
+    Kind.INTEGER: int,
+    Kind.COMMAND: str | list[str],
+    Kind.VARIABLES: dict[str, str],
+    Kind.CPU: float | str,
+    Kind.MEMORY: int | str,
+    Kind.PROTOCOL: str,
+    Kind.PATH: str,
+    Kind.SWITCH: bool,
+    Kind.HOSTS: list[str],
+}
 
 
-class HealthCheckIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    protocol: str | None = Field(default=None, description="tcp or http")
-    path: str | None = None
-    interval: int | None = None
-    timeout: int | None = None
-    healthy_threshold: int | None = None
-    unhealthy_threshold: int | None = None
-
-
-class ServiceFields(BaseModel):
-    """Every field a service has; all optional here (create needs `name` and `image`)."""
-
-    model_config = ConfigDict(extra="forbid")
-    image: str | None = Field(default=None, examples=["127.0.0.1:5000/team/app:1"])
-    port: int | None = Field(default=None, description="the port the app listens on (8080)")
-    command: str | list[str] | None = Field(default=None, description="start command")
-    env: dict[str, str] | None = None
-    secrets: dict[str, str] | None = Field(default=None, description="encrypted at rest")
-    cpu: float | str | None = Field(default=None, description="vCPU: 0.25, 0.5, 1, 2, 4")
-    memory: int | str | None = Field(default=None, description="MB, or '2 GB'")
-    health_check: HealthCheckIn | None = None
-    min_instances: int | None = None
-    max_instances: int | None = None
-    max_concurrency: int | None = None
-    auto_deploy: bool | None = None
-    custom_domains: list[str] | None = None
-
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude_unset=True)
-
-
-class ServiceCreate(ServiceFields):
-    name: str = Field(description="DNS-safe: https://<name>.<domain>")
-    image: str | None = Field(default=None, examples=["127.0.0.1:5000/team/app:1"])
-    owner: str | None = Field(
-        default=None,
-        description="a user or team namespace (admins only); default: the caller",
-        examples=["team"],
+def _model(title: str, doc: str, fields: tuple[SpecField, ...], **extra: Any) -> type[BaseModel]:
+    """A request model with every field of `fields` optional, from the field table."""
+    definitions: dict[str, Any] = {
+        f.name: (
+            _ACCEPTS[f.kind] | None,
+            Field(
+                default=None,
+                description=f.help,
+                examples=[f.example] if f.example is not None else None,
+            ),
+        )
+        for f in fields
+    }
+    return create_model(
+        title,
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=doc,
+        **definitions,
+        **extra,
     )
 
-    def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude_unset=True, exclude={"owner"})
+
+_ACCEPTS[Kind.HEALTH_CHECK] = _model("HealthCheckIn", "A health check.", HEALTH_CHECK_FIELDS)
+ServiceFields = _model(
+    "ServiceFields",
+    "A change of a service: the fields given replace theirs (a service cannot be renamed).",
+    tuple(f for f in FIELDS if f.kind is not Kind.NAME),
+)
+ServiceCreate = _model(
+    "ServiceCreate",
+    "A new service: `name` and `image`, the other fields take their defaults.",
+    tuple(f for f in FIELDS if f.kind is not Kind.NAME),
+    name=(str, Field(description=FIELDS[0].help, examples=[FIELDS[0].example])),
+    owner=(
+        str | None,
+        Field(
+            default=None,
+            description="a user or team namespace (admins only); default: the caller",
+            examples=["team"],
+        ),
+    ),
+)
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def takes(model: type[BaseModel]) -> Callable[[Handler], Handler]:
+    """Give a handler's `body` its request model. FastAPI reads the model from the annotation,
+    but these are made from the field table when the module loads, which a type checker cannot
+    follow: the handler is written with `body: BaseModel` and the real model is set here."""
+
+    def annotate(handler: Handler) -> Handler:
+        handler.__annotations__["body"] = model
+        return handler
+
+    return annotate
+
+
+def _change(body: BaseModel, *leave: str) -> SpecChange:
+    """The fields the caller sent (absent ones keep their value), as the control room takes
+    them."""
+    return SpecChange(body.model_dump(exclude_unset=True, exclude=set(leave)))
 
 
 class Created(BaseModel):
@@ -111,17 +152,20 @@ def services_router(
             await run_in_threadpool(images.check, me.rights, image)
 
     @router.post("/services", response_model=Created, status_code=202)
-    async def create(body: ServiceCreate, me: Me) -> Created:
+    @takes(ServiceCreate)
+    async def create(body: BaseModel, me: Me) -> Created:
         """Create a service: resolve the image, start instances, route `https://<name>.<domain>`.
 
         It belongs to the caller, or to `owner` (a user or team namespace) if an admin says so."""
         who = caller(me, ServiceAction.CREATE)
-        owner = body.owner if body.owner is not None else me.name
+        asked: str | None = getattr(body, "owner", None)
+        owner = asked if asked is not None else me.name
         if not may_own(me.rights, owner):
             raise ApiError(403, "FORBIDDEN", f"only an admin may create a service for {owner!r}")
-        await check_image(me, body.image)
+        change = _change(body, "owner")
+        await check_image(me, change.image)
         service, operation = await run_in_threadpool(
-            services.create, body.changes(), caller=who, owner=owner
+            services.create, change, caller=who, owner=owner
         )
         return Created(service=service, operation=operation)
 
@@ -137,11 +181,13 @@ def services_router(
         )
 
     @router.patch("/services/{name}", response_model=OperationView, status_code=202)
-    async def update(name: str, body: ServiceFields, me: Me) -> OperationView:
+    @takes(ServiceFields)
+    async def update(name: str, body: BaseModel, me: Me) -> OperationView:
         """Change configuration; a new revision is deployed when instances must change."""
         who = caller(me, ServiceAction.CHANGE)
-        await check_image(me, body.image)
-        return await run_in_threadpool(services.update, name, body.changes(), caller=who)
+        change = _change(body)
+        await check_image(me, change.image)
+        return await run_in_threadpool(services.update, name, change, caller=who)
 
     @router.post("/services/{name}/deployments", response_model=OperationView, status_code=202)
     async def deploy(name: str, me: Me, body: DeployIn | None = None) -> OperationView:

@@ -7,6 +7,7 @@ AuthError
 ├── AccessDenied             valid credentials without the needed scope (401 with a challenge
 │                            naming the scope, as the Docker token spec expects)
 ├── UserExists               a user or token name is taken
+├── InvalidName              a user name or a token's limit is not well formed
 └── NotFound                 no such user or token
 """
 
@@ -45,3 +46,7 @@ class UserExists(AuthError):
 
 class NotFound(AuthError):
     pass
+
+
+class InvalidName(AuthError, ValueError):
+    """Bad input, not a failure: also a `ValueError`, what it was before it had a type."""

@@ -23,6 +23,7 @@ from baepo.auth.access import PULL, Access, Principal
 from baepo.auth.errors import (
     AccessDenied,
     AuthenticationRequired,
+    InvalidName,
     NotFound,
     TooManyAttempts,
     UserExists,
@@ -117,7 +118,7 @@ class Auth:
             or not name.replace("-", "").isalnum()
             or name != name.lower()
         ):
-            raise ValueError(f"invalid user name {name!r}: use lower-case letters, digits and '-'")
+            raise InvalidName(f"invalid user name {name!r}: use lower-case letters, digits and '-'")
         row = UserRow(
             name=name,
             password_hash=passwords.hash_password(password),
@@ -157,7 +158,7 @@ class Auth:
         """A new token; `repositories` and `services` limit it (see `rights.py`)."""
         for limit in (*repositories, *services):
             if not limit or any(c.isspace() for c in limit):
-                raise ValueError(f"invalid token limit {limit!r}: a name without spaces")
+                raise InvalidName(f"invalid token limit {limit!r}: a name without spaces")
         secret, prefix = passwords.new_token_secret()
         now = self._clock.now()
         try:

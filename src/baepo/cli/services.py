@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import typer
@@ -12,6 +13,8 @@ import typer
 from baepo.cli.client import Client, CliError
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit
+from baepo.service_fields import FIELDS, HEALTH_CHECK_FIELDS, Kind, field_named
+from baepo.service_fields import Field as SpecField
 
 app = typer.Typer(
     help="Services: an image running at https://<name>.<domain>.", no_args_is_help=True
@@ -36,71 +39,73 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str] | None:
     return pairs
 
 
-def _fields(
-    *,
-    image: str | None = None,
-    port: int | None = None,
-    command: str | None = None,
-    env: list[str] | None = None,
-    secret: list[str] | None = None,
-    cpu: str | None = None,
-    memory: str | None = None,
-    health_check: str | None = None,
-    health_check_path: str | None = None,
-    min_instances: int | None = None,
-    max_instances: int | None = None,
-    max_concurrency: int | None = None,
-    auto_deploy: bool | None = None,
-    domain: list[str] | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "image": image,
-        "port": port,
-        "command": command,
-        "env": _pairs(env, "--env"),
-        "secrets": _pairs(secret, "--secret"),
-        "cpu": cpu,
-        "memory": memory,
-        "min_instances": min_instances,
-        "max_instances": max_instances,
-        "max_concurrency": max_concurrency,
-        "auto_deploy": auto_deploy,
-        "custom_domains": domain,
-    }
-    check: dict[str, Any] = {}
-    if health_check is not None:
-        check["protocol"] = health_check
-    if health_check_path is not None:
-        check["path"] = health_check_path
-        check.setdefault("protocol", "http")
-    if check:
-        body["health_check"] = check
-    return {k: v for k, v in body.items() if v is not None}
+# The options of create and update, one per field of the table that has a flag.
+_OPTION_TYPES: dict[Kind, Any] = {
+    Kind.INTEGER: int | None,
+    Kind.VARIABLES: list[str] | None,
+    Kind.HOSTS: list[str] | None,
+    Kind.SWITCH: bool | None,
+}
 
 
-def _options(params: dict[str, Any]) -> dict[str, Any]:
-    """The request body from a command's options (create and update share them)."""
-    return _fields(**{k: v for k, v in params.items() if k in _FIELD_OPTIONS})
+def _parameter(f: SpecField) -> inspect.Parameter:
+    """`--flag` as Typer reads it from a signature, named after the flag (`--secret` → secret)."""
+    decls = [f"{f.flag}/--no-{f.flag.removeprefix('--')}" if f.kind is Kind.SWITCH else f.flag]
+    if f.short:
+        decls.append(f.short)
+    text = f.help.removesuffix(".") + " (implies http)." if f.kind is Kind.PATH else f.help
+    option = typer.Option(None, *decls, help=text, show_default=False)
+    kind = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Parameter(
+        _option_name(f), kind, default=option, annotation=_OPTION_TYPES.get(f.kind, str | None)
+    )
 
 
-_FIELD_OPTIONS = frozenset(
-    {
-        "image",
-        "port",
-        "command",
-        "env",
-        "secret",
-        "cpu",
-        "memory",
-        "health_check",
-        "health_check_path",
-        "min_instances",
-        "max_instances",
-        "max_concurrency",
-        "auto_deploy",
-        "domain",
-    }
-)
+def _option_name(f: SpecField) -> str:
+    return f.flag.removeprefix("--").replace("-", "_")
+
+
+def _flagged() -> list[SpecField]:
+    """Fields with a flag, the health check's in its place."""
+    found: list[SpecField] = []
+    for f in FIELDS:
+        nested = HEALTH_CHECK_FIELDS if f.kind is Kind.HEALTH_CHECK else (f,)
+        found += [each for each in nested if each.flag]
+    return found
+
+
+_SPEC_OPTIONS = [_parameter(f) for f in _flagged()]
+
+Command = TypeVar("Command", bound=Callable[..., None])
+
+
+def spec_options(command: Command) -> Command:
+    """Give `command` an option per field (after its argument), passed in its `**options`."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    later = [p.replace(kind=p.KEYWORD_ONLY) for p in own[1:]]  # Typer passes all by name
+    parameters = [own[0], *_SPEC_OPTIONS, *later]
+    # What inspect.signature (hence Typer) reads instead of the function's own parameters.
+    command.__dict__["__signature__"] = signature.replace(parameters=parameters)
+    return command
+
+
+def _body(options: dict[str, Any]) -> dict[str, Any]:
+    """The request body from a command's field options (the table's names, JSON values)."""
+    body: dict[str, Any] = {}
+    for f in FIELDS:
+        if f.kind is Kind.HEALTH_CHECK:
+            check = {h.name: options.get(_option_name(h)) for h in HEALTH_CHECK_FIELDS if h.flag}
+            check = {k: v for k, v in check.items() if v is not None}
+            if any(h.kind is Kind.PATH and h.name in check for h in HEALTH_CHECK_FIELDS):
+                check.setdefault("protocol", "http")  # a path means an HTTP check
+            if check:
+                body[f.name] = check
+            continue
+        value = options.get(_option_name(f)) if f.flag else None
+        if value is not None:
+            body[f.name] = _pairs(value, f.flag) if f.kind is Kind.VARIABLES else value
+    return body
 
 
 def follow(client: Client, operation: dict[str, Any], as_json: bool) -> dict[str, Any]:
@@ -171,63 +176,27 @@ def _finish(client: Client, operation: Any, wait: bool, as_json: bool, service: 
         raise CliError(f"{operation['kind']} {service} {operation['status']}: {message}")
 
 
-# The options shared by create and update.
-ImageOpt = Annotated[str | None, typer.Option("--image", help="Image reference to run.")]
-PortOpt = Annotated[int | None, typer.Option(help="Port the app listens on (default 8080).")]
-CommandOpt = Annotated[str | None, typer.Option(help="Start command (default: the image's).")]
-EnvOpt = Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE (repeatable).")]
-SecretOpt = Annotated[
-    list[str] | None, typer.Option("--secret", help="NAME=VALUE, encrypted at rest (repeatable).")
-]
-CpuOpt = Annotated[str | None, typer.Option(help="vCPU per instance: 0.25, 0.5, 1, 2, 4.")]
-MemoryOpt = Annotated[str | None, typer.Option(help="Memory per instance, e.g. 2048 or '2 GB'.")]
-CheckOpt = Annotated[str | None, typer.Option("--health-check", help="tcp or http.")]
-CheckPathOpt = Annotated[
-    str | None, typer.Option("--health-check-path", help="HTTP health check path (implies http).")
-]
-MinOpt = Annotated[int | None, typer.Option("--min-instances")]
-MaxOpt = Annotated[int | None, typer.Option("--max-instances")]
-ConcurrencyOpt = Annotated[
-    int | None, typer.Option("--max-concurrency", help="Requests per instance before queueing.")
-]
-AutoOpt = Annotated[
-    bool | None, typer.Option("--auto-deploy/--no-auto-deploy", help="Redeploy on each push.")
-]
-DomainOpt = Annotated[
-    list[str] | None, typer.Option("--domain", help="Custom domain (repeatable, up to 5).")
-]
+ImageOpt = Annotated[str | None, typer.Option("--image", help=field_named("image").help)]
 
 
 @app.command("create")
 @one_line_errors
+@spec_options
 def create(
     name: str,
-    image: ImageOpt = None,
-    port: PortOpt = None,
-    command: CommandOpt = None,
-    env: EnvOpt = None,
-    secret: SecretOpt = None,
-    cpu: CpuOpt = None,
-    memory: MemoryOpt = None,
-    health_check: CheckOpt = None,
-    health_check_path: CheckPathOpt = None,
-    min_instances: MinOpt = None,
-    max_instances: MaxOpt = None,
-    max_concurrency: ConcurrencyOpt = None,
-    auto_deploy: AutoOpt = None,
-    domain: DomainOpt = None,
     owner: Annotated[
         str | None,
         typer.Option("--owner", help="A user or team namespace to own it (admins; default: you)."),
     ] = None,
     wait: WaitFlag = False,
     as_json: JsonFlag = False,
+    **options: Any,
 ) -> None:
     """Create a service from an image; it answers at https://<name>.<domain>."""
-    if image is None:
+    if options.get("image") is None:
         raise CliError("--image is required")
     client = Client.from_environment()
-    body = {"name": name, **_options(locals())}
+    body = {"name": name, **_body(options)}
     if owner is not None:
         body["owner"] = owner
     created = client.post("/api/v1/services", json=body)
@@ -238,28 +207,11 @@ def create(
 
 @app.command("update")
 @one_line_errors
-def update(
-    name: str,
-    image: ImageOpt = None,
-    port: PortOpt = None,
-    command: CommandOpt = None,
-    env: EnvOpt = None,
-    secret: SecretOpt = None,
-    cpu: CpuOpt = None,
-    memory: MemoryOpt = None,
-    health_check: CheckOpt = None,
-    health_check_path: CheckPathOpt = None,
-    min_instances: MinOpt = None,
-    max_instances: MaxOpt = None,
-    max_concurrency: ConcurrencyOpt = None,
-    auto_deploy: AutoOpt = None,
-    domain: DomainOpt = None,
-    wait: WaitFlag = False,
-    as_json: JsonFlag = False,
-) -> None:
+@spec_options
+def update(name: str, wait: WaitFlag = False, as_json: JsonFlag = False, **options: Any) -> None:
     """Change a service's configuration (env and secrets replace the old sets)."""
     client = Client.from_environment()
-    body = _options(locals())
+    body = _body(options)
     if not body:
         raise CliError("nothing to change: give at least one option")
     path = f"/api/v1/services/{quote(name, safe='')}"

@@ -41,6 +41,7 @@ from baepo.control.spec import (
     MASK,
     HealthCheck,
     ServiceSpec,
+    SpecChange,
     apply_changes,
     validate_spec,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "ServiceStatus",
     "ServiceView",
     "Services",
+    "SpecChange",
     "Timing",
     "apply_changes",
     "load_or_create_secret_key",

@@ -48,7 +48,7 @@ from baepo.control.images import RegistryLink, validate_image
 from baepo.control.instances import LABEL_INSTALLATION
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.planning import Health
-from baepo.control.spec import ServiceSpec, apply_changes, validate_spec
+from baepo.control.spec import ServiceSpec, SpecChange
 from baepo.control.tables import OperationRow, ServiceRow
 from baepo.control.vault import SecretBox
 from baepo.control.views import (
@@ -119,9 +119,10 @@ class Services:
         return self._registry
 
     def create(
-        self, raw: Mapping[str, Any], *, caller: Caller = SYSTEM, owner: str | None = None
+        self, change: SpecChange, *, caller: Caller = SYSTEM, owner: str | None = None
     ) -> tuple[ServiceView, OperationView]:
-        """Create a service owned by `owner` (default: the caller)."""
+        """Create a service from the fields `change` names, owned by `owner` (default: the
+        caller)."""
         owner = caller.name if owner is None else owner
         if not OWNER_PATTERN.fullmatch(owner) or len(owner) > 64:
             raise InvalidServiceSpec(
@@ -129,7 +130,7 @@ class Services:
             )
         if not caller.may_own(owner):
             raise InvalidServiceSpec([("owner", f"{caller.name} may not create for {owner}")])
-        spec = validate_spec(raw, self._registry)
+        spec = change.new_spec(self._registry)
         if spec.name in self._reserved:
             raise InvalidServiceSpec(
                 [("name", f"{spec.name}.{self._domain} is where Baepo's registry answers")]
@@ -159,14 +160,12 @@ class Services:
         self._reconciler.wake()
         return result
 
-    def update(
-        self, name: str, changes: Mapping[str, Any], *, caller: Caller = SYSTEM
-    ) -> OperationView:
+    def update(self, name: str, wanted: SpecChange, *, caller: Caller = SYSTEM) -> OperationView:
         """Change the configuration; a new revision when instances must change."""
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "update")
-            spec = apply_changes(self._sealer.spec(service.spec), changes, self._registry)
+            spec = wanted.applied_to(self._sealer.spec(service.spec), self._registry)
             self._check_domains(s, spec, caller)
             payload = {"spec": self._sealer.document(spec)}
             return self._add(s, service, OperationKind.UPDATE_SERVICE, payload)

@@ -1,10 +1,15 @@
 """The service spec (App Runner's service model) and its validation, as pure functions.
 
-`validate_spec(raw)` turns what a person sent (API JSON, CLI flags) into a `ServiceSpec`, or
-raises one `InvalidServiceSpec` naming every bad field; `apply_changes(spec, changes)` validates
+The fields, their defaults, bounds and help are declared once, in `baepo.service_fields`;
+`ServiceSpec` has one attribute per field, and validation and the stored document are driven
+by that table.
+
+`SpecChange` is what a person sent (API JSON, CLI flags): the fields they named, as they spelled
+them. `SpecChange.new_spec` (`validate_spec`) turns it into a `ServiceSpec`, or raises one
+`InvalidServiceSpec` naming every bad field; `SpecChange.applied_to` (`apply_changes`) validates
 a partial update against the current spec. Nothing here does I/O: secrets are plain text in a
-`ServiceSpec` and sealed only when stored (`to_document` / `from_document` take the sealing
-functions).
+`ServiceSpec` and sealed only when stored (`to_document` / `from_document`, the one conversion
+between a spec and its stored form, take the sealing functions).
 
 Fields and defaults (App Runner's):
 
@@ -23,6 +28,7 @@ Fields and defaults (App Runner's):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -34,6 +40,33 @@ from baepo.control.errors import InvalidServiceSpec
 from baepo.control.images import BadReference, ImageName, RegistryLink, validate_image
 from baepo.router.errors import InvalidRoute
 from baepo.router.table import normalize_hostname
+from baepo.service_fields import (
+    FIELD_NAMES,
+    FIELDS,
+    HEALTH_CHECK_FIELDS,
+    MAX_CONCURRENCY,
+    MAX_CUSTOM_DOMAINS,
+    MAX_INSTANCES,
+    Field,
+    Kind,
+    field_named,
+)
+
+__all__ = [
+    "CPU_MEMORY",
+    "FIELD_NAMES",
+    "MASK",
+    "MAX_CONCURRENCY",
+    "MAX_CUSTOM_DOMAINS",
+    "MAX_INSTANCES",
+    "REVISION_ATTRIBUTES",
+    "HealthCheck",
+    "Protocol",
+    "ServiceSpec",
+    "SpecChange",
+    "apply_changes",
+    "validate_spec",
+]
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 """A DNS label (the service's host name is `<name>.<domain>`) of 3 to 40 characters."""
@@ -50,36 +83,13 @@ CPU_MEMORY: dict[float, tuple[int, ...]] = {
 }
 """vCPU → the memory sizes (MB) App Runner allows with it."""
 
-MAX_CUSTOM_DOMAINS = 5
-MAX_INSTANCES = 25
-MAX_CONCURRENCY = 200
-FIELDS = (
-    "name",
-    "image",
-    "port",
-    "command",
-    "env",
-    "secrets",
-    "cpu",
-    "memory",
-    "health_check",
-    "min_instances",
-    "max_instances",
-    "max_concurrency",
-    "auto_deploy",
-    "custom_domains",
-)
-REVISION_ATTRIBUTES = (
-    "image",
-    "port",
-    "command",
-    "env",
-    "secrets",
-    "cpu",
-    "memory_mb",
-    "health_check",
-)
+REVISION_ATTRIBUTES = tuple(f.key for f in FIELDS if f.revision)
 """Changing one of these needs new instances, hence a new revision."""
+
+
+def _default(name: str, fields: tuple[Field, ...] = FIELDS) -> Any:
+    """The table's default (typed by the attribute it initializes)."""
+    return field_named(name, fields).default
 
 
 class Protocol(StrEnum):
@@ -87,14 +97,17 @@ class Protocol(StrEnum):
     HTTP = "http"
 
 
+_PROTOCOL = Protocol(_default("protocol", HEALTH_CHECK_FIELDS))
+
+
 @dataclass(frozen=True)
 class HealthCheck:
-    protocol: Protocol = Protocol.TCP
-    path: str = "/"
-    interval_s: int = 5
-    timeout_s: int = 2
-    healthy_threshold: int = 1
-    unhealthy_threshold: int = 5
+    protocol: Protocol = _PROTOCOL
+    path: str = _default("path", HEALTH_CHECK_FIELDS)
+    interval_s: int = _default("interval", HEALTH_CHECK_FIELDS)
+    timeout_s: int = _default("timeout", HEALTH_CHECK_FIELDS)
+    healthy_threshold: int = _default("healthy_threshold", HEALTH_CHECK_FIELDS)
+    unhealthy_threshold: int = _default("unhealthy_threshold", HEALTH_CHECK_FIELDS)
 
     def describe(self) -> str:
         if self.protocol is Protocol.HTTP:
@@ -106,18 +119,18 @@ class HealthCheck:
 class ServiceSpec:
     name: str
     image: str
-    port: int = 8080
-    command: tuple[str, ...] | None = None
+    port: int = _default("port")
+    command: tuple[str, ...] | None = _default("command")
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
-    cpu: float = 1.0
-    memory_mb: int = 2048
+    cpu: float = _default("cpu")
+    memory_mb: int = _default("memory")
     health_check: HealthCheck = field(default_factory=HealthCheck)
-    min_instances: int = 1
-    max_instances: int = MAX_INSTANCES
-    max_concurrency: int = 100
+    min_instances: int = _default("min_instances")
+    max_instances: int = _default("max_instances")
+    max_concurrency: int = _default("max_concurrency")
     auto_deploy: bool = False
-    custom_domains: tuple[str, ...] = ()
+    custom_domains: tuple[str, ...] = _default("custom_domains")
 
     @property
     def image_name(self) -> ImageName:
@@ -132,60 +145,100 @@ class ServiceSpec:
         return self.to_document(lambda _: MASK)
 
     def to_document(self, seal: Callable[[str], str]) -> dict[str, Any]:
-        """JSON-ready data, each secret value passed through `seal`."""
-        hc = self.health_check
-        return {
-            "name": self.name,
-            "image": self.image,
-            "port": self.port,
-            "command": list(self.command) if self.command is not None else None,
-            "env": dict(self.env),
-            "secrets": {k: seal(v) for k, v in self.secrets.items()},
-            "cpu": self.cpu,
-            "memory": self.memory_mb,
-            "health_check": {
-                "protocol": hc.protocol.value,
-                "path": hc.path,
-                "interval": hc.interval_s,
-                "timeout": hc.timeout_s,
-                "healthy_threshold": hc.healthy_threshold,
-                "unhealthy_threshold": hc.unhealthy_threshold,
-            },
-            "min_instances": self.min_instances,
-            "max_instances": self.max_instances,
-            "max_concurrency": self.max_concurrency,
-            "auto_deploy": self.auto_deploy,
-            "custom_domains": list(self.custom_domains),
-        }
+        """JSON-ready data (the API's field names), each secret value passed through `seal`."""
+        return _encode(self, FIELDS, seal)
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any], unseal: Callable[[str], str]) -> ServiceSpec:
         """The inverse of `to_document` (the document was valid when stored)."""
-        hc = doc["health_check"]
-        command = doc.get("command")
-        return cls(
-            name=doc["name"],
-            image=doc["image"],
-            port=int(doc["port"]),
-            command=tuple(command) if command is not None else None,
-            env=dict(doc.get("env") or {}),
-            secrets={k: unseal(v) for k, v in (doc.get("secrets") or {}).items()},
-            cpu=float(doc["cpu"]),
-            memory_mb=int(doc["memory"]),
-            health_check=HealthCheck(
-                protocol=Protocol(hc["protocol"]),
-                path=hc["path"],
-                interval_s=int(hc["interval"]),
-                timeout_s=int(hc["timeout"]),
-                healthy_threshold=int(hc["healthy_threshold"]),
-                unhealthy_threshold=int(hc["unhealthy_threshold"]),
-            ),
-            min_instances=int(doc["min_instances"]),
-            max_instances=int(doc["max_instances"]),
-            max_concurrency=int(doc["max_concurrency"]),
-            auto_deploy=bool(doc["auto_deploy"]),
-            custom_domains=tuple(doc.get("custom_domains") or ()),
-        )
+        return cls(**_decode(doc, FIELDS, unseal))
+
+
+def _check_table(cls: type, fields: tuple[Field, ...]) -> None:
+    """The table and the dataclass name the same fields (checked once, at import)."""
+    declared = {f.name for f in dataclasses.fields(cls)}
+    listed = {f.key for f in fields}
+    if declared != listed:
+        raise TypeError(f"{cls.__name__} and baepo.service_fields disagree: {declared ^ listed}")
+
+
+_check_table(ServiceSpec, FIELDS)
+_check_table(HealthCheck, HEALTH_CHECK_FIELDS)
+
+
+def _encode(value: object, fields: tuple[Field, ...], seal: Callable[[str], str]) -> dict[str, Any]:
+    """A spec (or its health check) as a document, field by field by kind."""
+    document: dict[str, Any] = {}
+    for f in fields:
+        item = getattr(value, f.key)
+        if f.kind is Kind.HEALTH_CHECK:
+            item = _encode(item, HEALTH_CHECK_FIELDS, seal)
+        elif f.kind is Kind.PROTOCOL:
+            item = item.value
+        elif f.kind is Kind.VARIABLES:
+            item = {k: seal(v) if f.secret else v for k, v in item.items()}
+        elif f.kind in (Kind.COMMAND, Kind.HOSTS):
+            item = list(item) if item is not None else None
+        document[f.name] = item
+    return document
+
+
+def _decode(
+    document: Mapping[str, Any], fields: tuple[Field, ...], unseal: Callable[[str], str]
+) -> dict[str, Any]:
+    """The attributes of a spec (or its health check) from a stored document."""
+    values: dict[str, Any] = {}
+    for f in fields:
+        item: Any = document.get(f.name)
+        if f.kind is Kind.HEALTH_CHECK:
+            item = HealthCheck(**_decode(item, HEALTH_CHECK_FIELDS, unseal))
+        elif f.kind is Kind.PROTOCOL:
+            item = Protocol(item)
+        elif f.kind is Kind.VARIABLES:
+            item = {k: unseal(v) if f.secret else v for k, v in (item or {}).items()}
+        elif f.kind is Kind.COMMAND:
+            item = tuple(item) if item is not None else None
+        elif f.kind is Kind.HOSTS:
+            item = tuple(item or ())
+        elif f.kind in (Kind.INTEGER, Kind.MEMORY):
+            item = int(item)
+        elif f.kind is Kind.CPU:
+            item = float(item)
+        elif f.kind is Kind.SWITCH:
+            item = bool(item)
+        values[f.key] = item
+    return values
+
+
+@dataclass(frozen=True)
+class SpecChange:
+    """What a person asked for (the API's request body, the CLI's flags): the fields they
+    named, by their names in `baepo.service_fields`, values as they spelled them (`"2 GB"`).
+
+    Fields absent keep their value (or take their default, for a new service). The control room
+    makes it a valid `ServiceSpec` with `new_spec` or `applied_to`, which name every bad field
+    at once; that is where a value is checked, because some checks need the others (memory
+    goes with the CPU) or the current spec (a masked secret keeps its value).
+    """
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+    @property
+    def image(self) -> str | None:
+        """The image asked for, if any (for the API's check of who may run it)."""
+        image = self.values.get("image")
+        return image if isinstance(image, str) else None
+
+    def new_spec(self, registry: RegistryLink | None = None) -> ServiceSpec:
+        """A new service's spec: absent fields take their defaults."""
+        return validate_spec(self.values, registry)
+
+    def applied_to(self, spec: ServiceSpec, registry: RegistryLink | None = None) -> ServiceSpec:
+        """`spec` changed (see `apply_changes`)."""
+        return apply_changes(spec, self.values, registry)
 
 
 def validate_spec(raw: Mapping[str, Any], registry: RegistryLink | None = None) -> ServiceSpec:
@@ -221,12 +274,14 @@ def apply_changes(
 
 
 class _Validator:
-    """Collects one problem per bad field instead of stopping at the first."""
+    """Collects one problem per bad field instead of stopping at the first; each field is read
+    by its kind (`baepo.service_fields.Kind`)."""
 
     def __init__(self, raw: Mapping[str, Any], registry: RegistryLink) -> None:
         self.raw = raw
         self.registry = registry
         self.problems: list[tuple[str, str]] = []
+        self.cpu_ok = True
 
     def bad(self, name: str, reason: str) -> None:
         self.problems.append((name, reason))
@@ -234,44 +289,44 @@ class _Validator:
     def spec(self) -> ServiceSpec:
         if not isinstance(self.raw, Mapping):
             raise InvalidServiceSpec([("spec", "must be an object of fields")])
-        for unknown in sorted(set(self.raw) - set(FIELDS)):
-            self.bad(unknown, f"unknown field (known: {', '.join(FIELDS)})")
-        defaults = ServiceSpec(name="", image="")
-        name = self.name()
-        image = self.image()
-        port = self.integer("port", defaults.port, 1, 65535)
-        command = self.command()
-        env = self.variables("env")
-        secrets = self.variables("secrets")
-        for clash in sorted(set(env) & set(secrets)):
+        for unknown in sorted(set(self.raw) - set(FIELD_NAMES)):
+            self.bad(unknown, f"unknown field (known: {', '.join(FIELD_NAMES)})")
+        values: dict[str, Any] = {}
+        for f in FIELDS:
+            values[f.key] = self.value(f, values)
+        for clash in sorted(set(values["env"]) & set(values["secrets"])):
             self.bad("secrets", f"{clash} is also set in env; a name can be in one only")
-        cpu, memory = self.size()
-        health = self.health_check()
-        low = self.integer("min_instances", defaults.min_instances, 1, MAX_INSTANCES)
-        high = self.integer("max_instances", defaults.max_instances, 1, MAX_INSTANCES)
+        low, high = values["min_instances"], values["max_instances"]
         if low > high:
             self.bad("min_instances", f"must not exceed max_instances ({low} > {high})")
-        concurrency = self.integer("max_concurrency", 100, 1, MAX_CONCURRENCY)
-        auto_deploy = self.auto_deploy(image)
-        domains = self.custom_domains()
         if self.problems:
             raise InvalidServiceSpec(self.problems)
-        return ServiceSpec(
-            name=name,
-            image=image,
-            port=port,
-            command=command,
-            env=env,
-            secrets=secrets,
-            cpu=cpu,
-            memory_mb=memory,
-            health_check=health,
-            min_instances=low,
-            max_instances=high,
-            max_concurrency=concurrency,
-            auto_deploy=auto_deploy,
-            custom_domains=domains,
-        )
+        return ServiceSpec(**values)
+
+    def value(self, f: Field, parsed: Mapping[str, Any]) -> Any:
+        """The field's value (its default when absent or bad; a bad one is noted)."""
+        match f.kind:
+            case Kind.NAME:
+                return self.name()
+            case Kind.IMAGE:
+                return self.image()
+            case Kind.INTEGER:
+                return self.integer(f)
+            case Kind.COMMAND:
+                return self.command()
+            case Kind.VARIABLES:
+                return self.variables(f)
+            case Kind.CPU:
+                return self.cpu(f)
+            case Kind.MEMORY:
+                return self.memory(f, parsed["cpu"])
+            case Kind.HEALTH_CHECK:
+                return self.health_check()
+            case Kind.SWITCH:
+                return self.auto_deploy(parsed["image"])
+            case Kind.HOSTS:
+                return self.custom_domains()
+        raise AssertionError(f"no reading for {f.kind}")  # pragma: no cover
 
     def name(self) -> str:
         value = self.raw.get("name")
@@ -291,14 +346,16 @@ class _Validator:
             self.problems += exc.problems
             return ""
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        value = self.raw.get(name)
+    def integer(self, f: Field) -> int:
+        default = f.default
+        assert isinstance(default, int)
+        value = self.raw.get(f.name)
         if value is None:
             return default
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            self.bad(name, f"must be a whole number from {low} to {high}, not {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not f.low <= value <= f.high:
+            self.bad(f.name, f"must be a whole number from {f.low} to {f.high}, not {value!r}")
             return default
         return value
 
@@ -317,7 +374,8 @@ class _Validator:
         self.bad("command", "must be a string or a list of strings")
         return None
 
-    def variables(self, name: str) -> dict[str, str]:
+    def variables(self, f: Field) -> dict[str, str]:
+        name = f.name
         value = self.raw.get(name)
         if value is None:
             return {}
@@ -330,25 +388,33 @@ class _Validator:
                 self.bad(name, f"{key!r} is not a variable name (letters, digits, '_')")
             elif not isinstance(item, str):
                 self.bad(name, f"the value of {key} must be a string")
-            elif name == "secrets" and not item:
+            elif f.secret and not item:
                 self.bad(name, f"the value of {key} must not be empty")
             else:
                 result[key] = item
         return result
 
-    def size(self) -> tuple[float, int]:
-        defaults = ServiceSpec(name="", image="")
-        cpu = _parse_cpu(self.raw.get("cpu", defaults.cpu))
+    def cpu(self, f: Field) -> float:
+        default = float(_default("cpu"))
+        cpu = _parse_cpu(self.raw.get(f.name, default))
         if cpu is None or cpu not in CPU_MEMORY:
             allowed = ", ".join(f"{c:g}" for c in CPU_MEMORY)
-            self.bad("cpu", f"{self.raw.get('cpu')!r} is not a CPU size; vCPUs: {allowed}")
-            return defaults.cpu, defaults.memory_mb
-        memory = _parse_memory(self.raw.get("memory", defaults.memory_mb))
+            self.bad(f.name, f"{self.raw.get(f.name)!r} is not a CPU size; vCPUs: {allowed}")
+            self.cpu_ok = False
+            return default
+        return cpu
+
+    def memory(self, f: Field, cpu: float) -> int:
+        default = f.default
+        assert isinstance(default, int)
+        if not self.cpu_ok:
+            return default  # the sizes allowed depend on the CPU: nothing to check it against
+        memory = _parse_memory(self.raw.get(f.name, default))
         if memory is None or memory not in CPU_MEMORY[cpu]:
             allowed = ", ".join(f"{m / 1024:g} GB" for m in CPU_MEMORY[cpu])
-            self.bad("memory", f"{self.raw.get('memory')!r} with {cpu:g} vCPU; allowed: {allowed}")
-            return cpu, CPU_MEMORY[cpu][0]
-        return cpu, memory
+            self.bad(f.name, f"{self.raw.get(f.name)!r} with {cpu:g} vCPU; allowed: {allowed}")
+            return CPU_MEMORY[cpu][0]
+        return memory
 
     def health_check(self) -> HealthCheck:
         value = self.raw.get("health_check")
@@ -357,27 +423,21 @@ class _Validator:
         if not isinstance(value, Mapping):
             self.bad("health_check", "must be an object (protocol, path, interval, ...)")
             return HealthCheck()
-        known = {"protocol", "path", "interval", "timeout", "healthy_threshold"}
-        known |= {"unhealthy_threshold"}
+        known = {f.name for f in HEALTH_CHECK_FIELDS}
         for unknown in sorted(set(value) - known):
             self.bad(f"health_check.{unknown}", "unknown field")
-        protocol = str(value.get("protocol", "tcp")).lower()
-        if protocol not in ("tcp", "http"):
+        protocol = str(value.get("protocol", Protocol.TCP.value)).lower()
+        if protocol not in tuple(Protocol):
             self.bad("health_check.protocol", f"must be tcp or http, not {protocol!r}")
-            protocol = "tcp"
-        path = value.get("path", "/")
+            protocol = Protocol.TCP.value
+        default_path = HealthCheck().path
+        path = value.get("path", default_path)
         if not isinstance(path, str) or not path.startswith("/") or " " in path:
             self.bad("health_check.path", f"must be a path starting with '/', not {path!r}")
-            path = "/"
+            path = default_path
         nested = _Validator(value, self.registry)
-        check = HealthCheck(
-            protocol=Protocol(protocol),
-            path=path,
-            interval_s=nested.integer("interval", 5, 1, 20),
-            timeout_s=nested.integer("timeout", 2, 1, 20),
-            healthy_threshold=nested.integer("healthy_threshold", 1, 1, 20),
-            unhealthy_threshold=nested.integer("unhealthy_threshold", 5, 1, 20),
-        )
+        numbers = {f.key: nested.integer(f) for f in HEALTH_CHECK_FIELDS if f.kind is Kind.INTEGER}
+        check = HealthCheck(protocol=Protocol(protocol), path=path, **numbers)
         self.problems += [(f"health_check.{f}", reason) for f, reason in nested.problems]
         if check.timeout_s > check.interval_s and not nested.problems:
             self.bad("health_check.timeout", "must not exceed the interval")
