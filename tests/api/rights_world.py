@@ -29,10 +29,10 @@ from baepo.control import (
 from baepo.events import EventBus
 from baepo.registry import Registry
 from baepo.router import LocalCA
-from baepo.runtime import FakeImage, MemoryEngine, baepo_test_images
 from baepo.storage.memory import MemoryDriver
 from baepo.store import Database
 from tests.control.fakes import FakeProber, MemoryRoutes
+from tests.fakes.engine import FakeImage, MemoryEngine, baepo_test_images
 
 REGISTRY = "localhost:5000"
 ROBOT = ("robot", "robot-secret")

@@ -17,7 +17,8 @@ from baepo.control import HealthCheck, ProbeResult, RouteState
 from baepo.router.errors import HAProxyUnavailable, InvalidRoute
 from baepo.router.table import ServerState
 from baepo.router.table import Service as Route
-from baepo.runtime import Instance, MemoryEngine
+from baepo.runtime import Instance
+from tests.fakes.engine import MemoryEngine
 
 
 class MemoryRoutes:

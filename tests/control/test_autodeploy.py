@@ -17,9 +17,9 @@ import pytest
 from baepo.clock import SystemClock
 from baepo.control import Reconciler, RegistryLink, SecretBox, Services, Timing
 from baepo.events import EventBus, ImagePushed
-from baepo.runtime import FakeImage, MemoryEngine
 from tests.control.conftest import CREDENTIALS, REGISTRY, World, app_image, hello, make_database
 from tests.control.fakes import FakeProber, MemoryPushLog, MemoryRoutes
+from tests.fakes.engine import FakeImage, MemoryEngine
 
 pytestmark = pytest.mark.anyio
 

@@ -16,9 +16,10 @@ import pytest
 
 from baepo.control import Reconciler
 from baepo.router.table import Service as Route
-from baepo.runtime import ContainerSpec, Credentials, Image, Instance, MemoryEngine
+from baepo.runtime import ContainerSpec, Credentials, Image, Instance
 from tests.control.conftest import World, app_image
 from tests.control.fakes import MemoryRoutes
+from tests.fakes.engine import MemoryEngine
 
 pytestmark = pytest.mark.anyio
 

@@ -22,14 +22,8 @@ from typing import Any
 
 import pytest
 
-from baepo.runtime import (
-    ContainerNotFound,
-    ContainerSpec,
-    DockerEngine,
-    Engine,
-    MemoryEngine,
-    baepo_test_images,
-)
+from baepo.runtime import ContainerNotFound, ContainerSpec, DockerEngine, Engine
+from tests.fakes.engine import MemoryEngine, baepo_test_images
 
 ROOT = Path(__file__).resolve().parents[2]
 

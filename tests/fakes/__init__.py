@@ -1,0 +1,1 @@
+"""Fakes of Baepo's interfaces, for unit tests of other rooms."""
