@@ -13,13 +13,14 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.components import missing
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def docker_host() -> str:
+    """`DOCKER_HOST`, else the engine `scripts/engine` finds or starts."""
     host = os.environ.get("DOCKER_HOST")
     if host:
         return host
@@ -29,7 +30,7 @@ def docker_host() -> str:
             [str(root / "scripts/engine")], check=True, capture_output=True, text=True, timeout=90
         ).stdout.strip()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"no Docker engine: {exc}")
+        missing(f"no Docker engine: {exc}")
 
 
 @dataclass

@@ -20,8 +20,23 @@ import pytest
 from baepo.config import Config
 from baepo.control import SecretBox, load_or_create_secret_key
 from baepo.runtime import DockerEngine
+from tests.components import REQUIRE_REAL, check_components, real_required
 
 ADMIN_PASSWORD = "test-admin-password"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Where the real thing is required (tests/components.py), stop before the first test when
+    a real component is missing: one line per component, and a failed run, not skips."""
+    if not real_required():
+        return
+    problems = check_components()
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise pytest.UsageError(
+            f"missing real components ({REQUIRE_REAL}=1 or CI=true; {REQUIRE_REAL}=0 to skip "
+            f"their tests instead):\n{lines}"
+        )
 
 
 def free_port() -> int:

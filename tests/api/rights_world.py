@@ -29,11 +29,11 @@ from baepo.control import (
 from baepo.events import EventBus
 from baepo.registry import Registry
 from baepo.router import LocalCA
-from baepo.runtime import FakeImage, MemoryEngine, baepo_test_images
 from baepo.schema import schema
 from baepo.storage.memory import MemoryDriver
 from baepo.store import Database
 from tests.control.fakes import FakeProber
+from tests.fakes.engine import FakeImage, MemoryEngine, baepo_test_images
 from tests.fakes.router import MemoryRouter
 
 REGISTRY = "localhost:5000"

@@ -25,9 +25,9 @@ from baepo.control.tables import (
     ServiceEventRow,
     ServiceRow,
 )
-from baepo.runtime import FakeImage, MemoryEngine, baepo_test_images
 from baepo.store import Base, Database
 from tests.control.fakes import FakeProber, MemoryPushLog
+from tests.fakes.engine import FakeImage, MemoryEngine, baepo_test_images
 from tests.fakes.router import MemoryRouter
 
 REGISTRY = "localhost:5000"

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from baepo.control import HealthCheck, ProbeResult
-from baepo.runtime import Instance, MemoryEngine
+from baepo.runtime import Instance
+from tests.fakes.engine import MemoryEngine
 
 
 class FakeProber:

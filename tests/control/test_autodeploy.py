@@ -17,9 +17,9 @@ import pytest
 from baepo.clock import SystemClock
 from baepo.control import Reconciler, RegistryLink, SecretBox, Services, SpecChange, Timing
 from baepo.events import EventBus, ImagePushed
-from baepo.runtime import FakeImage, MemoryEngine
 from tests.control.conftest import CREDENTIALS, REGISTRY, World, app_image, hello, make_database
 from tests.control.fakes import FakeProber, MemoryPushLog
+from tests.fakes.engine import FakeImage, MemoryEngine
 from tests.fakes.router import MemoryRouter
 
 pytestmark = pytest.mark.anyio
@@ -197,8 +197,25 @@ async def eventually(condition: Callable[[], bool], timeout_s: float = 10) -> bo
     return False
 
 
+IDLE_S = 3600
+
+
+class NapWatch(SystemClock):
+    """The system clock, telling whether the loop is in an idle nap (`sleep(IDLE_S)`) now."""
+
+    def __init__(self) -> None:
+        self.idle = False
+
+    async def sleep(self, seconds: float) -> None:
+        self.idle = seconds == IDLE_S
+        try:
+            await super().sleep(seconds)
+        finally:
+            self.idle = False
+
+
 async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) -> None:
-    clock = SystemClock()
+    clock = NapWatch()
     engine = MemoryEngine(clock)
     engine.push(app_image("1"))
     db = make_database(tmp_path / "loop.db")
@@ -208,7 +225,7 @@ async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) 
     router = MemoryRouter()
     # Passes every 20 ms while something moves, but an idle loop would sleep for an hour:
     # anything that happens within seconds once idle was an event's doing.
-    timing = Timing(poll_s=0.02, idle_s=3600, deploy_timeout_s=30)
+    timing = Timing(poll_s=0.02, idle_s=IDLE_S, deploy_timeout_s=30)
     pushes = MemoryPushLog()
     reconciler = Reconciler(
         db=db, engine=engine, router=router, prober=FakeProber(engine), clock=clock,
@@ -223,7 +240,7 @@ async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) 
     try:
         _, op = services.create(SpecChange({"name": "app", "image": APP_1}))
         assert await eventually(lambda: services.operation(op.id).status == "SUCCEEDED")
-        await asyncio.sleep(0.1)  # let it go idle
+        assert await eventually(lambda: clock.idle)  # nothing left to do: only a wake-up helps
 
         build = rebuilt("1", "a")
         engine.push(build)
@@ -231,7 +248,7 @@ async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) 
         bus.publish(pushed("team/app", "1", build.digest))
         assert await eventually(lambda: services.describe("app").active_revision == 2)
 
-        await asyncio.sleep(0.1)
+        assert await eventually(lambda: clock.idle)
         (container,) = [c for c in engine.list({"baepo.service": "app"}) if c.running]
         engine.crash(container.id)
         assert await eventually(

@@ -16,8 +16,9 @@ import pytest
 
 from baepo.control import Reconciler, SpecChange
 from baepo.router import Route, RouteState
-from baepo.runtime import ContainerSpec, Credentials, Image, Instance, MemoryEngine
+from baepo.runtime import ContainerSpec, Credentials, Image, Instance
 from tests.control.conftest import World, app_image
+from tests.fakes.engine import MemoryEngine
 from tests.fakes.router import MemoryRouter
 
 pytestmark = pytest.mark.anyio

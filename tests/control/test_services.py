@@ -27,8 +27,8 @@ from baepo.control import (
 )
 from baepo.control.tables import RevisionRow, ServiceRow
 from baepo.control.views import OperationView
-from baepo.runtime import FakeImage
 from tests.control.conftest import CREDENTIALS, World
+from tests.fakes.engine import FakeImage
 
 pytestmark = pytest.mark.anyio
 

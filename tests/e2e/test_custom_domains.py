@@ -29,6 +29,7 @@ from cryptography import x509
 from baepo.clock import SystemClock
 from baepo.router import LocalCA
 from tests.clients import Docker, docker_host
+from tests.components import missing
 from tests.conftest import BaepoProcess, free_port
 from tests.e2e.conftest import Stack
 from tests.router.conftest import HAPROXY
@@ -115,7 +116,7 @@ class AcmeStack:
 def acme_stack() -> Iterator[AcmeStack]:
     for binary in (PEBBLE, HAPROXY):
         if not shutil.which(binary):
-            pytest.skip(f"{binary} is not installed")
+            missing(f"{binary} is not installed")
     host = docker_host()
     os.environ.setdefault("DOCKER_HOST", host)
     root = Path(tempfile.mkdtemp(prefix="baepo-domains-", dir="/tmp"))  # short socket paths

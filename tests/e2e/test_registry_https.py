@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from tests.clients import Docker, docker_host
+from tests.components import missing
 from tests.conftest import BaepoProcess
 
 pytestmark = pytest.mark.integration
@@ -80,9 +81,9 @@ class Remote:
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     address = own_address()
     if address is None:
-        pytest.skip("this machine has no non-loopback address for the registry host")
+        missing("this machine has no non-loopback address for the registry host")
     if not (HOSTS.exists() and shutil.which("docker")):
-        pytest.skip("needs /etc/hosts and the docker CLI")
+        missing("needs /etc/hosts and the docker CLI")
     host = docker_host()
     root = tmp_path_factory.mktemp("remote")
     domain = f"b{secrets.token_hex(4)}.test"

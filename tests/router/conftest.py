@@ -14,6 +14,7 @@ import pytest
 
 from baepo.clock import Clock, SystemClock
 from baepo.router import HAProxyRouter, LocalCA, RouterSettings
+from tests.components import missing
 from tests.router.backends import Backend
 
 HAPROXY = "/usr/sbin/haproxy"
@@ -68,7 +69,7 @@ class Plane:
 @pytest.fixture
 def plane() -> Iterator[Plane]:
     if not shutil.which(HAPROXY):
-        pytest.skip("HAProxy is not installed")
+        missing("HAProxy is not installed (apt install haproxy)")
     # Unix socket paths are short; pytest's tmp_path can be too deep for them.
     directory = Path(tempfile.mkdtemp(prefix="baepo-router-", dir="/tmp"))
     p = Plane(directory)

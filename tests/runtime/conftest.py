@@ -4,9 +4,10 @@ against dockerd, and as DockerEngine against Podman's Docker-compatible socket.
 The Docker and Podman variants are `integration`: a session fixture makes sure an engine answers
 (`scripts/engine`, `scripts/podman-engine`) and the test images exist (`scripts/test-images`,
 copied into Podman by `scripts/podman-engine`). The Podman variant is skipped where podman is
-not installed. Every container a test starts carries a label unique to the test and joins a
-network of the test's own (`test_network`); teardown removes all containers carrying the label,
-then every network carrying it.
+not installed, and fails there when the real thing is required (tests/components.py). Every
+container a test starts carries a label unique to the test and joins a network of the test's
+own (`test_network`); teardown removes all containers carrying the label, then every network
+carrying it.
 """
 
 from __future__ import annotations
@@ -22,14 +23,9 @@ from typing import Any
 
 import pytest
 
-from baepo.runtime import (
-    ContainerNotFound,
-    ContainerSpec,
-    DockerEngine,
-    Engine,
-    MemoryEngine,
-    baepo_test_images,
-)
+from baepo.runtime import ContainerNotFound, ContainerSpec, DockerEngine, Engine
+from tests.components import missing
+from tests.fakes.engine import MemoryEngine, baepo_test_images
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def podman_host(docker_host: str) -> str:
     """Podman's Docker-compatible socket (`scripts/podman-engine`), holding the test images."""
     if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (apt install podman runc)")
+        missing("podman is not installed (apt install podman runc)")
     podman = subprocess.run(
         [str(ROOT / "scripts" / "podman-engine")],
         capture_output=True,

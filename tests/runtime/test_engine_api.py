@@ -29,6 +29,7 @@ from baepo.runtime import (
 )
 from baepo.runtime.engine_api import _event, _instance, _timestamp
 from tests.clients import Docker
+from tests.components import missing
 from tests.conftest import BaepoProcess, free_port
 from tests.runtime.waiting import answering, eventually, http_get
 
@@ -246,13 +247,13 @@ def distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]
     """`docker-registry serve` with htpasswd auth on a free loopback port."""
     binary = shutil.which("docker-registry")
     if binary is None:
-        pytest.skip("docker-registry not installed (apt install docker-registry)")
+        missing("docker-registry is not installed (apt install docker-registry)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             import crypt
         except ImportError:
-            pytest.skip("no crypt module to write a bcrypt htpasswd")
+            missing("no crypt module to write a bcrypt htpasswd")
         # bcrypt cost 4, not 12: docker push checks the password on every request.
         hashed = crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
     root = tmp_path_factory.mktemp("distribution")

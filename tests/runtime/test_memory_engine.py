@@ -7,15 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from baepo.clock import FakeClock
-from baepo.runtime import (
-    ContainerSpec,
-    EngineUnavailable,
-    FakeImage,
-    ImageNotFound,
-    MemoryEngine,
-    PullFailed,
-    baepo_test_images,
-)
+from baepo.runtime import ContainerSpec, EngineUnavailable, ImageNotFound, PullFailed
+from tests.fakes.engine import FakeImage, MemoryEngine, baepo_test_images
 from tests.runtime.waiting import answering, http_get
 
 

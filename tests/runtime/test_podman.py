@@ -5,15 +5,14 @@ The shared suite runs against Podman as the `podman` param of the `engine` fixtu
 answers Podman 4.3 gave); DockerEngine's own tests from test_engine_api.py (pulls from a real
 registry and Baepo's, start failures), run again against Podman; and what the two engines record
 differently, checked where it matters: inside the container. All but the first part are
-`integration`; what needs Podman skips where podman is not installed.
+`integration`; what needs Podman skips where podman is not installed (and fails there when
+the real thing is required: tests/components.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import re
-import socket
 from collections.abc import Callable, Iterator
 
 import docker
@@ -29,6 +28,8 @@ from baepo.runtime import (
     Instance,
 )
 from baepo.runtime.engine_api import _boundary, _event, _instance
+from tests import components
+from tests.components import missing
 from tests.runtime import test_engine_api as docker_tests
 from tests.runtime.waiting import answering, eventually
 
@@ -206,16 +207,8 @@ test_pull_without_or_with_wrong_credentials_or_an_unknown_tag = (
 
 
 def outward_address() -> str:
-    """This machine's address on its default route (no packet is sent); skip if none."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routed, never answered
-        except OSError:
-            pytest.skip("no route off this machine")
-        address = str(probe.getsockname()[0])
-    if ipaddress.ip_address(address).is_loopback:
-        pytest.skip("no address but loopback")
-    return address
+    """This machine's address on its default route; skip (or fail) if it has none."""
+    return components.outward_address() or missing("no network address but loopback")
 
 
 def finished(engine: Engine, instance_id: str) -> Instance:

@@ -1,8 +1,9 @@
 """The runtime room: container engines behind one `Engine` interface.
 
-`DockerEngine` speaks the Docker Engine API (dockerd, or Podman's compatible socket);
-`MemoryEngine` is the fake for other rooms' unit tests. The labels contract and the interface
-are in `baepo.runtime.engine`, the error tree in `baepo.runtime.errors`.
+`DockerEngine` speaks the Docker Engine API (dockerd, or Podman's compatible socket). The
+labels contract and the interface are in `baepo.runtime.engine`, the error tree in
+`baepo.runtime.errors`. The fake for other rooms' unit tests, `MemoryEngine`, lives with the
+tests (`tests/fakes/engine.py`): the package ships no fake.
 """
 
 from baepo.runtime.engine import (
@@ -17,12 +18,14 @@ from baepo.runtime.engine import (
     Credentials,
     Engine,
     EngineEvent,
+    EventAction,
     EventStream,
     Image,
     Instance,
     InstanceState,
     Limits,
     Network,
+    image_reference,
 )
 from baepo.runtime.engine_api import DockerEngine
 from baepo.runtime.errors import (
@@ -34,7 +37,6 @@ from baepo.runtime.errors import (
     PullFailed,
     StartFailed,
 )
-from baepo.runtime.memory import FakeImage, MemoryEngine, baepo_test_images
 
 __all__ = [
     "DEFAULT_CAPABILITIES",
@@ -53,16 +55,15 @@ __all__ = [
     "EngineError",
     "EngineEvent",
     "EngineUnavailable",
+    "EventAction",
     "EventStream",
-    "FakeImage",
     "Image",
     "ImageNotFound",
     "Instance",
     "InstanceState",
     "Limits",
-    "MemoryEngine",
     "Network",
     "PullFailed",
     "StartFailed",
-    "baepo_test_images",
+    "image_reference",
 ]

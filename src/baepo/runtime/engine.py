@@ -1,8 +1,9 @@
 """The `Engine` interface: run service instances as containers, observe them, stop them.
 
 An implementation speaks to one container engine: `DockerEngine` (the Docker Engine API, which
-Podman's compatible socket also serves) or `MemoryEngine` (a fake for other rooms' unit tests).
-Both pass the same conformance suite (tests/runtime/test_engine_conformance.py).
+Podman's compatible socket also serves) or, in the tests, `MemoryEngine` (tests/fakes/engine.py,
+a fake for other rooms' unit tests). Both pass the same conformance suite
+(tests/runtime/test_engine_conformance.py).
 
 Labels contract
 ---------------

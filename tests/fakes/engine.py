@@ -1,5 +1,7 @@
 """`MemoryEngine`: an in-process `Engine` for the unit tests of other rooms (the reconciler).
 
+It lives with the tests, not in the package: nothing Baepo ships may start a fake engine.
+
 It behaves like `DockerEngine` for everything the interface promises: labels and the managed
 label, exited instances kept with their exit code and logs, name conflicts, the errors. Images
 are `FakeImage`s: one that has a `respond` function really serves HTTP on its instance's
@@ -29,28 +31,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from baepo.clock import Clock, SystemClock
-from baepo.runtime.engine import (
+from baepo.runtime import (
     DEFAULT_CAPABILITIES,
     LABEL_MANAGED,
     LABEL_PORT,
+    ContainerConflict,
+    ContainerNotFound,
     ContainerSpec,
     Credentials,
     EngineEvent,
+    EngineUnavailable,
     EventAction,
     Image,
+    ImageNotFound,
     Instance,
     InstanceState,
     Limits,
     Network,
-    image_reference,
-)
-from baepo.runtime.errors import (
-    ContainerConflict,
-    ContainerNotFound,
-    EngineUnavailable,
-    ImageNotFound,
     PullFailed,
     StartFailed,
+    image_reference,
 )
 
 Responder = Callable[[str, Mapping[str, str]], tuple[int, str]]
