@@ -341,8 +341,13 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         CertificateBroker(ca, [config.domain], clock, public=issuer),
         clock,
     )
-    credentials = engine_credentials(auth, config.secrets_dir)
-    link = RegistryLink.of(config.registry_hosts, lambda: credentials, config.api_address)
+    engine_credentials(auth, config.secrets_dir)  # made at the first start, kept after
+
+    def credentials() -> tuple[str, str]:
+        # Read at each pull (a file read), so a token rotated in the file is picked up.
+        return engine_credentials(auth, config.secrets_dir)
+
+    link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     engine = DockerEngine(config.docker_host)
     reconciler = Reconciler(

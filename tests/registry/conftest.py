@@ -30,7 +30,12 @@ class AllowAll:
     """A gate that lets everyone do everything, as user `tester`."""
 
     def authorize(
-        self, authorization: str | None, wanted: Access, *, public: bool = False
+        self,
+        authorization: str | None,
+        wanted: Access,
+        *,
+        public: bool = False,
+        address: str | None = None,
     ) -> Principal:
         return Principal("tester", True, (wanted,))
 
@@ -52,7 +57,12 @@ class TableGate(AllowAll):
     calls: list[tuple[str | None, Access, bool]] = field(default_factory=list)
 
     def authorize(
-        self, authorization: str | None, wanted: Access, *, public: bool = False
+        self,
+        authorization: str | None,
+        wanted: Access,
+        *,
+        public: bool = False,
+        address: str | None = None,
     ) -> Principal:
         self.calls.append((authorization, wanted, public))
         user = authorization.removeprefix("Basic ") if authorization else None

@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -79,11 +79,14 @@ def accounts_router(auth: Auth, who: Callable[..., Awaitable[Identity]]) -> APIR
     Caller = Annotated[Identity, Depends(who)]
 
     @router.post("/login", response_model=LoginResponse)
-    async def login(body: LoginRequest) -> LoginResponse:
+    async def login(body: LoginRequest, request: Request) -> LoginResponse:
         """Exchange a password for a new API token (what `baepo login` stores)."""
         if token_prefix(body.password) is not None:
             raise ApiError(401, "UNAUTHENTICATED", "sign in with a password, not an API token")
-        caller = await run_in_threadpool(auth.authenticate, body.username, body.password)
+        address = request.client.host if request.client else None
+        caller = await run_in_threadpool(
+            auth.authenticate, body.username, body.password, address=address
+        )
         name = caller.name
         stamp = datetime.now().strftime("%Y%m%d%H%M%S%f")
         token = await run_in_threadpool(auth.create_token, name, f"{body.token_name}-{stamp}")

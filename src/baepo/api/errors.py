@@ -13,7 +13,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from baepo.auth import AccessDenied, AuthenticationRequired, InvalidName, NotFound, UserExists
+from baepo.auth import (
+    AccessDenied,
+    AuthenticationRequired,
+    InvalidName,
+    NotFound,
+    TooManyAttempts,
+    UserExists,
+)
 from baepo.control import (
     Conflict,
     ControlUnavailable,
@@ -37,8 +44,11 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="baepo"'} if status == 401 else None
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="baepo"', **(headers or {})}
     return JSONResponse(
         {"error": {"code": code, "message": message}}, status_code=status, headers=headers
     )
@@ -47,6 +57,7 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 # Room error type → (HTTP status, stable code). Rooms register theirs through `install`.
 ROOM_ERRORS: dict[type[Exception], tuple[int, str]] = {
     AuthenticationRequired: (401, "UNAUTHENTICATED"),
+    TooManyAttempts: (429, "TOO_MANY_ATTEMPTS"),
     AccessDenied: (403, "FORBIDDEN"),
     NotFound: (404, "NOT_FOUND"),
     UserExists: (409, "ALREADY_EXISTS"),
@@ -75,7 +86,7 @@ def install(app: FastAPI, extra: dict[type[Exception], tuple[int, str]] | None =
         for kind in type(exc).__mro__:
             if kind in table:
                 status, code = table[kind]
-                return error_response(status, code, str(exc))
+                return error_response(status, code, str(exc), _headers(exc))
         return error_response(500, "INTERNAL", "internal error")
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
@@ -89,6 +100,12 @@ def install(app: FastAPI, extra: dict[type[Exception], tuple[int, str]] | None =
     app.add_exception_handler(RegistryError, registry_error)
     for kind in table:
         app.add_exception_handler(kind, room_error)
+
+
+def _headers(exc: Exception) -> dict[str, str] | None:
+    if isinstance(exc, TooManyAttempts):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
 
 
 async def registry_error(_: Request, exc: Exception) -> JSONResponse:

@@ -8,7 +8,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from baepo.api.errors import ApiError
-from baepo.auth import Auth, AuthenticationRequired, Principal
+from baepo.auth import Auth, AuthenticationRequired, Principal, TooManyAttempts
 from baepo.auth.rights import Caller
 
 
@@ -44,8 +44,11 @@ async def identify(request: Request, auth: Auth) -> Identity:
     header = request.headers.get("authorization")
     if not header:
         raise ApiError(401, "UNAUTHENTICATED", "sign in first: baepo login (or set BAEPO_TOKEN)")
+    address = request.client.host if request.client else None
     try:
-        who = await run_in_threadpool(auth.caller_from_header, header)
+        who = await run_in_threadpool(auth.caller_from_header, header, address=address)
+    except TooManyAttempts:
+        raise  # 429 with Retry-After (errors.py)
     except AuthenticationRequired as exc:
         raise ApiError(401, "UNAUTHENTICATED", str(exc)) from exc
     if who is None or isinstance(who, Principal):

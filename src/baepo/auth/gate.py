@@ -9,12 +9,19 @@ from baepo.auth.access import Access, Principal
 
 class RegistryGate(Protocol):
     def authorize(
-        self, authorization: str | None, wanted: Access, *, public: bool = False
+        self,
+        authorization: str | None,
+        wanted: Access,
+        *,
+        public: bool = False,
+        address: str | None = None,
     ) -> Principal:
-        """Check an `Authorization` header (Basic or Bearer, or None) against `wanted`.
+        """Check an `Authorization` header (Basic or Bearer, or None) from the client at
+        `address` against `wanted`.
 
         `public` says the repository allows anonymous pull. Returns the caller, or raises
-        `AuthenticationRequired` (no or bad credentials) or `AccessDenied` (not allowed).
+        `AuthenticationRequired` (no or bad credentials; `TooManyAttempts` after too many) or
+        `AccessDenied` (not allowed).
         """
         ...
 

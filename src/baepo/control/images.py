@@ -46,7 +46,8 @@ class RegistryLink:
 
     `hosts` are the names images in it carry (`127.0.0.1:5000`, `localhost:5000`, a public
     host name); `credentials` returns what the engine pulls from it with (a robot or admin
-    credential), called at each pull so a rotated credential is picked up. `pull_host`, when
+    credential), called at each pull: the composition root reads it from the secrets
+    directory each time, so a rotated credential is picked up. `pull_host`, when
     set, is where the engine on this machine reaches the registry (its loopback address):
     an image named `registry.example.org/team/app` is pulled and run from there, so the
     engine needs neither a DNS name nor trust in Baepo's CA for Baepo's own images.

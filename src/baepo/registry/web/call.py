@@ -16,9 +16,9 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from baepo.auth.access import Access, Principal
-from baepo.auth.errors import AccessDenied, AuthenticationRequired
+from baepo.auth.errors import AccessDenied, AuthenticationRequired, TooManyAttempts
 from baepo.auth.gate import RegistryGate
-from baepo.registry.errors import Denied, RegistryError, Unauthorized
+from baepo.registry.errors import Denied, RegistryError, TooManyRequests, Unauthorized
 from baepo.registry.service import Registry
 
 T = TypeVar("T")
@@ -74,16 +74,21 @@ class Call:
 
     def _check(self, wanted: Access, repo: str | None) -> Principal:
         header = self.request.headers.get("authorization")
+        address = self.request.client.host if self.request.client else None
         try:
-            return self.gate.authorize(header, wanted, public=False)
+            return self.gate.authorize(header, wanted, public=False, address=address)
+        except TooManyAttempts:
+            raise
         except (AuthenticationRequired, AccessDenied):
             # Only a refused pull needs the repository's public flag: most callers never
             # pay for the lookup.
             if repo and wanted.actions <= {"pull"} and self.registry.is_public(repo):
-                return self.gate.authorize(header, wanted, public=True)
+                return self.gate.authorize(header, wanted, public=True, address=address)
             raise
 
     def _refusal(self, exc: AuthenticationRequired | AccessDenied, wanted: Access) -> RegistryError:
+        if isinstance(exc, TooManyAttempts):
+            return TooManyRequests(str(exc), headers={"Retry-After": str(exc.retry_after)})
         if isinstance(exc, AuthenticationRequired):
             challenge = self.gate.challenge(
                 self.base_url, None if wanted is BASE else wanted, *self._more(wanted)
