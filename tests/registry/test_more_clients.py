@@ -11,13 +11,17 @@ from pathlib import Path
 import pytest
 
 from tests.clients import Docker, docker_host
+from tests.components import missing
 from tests.conftest import BaepoProcess
 
 pytestmark = pytest.mark.integration
 
 
 def test_oras_pushes_and_pulls_an_artifact(baepo_server: BaepoProcess, tmp_path: Path) -> None:
-    oras_client = pytest.importorskip("oras.client")
+    try:
+        import oras.client as oras_client
+    except ImportError:
+        missing("the oras package is not installed (uv sync)")
     note = tmp_path / "note.txt"
     note.write_text("release notes for v1\n")
     client = oras_client.OrasClient(hostname=baepo_server.host, insecure=True)
@@ -46,7 +50,7 @@ def containerd_socket(host: str) -> str:
     else:
         sock = "/run/containerd/containerd.sock"
     if not Path(sock).exists() or shutil.which("ctr") is None:
-        pytest.skip("no containerd socket for ctr")
+        missing(f"no containerd socket for ctr at {sock}")
     return sock
 
 

@@ -44,6 +44,7 @@ from baepo.router.acme import is_local, split_hostnames
 from baepo.router.certificates import CertificateNotes, needs_renewal
 from baepo.router.configuration import render_config
 from baepo.router.table import RoutingTable
+from tests.components import missing
 from tests.router.backends import Backend
 from tests.router.conftest import HAPROXY, free_port
 from tests.router.routes import add_server, ensure_service
@@ -449,7 +450,7 @@ class AcmePlane:
 def acme() -> Iterator[AcmePlane]:
     for binary in (PEBBLE, HAPROXY):
         if not shutil.which(binary):
-            pytest.skip(f"{binary} is not installed")
+            missing(f"{binary} is not installed")
     directory = Path(tempfile.mkdtemp(prefix="baepo-acme-", dir="/tmp"))  # short socket paths
     plane = AcmePlane(directory)
     try:

@@ -8,6 +8,7 @@ import pytest
 
 from baepo.router import Route, RouterSettings, RoutingTable, Server, ServerState
 from baepo.router.configuration import render_config, render_map, structure_fingerprint
+from tests.components import missing
 
 SETTINGS = RouterSettings(state_dir=Path("/var/lib/baepo/router"), http_port=80, https_port=443)
 
@@ -112,8 +113,9 @@ def test_fingerprint_changes_only_with_what_needs_a_reload() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not shutil.which("/usr/sbin/haproxy"), reason="HAProxy is not installed")
 def test_haproxy_accepts_the_rendered_configuration(tmp_path: Path) -> None:
+    if not shutil.which("/usr/sbin/haproxy"):
+        missing("HAProxy is not installed")
     from baepo.clock import SystemClock
     from baepo.router.certificates import CertificateFiles, LocalCA
 

@@ -23,6 +23,7 @@ from cryptography import x509
 
 from baepo.clock import FakeClock
 from baepo.router import HAProxyRouter, Route, Server
+from tests.components import missing
 from tests.router.backends import Backend
 from tests.router.conftest import Plane
 from tests.router.routes import add_server, drain_server, ensure_service, remove_server, set_paused
@@ -200,8 +201,9 @@ def test_requests_beyond_max_concurrency_queue(plane: Plane, backends: dict[str,
     assert first.result().status_code == second.result().status_code == 200
 
 
-@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
 def test_http2_is_negotiated_with_alpn(plane: Plane, backends: dict[str, Backend]) -> None:
+    if not shutil.which("curl"):
+        missing("curl is not installed")
     ensure_service(plane.router, "app", ["app.localhost"])
     add_server(plane.router, "app", "a", backends["a"].address)
     port = plane.settings.https_port

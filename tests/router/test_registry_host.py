@@ -19,6 +19,7 @@ import pytest
 
 from baepo.router import InvalidRoute, RouterSettings, render_config
 from baepo.router.table import Route, RoutingTable
+from tests.components import missing
 from tests.router.backends import Backend
 from tests.router.conftest import HAPROXY, Plane
 from tests.router.routes import add_server, ensure_service
@@ -58,7 +59,7 @@ def api() -> Iterator[Backend]:
 @pytest.fixture
 def registry_plane(api: Backend) -> Iterator[Plane]:
     if not shutil.which(HAPROXY):
-        pytest.skip("HAProxy is not installed")
+        missing("HAProxy is not installed")
     directory = Path(tempfile.mkdtemp(prefix="baepo-router-", dir="/tmp"))
     p = Plane(
         directory,
@@ -132,7 +133,7 @@ def test_a_table_saved_before_the_registry_took_its_host_still_starts(
     """An older Baepo's saved routes with a service at the registry's host: the router starts,
     the registry wins that host, and other services' changes still apply."""
     if not shutil.which(HAPROXY):
-        pytest.skip("HAProxy is not installed")
+        missing("HAProxy is not installed")
     directory = Path(tempfile.mkdtemp(prefix="baepo-router-", dir="/tmp"))
     old = Plane(directory)  # an older Baepo: no registry host
     old.router.start()

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.components import missing
 from tests.router.backends import Backend
 from tests.router.conftest import Plane, free_port
 from tests.router.routes import add_server, ensure_service
@@ -73,7 +74,7 @@ def test_after_a_reload_an_app_that_closes_its_connections_loses_no_request(
     reuse (HAProxy then cut about one client connection in five without an answer)."""
     busybox = shutil.which("busybox")
     if busybox is None:
-        pytest.skip("busybox is not installed (apt install busybox-static)")
+        missing("busybox is not installed (apt install busybox-static)")
     # The hello image's app: a CGI script answering `/` with a Content-Length.
     shutil.copytree(Path(__file__).parents[1] / "images" / "hello" / "www", tmp_path / "www")
     (tmp_path / "www" / "cgi-bin" / "index.cgi").chmod(0o755)
