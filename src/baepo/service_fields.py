@@ -25,6 +25,20 @@ MAX_CUSTOM_DOMAINS = 5
 HEALTH_CHECK_MAX = 20
 """App Runner's upper bound for a health check's interval, timeout and thresholds."""
 
+# Bounds on what a spec may carry (docs/services.md#limits). A 100 KB command hangs runc and
+# every engine call on its container; these leave room for any real app.
+MAX_COMMAND_BYTES = 8192
+"""The start command, all its words together."""
+MAX_COMMAND_WORDS = 256
+MAX_VARIABLES = 256
+"""Variables in `env`, and again in `secrets`."""
+MAX_VALUE_BYTES = 32768
+"""One variable's value."""
+MAX_VARIABLES_BYTES = 131072
+"""All of `env`'s names and values together (and again `secrets`')."""
+MAX_PATH_BYTES = 1024
+"""The health check's path."""
+
 
 class Kind(StrEnum):
     NAME = "name"

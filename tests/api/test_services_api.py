@@ -26,6 +26,22 @@ pytestmark = pytest.mark.integration
             "memory",
         ),
         ({"name": "ok-name", "image": "x", "port": 0}, 400, "INVALID_SERVICE_SPEC", "port"),
+        # A boolean is no port, no CPU and no instance count (lax JSON made `true` port 1).
+        ({"name": "ok-name", "image": "x", "port": True}, 422, "INVALID_REQUEST", "port"),
+        ({"name": "ok-name", "image": "x", "cpu": True}, 422, "INVALID_REQUEST", "cpu"),
+        ({"name": "ok-name", "image": "x", "auto_deploy": 1}, 422, "INVALID_REQUEST", "auto"),
+        (
+            {"name": "ok-name", "image": "x", "command": "x" * 100_000},
+            400,
+            "INVALID_SERVICE_SPEC",
+            "command",
+        ),
+        (
+            {"name": "ok-name", "image": "x", "env": {"A": "nul\u0000byte"}},
+            400,
+            "INVALID_SERVICE_SPEC",
+            "NUL",
+        ),
         (
             {"name": "ok-name", "image": "x", "min_instances": 3, "max_instances": 2},
             400,

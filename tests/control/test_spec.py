@@ -132,6 +132,21 @@ def test_everything_set() -> None:
         ({"custom_domains": ["-bad-.example.com"]}, "custom_domains", "not a host name"),
         ({"custom_domains": "example.com"}, "custom_domains", "list"),
         ({"replicas": 3}, "replicas", "unknown field"),
+        # Hostile sizes and bytes (issue 8): each once hung runc or the engine, or was stored.
+        ({"port": True}, "port", "whole number"),
+        ({"command": "x" * 100_000}, "command", "at most 8192 bytes"),
+        ({"command": ["x" * 5000, "y" * 5000]}, "command", "at most 8192 bytes"),
+        ({"command": ["a"] * 257}, "command", "at most 256 words"),
+        ({"command": ["serve", "a\0b"]}, "command", "NUL"),
+        ({"env": {"A": "x\0y"}}, "env", "NUL"),
+        ({"secrets": {"A": "x\0y"}}, "secrets", "NUL"),
+        ({"env": {"BIG": "x" * 1_000_000}}, "env", "at most 32768 bytes"),
+        ({"env": {f"V{i}": "x" for i in range(10_000)}}, "env", "at most 256 variables"),
+        ({"env": {f"V{i}": "x" * 30_000 for i in range(5)}}, "env", "131072 bytes in all"),
+        ({"env": {"A" * 300: "x"}}, "env", "not a variable name"),
+        ({"health_check": {"path": "/" + "a" * 2000}}, "health_check.path", "1024 bytes"),
+        ({"health_check": {"path": "/a\rb"}}, "health_check.path", "printable"),
+        ({"health_check": {"path": "/a\0b"}}, "health_check.path", "printable"),
     ],
 )
 def test_a_bad_field_is_named_with_its_reason(

@@ -36,10 +36,11 @@ from baepo.service_fields import FIELDS, HEALTH_CHECK_FIELDS, Kind
 from baepo.service_fields import Field as SpecField
 
 # What JSON a field of each kind accepts; the control room reads the spellings (`"2 GB"`).
+# The models are strict: `true` is no port and `1` no switch (lax pydantic would make them so).
 _ACCEPTS: dict[Kind, Any] = {
     Kind.NAME: str,
     Kind.IMAGE: str,
-    Kind.INTEGER: int,
+    Kind.INTEGER: int | str,
     Kind.COMMAND: str | list[str],
     Kind.VARIABLES: dict[str, str],
     Kind.CPU: float | str,
@@ -66,7 +67,7 @@ def _model(title: str, doc: str, fields: tuple[SpecField, ...], **extra: Any) ->
     }
     return create_model(
         title,
-        __config__=ConfigDict(extra="forbid"),
+        __config__=ConfigDict(extra="forbid", strict=True),
         __doc__=doc,
         **definitions,
         **extra,

@@ -44,9 +44,15 @@ from baepo.service_fields import (
     FIELD_NAMES,
     FIELDS,
     HEALTH_CHECK_FIELDS,
+    MAX_COMMAND_BYTES,
+    MAX_COMMAND_WORDS,
     MAX_CONCURRENCY,
     MAX_CUSTOM_DOMAINS,
     MAX_INSTANCES,
+    MAX_PATH_BYTES,
+    MAX_VALUE_BYTES,
+    MAX_VARIABLES,
+    MAX_VARIABLES_BYTES,
     Field,
     Kind,
     field_named,
@@ -364,14 +370,27 @@ class _Validator:
         if value is None or value == "" or value == []:
             return None
         if isinstance(value, str):
+            if len(value.encode()) > MAX_COMMAND_BYTES:
+                self.bad("command", f"must be at most {MAX_COMMAND_BYTES} bytes long")
+                return None
             try:
-                return tuple(shlex.split(value))
+                words = tuple(shlex.split(value))
             except ValueError as exc:
                 self.bad("command", f"cannot be split into words: {exc}")
                 return None
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        self.bad("command", "must be a string or a list of strings")
+        elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            words = tuple(value)
+        else:
+            self.bad("command", "must be a string or a list of strings")
+            return None
+        if any("\0" in word for word in words):
+            self.bad("command", "must not contain a NUL character")
+        elif len(words) > MAX_COMMAND_WORDS:
+            self.bad("command", f"must have at most {MAX_COMMAND_WORDS} words, not {len(words)}")
+        elif sum(len(w.encode()) + 1 for w in words) > MAX_COMMAND_BYTES:
+            self.bad("command", f"must be at most {MAX_COMMAND_BYTES} bytes long")
+        else:
+            return words
         return None
 
     def variables(self, f: Field) -> dict[str, str]:
@@ -382,16 +401,27 @@ class _Validator:
         if not isinstance(value, Mapping):
             self.bad(name, "must be an object of NAME: value")
             return {}
+        if len(value) > MAX_VARIABLES:
+            self.bad(name, f"at most {MAX_VARIABLES} variables, not {len(value)}")
+            return {}
         result: dict[str, str] = {}
         for key, item in value.items():
-            if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
-                self.bad(name, f"{key!r} is not a variable name (letters, digits, '_')")
+            if not isinstance(key, str) or len(key) > 256 or not ENV_NAME.fullmatch(key):
+                shown = f"{key[:40]!r}…" if isinstance(key, str) and len(key) > 40 else repr(key)
+                self.bad(name, f"{shown} is not a variable name (letters, digits, '_')")
             elif not isinstance(item, str):
                 self.bad(name, f"the value of {key} must be a string")
             elif f.secret and not item:
                 self.bad(name, f"the value of {key} must not be empty")
+            elif "\0" in item:
+                self.bad(name, f"the value of {key} must not contain a NUL character")
+            elif len(item.encode()) > MAX_VALUE_BYTES:
+                self.bad(name, f"the value of {key} must be at most {MAX_VALUE_BYTES} bytes")
             else:
                 result[key] = item
+        total = sum(len(k) + len(v.encode()) for k, v in result.items())
+        if total > MAX_VARIABLES_BYTES:
+            self.bad(name, f"must be at most {MAX_VARIABLES_BYTES} bytes in all, not {total}")
         return result
 
     def cpu(self, f: Field) -> float:
@@ -432,8 +462,18 @@ class _Validator:
             protocol = Protocol.TCP.value
         default_path = HealthCheck().path
         path = value.get("path", default_path)
-        if not isinstance(path, str) or not path.startswith("/") or " " in path:
-            self.bad("health_check.path", f"must be a path starting with '/', not {path!r}")
+        if (
+            not isinstance(path, str)
+            or not path.startswith("/")
+            or len(path.encode()) > MAX_PATH_BYTES
+            or any(c.isspace() or not c.isprintable() for c in path)
+        ):
+            shown = f"{path[:40]!r}…" if isinstance(path, str) and len(path) > 40 else repr(path)
+            self.bad(
+                "health_check.path",
+                f"must be a path starting with '/' (printable, no spaces, at most"
+                f" {MAX_PATH_BYTES} bytes), not {shown}",
+            )
             path = default_path
         nested = _Validator(value, self.registry)
         numbers = {f.key: nested.integer(f) for f in HEALTH_CHECK_FIELDS if f.kind is Kind.INTEGER}
