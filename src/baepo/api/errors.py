@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from baepo.auth import (
     AccessDenied,
     AuthenticationRequired,
+    AuthUnavailable,
     InvalidName,
     NotFound,
     TooManyAttempts,
@@ -72,6 +73,7 @@ ROOM_ERRORS: dict[type[Exception], tuple[int, str]] = {
     Conflict: (409, "CONFLICT"),
     SecretsUnreadable: (500, "SECRETS_UNREADABLE"),
     ControlUnavailable: (503, "UNAVAILABLE"),
+    AuthUnavailable: (503, "UNAVAILABLE"),
 }
 
 
@@ -95,6 +97,11 @@ def install(app: FastAPI, extra: dict[type[Exception], tuple[int, str]] | None =
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return error_response(422, "INVALID_REQUEST", f"{where}: {first.get('msg', 'invalid')}")
 
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback by Starlette; the client gets the API's shape, not text.
+        return error_response(500, "INTERNAL", "internal error")
+
+    app.add_exception_handler(Exception, unexpected)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(RegistryError, registry_error)

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from baepo.auth.access import Access, parse_scope
-from baepo.auth.errors import AuthenticationRequired, TooManyAttempts
+from baepo.auth.errors import AuthenticationRequired, AuthUnavailable, TooManyAttempts
 from baepo.auth.service import Auth
 
 
@@ -43,6 +43,11 @@ def token_routes(auth: Auth, is_public: Callable[[str], bool]) -> list[Route]:
         try:
             value, ttl, issued = await run_in_threadpool(
                 auth.issue_token, authorization, requested, is_public, address=address
+            )
+        except AuthUnavailable as exc:
+            return JSONResponse(
+                {"errors": [{"code": "UNAVAILABLE", "message": str(exc), "detail": None}]},
+                status_code=503,
             )
         except TooManyAttempts as exc:
             return JSONResponse(

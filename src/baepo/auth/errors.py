@@ -6,6 +6,7 @@ AuthError
 │                            or too many at once (429 with Retry-After)
 ├── AccessDenied             valid credentials without the needed scope (401 with a challenge
 │                            naming the scope, as the Docker token spec expects)
+├── AuthUnavailable          the state database cannot be used (full disk, I/O error): 503
 ├── UserExists               a user or token name is taken
 ├── InvalidName              a user name or a token's limit is not well formed
 └── NotFound                 no such user or token
@@ -38,6 +39,10 @@ class AccessDenied(AuthError):
     def __init__(self, message: str, wanted: Access | None = None) -> None:
         super().__init__(message)
         self.wanted = wanted
+
+
+class AuthUnavailable(AuthError):
+    pass
 
 
 class UserExists(AuthError):

@@ -11,18 +11,21 @@ import binascii
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from baepo.auth import bearer, passwords
 from baepo.auth.access import PULL, Access, Principal
 from baepo.auth.errors import (
     AccessDenied,
     AuthenticationRequired,
+    AuthUnavailable,
     InvalidName,
     NotFound,
     TooManyAttempts,
@@ -85,6 +88,19 @@ class Auth:
         self._throttle = throttle or Throttle(clock)
         self._hashing = hashing or Hashing(os.cpu_count() or 2)
 
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A database session; its failures (a full disk, an I/O error) become
+        `AuthUnavailable`, except a clash (`IntegrityError`), which callers name."""
+        try:
+            with self._db.session() as s:
+                yield s
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc  # the driver's words: "disk is full"
+            raise AuthUnavailable(f"the state database cannot be used: {reason}") from exc
+
     # -- users ---------------------------------------------------------------------------
 
     def ensure_admin(self, password: str | None) -> str | None:
@@ -92,7 +108,7 @@ class Auth:
 
         Returns a generated password that must be shown once, or None.
         """
-        with self._db.session() as s, s.begin():
+        with self._session() as s, s.begin():
             row = s.scalar(sa.select(UserRow).where(UserRow.name == ADMIN))
             if row is not None:
                 if password and not passwords.verify_password(password, row.password_hash):
@@ -126,19 +142,19 @@ class Auth:
             created_at=self._clock.now(),
         )
         try:
-            with self._db.session() as s, s.begin():
+            with self._session() as s, s.begin():
                 s.add(row)
         except IntegrityError as exc:
             raise UserExists(f"user {name!r} already exists") from exc
         return User(name, is_admin, row.created_at)
 
     def users(self) -> list[User]:
-        with self._db.session() as s:
+        with self._session() as s:
             rows = s.scalars(sa.select(UserRow).order_by(UserRow.name))
             return [User(r.name, r.is_admin, r.created_at) for r in rows]
 
     def delete_user(self, name: str) -> None:
-        with self._db.session() as s, s.begin():
+        with self._session() as s, s.begin():
             row = s.scalar(sa.select(UserRow).where(UserRow.name == name))
             if row is None:
                 raise NotFound(f"no user {name!r}")
@@ -162,7 +178,7 @@ class Auth:
         secret, prefix = passwords.new_token_secret()
         now = self._clock.now()
         try:
-            with self._db.session() as s, s.begin():
+            with self._session() as s, s.begin():
                 owner = s.scalar(sa.select(UserRow).where(UserRow.name == user))
                 if owner is None:
                     raise NotFound(f"no user {user!r}")
@@ -187,7 +203,7 @@ class Auth:
         q = sa.select(ApiTokenRow, UserRow.name).join(UserRow).order_by(ApiTokenRow.id)
         if user is not None:
             q = q.where(UserRow.name == user)
-        with self._db.session() as s:
+        with self._session() as s:
             return [
                 ApiToken(
                     t.id,
@@ -202,7 +218,7 @@ class Auth:
             ]
 
     def delete_token(self, user: str, name: str) -> None:
-        with self._db.session() as s, s.begin():
+        with self._session() as s, s.begin():
             owner = s.scalar(sa.select(UserRow).where(UserRow.name == user))
             deleted = 0
             if owner is not None:
@@ -258,7 +274,7 @@ class Auth:
         return caller
 
     def _verify_password(self, username: str, password: str) -> Caller | None:
-        with self._db.session() as s:
+        with self._session() as s:
             row = s.scalar(sa.select(UserRow).where(UserRow.name == username))
             found = None if row is None else (Caller(row.name, row.is_admin), row.password_hash)
         if found is None:
@@ -281,7 +297,7 @@ class Auth:
         if prefix is None:
             return None
         digest = passwords.hash_token(secret)
-        with self._db.session() as s, s.begin():
+        with self._session() as s, s.begin():
             for token, user in s.execute(
                 sa.select(ApiTokenRow, UserRow).join(UserRow).where(ApiTokenRow.prefix == prefix)
             ):

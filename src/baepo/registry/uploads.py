@@ -64,13 +64,18 @@ class Uploads:
             storage_call(lambda: self._driver.create_upload(upload.id))
             if persist:
                 now = ctx.clock.now()
-                ctx.records.write(
-                    lambda s: s.add(
-                        t.UploadRecord(
-                            id=upload.id, repository=repository, created_at=now, updated_at=now
+                try:
+                    ctx.records.write(
+                        lambda s: s.add(
+                            t.UploadRecord(
+                                id=upload.id, repository=repository, created_at=now, updated_at=now
+                            )
                         )
                     )
-                )
+                except RegistryUnavailable:  # no row (a full disk): leave no file either
+                    with contextlib.suppress(StorageError):
+                        self._driver.delete_upload(upload.id)
+                    raise
 
         await anyio.to_thread.run_sync(create)
         self._sessions.remember(upload)
@@ -185,7 +190,13 @@ class Uploads:
                     {"received": received, "expected": expected},
                 )
         except StorageError as exc:
-            upload.hasher = None  # rebuild from whatever reached the file
+            # Half a chunk is of no use to anyone (the client sends it again) and, on a full
+            # disk, is the space everyone else needs: cut the file back to where it was.
+            try:
+                writer.truncate(start)
+                upload.size, upload.hasher = start, snapshot
+            except StorageError:
+                upload.hasher = None  # rebuild from whatever reached the file
             raise RegistryUnavailable(f"storage error: {exc}") from exc
         finally:
             writer.close()

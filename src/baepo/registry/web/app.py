@@ -26,6 +26,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import anyio
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive, Scope, Send
 
@@ -107,17 +108,21 @@ class RegistryApp:
                 message["headers"] = [*message.get("headers", []), API_VERSION]
             await send(message)
 
-        request = Request(scope, receive)
+        body = _Body(receive)
+        request = Request(scope, body.receive)
         call = Call(request, self.registry, self.gate)
         try:
             response = await self._dispatch(call)
         except RegistryError as exc:
             response = error_response(exc, head=call.head)
+            if exc.status >= 500:  # our failure, not the client's: let it finish sending
+                await body.drain()
         except ClientDisconnect:
             return
         except Exception:
             log.exception("registry request %s %s failed", request.method, scope.get("path"))
             response = error_response(RegistryError("internal error"), head=call.head)
+            await body.drain()
         await response(scope, receive, send_with_version)
 
     async def _dispatch(self, call: Call) -> ASGIResponse:
@@ -166,6 +171,30 @@ def _route(path: str) -> tuple[str, str, str]:
     if match["tags"]:
         return "tags", name, ""
     return match["kind"], name, match["arg"]
+
+
+class _Body:
+    """The request body's progress, so that a request refused half-way (a full disk during an
+    upload) can be read to its end before the answer: a client still sending a large body to
+    a connection closed under it sees "connection reset", not the registry's error."""
+
+    DRAIN_S = 120.0
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.done = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.done = True
+        return message
+
+    async def drain(self) -> None:
+        """Read (and drop) what is left of the body, for at most `DRAIN_S` seconds."""
+        with anyio.move_on_after(self.DRAIN_S):
+            while not self.done:
+                await self.receive()
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -16,9 +16,20 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from baepo.auth.access import Access, Principal
-from baepo.auth.errors import AccessDenied, AuthenticationRequired, TooManyAttempts
+from baepo.auth.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    AuthUnavailable,
+    TooManyAttempts,
+)
 from baepo.auth.gate import RegistryGate
-from baepo.registry.errors import Denied, RegistryError, TooManyRequests, Unauthorized
+from baepo.registry.errors import (
+    Denied,
+    RegistryError,
+    RegistryUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 from baepo.registry.service import Registry
 
 T = TypeVar("T")
@@ -64,6 +75,8 @@ class Call:
             return await anyio.to_thread.run_sync(authorized_work)
         except (AuthenticationRequired, AccessDenied) as exc:
             raise self._refusal(exc, self.wanted) from exc
+        except AuthUnavailable as exc:
+            raise RegistryUnavailable(str(exc)) from exc
 
     async def check(self, wanted: Access, repo: str) -> Principal:
         """Another scope the request needs (a mount's source repository)."""
@@ -71,6 +84,8 @@ class Call:
             return await anyio.to_thread.run_sync(self._check, wanted, repo)
         except (AuthenticationRequired, AccessDenied) as exc:
             raise self._refusal(exc, wanted) from exc
+        except AuthUnavailable as exc:
+            raise RegistryUnavailable(str(exc)) from exc
 
     def _check(self, wanted: Access, repo: str | None) -> Principal:
         header = self.request.headers.get("authorization")
