@@ -114,9 +114,18 @@ class Case:
 DEPLOY_2 = desired(revision=2, operation=operation())
 CASES = [
     # -- a new service
-    Case("first instance and an empty route", desired(), expected=("start r1", "route ")),
-    Case("waits while its instance starts", desired(), (inst("a1", STARTING),), route()),
-    Case("routes it once healthy", desired(), (inst("a1"),), route(), expected=("route a1=ready",)),
+    Case("first instance, no route before it serves", desired(), expected=("start r1",)),
+    Case("waits while its instance starts", desired(), (inst("a1", STARTING),)),
+    Case("routes it once healthy", desired(), (inst("a1"),), expected=("route a1=ready",)),
+    Case(
+        "an empty route stays (a 503 page, not a 404)", desired(), (inst("a1", STARTING),), route()
+    ),
+    Case(
+        "a service deleted before it served gets no route",
+        desired(deleting=True, instances=0),
+        (inst("a1"),),
+        expected=("stop a1",),
+    ),
     Case("steady state: nothing to do", desired(), (inst("a1"),), route(("a1", READY))),
     Case(
         "scales up",

@@ -206,6 +206,11 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
     if desired.deleting and not live:
         if route is not None:
             actions.append(RemoveRoute())
+    elif route is None and (desired.deleting or not servers):
+        # Nothing to route to yet (a first deploy not ready, or failed: a missing image) or a
+        # service going away: no route, so no router reload for it (1000 failed creates made
+        # 1000 reloads).
+        pass
     else:
         actions += _gone_events(desired, observed, serving)
         paused = desired.paused or (
