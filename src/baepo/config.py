@@ -37,6 +37,10 @@ class Config:
     header_timeout_s: float = 15.0
     """Seconds a client has to send a request's headers before it gets 408."""
     body_timeout_s: float = 60.0
+    max_services_per_user: int = 50
+    """Live services one user (or team) may own; admins are not bound."""
+    max_instances_per_user: int = 100
+    """Instances (the sum of min_instances) one owner's services may keep running."""
     upload_ttl_s: float = 86400.0
     """An upload session idle this long is removed, its bytes and its row."""
     """Seconds a client may pause while sending a request body before it is closed."""

@@ -35,6 +35,7 @@ from baepo.connections import bounded_protocol, limits_for, raise_descriptor_lim
 from baepo.control import (
     ControlError,
     NetworkProber,
+    Quota,
     Reconciler,
     RegistryLink,
     SecretBox,
@@ -374,6 +375,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         reconciler=reconciler,
         https_port=config.https_port,
         reserved_names=(config.registry_host,) if config.registry_host else (),
+        quota=Quota(config.max_services_per_user, config.max_instances_per_user),
     )
     api = create_api(auth, registry, services, ca)
     app = Dispatcher(create_app(registry, auth), api)

@@ -11,10 +11,13 @@ import sqlalchemy as sa
 
 from baepo.control import (
     MASK,
+    Caller,
     InvalidServiceSpec,
     InvalidServiceState,
     OperationInProgress,
     OperationNotFound,
+    Quota,
+    QuotaExceeded,
     RevisionNotFound,
     SecretBox,
     SecretsUnreadable,
@@ -325,3 +328,24 @@ async def test_a_deploy_queued_behind_a_pause_fails_instead_of_serving_nothing(
     assert world.status(deploy.id) == "FAILED"
     assert "paused meanwhile" in world.services.operation(deploy.id).message
     assert world.services.describe("app").active_revision == 1
+
+
+async def test_a_user_is_bound_by_the_quota_and_an_admin_is_not(world: World) -> None:
+    services = Services(
+        db=world.db, engine=world.engine, secrets=world.box, clock=world.clock,
+        domain="localhost", registry=world.registry, quota=Quota(services=2, instances=3),
+    )  # fmt: skip
+    alice = Caller("alice", owners=frozenset({"alice"}))
+    services.create(SpecChange({"name": "one", "image": APP_1}), caller=alice)
+    _, created = services.create(SpecChange({"name": "two", "image": APP_1}), caller=alice)
+    await world.settle(world.done(created.id))
+    with pytest.raises(QuotaExceeded, match="alice may have at most 2 services"):
+        services.create(SpecChange({"name": "three", "image": APP_1}), caller=alice)
+    assert [s.name for s in services.list(caller=alice)] == ["one", "two"]
+    with pytest.raises(QuotaExceeded, match="at most 3 instances running, not 4"):
+        services.update("two", SpecChange({"min_instances": 3}), caller=alice)
+    services.update("two", SpecChange({"min_instances": 2}), caller=alice)
+    # Another user has a quota of their own; an admin (or the system) has none.
+    bob = Caller("bob", owners=frozenset({"bob"}))
+    services.create(SpecChange({"name": "bobs", "image": APP_1}), caller=bob)
+    services.create(SpecChange({"name": "three", "image": APP_1}), owner="alice")

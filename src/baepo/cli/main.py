@@ -93,6 +93,13 @@ def up(
             help="Seconds a client may pause while sending a body (then closed).", min=0.1
         ),
     ] = 60.0,
+    max_services_per_user: Annotated[
+        int, typer.Option(help="Live services one user may own (admins: no bound).", min=1)
+    ] = 50,
+    max_instances_per_user: Annotated[
+        int,
+        typer.Option(help="Instances (sum of min instances) one user's services may run.", min=1),
+    ] = 100,
     upload_ttl: Annotated[
         float,
         typer.Option(help="Seconds an idle blob upload is kept before it is removed.", min=1),
@@ -127,6 +134,8 @@ def up(
         header_timeout_s=header_timeout,
         body_timeout_s=body_timeout,
         upload_ttl_s=upload_ttl,
+        max_services_per_user=max_services_per_user,
+        max_instances_per_user=max_instances_per_user,
     )
     try:
         run(config)

@@ -24,6 +24,7 @@ from baepo.control.errors import (
     InvalidServiceState,
     OperationInProgress,
     OperationNotFound,
+    QuotaExceeded,
     RevisionNotFound,
     SecretsUnreadable,
     ServiceExists,
@@ -34,6 +35,7 @@ from baepo.control.lifecycle import Timing
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.planning import Health
 from baepo.control.probes import NetworkProber, Prober, ProbeResult
+from baepo.control.quotas import Quota
 from baepo.control.reconciler import Reconciler
 from baepo.control.services import Services
 from baepo.control.spec import (
@@ -80,6 +82,8 @@ __all__ = [
     "OperationView",
     "ProbeResult",
     "Prober",
+    "Quota",
+    "QuotaExceeded",
     "Reconciler",
     "RegistryLink",
     "RevisionNotFound",

@@ -11,6 +11,7 @@
     │   ├── OperationInProgress    another operation of the service is pending or in progress
     │   └── InvalidServiceState    not possible in this status (resume a running service,
     │                              deploy a deleted one, pause a paused one)
+    ├── QuotaExceeded          the owner has as many services, or instances, as a user may
     ├── SecretsUnreadable      the secrets key is missing or does not open a stored secret
     └── ControlUnavailable     the state database cannot be reached; retry later
 
@@ -50,6 +51,10 @@ class RevisionNotFound(ControlError):
 
 
 class OperationNotFound(ControlError):
+    pass
+
+
+class QuotaExceeded(ControlError):
     pass
 
 

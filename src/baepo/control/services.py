@@ -48,6 +48,7 @@ from baepo.control.images import RegistryLink, validate_image
 from baepo.control.instances import LABEL_INSTALLATION
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.planning import Health
+from baepo.control.quotas import Quota
 from baepo.control.spec import ServiceSpec, SpecChange
 from baepo.control.tables import OperationRow, ServiceRow
 from baepo.control.vault import SecretBox
@@ -98,6 +99,7 @@ class Services:
         reconciler: Reconciling | None = None,
         https_port: int = 443,
         reserved_names: tuple[str, ...] = (),
+        quota: Quota | None = None,
     ) -> None:
         self._db = db
         self._engine = engine
@@ -108,6 +110,7 @@ class Services:
         self._registry = registry or RegistryLink()
         self._reconciler: Reconciling = reconciler or _Detached()
         self._reserved = reserved_names  # names whose host Baepo itself answers (its registry)
+        self._quota = quota or Quota()
         # Service URLs name the router's HTTPS port unless it is the default one.
         self._url_suffix = self._domain + ("" if https_port == 443 else f":{https_port}")
 
@@ -141,6 +144,7 @@ class Services:
                 records.lock_service(s, spec.name)  # serializes creates (on SQLite, all changes)
                 if s.scalar(_live(spec.name)) is not None:
                     raise ServiceExists(f"a service named {spec.name!r} exists")
+                self._check_quota(s, owner, caller, spec)
                 self._check_domains(s, spec, caller)
                 service = ServiceRow(
                     id=records.new_id(),
@@ -166,6 +170,7 @@ class Services:
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "update")
             spec = wanted.applied_to(self._sealer.spec(service.spec), self._registry)
+            self._check_quota(s, service.owner, caller, spec)
             self._check_domains(s, spec, caller)
             payload = {"spec": self._sealer.document(spec)}
             return self._add(s, service, OperationKind.UPDATE_SERVICE, payload)
@@ -279,6 +284,18 @@ class Services:
             return [event_view(row) for row in records.events(s, service.id)]
 
     # -- internals -----------------------------------------------------------------------
+
+    def _check_quota(self, s: Session, owner: str, caller: Caller, spec: ServiceSpec) -> None:
+        """`spec` (new, or replacing the service of its name) fits the owner's quota; an
+        admin is not bound."""
+        if caller.owners is None:
+            return
+        others = [
+            row for row in records.live_services(s) if row.owner == owner and row.name != spec.name
+        ]
+        # The stored document holds min_instances in the clear (only secrets are sealed).
+        minimums = [int(row.spec.get("min_instances", 1)) for row in others]
+        self._quota.check(owner, len(others) + 1, [*minimums, spec.min_instances])
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
