@@ -7,6 +7,7 @@ keeps serving, and crashed or vanished instances come back.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from baepo.control import Services, SpecChange, records
 from baepo.control.operations import OperationKind
 from baepo.router import Route, ServerState
+from baepo.runtime import ContainerSpec, Instance
 from tests.control.conftest import World, app_image
 
 pytestmark = pytest.mark.anyio
@@ -466,3 +468,33 @@ async def test_a_slow_pull_of_one_service_holds_up_no_other_service(
         release.set()
     await world.settle(world.done(big.id))
     assert world.status(big.id) == "SUCCEEDED"
+
+
+async def test_a_service_stuck_in_the_engine_costs_only_itself(world: World) -> None:
+    """An engine call that hangs on one service's container (runc on a hostile spec) must not
+    hold up every other service's deploys while it waits for its timeout."""
+    release = threading.Event()
+    entered = threading.Event()
+    inside = threading.Event()  # the stuck call is under way right now
+    real_run = world.engine.run
+
+    def run(spec: ContainerSpec) -> Instance:
+        if spec.labels.get("baepo.service") == "stuck":
+            entered.set()
+            inside.set()
+            release.wait(30)  # a hanging runc, until its timeout
+            inside.clear()
+        return real_run(spec)
+
+    world.engine.run = run  # type: ignore[method-assign]
+    world.reconciler.timing = dataclasses.replace(world.reconciler.timing, pass_wait_s=0.05)
+    try:
+        world.services.create(SpecChange({"name": "stuck", "image": APP_1}))
+        await world.settle(entered.is_set, max_passes=40)
+        _, fine = world.services.create(SpecChange({"name": "fine", "image": APP_1}))
+        passes = await world.settle(world.done(fine.id), max_passes=40)
+        assert world.status(fine.id) == "SUCCEEDED" and passes < 40
+        assert inside.is_set(), "the other service waited for the stuck call to end"
+        assert world.services.describe("stuck").status == "OPERATION_IN_PROGRESS"
+    finally:
+        release.set()

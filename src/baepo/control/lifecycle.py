@@ -58,6 +58,9 @@ class Timing:
     """The pass interval otherwise (events wake the loop earlier)."""
     log_tail: int = 30
     """Lines of a failed instance's log copied into the operation's log."""
+    pass_wait_s: float = 5.0
+    """How long a pass waits for one service's work (an engine call that hangs on a hostile
+    container): a service still at work then costs only itself, not every other service."""
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,7 @@ class Reconciler:
         self._progress: dict[str, tuple[str, float]] = {}  # operation → (message, when)
         self._next_sweep = 0.0
         self._stops: dict[str, asyncio.Task[None]] = {}  # container → its stop under way
+        self._passes: dict[str, asyncio.Task[bool]] = {}  # service id → its convergence
         self._retired: set[str] = set()  # containers we stop, until no listing shows them
         self._begins: dict[str, asyncio.Task[None]] = {}  # service → its next operation's begin
         self._pushes = pushes
@@ -185,6 +186,8 @@ class Reconciler:
                 await self._nap(self.timing.poll_s if busy else self.timing.idle_s)
         finally:
             self._stopping.set()
+            for task in self._passes.values():
+                task.cancel()  # a pass stuck on the engine is redone after a restart
             if self._stops:
                 # Stops under way finish (bounded); one cut short is redone after a restart.
                 await asyncio.wait(list(self._stops.values()), timeout=self.timing.stop_timeout_s)
@@ -246,13 +249,8 @@ class Reconciler:
         for container in containers:
             if instances.labelled(container):
                 ours.setdefault(container.labels[LABEL_SERVICE], []).append(container)
-        results = await asyncio.gather(
-            *(self._converge(sid, name, ours.get(name, [])) for sid, name in services),
-            return_exceptions=True,
-        )
-        for (_, name), result in zip(services, results, strict=True):
-            if isinstance(result, BaseException):
-                log.error("reconciling %s failed", name, exc_info=result)
+        lagging = self._converge_all(services, ours)
+        results = await self._results(lagging)
         known = {name for _, name in services}
         orphans = [c for name, cs in ours.items() if name not in known for c in cs]
         for orphan in orphans:
@@ -265,6 +263,45 @@ class Reconciler:
             self._next_sweep = self._clock.monotonic() + NETWORK_SWEEP_S
             await asyncio.to_thread(self._sweep_networks, known | set(ours))
         return busy or any(r is not False for r in results) or bool(orphans)
+
+    def _converge_all(
+        self, services: list[tuple[str, str]], ours: dict[str, list[Instance]]
+    ) -> list[tuple[str, asyncio.Task[bool], bool]]:
+        """Start each service's convergence, unless its last one is still at work (an engine
+        call stuck on one container): that service waits, the others go on. Each with whether
+        it was started now."""
+        passes: list[tuple[str, asyncio.Task[bool], bool]] = []
+        live = {sid for sid, _ in services}
+        for sid in [s for s, task in self._passes.items() if s not in live and task.done()]:
+            del self._passes[sid]
+        for sid, name in services:
+            running = self._passes.get(sid)
+            if running is not None and not running.done():
+                passes.append((name, running, False))
+                continue
+            task = asyncio.ensure_future(self._converge(sid, name, ours.get(name, [])))
+            self._passes[sid] = task
+            passes.append((name, task, True))
+        return passes
+
+    async def _results(self, passes: list[tuple[str, asyncio.Task[bool], bool]]) -> list[object]:
+        """Each pass's result, waiting at most `pass_wait_s` for those started now (one that
+        lags from an earlier pass is not waited for again); one still at work counts as busy."""
+        new = [task for _, task, fresh in passes if fresh]
+        if new:
+            await asyncio.wait(new, timeout=self.timing.pass_wait_s)
+        results: list[object] = []
+        for name, task, _ in passes:
+            if not task.done():
+                results.append(True)
+            elif task.cancelled():
+                results.append(False)
+            elif (error := task.exception()) is not None:
+                log.error("reconciling %s failed", name, exc_info=error)
+                results.append(error)
+            else:
+                results.append(task.result())
+        return results
 
     def _sweep_networks(self, in_use: set[str]) -> None:
         """Remove the networks of services that are gone and hold no container any more."""
