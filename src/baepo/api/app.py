@@ -36,6 +36,7 @@ def create_api(
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
+        responses=errors.ERROR_RESPONSES,
     )
     errors.install(api)
 

@@ -9,9 +9,13 @@ its model `422 INVALID_REQUEST`. Bad input is a room error of its own type (`Inv
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from baepo.auth import (
     AccessDenied,
@@ -36,6 +40,34 @@ from baepo.control import (
     ServiceNotFound,
 )
 from baepo.registry import RegistryError
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="a stable code, e.g. SERVICE_NOT_FOUND")
+    message: str = Field(description="one line for a person")
+
+
+class ErrorBody(BaseModel):
+    """What every error answer of the API is."""
+
+    error: ErrorDetail
+
+
+_ERROR_STATUSES = {
+    400: "Bad input (a room's error names the field)",
+    401: "Not signed in, or wrong credentials",
+    403: "Not allowed, or over a quota",
+    404: "No such thing (or not the caller's to see)",
+    409: "Clashes with the current state (an operation in progress, a name taken)",
+    422: "JSON of the wrong shape",
+    429: "Too many failed sign-ins: see Retry-After",
+    500: "A bug: the error is logged",
+    503: "The state database or storage cannot be used now (a full disk)",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _ERROR_STATUSES.items()
+}
+"""Documents the error answers on every route (OpenAPI), in the shape `error_response` makes."""
 
 
 class ApiError(Exception):
@@ -103,12 +135,23 @@ def install(app: FastAPI, extra: dict[type[Exception], tuple[int, str]] | None =
         # Logged with its traceback by Starlette; the client gets the API's shape, not text.
         return error_response(500, "INTERNAL", "internal error")
 
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette's own (no such route, method not allowed) in the API's shape too.
+        assert isinstance(exc, StarletteHTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, code, str(exc.detail), headers)
+
     app.add_exception_handler(Exception, unexpected)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(RegistryError, registry_error)
     for kind in table:
         app.add_exception_handler(kind, room_error)
+
+
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "INVALID_REQUEST"}
 
 
 def _headers(exc: Exception) -> dict[str, str] | None:

@@ -44,6 +44,7 @@ class GcIn(BaseModel):
     grace_seconds: float = Field(
         default=DEFAULT_GRACE_SECONDS,
         ge=0,
+        le=10 * 365 * 86400,  # ten years: beyond, the cut-off date is before any date there is
         description="blobs and uploads younger than this are kept (pushes in progress)",
     )
 

@@ -37,6 +37,12 @@ from baepo.storage import StorageError
 from baepo.store import affected
 
 DEFAULT_GRACE_SECONDS = 3600.0
+LONGEST_GRACE_SECONDS = 10 * 365 * 86400.0
+"""Longer ago than ten years is "never" (and a cut-off date must stay a date)."""
+
+
+def _cutoff(now: datetime, seconds: float) -> datetime:
+    return now - timedelta(seconds=min(max(0.0, seconds), LONGEST_GRACE_SECONDS))
 
 
 @dataclass
@@ -76,7 +82,7 @@ def collect(
     delete_untagged: bool = False,
 ) -> GcReport:
     report = GcReport(dry_run)
-    cutoff = ctx.clock.now() - timedelta(seconds=max(0.0, grace_seconds))
+    cutoff = _cutoff(ctx.clock.now(), grace_seconds)
     doomed: set[int] = set()
     if delete_untagged:
         doomed = _untagged(ctx, cutoff, report)
@@ -93,7 +99,7 @@ def collect(
 def expire_uploads(ctx: RegistryContext, max_idle_seconds: float) -> GcReport:
     """Remove upload sessions idle for longer than `max_idle_seconds`, files and rows."""
     report = GcReport(dry_run=False)
-    _sweep_uploads(ctx, ctx.clock.now() - timedelta(seconds=max(0.0, max_idle_seconds)), report)
+    _sweep_uploads(ctx, _cutoff(ctx.clock.now(), max_idle_seconds), report)
     return report
 
 
