@@ -37,18 +37,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import josepy
-import requests
-from acme import challenges as acme_challenges
-from acme import client as acme_client
-from acme import crypto_util, messages
-from acme import errors as acme_errors
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from josepy.jwa import ES256
-from josepy.jwk import JWKEC
 
 from baepo.clock import Clock
 from baepo.keyfiles import write_private
@@ -59,6 +52,13 @@ from baepo.router.certificates import (
 )
 from baepo.router.challenges import ChallengeStore
 from baepo.router.errors import CertificateError
+
+if TYPE_CHECKING:
+    # The ACME client (acme, josepy: 12 MB of Baepo's memory) is imported only once Baepo
+    # talks to an ACME server, which most installations never do.
+    from acme import client as acme_client
+    from acme import errors as acme_errors
+    from acme import messages
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,8 @@ class AcmeIssuer:
     # --- one order ----------------------------------------------------------------------
 
     def _order(self, names: tuple[str, ...]) -> IssuedCertificate:
+        from acme import crypto_util, messages
+
         client = self._account()
         key = ec.generate_private_key(ec.SECP256R1())
         key_pem = _key_pem(key)
@@ -157,6 +159,12 @@ class AcmeIssuer:
         return IssuedCertificate(names, pem + key_pem.decode(), leaf.not_valid_after_utc)
 
     def _account(self) -> acme_client.ClientV2:
+        from acme import client as acme_client
+        from acme import errors as acme_errors
+        from acme import messages
+        from josepy.jwa import ES256
+        from josepy.jwk import JWKEC
+
         if self._client is not None:
             return self._client
         key = JWKEC(key=self.account_key())
@@ -187,6 +195,11 @@ class AcmeIssuer:
     def _boundary(self, names: tuple[str, ...]) -> Iterator[None]:
         """Map foreign errors to `CertificateError`; forget the client after any failure (a
         restarted server no longer knows the account)."""
+        import josepy
+        import requests
+        from acme import errors as acme_errors
+        from acme import messages
+
         what = ", ".join(names)
         url = self.settings.directory_url
         try:
@@ -294,6 +307,8 @@ def is_local(hostname: str, local_domains: Sequence[str]) -> bool:
 
 
 def _http01(authz: messages.AuthorizationResource) -> messages.ChallengeBody:
+    from acme import challenges as acme_challenges
+
     for challenge in authz.body.challenges:
         if isinstance(challenge.chall, acme_challenges.HTTP01):
             return challenge
