@@ -68,6 +68,18 @@ class BaepoProcess:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> None:
+        """Start and wait until it answers. A port `free_port` found free can be taken by
+        another process before Baepo binds it: then new ports, a few times."""
+        for attempt in range(3):
+            try:
+                self._start(timeout)
+                return
+            except RuntimeError as exc:
+                if attempt == 2 or "Address already in use" not in str(exc):
+                    raise
+                self.port, self.http_port, self.https_port = free_port(), free_port(), free_port()
+
+    def _start(self, timeout: float) -> None:
         self.log_path = self.data_dir.parent / f"baepo-{self.port}.log"
         env = {**os.environ, "BAEPO_ADMIN_PASSWORD": self.password}
         log = self.log_path.open("ab")
