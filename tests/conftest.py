@@ -178,14 +178,23 @@ class BaepoProcess:
             r.raise_for_status()
 
 
+@contextlib.contextmanager
+def running(data_dir: Path, *flags: str) -> Iterator[BaepoProcess]:
+    """A `baepo up` with these flags for the block; stopped, with its data plane, after it."""
+    server = BaepoProcess(data_dir, extra_args=flags)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.stop_data_plane()
+
+
 @pytest.fixture(scope="session")
 def baepo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaepoProcess]:
     """One Baepo for the whole session (tests use their own repository names)."""
-    server = BaepoProcess(tmp_path_factory.mktemp("baepo") / "data")
-    server.start()
-    yield server
-    server.stop()
-    server.stop_data_plane()
+    with running(tmp_path_factory.mktemp("baepo") / "data") as server:
+        yield server
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from baepo.config import Config
-from tests.conftest import BaepoProcess
+from tests.conftest import BaepoProcess, running
 
 pytestmark = pytest.mark.integration
 
@@ -23,16 +23,9 @@ QUOTA = 20
 
 @pytest.fixture
 def baepo(tmp_path: Path) -> Iterator[BaepoProcess]:
-    server = BaepoProcess(
-        tmp_path / "data",
-        extra_args=("--max-services-per-user", str(QUOTA), "--deploy-timeout", "30"),
-    )
-    server.start()
-    try:
+    flags = ("--max-services-per-user", str(QUOTA), "--deploy-timeout", "30")
+    with running(tmp_path / "data", *flags) as server:
         yield server
-    finally:
-        server.stop()
-        server.stop_data_plane()
 
 
 def user_client(server: BaepoProcess, name: str) -> httpx.Client:

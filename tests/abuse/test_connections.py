@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BaepoProcess
+from tests.conftest import BaepoProcess, running
 
 pytestmark = pytest.mark.integration
 
@@ -21,16 +21,9 @@ MAX = 40
 
 @pytest.fixture
 def bounded(tmp_path: Path) -> Iterator[BaepoProcess]:
-    server = BaepoProcess(
-        tmp_path / "data",
-        extra_args=("--max-connections", str(MAX), "--header-timeout", "2", "--body-timeout", "2"),
-    )
-    server.start()
-    try:
+    flags = ("--max-connections", str(MAX), "--header-timeout", "2", "--body-timeout", "2")
+    with running(tmp_path / "data", *flags) as server:
         yield server
-    finally:
-        server.stop()
-        server.stop_data_plane()
 
 
 def connect(server: BaepoProcess) -> socket.socket:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.components import missing
-from tests.conftest import ADMIN_PASSWORD, BaepoProcess
+from tests.conftest import ADMIN_PASSWORD, BaepoProcess, running
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +35,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def cramped(small_disk: Path) -> Iterator[BaepoProcess]:
-    server = BaepoProcess(small_disk / "data")
-    server.start()
-    try:
+    with running(small_disk / "data") as server:
         yield server
-    finally:
-        server.stop()
-        server.stop_data_plane()
 
 
 def chunks(total: int, size: int = MB) -> Iterator[bytes]:

@@ -13,20 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, BaepoProcess
+from tests.conftest import ADMIN_PASSWORD, BaepoProcess, running
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def baepo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaepoProcess]:
-    server = BaepoProcess(tmp_path_factory.mktemp("flood") / "data")
-    server.start()
-    try:
+    with running(tmp_path_factory.mktemp("flood") / "data") as server:
         yield server
-    finally:
-        server.stop()
-        server.stop_data_plane()
 
 
 def from_address(address: str, base_url: str) -> httpx.Client:

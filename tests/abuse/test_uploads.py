@@ -11,20 +11,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import BaepoProcess
+from tests.conftest import BaepoProcess, running
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def short_lived(tmp_path: Path) -> Iterator[BaepoProcess]:
-    server = BaepoProcess(tmp_path / "data", extra_args=("--upload-ttl", "2"))
-    server.start()
-    try:
+    with running(tmp_path / "data", "--upload-ttl", "2") as server:
         yield server
-    finally:
-        server.stop()
-        server.stop_data_plane()
 
 
 def test_abandoned_uploads_expire_files_and_rows(short_lived: BaepoProcess) -> None:

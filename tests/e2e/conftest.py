@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.clients import Docker, docker_host
-from tests.conftest import BaepoProcess
+from tests.conftest import BaepoProcess, running
 
 
 def parse_wrk(output: str) -> tuple[int, int, int]:
@@ -161,40 +161,40 @@ def https_client(ca_file: Path, port: int, host: str, timeout: float = 10) -> ht
     return httpx.Client(base_url=f"https://{host}", transport=ToRouter(), timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextmanager
+def open_stack(root: Path, *flags: str) -> Iterator[Stack]:
+    """Baepo started with `flags`, the docker CLI and Baepo's CLI signed in to it, its CA
+    saved: for the block."""
     host = docker_host()
     os.environ.setdefault("DOCKER_HOST", host)
-    root = tmp_path_factory.mktemp("stack")
+    with running(root / "data", *flags) as baepo:
+        docker = Docker(host, root / "docker")
+        docker("login", baepo.host, "-u", "admin", "--password-stdin", input=baepo.password)
+        env = {"BAEPO_CONFIG": str(root / "cli.json"), "BAEPO_URL": baepo.url, "COLUMNS": "200"}
+        stack = Stack(baepo, docker, env, root / "ca.pem")
+        done = subprocess.run(
+            [sys.executable, "-m", "baepo", "login", "--password-stdin"],
+            env={**os.environ, **env},
+            input=baepo.password + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        stack.cli("ca", "--out", str(stack.ca_file))
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     sample = subprocess.run(
         [str(Path(__file__).resolve().parents[2] / "scripts/sample-image")],
-        env={**os.environ, "DOCKER_HOST": host},
+        env={**os.environ, "DOCKER_HOST": docker_host()},
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     ).stdout.strip()
-    baepo = BaepoProcess(
-        root / "data", extra_args=("--deploy-timeout", "20", "--sample-image", sample)
-    )
-    baepo.start()
-    docker = Docker(host, root / "docker")
-    docker("login", baepo.host, "-u", "admin", "--password-stdin", input=baepo.password)
-    env = {"BAEPO_CONFIG": str(root / "cli.json"), "BAEPO_URL": baepo.url, "COLUMNS": "200"}
-    ca_file = root / "ca.pem"
-    stack = Stack(baepo, docker, env, ca_file)
-    done = subprocess.run(
-        [sys.executable, "-m", "baepo", "login", "--password-stdin"],
-        env={**os.environ, **env},
-        input=baepo.password + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    stack.cli("ca", "--out", str(ca_file))
-    try:
+    root = tmp_path_factory.mktemp("stack")
+    with open_stack(root, "--deploy-timeout", "20", "--sample-image", sample) as stack:
         yield stack
-    finally:
-        baepo.stop()
-        baepo.stop_data_plane()

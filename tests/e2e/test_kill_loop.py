@@ -26,9 +26,8 @@ import pytest
 
 from baepo.config import Config
 from baepo.runtime import DockerEngine
-from tests.clients import Docker, docker_host
 from tests.conftest import BaepoProcess
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, open_stack
 
 pytestmark = pytest.mark.integration
 
@@ -41,31 +40,9 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own: upload sessions expire after 3 s, so none may be left over."""
-    host = docker_host()
-    os.environ.setdefault("DOCKER_HOST", host)
     root = tmp_path_factory.mktemp("kill-loop")
-    flags = ("--deploy-timeout", "30", "--upload-ttl", "3")
-    baepo = BaepoProcess(root / "data", extra_args=flags)
-    baepo.start()
-    docker = Docker(host, root / "docker")
-    docker("login", baepo.host, "-u", "admin", "--password-stdin", input=baepo.password)
-    env = {"BAEPO_CONFIG": str(root / "cli.json"), "BAEPO_URL": baepo.url, "COLUMNS": "200"}
-    stack = Stack(baepo, docker, env, root / "ca.pem")
-    login = subprocess.run(
-        [sys.executable, "-m", "baepo", "login", "--password-stdin"],
-        env={**os.environ, **env},
-        input=baepo.password + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert login.returncode == 0, login.stderr
-    stack.cli("ca", "--out", str(stack.ca_file))
-    try:
+    with open_stack(root, "--deploy-timeout", "30", "--upload-ttl", "3") as stack:
         yield stack
-    finally:
-        baepo.stop()
-        baepo.stop_data_plane()
 
 
 def sha256(data: bytes) -> str:
