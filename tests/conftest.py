@@ -179,9 +179,11 @@ class BaepoProcess:
 
 
 @contextlib.contextmanager
-def running(data_dir: Path, *flags: str) -> Iterator[BaepoProcess]:
+def running(data_dir: Path, *flags: str, http_port: int | None = None) -> Iterator[BaepoProcess]:
     """A `baepo up` with these flags for the block; stopped, with its data plane, after it."""
     server = BaepoProcess(data_dir, extra_args=flags)
+    if http_port is not None:
+        server.http_port = http_port
     server.start()
     try:
         yield server

@@ -162,12 +162,12 @@ def https_client(ca_file: Path, port: int, host: str, timeout: float = 10) -> ht
 
 
 @contextmanager
-def open_stack(root: Path, *flags: str) -> Iterator[Stack]:
+def open_stack(root: Path, *flags: str, http_port: int | None = None) -> Iterator[Stack]:
     """Baepo started with `flags`, the docker CLI and Baepo's CLI signed in to it, its CA
     saved: for the block."""
     host = docker_host()
     os.environ.setdefault("DOCKER_HOST", host)
-    with running(root / "data", *flags) as baepo:
+    with running(root / "data", *flags, http_port=http_port) as baepo:
         docker = Docker(host, root / "docker")
         docker("login", baepo.host, "-u", "admin", "--password-stdin", input=baepo.password)
         env = {"BAEPO_CONFIG": str(root / "cli.json"), "BAEPO_URL": baepo.url, "COLUMNS": "200"}

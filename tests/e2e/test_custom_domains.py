@@ -15,7 +15,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,10 +27,9 @@ from cryptography import x509
 
 from baepo.clock import SystemClock
 from baepo.router import LocalCA
-from tests.clients import Docker, docker_host
 from tests.components import missing
-from tests.conftest import BaepoProcess, free_port
-from tests.e2e.conftest import Stack
+from tests.conftest import free_port
+from tests.e2e.conftest import Stack, open_stack
 from tests.router.conftest import HAPROXY
 from tests.router.test_acme import PEBBLE, DnsResponder, sans_of, wait_until
 
@@ -117,51 +115,27 @@ def acme_stack() -> Iterator[AcmeStack]:
     for binary in (PEBBLE, HAPROXY):
         if not shutil.which(binary):
             missing(f"{binary} is not installed")
-    host = docker_host()
-    os.environ.setdefault("DOCKER_HOST", host)
     root = Path(tempfile.mkdtemp(prefix="baepo-domains-", dir="/tmp"))  # short socket paths
     dns = DnsResponder()
-    baepo: BaepoProcess | None = None
     pebble: Pebble | None = None
     try:
         http_port = free_port()
         pebble = Pebble(root, http_port, dns)
-        baepo = BaepoProcess(
-            root / "data",
-            http_port=http_port,
-            extra_args=(
-                "--deploy-timeout",
-                "20",
-                "--acme-directory",
-                pebble.directory_url,
-                "--acme-email",
-                "ops@example.test",
-                "--acme-ca-bundle",
-                str(pebble.tls_ca),
-                "--acme-challenge-port",
-                str(free_port()),
-            ),
+        flags = (
+            "--deploy-timeout",
+            "20",
+            "--acme-directory",
+            pebble.directory_url,
+            "--acme-email",
+            "ops@example.test",
+            "--acme-ca-bundle",
+            str(pebble.tls_ca),
+            "--acme-challenge-port",
+            str(free_port()),
         )
-        baepo.start()
-        docker = Docker(host, root / "docker")
-        docker("login", baepo.host, "-u", "admin", "--password-stdin", input=baepo.password)
-        env = {"BAEPO_CONFIG": str(root / "cli.json"), "BAEPO_URL": baepo.url, "COLUMNS": "200"}
-        stack = Stack(baepo, docker, env, root / "ca.pem")
-        done = subprocess.run(
-            [sys.executable, "-m", "baepo", "login", "--password-stdin"],
-            env={**os.environ, **env},
-            input=baepo.password + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        stack.cli("ca", "--out", str(stack.ca_file))
-        yield AcmeStack(stack, pebble)
+        with open_stack(root, *flags, http_port=http_port) as stack:
+            yield AcmeStack(stack, pebble)
     finally:
-        if baepo is not None:
-            baepo.stop()
-            baepo.stop_data_plane()
         if pebble is not None:
             pebble.stop()
         dns.close()
