@@ -4,12 +4,17 @@ Two workloads, each pushed (OCI layout → registry) and pulled (registry → OC
 skopeo, several rounds, best round kept:
   big   one image with a single 100 MB layer
   many  one image with 50 layers of 1 MB
-Also reports Baepo's idle resident memory (after start-up, and after the workloads).
+and two with many clients at once (httpx, one connection per client):
+  manifests  32 clients PUT 2,000 small manifests (distinct tags) over the same two blobs
+  pulls      32 clients GET one 50 MB blob, 4 times each
+Also reports Baepo's resident memory: idle after start-up, its peak, and idle after the runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -17,7 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -25,6 +33,7 @@ from tests.clients import OciLayout
 from tests.conftest import BaepoProcess, free_port
 
 MB = 1_000_000
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 def rss_mib(pid: int) -> float:
@@ -91,9 +100,88 @@ def run_round(
     return push, pull
 
 
+def push_blob(client: httpx.Client, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    started = client.post(f"/v2/{repo}/blobs/uploads/")
+    started.raise_for_status()
+    client.put(
+        started.headers["location"], params={"digest": digest}, content=data
+    ).raise_for_status()
+    return digest
+
+
+def manifest_puts(url: str, auth: tuple[str, str] | None, clients: int, total: int) -> float:
+    """Manifests per second, `clients` at once, each a distinct tag over the same blobs."""
+    repo = "bench/manifests"
+    with httpx.Client(base_url=url, auth=auth, timeout=60) as setup:
+        config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+        layer = os.urandom(1024)
+        descriptors = [
+            ("application/vnd.oci.image.config.v1+json", config, push_blob(setup, repo, config)),
+            ("application/vnd.oci.image.layer.v1.tar", layer, push_blob(setup, repo, layer)),
+        ]
+    (ctype, cdata, cdigest), (ltype, ldata, ldigest) = descriptors
+
+    def document(n: int) -> bytes:
+        return json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": ctype, "digest": cdigest, "size": len(cdata)},
+                "layers": [{"mediaType": ltype, "digest": ldigest, "size": len(ldata)}],
+                "annotations": {"n": str(n)},
+            }
+        ).encode()
+
+    def worker(first: int) -> None:
+        with httpx.Client(base_url=url, auth=auth, timeout=60) as client:
+            for n in range(first, total, clients):
+                client.put(
+                    f"/v2/{repo}/manifests/t{n}",
+                    content=document(n),
+                    headers={"Content-Type": OCI_MANIFEST},
+                ).raise_for_status()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(worker, range(clients)))
+    return total / (time.perf_counter() - start)
+
+
+def blob_pulls(url: str, auth: tuple[str, str] | None, clients: int, each: int) -> float:
+    """MB/s of `clients` pulling one 50 MB blob at once, `each` times each."""
+    repo = "bench/pulls"
+    data = os.urandom(50 * MB)
+    with httpx.Client(base_url=url, auth=auth, timeout=120) as setup:
+        digest = push_blob(setup, repo, data)
+
+    def worker(_: int) -> int:
+        got = 0
+        with httpx.Client(base_url=url, auth=auth, timeout=120) as client:
+            for _ in range(each):
+                with client.stream("GET", f"/v2/{repo}/blobs/{digest}") as answer:
+                    answer.raise_for_status()
+                    for chunk in answer.iter_bytes(1 << 20):
+                        got += len(chunk)
+        return got
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        total = sum(pool.map(worker, range(clients)))
+    return total / (time.perf_counter() - start) / MB
+
+
+def peak_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="baepo-bench-") as tmp:
         work = Path(tmp)
@@ -110,6 +198,7 @@ def main() -> None:
             "baepo": (baepo.host, [f"creds=admin:{baepo.password}"]),
         }
         results: dict[tuple[str, str, str], float] = {}
+        many: dict[tuple[str, str], float] = {}
         try:
             for n in range(args.rounds):
                 # Fresh content every round: skopeo remembers where blobs live and would
@@ -127,7 +216,13 @@ def main() -> None:
                             key = (name, tag, kind)
                             results[key] = min(results.get(key, float("inf")), secs)
                 shutil.rmtree(layout.root)
-            time.sleep(2)
+            admin = ("admin", baepo.password)
+            urls = {"distribution": (f"http://{dist_host}", None), "baepo": (baepo.url, admin)}
+            for name, (url, auth) in urls.items():
+                many[(name, "manifests")] = manifest_puts(url, auth, args.clients, 2000)
+                many[(name, "pulls")] = blob_pulls(url, auth, args.clients, 4)
+            peak = peak_mib(baepo.process.pid)
+            time.sleep(5)
             idle_after = rss_mib(baepo.process.pid)
         finally:
             baepo.stop()
@@ -140,9 +235,15 @@ def main() -> None:
             d = sizes[tag] / results[("distribution", tag, kind)] / MB
             b = sizes[tag] / results[("baepo", tag, kind)] / MB
             print(f"{tag:<10} {kind:<5} {d:>9.1f} MB/s {b:>7.1f} MB/s {b / d:>6.2f}x")
+    for workload, unit in (("manifests", "PUT/s"), ("pulls", "MB/s")):
+        d, b = many[("distribution", workload)], many[("baepo", workload)]
+        print(
+            f"{workload:<10} {args.clients:<5} {d:>8.1f} {unit:<5}"
+            f" {b:>6.1f} {unit:<5} {b / d:>5.2f}x"
+        )
     print(
-        f"baepo idle RSS: {idle_start:.1f} MiB after start, {idle_after:.1f} MiB after the runs"
-        f" (cpu count {os.cpu_count()})"
+        f"baepo RSS: {idle_start:.1f} MiB idle after start, {peak:.1f} MiB at its peak,"
+        f" {idle_after:.1f} MiB idle after the runs (cpu count {os.cpu_count()})"
     )
 
 
