@@ -22,7 +22,7 @@ import pytest
 from cryptography import x509
 
 from baepo.clock import FakeClock
-from baepo.router import HAProxyRouter, Route, Server
+from baepo.router import HAProxyRouter, Route, RouterError, Server
 from tests.components import missing
 from tests.router.backends import Backend
 from tests.router.conftest import Plane
@@ -179,6 +179,40 @@ def test_routes_put_at_once_for_two_new_services_are_both_kept(
     assert plane.get("bbb.localhost").text.startswith("bbb ")
 
 
+def test_many_routes_put_at_once_share_reloads_and_a_bad_one_fails_alone(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    """Fifty services changing at once must not cost fifty reloads (each a full `haproxy -c`
+    and a new worker): changes queued while one applies go together in the next apply."""
+    plane.router.put(Route("owner", ("taken.localhost",)))
+    before = plane.router.processes().reloads
+    names = [f"svc{n:02d}" for n in range(30)]
+    routes = [
+        Route(name, (f"{name}.localhost",), (Server(f"{name}a", backends["aaa"].address),))
+        for name in names
+    ]
+    bad = Route("thief", ("taken.localhost",))  # another service's host name
+    errors: list[Exception] = []
+
+    def put(route: Route) -> None:
+        try:
+            plane.router.put(route)
+        except RouterError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=put, args=(r,)) for r in [*routes, bad]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(s.name for s in plane.router.table().services) == sorted([*names, "owner"])
+    assert len(errors) == 1 and "taken.localhost" in str(errors[0]), errors
+    reloads = plane.router.processes().reloads - before
+    assert 1 <= reloads < len(names) // 2, reloads
+    for name in names[:3] + names[-3:]:
+        assert plane.get(f"{name}.localhost").text.startswith("aaa ")
+
+
 def test_requests_longer_than_a_short_timeout_pass(
     plane: Plane, backends: dict[str, Backend]
 ) -> None:
@@ -191,7 +225,8 @@ def test_requests_beyond_max_concurrency_queue(plane: Plane, backends: dict[str,
     router = plane.router
     ensure_service(router, "app", ["app.localhost"], max_concurrency=1)
     add_server(router, "app", "a", backends["a"].address)
-    first = Background(lambda: plane.get("app.localhost", "/slow?seconds=1.5"))
+    # Long enough to see both (one served, one queued) on a busy machine.
+    first = Background(lambda: plane.get("app.localhost", "/slow?seconds=4"))
     second = Background(lambda: plane.get("app.localhost", "/slow?seconds=0.1"))
     wait_until(
         lambda: (

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,13 @@ _FIRST_RETRY_S = 0.25
 _MAX_RETRY_S = 5.0
 
 
+@dataclass(eq=False)
+class _Edit:
+    change: Callable[[RoutingTable], RoutingTable]
+    done: bool = False
+    error: RouterError | None = None
+
+
 class HAProxyRouter:
     def __init__(
         self, settings: RouterSettings, certificates: CertificateSource, clock: Clock
@@ -93,6 +101,8 @@ class HAProxyRouter:
         self._api = self._process.worker
         self._table = RoutingTable()
         self._lock = threading.RLock()
+        self._queue: list[_Edit] = []  # route changes waiting for the lock (see `_edit`)
+        self._queue_lock = threading.Lock()
         self._started = False
         # Servers gone from the table that HAProxy still holds idle connections to: deleted
         # once their connections are purged (each heal and apply tries again).
@@ -161,16 +171,66 @@ class HAProxyRouter:
         return RouteState(route, {s.name: s.in_flight for s in stats.servers})
 
     def put(self, route: Route) -> None:
-        # The reconciler converges services concurrently; each put is a read-modify-write of
-        # the one routing table, so they take turns (otherwise the last writer wins).
-        with self._lock:
-            if self._table.service(route.name) != route:
-                self.apply(self._table.with_service(route))
+        self._edit(lambda t: t if t.service(route.name) == route else t.with_service(route))
 
     def remove(self, service: str) -> None:
+        self._edit(lambda t: t.without_service(service) if t.service(service) else t)
+
+    def _edit(self, change: Callable[[RoutingTable], RoutingTable]) -> None:
+        """Apply one route's change, together with those asked for meanwhile (group commit).
+
+        The reconciler converges services concurrently; each change is a read-modify-write of
+        the one routing table, so they take turns. Whoever takes the lock applies every change
+        queued by then, in one apply: fifty services changing at once cost one reload, not
+        fifty. A change that is itself wrong (a reserved host name) fails alone; if the
+        combined apply fails, each change is applied on its own, so one bad route cannot fail
+        the others.
+        """
+        mine = _Edit(change)
+        with self._queue_lock:
+            self._queue.append(mine)
         with self._lock:
-            if self._table.service(service) is not None:
-                self.apply(self._table.without_service(service))
+            if not mine.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    self._apply_batch(batch)
+                except BaseException as exc:  # a bug: no queued change may wait forever on it
+                    for edit in batch:
+                        if not edit.done:
+                            edit.error = edit.error or RouterError(f"route change failed: {exc}")
+                            edit.done = True
+                    raise
+        if mine.error is not None:
+            raise mine.error
+
+    def _apply_batch(self, batch: list[_Edit]) -> None:
+        table = self._table
+        for edit in batch:
+            try:
+                candidate = edit.change(table)
+                self._check_reserved(candidate)
+            except RouterError as exc:
+                edit.error = exc
+                continue
+            table = candidate
+        pending = [e for e in batch if e.error is None]
+        try:
+            if table != self._table:
+                self.apply(table)
+        except RouterError as exc:
+            if len(pending) == 1:
+                pending[0].error = exc
+            else:
+                for edit in pending:  # one at a time: the failure stays with its own route
+                    try:
+                        changed = edit.change(self._table)
+                        if changed != self._table:
+                            self.apply(changed)
+                    except RouterError as alone:
+                        edit.error = alone
+        for edit in batch:
+            edit.done = True
 
     # --- the whole table ----------------------------------------------------------------
 
