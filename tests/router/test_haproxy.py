@@ -5,6 +5,7 @@ Every test here is what a user of a Baepo service would notice.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from cryptography import x509
 
 from baepo.clock import FakeClock
 from baepo.router import HAProxyRouter, Route, RouterError, Server
+from baepo.router.errors import CommandFailed
 from tests.components import missing
 from tests.router.backends import Backend
 from tests.router.conftest import Plane
@@ -362,3 +364,26 @@ def test_a_dead_haproxy_is_started_again_on_the_next_change(
 
 def _zombie(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_an_old_worker_that_ends_while_asked_counts_as_done(
+    plane: Plane, backends: dict[str, Backend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old workers are listed, then asked one by one: one may finish in between (HAProxy then
+    answers "Can't find the target PID"), which must not fail the reconciler's read."""
+    ensure_service(plane.router, "app", ["app.localhost"])
+    add_server(plane.router, "app", "a", backends["a"].address)
+    process = plane.router._process
+    listed = process.processes()
+    monkeypatch.setattr(
+        process, "processes", lambda: dataclasses.replace(listed, old_workers=[4_000_000])
+    )
+
+    def gone(pid: int, backend: str) -> list[dict[str, str]]:
+        raise CommandFailed(
+            f"@!{pid} show stat", f"Can't find the target PID matching the prefix '@!{pid}'"
+        )
+
+    monkeypatch.setattr(process, "old_worker_stats", gone)
+    state = plane.router.get("app")
+    assert state is not None and state.in_flight == {"a": 0}

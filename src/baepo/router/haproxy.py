@@ -286,6 +286,8 @@ class HAProxyRouter:
             except HAProxyUnavailable:
                 continue  # it just finished
             except CommandFailed as exc:
+                if "Can't find the target PID" in exc.output:
+                    continue  # it finished between the listing and the question
                 if "No such proxy" not in exc.output:
                     raise
                 continue  # it predates the service, so none of the service's requests are there
