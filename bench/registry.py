@@ -104,9 +104,9 @@ def push_blob(client: httpx.Client, repo: str, data: bytes) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     started = client.post(f"/v2/{repo}/blobs/uploads/")
     started.raise_for_status()
-    client.put(
-        started.headers["location"], params={"digest": digest}, content=data
-    ).raise_for_status()
+    location = started.headers["location"]  # distribution's carries a _state query: keep it
+    joiner = "&" if "?" in location else "?"
+    client.put(f"{location}{joiner}digest={digest}", content=data).raise_for_status()
     return digest
 
 
