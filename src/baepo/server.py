@@ -27,6 +27,7 @@ from types import FrameType
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from baepo import memory
 from baepo.api.app import Dispatcher, create_api
 from baepo.auth import ADMIN, Auth, NotFound, load_or_create_key, rights
 from baepo.clock import Clock, SystemClock
@@ -69,6 +70,7 @@ log = logging.getLogger("baepo")
 
 SAMPLE_SERVICE = "hello"
 IO_THREADS = 32
+MEMORY_TRIM_S = 15.0
 ROUTER_RETRY_S = 10
 ENGINE_TOKEN = "baepo-engine"
 """The API token the engine pulls images from Baepo's registry with (kept in secrets/)."""
@@ -109,6 +111,7 @@ class Baepo:
         self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
         self.tasks.append(asyncio.create_task(self._renew_certificates(), name="certificates"))
         self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
+        self.tasks.append(asyncio.create_task(self._give_memory_back(), name="memory"))
         if self.config.sample_image:
             await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
 
@@ -195,12 +198,18 @@ class Baepo:
                     report.upload_bytes,
                 )
 
+    async def _give_memory_back(self) -> None:
+        """After a burst of load, resident memory goes back near its idle figure."""
+        while True:
+            await asyncio.sleep(MEMORY_TRIM_S)
+            await asyncio.to_thread(memory.trim)
+
     async def shutdown(self) -> None:
         self.reconciler.stop()
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.stop)
         for task in self.tasks:
-            if task.get_name() in ("certificates", "router-start", "uploads"):
+            if task.get_name() in ("certificates", "router-start", "uploads", "memory"):
                 task.cancel()  # they only sleep and retry
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -430,6 +439,7 @@ class _Server(uvicorn.Server):
 def run(config: Config) -> None:
     """Serve in the foreground until SIGINT or SIGTERM."""
     os.umask(0o077)  # whatever Baepo writes (state, keys, blobs, certificates) is its own
+    memory.limit_arenas()  # before any thread starts (see baepo/memory.py)
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
