@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from baepo.events import EventBus, ImagePushed
+from baepo.registry import push_statements as rows
 from baepo.registry import tables as t
 from baepo.registry.context import RegistryContext
 from baepo.registry.errors import (
@@ -36,7 +37,6 @@ from baepo.registry.records import storage_call
 from baepo.registry.references import Digest, check_name, parse_digest, parse_reference
 from baepo.registry.tags import TagStore
 from baepo.storage import BlobNotFound, StorageError
-from baepo.store import affected
 
 
 @dataclass(frozen=True)
@@ -140,23 +140,36 @@ class ManifestStore:
         ctx = self._ctx
         now = ctx.clock.now()
 
+        row = {
+            "media_type": manifest.media_type,
+            "size": len(data),
+            "subject": manifest.subject.digest if manifest.subject else None,
+            "artifact_type": manifest.referrer_artifact_type,
+            "annotations": dict(manifest.annotations) or None,
+            "pushed_by": actor,
+            "created_at": now,
+        }
+        references = {d: "blob" for d in manifest.blobs}
+        references.update({d: "manifest" for d in manifest.children})
+
         def work(s: Session) -> None:
-            repo_id = ctx.records.repo_id(s, name, create=True)
-            self._check_references(s, repo_id, manifest)
-            ctx.records.upsert_blob(s, str(digest), len(data))
-            ctx.records.link(s, repo_id, str(digest))
-            self._add(s, repo_id, str(digest), manifest, len(data), actor, now)
+            conn = s.connection()
+            repo_id = rows.repository(conn, name, now)
+            self._check_references(conn, repo_id, manifest, now)
+            rows.store_blob_row(conn, repo_id, str(digest), len(data), now)
+            rows.add_manifest(conn, repo_id, str(digest), row, references)
             if tag is not None:
-                self._tags.set(s, repo_id, tag, str(digest))
-            s.add(
-                t.PushRecord(
-                    repository=name,
-                    tag=tag,
-                    digest=str(digest),
-                    media_type=manifest.media_type,
-                    actor=actor,
-                    at=now,
-                )
+                rows.point_tag(conn, repo_id, tag, str(digest), now)
+            rows.log_push(
+                conn,
+                {
+                    "repository": name,
+                    "tag": tag,
+                    "digest": str(digest),
+                    "media_type": manifest.media_type,
+                    "actor": actor,
+                    "at": now,
+                },
             )
 
         # Bytes and rows under the guard, as an upload commits: the bytes may be an old,
@@ -168,45 +181,9 @@ class ManifestStore:
         subject = manifest.subject.digest if manifest.subject else None
         return PushResult(name, str(digest), manifest.media_type, len(data), tag, subject)
 
-    def _add(
-        self,
-        s: Session,
-        repo_id: int,
-        digest: str,
-        manifest: Manifest,
-        size: int,
-        actor: str,
-        now: datetime,
+    def _check_references(
+        self, conn: sa.Connection, repo_id: int, manifest: Manifest, now: datetime
     ) -> None:
-        """The manifest's row and its references, unless the repository has it already."""
-        existing = s.scalar(
-            sa.select(t.ManifestRecord.id).where(
-                t.ManifestRecord.repository_id == repo_id,
-                t.ManifestRecord.digest == digest,
-            )
-        )
-        if existing is not None:
-            return
-        record = t.ManifestRecord(
-            repository_id=repo_id,
-            digest=digest,
-            media_type=manifest.media_type,
-            size=size,
-            subject=manifest.subject.digest if manifest.subject else None,
-            artifact_type=manifest.referrer_artifact_type,
-            annotations=dict(manifest.annotations) or None,
-            pushed_by=actor,
-            created_at=now,
-        )
-        s.add(record)
-        s.flush()
-        refs = {d: "blob" for d in manifest.blobs}
-        refs.update({d: "manifest" for d in manifest.children})
-        s.add_all(
-            t.ManifestReference(manifest_id=record.id, digest=d, kind=k) for d, k in refs.items()
-        )
-
-    def _check_references(self, s: Session, repo_id: int, manifest: Manifest) -> None:
         """Every blob and child manifest is in the repository, with the size its descriptor
         says (a descriptor that lies about a size would make clients read past a blob)."""
         missing: list[str] = []
@@ -215,42 +192,14 @@ class ManifestStore:
         if not manifest.sizes_agree:
             raise ManifestInvalid("one digest is described with two different sizes")
         if blobs:
-            linked = sa.select(t.BlobLink.digest).where(
-                t.BlobLink.repository_id == repo_id, t.BlobLink.digest.in_(blobs)
-            )
-            # A write first: it takes the write lock and marks the blobs fresh for the gc.
-            touched = s.execute(
-                sa.update(t.BlobRecord)
-                .where(
-                    t.BlobRecord.digest.in_(linked),
-                    sa.tuple_(t.BlobRecord.digest, t.BlobRecord.size).in_(list(blobs.items())),
-                )
-                .values(touched_at=self._ctx.clock.now())
-            )
-            if affected(touched) != len(blobs):
-                # (a Result has keys(): dict() of it would take it for a mapping)
-                present = {
-                    digest: size
-                    for digest, size in s.execute(
-                        sa.select(t.BlobRecord.digest, t.BlobRecord.size).where(
-                            t.BlobRecord.digest.in_(linked)
-                        )
-                    )
-                }
+            present = rows.touch_blobs(conn, repo_id, blobs, now)
+            if present is not None:
                 missing += [d for d in blobs if d not in present]
                 wrong |= {
                     d: present[d] for d, size in blobs.items() if present.get(d, size) != size
                 }
         if children:
-            present = {
-                digest: size
-                for digest, size in s.execute(
-                    sa.select(t.ManifestRecord.digest, t.ManifestRecord.size).where(
-                        t.ManifestRecord.repository_id == repo_id,
-                        t.ManifestRecord.digest.in_(children),
-                    )
-                )
-            }
+            present = rows.child_sizes(conn, repo_id, list(children))
             missing += [d for d in children if d not in present]
             wrong |= {d: present[d] for d, size in children.items() if present.get(d, size) != size}
         if missing:

@@ -43,15 +43,3 @@ class TagStore:
                 raise ManifestUnknown("manifest tag unknown", {"tag": tag})
 
         records.write(work)
-
-    def set(self, s: Session, repo_id: int, tag: str, digest: str) -> None:
-        """Point `tag` at `digest`, in the caller's transaction (a manifest push)."""
-        now = self._ctx.clock.now()
-        moved = s.execute(
-            sa.update(t.TagRecord)
-            .where(t.TagRecord.repository_id == repo_id, t.TagRecord.name == tag)
-            .values(digest=digest, updated_at=now)
-        )
-        if affected(moved) == 0:
-            s.add(t.TagRecord(repository_id=repo_id, name=tag, digest=digest, updated_at=now))
-            s.flush()
