@@ -222,7 +222,7 @@ def main() -> None:
                 many[(name, "manifests")] = manifest_puts(url, auth, args.clients, 2000)
                 many[(name, "pulls")] = blob_pulls(url, auth, args.clients, 4)
             peak = peak_mib(baepo.process.pid)
-            time.sleep(5)
+            time.sleep(20)  # Baepo gives freed memory back every 15 s
             idle_after = rss_mib(baepo.process.pid)
         finally:
             baepo.stop()
