@@ -226,6 +226,7 @@ def main() -> None:
             idle_after = rss_mib(baepo.process.pid)
         finally:
             baepo.stop()
+            baepo.stop_data_plane()  # its HAProxy outlives it by design
             dist.send_signal(signal.SIGTERM)
             dist.wait()
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi import checks
 
-from tests.conftest import BaepoProcess
+from tests.conftest import BaepoProcess, running
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +38,8 @@ CHECKS = [
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaepoProcess]:
     data = tmp_path_factory.mktemp("schema") / "data"
     dead = f"unix://{data.parent / 'no-engine.sock'}"
-    baepo = BaepoProcess(data, extra_args=("--docker-host", dead))
-    baepo.start()
-    try:
+    with running(data, "--docker-host", dead) as baepo:
         yield baepo
-    finally:
-        baepo.stop()
 
 
 @pytest.fixture(scope="module")
