@@ -27,9 +27,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 @dataclass(frozen=True)
 class Limits:
-    max_connections: int = 4096
-    header_s: float = 15.0
-    body_idle_s: float = 60.0
+    max_connections: int
+    header_s: float
+    body_idle_s: float
 
 
 def raise_descriptor_limit() -> int:
@@ -45,9 +45,9 @@ def raise_descriptor_limit() -> int:
     return soft
 
 
-def limits_for(descriptors: int) -> Limits:
+def default_max_connections(descriptors: int) -> int:
     """Connections may use at most half the descriptors: the rest are for the work itself."""
-    return Limits(max_connections=max(64, min(16_384, descriptors // 2)))
+    return max(64, min(16_384, descriptors // 2))
 
 
 def _plain(status: bytes, code: str, message: str) -> bytes:

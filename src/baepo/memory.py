@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,9 @@ log = logging.getLogger(__name__)
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """glibc, looked up once (`find_library` runs `ldconfig`)."""
     name = ctypes.util.find_library("c")
     if name is None:
         return None

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -32,7 +32,12 @@ from baepo.api.app import Dispatcher, create_api
 from baepo.auth import ADMIN, Auth, NotFound, load_or_create_key, rights
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
-from baepo.connections import bounded_protocol, limits_for, raise_descriptor_limit
+from baepo.connections import (
+    Limits,
+    bounded_protocol,
+    default_max_connections,
+    raise_descriptor_limit,
+)
 from baepo.control import (
     ControlError,
     NetworkProber,
@@ -446,10 +451,9 @@ def run(config: Config) -> None:
         stream=sys.stderr,
     )
     check_ports(config)
-    limits = limits_for(raise_descriptor_limit())
-    limits = replace(
-        limits,
-        max_connections=config.max_connections or limits.max_connections,
+    descriptors = raise_descriptor_limit()  # whatever the cap: the work needs them too
+    limits = Limits(
+        max_connections=config.max_connections or default_max_connections(descriptors),
         header_s=config.header_timeout_s,
         body_idle_s=config.body_timeout_s,
     )

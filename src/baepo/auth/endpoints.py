@@ -45,22 +45,12 @@ def token_routes(auth: Auth, is_public: Callable[[str], bool]) -> list[Route]:
                 auth.issue_token, authorization, requested, is_public, address=address
             )
         except AuthUnavailable as exc:
-            return JSONResponse(
-                {"errors": [{"code": "UNAVAILABLE", "message": str(exc), "detail": None}]},
-                status_code=503,
-            )
+            return _refusal(503, "UNAVAILABLE", exc, {})
         except TooManyAttempts as exc:
-            return JSONResponse(
-                {"errors": [{"code": "TOOMANYREQUESTS", "message": str(exc), "detail": None}]},
-                status_code=429,
-                headers={"Retry-After": str(exc.retry_after)},
-            )
+            return _refusal(429, "TOOMANYREQUESTS", exc, {"Retry-After": str(exc.retry_after)})
         except AuthenticationRequired as exc:
-            return JSONResponse(
-                {"errors": [{"code": "UNAUTHORIZED", "message": str(exc), "detail": None}]},
-                status_code=401,
-                headers={"WWW-Authenticate": f'Basic realm="{auth.service}"'},
-            )
+            challenge = {"WWW-Authenticate": f'Basic realm="{auth.service}"'}
+            return _refusal(401, "UNAUTHORIZED", exc, challenge)
         return JSONResponse(
             {
                 "token": value,
@@ -71,3 +61,9 @@ def token_routes(auth: Auth, is_public: Callable[[str], bool]) -> list[Route]:
         )
 
     return [Route("/auth/token", token, methods=["GET", "POST"])]
+
+
+def _refusal(status: int, code: str, exc: Exception, headers: dict[str, str]) -> JSONResponse:
+    """An error in the registry's shape (`{"errors": [...]}`), as clients of the spec read it."""
+    body = {"errors": [{"code": code, "message": str(exc), "detail": None}]}
+    return JSONResponse(body, status_code=status, headers=headers)

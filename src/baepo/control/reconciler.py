@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -249,8 +250,7 @@ class Reconciler:
         for container in containers:
             if instances.labelled(container):
                 ours.setdefault(container.labels[LABEL_SERVICE], []).append(container)
-        lagging = self._converge_all(services, ours)
-        results = await self._results(lagging)
+        results = await self._results(self._converge_all(services, ours))
         known = {name for _, name in services}
         orphans = [c for name, cs in ours.items() if name not in known for c in cs]
         for orphan in orphans:
@@ -266,39 +266,40 @@ class Reconciler:
 
     def _converge_all(
         self, services: list[tuple[str, str]], ours: dict[str, list[Instance]]
-    ) -> list[tuple[str, asyncio.Task[bool], bool]]:
+    ) -> list[tuple[asyncio.Task[bool], bool]]:
         """Start each service's convergence, unless its last one is still at work (an engine
         call stuck on one container): that service waits, the others go on. Each with whether
         it was started now."""
-        passes: list[tuple[str, asyncio.Task[bool], bool]] = []
+        passes: list[tuple[asyncio.Task[bool], bool]] = []
         live = {sid for sid, _ in services}
         for sid in [s for s, task in self._passes.items() if s not in live and task.done()]:
             del self._passes[sid]
         for sid, name in services:
             running = self._passes.get(sid)
             if running is not None and not running.done():
-                passes.append((name, running, False))
+                passes.append((running, False))
                 continue
             task = asyncio.ensure_future(self._converge(sid, name, ours.get(name, [])))
+            # Logged when it ends, also if that is after the pass that waited for it.
+            task.add_done_callback(functools.partial(_log_failure, name))
             self._passes[sid] = task
-            passes.append((name, task, True))
+            passes.append((task, True))
         return passes
 
-    async def _results(self, passes: list[tuple[str, asyncio.Task[bool], bool]]) -> list[object]:
+    async def _results(self, passes: list[tuple[asyncio.Task[bool], bool]]) -> list[object]:
         """Each pass's result, waiting at most `pass_wait_s` for those started now (one that
         lags from an earlier pass is not waited for again); one still at work counts as busy."""
-        new = [task for _, task, fresh in passes if fresh]
+        new = [task for task, fresh in passes if fresh]
         if new:
             await asyncio.wait(new, timeout=self.timing.pass_wait_s)
         results: list[object] = []
-        for name, task, _ in passes:
+        for task, _ in passes:
             if not task.done():
                 results.append(True)
             elif task.cancelled():
                 results.append(False)
             elif (error := task.exception()) is not None:
-                log.error("reconciling %s failed", name, exc_info=error)
-                results.append(error)
+                results.append(error)  # logged by `_log_failure`
             else:
                 results.append(task.result())
         return results
@@ -684,3 +685,8 @@ def _verb(action: Action) -> str:
         RecordEvent: "recording an event",
         FinishOperation: "ending the operation",
     }[type(action)]
+
+
+def _log_failure(name: str, task: asyncio.Task[bool]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("reconciling %s failed", name, exc_info=error)

@@ -11,7 +11,7 @@ Module map:
     pure        references (names, tags, digests), manifests (validation), ranges, pagination
     plumbing    tables (SQLAlchemy), records (transactions, error mapping, the blob guard),
                 sessions (upload sessions in memory), context (what every concern works over),
-                push_statements (a manifest push's rows, with statements built once)
+                rows (the hot rows, with statements built once)
     concerns    repositories, tags, manifest_store, referrers, blobs, uploads, pushes, gc
     facade      service (Registry: one-line delegations to the concerns)
     edge        web/ (HTTP: app routes, call authorizes, one module of handlers per resource)

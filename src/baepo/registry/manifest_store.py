@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from baepo.events import EventBus, ImagePushed
-from baepo.registry import push_statements as rows
+from baepo.registry import rows
 from baepo.registry import tables as t
 from baepo.registry.context import RegistryContext
 from baepo.registry.errors import (
@@ -156,7 +156,8 @@ class ManifestStore:
             conn = s.connection()
             repo_id = rows.repository(conn, name, now)
             self._check_references(conn, repo_id, manifest, now)
-            rows.store_blob_row(conn, repo_id, str(digest), len(data), now)
+            rows.blob(conn, str(digest), len(data), now)
+            rows.link(conn, repo_id, str(digest))
             rows.add_manifest(conn, repo_id, str(digest), row, references)
             if tag is not None:
                 rows.point_tag(conn, repo_id, tag, str(digest), now)

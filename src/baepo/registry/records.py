@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
-from baepo.registry import tables as t
+from baepo.registry import rows
 from baepo.registry.errors import NameUnknown, RegistryUnavailable
 from baepo.storage import StorageError
-from baepo.store import Database, affected
+from baepo.store import Database
 
 T = TypeVar("T")
 
@@ -108,31 +108,16 @@ class Records:
         raise AssertionError("unreachable")
 
     def repo_id(self, s: Session, name: str, *, create: bool = False) -> int:
-        found = s.scalar(sa.select(t.RepositoryRecord.id).where(t.RepositoryRecord.name == name))
-        if found is not None:
-            return found
-        if not create:
+        conn = s.connection()
+        if create:
+            return rows.repository(conn, name, self.clock.now())
+        found = rows.repository_id(conn, name)
+        if found is None:
             raise NameUnknown("repository name not known to registry", {"name": name})
-        record = t.RepositoryRecord(name=name, public=False, created_at=self.clock.now())
-        s.add(record)
-        s.flush()
-        return record.id
+        return found
 
     def upsert_blob(self, s: Session, digest: str, size: int) -> None:
-        now = self.clock.now()
-        touched = s.execute(
-            sa.update(t.BlobRecord).where(t.BlobRecord.digest == digest).values(touched_at=now)
-        )
-        if affected(touched) == 0:
-            s.add(t.BlobRecord(digest=digest, size=size, created_at=now, touched_at=now))
-            s.flush()
+        rows.blob(s.connection(), digest, size, self.clock.now())
 
     def link(self, s: Session, repo_id: int, digest: str) -> None:
-        exists = s.scalar(
-            sa.select(sa.func.count())
-            .select_from(t.BlobLink)
-            .where(t.BlobLink.repository_id == repo_id, t.BlobLink.digest == digest)
-        )
-        if not exists:
-            s.add(t.BlobLink(repository_id=repo_id, digest=digest))
-            s.flush()
+        rows.link(s.connection(), repo_id, digest)

@@ -1,10 +1,11 @@
-"""The rows of one manifest push, written with statements built once.
+"""The registry's hot rows (repositories, blobs, links, a manifest push's rows), written with
+statements built once.
 
 A manifest push is the registry's hottest write: 32 clients pushing small manifests spent
 most of their time building SQLAlchemy statements and running the ORM's unit of work, not in
 SQLite. Here every statement is built at import with bound parameters and run on the session's
-connection, in the caller's transaction. What the rows mean is `manifest_store.py`'s business;
-this module only writes them.
+connection, in the caller's transaction. What the rows mean is the concerns' business
+(`manifest_store.py`, `blobs.py`, through `records.py`); this module only writes them.
 """
 
 from __future__ import annotations
@@ -90,11 +91,16 @@ _NEW_TAG = sa.insert(t.TagRecord).values(
 _NEW_PUSH = sa.insert(t.PushRecord)
 
 
+def repository_id(conn: sa.Connection, name: str) -> int | None:
+    found = conn.execute(_REPOSITORY, {"name": name}).scalar()
+    return None if found is None else int(found)
+
+
 def repository(conn: sa.Connection, name: str, now: datetime) -> int:
     """The repository's id, made if it is new."""
-    found = conn.execute(_REPOSITORY, {"name": name}).scalar()
+    found = repository_id(conn, name)
     if found is not None:
-        return int(found)
+        return found
     return int(conn.execute(_NEW_REPOSITORY, {"name": name, "now": now}).scalar_one())
 
 
@@ -115,11 +121,16 @@ def child_sizes(conn: sa.Connection, repo: int, digests: list[str]) -> dict[str,
     return {digest: size for digest, size in rows}
 
 
-def store_blob_row(conn: sa.Connection, repo: int, digest: str, size: int, now: datetime) -> None:
-    """The manifest's own bytes as a blob of the repository (fresh for the collector)."""
-    params = {"repo": repo, "the_digest": digest, "the_size": size, "now": now}
+def blob(conn: sa.Connection, digest: str, size: int, now: datetime) -> None:
+    """The blob's row, made or marked fresh for the collector."""
+    params = {"the_digest": digest, "the_size": size, "now": now}
     if affected(conn.execute(_TOUCH_BLOB, params)) == 0:
         conn.execute(_NEW_BLOB, params)
+
+
+def link(conn: sa.Connection, repo: int, digest: str) -> None:
+    """The blob belongs to the repository (once)."""
+    params = {"repo": repo, "the_digest": digest}
     if conn.execute(_LINK, params).first() is None:
         conn.execute(_NEW_LINK, params)
 
