@@ -18,13 +18,12 @@ from tests.conftest import BaepoProcess, running
 
 pytestmark = pytest.mark.integration
 
-QUOTA = 20
+QUOTA = 50  # the default: the test runs Baepo as a user gets it, with no flags
 
 
 @pytest.fixture
 def baepo(tmp_path: Path) -> Iterator[BaepoProcess]:
-    flags = ("--max-services-per-user", str(QUOTA), "--deploy-timeout", "30")
-    with running(tmp_path / "data", *flags) as server:
+    with running(tmp_path / "data") as server:
         yield server
 
 

@@ -4,6 +4,7 @@ new client gets 503 at once — while everyone else keeps being served."""
 
 from __future__ import annotations
 
+import resource
 import socket
 import time
 from collections.abc import Iterator
@@ -114,3 +115,19 @@ def test_held_connections_are_freed_by_the_deadline_without_the_client_closing(
         for conn in held:
             conn.close()
     assert "Too many open files" not in bounded.log()
+
+
+def test_with_the_defaults_a_half_sent_request_gets_408_and_the_cap_is_half_the_limit(
+    baepo_server: BaepoProcess,
+) -> None:
+    """The same promises as a user gets them: no flags (15 s for headers, half the raised
+    open-file limit for connections)."""
+    with connect(baepo_server) as conn:
+        conn.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        answer = read_until_closed(conn, within=40)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1_048_576
+    cap = max(64, min(16_384, hard // 2))  # Baepo raises its soft limit to the hard one
+    assert f"at most {cap} connections; 15 s for a request's headers" in baepo_server.log()
