@@ -17,8 +17,9 @@ import os
 import signal
 import socket
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ from baepo.control import (
     load_or_create_secret_key,
 )
 from baepo.events import EventBus
+from baepo.executor import DaemonExecutor
 from baepo.keyfiles import write_private
 from baepo.registry import Registry, RegistryError, create_app
 from baepo.router import (
@@ -78,6 +80,12 @@ IO_THREADS = 32
 MEMORY_TRIM_S = 15.0
 ROUTER_RETRY_S = 10
 ENGINE_TOKEN = "baepo-engine"
+# A SIGTERM ends the process within SHUTDOWN_S whatever is under way: open requests get
+# DRAIN_S, the control plane's tasks TASKS_S, blocking calls in threads what is left; past
+# SHUTDOWN_S the process exits anyway (what was cut short is redone at the next start).
+SHUTDOWN_S = 10.0
+DRAIN_S = 4
+TASKS_S = 3.0
 """The API token the engine pulls images from Baepo's registry with (kept in secrets/)."""
 
 
@@ -101,13 +109,13 @@ class Baepo:
     responder: ChallengeResponder | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     supervisor: RouterSupervisor | None = None
+    executor: DaemonExecutor = field(default_factory=lambda: DaemonExecutor(IO_THREADS, "baepo-io"))
 
     async def startup(self) -> None:
         # The loops run their blocking calls (engine, router, database) in the loop's default
-        # executor; asyncio sizes it by CPUs (6 threads on 2 cores), too few for many services.
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="baepo-io")
-        )
+        # executor; asyncio sizes it by CPUs (6 threads on 2 cores), too few for many services,
+        # and joins its threads at exit however long a hung call takes (see baepo/executor.py).
+        asyncio.get_running_loop().set_default_executor(self.executor)
         # The registry and the API serve even when the data plane cannot start (a port taken,
         # HAProxy missing): the router is retried in the background, and operations that need
         # it say so in their logs until it runs.
@@ -210,15 +218,22 @@ class Baepo:
             await asyncio.to_thread(memory.trim)
 
     async def shutdown(self) -> None:
+        """Stop the control plane within TASKS_S; blocking calls still running in threads then
+        get what is left of the budget (the loop's executor shutdown waits for them)."""
+        started = time.monotonic()
+        self.executor.grace_deadline = started + SHUTDOWN_S - DRAIN_S - 1
         self.reconciler.stop()
         if self.supervisor is not None:
-            await asyncio.to_thread(self.supervisor.stop)
+            await asyncio.to_thread(self.supervisor.stop, TASKS_S)
         for task in self.tasks:
             if task.get_name() in ("certificates", "router-start", "uploads", "memory"):
                 task.cancel()  # they only sleep and retry
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, timeout=15)
+        if self.tasks:
+            _, late = await asyncio.wait(self.tasks, timeout=TASKS_S)
+            for task in late:
+                log.warning("%s did not stop in %.0f s: cut short", task.get_name(), TASKS_S)
+                task.cancel()
+            await asyncio.wait(self.tasks, timeout=0.5)
         if self.responder is not None:
             self.responder.stop()
         log.info("control plane stopped; the router and the services keep serving")
@@ -431,6 +446,10 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         def stop(signum: int, frame: FrameType | None) -> None:
             log.info("received %s: stopping", signal.Signals(signum).name)
+            if not self.should_exit:
+                threading.Thread(
+                    target=_exit_when_overdue, name="baepo-shutdown", daemon=True
+                ).start()
             self.handle_exit(signum, frame)
 
         previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -439,6 +458,14 @@ class _Server(uvicorn.Server):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _exit_when_overdue() -> None:
+    """The last guarantee of SHUTDOWN_S, for whatever the budgets above did not foresee."""
+    time.sleep(SHUTDOWN_S)
+    log.error("shutdown still not done after %.0f s: exiting with work under way", SHUTDOWN_S)
+    logging.shutdown()
+    os._exit(0)
 
 
 def run(config: Config) -> None:
@@ -484,7 +511,7 @@ def run(config: Config) -> None:
             server_header=False,
             http=bounded_protocol(limits),
             ws="none",  # nothing here speaks WebSocket; the library alone is 6.6 MB resident
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=DRAIN_S,
             # Through the router (https://registry.<domain>) a request's scheme and client
             # come in X-Forwarded-Proto/-For; trusted from the router's address only, so that
             # the registry's token realm and redirects say https.
