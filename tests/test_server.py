@@ -188,3 +188,44 @@ def test_an_older_data_directory_is_made_private_at_start(fresh_baepo: BaepoProc
     fresh_baepo.start()
     assert fresh_baepo.data_dir.stat().st_mode & 0o777 == 0o700
     assert (fresh_baepo.data_dir / "baepo.db").stat().st_mode & 0o777 == 0o600
+
+
+def _maps(pid: int, library: str) -> bool:
+    """Whether process `pid` has `library` mapped (loaded) now."""
+    return library in (Path("/proc") / str(pid) / "maps").read_text()
+
+
+CRYPTOGRAPHY = "_rust.abi3.so"  # cryptography's Rust core: ~6 MB resident once loaded
+
+
+def test_a_restart_with_its_certificates_loads_no_cryptography(fresh_baepo: BaepoProcess) -> None:
+    """The first start issues the router's certificates (so `cryptography` is loaded); a
+    restart on the same data directory finds them valid from their notes, and a registry
+    login and a bearer token need no cryptography either."""
+    assert fresh_baepo.process is not None
+    assert _maps(fresh_baepo.process.pid, CRYPTOGRAPHY)  # the check sees it when it is there
+    assert fresh_baepo.stop() == 0
+    fresh_baepo.start()
+    assert fresh_baepo.process is not None
+    assert not _maps(fresh_baepo.process.pid, CRYPTOGRAPHY)
+    got = httpx.get(
+        f"{fresh_baepo.url}/auth/token",
+        params={"service": "baepo", "scope": "repository:admin/app:pull,push"},
+        auth=fresh_baepo.admin,
+    )
+    assert got.status_code == 200, got.text
+    bearer = {"Authorization": f"Bearer {got.json()['token']}"}
+    assert httpx.get(f"{fresh_baepo.url}/v2/", headers=bearer).status_code == 200
+    assert httpx.get(f"{fresh_baepo.url}/v2/admin/app/tags/list", headers=bearer).status_code == 404
+    assert not _maps(fresh_baepo.process.pid, CRYPTOGRAPHY)
+
+
+def test_importing_the_server_loads_no_jwt_library_nor_cryptography() -> None:
+    program = (
+        "import sys, baepo.server\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'jwt', 'cryptography'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -41,7 +41,7 @@ from baepo.router import (
     RouterSettings,
 )
 from baepo.router.acme import is_local, split_hostnames
-from baepo.router.certificates import CertificateNotes, needs_renewal
+from baepo.router.certificates import CertificateNotes, Leaf, needs_renewal
 from baepo.router.configuration import render_config
 from baepo.router.table import RoutingTable
 from tests.components import missing
@@ -126,6 +126,15 @@ def sans_of(cert: x509.Certificate) -> set[str]:
     return set(ext.get_values_for_type(x509.DNSName))
 
 
+def assert_notes_agree(pem: str) -> None:
+    """The notes an issuer wrote say what the certificate itself says."""
+    leaf = Leaf.parse(pem)
+    assert leaf is not None and CertificateNotes.of(pem).leaf == leaf
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    assert set(leaf.names) == sans_of(cert)
+    assert leaf.not_after == cert.not_valid_after_utc
+
+
 def test_broker_without_acme_signs_everything_locally(local: FakeSource, clock: FakeClock) -> None:
     broker = CertificateBroker(local, ["baepo.test"], clock)
     issued = broker.issue(["app.baepo.test", "www.example.com"])
@@ -149,6 +158,8 @@ def test_broker_sends_public_names_to_acme(
     # The router compares a certificate with the service's names: the note keeps it content.
     assert not needs_renewal(issued.pem, names, clock.now())
     assert needs_renewal(issued.pem, [*names, "new.example.com"], clock.now())
+    assert CertificateNotes.of(issued.pem).requested == tuple(names)
+    assert_notes_agree(issued.pem)  # kept beside the request
 
 
 def test_broker_falls_back_and_retries_later(
@@ -162,6 +173,8 @@ def test_broker_falls_back_and_retries_later(
     stand_in = broker.issue(names)
     assert sans(stand_in.pem) == set(names)  # the local CA vouches for all, meanwhile
     assert broker.failures() == {tuple(names): "challenge failed: nope"}
+    assert CertificateNotes.of(stand_in.pem).retry_after == clock.now() + dt.timedelta(hours=1)
+    assert_notes_agree(stand_in.pem)
     assert not needs_renewal(stand_in.pem, names, clock.now())
     clock.advance(3601)
     assert needs_renewal(stand_in.pem, names, clock.now())
@@ -180,6 +193,9 @@ def test_notes_round_trip_and_replace() -> None:
     renoted = CertificateNotes(("c.example.com",)).apply(noted)
     assert CertificateNotes.of(renoted) == CertificateNotes(("c.example.com",), None)
     assert CertificateNotes.of(pem) == CertificateNotes()
+    everything = CertificateNotes(("a.example.com",), at, ("a.example.com", "*.localhost"), at)
+    assert CertificateNotes.of(everything.apply(pem)) == everything
+    assert everything.leaf == Leaf(("a.example.com", "*.localhost"), at)
 
 
 def test_http_redirect_lets_acme_challenges_through() -> None:
@@ -487,6 +503,9 @@ def test_custom_domain_gets_a_pebble_certificate_through_haproxy(
     assert leaf.issuer == acme.intermediate.subject
     assert sans_of(leaf) == {"app.example.test"}
     assert acme.get("app.example.test", pebble).text == "a1 host=app.example.test proto=https"
+    written = (acme.settings.paths.cert_dir / "svc_app_custom.pem").read_text()
+    assert_notes_agree(written)
+    assert x509.load_pem_x509_certificate(written.encode()) == leaf  # what HAProxy serves
     assert acme.responder.requests >= 1  # Pebble's fetch came through HAProxy's HTTP frontend
 
     # The service's own name keeps the local CA's wildcard certificate.
@@ -553,6 +572,8 @@ def test_a_restarted_issuer_uses_the_same_account(acme: AcmePlane) -> None:
     assert (acme.directory / "acme" / "account.key").read_bytes() == key_before
     assert "-----BEGIN PRIVATE KEY-----" in issued.pem
     assert issued.pem.count("-----BEGIN CERTIFICATE-----") == 2  # leaf and intermediate
+    assert_notes_agree(issued.pem)
+    assert issued.not_after == CertificateNotes.of(issued.pem).not_after
 
 
 @pytest.mark.integration

@@ -35,13 +35,9 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from baepo.clock import Clock
 from baepo.keyfiles import write_private
@@ -49,16 +45,19 @@ from baepo.router.certificates import (
     CertificateNotes,
     CertificateSource,
     IssuedCertificate,
+    with_leaf_notes,
 )
 from baepo.router.challenges import ChallengeStore
 from baepo.router.errors import CertificateError
 
 if TYPE_CHECKING:
     # The ACME client (acme, josepy: 12 MB of Baepo's memory) is imported only once Baepo
-    # talks to an ACME server, which most installations never do.
+    # talks to an ACME server, which most installations never do; `cryptography` only once
+    # there is a key to make or a certificate to read.
     from acme import client as acme_client
     from acme import errors as acme_errors
     from acme import messages
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +109,9 @@ class AcmeIssuer:
 
     def account_key(self) -> ec.EllipticCurvePrivateKey:
         """The account's key, created (0600) on first use."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         path = self.settings.account_key_path
         try:
             if path.exists():
@@ -130,6 +132,8 @@ class AcmeIssuer:
 
     def _order(self, names: tuple[str, ...]) -> IssuedCertificate:
         from acme import crypto_util, messages
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import ec
 
         client = self._account()
         key = ec.generate_private_key(ec.SECP256R1())
@@ -155,8 +159,8 @@ class AcmeIssuer:
         if not chain:
             raise CertificateError(f"the ACME server sent no certificate for {', '.join(names)}")
         leaf = x509.load_pem_x509_certificate(chain.encode())
-        pem = chain if chain.endswith("\n") else chain + "\n"
-        return IssuedCertificate(names, pem + key_pem.decode(), leaf.not_valid_after_utc)
+        pem = (chain if chain.endswith("\n") else chain + "\n") + key_pem.decode()
+        return IssuedCertificate(names, with_leaf_notes(pem, leaf), leaf.not_valid_after_utc)
 
     def _account(self) -> acme_client.ClientV2:
         from acme import client as acme_client
@@ -271,14 +275,18 @@ class CertificateBroker:
             with self._lock:
                 self._failures[requested] = str(exc)
             stand_in = self._local.issue(requested)
-            notes = CertificateNotes(requested, self._clock.now() + self._retry_after)
+            notes = replace(
+                CertificateNotes.of(stand_in.pem),
+                requested=requested,
+                retry_after=self._clock.now() + self._retry_after,
+            )
             return IssuedCertificate(requested, notes.apply(stand_in.pem), stand_in.not_after)
         with self._lock:
             self._failures.pop(requested, None)
         if not local:
             return issued
         # The leaf names only the public names; the note keeps the router from re-issuing.
-        pem = CertificateNotes(requested).apply(issued.pem)
+        pem = replace(CertificateNotes.of(issued.pem), requested=requested).apply(issued.pem)
         return IssuedCertificate(requested, pem, issued.not_after)
 
     def failures(self) -> dict[tuple[str, ...], str]:
@@ -328,6 +336,8 @@ def _validation_detail(exc: acme_errors.ValidationError) -> str:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

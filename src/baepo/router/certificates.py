@@ -17,6 +17,14 @@ OpenSSL, and so HAProxy, skips:
     # baepo requested: app.localhost app.example.com   the names it answers, when the leaf
                                                        names fewer (ACME can't name *.localhost)
     # baepo retry-after: 2030-01-01T00:00:00+00:00     a stand-in: issue again from then on
+    # baepo names: app.localhost                       the leaf's DNS names (subjectAltName)
+    # baepo not-after: 2030-03-31T00:00:00+00:00       and its expiry, both written by the issuer
+                                                       from the certificate it made
+
+With the last two, `needs_renewal` decides without parsing the certificate, so a restart does
+not load `cryptography` (megabytes of memory) when no certificate is due; a PEM without them
+(written by an older Baepo) is parsed. `cryptography` is imported by the functions that sign
+or parse, never by importing this module.
 
 `CertificateFiles` keeps what HAProxy reads: one combined PEM (chain + key) per certificate
 in the certificate directory, and a crt-list naming them, the default certificate
@@ -27,18 +35,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typing import TYPE_CHECKING, Protocol
 
 from baepo.clock import Clock
 from baepo.keyfiles import write_private
 from baepo.router.errors import CertificateError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 LEAF_LIFETIME = dt.timedelta(days=90)
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -75,10 +82,17 @@ class LocalCA:
 
     def ca_pem(self) -> str:
         """The root certificate, for a user to trust (browsers, curl `--cacert`, httpx `verify`)."""
+        from cryptography.hazmat.primitives import serialization
+
         _, cert = self._root()
         return cert.public_bytes(serialization.Encoding.PEM).decode()
 
     def issue(self, hostnames: Sequence[str]) -> IssuedCertificate:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
         if not hostnames:
             raise CertificateError("a certificate needs at least one hostname")
         ca_key, ca_cert = self._root()
@@ -120,7 +134,9 @@ class LocalCA:
                 serialization.NoEncryption(),
             )
         ).decode()
-        return IssuedCertificate(tuple(hostnames), pem, not_after)
+        return IssuedCertificate(
+            tuple(hostnames), with_leaf_notes(pem, cert), cert.not_valid_after_utc
+        )
 
     def _root(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         if self._key is None or self._cert is None:
@@ -128,6 +144,10 @@ class LocalCA:
         return self._key, self._cert
 
     def _load(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
         key_path = self.directory / "ca.key"
         if not key_path.exists() or not self.ca_path.exists():
             return None
@@ -141,6 +161,11 @@ class LocalCA:
         return key, cert
 
     def _create(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
         now = self._clock.now()
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self._name)])
@@ -227,6 +252,8 @@ class CertificateNotes:
 
     requested: tuple[str, ...] | None = None
     retry_after: dt.datetime | None = None
+    names: tuple[str, ...] | None = None
+    not_after: dt.datetime | None = None
 
     def apply(self, pem: str) -> str:
         """`pem` with these notes in front (replacing any it had)."""
@@ -235,24 +262,72 @@ class CertificateNotes:
             lines.append(f"{_NOTE}requested: {' '.join(self.requested)}\n")
         if self.retry_after is not None:
             lines.append(f"{_NOTE}retry-after: {self.retry_after.isoformat()}\n")
+        if self.names is not None:
+            lines.append(f"{_NOTE}names: {' '.join(self.names)}\n")
+        if self.not_after is not None:
+            lines.append(f"{_NOTE}not-after: {self.not_after.isoformat()}\n")
         return "".join(lines) + _without_notes(pem)
 
     @classmethod
     def of(cls, pem: str) -> CertificateNotes:
-        requested: tuple[str, ...] | None = None
-        retry_after: dt.datetime | None = None
+        notes = cls()
         for line in pem.splitlines():
             if not line.startswith(_NOTE):
                 break
             key, _, value = line[len(_NOTE) :].partition(":")
             if key == "requested":
-                requested = tuple(value.split())
+                notes = replace(notes, requested=tuple(value.split()))
             elif key == "retry-after":
-                try:
-                    retry_after = dt.datetime.fromisoformat(value.strip())
-                except ValueError:
-                    retry_after = dt.datetime.min.replace(tzinfo=dt.UTC)  # unreadable: retry
-        return cls(requested, retry_after)
+                notes = replace(notes, retry_after=_time(value) or _LONG_AGO)  # unreadable: now
+            elif key == "names":
+                notes = replace(notes, names=tuple(value.split()))
+            elif key == "not-after":
+                notes = replace(notes, not_after=_time(value))  # unreadable: parse the leaf
+        return notes
+
+    @property
+    def leaf(self) -> Leaf | None:
+        """What the leaf names and until when, if the notes say both."""
+        if self.names is None or self.not_after is None:
+            return None
+        return Leaf(self.names, self.not_after)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """What renewal needs to know of a certificate."""
+
+    names: tuple[str, ...]  # its subjectAltName DNS names
+    not_after: dt.datetime
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> Leaf:
+        from cryptography import x509
+
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return cls((), cert.not_valid_after_utc)
+        return cls(tuple(san.get_values_for_type(x509.DNSName)), cert.not_valid_after_utc)
+
+    @classmethod
+    def parse(cls, pem: str) -> Leaf | None:
+        """A combined PEM's first certificate, read from the certificate itself (which loads
+        `cryptography`), or None if there is no readable certificate."""
+        from cryptography import x509
+
+        try:
+            return cls.of(x509.load_pem_x509_certificate(pem.encode()))
+        except ValueError:
+            return None
+
+
+def with_leaf_notes(pem: str, cert: x509.Certificate) -> str:
+    """`pem`, whose first certificate is `cert`, with notes saying what it names and until
+    when (keeping the notes it had): what an issuer writes, from the certificate it made."""
+    leaf = Leaf.of(cert)
+    notes = replace(CertificateNotes.of(pem), names=leaf.names, not_after=leaf.not_after)
+    return notes.apply(pem)
 
 
 def needs_renewal(pem: str | None, hostnames: Sequence[str], now: dt.datetime) -> bool:
@@ -260,24 +335,32 @@ def needs_renewal(pem: str | None, hostnames: Sequence[str], now: dt.datetime) -
     or is a stand-in whose retry time has come."""
     if pem is None:
         return True
-    try:
-        cert = x509.load_pem_x509_certificate(pem.encode())
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (ValueError, x509.ExtensionNotFound):
-        return True
     notes = CertificateNotes.of(pem)
     if notes.retry_after is not None and now >= notes.retry_after:
         return True
-    named = set(names.get_values_for_type(x509.DNSName))
+    leaf = notes.leaf or Leaf.parse(pem)  # no notes: written by an older Baepo
+    if leaf is None:
+        return True
+    named = set(leaf.names)
     if notes.requested is None:
         if named != set(hostnames):
             return True
     elif set(notes.requested) != set(hostnames) or not named <= set(hostnames):
         return True
-    return cert.not_valid_after_utc - now < RENEW_BEFORE
+    return leaf.not_after - now < RENEW_BEFORE
+
+
+def _time(value: str) -> dt.datetime | None:
+    """A note's time, or None if it is no ISO 8601 time with its offset."""
+    try:
+        found = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return found if found.tzinfo is not None else None
 
 
 _NOTE = "# baepo "
+_LONG_AGO = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def _without_notes(pem: str) -> str:
@@ -290,6 +373,8 @@ def _without_notes(pem: str) -> str:
 def _key_usage(
     digital_signature: bool = False, key_cert_sign: bool = False, crl_sign: bool = False
 ) -> x509.KeyUsage:
+    from cryptography import x509
+
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=False,
