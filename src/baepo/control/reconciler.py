@@ -138,6 +138,7 @@ class Reconciler:
         self._retired: set[str] = set()  # containers we stop, until no listing shows them
         self._begins: dict[str, asyncio.Task[None]] = {}  # service → its next operation's begin
         self._pushes = pushes
+        self._tracked: frozenset[tuple[str, str]] | None = None  # None: not known yet
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._stopping = threading.Event()
@@ -153,8 +154,14 @@ class Reconciler:
             loop.call_soon_threadsafe(wakeup.set)
 
     def image_pushed(self, event: ImagePushed) -> None:
-        """EventBus handler: wake the loop, which reads the push from the registry's log."""
-        self.wake()
+        """EventBus handler: wake the loop, which reads the push from the registry's log, if
+        the push can start a deployment. A push of what no service deploys on push waits for
+        the next pass (at most `timing.idle_s`): a registry busy with pushes does not keep the
+        loop passing over every service. The tracked pairs are those the last pass saw; a
+        service created or changed since wakes the loop itself."""
+        tracked = self._tracked
+        if tracked is None or (event.repository, event.tag or "") in tracked:
+            self.wake()
 
     def subscribe(self, bus: EventBus) -> Callable[[], None]:
         return bus.subscribe(ImagePushed, self.image_pushed)
@@ -325,17 +332,15 @@ class Reconciler:
             log.info("removed network %s: its service is gone", network.name)
 
     def _follow_pushes(self, log: triggers.PushLog, batch: int = 100) -> bool:
-        """Decide the pushes after the cursor, each with the cursor's move; True if any
-        started a deployment (or more are waiting)."""
+        """Decide the pushes after the cursor, a batch in one transaction with the cursor's
+        move; True if any started a deployment (or more are waiting)."""
         with self._db.session() as s, s.begin():
             position = triggers.cursor(s)
         pushes = log.pushes_after(position, batch)
-        started = False
-        for push in pushes:
-            with self._db.session() as s, s.begin():
-                ids = triggers.decide(s, push, self._sealer, self._registry, self._clock)
-            started = started or bool(ids)
-        return started or len(pushes) == batch
+        with self._db.session() as s, s.begin():
+            decided = triggers.decide_all(s, pushes, self._sealer, self._registry, self._clock)
+        self._tracked = decided.tracked
+        return bool(decided.started) or len(pushes) == batch
 
     def _live_services(self) -> list[tuple[str, str]]:
         with self._db.session() as s:

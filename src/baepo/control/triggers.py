@@ -19,6 +19,7 @@ the newest push (those before it were decided when they happened).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -69,44 +70,65 @@ def cursor(s: Session) -> int:
 def decide(
     s: Session, push: Pushed, sealer: records.Sealer, registry: RegistryLink, clock: Clock
 ) -> list[str]:
-    """Decide one push and move the cursor past it, in the caller's transaction; the ids of
-    the operations started. A push at or before the cursor (decided already) does nothing."""
+    """Decide one push and move the cursor past it (see `decide_all`)."""
+    return decide_all(s, [push], sealer, registry, clock).started
+
+
+@dataclass(frozen=True)
+class Decided:
+    started: list[str]
+    """The ids of the operations created or changed."""
+    tracked: frozenset[tuple[str, str]]
+    """The (repository, tag) pairs that some service deploys on push, as of this decision:
+    a push of anything else starts nothing (until a service changes)."""
+
+
+def decide_all(
+    s: Session,
+    pushes: Sequence[Pushed],
+    sealer: records.Sealer,
+    registry: RegistryLink,
+    clock: Clock,
+) -> Decided:
+    """Decide `pushes` (oldest first) and move the cursor past the last, in the caller's
+    transaction. Pushes at or before the cursor (decided already) do nothing. The services are
+    read once for the batch, under the lock their other changes take."""
     row = s.get(CursorRow, PUSH_CURSOR, with_for_update=True)
     if row is None:
         row = CursorRow(name=PUSH_CURSOR, position=0)
         s.add(row)
-    if push.id <= row.position:
-        return []
-    touched = auto_deploy(s, push, sealer, registry, clock)
-    row.position = push.id
-    return touched
-
-
-def auto_deploy(
-    s: Session,
-    event: Pushed,
-    sealer: records.Sealer,
-    registry: RegistryLink,
-    clock: Clock,
-) -> list[str]:
-    """Start (or refresh) deployments for `event`; the ids of operations created or changed."""
-    touched: list[str] = []
+    fresh = [push for push in pushes if push.id > row.position]
     records.lock_live_services(s)  # decided one at a time with the services' other changes
+    tracking = _tracking(s, registry)
+    touched: list[str] = []
+    for push in fresh:
+        for service, image in tracking:
+            if not registry.tracks(image, push.repository, push.tag):
+                continue
+            if _delete_requested(s, service):
+                continue
+            op_id = _deploy(s, service, push, clock)
+            if op_id is not None and op_id not in touched:
+                touched.append(op_id)
+    if fresh:
+        row.position = fresh[-1].id
+    tracked = frozenset((image.path, image.effective_tag) for _, image in tracking)
+    return Decided(touched, tracked)
+
+
+def _tracking(s: Session, registry: RegistryLink) -> list[tuple[ServiceRow, ImageName]]:
+    """The live services that deploy on a push of their image's tag, with that image."""
+    found: list[tuple[ServiceRow, ImageName]] = []
     for service in records.live_services(s):
         if service.paused or service.deleting or not service.spec.get("auto_deploy"):
-            continue
-        if _delete_requested(s, service):
             continue
         try:
             image = ImageName.parse(service.spec["image"])
         except BadReference:
             continue
-        if not registry.tracks(image, event.repository, event.tag):
-            continue
-        op_id = _deploy(s, service, event, clock)
-        if op_id is not None:
-            touched.append(op_id)
-    return touched
+        if registry.owns(image) and image.digest is None:
+            found.append((service, image))
+    return found
 
 
 def _deploy(s: Session, service: ServiceRow, event: Pushed, clock: Clock) -> str | None:
