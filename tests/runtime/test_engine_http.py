@@ -247,7 +247,29 @@ def test_many_threads_call_at_once(sock_path: Path) -> None:
         assert sorted(str(r) for r in results) == sorted(
             str({"path": f"/v1.41/containers/c{n}/json"}) for n in range(16)
         )
-        assert engine.paths().count("/version") == 1
+        assert engine.paths().count("/version") >= 1
+
+
+def test_threads_meeting_a_hung_engine_each_wait_their_own_timeout(sock_path: Path) -> None:
+    with hung(sock_path) as engine:
+        client = EngineClient(engine.url, timeout_s=0.3)
+        failures: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                client.request("GET", "/_ping")
+            except TransportError as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+
+        assert len(failures) == 8
+        assert time.monotonic() - started < 2  # not 8 times 0.3 s in a queue
 
 
 # -- engines that hang --------------------------------------------------------------------

@@ -9,7 +9,8 @@ server for a dozen calls) and speaks the API as the SDK did with `version=None`:
                      goes to /v<ApiVersion>/… (dockerd 20.10 and Podman 4.3's compatible API
                      answer 1.41; Podman's own endpoints are reached as /v1.41/libpod/…)
     connections      one per call, closed after it (`Connection: close`): nothing is shared
-                     between threads but the learnt version, so any thread may call
+                     between threads but the learnt version, so any thread may call, and a
+                     hung engine holds up each caller for its own timeout only
     timeouts         `timeout_s` bounds the connect and every read, so a hung engine raises
                      `TransportError`; a stream may lift it once its answer has begun (events,
                      idle for as long as nothing happens)
@@ -159,17 +160,22 @@ class EngineClient:
             self._version = None
 
     def version(self) -> Mapping[str, Any]:
-        """The engine's GET /version, asked once (its `ApiVersion` prefixes every path)."""
+        """The engine's GET /version, kept once answered (its `ApiVersion` prefixes every path).
+
+        Not asked under the lock: threads that find it missing at once each ask, rather than
+        queue behind a hung engine's timeout one after another.
+        """
         with self._lock:
-            if self._version is None:
-                answer = _decode(self._call("GET", "/version", versioned=False), "/version")
-                if not isinstance(answer, dict) or not isinstance(answer.get("ApiVersion"), str):
-                    raise TransportError(
-                        f"the engine at {self.base_url} does not say its API version: "
-                        f"{str(answer)[:200]}"
-                    )
-                self._version = answer
-            return self._version
+            if self._version is not None:
+                return self._version
+        answer = _decode(self._call("GET", "/version", versioned=False), "/version")
+        if not isinstance(answer, dict) or not isinstance(answer.get("ApiVersion"), str):
+            raise TransportError(
+                f"the engine at {self.base_url} does not say its API version: {str(answer)[:200]}"
+            )
+        with self._lock:
+            self._version = answer
+        return answer
 
     def request(
         self,
