@@ -12,6 +12,7 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from tests.components import missing
 
@@ -55,6 +56,12 @@ class Docker:
         if check and result.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
         return result
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        """The engine's own record of a container (or image, network): `docker inspect`."""
+        found = json.loads(self("inspect", name).stdout)
+        assert isinstance(found, list) and len(found) == 1, found
+        return cast(dict[str, Any], found[0])
 
 
 def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

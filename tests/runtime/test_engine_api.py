@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 import secrets
 import shutil
 import socket
+import struct
 import subprocess
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -14,23 +19,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-import docker
 import pytest
 
 from baepo.runtime import (
+    ContainerConflict,
+    ContainerNotFound,
     ContainerSpec,
     DockerEngine,
     Engine,
+    EngineError,
     EngineUnavailable,
+    Image,
     ImageNotFound,
     Instance,
     PullFailed,
     StartFailed,
 )
-from baepo.runtime.engine_api import _event, _instance, _timestamp
+from baepo.runtime.engine_api import _boundary, _event, _instance, _timestamp
+from baepo.runtime.engine_http import ResponseError, TransportError
 from tests.clients import Docker
 from tests.components import missing
 from tests.conftest import BaepoProcess, free_port
+from tests.fakes.socket_engine import (
+    Request,
+    SocketEngine,
+    end_chunks,
+    hang,
+    hung,
+    send_chunk,
+    send_chunked_head,
+    send_json,
+    send_raw,
+)
 from tests.runtime.waiting import answering, eventually, http_get
 
 Spec = Callable[..., ContainerSpec]
@@ -107,6 +127,332 @@ def test_events_are_read_from_docker_and_podman_shapes() -> None:
     assert _event({"Type": "image", "Action": "pull"}) is None
 
 
+# -- at the wire, against a scripted socket -------------------------------------------------
+
+# What docker-py 7.1's containers.create(detach=True, …) sent for the same specs (recorded
+# before it was replaced): the engines must keep reading our containers exactly as before.
+SDK_BODIES = [
+    (
+        ContainerSpec(image="img:1"),
+        DockerEngine("unix:///unused"),
+        {
+            "Tty": False,
+            "OpenStdin": False,
+            "StdinOnce": False,
+            "AttachStdin": False,
+            "AttachStdout": False,
+            "AttachStderr": False,
+            "Image": "img:1",
+            "NetworkDisabled": False,
+            "HostConfig": {
+                "NetworkMode": "default",
+                "RestartPolicy": {"Name": "no"},
+                "CapAdd": [
+                    "CHOWN",
+                    "DAC_OVERRIDE",
+                    "FOWNER",
+                    "FSETID",
+                    "KILL",
+                    "SETGID",
+                    "SETUID",
+                    "NET_BIND_SERVICE",
+                ],
+                "CapDrop": ["ALL"],
+                "SecurityOpt": ["no-new-privileges"],
+                "PidsLimit": 512,
+            },
+            "Labels": {"baepo.managed": "true"},
+        },
+    ),
+    (
+        ContainerSpec(
+            image="img:1",
+            name="web-1",
+            port=8080,
+            command=["sh", "-c", "x"],
+            env={"A": "1", "B": "two words"},
+            labels={"baepo.service": "web"},
+            cpu=0.25,
+            memory_mb=256,
+            pids_limit=100,
+            network="baepo-web",
+        ),
+        DockerEngine(
+            "unix:///unused",
+            capabilities=("CHOWN",),
+            ulimits={"nofile": (512, 1024), "nproc": (8192, 8192)},
+        ),
+        {
+            "Tty": False,
+            "OpenStdin": False,
+            "StdinOnce": False,
+            "AttachStdin": False,
+            "AttachStdout": False,
+            "AttachStderr": False,
+            "Env": ["A=1", "B=two words"],
+            "Cmd": ["sh", "-c", "x"],
+            "Image": "img:1",
+            "NetworkDisabled": False,
+            "HostConfig": {
+                "Memory": 268435456,
+                "MemorySwap": 268435456,
+                "NetworkMode": "baepo-web",
+                "RestartPolicy": {"Name": "no"},
+                "CapAdd": ["CHOWN"],
+                "CapDrop": ["ALL"],
+                "SecurityOpt": ["no-new-privileges"],
+                "Ulimits": [
+                    {"Name": "nofile", "Soft": 512, "Hard": 1024},
+                    {"Name": "nproc", "Soft": 8192, "Hard": 8192},
+                ],
+                "PidsLimit": 100,
+                "NanoCpus": 250000000,
+            },
+            "NetworkingConfig": {"baepo-web": None},
+            "Labels": {"baepo.service": "web", "baepo.managed": "true", "baepo.port": "8080"},
+        },
+    ),
+    (
+        ContainerSpec(image="img:1", command=[], cpu=1 / 3, pids_limit=0, memory_mb=0),
+        DockerEngine("unix:///unused", capabilities=()),
+        {
+            "Tty": False,
+            "OpenStdin": False,
+            "StdinOnce": False,
+            "AttachStdin": False,
+            "AttachStdout": False,
+            "AttachStderr": False,
+            "Cmd": [],
+            "Image": "img:1",
+            "NetworkDisabled": False,
+            "HostConfig": {
+                "Memory": 0,
+                "MemorySwap": 0,
+                "NetworkMode": "default",
+                "RestartPolicy": {"Name": "no"},
+                "CapDrop": ["ALL"],
+                "SecurityOpt": ["no-new-privileges"],
+                "NanoCpus": 333333333,
+            },
+            "Labels": {"baepo.managed": "true"},
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "engine", "expected"), SDK_BODIES)
+def test_a_container_is_created_with_what_the_sdk_sent(
+    spec: ContainerSpec, engine: DockerEngine, expected: dict[str, object], tmp_path: Path
+) -> None:
+    def answer(request: Request, connection: socket.socket) -> None:
+        if request.path.endswith("/containers/create"):
+            send_json(connection, 201, {"Id": "c1", "Warnings": []})
+        elif request.path.endswith("/start"):
+            send_raw(connection, 204, b"")
+        else:
+            send_json(connection, 200, RUNNING)
+
+    with SocketEngine(tmp_path / "engine.sock", answer) as wire:
+        engine = DockerEngine(wire.url, capabilities=engine._capabilities, ulimits=engine._ulimits)
+        engine.run(spec)
+
+    create = wire.requests[1]
+    assert (create.method, create.path) == ("POST", "/v1.41/containers/create")
+    assert create.query == ({"name": spec.name} if spec.name else {})
+    assert json.dumps(create.json()) == json.dumps(expected)  # key order too
+    assert [(r.method, r.path) for r in wire.requests[2:4]] == [
+        ("POST", "/v1.41/containers/c1/start"),
+        ("GET", "/v1.41/containers/c1/json"),
+    ]
+
+
+RUNNING = {
+    "Id": "c1",
+    "Name": "/web-1",
+    "Config": {"Image": "img:1", "Labels": {"baepo.managed": "true"}, "Tty": False},
+    "State": {"Status": "running"},
+    "HostConfig": {},
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "expected"),
+    [
+        (404, "No such container: c1", ContainerNotFound),
+        (409, "Conflict. The container name is already in use", ContainerConflict),
+        (500, 'the container name "web-1" is already in use by 4957', ContainerConflict),
+        (500, "driver failed programming external connectivity", EngineError),
+        (400, "invalid reference format", EngineError),
+    ],
+)
+def test_error_statuses_map_to_the_rooms_errors(
+    status: int, message: str, expected: type[EngineError], tmp_path: Path
+) -> None:
+    def answer(request: Request, connection: socket.socket) -> None:
+        send_json(connection, status, {"message": message})
+
+    with SocketEngine(tmp_path / "engine.sock", answer) as wire, pytest.raises(expected) as raised:
+        DockerEngine(wire.url).stop("c1")
+
+    assert type(raised.value) is expected
+    assert str(raised.value) == f"cannot stop container c1: {message}"
+
+
+def test_the_boundary_picks_the_error_for_what_was_asked() -> None:
+    with (
+        pytest.raises(ImageNotFound, match="cannot run x: no such image"),
+        _boundary("run x", not_found=ImageNotFound),
+    ):
+        raise ResponseError(404, "no such image")
+    with (
+        pytest.raises(PullFailed, match="cannot pull x: boom"),
+        _boundary("pull x", other=PullFailed),
+    ):
+        raise ResponseError(500, "boom")
+    with pytest.raises(EngineUnavailable, match="cannot ping: the engine at"), _boundary("ping"):
+        raise TransportError("the engine at unix:///x does not answer: refused")
+    with pytest.raises(EngineUnavailable), _boundary("ping"):
+        raise ConnectionResetError("reset")
+
+
+def test_a_hung_engine_is_unavailable_within_the_timeout(tmp_path: Path) -> None:
+    with hung(tmp_path / "engine.sock") as wire:
+        engine = DockerEngine(wire.url, timeout_s=0.3)
+        for call in (
+            engine.ping,
+            lambda: engine.list({}),
+            lambda: engine.events({}),
+            lambda: engine.run(ContainerSpec(image="img:1")),
+        ):
+            started = time.monotonic()
+            with pytest.raises(EngineUnavailable, match=r"within 0\.3 s"):
+                call()
+            assert time.monotonic() - started < 2
+
+
+def test_logs_without_a_tty_are_demultiplexed(tmp_path: Path) -> None:
+    framed = b"".join(
+        struct.pack(">BxxxL", stream, len(data)) + data
+        for stream, data in [(1, b"out\n"), (2, b"err \xc3\xa9\n"), (1, b"bye\n")]
+    )
+
+    def answer(request: Request, connection: socket.socket) -> None:
+        tty = request.path.startswith("/v1.41/containers/tty")
+        if request.path.endswith("/logs"):
+            send_raw(connection, 200, b"raw\n" if tty else framed)
+        else:
+            send_json(connection, 200, {**RUNNING, "Config": {"Tty": tty}})
+
+    with SocketEngine(tmp_path / "engine.sock", answer) as wire:
+        engine = DockerEngine(wire.url)
+        assert engine.logs("c1", tail=5) == "out\nerr é\nbye\n"
+        assert engine.logs("tty1") == "raw\n"
+
+    logs = next(r for r in wire.requests if r.path.endswith("/logs"))
+    assert logs.query == {
+        "stderr": "1",
+        "stdout": "1",
+        "timestamps": "0",
+        "follow": "0",
+        "tail": "5",
+    }
+
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def pull_engine(path: Path, *messages: object) -> SocketEngine:
+    def answer(request: Request, connection: socket.socket) -> None:
+        if request.path.endswith("/images/create"):
+            send_chunked_head(connection)
+            for message in messages:
+                send_chunk(connection, json.dumps(message).encode() + b"\r\n")
+            end_chunks(connection)
+        elif request.path.endswith("/json"):
+            send_json(connection, 200, {"Id": "sha256:feed", "RepoDigests": []})
+        else:
+            send_raw(connection, 201, b"")
+
+    return SocketEngine(path, answer)
+
+
+def test_a_pull_by_digest_is_anonymous_unless_given_credentials(tmp_path: Path) -> None:
+    ref = f"127.0.0.1:9/team/app@{DIGEST}"
+    with pull_engine(tmp_path / "engine.sock", {"status": "Pulling"}, {"status": "Done"}) as wire:
+        engine = DockerEngine(wire.url)
+        assert engine.pull(ref) == Image(ref=ref, id="sha256:feed", digest=DIGEST)
+        engine.pull(ref, auth=("robot", "s3cret"))
+
+    pulls = [r for r in wire.requests if r.path == "/v1.41/images/create"]
+    assert [r.query for r in pulls] == [{"tag": DIGEST, "fromImage": "127.0.0.1:9/team/app"}] * 2
+    assert pulls[0].headers["x-registry-auth"] == "e30="  # {}: not the ambient credentials
+    assert json.loads(base64.urlsafe_b64decode(pulls[1].headers["x-registry-auth"])) == {
+        "username": "robot",
+        "password": "s3cret",
+    }
+    inspect = next(r for r in wire.requests if r.path.startswith("/v1.41/images/127"))
+    assert inspect.path == f"/v1.41/images/127.0.0.1:9/team/app%40{DIGEST}/json"
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ("manifest for 127.0.0.1:9/team/app:1 not found: manifest unknown", ImageNotFound),
+        ("unauthorized: authentication required", PullFailed),
+        ("Get http://127.0.0.1:9/v2/: dial tcp 127.0.0.1:9: connection refused", PullFailed),
+    ],
+)
+def test_errors_inside_a_pull_stream_are_the_rooms(
+    error: str, expected: type[EngineError], tmp_path: Path
+) -> None:
+    ref = f"127.0.0.1:9/team/app@{DIGEST}"
+    with (
+        pull_engine(
+            tmp_path / "engine.sock",
+            {"status": "Pulling from team/app"},
+            {"errorDetail": {"message": error}, "error": error},
+        ) as wire,
+        pytest.raises(expected, match=re.escape(error)),
+    ):
+        DockerEngine(wire.url).pull(ref)
+
+    assert not any(r.path.endswith("/json") for r in wire.requests)  # stopped at the error
+
+
+def test_events_are_filtered_by_the_engine_and_end_on_close(tmp_path: Path) -> None:
+    start = {
+        "Type": "container",
+        "Action": "start",
+        "Actor": {"ID": "c1", "Attributes": {"baepo.managed": "true", "baepo.service": "w"}},
+    }
+    stranger = {**start, "Actor": {"ID": "c2", "Attributes": {"baepo.service": "w"}}}
+
+    def answer(request: Request, connection: socket.socket) -> None:
+        send_chunked_head(connection)
+        send_chunk(connection, json.dumps(stranger).encode() + b"\n")
+        send_chunk(connection, json.dumps(start).encode() + b"\n")
+        hang(connection)
+
+    with SocketEngine(tmp_path / "engine.sock", answer) as wire:
+        stream = DockerEngine(wire.url, timeout_s=0.2).events({"baepo.service": "w"})
+        first = next(stream)
+        closer = threading.Timer(0.5, stream.close)  # after timeout_s: quiet is not an error
+        closer.start()
+        started = time.monotonic()
+        assert list(stream) == []
+        assert time.monotonic() - started < 2
+        closer.join()
+
+    assert (first.action, first.instance_id) == ("start", "c1")
+    events = wire.requests[-1]
+    assert events.path == "/v1.41/events"
+    assert json.loads(events.query["filters"]) == {
+        "type": ["container"],
+        "event": ["start", "die", "destroy", "died", "remove"],
+        "label": ["baepo.service=w", "baepo.managed=true"],
+    }
+
+
 # -- against the engine -------------------------------------------------------------------
 
 
@@ -133,19 +479,16 @@ def engine(docker_host: str, run_labels: dict[str, str]) -> Iterator[DockerEngin
 
 
 @pytest.fixture
-def raw(docker_host: str) -> Iterator[docker.DockerClient]:
-    client = docker.DockerClient(base_url=docker_host)
-    yield client
-    client.close()
+def raw(docker_host: str, tmp_path: Path) -> Docker:
+    """The docker CLI: what the engine recorded, read by another client."""
+    return Docker(docker_host, tmp_path / "docker-config")
 
 
 @integration
-def test_the_engine_records_the_limits(
-    engine: DockerEngine, spec: Spec, raw: docker.DockerClient
-) -> None:
+def test_the_engine_records_the_limits(engine: DockerEngine, spec: Spec, raw: Docker) -> None:
     instance = engine.run(spec("baepo-test/hello:1", port=8080, cpu=0.5, memory_mb=128))
 
-    host = raw.api.inspect_container(instance.id)["HostConfig"]
+    host = raw.inspect(instance.id)["HostConfig"]
     assert host["NanoCpus"] == 500_000_000
     assert host["Memory"] == host["MemorySwap"] == 128 * 1024 * 1024
     assert host["PidsLimit"] == 512

@@ -11,12 +11,10 @@ the real thing is required: tests/components.py).
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-import docker
-import docker.errors
 import pytest
 
 from baepo.runtime import (
@@ -28,7 +26,9 @@ from baepo.runtime import (
     Instance,
 )
 from baepo.runtime.engine_api import _boundary, _event, _instance
+from baepo.runtime.engine_http import ResponseError
 from tests import components
+from tests.clients import Docker
 from tests.components import missing
 from tests.runtime import test_engine_api as docker_tests
 from tests.runtime.waiting import answering, eventually
@@ -111,16 +111,14 @@ def test_a_name_in_use_is_a_conflict() -> None:
     )
 
     with pytest.raises(ContainerConflict, match="web-1"), _boundary("create web-1"):
-        raise docker.errors.APIError("500 Server Error", explanation=explanation)
+        raise ResponseError(500, explanation)
 
 
 # -- against Podman ------------------------------------------------------------------------
 
 
 @pytest.fixture
-def engine(
-    podman_host: str, run_labels: dict[str, str], raw: docker.DockerClient
-) -> Iterator[DockerEngine]:
+def engine(podman_host: str, run_labels: dict[str, str], raw: Docker) -> Iterator[DockerEngine]:
     """DockerEngine on Podman's socket: what the reused tests below get as `engine`."""
     engine = DockerEngine(podman_host)
     yield engine
@@ -131,18 +129,16 @@ def engine(
     engine.close()
     # What the pull tests pulled (the `pushed` fixture only cleans up dockerd).
     # By tag: the image itself is baepo-test/hello:2, which must stay.
-    for image in raw.api.images():
-        for tag in image.get("RepoTags") or []:
-            if PULLED.match(tag):
-                with contextlib.suppress(docker.errors.APIError):
-                    raw.api.remove_image(tag)
+    tags = raw("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    for tag in tags:
+        if PULLED.match(tag):
+            raw("rmi", tag, check=False)
 
 
 @pytest.fixture
-def raw(podman_host: str) -> Iterator[docker.DockerClient]:
-    client = docker.DockerClient(base_url=podman_host)
-    yield client
-    client.close()
+def raw(podman_host: str, tmp_path: Path) -> Docker:
+    """The docker CLI on Podman's socket: what Podman recorded, read by another client."""
+    return Docker(podman_host, tmp_path / "docker-config")
 
 
 @pytest.fixture(params=["docker", "podman"])
@@ -158,10 +154,8 @@ def either(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Iterat
 
 
 @pytest.fixture
-def raw_either(either: DockerEngine) -> Iterator[docker.DockerClient]:
-    client = docker.DockerClient(base_url=either.base_url)
-    yield client
-    client.close()
+def raw_either(either: DockerEngine, tmp_path: Path) -> Docker:
+    return Docker(either.base_url, tmp_path / "docker-config")
 
 
 @pytest.fixture
@@ -237,23 +231,21 @@ def test_hardening_is_the_same_inside_the_container(either: DockerEngine, spec: 
 
 @integration
 def test_nothing_is_published_on_the_host(
-    either: DockerEngine, spec: Spec, raw_either: docker.DockerClient
+    either: DockerEngine, spec: Spec, raw_either: Docker
 ) -> None:
     instance = either.run(spec("baepo-test/hello:1", port=8080))
 
     assert answering(f"{instance.url}/").text.startswith("hello v1")
-    attrs = raw_either.api.inspect_container(instance.id)
+    attrs = raw_either.inspect(instance.id)
     assert not any((attrs["HostConfig"].get("PortBindings") or {}).values())
     assert not any((attrs["NetworkSettings"].get("Ports") or {}).values())
 
 
 @integration
-def test_podman_records_the_limits(
-    engine: DockerEngine, spec: Spec, raw: docker.DockerClient
-) -> None:
+def test_podman_records_the_limits(engine: DockerEngine, spec: Spec, raw: Docker) -> None:
     instance = engine.run(spec("baepo-test/hello:1", port=8080, cpu=0.5, memory_mb=128))
 
-    attrs = raw.api.inspect_container(instance.id)
+    attrs = raw.inspect(instance.id)
     host = attrs["HostConfig"]
     assert host["NanoCpus"] == 500_000_000
     assert host["Memory"] == host["MemorySwap"] == 128 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""`DockerEngine`: the `Engine` interface over the Docker Engine API (docker-py).
+"""`DockerEngine`: the `Engine` interface over the Docker Engine API (`engine_http`'s client).
 
 Works against dockerd and against Podman's Docker-compatible socket (`podman system service`;
 Podman 4.3, see scripts/podman-engine): it reads only fields both serve (`State`, `HostConfig`,
@@ -18,30 +18,28 @@ Where Podman's answers differ, they are read as Docker's:
 Podman applies its containers.conf `default_ulimits` only when a container asks for none: an
 explicit `ulimits=` must then name every limit the host's defaults break (nofile and nproc here).
 
-The docker-py client is made on first use, so building a `DockerEngine` never touches the
-socket: `baepo up` starts while the engine is still down, and its loops report
-`EngineUnavailable` until it answers. Every docker-py and requests exception is translated in
-`_boundary`, and nowhere else.
+Building a `DockerEngine` never touches the socket (the client learns the API version on its
+first call): `baepo up` starts while the engine is still down, and its loops report
+`EngineUnavailable` until it answers. Every call is bounded by `timeout_s` (a stop by its stop
+timeout more; a pull's and an event stream's answers by what arrives: see `pull`, `events`).
+What the client raises is translated in `_boundary`, and nowhere else.
+
+The requests are the ones the docker SDK (docker-py 7.1) made for the same calls, down to the
+container create's body (`_create_body`), so both engines read them as they always have.
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
+import json
 import logging
 import math
 import re
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
-
-import docker
-import docker.errors
-import docker.types
-import requests
 
 from baepo.runtime import distribution
 from baepo.runtime.engine import (
@@ -57,6 +55,15 @@ from baepo.runtime.engine import (
     Limits,
     Network,
     image_reference,
+)
+from baepo.runtime.engine_http import (
+    EngineClient,
+    MessageStream,
+    ResponseError,
+    TransportError,
+    demultiplex,
+    endpoint,
+    registry_auth,
 )
 from baepo.runtime.errors import (
     ContainerConflict,
@@ -107,21 +114,17 @@ class DockerEngine:
         self._timeout_s = timeout_s
         self._capabilities = capabilities
         self._ulimits = dict(ulimits or {})
-        self._client: docker.DockerClient | None = None
+        self._client = EngineClient(base_url, timeout_s=timeout_s)
         self._podman: bool | None = None  # learnt from the engine's version on first need
-        self._lock = threading.Lock()
 
     def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        self._client.close()
 
     # -- images ---------------------------------------------------------------------------
 
     def ping(self) -> None:
         with _boundary("ping the engine"):
-            self._api().ping()
+            self._client.request("GET", "/_ping")
 
     def pull(self, ref: str, auth: Credentials | None = None) -> Image:
         """Pull exactly the manifest the registry answers for the tag, by its digest.
@@ -138,29 +141,41 @@ class DockerEngine:
                 digest = distribution.resolve(ref, auth)
             except distribution.Unreachable as exc:
                 log.info("pulling %s by tag: %s", ref, exc)
-        # An explicit empty config means anonymous: docker-py would otherwise send whatever
-        # credentials the ambient ~/.docker/config.json holds for that registry.
-        auth_config = {} if auth is None else {"username": auth[0], "password": auth[1]}
+        # An empty config means anonymous: never whatever credentials an ambient
+        # ~/.docker/config.json holds for that registry.
+        credentials = {} if auth is None else {"username": auth[0], "password": auth[1]}
         reported: set[str] = set()
         with _boundary(f"pull {ref}", not_found=_missing_on_pull, other=PullFailed):
-            stream = self._api().pull(
-                reference.repository,
-                tag=digest or reference.tag or "latest",
-                stream=True,
-                decode=True,
-                auth_config=auth_config,
-            )
-            for message in stream:
-                # Registry errors arrive inside a 200 stream, not as an HTTP status.
-                if isinstance(message, dict) and message.get("error"):
-                    raise _pull_error(ref, str(message["error"]))
-                status = str(message.get("status") or "") if isinstance(message, dict) else ""
-                if status.startswith("Digest: "):  # dockerd: the registry's answer
-                    reported.add(status.removeprefix("Digest: ").strip())
+            # Each read waits at most timeout_s: engines report a pull's progress as it goes.
+            with self._client.stream(
+                "POST",
+                "/images/create",
+                query={
+                    "tag": digest or reference.tag or "latest",
+                    "fromImage": reference.repository,
+                },
+                headers={"X-Registry-Auth": registry_auth(credentials)},
+                idle_timeout_s=self._timeout_s,
+            ) as stream:
+                for message in stream:
+                    # Registry errors arrive inside a 200 stream, not as an HTTP status.
+                    if isinstance(message, dict) and message.get("error"):
+                        raise _pull_error(ref, str(message["error"]))
+                    status = str(message.get("status") or "") if isinstance(message, dict) else ""
+                    if status.startswith("Digest: "):  # dockerd: the registry's answer
+                        reported.add(status.removeprefix("Digest: ").strip())
             pulled = f"{reference.repository}@{digest}" if digest else reference.with_default_tag()
-            attrs = self._api().inspect_image(pulled)
+            attrs = self._inspect_image(pulled)
             if digest and not reference.digest:
-                self._api().tag(attrs["Id"], reference.repository, reference.tag or "latest")
+                self._client.request(
+                    "POST",
+                    endpoint("/images/{}/tag", str(attrs["Id"])),
+                    query={
+                        "tag": reference.tag or "latest",
+                        "repo": reference.repository,
+                        "force": 0,
+                    },
+                )
         if digest is None and len(reported) == 1:
             digest = reported.pop()
         return _image(ref, attrs, digest)
@@ -168,7 +183,7 @@ class DockerEngine:
     def image_present(self, ref: str) -> bool:
         try:
             with _boundary(f"inspect image {ref}", not_found=ImageNotFound):
-                self._api().inspect_image(ref)
+                self._inspect_image(ref)
         except ImageNotFound:
             return False
         return True
@@ -178,60 +193,43 @@ class DockerEngine:
     def run(self, spec: ContainerSpec) -> Instance:
         what = f"create a container from {spec.image}"
         with _boundary(what, not_found=_missing_on_create, other=StartFailed):
-            container = self._docker().containers.create(**self._create_args(spec))
+            created = self._client.json(
+                "POST",
+                "/containers/create",
+                query={"name": spec.name},
+                body=_create_body(spec, self._capabilities, self._ulimits),
+            )
+            container_id = str(created["Id"])
         try:
             # A 404 here is about something the container refers to (a network), not itself.
             with _boundary(f"start {spec.image}", not_found=StartFailed, other=StartFailed):
-                container.start()
+                self._client.request("POST", endpoint("/containers/{}/start", container_id))
         except StartFailed:
             # A container that never started is of no use to anyone: leave nothing behind.
-            with _boundary(f"remove {container.id} after a failed start"):
-                self._api().remove_container(container.id, v=True, force=True)
+            with _boundary(f"remove {container_id} after a failed start"):
+                self._remove_container(container_id)
             raise
-        return self.inspect(cast(str, container.id))
-
-    def _create_args(self, spec: ContainerSpec) -> dict[str, Any]:
-        args: dict[str, Any] = {
-            "image": spec.image,
-            "name": spec.name,
-            "command": list(spec.command) if spec.command is not None else None,
-            "environment": dict(spec.env),
-            "labels": {
-                **spec.labels,
-                LABEL_MANAGED: "true",
-                **({LABEL_PORT: str(spec.port)} if spec.port is not None else {}),
-            },
-            "detach": True,
-            "pids_limit": spec.pids_limit,
-            "security_opt": ["no-new-privileges"],
-            "cap_drop": ["ALL"],
-            "cap_add": list(self._capabilities),
-            "restart_policy": {"Name": "no"},
-        }
-        if spec.cpu is not None:
-            args["nano_cpus"] = round(spec.cpu * 1e9)
-        if spec.memory_mb is not None:
-            memory = spec.memory_mb * 1024 * 1024
-            args["mem_limit"] = memory
-            args["memswap_limit"] = memory  # memory + swap = memory: no swap
-        if spec.network is not None:
-            args["network"] = spec.network
-        if self._ulimits:
-            args["ulimits"] = [
-                docker.types.Ulimit(name=name, soft=soft, hard=hard)
-                for name, (soft, hard) in self._ulimits.items()
-            ]
-        return args
+        return self.inspect(container_id)
 
     def list(self, labels: Mapping[str, str]) -> builtins.list[Instance]:
         wanted = {**labels, LABEL_MANAGED: "true"}
         selector = [f"{key}={value}" for key, value in wanted.items()]
         with _boundary("list containers"):
-            summaries = self._api().containers(all=True, filters={"label": selector})
+            summaries = self._client.json(
+                "GET",
+                "/containers/json",
+                query={
+                    "limit": -1,
+                    "all": 1,
+                    "size": 0,
+                    "trunc_cmd": 0,
+                    "filters": _filters({"label": selector}),
+                },
+            )
         instances = []
-        for summary in summaries:
+        for summary in summaries or []:
             try:
-                instance = self.inspect(summary["Id"])
+                instance = self.inspect(str(summary["Id"]))
             except ContainerNotFound:  # removed between the list and the inspect
                 continue
             # Engines differ in how strictly they apply label filters; check again here.
@@ -241,58 +239,84 @@ class DockerEngine:
 
     def inspect(self, instance_id: str) -> Instance:
         with _boundary(f"inspect container {instance_id}"):
-            attrs = self._api().inspect_container(instance_id)
+            attrs = self._inspect_container(instance_id)
             capabilities = self._podman_capabilities(instance_id) if self._is_podman() else None
         return _instance(attrs, capabilities)
 
     def stop(self, instance_id: str, timeout_s: float = 10) -> None:
+        seconds = max(0, math.ceil(timeout_s))
         with _boundary(f"stop container {instance_id}"):
-            self._api().stop(instance_id, timeout=max(0, math.ceil(timeout_s)))
+            # The engine answers once the container has exited: up to `seconds` after SIGTERM.
+            self._client.request(
+                "POST",
+                endpoint("/containers/{}/stop", instance_id),
+                query={"t": seconds},
+                timeout_s=self._timeout_s + seconds,
+            )
 
     def remove(self, instance_id: str) -> None:
         with _boundary(f"remove container {instance_id}"):
-            self._api().remove_container(instance_id, v=True, force=True)
+            self._remove_container(instance_id)
 
     def logs(self, instance_id: str, tail: int = 100) -> str:
         with _boundary(f"read the logs of container {instance_id}"):
-            raw = self._api().logs(instance_id, stdout=True, stderr=True, tail=tail)
-        return cast(bytes, raw).decode("utf-8", errors="replace")
+            raw = self._client.request(
+                "GET",
+                endpoint("/containers/{}/logs", instance_id),
+                query={
+                    "stderr": 1,
+                    "stdout": 1,
+                    "timestamps": 0,
+                    "follow": 0,
+                    "tail": tail if tail >= 0 else "all",
+                },
+            )
+            # Without a TTY, stdout and stderr come framed (an 8-byte header each write).
+            tty = bool((self._inspect_container(instance_id).get("Config") or {}).get("Tty"))
+        return (raw if tty else demultiplex(raw)).decode("utf-8", errors="replace")
 
     # -- networks -------------------------------------------------------------------------
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:
         try:
             with _boundary(f"inspect network {name}", not_found=_no_network):
-                return _network(self._api().inspect_network(name))
+                return _network(self._inspect_network(name))
         except _NoNetwork:
             pass
-        options = {"isolate": "true"} if self._is_podman() else {}
+        with _boundary(f"create network {name}"):
+            options = {"isolate": "true"} if self._is_podman() else {}
         try:
             with _boundary(f"create network {name}"):
-                self._api().create_network(
-                    name,
-                    driver="bridge",
-                    options=options,
-                    labels={**labels, LABEL_MANAGED: "true"},
-                    check_duplicate=True,
+                self._client.json(
+                    "POST",
+                    "/networks/create",
+                    body={
+                        "Name": name,
+                        "Driver": "bridge",
+                        "Options": options,
+                        "CheckDuplicate": True,
+                        "Labels": {**labels, LABEL_MANAGED: "true"},
+                    },
                 )
         except ContainerConflict:
             pass  # made meanwhile by someone else: fine, it is the same network
         with _boundary(f"inspect network {name}"):
-            return _network(self._api().inspect_network(name))
+            return _network(self._inspect_network(name))
 
     def networks(self, labels: Mapping[str, str]) -> builtins.list[Network]:
         wanted = {**labels, LABEL_MANAGED: "true"}
         selector = [f"{key}={value}" for key, value in wanted.items()]
         with _boundary("list networks"):
-            found = self._api().networks(filters={"label": selector})
+            found = self._client.json(
+                "GET", "/networks", query={"filters": _filters({"label": selector})}
+            )
         networks = [_network(attrs) for attrs in found or []]
         return [n for n in networks if all(n.labels.get(k) == v for k, v in wanted.items())]
 
     def remove_network(self, name: str) -> None:
         try:
             with _boundary(f"remove network {name}", not_found=_no_network):
-                self._api().remove_network(name)
+                self._client.request("DELETE", endpoint("/networks/{}", name))
         except _NoNetwork:
             return
         except EngineError as exc:
@@ -305,6 +329,8 @@ class DockerEngine:
     # -- events ---------------------------------------------------------------------------
 
     def events(self, labels: Mapping[str, str]) -> DockerEventStream:
+        """The subscription is answered within timeout_s; then the stream waits for events
+        for as long as none happens (no read timeout), until `close()`."""
         wanted = {**labels, LABEL_MANAGED: "true"}
         filters = {
             "type": ["container"],
@@ -312,15 +338,21 @@ class DockerEngine:
             "label": [f"{key}={value}" for key, value in wanted.items()],
         }
         with _boundary("subscribe to engine events"):
-            stream = self._api().events(decode=True, filters=filters)
+            stream = self._client.stream(
+                "GET", "/events", query={"filters": _filters(filters)}, idle_timeout_s=None
+            )
         return DockerEventStream(stream, wanted)
 
     # -- Podman ---------------------------------------------------------------------------
 
     def _is_podman(self) -> bool:
         if self._podman is None:
-            components = self._api().version().get("Components") or []
-            self._podman = any("podman" in str(c.get("Name", "")).lower() for c in components)
+            components = self._client.version().get("Components") or []
+            self._podman = any(
+                "podman" in str(c.get("Name", "")).lower()
+                for c in components
+                if isinstance(c, dict)
+            )
         return self._podman
 
     def _podman_capabilities(self, instance_id: str) -> tuple[str, ...]:
@@ -330,33 +362,34 @@ class DockerEngine:
         CapDrop relative to its configured default set (containers.conf), so "drop ALL, add
         CHOWN" reads back as "drop the other defaults". Its libpod inspect holds the set itself.
         """
-        api = self._api()
-        response = api._get(api._url("/libpod/containers/{0}/json", instance_id))
-        attrs = api._result(response, json=True)
-        return tuple(_capability(c) for c in attrs.get("BoundingCaps") or [])
+        attrs = self._client.json("GET", endpoint("/libpod/containers/{}/json", instance_id))
+        return tuple(_capability(c) for c in (attrs or {}).get("BoundingCaps") or [])
 
-    # -- the client -----------------------------------------------------------------------
+    # -- calls used more than once --------------------------------------------------------
 
-    def _docker(self) -> docker.DockerClient:
-        with self._lock:
-            if self._client is None:
-                with _boundary(f"connect to the engine at {self.base_url}"):
-                    self._client = docker.DockerClient(
-                        base_url=self.base_url, timeout=int(self._timeout_s)
-                    )
-            return self._client
+    def _inspect_container(self, instance_id: str) -> dict[str, Any]:
+        return _object(self._client.json("GET", endpoint("/containers/{}/json", instance_id)))
 
-    def _api(self) -> Any:
-        return self._docker().api
+    def _inspect_image(self, ref: str) -> dict[str, Any]:
+        return _object(self._client.json("GET", endpoint("/images/{}/json", ref)))
+
+    def _inspect_network(self, name: str) -> dict[str, Any]:
+        return _object(self._client.json("GET", endpoint("/networks/{}", name)))
+
+    def _remove_container(self, instance_id: str) -> None:
+        self._client.request(
+            "DELETE",
+            endpoint("/containers/{}", instance_id),
+            query={"v": True, "link": False, "force": True},
+        )
 
 
 class DockerEventStream:
     """Engine events as `EngineEvent`s; `close()` from another thread ends the iteration."""
 
-    def __init__(self, stream: Any, labels: Mapping[str, str]) -> None:
+    def __init__(self, stream: MessageStream, labels: Mapping[str, str]) -> None:
         self._stream = stream
         self._labels = dict(labels)
-        self._closed = False
 
     def __iter__(self) -> Iterator[EngineEvent]:
         return self
@@ -364,25 +397,18 @@ class DockerEventStream:
     def __next__(self) -> EngineEvent:
         while True:
             try:
-                raw = next(self._stream)
-            except StopIteration:
-                raise
-            except Exception as exc:  # the socket closed under us: end, or translate
-                if self._closed:
-                    raise StopIteration from None
+                raw = next(self._stream)  # ends (StopIteration) once closed
+            except TransportError as exc:
                 raise EngineUnavailable(f"engine event stream broke: {exc}") from exc
             event = _event(raw)
             if event is not None and all(event.labels.get(k) == v for k, v in self._labels.items()):
                 return event
 
     def close(self) -> None:
-        self._closed = True
-        # Already closed, or the engine went away: either way, closed.
-        with contextlib.suppress(Exception):
-            self._stream.close()
+        self._stream.close()
 
 
-# -- translation: docker-py data and exceptions in, baepo's out ---------------------------
+# -- translation: the engine's answers and errors in, baepo's out -------------------------
 
 
 @contextmanager
@@ -392,29 +418,88 @@ def _boundary(
     not_found: Callable[[str], EngineError] = ContainerNotFound,
     other: Callable[[str], EngineError] = EngineError,
 ) -> Iterator[None]:
-    """Translate whatever docker-py raises while doing `what` into the room's errors."""
+    """Translate what the client raises while doing `what` into the room's errors."""
     try:
         yield
     except EngineError:
         raise
-    except docker.errors.NotFound as exc:
-        raise not_found(f"cannot {what}: {_explain(exc)}") from exc
-    except docker.errors.APIError as exc:
+    except ResponseError as exc:
+        if exc.status == 404:
+            raise not_found(f"cannot {what}: {exc.message}") from exc
         # Podman 4.3 answers a taken name with 500 "… that name is already in use".
-        if exc.status_code == 409 or "already in use" in _explain(exc):
-            raise ContainerConflict(f"cannot {what}: {_explain(exc)}") from exc
-        raise other(f"cannot {what}: {_explain(exc)}") from exc
-    except (requests.exceptions.RequestException, OSError) as exc:
-        raise EngineUnavailable(f"cannot {what}: the engine does not answer: {exc}") from exc
-    except docker.errors.DockerException as exc:  # client-side: no socket, bad base_url
+        if exc.status == 409 or "already in use" in exc.message:
+            raise ContainerConflict(f"cannot {what}: {exc.message}") from exc
+        raise other(f"cannot {what}: {exc.message}") from exc
+    except (TransportError, OSError) as exc:
         raise EngineUnavailable(f"cannot {what}: {exc}") from exc
 
 
-def _explain(exc: docker.errors.APIError) -> str:
-    explanation = exc.explanation
-    if isinstance(explanation, bytes):
-        explanation = explanation.decode("utf-8", errors="replace")
-    return str(explanation or exc).strip()
+def _filters(filters: Mapping[str, builtins.list[str]]) -> str:
+    """The `filters` query parameter: JSON of name → values."""
+    return json.dumps(dict(filters))
+
+
+def _object(answer: object) -> dict[str, Any]:
+    if not isinstance(answer, dict):
+        raise TransportError(f"the engine answered {str(answer)[:200]!r}, not an object")
+    return answer
+
+
+def _create_body(
+    spec: ContainerSpec, capabilities: tuple[str, ...], ulimits: Mapping[str, tuple[int, int]]
+) -> dict[str, Any]:
+    """The body of POST /containers/create for `spec`: what docker-py 7.1's
+    `containers.create(detach=True, …)` sent, key for key (tests/runtime/test_engine_api.py
+    holds its answers), so engines read our containers exactly as before.
+
+    The SDK's oddities are kept: `NetworkMode` "default" without a network, `NetworkingConfig`
+    as `{network: null}` (engines ignore it; `NetworkMode` joins the network), and `Env`,
+    `CapAdd`, `Ulimits`, `PidsLimit` and `NanoCpus` left out when empty or zero. Not kept: the
+    SDK added proxy variables from the ambient ~/.docker/config.json to `Env`.
+    """
+    host: dict[str, Any] = {}
+    if spec.memory_mb is not None:
+        memory = spec.memory_mb * 1024 * 1024
+        host["Memory"] = memory
+        host["MemorySwap"] = memory  # memory + swap = memory: no swap
+    host["NetworkMode"] = spec.network or "default"
+    host["RestartPolicy"] = {"Name": "no"}
+    if capabilities:
+        host["CapAdd"] = list(capabilities)
+    host["CapDrop"] = ["ALL"]
+    host["SecurityOpt"] = ["no-new-privileges"]
+    if ulimits:
+        host["Ulimits"] = [
+            {"Name": name, "Soft": soft, "Hard": hard} for name, (soft, hard) in ulimits.items()
+        ]
+    if spec.pids_limit:
+        host["PidsLimit"] = spec.pids_limit
+    nano_cpus = round(spec.cpu * 1e9) if spec.cpu is not None else 0
+    if nano_cpus:
+        host["NanoCpus"] = nano_cpus
+    body: dict[str, Any] = {
+        "Tty": False,
+        "OpenStdin": False,
+        "StdinOnce": False,
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+    }
+    if spec.env:
+        body["Env"] = [f"{key}={value}" for key, value in spec.env.items()]
+    if spec.command is not None:
+        body["Cmd"] = list(spec.command)
+    body["Image"] = spec.image
+    body["NetworkDisabled"] = False
+    body["HostConfig"] = host
+    if spec.network:
+        body["NetworkingConfig"] = {spec.network: None}
+    body["Labels"] = {
+        **spec.labels,
+        LABEL_MANAGED: "true",
+        **({LABEL_PORT: str(spec.port)} if spec.port is not None else {}),
+    }
+    return body
 
 
 class _NoNetwork(EngineError):

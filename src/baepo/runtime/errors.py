@@ -15,8 +15,9 @@
                                  (a container that starts and then exits is *not* an error: it is
                                  an `Instance` in state "exited" with its exit code)
 
-Foreign exceptions (docker-py, requests, OS errors) are translated once, in `engine_api.py`,
-with `raise ... from exc`; nothing outside this room sees them.
+Foreign exceptions (the Engine API client's `ResponseError` and `TransportError`, OS errors)
+are translated once, in `engine_api.py`, with `raise ... from exc`; nothing outside this room
+sees them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,446 @@
+"""A small Docker Engine API client on the standard library, for `DockerEngine`.
+
+It replaces the docker SDK (which brings requests, urllib3 and charset_normalizer into the
+server for a dozen calls) and speaks the API as the SDK did with `version=None`:
+
+    address          unix:///path (or unix://path), tcp://host:port, http://host:port,
+                     https://host:port (verified against the system's CAs)
+    API version      asked once, unversioned: GET /version → its "ApiVersion"; every call then
+                     goes to /v<ApiVersion>/… (dockerd 20.10 and Podman 4.3's compatible API
+                     answer 1.41; Podman's own endpoints are reached as /v1.41/libpod/…)
+    connections      one per call, closed after it (`Connection: close`): nothing is shared
+                     between threads but the learnt version, so any thread may call, and a
+                     hung engine holds up each caller for its own timeout only
+    timeouts         `timeout_s` bounds the connect and every read, so a hung engine raises
+                     `TransportError`; a stream may lift it once its answer has begun (events,
+                     idle for as long as nothing happens)
+    answers          a status >= 400 raises `ResponseError` with the engine's JSON "message"
+                     (or its body's text); no answer, a timeout, a broken or unreadable one
+                     raises `TransportError`. Chunked bodies and `Connection: close` are
+                     http.client's.
+
+`DockerEngine` maps both exceptions to the room's errors (engine_api's `_boundary`). Also here,
+because they are the API's wire formats: the 8-byte frame headers of a container's logs
+(`demultiplex`) and streams of JSON messages (`MessageStream`, pulls and events).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import http.client
+import json
+import socket
+import struct
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import quote, urlencode, urlsplit
+
+Query = Mapping[str, str | int | bool | None]
+
+# A stream that holds more than this without one whole JSON message is not the engine's.
+_MAX_MESSAGE = 4 * 1024 * 1024
+_READ_SIZE = 64 * 1024
+_FRAME = struct.Struct(">BxxxL")
+_DECODER = json.JSONDecoder()
+
+
+class TransportError(Exception):
+    """No usable answer: cannot connect, timed out, hung up, or not the Engine API's HTTP."""
+
+
+class ResponseError(Exception):
+    """The engine answered with an error status; `message` is its own explanation."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def endpoint(template: str, *args: str) -> str:
+    """`template` with `args` quoted into its `{}`s, as the SDK quoted them (`/` and `:` kept,
+    so an image reference reads `/images/localhost:5000/app%40sha256:…/json`)."""
+    return template.format(*(quote(arg, safe="/:") for arg in args))
+
+
+def registry_auth(credentials: Mapping[str, str]) -> str:
+    """The X-Registry-Auth header: base64url of the JSON credentials; `{}` is anonymous."""
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(dict(credentials)).encode("ascii")).decode("ascii")
+
+
+def demultiplex(data: bytes) -> bytes:
+    """The payloads of a non-TTY container's log stream, in order, without their headers.
+
+    Each frame is an 8-byte header (stream: 0 stdin, 1 stdout, 2 stderr; 3 bytes of zeros;
+    big-endian length) and that many bytes; stdout and stderr come back interleaved as
+    written. A truncated last frame keeps what arrived of it.
+    """
+    out = bytearray()
+    at = 0
+    while len(data) - at >= _FRAME.size:
+        _, length = _FRAME.unpack_from(data, at)
+        at += _FRAME.size
+        out += data[at : at + length]
+        at += length
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class _Address:
+    scheme: str  # "unix", "http" or "https"
+    host: str  # the socket path for "unix"
+    port: int
+    prefix: str  # a path the engine is served under, without a trailing "/"
+
+    def connection(self, timeout_s: float | None) -> http.client.HTTPConnection:
+        if self.scheme == "unix":
+            return _UnixConnection(self.host, timeout_s)
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout_s)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
+
+
+def parse_address(base_url: str) -> _Address:
+    """DOCKER_HOST's forms, read as the SDK read them; `ValueError` for anything else."""
+    text = base_url.strip()
+    if not text or text == "unix://":
+        return _Address("unix", "/var/run/docker.sock", 0, "")
+    parts = urlsplit(text if "://" in text else f"tcp://{text}")
+    scheme = {"tcp": "http", "http+unix": "unix"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("unix", "http", "https") or parts.query or parts.fragment:
+        raise ValueError(f"not an engine address (unix://, tcp://, http(s)://): {base_url!r}")
+    if scheme == "unix":
+        # unix://relative/path is unix:///relative/path, for the SDK's sake.
+        path = f"{parts.netloc}{parts.path}" if parts.netloc else parts.path
+        if not path:
+            raise ValueError(f"no socket path in {base_url!r}")
+        return _Address("unix", path, 0, "")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not an engine address: {base_url!r}: {exc}") from exc
+    if not port:
+        raise ValueError(f"no port in the engine address {base_url!r}")
+    return _Address(scheme, parts.hostname or "127.0.0.1", port, parts.path.rstrip("/"))
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout_s: float | None) -> None:
+        super().__init__("localhost", timeout=timeout_s)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class EngineClient:
+    """Calls to one engine. Building it touches nothing; the first call learns the version."""
+
+    def __init__(self, base_url: str, *, timeout_s: float) -> None:
+        self.base_url = base_url
+        self.timeout_s = timeout_s
+        self._version: Mapping[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Forget the engine's version: the next call asks again (the engine may have changed)."""
+        with self._lock:
+            self._version = None
+
+    def version(self) -> Mapping[str, Any]:
+        """The engine's GET /version, kept once answered (its `ApiVersion` prefixes every path).
+
+        Not asked under the lock: threads that find it missing at once each ask, rather than
+        queue behind a hung engine's timeout one after another.
+        """
+        with self._lock:
+            if self._version is not None:
+                return self._version
+        answer = _decode(self._call("GET", "/version", versioned=False), "/version")
+        if not isinstance(answer, dict) or not isinstance(answer.get("ApiVersion"), str):
+            raise TransportError(
+                f"the engine at {self.base_url} does not say its API version: {str(answer)[:200]}"
+            )
+        with self._lock:
+            self._version = answer
+        return answer
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: object = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> bytes:
+        """The body of the engine's answer to `method` `path` (a JSON `body` if not None)."""
+        return self._call(
+            method, path, query=query, body=body, headers=headers, timeout_s=timeout_s
+        )
+
+    def json(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: object = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """The engine's JSON answer."""
+        data = self._call(method, path, query=query, body=body, headers=headers)
+        return _decode(data, path)
+
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        headers: Mapping[str, str] | None = None,
+        idle_timeout_s: float | None,
+    ) -> MessageStream:
+        """The engine's answer as a stream of JSON messages, once it has begun (its status
+        and headers within `timeout_s`); then each read waits at most `idle_timeout_s`, or
+        for as long as it takes when None."""
+        connection, sock, response = self._open(method, path, query=query, headers=headers)
+        stream = MessageStream(connection, sock, response, self.base_url)
+        try:
+            sock.settimeout(idle_timeout_s)
+        except OSError as exc:
+            stream.close()
+            raise self._broken(exc) from exc
+        return stream
+
+    # -- one exchange ---------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: object = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        versioned: bool = True,
+    ) -> bytes:
+        connection, _, response = self._open(
+            method,
+            path,
+            query=query,
+            body=body,
+            headers=headers,
+            timeout_s=timeout_s,
+            versioned=versioned,
+        )
+        try:
+            return response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._broken(exc) from exc
+        finally:
+            connection.close()
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        body: object = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+        versioned: bool = True,
+    ) -> tuple[http.client.HTTPConnection, socket.socket, http.client.HTTPResponse]:
+        """Send the request; the connection, its socket (which http.client forgets once the
+        answer says `Connection: close`) and the response, whose status is below 400."""
+        try:
+            address = parse_address(self.base_url)
+        except ValueError as exc:
+            raise TransportError(str(exc)) from exc
+        target = address.prefix + self._versioned(path, versioned)
+        pairs = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
+        if pairs:
+            target += "?" + urlencode(pairs)
+        sent = {"User-Agent": "baepo", "Connection": "close", **(headers or {})}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        connection = address.connection(timeout_s if timeout_s is not None else self.timeout_s)
+        try:
+            connection.request(method, target, body=payload, headers=sent)
+            sock = cast(socket.socket, connection.sock)
+            response = connection.getresponse()
+            if response.status >= 400:
+                raise ResponseError(response.status, _explanation(response))
+        except ResponseError:
+            connection.close()
+            raise
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise self._broken(exc) from exc
+        return connection, sock, response
+
+    def _versioned(self, path: str, versioned: bool) -> str:
+        if not versioned:
+            return path
+        return f"/v{self.version()['ApiVersion']}{path}"
+
+    def _broken(self, exc: BaseException) -> TransportError:
+        return _transport_error(self.base_url, exc, self.timeout_s)
+
+
+class MessageStream:
+    """JSON messages as the engine writes them (one after another, usually a line each).
+
+    Iterating blocks until the next message; the end of the answer ends the iteration, a
+    broken one raises `TransportError`. `close()` may come from any thread: it shuts the
+    socket down, which wakes a blocked read, and the iteration then simply ends.
+    """
+
+    def __init__(
+        self,
+        connection: http.client.HTTPConnection,
+        sock: socket.socket,
+        response: http.client.HTTPResponse,
+        base_url: str,
+    ) -> None:
+        self._connection = connection
+        self._response = response
+        self._socket: socket.socket | None = sock
+        self._base_url = base_url
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+        self._closed = False
+        self._reading = threading.Lock()  # held by the iterating thread while it reads
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        with self._reading:
+            while True:
+                if self._closed:
+                    self._release()
+                    raise StopIteration
+                message = self._next_in_buffer()
+                if message is not _NOTHING:
+                    return message
+                try:
+                    chunk = self._response.read1(_READ_SIZE)
+                except (OSError, http.client.HTTPException, ValueError) as exc:
+                    if self._closed:
+                        continue  # closed under us: the socket was shut down on purpose
+                    timeout = self._socket.gettimeout() if self._socket else None
+                    self._release()
+                    raise _transport_error(self._base_url, exc, timeout) from exc
+                if self._closed:
+                    continue
+                if not chunk:
+                    self._release()
+                    leftover = self._buffer.strip()
+                    self._closed = True
+                    if leftover:
+                        raise TransportError(
+                            f"the engine at {self._base_url} ended a stream mid-message: "
+                            f"{leftover[:200]!r}"
+                        )
+                    raise StopIteration
+                self._buffer += self._text.decode(chunk)
+                if len(self._buffer) > _MAX_MESSAGE:
+                    self._release()
+                    self._closed = True
+                    raise TransportError(
+                        f"the engine at {self._base_url} sent {len(self._buffer)} bytes that "
+                        "are not a JSON message"
+                    )
+
+    def close(self) -> None:
+        self._closed = True
+        sock = self._socket
+        if sock is not None:
+            # Already shut down, or the engine hung up first: either way, down.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._reading.acquire(blocking=False):  # nobody is reading: release it here
+            try:
+                self._release()
+            finally:
+                self._reading.release()
+
+    def __enter__(self) -> MessageStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _next_in_buffer(self) -> Any:
+        text = self._buffer.lstrip()
+        if not text:
+            self._buffer = ""
+            return _NOTHING
+        try:
+            message, end = _DECODER.raw_decode(text)
+        except ValueError:
+            self._buffer = text  # an incomplete message: read on
+            return _NOTHING
+        self._buffer = text[end:]
+        return message
+
+    def _release(self) -> None:
+        self._response.close()
+        self._connection.close()
+        self._socket = None
+
+
+_NOTHING: Any = object()
+
+
+def _query_value(value: str | int | bool) -> str:
+    # The SDK sent True/False as requests writes them; engines read both spellings.
+    return str(value)
+
+
+def _decode(data: bytes, path: str) -> Any:
+    try:
+        return json.loads(data) if data.strip() else None
+    except ValueError as exc:
+        raise TransportError(f"the engine's answer to {path} is not JSON: {data[:200]!r}") from exc
+
+
+def _explanation(response: http.client.HTTPResponse) -> str:
+    """The engine's "message" ({"message": "…"}), else its body's text, else the reason."""
+    try:
+        data = response.read()
+    except (OSError, http.client.HTTPException):
+        data = b""
+    text = data.decode("utf-8", errors="replace").strip()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and parsed.get("message"):
+        return str(parsed["message"]).strip()
+    return text or f"{response.status} {response.reason}"
+
+
+def _transport_error(base_url: str, exc: BaseException, timeout_s: float | None) -> TransportError:
+    if isinstance(exc, TimeoutError) and timeout_s is not None:
+        return TransportError(f"the engine at {base_url} did not answer within {timeout_s:g} s")
+    reason = str(exc) or type(exc).__name__
+    return TransportError(f"the engine at {base_url} does not answer: {reason}")
