@@ -5,9 +5,10 @@ file in the StorageDriver. Its live state — bytes received and the running sha
 in memory (sessions.py); after a restart (or when evicted) the state is rebuilt from the
 file: the size is the file's length and the hash is recomputed by reading it back once.
 
-Bytes are written and hashed on the event loop as they arrive, chunk by chunk (a write to the
-page cache costs microseconds; a thread hop per chunk would cost more). Only the commit — an
-fsync and a rename — and the database calls go to a worker thread.
+A request body is gathered into 1 MiB buffers, each written and hashed in a worker thread while
+the next arrives (`_Spool`): the event loop never waits on the disk, an upload holds about
+2 MiB whatever its size, and sha256 runs on another core. The commit — an fsync and a rename —
+and the database calls go to a worker thread too.
 
 A blob exists only after its digest is verified: the driver's commit is an atomic rename of
 the complete, fsynced upload file, so a process killed mid-upload never leaves a blob that
@@ -19,6 +20,7 @@ BLOB_UPLOAD_INVALID (416), which clients answer by asking for the upload's statu
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -41,9 +43,60 @@ from baepo.registry.ranges import ByteRange
 from baepo.registry.records import storage_call
 from baepo.registry.references import Digest
 from baepo.registry.sessions import Upload
-from baepo.storage import BlobInfo, StorageError, UploadNotFound
+from baepo.storage import BlobInfo, StorageError, UploadNotFound, UploadWriter
 
 READ_CHUNK = 1024 * 1024
+SPOOL_BYTES = 1024 * 1024
+
+
+class _Spool:
+    """A request body on its way to an upload file: gathered into buffers of SPOOL_BYTES,
+    each written and hashed in a worker thread while the next one arrives. At most one buffer
+    is being written and one filled, so an upload holds about 2 MiB whatever its size, and
+    the event loop never waits on the disk or on sha256 (which runs on another core: hashlib
+    lets go of the GIL for large buffers)."""
+
+    def __init__(self, writer: UploadWriter, hasher: Any) -> None:
+        self._writer = writer
+        self._hasher = hasher
+        self._buffer = bytearray()
+        self._flushing: asyncio.Future[None] | None = None
+
+    async def add(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        if len(self._buffer) >= SPOOL_BYTES:
+            await self._flush()
+
+    async def drain(self) -> None:
+        """Write what is gathered and wait for every write; a write's error is raised here."""
+        try:
+            if self._buffer:
+                await self._flush()
+        finally:
+            await self._settle()
+
+    def close(self) -> None:
+        """Close the file, after the write in flight if one is (a request cancelled while it
+        waited for a write leaves that write running: the file is closed when it ends)."""
+        if self._flushing is not None and not self._flushing.done():
+            self._flushing.add_done_callback(lambda _: self._writer.close())
+        else:
+            self._writer.close()
+
+    async def _flush(self) -> None:
+        await self._settle()
+        data, self._buffer = bytes(self._buffer), bytearray()  # one copy per MiB, not per chunk
+        self._flushing = asyncio.ensure_future(anyio.to_thread.run_sync(self._write, data))
+
+    async def _settle(self) -> None:
+        """Wait for the write in flight; it stays known until it has ended (see `close`)."""
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
+            self._flushing = None
+
+    def _write(self, data: bytes) -> None:
+        self._writer.write(data)
+        self._hasher.update(data)
 
 
 class Uploads:
@@ -174,12 +227,14 @@ class Uploads:
             raise RegistryUnavailable(f"storage error: {exc}") from exc
         snapshot = upload.hasher.copy()
         hasher = upload.hasher
+        spooled = _Spool(writer, hasher)
         try:
-            async for chunk in body:
-                if chunk:
-                    writer.write(chunk)
-                    hasher.update(chunk)
-                    upload.size = writer.size
+            try:
+                async for chunk in body:
+                    await spooled.add(chunk)
+            finally:
+                await spooled.drain()  # the file is never closed under a write in flight
+            upload.size = writer.size
             received = writer.size - start
             expected = content_range.length if content_range else content_length
             if expected is not None and received != expected:
@@ -198,8 +253,13 @@ class Uploads:
             except StorageError:
                 upload.hasher = None  # rebuild from whatever reached the file
             raise RegistryUnavailable(f"storage error: {exc}") from exc
+        except BaseException:
+            # The client went away mid-chunk (or the request was cancelled): the file keeps
+            # what reached it, and the size and hash say so.
+            upload.size = writer.size
+            raise
         finally:
-            writer.close()
+            spooled.close()
         return upload.size
 
     async def _rehash(self, upload: Upload) -> None:
