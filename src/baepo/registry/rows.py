@@ -31,14 +31,17 @@ _LINKED = sa.select(t.BlobLink.digest).where(
     t.BlobLink.repository_id == sa.bindparam("repo"),
     t.BlobLink.digest.in_(sa.bindparam("digests", expanding=True)),
 )
-# A write first: it takes the write lock and marks the blobs fresh for the collector, in the
-# transaction that checks they are there, with the sizes the manifest gives.
+# A write first: it takes the write lock and marks the blob fresh for the collector, in the
+# transaction that checks it is linked to the repository, with the size the manifest gives.
+# One digest per execution: a statement with an expanding IN is compiled again at every call.
 _TOUCH_LINKED = (
     sa.update(t.BlobRecord)
     .where(
-        t.BlobRecord.digest.in_(_LINKED),
-        sa.tuple_(t.BlobRecord.digest, t.BlobRecord.size).in_(
-            sa.bindparam("pairs", expanding=True)
+        t.BlobRecord.digest == sa.bindparam("one_digest"),
+        t.BlobRecord.size == sa.bindparam("one_size"),
+        sa.exists().where(
+            t.BlobLink.repository_id == sa.bindparam("repo"),
+            t.BlobLink.digest == sa.bindparam("one_digest"),
         ),
     )
     .values(touched_at=sa.bindparam("now"))
@@ -109,8 +112,11 @@ def touch_blobs(
 ) -> dict[str, int] | None:
     """Mark the repository's blobs fresh if each is there with its size: None when all are,
     else the ones there, with their real sizes."""
-    params = {"repo": repo, "digests": list(sizes), "pairs": list(sizes.items()), "now": now}
-    if affected(conn.execute(_TOUCH_LINKED, params)) == len(sizes):
+    touched = 0
+    for digest, size in sizes.items():
+        params = {"repo": repo, "one_digest": digest, "one_size": size, "now": now}
+        touched += affected(conn.execute(_TOUCH_LINKED, params))
+    if touched == len(sizes):
         return None
     rows = conn.execute(_LINKED_SIZES, {"repo": repo, "digests": list(sizes)})
     return {digest: size for digest, size in rows}
