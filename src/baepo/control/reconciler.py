@@ -138,7 +138,7 @@ class Reconciler:
         self._retired: set[str] = set()  # containers we stop, until no listing shows them
         self._begins: dict[str, asyncio.Task[None]] = {}  # service → its next operation's begin
         self._pushes = pushes
-        self._tracked: frozenset[tuple[str, str]] | None = None  # None: not known yet
+        self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._stopping = threading.Event()
@@ -148,20 +148,22 @@ class Reconciler:
     # -- waking and running --------------------------------------------------------------
 
     def wake(self) -> None:
-        """Run a pass soon. Safe from any thread."""
-        loop, wakeup = self._loop, self._wakeup
-        if loop is not None and wakeup is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wakeup.set)
+        """Run a pass soon. Safe from any thread; a burst of wakes (a push each) before the
+        loop has seen the first costs one hand-off to the loop, not one each."""
+        loop = self._loop
+        if loop is None or self._wakeup is None or loop.is_closed() or self._wake_pending:
+            return
+        self._wake_pending = True
+        loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        self._wake_pending = False
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def image_pushed(self, event: ImagePushed) -> None:
-        """EventBus handler: wake the loop, which reads the push from the registry's log, if
-        the push can start a deployment. A push of what no service deploys on push waits for
-        the next pass (at most `timing.idle_s`): a registry busy with pushes does not keep the
-        loop passing over every service. The tracked pairs are those the last pass saw; a
-        service created or changed since wakes the loop itself."""
-        tracked = self._tracked
-        if tracked is None or (event.repository, event.tag or "") in tracked:
-            self.wake()
+        """EventBus handler: wake the loop, which reads the push from the registry's log."""
+        self.wake()
 
     def subscribe(self, bus: EventBus) -> Callable[[], None]:
         return bus.subscribe(ImagePushed, self.image_pushed)
@@ -181,6 +183,7 @@ class Reconciler:
         """Converge until `stop()`; a pass that raises is logged and retried."""
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
+        self._wake_pending = False
         watcher = threading.Thread(target=self._watch_engine, name="baepo-engine-events")
         watcher.daemon = True
         watcher.start()
@@ -338,9 +341,8 @@ class Reconciler:
             position = triggers.cursor(s)
         pushes = log.pushes_after(position, batch)
         with self._db.session() as s, s.begin():
-            decided = triggers.decide_all(s, pushes, self._sealer, self._registry, self._clock)
-        self._tracked = decided.tracked
-        return bool(decided.started) or len(pushes) == batch
+            started = triggers.decide_all(s, pushes, self._sealer, self._registry, self._clock)
+        return bool(started) or len(pushes) == batch
 
     def _live_services(self) -> list[tuple[str, str]]:
         with self._db.session() as s:

@@ -19,7 +19,6 @@ the newest push (those before it were decided when they happened).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -71,16 +70,7 @@ def decide(
     s: Session, push: Pushed, sealer: records.Sealer, registry: RegistryLink, clock: Clock
 ) -> list[str]:
     """Decide one push and move the cursor past it (see `decide_all`)."""
-    return decide_all(s, [push], sealer, registry, clock).started
-
-
-@dataclass(frozen=True)
-class Decided:
-    started: list[str]
-    """The ids of the operations created or changed."""
-    tracked: frozenset[tuple[str, str]]
-    """The (repository, tag) pairs that some service deploys on push, as of this decision:
-    a push of anything else starts nothing (until a service changes)."""
+    return decide_all(s, [push], sealer, registry, clock)
 
 
 def decide_all(
@@ -89,10 +79,11 @@ def decide_all(
     sealer: records.Sealer,
     registry: RegistryLink,
     clock: Clock,
-) -> Decided:
+) -> list[str]:
     """Decide `pushes` (oldest first) and move the cursor past the last, in the caller's
-    transaction. Pushes at or before the cursor (decided already) do nothing. The services are
-    read once for the batch, under the lock their other changes take."""
+    transaction; the ids of the operations started or changed. Pushes at or before the cursor
+    (decided already) do nothing. The services are read once for the batch, under the lock
+    their other changes take."""
     row = s.get(CursorRow, PUSH_CURSOR, with_for_update=True)
     if row is None:
         row = CursorRow(name=PUSH_CURSOR, position=0)
@@ -112,8 +103,7 @@ def decide_all(
                 touched.append(op_id)
     if fresh:
         row.position = fresh[-1].id
-    tracked = frozenset((image.path, image.effective_tag) for _, image in tracking)
-    return Decided(touched, tracked)
+    return touched
 
 
 def _tracking(s: Session, registry: RegistryLink) -> list[tuple[ServiceRow, ImageName]]:
