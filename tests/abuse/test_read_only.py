@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -87,14 +88,13 @@ def push(server: BaepoProcess, layout: OciLayout, tag: str, target: str) -> None
     )
 
 
-def structured(answer: httpx.Response, where: str) -> dict[str, object]:
+def structured(answer: httpx.Response, where: str) -> Any:
     assert answer.headers["content-type"].startswith("application/json"), (
         where,
         answer.status_code,
         answer.text,
     )
-    body: dict[str, object] = answer.json()
-    return body
+    return answer.json()
 
 
 def test_a_read_only_data_directory_refuses_writes_clearly_and_recovers(
