@@ -229,3 +229,15 @@ def test_importing_the_server_loads_no_jwt_library_nor_cryptography() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_importing_the_server_loads_no_http_client_library() -> None:
+    """httpx is the CLI's; its package imports rich and pygments (~4 MB resident)."""
+    program = (
+        "import sys, baepo.server\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'rich', 'pygments'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

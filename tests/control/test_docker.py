@@ -92,7 +92,6 @@ async def real(tmp_path: Path, engine: DockerEngine) -> AsyncIterator[Real]:
         reconciler=reconciler,
     )  # fmt: skip
     yield Real(engine, box, router, reconciler, services, make)
-    await prober.aclose()
     for container in engine.list({LABEL_INSTALLATION: box.fingerprint}):
         with contextlib.suppress(ContainerNotFound):
             engine.remove(container.id)
