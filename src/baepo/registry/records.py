@@ -24,6 +24,7 @@ from baepo.registry import rows
 from baepo.registry.errors import NameUnknown, RegistryUnavailable
 from baepo.storage import StorageError
 from baepo.store import Database
+from baepo.store.batches import WriteBatcher
 
 T = TypeVar("T")
 
@@ -75,6 +76,9 @@ class Records:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        # Every registry write goes through one thread: those arriving together share a
+        # commit (a push of 32 manifests at once is a few fsyncs, not 32; see store/batches.py).
+        self._writes = WriteBatcher(db, "baepo-registry-writes")
 
     # -- plumbing --------------------------------------------------------------------------
     @contextmanager
@@ -95,11 +99,11 @@ class Records:
             raise RegistryUnavailable(f"database error: {exc.__class__.__name__}") from exc
 
     def write(self, work: Callable[[Session], T]) -> T:
-        """Run `work` in one transaction, retrying when a concurrent insert won a race."""
+        """Run `work` in a transaction (its own savepoint of a shared one), retrying when a
+        concurrent insert won a race."""
         for attempt in range(4):
             try:
-                with self.db.session() as s, s.begin():
-                    return work(s)
+                return self._writes.run(work)
             except IntegrityError as exc:
                 if attempt == 3:
                     raise RegistryUnavailable("database conflict, try again") from exc
