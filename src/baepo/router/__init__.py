@@ -1,15 +1,22 @@
 """The router room: Baepo's data plane (HAProxy driven through its runtime API) and TLS.
 
 Other rooms use `Router`, one service's `Route` at a time (`get`, `put`, `remove`; implemented
-by `HAProxyRouter`, faked in the tests), and `LocalCA` for the certificate users trust. The
-composition root owns the `HAProxyRouter`: it starts and stops it and renews its
-certificates. Custom domains get certificates from an ACME server: `CertificateBroker` over
-`LocalCA` and `AcmeIssuer`, whose http-01 challenges a `ChallengeResponder` answers.
+by `HAProxyRouter`, faked in the tests), and a `CertificateAuthority` for the certificate users
+trust. The composition root owns the `HAProxyRouter`: it starts and stops it and renews its
+certificates. The local CA (`LocalCA`) signs in a child process, `SigningChild`, so that the
+server never loads `cryptography` for it. Custom domains get certificates from an ACME server:
+`CertificateBroker` over the local CA and `AcmeIssuer`, whose http-01 challenges a
+`ChallengeResponder` answers.
 `RouterSupervisor` starts HAProxy again when it dies.
 """
 
 from baepo.router.acme import AcmeIssuer, AcmeSettings, CertificateBroker
-from baepo.router.certificates import CertificateSource, IssuedCertificate, LocalCA
+from baepo.router.certificates import (
+    CertificateAuthority,
+    CertificateSource,
+    IssuedCertificate,
+    LocalCA,
+)
 from baepo.router.challenges import ChallengeResponder, ChallengeStore
 from baepo.router.configuration import RouterSettings, render_config, render_map
 from baepo.router.errors import (
@@ -27,6 +34,7 @@ from baepo.router.errors import (
 from baepo.router.haproxy import HAProxyRouter
 from baepo.router.interface import Router, RouteState
 from baepo.router.process import running_haproxy
+from baepo.router.signing import SigningChild
 from baepo.router.stats import ServerStats, ServiceStats
 from baepo.router.supervision import RouterSupervisor
 from baepo.router.table import (
@@ -41,6 +49,7 @@ __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
     "AcmeIssuer",
     "AcmeSettings",
+    "CertificateAuthority",
     "CertificateBroker",
     "CertificateError",
     "CertificateSource",
@@ -66,6 +75,7 @@ __all__ = [
     "ServerState",
     "ServerStats",
     "ServiceStats",
+    "SigningChild",
     "UnknownServer",
     "UnknownService",
     "render_config",

@@ -7,7 +7,9 @@ root created once with the `cryptography` package and kept in its directory
     ├── ca.key     the root's private key (PEM, mode 0600)
     └── ca.pem     the root certificate: what a user exports (`ca_pem()`) and trusts
 
-issuing short-lived leaf certificates (90 days, renewed 30 days before they expire). ACME
+issuing short-lived leaf certificates (90 days, renewed 30 days before they expire). The
+server does not run it itself: `SigningChild` (`signing.py`) runs it in a child process that
+lives only while there is work, so that the server never loads `cryptography` for it. ACME
 for public names is another `CertificateSource` (`AcmeIssuer`), and `CertificateBroker` picks
 between the two per hostname set (both in `acme.py`).
 
@@ -63,6 +65,14 @@ class IssuedCertificate:
 class CertificateSource(Protocol):
     def issue(self, hostnames: Sequence[str]) -> IssuedCertificate:
         """A certificate valid for every name in `hostnames` (wildcards allowed)."""
+        ...
+
+
+class CertificateAuthority(CertificateSource, Protocol):
+    """A `CertificateSource` with a root certificate of its own (`LocalCA`, `SigningChild`)."""
+
+    def ca_pem(self) -> str:
+        """The root certificate (PEM), for a user to trust (browsers, curl `--cacert`)."""
         ...
 
 
