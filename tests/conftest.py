@@ -178,6 +178,15 @@ class BaepoProcess:
             r.raise_for_status()
 
 
+CRYPTOGRAPHY = "_rust.abi3.so"
+"""cryptography's Rust core (~6 MB resident once loaded): what a process that loaded it maps."""
+
+
+def maps(pid: int, library: str) -> bool:
+    """Whether process `pid` has `library` mapped (loaded) now."""
+    return library in (Path("/proc") / str(pid) / "maps").read_text()
+
+
 @contextlib.contextmanager
 def running(data_dir: Path, *flags: str, http_port: int | None = None) -> Iterator[BaepoProcess]:
     """A `baepo up` with these flags for the block; stopped, with its data plane, after it."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BaepoProcess, free_port
+from tests.conftest import CRYPTOGRAPHY, BaepoProcess, free_port, maps
 
 pytestmark = pytest.mark.integration
 
@@ -190,24 +190,83 @@ def test_an_older_data_directory_is_made_private_at_start(fresh_baepo: BaepoProc
     assert (fresh_baepo.data_dir / "baepo.db").stat().st_mode & 0o777 == 0o600
 
 
-def _maps(pid: int, library: str) -> bool:
-    """Whether process `pid` has `library` mapped (loaded) now."""
-    return library in (Path("/proc") / str(pid) / "maps").read_text()
+def _signers(data_dir: Path) -> list[int]:
+    """The local CA's signer processes of the Baepo on `data_dir` (alive, not zombies)."""
+    found = []
+    for pid in _processes_naming(data_dir / "ca"):
+        try:
+            cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+            state = _stat(pid)[0]
+        except OSError:
+            continue
+        if b"baepo.router.signer" in cmdline and state not in ("Z", "X"):
+            found.append(pid)
+    return found
 
 
-CRYPTOGRAPHY = "_rust.abi3.so"  # cryptography's Rust core: ~6 MB resident once loaded
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name: state, parent, …"""
+    return (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
 
 
-def test_a_restart_with_its_certificates_loads_no_cryptography(fresh_baepo: BaepoProcess) -> None:
-    """The first start issues the router's certificates (so `cryptography` is loaded); a
-    restart on the same data directory finds them valid from their notes, and a registry
+def test_the_first_start_signs_in_a_child_that_ends_with_the_server(
+    fresh_baepo: BaepoProcess,
+) -> None:
+    """A first start creates the local CA and signs the default certificate in a child
+    process: the server never maps `cryptography`, and the certificate it serves verifies
+    with the CA users download. The child, idle, lives on for a while, never past the server
+    (even one killed with SIGKILL)."""
+    from cryptography.hazmat.bindings import _rust  # noqa: F401  (loaded here, for the check)
+
+    assert maps(os.getpid(), CRYPTOGRAPHY)  # the check sees the library where it is loaded
+    assert fresh_baepo.process is not None
+    server = fresh_baepo.process.pid
+    assert not maps(server, CRYPTOGRAPHY)
+    signers = _signers(fresh_baepo.data_dir)
+    assert len(signers) == 1  # it signed moments ago, and lives 30 s idle
+    assert int(_stat(signers[0])[1]) == server and maps(signers[0], CRYPTOGRAPHY)
+
+    with fresh_baepo.api() as api:
+        root = api.get("/api/v1/ca")
+    assert root.status_code == 200 and "BEGIN CERTIFICATE" in root.text
+    ca_file = fresh_baepo.data_dir.parent / "ca.pem"
+    ca_file.write_text(root.text)
+    port = fresh_baepo.https_port
+    served = subprocess.run(
+        [
+            *("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}"),
+            *("--cacert", str(ca_file), "--resolve", f"localhost:{port}:127.0.0.1"),
+            f"https://localhost:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert served.returncode == 0, served.stderr  # the default certificate, verified
+    assert served.stdout == "404"  # no service there: the router's 404 page
+    assert not maps(server, CRYPTOGRAPHY)
+
+    fresh_baepo.kill()  # SIGKILL: no chance to end the child itself
+    deadline = time.monotonic() + 10
+    while _signers(fresh_baepo.data_dir):
+        assert time.monotonic() < deadline, "the signer outlived the server"
+        time.sleep(0.05)
+
+
+def test_no_start_loads_cryptography_and_a_stop_leaves_no_signer(
+    fresh_baepo: BaepoProcess,
+) -> None:
+    """The first start signs the router's certificates in a child process; a restart on the
+    same data directory finds them valid from their notes and starts no child. A registry
     login and a bearer token need no cryptography either."""
     assert fresh_baepo.process is not None
-    assert _maps(fresh_baepo.process.pid, CRYPTOGRAPHY)  # the check sees it when it is there
+    assert not maps(fresh_baepo.process.pid, CRYPTOGRAPHY)
     assert fresh_baepo.stop() == 0
+    assert _signers(fresh_baepo.data_dir) == []  # the shutdown ended it
     fresh_baepo.start()
     assert fresh_baepo.process is not None
-    assert not _maps(fresh_baepo.process.pid, CRYPTOGRAPHY)
+    assert not maps(fresh_baepo.process.pid, CRYPTOGRAPHY)
+    assert _signers(fresh_baepo.data_dir) == []  # nothing to sign
     got = httpx.get(
         f"{fresh_baepo.url}/auth/token",
         params={"service": "baepo", "scope": "repository:admin/app:pull,push"},
@@ -217,7 +276,7 @@ def test_a_restart_with_its_certificates_loads_no_cryptography(fresh_baepo: Baep
     bearer = {"Authorization": f"Bearer {got.json()['token']}"}
     assert httpx.get(f"{fresh_baepo.url}/v2/", headers=bearer).status_code == 200
     assert httpx.get(f"{fresh_baepo.url}/v2/admin/app/tags/list", headers=bearer).status_code == 404
-    assert not _maps(fresh_baepo.process.pid, CRYPTOGRAPHY)
+    assert not maps(fresh_baepo.process.pid, CRYPTOGRAPHY)
 
 
 def test_importing_the_server_loads_no_jwt_library_nor_cryptography() -> None:

@@ -62,10 +62,10 @@ from baepo.router import (
     CertificateBroker,
     ChallengeResponder,
     HAProxyRouter,
-    LocalCA,
     RouterError,
     RouterSettings,
     RouterSupervisor,
+    SigningChild,
     running_haproxy,
 )
 from baepo.runtime import DockerEngine
@@ -101,7 +101,7 @@ class Baepo:
     auth: Auth
     registry: Registry
     router: HAProxyRouter
-    ca: LocalCA
+    ca: SigningChild
     reconciler: Reconciler
     services: Services
     app: ASGIApp
@@ -236,17 +236,23 @@ class Baepo:
             await asyncio.wait(self.tasks, timeout=0.5)
         if self.responder is not None:
             self.responder.stop()
+        # The local CA's signer ends with this process anyway (its stdin closes): ended now,
+        # unless a signature under way holds it past the budget.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.to_thread(self.ca.close), TASKS_S)
         log.info("control plane stopped; the router and the services keep serving")
 
     def abandon(self) -> None:
         """Baepo did not start after all: stop what this run started (a HAProxy it started
-        itself, the challenge responder), so that nothing is left behind."""
+        itself, the challenge responder, the local CA's signer), so that nothing is left
+        behind."""
         if self.supervisor is not None:
             self.supervisor.stop()
         if not self.router.adopted:
             self.router.stop()
         if self.responder is not None:
             self.responder.stop()
+        self.ca.close()
 
 
 def engine_credentials(auth: Auth, secrets_dir: Path) -> tuple[str, str]:
@@ -351,7 +357,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     generated = auth.ensure_admin(config.admin_password)
     registry = Registry(db=db, driver=FilesystemDriver(config.blob_dir), bus=bus, clock=clock)
 
-    ca = LocalCA(config.data_dir / "ca", clock)
+    # The local CA signs in a child process started when there is work: `cryptography`
+    # (about 15 MiB resident once loaded) stays out of the server.
+    ca = SigningChild(config.data_dir / "ca", clock)
     responder, issuer = None, None
     if config.acme_directory:
         # http-01 answers: HAProxy's HTTP frontend forwards /.well-known/acme-challenge/ here.

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.conftest import CRYPTOGRAPHY, maps
 from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -32,6 +33,26 @@ def curl_insecure(stack: Stack, host: str, path: str = "/") -> str:
         text=True,
         timeout=30,
     ).stdout
+
+
+def test_certificates_are_signed_outside_the_server(stack: Stack) -> None:
+    """A fresh Baepo signs the default certificate, the sample service's and a new
+    service's in a child process: curl verifies each with the CA `baepo ca` exported, and
+    the long-running server never maps `cryptography`. (First in this module: a service with
+    secrets would load it, for its secrets.)"""
+    name = f"signed-{secrets.token_hex(2)}"
+    ref = stack.push("baepo-test/hello:1", f"team/{name}:1")
+    stack.cli(
+        *("services", "create", name, "--image", ref, "--port", "8080"),
+        *("--health-check-path", "/healthz", "--wait"),
+    )
+    stack.wait_for("hello.localhost", "Hello from Baepo")
+    for host in (f"{name}.localhost", "hello.localhost"):
+        answer = stack.curl(host)
+        assert answer.returncode == 0, answer.stderr
+    assert stack.baepo.process is not None
+    assert not maps(stack.baepo.process.pid, CRYPTOGRAPHY)
+    stack.cli("services", "rm", name, "--wait")
 
 
 def test_image_pushed_with_docker_becomes_an_https_service(stack: Stack) -> None:

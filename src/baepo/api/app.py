@@ -18,14 +18,14 @@ from baepo.api.services import services_router
 from baepo.auth import Auth, token_routes
 from baepo.control import Services
 from baepo.registry import Registry
-from baepo.router import LocalCA
+from baepo.router import CertificateAuthority
 
 
 def create_api(
     auth: Auth,
     registry: Registry,
     services: Services,
-    ca: LocalCA,
+    ca: CertificateAuthority,
     *,
     resolver: Resolver = resolve,
 ) -> FastAPI:
