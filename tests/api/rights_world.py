@@ -88,7 +88,8 @@ class RightsWorld:
     def request(
         self, who: str, method: str, path: str, body: object | None = None
     ) -> httpx.Response:
-        return self.client.request(method, path, json=body, headers=self.as_(who))
+        answer: httpx.Response = self.client.request(method, path, json=body, headers=self.as_(who))
+        return answer
 
     def settle(self, operation_id: str) -> str:
         """Run the reconciler until the operation ends; its status."""

@@ -281,7 +281,7 @@ def test_a_verified_credential_is_remembered_so_a_flood_does_not_lock_it_out(
 
 
 def test_api_tokens_are_not_throttled_by_password_failures(auth: Auth) -> None:
-    token = auth.create_token("alice", "ci", ["team/app"]).secret
+    token = auth.create_token("alice", "ci", ("team/app",)).secret
     assert token is not None
     for n in range(20):
         with pytest.raises(AuthenticationRequired):

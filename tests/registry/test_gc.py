@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -332,7 +333,7 @@ def test_upload_sessions_expire_on_their_own_files_and_rows_together(
     client.patch(old.headers["location"], content=b"x" * 100)
     clock.advance(25 * HOURS)
     young = client.post(f"/v2/{REPO}/blobs/uploads/")
-    stale_file = registry.context.driver.root / "uploads" / old.headers["docker-upload-uuid"]
+    stale_file = upload_dir(registry) / old.headers["docker-upload-uuid"]
     os.utime(stale_file, (time.time() - 25 * 3600,) * 2)
     report = registry.expire_uploads(24 * 3600)
     assert report.uploads == [old.headers["docker-upload-uuid"]]
@@ -349,7 +350,7 @@ def test_cancelling_an_upload_frees_its_bytes_even_when_the_database_cannot_writ
 ) -> None:
     started = client.post(f"/v2/{REPO}/blobs/uploads/")
     client.patch(started.headers["location"], content=b"x" * 100)
-    path = registry.context.driver.root / "uploads" / started.headers["docker-upload-uuid"]
+    path = upload_dir(registry) / started.headers["docker-upload-uuid"]
     assert path.exists()
 
     def full(*args: object, **kwargs: object) -> bool:
@@ -360,3 +361,9 @@ def test_cancelling_an_upload_frees_its_bytes_even_when_the_database_cannot_writ
     assert not path.exists(), "the bytes must go even when the row cannot"
     monkeypatch.undo()
     assert client.get(started.headers["location"]).status_code == 404
+
+
+def upload_dir(registry: Registry) -> Path:
+    driver = registry.context.driver
+    assert isinstance(driver, FilesystemDriver)
+    return driver.root / "uploads"

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_oras_pushes_and_pulls_an_artifact(baepo_server: BaepoProcess, tmp_path: Path) -> None:
     try:
-        import oras.client as oras_client
+        import oras.client as oras_client  # type: ignore[import-untyped]  # oras ships no type information
     except ImportError:
         missing("the oras package is not installed (uv sync)")
     note = tmp_path / "note.txt"
