@@ -12,9 +12,16 @@ engine and the router match the database. The composition root builds both:
                         registry=registry, reconciler=reconciler)
     await reconciler.run()               # until reconciler.stop()
 
-Tables are declared in `baepo.control.tables`; errors in `baepo.control.errors`.
+Tables are declared in `baepo.control.tables`; errors in `baepo.control.errors`. The
+autoscaler's decision (`Autoscaler`, one per service, fed the router's in-flight and queued
+counts) is a pure core in `baepo.control.autoscaling`.
 """
 
+from baepo.control.autoscaling import (
+    Autoscaler,
+    AutoScalingConfiguration,
+    InvalidAutoScalingConfiguration,
+)
 from baepo.control.callers import ADMIN_OWNER, SYSTEM, Caller
 from baepo.control.errors import (
     Conflict,
@@ -62,6 +69,8 @@ __all__ = [
     "CPU_MEMORY",
     "MASK",
     "SYSTEM",
+    "AutoScalingConfiguration",
+    "Autoscaler",
     "Caller",
     "Conflict",
     "ControlError",
@@ -71,6 +80,7 @@ __all__ = [
     "HealthCheck",
     "ImageName",
     "InstanceView",
+    "InvalidAutoScalingConfiguration",
     "InvalidServiceSpec",
     "InvalidServiceState",
     "LogLine",
