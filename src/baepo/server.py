@@ -45,6 +45,7 @@ from baepo.control import (
     Quota,
     Reconciler,
     RegistryLink,
+    Scaling,
     SecretBox,
     ServiceNotFound,
     Services,
@@ -388,6 +389,8 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     engine = DockerEngine(config.docker_host)
+    # Each service's autoscaler; it wants min_instances until something observes the service.
+    scaling = Scaling(clock)
     reconciler = Reconciler(
         db=db,
         engine=engine,
@@ -400,6 +403,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         timing=Timing(deploy_timeout_s=config.deploy_timeout_s),
         pushes=registry,
         may_pull=owner_may_pull(auth, registry),
+        scaling=scaling,
     )
     reconciler.subscribe(bus)
     services = Services(

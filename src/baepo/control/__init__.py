@@ -14,7 +14,8 @@ engine and the router match the database. The composition root builds both:
 
 Tables are declared in `baepo.control.tables`; errors in `baepo.control.errors`. The
 autoscaler's decision (`Autoscaler`, one per service, fed the router's in-flight and queued
-counts) is a pure core in `baepo.control.autoscaling`.
+counts) is a pure core in `baepo.control.autoscaling`; `Scaling` holds one per service for the
+reconciler (`Reconciler(scaling=...)`), which asks it how many instances each service wants.
 """
 
 from baepo.control.autoscaling import (
@@ -44,6 +45,7 @@ from baepo.control.planning import Health
 from baepo.control.probes import NetworkProber, Prober, ProbeResult
 from baepo.control.quotas import Quota
 from baepo.control.reconciler import Reconciler
+from baepo.control.scaling import Bounds, Scaling
 from baepo.control.services import Services
 from baepo.control.spec import (
     CPU_MEMORY,
@@ -71,6 +73,7 @@ __all__ = [
     "SYSTEM",
     "AutoScalingConfiguration",
     "Autoscaler",
+    "Bounds",
     "Caller",
     "Conflict",
     "ControlError",
@@ -98,6 +101,7 @@ __all__ = [
     "RegistryLink",
     "RevisionNotFound",
     "RevisionView",
+    "Scaling",
     "SecretBox",
     "SecretsUnreadable",
     "ServiceExists",

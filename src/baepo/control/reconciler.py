@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import threading
@@ -59,10 +60,11 @@ from baepo.control.planning import (
     plan,
 )
 from baepo.control.probes import Prober, ProbeResult
+from baepo.control.scaling import Bounds, Scaling
 from baepo.control.tables import ServiceRow
 from baepo.control.vault import SecretBox
 from baepo.events import EventBus, ImagePushed
-from baepo.router import Router, RouterError, RouteState, ServerState
+from baepo.router import Route, Router, RouterError, RouteState, ServerState
 from baepo.runtime import (
     LABEL_INSTANCE,
     LABEL_SERVICE,
@@ -93,6 +95,7 @@ class _State:
     desired: Desired
     operation_id: str | None
     in_flight: bool
+    bounds: Bounds
 
 
 class Reconciler:
@@ -110,8 +113,10 @@ class Reconciler:
         timing: Timing | None = None,
         pushes: triggers.PushLog | None = None,
         may_pull: Callable[[str, str], bool] | None = None,
+        scaling: Scaling | None = None,
     ) -> None:
         self._db = db
+        self._scaling = scaling
         self._engine = engine
         self._router = router
         self._prober = prober
@@ -262,6 +267,8 @@ class Reconciler:
                 ours.setdefault(container.labels[LABEL_SERVICE], []).append(container)
         results = await self._results(self._converge_all(services, ours))
         known = {name for _, name in services}
+        if self._scaling is not None:
+            self._scaling.forget_all_but(known)
         orphans = [c for name, cs in ours.items() if name not in known for c in cs]
         for orphan in orphans:
             self._stop_soon(None, orphan.id, orphan.name, "its service no longer exists")
@@ -361,6 +368,7 @@ class Reconciler:
         instances = await self._observe(state, containers, route_state)
         now = self._clock.now()
         route = route_state.route if route_state else None
+        state = await self._scaled(state, route)
         drain_started = self._drains(name, route_state, now)
         observed = Observed(
             now=now,
@@ -381,6 +389,23 @@ class Reconciler:
         moving = any(i.running and i.health is Health.STARTING for i in instances)
         draining = route is not None and any(s.state is ServerState.DRAIN for s in route.servers)
         return state.in_flight or moving or draining or bool(actions)
+
+    async def _scaled(self, state: _State, route: Route | None) -> _State:
+        """`state` with the instances its autoscaler wants now (min_instances without one),
+        and the scaling recorded as the service's event when the count changes."""
+        desired = state.desired
+        if self._scaling is None or desired.revision is None or desired.paused or desired.deleting:
+            return state
+        ready = sum(1 for s in route.servers if s.state is ServerState.READY) if route else 0
+        wanted = self._scaling.want(desired.service, state.bounds, ready)
+        if wanted.instances == desired.instances:
+            return state
+        scaled = dataclasses.replace(
+            state, desired=dataclasses.replace(desired, instances=wanted.instances)
+        )
+        if wanted.reason is not None:
+            await self._event(scaled, "scaled", "", f"scaling: {wanted.reason}")
+        return scaled
 
     def _state(self, service_id: str) -> _State | None:
         with self._db.session() as s:
@@ -412,7 +437,10 @@ class Reconciler:
                 drain_timeout_s=self.timing.drain_timeout_s,
                 check=check,
             )
-            return _State(service_id, desired, current.id if current else None, op is not None)
+            bounds = Bounds(spec.min_instances, spec.max_instances, spec.max_concurrency)
+            return _State(
+                service_id, desired, current.id if current else None, op is not None, bounds
+            )
 
     def _revision(self, service_id: str, number: int) -> Revision:
         key = (service_id, number)

@@ -1,0 +1,80 @@
+"""The control loop's autoscaling: observations in, a wanted instance count out, at most one
+decision a second, and the reason only when the count changes."""
+
+from __future__ import annotations
+
+from baepo.clock import FakeClock
+from baepo.control.scaling import Bounds, Scaling
+
+BOUNDS = Bounds(min_instances=1, max_instances=10, max_concurrency=10)
+
+
+def feed(scaling: Scaling, clock: FakeClock, seconds: int, in_flight: int) -> None:
+    for _ in range(seconds):
+        scaling.observe("app", in_flight, 0, arrived=in_flight)
+        clock.advance(1)
+
+
+def test_a_service_never_observed_wants_its_minimum() -> None:
+    scaling = Scaling(FakeClock())
+    wanted = scaling.want("app", BOUNDS, ready=0)
+    assert wanted.instances == 1
+    assert wanted.reason is None
+    assert scaling.want("app", Bounds(2, 10, 10), ready=5).instances == 2  # a lower min applies
+
+
+def test_observations_that_stop_keep_the_count() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    scaling.want("app", BOUNDS, ready=1)
+    feed(scaling, clock, 10, in_flight=35)
+    assert scaling.want("app", BOUNDS, ready=1).instances == 5
+    clock.advance(30)  # the router stopped answering: no observation since
+    assert scaling.want("app", BOUNDS, ready=5).instances == 5
+
+
+def test_load_scales_up_with_the_reason_once() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    assert scaling.want("app", BOUNDS, ready=1).instances == 1  # the autoscaler now exists
+    feed(scaling, clock, 10, in_flight=35)  # 35 in flight over a target of 7 each: 5
+    wanted = scaling.want("app", BOUNDS, ready=1)
+    assert wanted.instances == 5
+    assert wanted.reason is not None and "→ 5" in wanted.reason
+    clock.advance(1)
+    scaling.observe("app", 35, 0, arrived=35)
+    again = scaling.want("app", BOUNDS, ready=5)
+    assert again.instances == 5
+    assert again.reason is None  # no change, no event
+
+
+def test_one_decision_a_second_whatever_the_passes() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    scaling.want("app", BOUNDS, ready=1)
+    feed(scaling, clock, 10, in_flight=35)
+    first = scaling.want("app", BOUNDS, ready=1)
+    clock.advance(0.25)
+    assert scaling.want("app", BOUNDS, ready=1) == type(first)(first.instances, None)
+
+
+def test_the_bounds_apply_at_once() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    scaling.want("app", BOUNDS, ready=1)
+    feed(scaling, clock, 10, in_flight=70)
+    assert scaling.want("app", BOUNDS, ready=1).instances == 10
+    clock.advance(0.5)
+    narrow = Bounds(min_instances=1, max_instances=3, max_concurrency=10)
+    assert scaling.want("app", narrow, ready=10).instances == 3
+    clock.advance(1)
+    assert scaling.want("app", narrow, ready=3).instances == 3
+
+
+def test_services_that_are_gone_are_forgotten() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    scaling.want("app", BOUNDS, ready=1)
+    feed(scaling, clock, 10, in_flight=35)
+    scaling.forget_all_but([])
+    assert scaling.want("app", BOUNDS, ready=0).instances == 1  # a fresh start
