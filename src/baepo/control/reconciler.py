@@ -398,11 +398,11 @@ class Reconciler:
             return state
         ready = sum(1 for s in route.servers if s.state is ServerState.READY) if route else 0
         wanted = self._scaling.want(desired.service, state.bounds, ready)
-        if wanted.instances == desired.instances:
-            return state
-        scaled = dataclasses.replace(
-            state, desired=dataclasses.replace(desired, instances=wanted.instances)
-        )
+        scaled = state
+        if wanted.instances != desired.instances:
+            scaled = dataclasses.replace(
+                state, desired=dataclasses.replace(desired, instances=wanted.instances)
+            )
         if wanted.reason is not None:
             await self._event(scaled, "scaled", "", f"scaling: {wanted.reason}")
         return scaled
