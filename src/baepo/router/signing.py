@@ -165,9 +165,20 @@ class SigningChild:
             self._cancel_timer()
             self._requests += 1
             try:
+                reused = self._child is not None
                 child = self._running()
                 try:
-                    line = child.ask(request.line(), self._timeout_s)
+                    try:
+                        line = child.ask(request.line(), self._timeout_s)
+                    except _ChildFailed:
+                        if not reused:
+                            raise
+                        # It may have died between requests without `poll` seeing it yet (a
+                        # kill just now): one more try, with a new child.
+                        self._child = None
+                        child.close()
+                        child = self._running()
+                        line = child.ask(request.line(), self._timeout_s)
                 except _ChildFailed as exc:
                     self._child = None
                     raise CertificateError(
