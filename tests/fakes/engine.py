@@ -12,7 +12,10 @@ container may only join one that exists, and a network is only removed once no c
 (running or not) is attached.
 
 Test helpers: `push` (into the fake registry, for `pull`), `load` (present locally, like
-`docker load`), `crash` (a running instance exits), `set_available` (the engine goes away).
+`docker load`), `write` (a running instance prints a line), `crash` (a running instance
+exits), `set_available` (the engine goes away). Output lines are stamped with the clock's
+time when written; a follow of `output` wakes on each new line and ends when the instance
+stops or is removed.
 `baepo_test_images()` mirrors the images `scripts/test-images` builds for the real engine.
 """
 
@@ -48,6 +51,8 @@ from baepo.runtime import (
     InstanceState,
     Limits,
     Network,
+    OutputLine,
+    OutputSource,
     PullFailed,
     StartFailed,
     image_reference,
@@ -93,7 +98,8 @@ class _Container:
     exit_code: int | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    lines: list[str] = field(default_factory=list)
+    lines: list[OutputLine] = field(default_factory=list)
+    removed: bool = False
     host_port: int | None = None
     server: ThreadingHTTPServer | None = None
     reserved: socket.socket | None = None
@@ -109,6 +115,7 @@ class MemoryEngine:
         self._subscribers: list[MemoryEventStream] = []
         self._available = True
         self._lock = threading.RLock()
+        self._written = threading.Condition(self._lock)  # a line written, an exit, a removal
         for image in images:
             self.load(image)
 
@@ -126,12 +133,17 @@ class MemoryEngine:
             for key in _keys(image):
                 self._local[key] = image
 
+    def write(self, instance_id: str, text: str, stream: OutputSource = "stdout") -> None:
+        """A running instance prints a line."""
+        with self._lock:
+            self._print(self._get(instance_id), [text], stream)
+
     def crash(self, instance_id: str, exit_code: int = 1, log: str | None = None) -> None:
         """A running instance exits on its own with `exit_code`, printing `log` first."""
         with self._lock:
             container = self._get(instance_id)
             if log is not None:
-                container.lines.append(log)
+                self._print(container, [log])
             if container.state == "running":
                 self._exit(container, exit_code)
 
@@ -147,6 +159,9 @@ class MemoryEngine:
                 _release(container)
             for stream in self._subscribers:
                 stream.close()
+            for container in self._containers.values():
+                container.removed = True
+            self._written.notify_all()
 
     # -- the Engine interface -------------------------------------------------------------
 
@@ -197,7 +212,7 @@ class MemoryEngine:
             self._containers[cid] = container
             container.state = "running"
             container.started_at = self._clock.now()
-            container.lines.extend(image.logs)
+            self._print(container, image.logs)
             if spec.port is not None:
                 _publish(container)
             self._emit(container, "start")
@@ -225,7 +240,7 @@ class MemoryEngine:
             container = self._get(instance_id)
             if container.state == "running":
                 if container.image.handles_sigterm:
-                    container.lines.extend(container.image.stop_logs)
+                    self._print(container, container.image.stop_logs)
                 self._exit(container, 0 if container.image.handles_sigterm else 137)
 
     def remove(self, instance_id: str) -> None:
@@ -234,14 +249,37 @@ class MemoryEngine:
             container = self._get(instance_id)
             if container.state == "running":
                 self._exit(container, 137)
-            del self._containers[instance_id]
+            del self._containers[container.id]
+            container.removed = True
+            self._written.notify_all()
             self._emit(container, "destroy")
 
     def logs(self, instance_id: str, tail: int = 100) -> str:
         with self._lock:
             self._check()
             lines = self._get(instance_id).lines[-tail:] if tail > 0 else []
-            return "".join(f"{line}\n" for line in lines)
+            return "".join(f"{line.text}\n" for line in lines)
+
+    def output(
+        self,
+        instance_id: str,
+        *,
+        since: datetime | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+    ) -> MemoryOutputStream:
+        with self._lock:
+            self._check()
+            container = self._get(instance_id)
+            start = 0
+            if since is not None:
+                start = next(
+                    (n for n, line in enumerate(container.lines) if line.at >= since),
+                    len(container.lines),
+                )
+            if tail is not None:
+                start = max(start, len(container.lines) - max(0, tail))
+            return MemoryOutputStream(self, container, start, follow)
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:
         with self._lock:
@@ -300,11 +338,19 @@ class MemoryEngine:
             raise ContainerNotFound(f"no such container: {instance_id}")
         return container
 
+    def _print(
+        self, container: _Container, texts: Iterable[str], stream: OutputSource = "stdout"
+    ) -> None:
+        for text in texts:
+            container.lines.append(OutputLine(self._clock.now(), stream, text))
+        self._written.notify_all()
+
     def _exit(self, container: _Container, exit_code: int) -> None:
         _release(container)
         container.state = "exited"
         container.exit_code = exit_code
         container.finished_at = self._clock.now()
+        self._written.notify_all()
         self._emit(container, "die")
 
     def _emit(self, container: _Container, action: EventAction) -> None:
@@ -346,6 +392,41 @@ class MemoryEventStream:
     def close(self) -> None:
         self._engine._unsubscribe(self)
         self._queue.put(None)
+
+
+class MemoryOutputStream:
+    """A container's lines from `start` on; following, it waits for more while it runs."""
+
+    def __init__(
+        self, engine: MemoryEngine, container: _Container, start: int, follow: bool
+    ) -> None:
+        self._engine = engine
+        self._container = container
+        self._next = start
+        self._follow = follow
+        self._closed = False
+
+    def __iter__(self) -> Iterator[OutputLine]:
+        return self
+
+    def __next__(self) -> OutputLine:
+        with self._engine._written:
+            while True:
+                if self._closed:
+                    raise StopIteration
+                if self._next < len(self._container.lines):
+                    self._next += 1
+                    return self._container.lines[self._next - 1]
+                if not self._follow or self._container.removed:
+                    raise StopIteration
+                if self._container.state != "running":
+                    raise StopIteration
+                self._engine._written.wait(1.0)
+
+    def close(self) -> None:
+        with self._engine._written:
+            self._closed = True
+            self._engine._written.notify_all()
 
 
 def baepo_test_images() -> builtins.list[FakeImage]:

@@ -358,6 +358,95 @@ def test_logs_without_a_tty_are_demultiplexed(tmp_path: Path) -> None:
     }
 
 
+def _frame(stream: int, data: bytes) -> bytes:
+    return struct.pack(">BxxxL", stream, len(data)) + data
+
+
+def test_output_is_read_frame_by_frame_with_timestamps(tmp_path: Path) -> None:
+    framed = (
+        _frame(1, b"2026-12-02T09:00:00.123456789Z out 1\n")
+        + _frame(2, b"2026-12-02T09:00:01.5Z err \xc3\xa9\n")
+        + _frame(1, b"2026-12-02T09:00:02Z \n")  # an empty line is a line
+        + _frame(1, b"2026-12-02T09:00:03Z no newline")
+    )
+    cuts = [framed[:5], framed[5:40], framed[40:41], framed[41:]]  # however it arrives
+
+    def answer(request: Request, connection: socket.socket) -> None:
+        if request.path.endswith("/logs"):
+            send_chunked_head(connection)
+            tty = request.path.startswith("/v1.41/containers/tty")
+            for cut in (
+                [b"2026-12-02T09:00:00Z raw 1\r\n2026-12-02T09:", b"00:01Z raw 2\n"]
+                if tty
+                else cuts
+            ):
+                send_chunk(connection, cut)
+            end_chunks(connection)
+        else:
+            send_json(
+                connection,
+                200,
+                {**RUNNING, "Config": {"Tty": request.path.startswith("/v1.41/containers/tty")}},
+            )
+
+    since = datetime(2026, 12, 2, 8, 59, 59, 250000, tzinfo=UTC)
+    with SocketEngine(tmp_path / "engine.sock", answer) as wire:
+        engine = DockerEngine(wire.url)
+        lines = list(engine.output("c1", since=since, tail=50))
+        raw = list(engine.output("tty1", follow=True))
+
+    assert [(line.stream, line.text) for line in lines] == [
+        ("stdout", "out 1"),
+        ("stderr", "err é"),
+        ("stdout", ""),
+        ("stdout", "no newline"),
+    ]
+    assert lines[0].at == datetime(2026, 12, 2, 9, 0, 0, 123456, tzinfo=UTC)
+    assert lines[1].at == datetime(2026, 12, 2, 9, 0, 1, 500000, tzinfo=UTC)
+    assert [(line.stream, line.text) for line in raw] == [
+        ("stdout", "raw 1\r"),
+        ("stdout", "raw 2"),
+    ]
+    asked = [r for r in wire.requests if r.path.endswith("/logs")]
+    assert asked[0].query == {
+        "stderr": "1",
+        "stdout": "1",
+        "timestamps": "1",
+        "follow": "0",
+        "tail": "50",
+        "since": "1796201999.250000000",
+    }
+    assert (asked[1].query["follow"], asked[1].query["tail"]) == ("1", "all")
+
+
+def test_output_of_a_missing_container_is_not_found(tmp_path: Path) -> None:
+    def answer(request: Request, connection: socket.socket) -> None:
+        send_json(connection, 404, {"message": "No such container: c9"})
+
+    with (
+        SocketEngine(tmp_path / "engine.sock", answer) as wire,
+        pytest.raises(ContainerNotFound, match="No such container"),
+    ):
+        DockerEngine(wire.url).output("c9")
+
+
+def test_an_output_stream_that_breaks_off_is_unavailable(tmp_path: Path) -> None:
+    def answer(request: Request, connection: socket.socket) -> None:
+        if request.path.endswith("/logs"):
+            send_chunked_head(connection)
+            send_chunk(connection, _frame(1, b"2026-12-02T09:00:00Z one\n"))
+            send_chunk(connection, _frame(1, b"2026-12-02T09:00:00Z cut")[:-2])
+            # hangs up mid-answer
+        else:
+            send_json(connection, 200, RUNNING)
+
+    with SocketEngine(tmp_path / "engine.sock", answer) as wire:
+        stream = DockerEngine(wire.url).output("c1")
+        assert next(stream).text == "one"
+        with pytest.raises(EngineUnavailable):
+            next(stream)
+
+
 DIGEST = "sha256:" + "ab" * 32
 
 

@@ -9,6 +9,7 @@ import queue
 import socket
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 
@@ -23,6 +24,8 @@ from baepo.runtime import (
     EngineEvent,
     ImageNotFound,
     Instance,
+    OutputLine,
+    OutputStream,
     PullFailed,
     StartFailed,
 )
@@ -169,6 +172,86 @@ def test_logs_tail(engine: Engine, spec: Spec) -> None:
     assert "hello v1 listening on :8080" in engine.logs(instance.id, tail=100)
 
 
+def test_output_lines_carry_when_they_were_written(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/crash:1"))
+    crashed = exited(engine, instance.id)
+
+    [line] = list(engine.output(instance.id))
+
+    assert (line.stream, line.text) == ("stdout", "crash: cannot start, exiting with status 1")
+    assert line.at.utcoffset() == timedelta(0)
+    assert crashed.started_at is not None and crashed.finished_at is not None
+    slack = timedelta(seconds=1)
+    assert crashed.started_at - slack <= line.at <= crashed.finished_at + slack
+
+
+def test_output_since_and_tail(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080))
+    eventually(lambda: engine.logs(instance.id) or None, what="a first log line")
+    engine.stop(instance.id)
+
+    lines = list(engine.output(instance.id))
+
+    assert [line.text for line in lines] == [
+        "hello v1 listening on :8080",
+        "hello: SIGTERM, stopped",
+    ]
+    assert lines[0].at <= lines[1].at
+    assert list(engine.output(instance.id, tail=1)) == lines[1:]
+    assert list(engine.output(instance.id, tail=0)) == []
+    assert list(engine.output(instance.id, since=lines[1].at)) == lines[1:]
+    assert list(engine.output(instance.id, since=lines[1].at + timedelta(seconds=5))) == []
+
+
+def _pump(stream: OutputStream) -> tuple[queue.Queue[OutputLine | None], threading.Thread]:
+    """Read `stream` in a thread into a queue; None once it ended."""
+    received: queue.Queue[OutputLine | None] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for line in stream:
+                received.put(line)
+        finally:
+            received.put(None)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    return received, reader
+
+
+def test_a_follow_gets_new_lines_and_ends_when_the_instance_stops(
+    engine: Engine, spec: Spec
+) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080))
+    received, reader = _pump(engine.output(instance.id, follow=True))
+    first = received.get(timeout=20)
+    assert first is not None and first.text == "hello v1 listening on :8080"
+    assert received.empty()  # it waits for more
+
+    engine.stop(instance.id)
+
+    last = received.get(timeout=20)
+    assert last is not None and last.text == "hello: SIGTERM, stopped"
+    assert received.get(timeout=20) is None  # the instance stopped: the follow ended
+    reader.join(timeout=5)
+    assert not reader.is_alive()
+
+
+def test_close_ends_a_quiet_follow(engine: Engine, spec: Spec) -> None:
+    instance = engine.run(spec("baepo-test/broken:1", port=8080))
+    stream = engine.output(instance.id, follow=True)
+    received, reader = _pump(stream)
+    first = received.get(timeout=20)
+    assert first is not None and "refusing to listen" in first.text
+
+    stream.close()
+
+    assert received.get(timeout=5) is None
+    reader.join(timeout=5)
+    assert not reader.is_alive()
+    assert engine.inspect(instance.id).running
+
+
 def test_limits_and_hardening_are_applied(engine: Engine, spec: Spec) -> None:
     instance = engine.run(spec("baepo-test/hello:1", port=8080, cpu=0.5, memory_mb=128))
 
@@ -205,6 +288,11 @@ def test_a_malformed_reference_is_refused_by_the_one_grammar(
     is asked anything."""
     with pytest.raises(PullFailed, match=reason):
         engine.pull(ref)
+
+
+def test_the_output_of_an_unknown_instance_is_not_found(engine: Engine) -> None:
+    with pytest.raises(ContainerNotFound):
+        engine.output("0" * 64)
 
 
 def test_unknown_instance_ids_are_not_found(engine: Engine) -> None:

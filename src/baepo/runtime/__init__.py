@@ -25,6 +25,9 @@ from baepo.runtime.engine import (
     InstanceState,
     Limits,
     Network,
+    OutputLine,
+    OutputSource,
+    OutputStream,
     image_reference,
 )
 from baepo.runtime.engine_api import DockerEngine
@@ -63,6 +66,9 @@ __all__ = [
     "InstanceState",
     "Limits",
     "Network",
+    "OutputLine",
+    "OutputSource",
+    "OutputStream",
     "PullFailed",
     "StartFailed",
     "image_reference",

@@ -34,6 +34,14 @@ container port. The container port is kept in the `baepo.port` label.
 
 The engine never restarts a container: a crashed instance stays "exited" with its exit code
 and logs until the reconciler replaces and removes it.
+
+Output
+------
+What an instance writes on stdout and stderr is read two ways: `logs`, the last lines as one
+text (for an operation's log), and `output`, lines with the engine's own timestamps (so the
+lines of several instances merge in time order), optionally followed as they are written.
+The engine keeps a container's output only as long as the container: whoever wants it after
+the container is removed copies it first (the control room's log keeper).
 """
 
 from __future__ import annotations
@@ -156,6 +164,29 @@ class Image:
     digest: str | None
 
 
+OutputSource = Literal["stdout", "stderr"]
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    """One line an instance wrote, stamped by the engine when it was written (UTC)."""
+
+    at: datetime
+    stream: OutputSource
+    text: str
+    """Without its line break; a line the engine split (past 16 KiB) comes as several."""
+
+
+class OutputStream(Protocol):
+    """A blocking iterator of output lines; `close()` (from any thread) ends the iteration."""
+
+    def __iter__(self) -> Iterator[OutputLine]: ...
+
+    def __next__(self) -> OutputLine: ...
+
+    def close(self) -> None: ...
+
+
 EventAction = Literal["start", "die", "destroy"]
 
 
@@ -219,6 +250,24 @@ class Engine(Protocol):
 
     def logs(self, instance_id: str, tail: int = 100) -> str:
         """The last `tail` lines of its stdout and stderr, interleaved as written."""
+        ...
+
+    def output(
+        self,
+        instance_id: str,
+        *,
+        since: datetime | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+    ) -> OutputStream:
+        """Its stdout and stderr lines, oldest first, with their timestamps: of the lines
+        written at or after `since`, the last `tail` (None: all of them).
+
+        Without `follow` the stream ends after the lines there are (each read bounded by the
+        engine's timeout). With `follow` it then waits for new lines, as long as none comes,
+        until the container stops or `close()` is called. `ContainerNotFound` if there is no
+        such container; a stream that breaks later raises `EngineUnavailable`.
+        """
         ...
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:

@@ -31,14 +31,16 @@ container create's body (`_create_body`), so both engines read them as they alwa
 from __future__ import annotations
 
 import builtins
+import codecs
 import json
 import logging
 import math
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from baepo.runtime import distribution
@@ -54,10 +56,14 @@ from baepo.runtime.engine import (
     InstanceState,
     Limits,
     Network,
+    OutputLine,
+    OutputSource,
     image_reference,
 )
 from baepo.runtime.engine_http import (
+    ChunkStream,
     EngineClient,
+    FrameReader,
     MessageStream,
     ResponseError,
     TransportError,
@@ -275,6 +281,36 @@ class DockerEngine:
             tty = bool((self._inspect_container(instance_id).get("Config") or {}).get("Tty"))
         return (raw if tty else demultiplex(raw)).decode("utf-8", errors="replace")
 
+    def output(
+        self,
+        instance_id: str,
+        *,
+        since: datetime | None = None,
+        tail: int | None = None,
+        follow: bool = False,
+    ) -> DockerOutputStream:
+        """A follow waits for lines with no read timeout (until the container stops or
+        `close()`); otherwise every read is bounded by timeout_s."""
+        query: dict[str, str | int | bool | None] = {
+            "stderr": 1,
+            "stdout": 1,
+            "timestamps": 1,
+            "follow": 1 if follow else 0,
+            "tail": "all" if tail is None else max(0, tail),
+        }
+        if since is not None:
+            query["since"] = _unix_time(since)
+        what = f"read the output of container {instance_id}"
+        with _boundary(what):
+            tty = bool((self._inspect_container(instance_id).get("Config") or {}).get("Tty"))
+            chunks = self._client.chunks(
+                "GET",
+                endpoint("/containers/{}/logs", instance_id),
+                query=query,
+                idle_timeout_s=None if follow else self._timeout_s,
+            )
+        return DockerOutputStream(chunks, tty=tty, since=since)
+
     # -- networks -------------------------------------------------------------------------
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:
@@ -406,6 +442,66 @@ class DockerEventStream:
 
     def close(self) -> None:
         self._stream.close()
+
+
+class DockerOutputStream:
+    """A container's output as `OutputLine`s: the frames of its log stream, or a TTY's one
+    raw stream (all stdout), each line after its RFC 3339 timestamp. `close()` from another
+    thread ends the iteration."""
+
+    def __init__(self, chunks: ChunkStream, *, tty: bool, since: datetime | None) -> None:
+        self._chunks = chunks
+        self._frames = None if tty else FrameReader()
+        self._tty_text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._tty_partial = ""  # a TTY's line cut across chunks
+        self._lines: deque[OutputLine] = deque()
+        self._last = since or datetime.now(UTC)
+
+    def __iter__(self) -> Iterator[OutputLine]:
+        return self
+
+    def __next__(self) -> OutputLine:
+        while not self._lines:
+            try:
+                chunk = next(self._chunks)  # ends (StopIteration) at the end or once closed
+            except TransportError as exc:
+                raise EngineUnavailable(f"a container's output broke off: {exc}") from exc
+            except StopIteration:
+                rest, self._tty_partial = self._tty_partial, ""
+                if not rest or self._chunks.closed:
+                    raise
+                self._add("stdout", rest)
+                break
+            if self._frames is None:
+                text = self._tty_partial + self._tty_text.decode(chunk)
+                whole, newline, self._tty_partial = text.rpartition("\n")
+                if newline:
+                    for line in whole.split("\n"):
+                        self._add("stdout", line)
+                continue
+            try:
+                frames = self._frames.feed(chunk)
+            except TransportError as exc:
+                self._chunks.close()
+                raise EngineUnavailable(f"a container's output is unreadable: {exc}") from exc
+            for number, payload in frames:
+                # One frame is one line (or a piece of a long one), stamped: decoded alone.
+                text = payload.decode("utf-8", errors="replace").removesuffix("\n")
+                if payload:
+                    for line in text.split("\n"):
+                        self._add("stderr" if number == 2 else "stdout", line)
+        return self._lines.popleft()
+
+    def close(self) -> None:
+        self._chunks.close()
+
+    def _add(self, source: OutputSource, line: str) -> None:
+        stamp, _, text = line.partition(" ")
+        at = _timestamp(stamp)
+        if at is None:  # a line the engine did not stamp: the one before's time
+            at, text = self._last, line
+        self._last = at
+        self._lines.append(OutputLine(at, source, text))
 
 
 # -- translation: the engine's answers and errors in, baepo's out -------------------------
@@ -655,6 +751,15 @@ def _timestamp(value: object) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _unix_time(at: datetime) -> str:
+    """The engines' `since`: seconds since the epoch with nanoseconds ("1733131347.123456000")."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
+    seconds = delta.days * 86400 + delta.seconds
+    return f"{seconds}.{delta.microseconds * 1000:09d}"
 
 
 def _event(raw: Any) -> EngineEvent | None:

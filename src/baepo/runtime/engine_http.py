@@ -21,7 +21,8 @@ server for a dozen calls) and speaks the API as the SDK did with `version=None`:
 
 `DockerEngine` maps both exceptions to the room's errors (engine_api's `_boundary`). Also here,
 because they are the API's wire formats: the 8-byte frame headers of a container's logs
-(`demultiplex`) and streams of JSON messages (`MessageStream`, pulls and events).
+(`demultiplex`, and `FrameReader` as they arrive) and streams of JSON messages
+(`MessageStream`, pulls and events) over an answer read as it arrives (`ChunkStream`).
 """
 
 from __future__ import annotations
@@ -217,14 +218,28 @@ class EngineClient:
         """The engine's answer as a stream of JSON messages, once it has begun (its status
         and headers within `timeout_s`); then each read waits at most `idle_timeout_s`, or
         for as long as it takes when None."""
+        return MessageStream(
+            self.chunks(method, path, query=query, headers=headers, idle_timeout_s=idle_timeout_s)
+        )
+
+    def chunks(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        headers: Mapping[str, str] | None = None,
+        idle_timeout_s: float | None,
+    ) -> ChunkStream:
+        """The engine's answer as the bytes arrive, with the timeouts of `stream`."""
         connection, sock, response = self._open(method, path, query=query, headers=headers)
-        stream = MessageStream(connection, sock, response, self.base_url)
+        chunks = ChunkStream(connection, sock, response, self.base_url)
         try:
             sock.settimeout(idle_timeout_s)
         except OSError as exc:
-            stream.close()
+            chunks.close()
             raise self._broken(exc) from exc
-        return stream
+        return chunks
 
     # -- one exchange ---------------------------------------------------------------------
 
@@ -305,10 +320,10 @@ class EngineClient:
         return _transport_error(self.base_url, exc, self.timeout_s)
 
 
-class MessageStream:
-    """JSON messages as the engine writes them (one after another, usually a line each).
+class ChunkStream:
+    """An answer's body as the engine sends it, in chunks of bytes (a container's output).
 
-    Iterating blocks until the next message; the end of the answer ends the iteration, a
+    Iterating blocks until the next chunk; the end of the answer ends the iteration, a
     broken one raises `TransportError`. `close()` may come from any thread: it shuts the
     socket down, which wakes a blocked read, and the iteration then simply ends.
     """
@@ -323,55 +338,38 @@ class MessageStream:
         self._connection = connection
         self._response = response
         self._socket: socket.socket | None = sock
-        self._base_url = base_url
-        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
-        self._closed = False
+        self.base_url = base_url
+        self._ended = False
+        self.closed = False
+        """True once `close()` was called (not when the engine ended the answer)."""
         self._reading = threading.Lock()  # held by the iterating thread while it reads
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[bytes]:
         return self
 
-    def __next__(self) -> Any:
+    def __next__(self) -> bytes:
         with self._reading:
-            while True:
-                if self._closed:
+            if self.closed or self._ended:
+                self._release()
+                raise StopIteration
+            try:
+                chunk = self._response.read1(_READ_SIZE)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                if self.closed:  # closed under us: the socket was shut down on purpose
                     self._release()
-                    raise StopIteration
-                message = self._next_in_buffer()
-                if message is not _NOTHING:
-                    return message
-                try:
-                    chunk = self._response.read1(_READ_SIZE)
-                except (OSError, http.client.HTTPException, ValueError) as exc:
-                    if self._closed:
-                        continue  # closed under us: the socket was shut down on purpose
-                    timeout = self._socket.gettimeout() if self._socket else None
-                    self._release()
-                    raise _transport_error(self._base_url, exc, timeout) from exc
-                if self._closed:
-                    continue
-                if not chunk:
-                    self._release()
-                    leftover = self._buffer.strip()
-                    self._closed = True
-                    if leftover:
-                        raise TransportError(
-                            f"the engine at {self._base_url} ended a stream mid-message: "
-                            f"{leftover[:200]!r}"
-                        )
-                    raise StopIteration
-                self._buffer += self._text.decode(chunk)
-                if len(self._buffer) > _MAX_MESSAGE:
-                    self._release()
-                    self._closed = True
-                    raise TransportError(
-                        f"the engine at {self._base_url} sent {len(self._buffer)} bytes that "
-                        "are not a JSON message"
-                    )
+                    raise StopIteration from None
+                timeout = self._socket.gettimeout() if self._socket else None
+                self._release()
+                self._ended = True
+                raise _transport_error(self.base_url, exc, timeout) from exc
+            if self.closed or not chunk:
+                self._release()
+                self._ended = True
+                raise StopIteration
+            return chunk
 
     def close(self) -> None:
-        self._closed = True
+        self.closed = True
         sock = self._socket
         if sock is not None:
             # Already shut down, or the engine hung up first: either way, down.
@@ -382,6 +380,64 @@ class MessageStream:
                 self._release()
             finally:
                 self._reading.release()
+
+    def __enter__(self) -> ChunkStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _release(self) -> None:
+        self._response.close()
+        self._connection.close()
+        self._socket = None
+
+
+class MessageStream:
+    """JSON messages as the engine writes them (one after another, usually a line each), read
+    from a `ChunkStream`: pulls and events.
+
+    Iterating blocks until the next message; the end of the answer ends the iteration (a
+    `TransportError` if it ends mid-message), a broken one raises `TransportError`; `close()`
+    from any thread ends the iteration at once.
+    """
+
+    def __init__(self, chunks: ChunkStream) -> None:
+        self._chunks = chunks
+        self._base_url = chunks.base_url
+        self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            if self._chunks.closed:
+                raise StopIteration
+            message = self._next_in_buffer()
+            if message is not _NOTHING:
+                return message
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                leftover, self._buffer = self._buffer.strip(), ""
+                if leftover and not self._chunks.closed:
+                    raise TransportError(
+                        f"the engine at {self._base_url} ended a stream mid-message: "
+                        f"{leftover[:200]!r}"
+                    ) from None
+                raise
+            self._buffer += self._text.decode(chunk)
+            if len(self._buffer) > _MAX_MESSAGE:
+                size, self._buffer = len(self._buffer), ""
+                self._chunks.close()
+                raise TransportError(
+                    f"the engine at {self._base_url} sent {size} bytes that are not a JSON message"
+                )
+
+    def close(self) -> None:
+        self._chunks.close()
 
     def __enter__(self) -> MessageStream:
         return self
@@ -402,10 +458,31 @@ class MessageStream:
         self._buffer = text[end:]
         return message
 
-    def _release(self) -> None:
-        self._response.close()
-        self._connection.close()
-        self._socket = None
+
+class FrameReader:
+    """`demultiplex`, as the bytes arrive: `feed` a chunk, get the frames it completed as
+    (stream, payload) pairs (1 stdout, 2 stderr), in order. A frame announced larger than
+    `max_frame` is a `TransportError`: no engine writes one (it splits lines at 16 KiB)."""
+
+    def __init__(self, max_frame: int = _MAX_MESSAGE) -> None:
+        self._buffer = bytearray()
+        self._max_frame = max_frame
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self._buffer += data
+        frames: list[tuple[int, bytes]] = []
+        at = 0
+        while len(self._buffer) - at >= _FRAME.size:
+            stream, length = _FRAME.unpack_from(self._buffer, at)
+            if length > self._max_frame:
+                raise TransportError(f"a log frame of {length} bytes: not the Engine API's")
+            if len(self._buffer) - at - _FRAME.size < length:
+                break
+            start = at + _FRAME.size
+            frames.append((stream, bytes(self._buffer[start : start + length])))
+            at = start + length
+        del self._buffer[:at]
+        return frames
 
 
 _NOTHING: Any = object()
