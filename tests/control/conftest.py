@@ -11,6 +11,7 @@ import pytest
 
 from baepo.clock import FakeClock
 from baepo.control import (
+    LogKeeper,
     Reconciler,
     RegistryLink,
     SecretBox,
@@ -76,6 +77,7 @@ class World:
     reconciler: Reconciler
     services: Services
     pushes: MemoryPushLog
+    keeper: LogKeeper
 
     def new_reconciler(self) -> Reconciler:
         """A fresh reconciler over the same database and engine: Baepo after a restart."""
@@ -90,6 +92,7 @@ class World:
             registry=self.registry,
             timing=self.timing,
             pushes=self.pushes,
+            logs=self.keeper,
         )
 
     async def settle(
@@ -132,6 +135,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     registry = RegistryLink.of([REGISTRY, "127.0.0.1:5000"], lambda: CREDENTIALS)
     timing = Timing(deploy_timeout_s=60, operation_timeout_s=60, drain_timeout_s=30)
     pushes = MemoryPushLog()
+    keeper = LogKeeper(tmp_path / "logs", engine)
     reconciler = Reconciler(
         db=db,
         engine=engine,
@@ -143,6 +147,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         registry=registry,
         timing=timing,
         pushes=pushes,
+        logs=keeper,
     )
     services = Services(
         db=db,
@@ -152,9 +157,21 @@ def world(tmp_path: Path) -> Iterator[World]:
         domain="localhost",
         registry=registry,
         reconciler=reconciler,
+        logs=keeper,
     )
     yield World(
-        db, clock, engine, router, prober, box, registry, timing, reconciler, services, pushes
+        db,
+        clock,
+        engine,
+        router,
+        prober,
+        box,
+        registry,
+        timing,
+        reconciler,
+        services,
+        pushes,
+        keeper,
     )
     engine.close()
     db.dispose()

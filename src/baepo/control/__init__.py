@@ -5,11 +5,13 @@ engine and the router match the database. The composition root builds both:
 
     box = SecretBox(load_or_create_secret_key(secrets_dir / "control.key"))
     registry = RegistryLink.of(["127.0.0.1:5000", "localhost:5000"], robot_credentials)
+    keeper = LogKeeper(data_dir / "logs", engine, LogLimits(lines=10_000))
     reconciler = Reconciler(db=db, engine=engine, router=router, prober=NetworkProber(),
-                            clock=clock, secrets=box, domain=domain, registry=registry)
+                            clock=clock, secrets=box, domain=domain, registry=registry,
+                            logs=keeper)  # keeper: copies what an instance wrote before removal
     reconciler.subscribe(bus)            # auto-deploy on ImagePushed
     services = Services(db=db, engine=engine, secrets=box, clock=clock, domain=domain,
-                        registry=registry, reconciler=reconciler)
+                        registry=registry, reconciler=reconciler, logs=keeper)
     await reconciler.run()               # until reconciler.stop()
 
 Tables are declared in `baepo.control.tables`; errors in `baepo.control.errors`. The
@@ -28,6 +30,7 @@ from baepo.control.errors import (
     Conflict,
     ControlError,
     ControlUnavailable,
+    InvalidLogQuery,
     InvalidServiceSpec,
     InvalidServiceState,
     OperationInProgress,
@@ -37,15 +40,24 @@ from baepo.control.errors import (
     SecretsUnreadable,
     ServiceExists,
     ServiceNotFound,
+    TooManyFollowers,
 )
 from baepo.control.images import ImageName, RegistryLink
 from baepo.control.lifecycle import Timing
+from baepo.control.logkeeper import KeptLine, LogKeeper, LogLimits
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.planning import Health
 from baepo.control.probes import NetworkProber, Prober, ProbeResult
 from baepo.control.quotas import Quota
 from baepo.control.reconciler import Reconciler
 from baepo.control.scaling import Bounds, Scaling
+from baepo.control.service_logs import (
+    MAX_LOG_LINES,
+    LogFollower,
+    LogQuery,
+    LogSource,
+    parse_since,
+)
 from baepo.control.services import Services
 from baepo.control.spec import (
     CPU_MEMORY,
@@ -60,6 +72,7 @@ from baepo.control.vault import SecretBox, load_or_create_secret_key
 from baepo.control.views import (
     EventView,
     InstanceView,
+    LogEntry,
     LogLine,
     OperationView,
     RevisionView,
@@ -70,6 +83,7 @@ __all__ = [
     "ADMIN_OWNER",
     "CPU_MEMORY",
     "MASK",
+    "MAX_LOG_LINES",
     "SYSTEM",
     "AutoScalingConfiguration",
     "Autoscaler",
@@ -84,9 +98,17 @@ __all__ = [
     "ImageName",
     "InstanceView",
     "InvalidAutoScalingConfiguration",
+    "InvalidLogQuery",
     "InvalidServiceSpec",
     "InvalidServiceState",
+    "KeptLine",
+    "LogEntry",
+    "LogFollower",
+    "LogKeeper",
+    "LogLimits",
     "LogLine",
+    "LogQuery",
+    "LogSource",
     "NetworkProber",
     "OperationInProgress",
     "OperationKind",
@@ -112,7 +134,9 @@ __all__ = [
     "Services",
     "SpecChange",
     "Timing",
+    "TooManyFollowers",
     "apply_changes",
     "load_or_create_secret_key",
+    "parse_since",
     "validate_spec",
 ]

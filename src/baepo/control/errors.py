@@ -12,6 +12,8 @@
     │   └── InvalidServiceState    not possible in this status (resume a running service,
     │                              deploy a deleted one, pause a paused one)
     ├── QuotaExceeded          the owner has as many services, or instances, as a user may
+    ├── InvalidLogQuery        a logs filter that means nothing (`--since yesterday`)
+    ├── TooManyFollowers       as many logs are followed at once as Baepo allows; retry later
     ├── SecretsUnreadable      the secrets key is missing or does not open a stored secret
     └── ControlUnavailable     the state database cannot be reached; retry later
 
@@ -55,6 +57,14 @@ class OperationNotFound(ControlError):
 
 
 class QuotaExceeded(ControlError):
+    pass
+
+
+class InvalidLogQuery(ControlError):
+    pass
+
+
+class TooManyFollowers(ControlError):
     pass
 
 

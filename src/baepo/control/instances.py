@@ -60,6 +60,12 @@ def new_instance_id(service: str, revision: int) -> str:
     return f"{service}-{revision}-{secrets.token_hex(3)}"
 
 
+def revision_of(service: str, instance: str) -> int | None:
+    """The revision an instance id (`new_instance_id`) names, if it is one of `service`'s."""
+    number, _, rest = instance.removeprefix(f"{service}-").partition("-")
+    return int(number) if instance.startswith(f"{service}-") and number.isdigit() and rest else None
+
+
 def container_spec(
     revision: Revision, service: str, instance: str, installation: str
 ) -> ContainerSpec:

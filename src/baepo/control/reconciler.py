@@ -22,6 +22,9 @@ line in the operation's log ("GET /healthz answered HTTP 404"), and the operatio
 says where it stands (at most once a second): a deploy is never silent for minutes. A start
 the engine refuses is retried by the next pass; the engine's own words are in the log and, if
 the deploy fails for it, in the failure's message.
+
+What an instance wrote outlives its container: the log keeper (`logkeeper.py`) copies its
+output when the engine reports that it died and just before the reconciler removes it.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from baepo.control.health import HealthTracker
 from baepo.control.images import ImageName, RegistryLink
 from baepo.control.instances import LABEL_INSTALLATION, Revision
 from baepo.control.lifecycle import Lifecycle, Timing
+from baepo.control.logkeeper import LogKeeper
 from baepo.control.operations import OperationKind, OperationStatus
 from baepo.control.planning import (
     Action,
@@ -114,6 +118,7 @@ class Reconciler:
         pushes: triggers.PushLog | None = None,
         may_pull: Callable[[str, str], bool] | None = None,
         scaling: Scaling | None = None,
+        logs: LogKeeper | None = None,
     ) -> None:
         self._db = db
         self._scaling = scaling
@@ -143,6 +148,7 @@ class Reconciler:
         self._retired: set[str] = set()  # containers we stop, until no listing shows them
         self._begins: dict[str, asyncio.Task[None]] = {}  # service → its next operation's begin
         self._pushes = pushes
+        self._logs = logs
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -237,6 +243,8 @@ class Reconciler:
                 for event in stream:
                     if LABEL_SERVICE in event.labels:
                         self.wake()
+                        if self._logs is not None:
+                            self._logs.capture_died(event)
             except EngineError as exc:
                 log.warning("engine event stream ended (%s)", exc)
             finally:
@@ -279,6 +287,8 @@ class Reconciler:
         if self._clock.monotonic() >= self._next_sweep:
             self._next_sweep = self._clock.monotonic() + NETWORK_SWEEP_S
             await asyncio.to_thread(self._sweep_networks, known | set(ours))
+            if self._logs is not None:
+                await asyncio.to_thread(self._logs.retain, known)
         return busy or any(r is not False for r in results) or bool(orphans)
 
     def _converge_all(
@@ -546,7 +556,7 @@ class Reconciler:
         elif isinstance(action, StopInstance):
             self._stop_soon(state, action.instance.id, action.instance.name, action.reason)
         elif isinstance(action, RemoveInstance):
-            await asyncio.to_thread(self._remove, action.instance.id)
+            await asyncio.to_thread(self._remove, action.instance.id, state, action.instance.name)
             self._health.forget(action.instance.id)
         elif isinstance(action, SetRoute):
             await asyncio.to_thread(self._router.put, action.route)
@@ -638,7 +648,7 @@ class Reconciler:
             try:
                 if state is not None:
                     await self._note(state, f"stopping {name}: {reason}")
-                await self._stop(container_id, reason)
+                await self._stop(container_id, reason, state, name)
                 if state is not None:
                     await self._note(state, f"stopped and removed {name}")
             except EngineError as exc:
@@ -651,14 +661,19 @@ class Reconciler:
 
         self._stops[container_id] = asyncio.create_task(stop(), name=f"stop {name}")
 
-    async def _stop(self, container_id: str, reason: str) -> None:
+    async def _stop(
+        self, container_id: str, reason: str, state: _State | None = None, name: str = ""
+    ) -> None:
         with contextlib.suppress(ContainerNotFound):
             await asyncio.to_thread(self._engine.stop, container_id, self.timing.stop_timeout_s)
-        await asyncio.to_thread(self._remove, container_id)
+        await asyncio.to_thread(self._remove, container_id, state, name)
         self._health.forget(container_id)
         log.info("stopped %s: %s", container_id[:12], reason)
 
-    def _remove(self, container_id: str) -> None:
+    def _remove(self, container_id: str, state: _State | None = None, name: str = "") -> None:
+        if self._logs is not None and state is not None:
+            # What it wrote outlives it (an orphan's service is gone: nobody would read it).
+            self._logs.capture(container_id, state.desired.service, name)
         with contextlib.suppress(ContainerNotFound):
             self._engine.remove(container_id)
 

@@ -231,6 +231,30 @@ def events(s: Session, service_id: str, limit: int = 200) -> Sequence[ServiceEve
     ).all()
 
 
+def event_log(
+    s: Session, service_id: str, since: datetime | None, limit: int
+) -> tuple[list[tuple[OperationLogRow, OperationRow]], Sequence[ServiceEventRow]]:
+    """The service's last `limit` operation log lines and last `limit` events at or after
+    `since`, newest first: its event log, before they are merged."""
+    lines = (
+        sa.select(OperationLogRow, OperationRow)
+        .join(OperationRow, OperationRow.seq == OperationLogRow.operation_seq)
+        .where(OperationRow.service_id == service_id)
+        .order_by(OperationLogRow.id.desc())
+        .limit(limit)
+    )
+    events = (
+        sa.select(ServiceEventRow)
+        .where(ServiceEventRow.service_id == service_id)
+        .order_by(ServiceEventRow.id.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        lines = lines.where(OperationLogRow.at >= since)
+        events = events.where(ServiceEventRow.at >= since)
+    return [(row, op) for row, op in s.execute(lines)], s.scalars(events).all()
+
+
 def domain_owner(s: Session, host: str, except_service: str, *, begun: bool = False) -> str | None:
     """The live service other than `except_service` that claims `host` as a custom domain.
 

@@ -25,6 +25,7 @@ import builtins
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -46,18 +47,22 @@ from baepo.control.errors import (
 )
 from baepo.control.images import RegistryLink, validate_image
 from baepo.control.instances import LABEL_INSTALLATION
+from baepo.control.logkeeper import LogKeeper
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.planning import Health
 from baepo.control.quotas import Quota
+from baepo.control.service_logs import EventLog, LogFollower, LogQuery, ServiceLogs
 from baepo.control.spec import ServiceSpec, SpecChange
 from baepo.control.tables import OperationRow, ServiceRow
 from baepo.control.vault import SecretBox
 from baepo.control.views import (
     EventView,
     InstanceView,
+    LogEntry,
     OperationView,
     RevisionView,
     ServiceView,
+    event_log_entries,
     event_view,
     operation_view,
     revision_view,
@@ -85,7 +90,8 @@ class _Detached:
 
 
 class Services:
-    """`reconciler` is woken after each change and asked for instances' health."""
+    """`reconciler` is woken after each change and asked for instances' health; `logs`
+    holds what gone instances wrote (without it, logs are the running instances' only)."""
 
     def __init__(
         self,
@@ -100,6 +106,7 @@ class Services:
         https_port: int = 443,
         reserved_names: tuple[str, ...] = (),
         quota: Quota | None = None,
+        logs: LogKeeper | None = None,
     ) -> None:
         self._db = db
         self._engine = engine
@@ -111,6 +118,7 @@ class Services:
         self._reconciler: Reconciling = reconciler or _Detached()
         self._reserved = reserved_names  # names whose host Baepo itself answers (its registry)
         self._quota = quota or Quota()
+        self._logs = ServiceLogs(engine, logs, self._installation, clock)
         # Service URLs name the router's HTTPS port unless it is the default one.
         self._url_suffix = self._domain + ("" if https_port == 443 else f":{https_port}")
 
@@ -283,7 +291,31 @@ class Services:
             service = _reached(records.live_service(s, name), caller)
             return [event_view(row) for row in records.events(s, service.id)]
 
+    def logs(
+        self, name: str, query: LogQuery, *, caller: Caller = SYSTEM
+    ) -> builtins.list[LogEntry]:
+        """The service's log lines `query` asks for, oldest first (`service_logs.py`)."""
+        query, events = self._log_target(name, query, caller)
+        return self._logs.read(name, query, events)
+
+    def follow_logs(self, name: str, query: LogQuery, *, caller: Caller = SYSTEM) -> LogFollower:
+        """`logs`, then what comes as it comes: the caller closes the follower."""
+        query, events = self._log_target(name, query, caller)
+        return self._logs.follow(name, query, events)
+
     # -- internals -----------------------------------------------------------------------
+
+    def _log_target(self, name: str, query: LogQuery, caller: Caller) -> tuple[LogQuery, EventLog]:
+        with self._session() as s:
+            service = _reached(records.live_service(s, name), caller)
+            service_id, created_at = service.id, service.created_at
+
+        def events(since: datetime | None, limit: int) -> builtins.list[LogEntry]:
+            with self._session() as s:
+                lines, rows = records.event_log(s, service_id, since, limit)
+                return event_log_entries(name, lines, rows)
+
+        return query.resolved(self._clock.now(), created_at), events
 
     def _check_quota(self, s: Session, owner: str, caller: Caller, spec: ServiceSpec) -> None:
         """`spec` (new, or replacing the service of its name) fits the owner's quota; an

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from baepo.control.instances import revision_of
 from baepo.control.tables import (
     OperationLogRow,
     OperationRow,
@@ -95,6 +96,24 @@ class EventView:
     message: str
 
 
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of a service's logs (`baepo services logs`)."""
+
+    at: datetime
+    source: str
+    """"application": an instance wrote it; "events": the service's event log."""
+    stream: str
+    """stdout or stderr; in the event log "operation" (a line of an operation's log) or the
+    event's kind (crashed, removed, unhealthy)."""
+    instance: str
+    """The instance that wrote it or that it is about ("" for most operation lines)."""
+    revision: int | None
+    text: str
+    operation: str | None = None
+    """The operation whose log holds the line."""
+
+
 def operation_view(
     op: OperationRow, service: str, log: Sequence[OperationLogRow] = ()
 ) -> OperationView:
@@ -127,3 +146,20 @@ def revision_view(row: RevisionRow, service: ServiceRow, config: dict[str, Any])
 
 def event_view(row: ServiceEventRow) -> EventView:
     return EventView(at=row.at, kind=row.kind, instance=row.instance, message=row.message)
+
+
+def event_log_entries(
+    service: str,
+    lines: Sequence[tuple[OperationLogRow, OperationRow]],
+    events: Sequence[ServiceEventRow],
+) -> list[LogEntry]:
+    """The service's event log as log entries, oldest first: its operations' lines and its
+    events (`records.event_log`)."""
+    entries = [
+        LogEntry(row.at, "events", "operation", "", op.revision, row.line, operation=op.id)
+        for row, op in lines
+    ]
+    for row in events:
+        revision = revision_of(service, row.instance)
+        entries.append(LogEntry(row.at, "events", row.kind, row.instance, revision, row.message))
+    return sorted(entries, key=lambda entry: entry.at)
