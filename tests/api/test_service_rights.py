@@ -85,6 +85,8 @@ ENDPOINTS = [
     Endpoint("operation", "GET", "/api/v1/operations/{op}", kind="read"),
     Endpoint("revisions", "GET", f"{S}/app/revisions", kind="read"),
     Endpoint("events", "GET", f"{S}/app/events", kind="read"),
+    Endpoint("logs", "GET", f"{S}/app/logs?source=all", kind="read"),
+    Endpoint("follow-logs", "GET", f"{S}/app/logs?follow=true&timeout=0.2", kind="read"),
 ]
 
 

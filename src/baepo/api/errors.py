@@ -29,6 +29,7 @@ from baepo.auth import (
 from baepo.control import (
     Conflict,
     ControlUnavailable,
+    InvalidLogQuery,
     InvalidServiceSpec,
     InvalidServiceState,
     OperationInProgress,
@@ -38,6 +39,7 @@ from baepo.control import (
     SecretsUnreadable,
     ServiceExists,
     ServiceNotFound,
+    TooManyFollowers,
 )
 from baepo.registry import RegistryError
 
@@ -62,7 +64,8 @@ _ERROR_STATUSES = {
     422: "JSON of the wrong shape",
     429: "Too many failed sign-ins: see Retry-After",
     500: "A bug: the error is logged",
-    503: "The state database or storage cannot be used now (a full disk)",
+    503: "The state database or storage cannot be used now (a full disk), or too many "
+    "logs are followed at once",
 }
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text} for status, text in _ERROR_STATUSES.items()
@@ -105,6 +108,8 @@ ROOM_ERRORS: dict[type[Exception], tuple[int, str]] = {
     InvalidServiceState: (409, "INVALID_SERVICE_STATE"),
     Conflict: (409, "CONFLICT"),
     QuotaExceeded: (403, "QUOTA_EXCEEDED"),
+    InvalidLogQuery: (400, "INVALID_REQUEST"),
+    TooManyFollowers: (503, "TOO_MANY_FOLLOWERS"),
     SecretsUnreadable: (500, "SECRETS_UNREADABLE"),
     ControlUnavailable: (503, "UNAVAILABLE"),
     AuthUnavailable: (503, "UNAVAILABLE"),

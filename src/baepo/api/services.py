@@ -10,27 +10,39 @@ An image the caller may not run is `403 IMAGE_FORBIDDEN` before anything is stor
 The request models are made from the field table (`baepo.service_fields`): JSON of the wrong
 shape is `422 INVALID_REQUEST`; the body becomes a `SpecChange` that the control room checks
 value by value (`400 INVALID_SERVICE_SPEC`, naming every bad field).
+
+`GET /api/v1/services/{name}/logs` reads a service's logs (`baepo.control.service_logs`) as a
+JSON list, or follows them as Server-Sent Events (`streams.py`); reading them is a read of the
+service, with the same rights as describing it.
 """
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from baepo.api.errors import ApiError
 from baepo.api.images import ImageCheck
 from baepo.api.security import Identity
+from baepo.api.streams import follow_events
 from baepo.auth.rights import ServiceAction, may_on_services, may_own, service_reach
 from baepo.control import (
+    MAX_LOG_LINES,
     Caller,
     EventView,
+    LogEntry,
+    LogQuery,
+    LogSource,
     OperationView,
     RevisionView,
     Services,
     ServiceView,
     SpecChange,
+    parse_since,
 )
 from baepo.service_fields import FIELDS, HEALTH_CHECK_FIELDS, Kind
 from baepo.service_fields import Field as SpecField
@@ -244,5 +256,69 @@ def services_router(
     @router.get("/services/{name}/events", response_model=list[EventView])
     async def events(name: str, me: Me) -> list[EventView]:
         return await run_in_threadpool(services.events, name, caller=caller(me, ServiceAction.READ))
+
+    @router.get(
+        "/services/{name}/logs",
+        response_model=list[LogEntry],
+        responses={
+            200: {
+                "description": "The lines, oldest first; or, followed, Server-Sent Events: "
+                "one `data:` line of JSON (a log entry) per line, `: keep-alive` comments, "
+                "and `event: end` when the follow's time is up",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def logs(
+        name: str,
+        me: Me,
+        request: Request,
+        since: Annotated[
+            str | None,
+            Query(
+                description="from this long ago (10m, 1h30m, 2d) or this time (RFC 3339)",
+                examples=["10m"],
+                max_length=64,
+            ),
+        ] = None,
+        instance: Annotated[
+            str | None, Query(description="only this instance's lines", max_length=80)
+        ] = None,
+        revision: Annotated[int | None, Query(description="only this revision's", ge=1)] = None,
+        limit: Annotated[
+            int, Query(description="at most this many lines, the last ones", ge=0, le=MAX_LOG_LINES)
+        ] = 1000,
+        source: Annotated[
+            LogSource,
+            Query(description="what instances wrote, the service's event log, or both"),
+        ] = LogSource.APPLICATION,
+        follow: Annotated[
+            bool, Query(description="then follow, as Server-Sent Events (as the Accept does)")
+        ] = False,
+        timeout: Annotated[
+            float, Query(description="seconds a follow lasts at most", gt=0, le=86400)
+        ] = 3600,
+    ) -> Response | list[LogEntry]:
+        """What the service's instances wrote (those gone too: their last lines are kept),
+        and its event log (deploys, health checks, crashes), in time order."""
+        who = caller(me, ServiceAction.READ)
+        streaming = follow or "text/event-stream" in request.headers.get("accept", "")
+        # A client that reconnects goes on from the last line it had.
+        start = since or (request.headers.get("last-event-id") if streaming else None)
+        query = LogQuery(
+            since=parse_since(start) if start else None,
+            instance=instance,
+            revision=revision,
+            limit=limit,
+            source=source,
+        )
+        if not streaming:
+            return await run_in_threadpool(services.logs, name, query, caller=who)
+        follower = await run_in_threadpool(services.follow_logs, name, query, caller=who)
+        return StreamingResponse(
+            follow_events(follower, request, timeout),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     return router
