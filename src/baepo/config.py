@@ -44,6 +44,10 @@ class Config:
     upload_ttl_s: float = 86400.0
     """An upload session idle this long is removed, its bytes and its row."""
     """Seconds a client may pause while sending a request body before it is closed."""
+    kept_log_lines: int = 10_000
+    """Lines of its instances' output a service keeps after they are gone (at most)."""
+    kept_log_bytes: int = 10 * 1024 * 1024
+    """Bytes of it on disk (at most; whichever bound comes first)."""
 
     @property
     def database_url(self) -> str:
@@ -56,6 +60,11 @@ class Config:
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    @property
+    def logs_dir(self) -> Path:
+        """What gone instances wrote (`baepo.control.logkeeper`)."""
+        return self.data_dir / "logs"
 
     @property
     def router_dir(self) -> Path:

@@ -41,6 +41,8 @@ from baepo.connections import (
 )
 from baepo.control import (
     ControlError,
+    LogKeeper,
+    LogLimits,
     NetworkProber,
     Quota,
     Reconciler,
@@ -391,6 +393,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     engine = DockerEngine(config.docker_host)
     # Each service's autoscaler; it wants min_instances until something observes the service.
     scaling = Scaling(clock)
+    keeper = LogKeeper(
+        config.logs_dir, engine, LogLimits(config.kept_log_lines, config.kept_log_bytes)
+    )
     reconciler = Reconciler(
         db=db,
         engine=engine,
@@ -404,6 +409,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         pushes=registry,
         may_pull=owner_may_pull(auth, registry),
         scaling=scaling,
+        logs=keeper,
     )
     reconciler.subscribe(bus)
     services = Services(
@@ -417,6 +423,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         https_port=config.https_port,
         reserved_names=(config.registry_host,) if config.registry_host else (),
         quota=Quota(config.max_services_per_user, config.max_instances_per_user),
+        logs=keeper,
     )
     api = create_api(auth, registry, services, ca)
     app = Dispatcher(create_app(registry, auth), api)
@@ -519,6 +526,10 @@ def run(config: Config) -> None:
             host=config.host,
             port=config.port,
             log_level=config.log_level,
+            # One format for every line (the root logger's), and no line per request below
+            # debug: a CLI following an operation polls it several times a second.
+            log_config=None,
+            access_log=config.log_level == "debug",
             lifespan="on",
             server_header=False,
             http=bounded_protocol(limits),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,25 @@ class Client:
         if response.status_code >= 400:
             raise CliError(_error_line(response), _error_code(response))
         return response
+
+    def lines(
+        self, path: str, params: Mapping[str, str], headers: Mapping[str, str]
+    ) -> Iterator[str]:
+        """GET `path` and its answer's lines as they arrive (a stream of events); a quiet
+        answer is waited on for `timeout` seconds between lines."""
+        sent = dict(headers)
+        if self.token:
+            sent["Authorization"] = f"Bearer {self.token}"
+        try:
+            with httpx.stream(
+                "GET", self.url + path, params=params, headers=sent, timeout=self.timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise CliError(_error_line(response), _error_code(response))
+                yield from response.iter_lines()
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise CliError(f"lost Baepo at {self.url}: {exc}") from exc
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

@@ -104,6 +104,14 @@ def up(
         float,
         typer.Option(help="Seconds an idle blob upload is kept before it is removed.", min=1),
     ] = 86400.0,
+    kept_log_lines: Annotated[
+        int,
+        typer.Option(help="Lines of gone instances' output a service keeps (at most).", min=4),
+    ] = 10_000,
+    kept_log_mib: Annotated[
+        float,
+        typer.Option(help="MiB of gone instances' output a service keeps on disk.", min=0.01),
+    ] = 10.0,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -136,6 +144,8 @@ def up(
         upload_ttl_s=upload_ttl,
         max_services_per_user=max_services_per_user,
         max_instances_per_user=max_instances_per_user,
+        kept_log_lines=kept_log_lines,
+        kept_log_bytes=int(kept_log_mib * 1024 * 1024),
     )
     try:
         run(config)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import json
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -349,3 +352,120 @@ def events(name: str, as_json: JsonFlag = False) -> None:
     """What happened to a service's instances (crashes, replacements), newest first."""
     rows = Client.from_environment().get(f"/api/v1/services/{quote(name, safe='')}/events")
     emit(rows, ["at", "kind", "instance", "message"], as_json)
+
+
+@app.command("logs")
+@one_line_errors
+def logs(
+    name: str,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Then print new lines as they come (Ctrl-C).")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="From this long ago (10m, 1h30m, 2d) or time (RFC 3339)."),
+    ] = None,
+    instance: Annotated[
+        str | None, typer.Option("--instance", help="Only this instance's lines.")
+    ] = None,
+    revision: Annotated[
+        int | None, typer.Option("--revision", help="Only this revision's lines.", min=1)
+    ] = None,
+    lines: Annotated[
+        int,
+        typer.Option("--lines", "-n", help="At most this many lines, the last.", min=0, max=10000),
+    ] = 200,
+    events: Annotated[
+        bool,
+        typer.Option("--events", help="The service's event log instead: deploys, health, crashes."),
+    ] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="What instances wrote and the event log, merged.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """What a service's instances wrote, in time order; those gone too (why did it crash?)."""
+    client = Client.from_environment()
+    path = f"/api/v1/services/{quote(name, safe='')}/logs"
+    params = {"source": "all" if everything else "events" if events else "application"}
+    params["limit"] = str(lines)
+    for key, value in (("since", since), ("instance", instance), ("revision", revision)):
+        if value is not None:
+            params[key] = str(value)
+    try:
+        if not follow:
+            _print_entries(client.get(path, params=params), as_json)
+            return
+        _follow_logs(client, path, params, as_json)
+    except KeyboardInterrupt:
+        return
+
+
+def _follow_logs(client: Client, path: str, params: dict[str, str], as_json: bool) -> None:
+    """Print the stream's lines as they come. When the server ends a follow (its time is up),
+    follow again from the time it says, leaving out the lines printed already."""
+    headers = {"Accept": "text/event-stream"}
+    printed: deque[str] = deque(maxlen=1000)
+    asked = {**params, "follow": "true"}
+    while True:
+        resume: str | None = None
+        for kind, data in _server_sent(client.lines(path, asked, headers)):
+            if kind == "end":
+                resume = str(data.get("since") or "")
+                break
+            key = json.dumps(data, sort_keys=True)
+            if key not in printed:
+                printed.append(key)
+                _print_entries([data], as_json, flush=True)
+        if not resume:
+            raise CliError(f"{client.url} ended the stream (stopped?)")
+        asked = {**params, "follow": "true", "since": resume, "limit": "10000"}
+
+
+def _server_sent(lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event, its JSON data) for each Server-Sent Event of a stream."""
+    kind, data = "message", []
+    for line in lines:
+        if line.startswith(":"):
+            continue
+        if line:
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                kind = value
+            elif field == "data":
+                data.append(value)
+            continue
+        if data:
+            try:
+                decoded = json.loads("\n".join(data))
+            except ValueError as exc:
+                raise CliError(f"unexpected event in the stream: {data[0][:80]}") from exc
+            if isinstance(decoded, dict):
+                yield kind, decoded
+        kind, data = "message", []
+
+
+def _print_entries(entries: Iterable[dict[str, Any]], as_json: bool, flush: bool = False) -> None:
+    for entry in entries:
+        if as_json:
+            print(json.dumps(entry), flush=flush)
+            continue
+        when = _when(str(entry.get("at", "")))
+        if entry.get("source") == "events":
+            operation = entry.get("operation")
+            who = f"operation {operation[:8]}" if operation else f"{entry.get('stream')}"
+        else:
+            who = str(entry.get("instance") or "-")
+            if entry.get("stream") == "stderr":
+                who += " !"
+        print(f"{when}  {who}  {entry.get('text', '')}", flush=flush)
+
+
+def _when(at: str) -> str:
+    """`2026-12-02 09:22:27.123` (UTC, as the server stamps lines) from its ISO form."""
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return at
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
