@@ -8,6 +8,7 @@ import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,3 +207,34 @@ def test_limits_must_leave_room_for_every_segment() -> None:
     with pytest.raises(ValueError, match="at least"):
         LogLimits(lines=SEGMENTS - 1)
     assert LogLimits(lines=10_000).segment_lines == 10_000 // SEGMENTS
+
+
+def test_copies_at_once_keep_each_line_once(tmp_path: Path, engine: MemoryEngine) -> None:
+    """The engine's "died" event and the reconciler's removal may copy the same container at
+    the same moment: both read the engine before either has written."""
+    keeper = LogKeeper(tmp_path / "logs", engine)
+    container = run(engine)
+    engine.crash(container, log="bye")
+    started = threading.Barrier(2)
+    real_output = engine.output
+
+    def output_together(instance_id: str, **kwargs: Any) -> Any:
+        stream = real_output(instance_id, **kwargs)
+        started.wait(timeout=5)  # both have asked before either writes
+        return stream
+
+    engine.output = output_together  # type: ignore[method-assign]  # a test's hook
+    counts: list[int] = []
+    copies = [
+        threading.Thread(
+            target=lambda: counts.append(keeper.capture(container, "app", "app-2-abcdef"))
+        )
+        for _ in range(2)
+    ]
+    for copy in copies:
+        copy.start()
+    for copy in copies:
+        copy.join(timeout=10)
+
+    assert sorted(counts) == [0, 2]
+    assert [k.text for k in keeper.kept("app")] == ["booting", "bye"]

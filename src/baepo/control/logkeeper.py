@@ -156,9 +156,7 @@ class LogKeeper:
             pass  # removed by someone else first: nothing left to copy
         except EngineError as exc:
             log.warning("cannot copy the output of %s (%s): %s", instance, container_id[:12], exc)
-        if lines:
-            self._append(service, lines)
-        return len(lines)
+        return self._append(service, instance, lines) if lines else 0
 
     def capture_died(self, event: EngineEvent) -> int:
         """`capture` for an engine's "died" event of an instance (its labels say whose)."""
@@ -222,14 +220,20 @@ class LogKeeper:
 
     # -- files ----------------------------------------------------------------------------
 
-    def _append(self, service: str, lines: Iterable[KeptLine]) -> None:
+    def _append(self, service: str, instance: str, lines: Iterable[KeptLine]) -> int:
+        """Keep `lines` of `instance` but those a copy made meanwhile kept (the "died" event's
+        and the removal's may run at once); how many were kept."""
         with self._lock:
             files = self._load(service)
+            last = files.last.get(instance)
+            new = [line for line in lines if last is None or line.at > last[0]]
             try:
-                self._write(service, files, lines)
+                self._write(service, files, new)
             except OSError as exc:
                 log.warning("cannot keep the output of %s's instances: %s", service, exc)
                 self._files.pop(service, None)  # read the files again next time
+                return 0
+            return len(new)
 
     def _write(self, service: str, files: _Files, lines: Iterable[KeptLine]) -> None:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
