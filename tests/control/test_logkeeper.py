@@ -66,6 +66,28 @@ def test_a_capture_keeps_each_line_with_its_instance_once(
     assert [k.text for k in keeper.kept("app", since=clock.now())] == ["fatal: out of cheese"]
 
 
+def test_lines_stamped_with_the_same_time_are_each_kept_once(
+    tmp_path: Path, engine: MemoryEngine
+) -> None:
+    """An engine may stamp lines to the second only (Podman): lines written after a copy
+    can carry the time of the last line it kept, and are new all the same."""
+    keeper = LogKeeper(tmp_path / "logs", engine)
+    container = run(engine)  # the clock does not move: every line has the same time
+    engine.write(container, "same")
+    assert keeper.capture(container, "app", "app-2-abcdef") == 2
+
+    engine.write(container, "same")  # the same text and time as a kept line: still new
+    engine.write(container, "later")
+    assert keeper.capture(container, "app", "app-2-abcdef") == 2
+    assert keeper.capture(container, "app", "app-2-abcdef") == 0
+    again = LogKeeper(tmp_path / "logs", engine)  # after a restart, from the files
+    assert again.capture(container, "app", "app-2-abcdef") == 0
+    engine.write(container, "last")
+    assert again.capture(container, "app", "app-2-abcdef") == 1
+
+    assert [k.text for k in again.kept("app")] == ["booting", "same", "same", "later", "last"]
+
+
 def test_files_are_the_owners_only(tmp_path: Path, engine: MemoryEngine) -> None:
     keeper = LogKeeper(tmp_path / "logs", engine)
     keeper.capture(run(engine), "app", "app-2-abcdef")

@@ -291,6 +291,24 @@ async def test_a_follow_gets_new_lines_and_new_instances(world: World) -> None:
     assert follower.poll(0.01) == []
 
 
+async def test_a_follow_gets_lines_stamped_with_the_backlogs_last_time(world: World) -> None:
+    """Lines with the same time as the backlog's last (an engine stamping to the second) are
+    new unless the backlog has them: nothing twice, nothing lost."""
+    await create_app(world)
+    (container,) = world.containers()
+    world.clock.advance(1)
+    world.engine.write(container.id, "tick")
+    follower = world.services.follow_logs("app", LogQuery())
+    try:
+        assert texts(follower.backlog)[-1] == "tick"
+        world.engine.write(container.id, "tick")  # the clock did not move
+        world.engine.write(container.id, "tock")
+        got = polled(follower, lambda found: "tock" in texts(found))
+        assert texts(got) == ["tick", "tock"]
+    finally:
+        follower.close()
+
+
 async def test_a_follow_of_one_instance_sees_no_other(world: World) -> None:
     await create_app(world, min_instances=2)
     one, two = world.containers()

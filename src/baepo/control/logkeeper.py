@@ -31,10 +31,13 @@ queue with every operation and registry write for SQLite's one writer, and grow 
 that backups copy. A segment costs one append per copy, and bounding it one file's deletion.
 
 Copies do not repeat themselves: for each instance the keeper knows the time of its last kept
-line (read from the files once per service and process, then kept up to date), asks the
-engine only for what was written since and keeps only later lines. A copy may be asked twice
-(the engine's "died", then the removal): the second finds nothing new. Safe from any thread;
-a failure (the engine, a full disk) is logged and costs only the copy, never the removal.
+line and how many it kept with that very time (read from the files once per service and
+process, then kept up to date). A copy asks the engine for what was written from that time
+on, which answers in order, so of the lines with that time the first so many are kept
+already: the others, and the later lines, are new. Counting matters: Podman stamps lines to
+the second only. A copy may be asked twice, even at once (the engine's "died", then the
+removal): the second finds nothing new. Safe from any thread; a failure (the engine, a full
+disk) is logged and costs only the copy, never the removal.
 """
 
 from __future__ import annotations
@@ -102,6 +105,20 @@ class KeptLine:
     text: str
 
 
+@dataclass(frozen=True)
+class _Last:
+    """An instance's last kept line: its time, how many kept lines have that time, and the
+    segment it is in."""
+
+    at: datetime
+    count: int
+    segment: int
+
+    def after(self, line: KeptLine, segment: int) -> _Last:
+        """What is known once `line` (not before this one) is kept in `segment`."""
+        return _Last(line.at, self.count + 1 if line.at == self.at else 1, segment)
+
+
 @dataclass
 class _Files:
     """What the keeper knows of one service's files (read once, then kept up to date)."""
@@ -111,8 +128,8 @@ class _Files:
     lines: int = 0
     bytes: int = 0
     """Of the segment being written."""
-    last: dict[str, tuple[datetime, int]] = field(default_factory=dict)
-    """Instance → (the time of its last kept line, the segment that line is in)."""
+    last: dict[str, _Last] = field(default_factory=dict)
+    """Instance → its last kept line."""
 
 
 class LogKeeper:
@@ -136,14 +153,14 @@ class LogKeeper:
             revision = revision_of(service, instance)
         with self._lock:
             last = self._load(service).last.get(instance)
-        since = last[0] if last else None
+        since = last.at if last else None
         lines: deque[KeptLine] = deque()
         size = 0
         try:
             stream = self._engine.output(container_id, since=since, tail=self.limits.lines)
             try:
                 for line in stream:
-                    if since is not None and line.at <= since:
+                    if since is not None and line.at < since:
                         continue
                     kept = KeptLine(line.at, instance, revision, line.stream, line.text[:MAX_LINE])
                     lines.append(kept)
@@ -193,7 +210,7 @@ class LogKeeper:
         if not _safe(service):
             return {}
         with self._lock:
-            return {name: at for name, (at, _) in self._load(service).last.items()}
+            return {name: last.at for name, last in self._load(service).last.items()}
 
     # -- bounds ---------------------------------------------------------------------------
 
@@ -221,12 +238,22 @@ class LogKeeper:
     # -- files ----------------------------------------------------------------------------
 
     def _append(self, service: str, instance: str, lines: Iterable[KeptLine]) -> int:
-        """Keep `lines` of `instance` but those a copy made meanwhile kept (the "died" event's
-        and the removal's may run at once); how many were kept."""
+        """Keep those of `lines` (the instance's, in order, from its last kept line's time on)
+        that are not kept yet, also by a copy made meanwhile (the "died" event's and the
+        removal's may run at once); how many were kept."""
         with self._lock:
             files = self._load(service)
             last = files.last.get(instance)
-            new = [line for line in lines if last is None or line.at > last[0]]
+            new: list[KeptLine] = []
+            seen = 0  # of the lines with the last kept line's time
+            for line in lines:
+                if last is not None and line.at <= last.at:
+                    if line.at < last.at:
+                        continue
+                    seen += 1
+                    if seen <= last.count:
+                        continue
+                new.append(line)
             try:
                 self._write(service, files, new)
             except OSError as exc:
@@ -260,7 +287,12 @@ class LogKeeper:
             batch.append(data)
             files.lines += 1
             files.bytes += len(data)
-            files.last[line.instance] = (line.at, files.segments[-1])
+            before = files.last.get(line.instance)
+            files.last[line.instance] = (
+                before.after(line, files.segments[-1])
+                if before is not None
+                else _Last(line.at, 1, files.segments[-1])
+            )
         flush()
 
     def _rotate(self, service: str, files: _Files) -> None:
@@ -270,7 +302,7 @@ class LogKeeper:
         while len(files.segments) > SEGMENTS:
             oldest = files.segments.pop(0)
             self._segment(service, oldest).unlink(missing_ok=True)
-            for instance in [i for i, (_, at) in files.last.items() if at <= oldest]:
+            for instance in [i for i, last in files.last.items() if last.segment <= oldest]:
                 del files.last[instance]
 
     def _load(self, service: str) -> _Files:
@@ -290,8 +322,10 @@ class LogKeeper:
         for number in files.segments:
             for line in self._read(self._segment(service, number)):
                 before = files.last.get(line.instance)
-                if before is None or line.at >= before[0]:
-                    files.last[line.instance] = (line.at, number)
+                if before is None or line.at > before.at:
+                    files.last[line.instance] = _Last(line.at, 1, number)
+                elif line.at == before.at:
+                    files.last[line.instance] = before.after(line, number)
                 if number == files.segments[-1]:
                     files.lines += 1
         try:

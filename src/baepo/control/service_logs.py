@@ -27,6 +27,7 @@ import queue
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -268,11 +269,19 @@ class LogFollower:
         self._followed: set[str] = set()
         self._streams: set[OutputStream] = set()
         self._subscription: EventStream | None = None
-        # Where the backlog ends, per instance: the follow goes on from after it.
-        self._seen: dict[str, datetime] = {}
+        # Where the backlog ends, per instance: its last time and its lines with that time.
+        # The follow goes on from there (engines may stamp lines to the second only: a line
+        # with that time is new unless the backlog has it).
+        self._seen: dict[str, tuple[datetime, Counter[tuple[str, str]]]] = {}
         for entry in backlog:
-            if entry.source == "application":
-                self._seen[entry.instance] = max(entry.at, self._seen.get(entry.instance, entry.at))
+            if entry.source != "application":
+                continue
+            at, lines = self._seen.get(entry.instance, (entry.at, Counter()))
+            if entry.at > at:
+                at, lines = entry.at, Counter()
+            if entry.at == at:
+                lines[(entry.stream, entry.text)] += 1
+            self._seen[entry.instance] = (at, lines)
         told = [e for e in backlog if e.source == "events"]
         self._events_from = max((e.at for e in told), default=began)
         self._events_told = {_key(e) for e in told if e.at == self._events_from}
@@ -379,11 +388,16 @@ class LogFollower:
                 stream.close()
                 return
             self._streams.add(stream)
-        floor = self._seen.get(instance)
+        floor, told = self._seen.get(instance, (None, Counter[tuple[str, str]]()))
         try:
             for line in stream:
                 entry = application_entry(line, instance, revision)
-                if (floor is not None and line.at <= floor) or not self._query.wants(entry):
+                if floor is not None and line.at < floor:
+                    continue  # older than the backlog's last line: in it (or left out)
+                if floor is not None and line.at == floor and told[(line.stream, line.text)] > 0:
+                    told[(line.stream, line.text)] -= 1  # in the backlog already
+                    continue
+                if not self._query.wants(entry):
                     continue
                 while not self._closed.is_set():
                     try:
