@@ -3,13 +3,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
+import anyio
+import anyio.to_thread
 import pytest
+from starlette.requests import Request
 
-from baepo.control import SpecChange
+from baepo.api.streams import follow_events
+from baepo.control import LogEntry, LogFollower, SpecChange
 from tests.api.rights_world import REGISTRY, RightsWorld, basic, build
 
 S = "/api/v1/services"
@@ -131,3 +139,50 @@ def test_the_document_describes_both_answers(world: RightsWorld, tmp_path: Path)
     assert {"application/json", "text/event-stream"} <= set(answer["content"])
     names = {p["name"] for p in doc["paths"]["/api/v1/services/{name}/logs"]["get"]["parameters"]}
     assert {"since", "instance", "revision", "limit", "source", "follow", "timeout"} <= names
+
+
+class QuietFollower:
+    """A follower with nothing to say, that counts how it is asked."""
+
+    def __init__(self) -> None:
+        self.backlog: list[LogEntry] = []
+        self.polls = 0
+        self.closed = False
+
+    def poll(self, timeout_s: float) -> list[LogEntry]:
+        self.polls += 1
+        time.sleep(timeout_s)
+        return []
+
+    def now(self) -> datetime:
+        return datetime(2026, 12, 2, tzinfo=UTC)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class StayingClient:
+    async def is_disconnected(self) -> bool:
+        return False
+
+
+@pytest.mark.anyio
+async def test_a_waiting_follow_holds_no_worker_thread() -> None:
+    """Followed logs wait on the event loop: 32 of them must not take the workers (anyio's 40)
+    that every other request runs its blocking calls in."""
+    followers = [QuietFollower() for _ in range(50)]
+    streams = [
+        follow_events(f, cast(Request, StayingClient()), seconds=1.0)  # a test's stand-in
+        for f in cast(list[LogFollower], followers)
+    ]
+    tasks = [asyncio.create_task(_drain(stream)) for stream in streams]
+    await asyncio.sleep(0.5)
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    assert limiter.borrowed_tokens <= 2  # a poll's moment, not one per follow
+    ended = await asyncio.gather(*tasks)
+    assert all(events[-1].startswith("event: end") for events in ended)
+    assert all(f.closed and f.polls >= 2 for f in followers)
+
+
+async def _drain(stream: AsyncIterator[str]) -> list[str]:
+    return [event async for event in stream]

@@ -16,7 +16,9 @@ The stream (`text/event-stream`, as the HTML `EventSource` reads it):
 
 First the lines the query asks for (its `limit` of the last ones), then each new one. A follow
 is bounded in time so that a forgotten client does not hold threads forever; it ends earlier
-when the client goes away.
+when the client goes away. It waits on the event loop, not in a worker thread: the follower is
+asked what came without waiting (a moment in a worker, for the event log's reads) every
+`POLL_S`, so that followed logs never take the workers every other request needs.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from starlette.requests import Request
 from baepo.control import LogEntry, LogFollower
 
 KEEPALIVE_S = 15.0
-POLL_S = 1.0
+POLL_S = 0.25
 _ENTRY = TypeAdapter(LogEntry)
 
 
@@ -54,16 +56,18 @@ async def follow_events(
         resume = follower.now()
         while (left := deadline - loop.time()) > 0:
             resume = follower.now()
-            entries = await run_in_threadpool(follower.poll, min(POLL_S, left))
+            entries = await run_in_threadpool(follower.poll, 0)
             for entry in entries:
                 yield sse_entry(entry)
             if entries:
                 last_sent = loop.time()
-            elif loop.time() - last_sent >= KEEPALIVE_S:
+                continue  # more may be waiting
+            if loop.time() - last_sent >= KEEPALIVE_S:
                 yield ": keep-alive\n\n"
                 last_sent = loop.time()
             if await request.is_disconnected():
                 return
+            await asyncio.sleep(min(POLL_S, left))
         end = {
             "reason": f"a follow lasts at most {seconds:g} s; reconnect",
             "since": resume.isoformat(),

@@ -311,11 +311,15 @@ class LogFollower:
 
     def poll(self, timeout_s: float) -> list[LogEntry]:
         """What came since the last poll, in time order; waits up to `timeout_s` for the
-        first line (less once closed)."""
+        first line (0: not at all; less once closed)."""
         found: list[LogEntry] = []
         if self._query.application and not self._closed.is_set():
             with contextlib.suppress(queue.Empty):
-                found.append(self._lines.get(timeout=timeout_s))
+                found.append(
+                    self._lines.get(timeout=timeout_s)
+                    if timeout_s > 0
+                    else self._lines.get_nowait()
+                )
             while len(found) < POLL_LINES:
                 try:
                     found.append(self._lines.get_nowait())
