@@ -18,7 +18,13 @@ def test_deploys_and_changes_asked_for_during_an_operation_wait_their_turn(stack
     name = f"turns-{secrets.token_hex(2)}"
     v1 = stack.push("baepo-test/hello:1", f"team/{name}:1")
     v2 = stack.push("baepo-test/hello:2", f"team/{name}:2")
-    stack.cli("services", "create", name, "--image", v1, "--health-check-path", "/healthz")
+    # Each instance starts listening 4 s after it starts: every operation below is still
+    # running when the next command asks for its own (a CLI starts in well under that).
+    slow = "sh -c 'sleep 4; exec /bin/serve'"
+    stack.cli(
+        "services", "create", name, "--image", v1, "--health-check-path", "/healthz",
+        "--command", slow,
+    )  # fmt: skip
 
     queued = stack.cli("services", "deploy", name, "--image", v2, "--wait")  # create runs
     assert "waiting for operation" in queued.stdout, queued.stdout

@@ -763,3 +763,24 @@ def test_pull_without_or_with_wrong_credentials_or_an_unknown_tag(
         engine.pull(pushed, auth=(user, "wrong"))
     with pytest.raises(ImageNotFound, match="404"):
         engine.pull(pushed.rsplit(":", 1)[0] + ":404", auth=registry.credentials)
+
+
+def test_a_container_exiting_under_a_list_or_inspect_is_asked_about_again() -> None:
+    from baepo.runtime.engine_api import _past_exits
+    from baepo.runtime.errors import EngineError
+
+    answers: list[object] = [EngineError("500: read /proc/9869/cgroup: no such process"), "ok"]
+
+    def call() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return str(answer)
+
+    assert _past_exits(call) == "ok"
+
+    def broken() -> str:
+        raise EngineError("500: something else")
+
+    with pytest.raises(EngineError, match="something else"):
+        _past_exits(broken)

@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import builtins
 import codecs
+import functools
 import json
 import logging
 import math
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from baepo.runtime import distribution
 from baepo.runtime.engine import (
@@ -82,6 +84,7 @@ from baepo.runtime.errors import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _FRACTION = re.compile(r"\.\d+")
 _EVENTS = ("start", "die", "destroy")
@@ -220,22 +223,23 @@ class DockerEngine:
     def list(self, labels: Mapping[str, str]) -> builtins.list[Instance]:
         wanted = {**labels, LABEL_MANAGED: "true"}
         selector = [f"{key}={value}" for key, value in wanted.items()]
-        with _boundary("list containers"):
-            summaries = self._client.json(
-                "GET",
-                "/containers/json",
-                query={
-                    "limit": -1,
-                    "all": 1,
-                    "size": 0,
-                    "trunc_cmd": 0,
-                    "filters": _filters({"label": selector}),
-                },
-            )
+        query: dict[str, str | int | bool | None] = {
+            "limit": -1,
+            "all": 1,
+            "size": 0,
+            "trunc_cmd": 0,
+            "filters": _filters({"label": selector}),
+        }
+
+        def summaries_now() -> Any:
+            with _boundary("list containers"):
+                return self._client.json("GET", "/containers/json", query=query)
+
+        summaries = _past_exits(summaries_now)
         instances = []
         for summary in summaries or []:
             try:
-                instance = self.inspect(str(summary["Id"]))
+                instance = _past_exits(functools.partial(self.inspect, str(summary["Id"])))
             except ContainerNotFound:  # removed between the list and the inspect
                 continue
             # Engines differ in how strictly they apply label filters; check again here.
@@ -505,6 +509,19 @@ class DockerOutputStream:
 
 
 # -- translation: the engine's answers and errors in, baepo's out -------------------------
+
+
+def _past_exits(call: Callable[[], T]) -> T:
+    """`call()`, once more if the engine tripped over a container exiting at that moment:
+    Podman 4.3 answers 500 "read /proc/<pid>/cgroup: no such process" when a listed or
+    inspected container's process ends under it."""
+    try:
+        return call()
+    except EngineError as exc:
+        if "no such process" not in str(exc):
+            raise
+        time.sleep(0.1)
+        return call()
 
 
 @contextmanager
