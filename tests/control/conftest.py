@@ -14,6 +14,7 @@ from baepo.control import (
     LogKeeper,
     Reconciler,
     RegistryLink,
+    Scaling,
     SecretBox,
     Services,
     Timing,
@@ -79,7 +80,7 @@ class World:
     pushes: MemoryPushLog
     keeper: LogKeeper
 
-    def new_reconciler(self) -> Reconciler:
+    def new_reconciler(self, scaling: Scaling | None = None) -> Reconciler:
         """A fresh reconciler over the same database and engine: Baepo after a restart."""
         return Reconciler(
             db=self.db,
@@ -93,6 +94,7 @@ class World:
             timing=self.timing,
             pushes=self.pushes,
             logs=self.keeper,
+            scaling=scaling,
         )
 
     async def settle(

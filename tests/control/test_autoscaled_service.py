@@ -16,20 +16,7 @@ APP = app_image("1").ref
 
 def autoscaled(world: World) -> tuple[Reconciler, Scaling]:
     scaling = Scaling(world.clock)
-    reconciler = Reconciler(
-        db=world.db,
-        engine=world.engine,
-        router=world.router,
-        prober=world.prober,
-        clock=world.clock,
-        secrets=world.box,
-        domain="localhost",
-        registry=world.registry,
-        timing=world.timing,
-        pushes=world.pushes,
-        scaling=scaling,
-    )
-    return reconciler, scaling
+    return world.new_reconciler(scaling), scaling
 
 
 def ready(world: World) -> int:
@@ -37,9 +24,18 @@ def ready(world: World) -> int:
     return 0 if route is None else sum(s.state is ServerState.READY for s in route.servers)
 
 
-async def test_load_adds_instances_and_its_end_removes_them(world: World) -> None:
+@pytest.mark.parametrize(
+    ("bounds", "per_instance"),
+    [
+        ({"max_concurrency": 10, "max_instances": 6}, 10),
+        ({}, 100),  # the defaults a user gets: max concurrency 100, max instances 25
+    ],
+)
+async def test_load_adds_instances_and_its_end_removes_them(
+    world: World, bounds: dict[str, int], per_instance: int
+) -> None:
     reconciler, scaling = autoscaled(world)
-    fields = {"name": "app", "image": APP, "max_concurrency": 10, "max_instances": 6}
+    fields = {"name": "app", "image": APP, **bounds}
     _, op = world.services.create(SpecChange(fields))
     await world.settle(world.done(op.id), reconciler)
     assert ready(world) == 1
@@ -56,7 +52,7 @@ async def test_load_adds_instances_and_its_end_removes_them(world: World) -> Non
             load(in_flight)
         return ready(world) == n
 
-    in_flight = 35  # 35 over a target of 7 (70 % of 10) per instance: 5
+    in_flight = per_instance * 35 // 10  # over a target of 70 % of max concurrency each: 5
     await world.settle(lambda: serving(5), reconciler)
     events = [e.message for e in world.services.events("app")]
     assert any(m.startswith("scaling: ") and "→ 5" in m for m in events), events

@@ -51,15 +51,15 @@ class Scaling:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._scalers: dict[str, Autoscaler] = {}
+        self._scalers: dict[str, tuple[Bounds, Autoscaler]] = {}
         self._decided: dict[str, tuple[float, int]] = {}  # when, and how many
         self._observed: set[str] = set()
 
     def observe(self, service: str, in_flight: int, queued: int, arrived: int = 0) -> None:
         with self._lock:
-            scaler = self._scalers.get(service)
-            if scaler is not None:
-                scaler.observe(self._clock.monotonic(), in_flight, queued, arrived)
+            entry = self._scalers.get(service)
+            if entry is not None:
+                entry[1].observe(self._clock.monotonic(), in_flight, queued, arrived)
                 self._observed.add(service)
 
     def want(self, service: str, bounds: Bounds, ready: int) -> Wanted:
@@ -67,11 +67,13 @@ class Scaling:
         most once a second; between decisions the last answer stands."""
         now = self._clock.monotonic()
         with self._lock:
-            scaler = self._scalers.get(service)
-            if scaler is None:
-                scaler = self._scalers[service] = Autoscaler(bounds.configuration())
-            elif scaler.configuration != bounds.configuration():
-                scaler.configuration = bounds.configuration()  # the history is kept
+            entry = self._scalers.get(service)
+            if entry is None:
+                entry = (bounds, Autoscaler(bounds.configuration()))
+            elif entry[0] != bounds:
+                entry[1].configuration = bounds.configuration()  # the history is kept
+                entry = (bounds, entry[1])
+            self._scalers[service] = entry
             if service not in self._observed:
                 self._decided[service] = (float("-inf"), bounds.min_instances)
                 return Wanted(bounds.min_instances, None)
@@ -79,7 +81,7 @@ class Scaling:
             if last is not None and now - last[0] < DECIDE_EVERY_S:
                 count = min(max(last[1], bounds.min_instances), bounds.max_instances)
                 return Wanted(count, None)
-            decision = scaler.decide(now, ready)
+            decision = entry[1].decide(now, ready)
             self._decided[service] = (now, decision.desired)
         before = last[1] if last is not None else None
         changed = before is not None and decision.desired != before

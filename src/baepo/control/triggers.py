@@ -66,13 +66,6 @@ def cursor(s: Session) -> int:
     return 0 if row is None else row.position
 
 
-def decide(
-    s: Session, push: Pushed, sealer: records.Sealer, registry: RegistryLink, clock: Clock
-) -> list[str]:
-    """Decide one push and move the cursor past it (see `decide_all`)."""
-    return decide_all(s, [push], sealer, registry, clock)
-
-
 def decide_all(
     s: Session,
     pushes: Sequence[Pushed],

@@ -10,6 +10,7 @@ this process fails. Loaded only here: `cryptography`, and the memory it holds.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -43,7 +44,7 @@ class RequestClock:
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
-        raise NotImplementedError("the signer never waits")
+        await asyncio.sleep(seconds)
 
 
 def answer(ca: LocalCA, clock: RequestClock, line: str) -> str:
