@@ -238,6 +238,28 @@ def test_requests_beyond_max_concurrency_queue(plane: Plane, backends: dict[str,
     assert first.result().status_code == second.result().status_code == 200
 
 
+def test_load_reads_every_service_in_one_pass(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    router = plane.router
+    ensure_service(router, "app", ["app.localhost"], max_concurrency=1)
+    add_server(router, "app", "a", backends["a"].address)
+    ensure_service(router, "other", ["other.localhost"])
+    add_server(router, "other", "b", backends["b"].address)
+    for _ in range(3):
+        assert plane.get("other.localhost").status_code == 200
+    first = Background(lambda: plane.get("app.localhost", "/slow?seconds=4"))
+    second = Background(lambda: plane.get("app.localhost", "/slow?seconds=0.1"))
+    wait_until(lambda: (router.load()["app"].in_flight, router.load()["app"].queued) == (1, 1))
+    load = router.load()
+    assert set(load) == {"app", "other"}
+    assert load["other"].in_flight == 0 and load["other"].total == 3
+    assert load["other"].http_2xx == 3
+    assert [s.name for s in load["app"].servers] == ["a"]
+    assert first.result().status_code == second.result().status_code == 200
+    assert router.load()["app"].total == 2
+
+
 def test_http2_is_negotiated_with_alpn(plane: Plane, backends: dict[str, Backend]) -> None:
     if not shutil.which("curl"):
         missing("curl is not installed")

@@ -277,9 +277,34 @@ class HAProxyRouter:
             backend = backend_name(service)
             rows = self._api.stats(backend)
             old_workers = self._process.processes().old_workers
-        # Requests still running on old workers (after a reload) count as in flight too. Asked
-        # outside the lock and briefly: a slow old worker must not hold up route changes.
-        old: dict[str, int] = {}
+        old = self._old_in_flight(old_workers, backend)
+        return self._service_stats(backend, rows, old.get(backend, {}))
+
+    def load(self) -> dict[str, ServiceStats]:
+        """Every routed service's load, from one `show stat` of the worker (and one of each old
+        worker still finishing requests after a reload): what a sampler reads once a second."""
+        with self._lock:
+            self._need_running()
+            rows = self._api.stats()
+            routed = {backend_name(s.name): s.name for s in self._table.services}
+            old_workers = self._process.processes().old_workers
+        old = self._old_in_flight(old_workers, None)
+        by_backend: dict[str, list[dict[str, str]]] = {}
+        for row in rows:
+            if row.get("pxname") in routed:
+                by_backend.setdefault(row["pxname"], []).append(row)
+        return {
+            routed[backend]: self._service_stats(backend, backend_rows, old.get(backend, {}))
+            for backend, backend_rows in by_backend.items()
+        }
+
+    def _old_in_flight(
+        self, old_workers: list[int], backend: str | None
+    ) -> dict[str, dict[str, int]]:
+        """Requests still running on old workers (after a reload), by backend and server: they
+        count as in flight too. Asked outside the lock and briefly: a slow old worker must not
+        hold up route changes."""
+        old: dict[str, dict[str, int]] = {}
         for pid in old_workers:
             try:
                 old_rows = self._process.old_worker_stats(pid, backend)
@@ -292,7 +317,15 @@ class HAProxyRouter:
                     raise
                 continue  # it predates the service, so none of the service's requests are there
             for row in old_rows:
-                old[row["svname"]] = old.get(row["svname"], 0) + _int(row.get("scur"))
+                if row.get("type") != "2":
+                    continue
+                servers = old.setdefault(row["pxname"], {})
+                servers[row["svname"]] = servers.get(row["svname"], 0) + _int(row.get("scur"))
+        return old
+
+    def _service_stats(
+        self, backend: str, rows: list[dict[str, str]], old: dict[str, int]
+    ) -> ServiceStats:
         servers = [
             ServerStats(
                 name=row["svname"],
@@ -308,8 +341,16 @@ class HAProxyRouter:
             for row in rows
             if row.get("type") == "2" and (backend, row["svname"]) not in self._leaving
         ]
-        queued = sum(_int(r.get("qcur")) for r in rows if r.get("type") == "1")
-        return ServiceStats(sum(s.in_flight for s in servers), queued, servers)
+        proxy = next((r for r in rows if r.get("type") == "1"), {})
+        return ServiceStats(
+            in_flight=sum(s.in_flight for s in servers),
+            queued=_int(proxy.get("qcur")),
+            servers=servers,
+            total=_int(proxy.get("stot")),
+            http_2xx=_int(proxy.get("hrsp_2xx")),
+            http_4xx=_int(proxy.get("hrsp_4xx")),
+            http_5xx=_int(proxy.get("hrsp_5xx")),
+        )
 
     def renew_certificates(self) -> list[str]:
         with self._lock:

@@ -167,7 +167,7 @@ class HAProxyProcess:
                 found.append(int(entry.name))
         return found
 
-    def old_worker_stats(self, pid: int, backend: str) -> list[dict[str, str]]:
+    def old_worker_stats(self, pid: int, backend: str | None) -> list[dict[str, str]]:
         """`show stat` of an old worker (through the master), with a short timeout."""
         return self._glance.stats_of(pid, backend)
 

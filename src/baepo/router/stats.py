@@ -37,3 +37,7 @@ class ServiceStats:
     in_flight: int
     queued: int
     servers: list[ServerStats]
+    total: int = 0  # requests the service took since the current worker started (stot)
+    http_2xx: int = 0
+    http_4xx: int = 0
+    http_5xx: int = 0
