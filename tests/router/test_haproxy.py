@@ -238,9 +238,7 @@ def test_requests_beyond_max_concurrency_queue(plane: Plane, backends: dict[str,
     assert first.result().status_code == second.result().status_code == 200
 
 
-def test_load_reads_every_service_in_one_pass(
-    plane: Plane, backends: dict[str, Backend]
-) -> None:
+def test_load_reads_every_service_in_one_pass(plane: Plane, backends: dict[str, Backend]) -> None:
     router = plane.router
     ensure_service(router, "app", ["app.localhost"], max_concurrency=1)
     add_server(router, "app", "a", backends["a"].address)
