@@ -190,18 +190,31 @@ async def test_a_removed_instance_is_replaced(world: World) -> None:
     assert len(world.containers()) == 1
 
 
-async def test_an_instance_that_turns_unhealthy_is_replaced(world: World) -> None:
+async def test_an_instance_the_router_finds_down_is_replaced(world: World) -> None:
     old = await create_app(world)
     (container,) = world.containers()
-    world.prober.sick_instances.add(container.id)
-    passes = await world.settle(lambda: bool(world.router.ready("app") - {old}))
-    assert passes >= 4 * 5 / 0.25  # five failures, one every 5 s, before it is given up
+    check = world.router.routes["app"].check
+    assert check is not None and (check.path, check.interval_s, check.fall) == (None, 5, 5)
+    probes = world.prober.probes
+    for _ in range(40):  # serving: the router checks it, Baepo's prober does not
+        await world.reconciler.tick()
+        world.clock.advance(0.25)
+    assert world.prober.probes == probes
+    world.router.down["app"] = {old: "Layer4 connection problem, info: Connection refused"}
+    await world.settle(lambda: bool(world.router.ready("app") - {old}))
     await world.settle(lambda: len(world.containers()) == 1)
     assert world.containers()[0].id != container.id
     events = world.services.events("app")
     assert events[0].kind == "unhealthy"
     assert "failed 5 health checks in a row" in events[0].message
+    assert "Connection refused" in events[0].message
     assert serving_gaps(world) == []
+
+
+async def test_an_http_check_is_the_routers_too(world: World) -> None:
+    await create_app(world, health_check={"protocol": "http", "path": "/health's"})
+    check = world.router.routes["app"].check
+    assert check is not None and check.path == "/health%27s"
 
 
 async def test_scaling_the_minimum_adds_instances_without_a_new_revision(world: World) -> None:

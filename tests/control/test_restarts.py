@@ -78,6 +78,9 @@ class DyingRouter:
     def get(self, service: str) -> RouteState | None:
         return self._router.get(service)
 
+    def states(self) -> dict[str, RouteState]:
+        return self._router.states()
+
     def put(self, route: Route) -> None:
         self._switch.tick()
         self._router.put(route)

@@ -3,7 +3,8 @@
 It keeps every route it was given (`routes`, and each put in order in `history`), so a test
 can check what traffic could reach at each step. A test plays the traffic by writing
 `in_flight` (service → server → requests it serves now) and the outage by setting
-`available` to False. Like the real data plane it refuses a route with a host name another
+`available` to False. Health checks: a server at an address in `unreachable` (or named in
+`down`, service → server → the check's words) is down, any other up. Like the real data plane it refuses a route with a host name another
 route has; it passes the same conformance suite as `HAProxyRouter`
 (`tests/router/test_conformance.py`).
 """
@@ -12,7 +13,14 @@ from __future__ import annotations
 
 import threading
 
-from baepo.router import HAProxyUnavailable, InvalidRoute, Route, RouteState, ServerState
+from baepo.router import (
+    HAProxyUnavailable,
+    InvalidRoute,
+    Route,
+    RouteState,
+    ServerHealth,
+    ServerState,
+)
 
 
 class MemoryRouter:
@@ -21,17 +29,40 @@ class MemoryRouter:
         self.in_flight: dict[str, dict[str, int]] = {}
         self.history: list[Route] = []
         self.available = True
+        self.unreachable: set[str] = set()
+        self.down: dict[str, dict[str, str]] = {}
+        self.reads = 0  # how many times the reconciler looked (get, or states)
         # The reconciler puts routes from worker threads, one per service.
         self._lock = threading.Lock()
 
     def get(self, service: str) -> RouteState | None:
         with self._lock:
             self._check()
+            self.reads += 1
             route = self.routes.get(service)
-            if route is None:
-                return None
-            load = self.in_flight.get(service, {})
-            return RouteState(route, {s.name: load.get(s.name, 0) for s in route.servers})
+            return None if route is None else self._state(route)
+
+    def states(self) -> dict[str, RouteState]:
+        with self._lock:
+            self._check()
+            self.reads += 1
+            return {name: self._state(route) for name, route in self.routes.items()}
+
+    def _state(self, route: Route) -> RouteState:
+        load = self.in_flight.get(route.name, {})
+        health = {}
+        if route.check is not None:
+            down = self.down.get(route.name, {})
+            for s in route.servers:
+                if s.state is ServerState.MAINT:
+                    continue
+                if s.address in self.unreachable:
+                    health[s.name] = ServerHealth(False, "Layer4 connection problem")
+                elif s.name in down:
+                    health[s.name] = ServerHealth(False, down[s.name])
+                else:
+                    health[s.name] = ServerHealth(True, "check passed")
+        return RouteState(route, {s.name: load.get(s.name, 0) for s in route.servers}, health)
 
     def put(self, route: Route) -> None:
         with self._lock:

@@ -1,9 +1,13 @@
-"""Instance health as the reconciler has seen it: App Runner's thresholds over probe results.
+"""Instance health as the reconciler has seen it: App Runner's thresholds over check results.
 
-An instance starts STARTING and becomes HEALTHY after `healthy_threshold` passing checks in a
-row; a HEALTHY one becomes UNHEALTHY after `unhealthy_threshold` failing checks in a row and
-is then replaced (it never comes back: its replacement does). STARTING instances are probed
-every `poll_s` (a deploy waits on them); HEALTHY ones every `interval_s` of their check.
+An instance starts STARTING and becomes HEALTHY after `healthy_threshold` passing probes in a
+row: Baepo's own probes (`probes.py`), every `poll_s`, are the deploy gate. Once routed, an
+instance is checked by the router (HAProxy's `check`, every `interval_s` of its check, down
+after `unhealthy_threshold` failures in a row), not from Python: at 1,000 services, probes
+from Python cost a core doing nothing. The reconciler reads the router's verdicts once a pass
+(`router_verdict`): a HEALTHY instance the router finds down becomes UNHEALTHY and is replaced
+(it never comes back: its replacement does). A HEALTHY instance that is not routed (it is
+being added, or drained) is probed no more: it is either routed at the next pass or leaving.
 
 Health lives in memory only. After a restart of Baepo an instance the route already sends
 requests to is taken as HEALTHY (it passed before, and the next probes will tell otherwise),
@@ -16,8 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from baepo.control.planning import Health
-from baepo.control.probes import ProbeResult
+from baepo.control.probes import ProbeResult, request_target
 from baepo.control.spec import HealthCheck
+from baepo.control.spec import Protocol as CheckProtocol
+from baepo.router import Check
 
 
 @dataclass
@@ -66,11 +72,31 @@ class HealthTracker:
         return tracked.health
 
     def due(self, container_id: str) -> bool:
+        """Whether a starting instance waits for Baepo's next probe."""
         tracked = self._tracked.get(container_id)
         return (
             tracked is not None
-            and tracked.health is not Health.UNHEALTHY
+            and tracked.health is Health.STARTING
             and self._monotonic() >= tracked.next_probe
+        )
+
+    def router_verdict(
+        self, container_id: str, name: str, check: HealthCheck, up: bool, detail: str
+    ) -> Transition | None:
+        """What the router's checks say of a routed instance: down makes a HEALTHY one
+        UNHEALTHY (the router gave up after `unhealthy_threshold` failures in a row)."""
+        tracked = self._tracked.get(container_id)
+        if tracked is None or tracked.health is not Health.HEALTHY:
+            return None
+        tracked.detail = detail
+        if up:
+            return None
+        tracked.health = Health.UNHEALTHY
+        return Transition(
+            container_id,
+            Health.UNHEALTHY,
+            f"instance {name} failed {check.unhealthy_threshold} health checks in a row "
+            f"({check.describe()}: {detail}); replacing it",
         )
 
     def record(
@@ -95,14 +121,6 @@ class HealthTracker:
             return None
         tracked.failures += 1
         tracked.successes = 0
-        if tracked.health is Health.HEALTHY and tracked.failures >= check.unhealthy_threshold:
-            tracked.health = Health.UNHEALTHY
-            return Transition(
-                container_id,
-                Health.UNHEALTHY,
-                f"instance {name} failed {tracked.failures} health checks in a row "
-                f"({result.detail}); replacing it",
-            )
         return None
 
     def forget_all_but(self, container_ids: Iterable[str]) -> None:
@@ -112,3 +130,15 @@ class HealthTracker:
 
     def forget(self, container_id: str) -> None:
         self._tracked.pop(container_id, None)
+
+
+def router_check(check: HealthCheck) -> Check:
+    """The router's form of a revision's health check (the path as it goes on the wire)."""
+    path = request_target(check.path) if check.protocol is CheckProtocol.HTTP else None
+    return Check(
+        path=path,
+        interval_s=check.interval_s,
+        timeout_s=check.timeout_s,
+        rise=check.healthy_threshold,
+        fall=check.unhealthy_threshold,
+    )

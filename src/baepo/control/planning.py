@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from baepo.control.operations import OperationKind
-from baepo.router import Route, Server, ServerState
+from baepo.router import Check, Route, Server, ServerState
 
 DEPLOY_GRACE_S = 60.0
 """After a deploy's deadline, how long past the drain timeout it may take to converge once
@@ -69,6 +69,10 @@ class Desired:
     drain_timeout_s: float = 30
     check: str = "health check"
     """How the serving revision is checked, for messages ("HTTP GET /healthz")."""
+    checks: Mapping[int, Check] = field(default_factory=dict)
+    """Revision → the health check the router runs on its routed instances. A route carries
+    the check of the newest revision among its ready servers: old instances are never checked
+    against a path only a new revision answers."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,7 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
             servers=tuple(sorted(servers, key=lambda s: s.name)),
             max_concurrency=desired.max_concurrency,
             paused=paused,
+            check=_route_check(desired, observed, servers, serving),
         )
         if route is None or not _same_route(route, wanted):
             actions.append(SetRoute(wanted, _describe_changes(route, wanted)))
@@ -359,9 +364,21 @@ def _gone_events(desired: Desired, observed: Observed, serving: int | None) -> l
     ]
 
 
+def _route_check(
+    desired: Desired, observed: Observed, servers: list[Server], serving: int | None
+) -> Check | None:
+    ready = {s.name for s in servers if s.state is ServerState.READY}
+    revisions = [
+        i.revision for i in observed.instances if i.name in ready and i.revision is not None
+    ]
+    revision = max(revisions) if revisions else serving
+    return desired.checks.get(revision) if revision is not None else None
+
+
 def _same_route(a: Route, b: Route) -> bool:
     return (
-        set(a.hostnames) == set(b.hostnames)
+        a.check == b.check
+        and set(a.hostnames) == set(b.hostnames)
         and set(a.servers) == set(b.servers)
         and a.max_concurrency == b.max_concurrency
         and a.paused == b.paused
@@ -381,6 +398,9 @@ def _describe_changes(before: Route | None, after: Route) -> tuple[str, ...]:
             verb = "draining" if server.state is ServerState.DRAIN else f"{server.state} for"
             lines.append(f"{verb} {name}")
     lines += [f"{name} left the route" for name in old if name not in new]
+    if before.check != after.check and after.check is not None:
+        how = f"HTTP GET {after.check.path}" if after.check.path else "TCP connect"
+        lines.append(f"the router checks the instances ({how} every {after.check.interval_s} s)")
     if set(before.hostnames) != set(after.hostnames):
         lines.append(f"host names now {', '.join(after.hostnames)}")
     if before.max_concurrency != after.max_concurrency:

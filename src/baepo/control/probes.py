@@ -34,7 +34,7 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.\d (\d{3})(?: [^\r\n]*)?\r?\n")
 _HEADER_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+:|[ \t])[^\r\n]*\r?\n")
 # What a path may keep as it is in a request line; anything else (non-ASCII, quotes, braces)
 # is percent-encoded as a URL library would.
-_PATH_SAFE = "/%:@!$&'()*+,;=?~[]"
+_PATH_SAFE = "/%:@!$&()*+,;=?~[]"
 
 
 @dataclass(frozen=True)
@@ -103,9 +103,15 @@ class NetworkProber:
         return ProbeResult(True, "TCP connect accepted")
 
 
+def request_target(path: str) -> str:
+    """What goes on the request line for `path` (a fragment is not sent, as no client sends
+    one); no quote or space is left in it, so the router's configuration can carry it too."""
+    return quote(path.partition("#")[0], safe=_PATH_SAFE)
+
+
 def _request(address: str, path: str) -> bytes:
-    """The health check's request for `path` (a fragment is not sent, as no client sends one)."""
-    target = quote(path.partition("#")[0], safe=_PATH_SAFE)
+    """The health check's request for `path`."""
+    target = request_target(path)
     return (
         f"GET {target} HTTP/1.1\r\n"
         f"Host: {address}\r\n"

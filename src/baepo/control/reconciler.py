@@ -41,7 +41,7 @@ from datetime import datetime
 
 from baepo.clock import Clock
 from baepo.control import instances, records, triggers
-from baepo.control.health import HealthTracker
+from baepo.control.health import HealthTracker, router_check
 from baepo.control.images import ImageName, RegistryLink
 from baepo.control.instances import LABEL_INSTALLATION, Revision
 from baepo.control.lifecycle import Lifecycle, Timing
@@ -64,11 +64,11 @@ from baepo.control.planning import (
     plan,
 )
 from baepo.control.probes import Prober, ProbeResult
-from baepo.control.scaling import Bounds, Scaling
+from baepo.control.scaling import Bounds, Scaling, Wanted
 from baepo.control.tables import ServiceRow
 from baepo.control.vault import SecretBox
 from baepo.events import EventBus, ImagePushed
-from baepo.router import Route, Router, RouterError, RouteState, ServerState
+from baepo.router import Check, Route, Router, RouterError, RouteState, ServerState
 from baepo.runtime import (
     LABEL_INSTANCE,
     LABEL_SERVICE,
@@ -89,6 +89,18 @@ NETWORK_SWEEP_S = 10.0
 BEGIN_WAIT_S = 0.5
 """How long a pass waits for an operation to begin (a pull) before going on without it."""
 PROGRESS_EVERY_S = 1.0
+FULL_PASS_S = 45.0
+"""A pass converges every service this often, changed or not: level-triggered correctness does
+not hang on an event or a change mark that was missed."""
+
+
+@dataclass(frozen=True)
+class _Key:
+    """A live service as one query lists them all, with the mark of its rows' state."""
+
+    id: str
+    name: str
+    mark: tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,15 @@ class Reconciler:
         self._probe_lines: dict[str, str] = {}  # container → the last probe detail logged
         self._progress: dict[str, tuple[str, float]] = {}  # operation → (message, when)
         self._next_sweep = 0.0
+        self._next_full = 0.0
+        self._settled: dict[
+            str, tuple[object, ...]
+        ] = {}  # service id → its last quiet pass's inputs
+        self._last_state: dict[str, _State] = {}  # service id → what its last pass wanted
+        self._listing: list[Instance] | None = None  # the last listing of our containers
+        self._watching = False  # an engine event stream is open: no event, no change
+        self._engine_moved = True
+        self._busy = True
         self._stops: dict[str, asyncio.Task[None]] = {}  # container → its stop under way
         self._passes: dict[str, asyncio.Task[bool]] = {}  # service id → its convergence
         self._retired: set[str] = set()  # containers we stop, until no listing shows them
@@ -239,8 +260,11 @@ class Reconciler:
                 self._stream = stream
             if self._stopping.is_set():
                 stream.close()
+            self._engine_moved = True  # what happened while no stream was open is unknown
+            self._watching = True
             try:
                 for event in stream:
+                    self._engine_moved = True
                     if LABEL_SERVICE in event.labels:
                         self.wake()
                         if self._logs is not None:
@@ -248,6 +272,7 @@ class Reconciler:
             except EngineError as exc:
                 log.warning("engine event stream ended (%s)", exc)
             finally:
+                self._watching = False
                 stream.close()
                 with self._stream_lock:
                     self._stream = None
@@ -256,27 +281,40 @@ class Reconciler:
     # -- one pass ------------------------------------------------------------------------
 
     async def tick(self) -> bool:
-        """One pass over every service; True if something is still in motion."""
+        """One pass; True if something is still in motion. It converges the services that
+        changed since their last quiet pass (see `_changed`), or every one on a full pass."""
         busy = False
         if self._pushes is not None:
             busy = await asyncio.to_thread(self._follow_pushes, self._pushes)
         services = await asyncio.to_thread(self._live_services)
-        try:
-            containers = await asyncio.to_thread(
-                self._engine.list, {LABEL_INSTALLATION: self._installation}
-            )
-        except EngineError as exc:
-            log.warning("cannot list containers: %s", exc)
-            await asyncio.to_thread(self._note_waiting, services, f"waiting for the engine: {exc}")
+        containers = await self._containers(services)
+        if containers is None:
             return False
         ours: dict[str, list[Instance]] = {}
         for container in containers:
             if instances.labelled(container):
                 ours.setdefault(container.labels[LABEL_SERVICE], []).append(container)
-        results = await self._results(self._converge_all(services, ours))
-        known = {name for _, name in services}
+        try:
+            routes: dict[str, RouteState] | None = await asyncio.to_thread(self._router.states)
+        except RouterError:
+            routes = None  # each service asks, and tells its operation why nothing moves
+        full = self._clock.monotonic() >= self._next_full
+        if full:
+            self._next_full = self._clock.monotonic() + FULL_PASS_S
+        chosen: list[tuple[_Key, Wanted | None]] = []
+        for key in services:
+            listed = ours.get(key.name, [])
+            route_state = routes.get(key.name) if routes is not None else None
+            wanted = self._scaling_moved(key, route_state)
+            if full or wanted is not None or self._changed(key, listed, routes):
+                chosen.append((key, wanted))
+        results = await self._results(self._converge_all(chosen, ours, routes))
+        known = {key.name for key in services}
         if self._scaling is not None:
             self._scaling.forget_all_but(known)
+        live = {key.id for key in services}
+        for gone in set(self._settled) - live:
+            del self._settled[gone]
         orphans = [c for name, cs in ours.items() if name not in known for c in cs]
         for orphan in orphans:
             self._stop_soon(None, orphan.id, orphan.name, "its service no longer exists")
@@ -289,27 +327,79 @@ class Reconciler:
             await asyncio.to_thread(self._sweep_networks, known | set(ours))
             if self._logs is not None:
                 await asyncio.to_thread(self._logs.retain, known)
-        return busy or any(r is not False for r in results) or bool(orphans)
+        self._busy = busy or any(r is not False for r in results) or bool(orphans)
+        return self._busy
+
+    async def _containers(self, services: list[_Key]) -> list[Instance] | None:
+        """This installation's containers: listed again only if the engine said something
+        since the last listing (or no event stream is open, or the last pass was busy);
+        None if the engine does not answer."""
+        if self._listing is not None and self._watching and not self._engine_moved:
+            if not self._busy and self._clock.monotonic() < self._next_full:
+                return self._listing
+        self._engine_moved = False  # before listing: an event during it lists again
+        try:
+            listing = await asyncio.to_thread(
+                self._engine.list, {LABEL_INSTALLATION: self._installation}
+            )
+        except EngineError as exc:
+            self._listing = None
+            log.warning("cannot list containers: %s", exc)
+            line = f"waiting for the engine: {exc}"
+            await asyncio.to_thread(self._note_waiting, [k.id for k in services], line)
+            return None
+        self._listing = listing
+        return listing
+
+    def _changed(
+        self, key: _Key, containers: list[Instance], routes: Mapping[str, RouteState] | None
+    ) -> bool:
+        """Whether a service needs a pass: its last one was busy or failed, or what it reads
+        (its rows, its containers, its route and the router's verdicts) changed since."""
+        if routes is None:
+            return True
+        settled = self._settled.get(key.id)
+        return settled is None or settled != _signature(key, containers, routes.get(key.name))
+
+    def _scaling_moved(self, key: _Key, route_state: RouteState | None) -> Wanted | None:
+        """The autoscaler's answer, if it wants another count than the service's last pass
+        used (handed to that service's pass, so that its reason is recorded once)."""
+        last = self._last_state.get(key.id)
+        if self._scaling is None or last is None:
+            return None
+        desired = last.desired
+        if desired.revision is None or desired.paused or desired.deleting:
+            return None
+        route = route_state.route if route_state else None
+        ready = sum(1 for s in route.servers if s.state is ServerState.READY) if route else 0
+        wanted = self._scaling.want(desired.service, last.bounds, ready)
+        if wanted.instances == desired.instances and wanted.reason is None:
+            return None
+        return wanted
 
     def _converge_all(
-        self, services: list[tuple[str, str]], ours: dict[str, list[Instance]]
+        self,
+        services: list[tuple[_Key, Wanted | None]],
+        ours: dict[str, list[Instance]],
+        routes: Mapping[str, RouteState] | None,
     ) -> list[tuple[asyncio.Task[bool], bool]]:
         """Start each service's convergence, unless its last one is still at work (an engine
         call stuck on one container): that service waits, the others go on. Each with whether
         it was started now."""
         passes: list[tuple[asyncio.Task[bool], bool]] = []
-        live = {sid for sid, _ in services}
+        live = {key.id for key, _ in services}
         for sid in [s for s, task in self._passes.items() if s not in live and task.done()]:
             del self._passes[sid]
-        for sid, name in services:
-            running = self._passes.get(sid)
+        for key, wanted in services:
+            running = self._passes.get(key.id)
             if running is not None and not running.done():
                 passes.append((running, False))
                 continue
-            task = asyncio.ensure_future(self._converge(sid, name, ours.get(name, [])))
+            listed = ours.get(key.name, [])
+            task = asyncio.ensure_future(self._converge(key, listed, routes, wanted))
             # Logged when it ends, also if that is after the pass that waited for it.
-            task.add_done_callback(functools.partial(_log_failure, name))
-            self._passes[sid] = task
+            task.add_done_callback(functools.partial(_log_failure, key.name))
+            self._passes[key.id] = task
             passes.append((task, True))
         return passes
 
@@ -361,24 +451,40 @@ class Reconciler:
             started = triggers.decide_all(s, pushes, self._sealer, self._registry, self._clock)
         return bool(started) or len(pushes) == batch
 
-    def _live_services(self) -> list[tuple[str, str]]:
+    def _live_services(self) -> list[_Key]:
         with self._db.session() as s:
-            return [(row.id, row.name) for row in records.live_services(s)]
+            return [_Key(*row) for row in records.live_service_marks(s)]
 
-    async def _converge(self, service_id: str, name: str, containers: list[Instance]) -> bool:
+    async def _converge(
+        self,
+        key: _Key,
+        containers: list[Instance],
+        routes: Mapping[str, RouteState] | None,
+        wanted: Wanted | None = None,
+    ) -> bool:
+        service_id, name = key.id, key.name
+        self._settled.pop(service_id, None)
         await self._begin_next(service_id)
         state = await asyncio.to_thread(self._state, service_id)
         if state is None:
             return False
         try:
-            route_state = await asyncio.to_thread(self._router.get, name)
+            if routes is not None:
+                route_state = routes.get(name)
+            else:
+                route_state = await asyncio.to_thread(self._router.get, name)
         except RouterError as exc:
             await self._note(state, f"cannot read the route: {exc}")
             return True
         instances = await self._observe(state, containers, route_state)
         now = self._clock.now()
         route = route_state.route if route_state else None
-        state = await self._scaled(state, route)
+        state = await self._scaled(state, route, wanted)
+        self._last_state[service_id] = state
+        checks = await self._checks(state, instances)
+        state = dataclasses.replace(
+            state, desired=dataclasses.replace(state.desired, checks=checks)
+        )
         drain_started = self._drains(name, route_state, now)
         observed = Observed(
             now=now,
@@ -398,16 +504,44 @@ class Reconciler:
                 break
         moving = any(i.running and i.health is Health.STARTING for i in instances)
         draining = route is not None and any(s.state is ServerState.DRAIN for s in route.servers)
-        return state.in_flight or moving or draining or bool(actions)
+        busy = state.in_flight or moving or draining or bool(actions)
+        if not busy and routes is not None:
+            self._settled[service_id] = _signature(key, containers, route_state)
+        return busy
 
-    async def _scaled(self, state: _State, route: Route | None) -> _State:
+    async def _checks(self, state: _State, observed: list[ObservedInstance]) -> dict[int, Check]:
+        """Revision → the check the router runs, for the revisions that run or should."""
+        numbers = {i.revision for i in observed if i.revision is not None}
+        if state.desired.revision is not None:
+            numbers.add(state.desired.revision)
+        checks = {}
+        for number in numbers:
+            revision = await self._known_revision(state.service_id, number)
+            if revision is not None:
+                checks[number] = router_check(revision.spec.health_check)
+        return checks
+
+    async def _known_revision(self, service_id: str, number: int) -> Revision | None:
+        """The revision (cached after the first read), or None if the database has none."""
+        cached = self._revisions.get((service_id, number))
+        if cached is not None:
+            return cached
+        try:
+            return await asyncio.to_thread(self._revision, service_id, number)
+        except Exception:  # an instance of a revision we do not know: never healthy
+            return None
+
+    async def _scaled(
+        self, state: _State, route: Route | None, decided: Wanted | None = None
+    ) -> _State:
         """`state` with the instances its autoscaler wants now (min_instances without one),
-        and the scaling recorded as the service's event when the count changes."""
+        and the scaling recorded as the service's event when the count changes. `decided`:
+        the autoscaler's answer, if this pass asked already."""
         desired = state.desired
         if self._scaling is None or desired.revision is None or desired.paused or desired.deleting:
             return state
         ready = sum(1 for s in route.servers if s.state is ServerState.READY) if route else 0
-        wanted = self._scaling.want(desired.service, state.bounds, ready)
+        wanted = decided or self._scaling.want(desired.service, state.bounds, ready)
         scaled = state
         if wanted.instances != desired.instances:
             scaled = dataclasses.replace(
@@ -466,18 +600,32 @@ class Reconciler:
     async def _observe(
         self, state: _State, containers: list[Instance], route_state: RouteState | None
     ) -> list[ObservedInstance]:
+        """Each container with its health: from the router's checks once it is routed, from
+        Baepo's own probes while it starts (the deploy gate)."""
         route = route_state.route if route_state else None
+        verdicts = route_state.health if route_state else {}
         checks: list[tuple[Instance, str, Revision]] = []
         for c in containers:
-            server = route.server(c.labels[LABEL_INSTANCE]) if route else None
-            self._health.adopt(c.id, server is not None and server.state is ServerState.READY)
-            revision = instances.revision_label(c)
-            if c.running and c.address and revision is not None and self._health.due(c.id):
-                try:
-                    rev = await asyncio.to_thread(self._revision, state.service_id, revision)
-                except Exception:  # an instance of a revision we do not know: never healthy
+            name = c.labels[LABEL_INSTANCE]
+            server = route.server(name) if route else None
+            routed = server is not None and server.state is ServerState.READY
+            self._health.adopt(c.id, routed)
+            number = instances.revision_label(c)
+            if number is None:
+                continue
+            verdict = verdicts.get(name) if routed else None
+            if verdict is not None:
+                rev = await self._known_revision(state.service_id, number)
+                if rev is None:
                     continue
-                checks.append((c, c.address, rev))
+                check = rev.spec.health_check
+                change = self._health.router_verdict(c.id, name, check, verdict.up, verdict.detail)
+                if change is not None:
+                    await self._event(state, "unhealthy", name, change.message)
+            elif c.running and c.address and self._health.due(c.id):
+                rev = await self._known_revision(state.service_id, number)
+                if rev is not None:
+                    checks.append((c, c.address, rev))
         results = await asyncio.gather(*(self._probe(address, rev) for _, address, rev in checks))
         for (c, _, rev), result in zip(checks, results, strict=True):
             name = c.labels[LABEL_INSTANCE]
@@ -487,10 +635,7 @@ class Reconciler:
                 if self._health.health(c.id) is Health.STARTING:
                     await self._waiting_for(state, c.id, name, check.healthy_threshold, result)
                 continue
-            if change.health is Health.UNHEALTHY:
-                await self._event(state, "unhealthy", name, change.message)
-            else:
-                await self._note(state, change.message)
+            await self._note(state, change.message)
         return [
             ObservedInstance(
                 id=c.id,
@@ -690,10 +835,10 @@ class Reconciler:
         self._last_line[op_id] = line
         await asyncio.to_thread(self._write_line, op_id, line)
 
-    def _note_waiting(self, services: list[tuple[str, str]], line: str) -> None:
+    def _note_waiting(self, services: list[str], line: str) -> None:
         """Tell each operation in flight (pending ones too) why nothing moves, once."""
         with self._db.session() as s, s.begin():
-            for service_id, _ in services:
+            for service_id in services:
                 op = records.operation_in_flight(s, service_id)
                 if op is None or self._last_line.get(op.id) == line:
                     continue
@@ -740,3 +885,15 @@ def _verb(action: Action) -> str:
 def _log_failure(name: str, task: asyncio.Task[bool]) -> None:
     if not task.cancelled() and (error := task.exception()) is not None:
         log.error("reconciling %s failed", name, exc_info=error)
+
+
+def _signature(
+    key: _Key, containers: list[Instance], route_state: RouteState | None
+) -> tuple[object, ...]:
+    """What a service's pass reads, as one comparable value: equal, the pass would find
+    nothing new to do (its last one found nothing)."""
+    listed = sorted((c.id, c.state, c.exit_code, c.address, c.started_at) for c in containers)
+    if route_state is None:
+        return (key.mark, tuple(listed), None, ())
+    verdicts = tuple(sorted((name, v.up, v.detail) for name, v in route_state.health.items()))
+    return (key.mark, tuple(listed), route_state.route, verdicts)

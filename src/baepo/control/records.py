@@ -94,6 +94,39 @@ def live_services(s: Session) -> Sequence[ServiceRow]:
     ).all()
 
 
+def live_service_marks(s: Session) -> list[tuple[str, str, tuple[object, ...]]]:
+    """(id, name, mark) of every live service, in one query. The mark changes with anything a
+    reconcile pass reads from the database for it: a change of the service's row, a new
+    operation, an operation that starts or ends."""
+    newest = (
+        sa.select(sa.func.max(OperationRow.seq))
+        .where(OperationRow.service_id == ServiceRow.id)
+        .scalar_subquery()
+    )
+    in_flight = (
+        sa.select(sa.func.count(OperationRow.seq))
+        .where(OperationRow.service_id == ServiceRow.id, OperationRow.status.in_(IN_FLIGHT))
+        .scalar_subquery()
+    )
+    rows = s.execute(
+        sa.select(
+            ServiceRow.id,
+            ServiceRow.name,
+            ServiceRow.updated_at,
+            ServiceRow.revision,
+            ServiceRow.active_revision,
+            ServiceRow.paused,
+            ServiceRow.deleting,
+            ServiceRow.status,
+            newest,
+            in_flight,
+        )
+        .where(ServiceRow.deleted_at.is_(None))
+        .order_by(ServiceRow.name)
+    ).all()
+    return [(row[0], row[1], tuple(row[2:])) for row in rows]
+
+
 def operation_in_flight(s: Session, service_id: str) -> OperationRow | None:
     """The operation in progress, else the oldest pending one."""
     return s.scalar(

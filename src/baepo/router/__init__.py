@@ -32,13 +32,14 @@ from baepo.router.errors import (
     UnknownService,
 )
 from baepo.router.haproxy import HAProxyRouter
-from baepo.router.interface import Router, RouteState
+from baepo.router.interface import Router, RouteState, ServerHealth
 from baepo.router.process import running_haproxy
 from baepo.router.signing import SigningChild
 from baepo.router.stats import ServerStats, ServiceStats
 from baepo.router.supervision import RouterSupervisor
 from baepo.router.table import (
     DEFAULT_MAX_CONCURRENCY,
+    Check,
     Route,
     RoutingTable,
     Server,
@@ -55,6 +56,7 @@ __all__ = [
     "CertificateSource",
     "ChallengeResponder",
     "ChallengeStore",
+    "Check",
     "CommandFailed",
     "ConfigInvalid",
     "HAProxyRouter",
@@ -72,6 +74,7 @@ __all__ = [
     "RoutingTable",
     "Server",
     "ServerBusy",
+    "ServerHealth",
     "ServerState",
     "ServerStats",
     "ServiceStats",

@@ -17,7 +17,15 @@ What the rendered configuration does:
   router's certificate: HAProxy's timeouts then shield the API from slow or half-sent requests
   (`timeout http-request` covers the headers and, with `http-buffer-request`, the first
   body bytes). Over plain HTTP that host is redirected to HTTPS like a service's.
-- No health checks: Baepo decides health and sets server states itself.
+- Health checks of serving instances run in HAProxy, as the route's `Check` says: a TCP
+  connect, or `option httpchk` with a GET of the path that must answer 2xx; `inter`, `rise`
+  and `fall` on every server line (a server added at runtime inherits no `default-server`, so
+  the line carries them; `HAProxyRouter` then enables its checks), `timeout check` per backend.
+  The path and timeout are backend lines, so a service whose check changes costs a reload
+  (rare: a new revision with another check). Baepo reads the verdicts back from `show stat`
+  and replaces an instance HAProxy finds down; it keeps its own probes for instances that
+  are not routed yet (the deploy gate). A check's connect is bounded by `timeout connect`
+  and the interval, and `timeout check` bounds the answer after it.
 - Long requests and WebSockets pass: client/server/tunnel timeouts default to one hour.
 - A reload closes a keep-alive client's connection only after answering its next request
   (`option idle-close-on-response`), never while it may be sending one.
@@ -34,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from baepo.router.table import (
+    Check,
     Route,
     RoutingTable,
     Server,
@@ -193,7 +202,7 @@ def render_map(table: RoutingTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def server_line(server: Server, max_concurrency: int) -> str:
+def server_line(server: Server, max_concurrency: int, check: Check | None = None) -> str:
     """The arguments after `server` (config file) or `add server <b>/` (runtime API).
 
     A draining server starts disabled (no keyword says drain): a new worker has no request
@@ -205,9 +214,32 @@ def server_line(server: Server, max_concurrency: int) -> str:
     # and clients lost requests (a fifth of them, measured, after any reload) -- even with
     # `retry-on empty-response`. Correct first; the cost is in docs/benchmarks.md.
     line = f"{server.name} {server.address} maxconn {max_concurrency} pool-max-conn 0"
+    if check is not None:
+        line += f" check inter {check.interval_s}s rise {check.rise} fall {check.fall}"
     if server.state is not ServerState.READY:
         line += " disabled"
     return line
+
+
+def check_lines(check: Check | None) -> list[str]:
+    """A service backend's health check lines (what only a reload changes)."""
+    if check is None:
+        return []
+    lines = [f"    timeout check {check.timeout_s}s"]
+    if check.path is not None:
+        # Single quotes: HAProxy takes the path verbatim (`Check` refuses quotes and spaces).
+        lines += [
+            "    option httpchk",
+            f"    http-check send meth GET uri '{check.path}' ver HTTP/1.1 "
+            "hdr Host baepo-health-check hdr User-Agent baepo-health-check",
+            "    http-check expect status 200-299",
+        ]
+    # Servers carry inter/rise/fall themselves; this line makes a change of them a change of
+    # the configuration's structure, so that a reload renders every server with the new ones.
+    lines.append(
+        f"    default-server inter {check.interval_s}s rise {check.rise} fall {check.fall}"
+    )
+    return lines
 
 
 def default_threads(cpus: int | None) -> int:
@@ -315,14 +347,19 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
         ]
     for service in sorted(table.services, key=lambda s: s.name):
         out += ["", f"backend {backend_name(service.name)}", "    balance leastconn"]
-        out += [f"    server {server_line(s, service.max_concurrency)}" for s in service.servers]
+        out += check_lines(service.check)
+        out += [
+            f"    server {server_line(s, service.max_concurrency, service.check)}"
+            for s in service.servers
+        ]
     return "\n".join(out) + "\n"
 
 
 def structure_fingerprint(table: RoutingTable, settings: RouterSettings) -> str:
     """A digest of what only a reload can change: the settings and the set of services.
 
-    Servers, hostnames, pause flags and concurrency are left out: they change at runtime.
+    Servers, hostnames, pause flags and concurrency are left out: they change at runtime. The
+    health check stays in: its path and timeout are backend lines.
     """
     skeleton = RoutingTable(
         tuple(

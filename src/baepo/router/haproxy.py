@@ -61,7 +61,7 @@ from baepo.router.errors import (
     UnknownServer,
     UnknownService,
 )
-from baepo.router.interface import RouteState
+from baepo.router.interface import RouteState, ServerHealth
 from baepo.router.process import HAProxyProcess
 from baepo.router.runtime import ProcessList
 from baepo.router.stats import ServerStats, ServiceStats
@@ -167,8 +167,12 @@ class HAProxyRouter:
         route = self._table.service(service)
         if route is None:
             return None
-        stats = self.service_stats(service)
-        return RouteState(route, {s.name: s.in_flight for s in stats.servers})
+        return _route_state(route, self.service_stats(service))
+
+    def states(self) -> dict[str, RouteState]:
+        table = self._table
+        load = self.load()
+        return {r.name: _route_state(r, load.get(r.name)) for r in table.services}
 
     def put(self, route: Route) -> None:
         self._edit(lambda t: t if t.service(route.name) == route else t.with_service(route))
@@ -337,6 +341,8 @@ class HAProxyRouter:
                 http_2xx=_int(row.get("hrsp_2xx")),
                 http_4xx=_int(row.get("hrsp_4xx")),
                 http_5xx=_int(row.get("hrsp_5xx")),
+                status=row.get("status", ""),
+                check=row.get("check_desc", ""),
             )
             for row in rows
             if row.get("type") == "2" and (backend, row["svname"]) not in self._leaving
@@ -428,7 +434,10 @@ class HAProxyRouter:
                     self._delete(backend, server.name)
                     row = None
                 if row is None:
-                    self._api.add_server(backend, server_line(server, service.max_concurrency))
+                    line = server_line(server, service.max_concurrency, service.check)
+                    self._api.add_server(backend, line)
+                    if service.check is not None:
+                        self._api.enable_health(backend, server.name)
                     row = {"status": "MAINT", "slim": str(service.max_concurrency)}
                 if _state(row.get("status", "")) is not server.state:
                     self._api.set_server_state(backend, server.name, server.state.value)
@@ -582,6 +591,23 @@ class _Outage:
     retry_s: float = _FIRST_RETRY_S / 2
     next_attempt: float = 0.0
     error: str | None = None
+
+
+def _route_state(route: Route, stats: ServiceStats | None) -> RouteState:
+    """The route with its servers' load and, where HAProxy checks them, their health."""
+    servers = {s.name: s for s in stats.servers} if stats else {}
+    health: dict[str, ServerHealth] = {}
+    if route.check is not None:
+        for server in route.servers:
+            row = servers.get(server.name)
+            if server.state is ServerState.MAINT or row is None:
+                continue
+            word = row.status.split(" ")[0]
+            if word == "DOWN":
+                health[server.name] = ServerHealth(False, row.check or row.status)
+            elif word in ("UP", "DRAIN", "NOLB"):  # "UP 1/5": failing, not yet down
+                health[server.name] = ServerHealth(True, row.check or row.status)
+    return RouteState(route, {s.name: s.in_flight for s in servers.values()}, health)
 
 
 def _cert_name(service: str) -> str:

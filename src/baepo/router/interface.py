@@ -15,6 +15,12 @@ for other rooms' unit tests, in `tests/fakes/router.py`). Both pass one conforma
   first and wait for `in_flight == 0` to learn when it is done). A host name belongs to one
   route: putting another service's host name raises `InvalidRoute`.
 - `get` of a service without a route is None; `remove` of one is a no-op.
+- `states()` is every route's `get` from one look at the data plane: what a reconcile pass
+  reads once for all services (one `show stat`, however many services).
+- A route with a `Check` has its ready and draining servers checked by the data plane; their
+  last verdicts are in `RouteState.health` (a server not checked yet is absent). A server
+  found down takes no new requests; whoever owns it decides what to do about it (Baepo
+  replaces the instance).
 - A data plane that is down raises `HAProxyUnavailable` (a `RouterError`) for any change.
 """
 
@@ -28,12 +34,24 @@ from baepo.router.table import Route
 
 
 @dataclass(frozen=True)
+class ServerHealth:
+    """The data plane's verdict on a server from its health checks."""
+
+    up: bool
+    detail: str
+    """The last check's result in words ("Layer4 connection problem", "Layer7 wrong status")."""
+
+
+@dataclass(frozen=True)
 class RouteState:
-    """A service's route as the data plane has it now, and the load on its servers."""
+    """A service's route as the data plane has it now, the load on its servers and their
+    health (if the route has a `Check`)."""
 
     route: Route
     in_flight: Mapping[str, int] = field(default_factory=dict)
     """Server name → requests it is serving now (HAProxy's `scur`, old workers included)."""
+    health: Mapping[str, ServerHealth] = field(default_factory=dict)
+    """Server name → its last check's verdict; servers not checked (yet) are absent."""
 
 
 class Router(Protocol):
@@ -41,6 +59,10 @@ class Router(Protocol):
 
     def get(self, service: str) -> RouteState | None:
         """The service's route as the data plane has it now, or None if it has none."""
+        ...
+
+    def states(self) -> dict[str, RouteState]:
+        """Every route's state (service name → what `get` returns), from one reading."""
         ...
 
     def put(self, route: Route) -> None:

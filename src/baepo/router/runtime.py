@@ -94,6 +94,10 @@ class WorkerAPI:
     def enable_server(self, backend: str, server: str) -> None:
         self.sock.run(f"enable server {backend}/{server}")
 
+    def enable_health(self, backend: str, server: str) -> None:
+        """Start the checks of a server added at runtime (`add server` leaves them off)."""
+        self.sock.run(f"enable health {backend}/{server}")
+
     def set_server_state(self, backend: str, server: str, state: str) -> None:
         self.sock.run(f"set server {backend}/{server} state {state}")
 

@@ -24,6 +24,10 @@ class ServerStats:
     http_2xx: int = 0
     http_4xx: int = 0
     http_5xx: int = 0
+    status: str = ""
+    """HAProxy's word for it: "UP", "DOWN", "UP 1/5" (going down), "DRAIN", "MAINT", "no check"."""
+    check: str = ""
+    """The last check's result in words (`check_desc`: "Layer4 connection problem")."""
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ A `RoutingTable` lists services' routes; a service's `Route` has the hostnames i
 `<service>.<domain>` name and custom domains), its backend servers (one per running instance,
 at `<IPv4>:<port>`, its container's address on the service's network; each `ready`, `drain`
 or `maint`), the concurrency one instance takes before requests queue (App Runner's
-MaxConcurrency → HAProxy's per-server `maxconn`), and whether it is paused. The renderer
-(`configuration.py`) turns a table into HAProxy's configuration and host map; `HAProxyRouter`
+MaxConcurrency → HAProxy's per-server `maxconn`), whether it is paused, and the health check
+the data plane runs on its serving instances (`Check`: TCP connect, or HTTP GET of a path).
+The renderer (`configuration.py`) turns a table into HAProxy's configuration and host map; `HAProxyRouter`
 keeps HAProxy converged to one.
 """
 
@@ -25,6 +26,7 @@ DEFAULT_MAX_CONCURRENCY = 100  # App Runner's default MaxConcurrency
 
 _SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_UNSAFE = re.compile(r"[\s\"'\\#]|[^\x21-\x7e]")  # what a rendered check path may not hold
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -48,6 +50,28 @@ class Server:
 
 
 @dataclass(frozen=True)
+class Check:
+    """How the data plane checks a route's servers (App Runner's health check, its defaults).
+
+    `path` None is a TCP connect; otherwise an HTTP GET of `path` that must answer 2xx.
+    A server is down after `fall` failures in a row and up again after `rise` passes.
+    """
+
+    path: str | None = None
+    interval_s: int = 5
+    timeout_s: int = 2
+    rise: int = 1
+    fall: int = 5
+
+    def __post_init__(self) -> None:
+        if self.path is not None and (not self.path.startswith("/") or _UNSAFE.search(self.path)):
+            raise InvalidRoute(f"health check path {self.path!r} must be an absolute URL path")
+        for name in ("interval_s", "timeout_s", "rise", "fall"):
+            if getattr(self, name) < 1:
+                raise InvalidRoute(f"health check {name} must be at least 1")
+
+
+@dataclass(frozen=True)
 class Route:
     """A service's route: what `control/` puts and the data plane carries for one service."""
 
@@ -56,6 +80,8 @@ class Route:
     servers: tuple[Server, ...] = ()
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     paused: bool = False
+    check: Check | None = None
+    """None: the data plane checks nothing (every server is taken as up)."""
 
     def __post_init__(self) -> None:
         check_service_name(self.name)
@@ -166,6 +192,7 @@ def table_to_json(table: RoutingTable) -> str:
                     "hostnames": list(s.hostnames),
                     "max_concurrency": s.max_concurrency,
                     "paused": s.paused,
+                    "check": dataclasses.asdict(s.check) if s.check else None,
                     "servers": [
                         {"name": v.name, "address": v.address, "state": v.state.value}
                         for v in s.servers
@@ -188,6 +215,7 @@ def table_from_json(text: str) -> RoutingTable:
                     hostnames=tuple(s["hostnames"]),
                     max_concurrency=int(s["max_concurrency"]),
                     paused=bool(s["paused"]),
+                    check=Check(**s["check"]) if s.get("check") else None,
                     servers=tuple(
                         Server(v["name"], v["address"], ServerState(v["state"]))
                         for v in s["servers"]
