@@ -4,9 +4,9 @@ It keeps every route it was given (`routes`, and each put in order in `history`)
 can check what traffic could reach at each step. A test plays the traffic by writing
 `in_flight` (service → server → requests it serves now) and the outage by setting
 `available` to False. Health checks: a server at an address in `unreachable` (or named in
-`down`, service → server → the check's words) is down, any other up. Like the real data plane it refuses a route with a host name another
-route has; it passes the same conformance suite as `HAProxyRouter`
-(`tests/router/test_conformance.py`).
+`down`, service → server → the check's words) is down, any other up. Like the
+real data plane it refuses a route with a host name another route has; it passes the same
+conformance suite as `HAProxyRouter` (`tests/router/test_conformance.py`).
 """
 
 from __future__ import annotations

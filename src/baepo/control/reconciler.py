@@ -334,9 +334,9 @@ class Reconciler:
         """This installation's containers: listed again only if the engine said something
         since the last listing (or no event stream is open, or the last pass was busy);
         None if the engine does not answer."""
-        if self._listing is not None and self._watching and not self._engine_moved:
-            if not self._busy and self._clock.monotonic() < self._next_full:
-                return self._listing
+        quiet = self._watching and not self._engine_moved and not self._busy
+        if self._listing is not None and quiet and self._clock.monotonic() < self._next_full:
+            return self._listing
         self._engine_moved = False  # before listing: an event during it lists again
         try:
             listing = await asyncio.to_thread(

@@ -6,8 +6,8 @@ at `<IPv4>:<port>`, its container's address on the service's network; each `read
 or `maint`), the concurrency one instance takes before requests queue (App Runner's
 MaxConcurrency → HAProxy's per-server `maxconn`), whether it is paused, and the health check
 the data plane runs on its serving instances (`Check`: TCP connect, or HTTP GET of a path).
-The renderer (`configuration.py`) turns a table into HAProxy's configuration and host map; `HAProxyRouter`
-keeps HAProxy converged to one.
+The renderer (`configuration.py`) turns a table into HAProxy's configuration and host map;
+`HAProxyRouter` keeps HAProxy converged to one.
 """
 
 from __future__ import annotations
