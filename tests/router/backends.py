@@ -1,7 +1,7 @@
 """Tiny HTTP backends on loopback, standing in for service instances in integration tests.
 
-`GET /` answers the backend's name; `/slow?seconds=N` answers after N seconds (signalling
-`started` first); an `Upgrade: websocket` request gets `101` and an echo of what follows.
+`GET /` answers the backend's name; `/status/N` answers status N; `/slow?seconds=N` answers
+after N seconds (signalling `started` first); an `Upgrade: websocket` request gets `101` and an echo of what follows.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ class Backend:
                 url = urlsplit(self.path)
                 if self.headers.get("Upgrade", "").lower() == "websocket":
                     self._upgrade()
+                    return
+                if url.path.startswith("/status/"):
+                    self.send_response(int(url.path.removeprefix("/status/")))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                     return
                 if url.path == "/slow":
                     backend.started.set()

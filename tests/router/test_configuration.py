@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from baepo.router import Route, RouterSettings, RoutingTable, Server, ServerState
+from baepo.router import (
+    Check,
+    InvalidRoute,
+    Route,
+    RouterSettings,
+    RoutingTable,
+    Server,
+    ServerState,
+)
 from baepo.router.configuration import render_config, render_map, structure_fingerprint
 from tests.components import missing
 
@@ -27,6 +35,19 @@ TABLE = RoutingTable(
         Route("docs", ("docs.localhost",), paused=True),
     )
 )
+
+CHECKED = RoutingTable(
+    (
+        Route(
+            "api",
+            ("api.localhost",),
+            (Server("a1", "127.0.0.1:9000"),),
+            check=Check("/healthz?full=1", interval_s=3, timeout_s=1, rise=2, fall=4),
+        ),
+        Route("tcp", ("tcp.localhost",), (Server("t1", "127.0.0.1:9001"),), check=Check()),
+    )
+)
+WHOLE = RoutingTable(TABLE.services + CHECKED.services)
 
 
 def backend_of(config: str, name: str) -> list[str]:
@@ -112,6 +133,40 @@ def test_fingerprint_changes_only_with_what_needs_a_reload() -> None:
     assert structure_fingerprint(TABLE, moved) != base
 
 
+def test_haproxy_checks_the_servers_of_a_route_with_a_check() -> None:
+    config = render_config(WHOLE, SETTINGS)
+    assert backend_of(config, "svc_api") == [
+        "balance leastconn",
+        "timeout check 1s",
+        "option httpchk",
+        "http-check send meth GET uri '/healthz?full=1' ver HTTP/1.1 "
+        "hdr Host baepo-health-check hdr User-Agent baepo-health-check",
+        "http-check expect status 200-299",
+        "default-server inter 3s rise 2 fall 4",
+        "server a1 127.0.0.1:9000 maxconn 100 pool-max-conn 0 check inter 3s rise 2 fall 4",
+    ]
+    assert backend_of(config, "svc_tcp") == [  # App Runner's defaults: a TCP connect
+        "balance leastconn",
+        "timeout check 2s",
+        "default-server inter 5s rise 1 fall 5",
+        "server t1 127.0.0.1:9001 maxconn 100 pool-max-conn 0 check inter 5s rise 1 fall 5",
+    ]
+    assert "check" not in " ".join(backend_of(config, "svc_app"))  # no Check, no checks
+
+
+def test_a_check_changes_the_structure_it_is_rendered_in() -> None:
+    base = structure_fingerprint(CHECKED, SETTINGS)
+    for check in (None, Check("/other"), Check(interval_s=10), Check(fall=3)):
+        table = CHECKED.with_service(Route("tcp", ("tcp.localhost",), check=check))
+        assert structure_fingerprint(table, SETTINGS) != base
+
+
+@pytest.mark.parametrize("path", ["healthz", "/a b", "/it's", '/"', "/é", "/a#b"])
+def test_a_check_path_that_cannot_be_rendered_verbatim_is_refused(path: str) -> None:
+    with pytest.raises(InvalidRoute):
+        Check(path)
+
+
 @pytest.mark.integration
 def test_haproxy_accepts_the_rendered_configuration(tmp_path: Path) -> None:
     if not shutil.which("/usr/sbin/haproxy"):
@@ -122,8 +177,8 @@ def test_haproxy_accepts_the_rendered_configuration(tmp_path: Path) -> None:
     settings = RouterSettings(state_dir=tmp_path, acme_challenge_address="127.0.0.1:8089")
     files = CertificateFiles(settings.paths.cert_dir, settings.paths.crt_list)
     files.write("default", LocalCA(tmp_path / "ca", SystemClock()).issue(["localhost"]).pem)
-    settings.paths.host_map.write_text(render_map(TABLE))
-    settings.paths.config.write_text(render_config(TABLE, settings))
+    settings.paths.host_map.write_text(render_map(WHOLE))
+    settings.paths.config.write_text(render_config(WHOLE, settings))
     done = subprocess.run(
         ["/usr/sbin/haproxy", "-c", "-f", str(settings.paths.config)],
         capture_output=True,

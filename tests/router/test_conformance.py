@@ -14,17 +14,19 @@ from typing import Protocol
 import pytest
 
 from baepo.router import (
+    Check,
     HAProxyUnavailable,
     InvalidRoute,
     Route,
     Router,
     RouteState,
     Server,
+    ServerHealth,
     ServerState,
 )
 from tests.fakes.router import MemoryRouter
 from tests.router.backends import Backend
-from tests.router.conftest import Plane
+from tests.router.conftest import Plane, free_port
 
 
 class Harness(Protocol):
@@ -33,6 +35,10 @@ class Harness(Protocol):
     def address(self, name: str) -> str: ...
 
     def busy(self, service: str, host: str, server: str) -> AbstractContextManager[None]: ...
+
+    def dead_address(self) -> str:
+        """An address where nothing answers (a health check there fails)."""
+        ...
 
     def break_down(self) -> None:
         """The data plane goes away."""
@@ -54,6 +60,11 @@ class MemoryHarness:
         self.memory.in_flight.setdefault(service, {})[server] = 1
         yield
         self.memory.in_flight[service][server] = 0
+
+    def dead_address(self) -> str:
+        address = self.address("dead")
+        self.memory.unreachable.add(address)
+        return address
 
     def break_down(self) -> None:
         self.memory.available = False
@@ -84,6 +95,9 @@ class HAProxyHarness:
             thread.join()
         assert result == [200]
         wait_until(lambda: in_flight(self.router, service, server) == 0)
+
+    def dead_address(self) -> str:
+        return f"127.0.0.1:{free_port()}"
 
     def break_down(self) -> None:
         self.plane.router.stop()
@@ -217,3 +231,51 @@ def test_a_router_that_is_down_refuses_changes(harness: Harness) -> None:
     harness.break_down()
     with pytest.raises(HAProxyUnavailable):
         harness.router.put(Route("app", ("app.localhost",)))
+
+
+def test_states_is_every_routes_get_at_once(harness: Harness) -> None:
+    router = harness.router
+    assert router.states() == {}
+    router.put(Route("app", ("app.localhost",), (Server("a", harness.address("a")),)))
+    router.put(Route("api", ("api.localhost",), (Server("b", harness.address("b")),)))
+    states = router.states()
+    assert states == {"app": got(router, "app"), "api": got(router, "api")}
+
+
+def test_the_router_checks_the_servers_of_a_route_with_a_check(harness: Harness) -> None:
+    router = harness.router
+    live, dead = harness.address("a"), harness.dead_address()
+    check = Check(interval_s=1, timeout_s=1, rise=1, fall=1)
+    router.put(
+        Route("app", ("app.localhost",), (Server("a", live), Server("b", dead)), check=check)
+    )
+
+    def verdicts() -> dict[str, bool]:
+        return {name: v.up for name, v in router.states()["app"].health.items()}
+
+    wait_until(lambda: verdicts() == {"a": True, "b": False})
+    down = got(router, "app").health["b"]
+    assert isinstance(down, ServerHealth) and "Layer4" in down.detail
+    # A route without a check has no verdicts: every server is taken as up.
+    router.put(Route("app", ("app.localhost",), (Server("a", live), Server("b", dead))))
+    wait_until(lambda: got(router, "app").health == {})
+
+
+def test_an_http_check_wants_a_2xx_answer_on_its_path(harness: Harness) -> None:
+    if isinstance(harness, MemoryHarness):
+        pytest.skip("the memory router sends no request to check")
+    router = harness.router
+    check = Check("/status/404", interval_s=1, timeout_s=1, rise=1, fall=1)
+    router.put(Route("app", ("app.localhost",), (Server("a", harness.address("a")),), check=check))
+    wait_until(lambda: not got(router, "app").health.get("a", ServerHealth(True, "")).up)
+    assert "Layer7 wrong status" in got(router, "app").health["a"].detail
+    # Another path (a new revision's check): the route's backend is reloaded with it.
+    router.put(
+        Route(
+            "app",
+            ("app.localhost",),
+            (Server("a", harness.address("a")),),
+            check=Check("/healthz", interval_s=1, timeout_s=1, rise=1, fall=1),
+        )
+    )
+    wait_until(lambda: got(router, "app").health.get("a", ServerHealth(False, "")).up)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from baepo.router import InvalidRoute, Route, RoutingTable, Server, ServerState
+from baepo.router import Check, InvalidRoute, Route, RoutingTable, Server, ServerState
 from baepo.router.table import table_from_json, table_to_json
 
 
@@ -70,6 +70,7 @@ def test_json_round_trip() -> None:
                 max_concurrency=7,
                 paused=True,
             ),
+            Route("api", ("api.localhost",), check=Check("/healthz", 3, 1, 2, 4)),
         )
     )
     assert table_from_json(table_to_json(table)) == table
