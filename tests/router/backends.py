@@ -1,7 +1,8 @@
 """Tiny HTTP backends on loopback, standing in for service instances in integration tests.
 
 `GET /` answers the backend's name; `/status/N` answers status N; `/slow?seconds=N` answers
-after N seconds (signalling `started` first); an `Upgrade: websocket` request gets `101` and an echo of what follows.
+after N seconds (signalling `started` first); an `Upgrade: websocket` request gets `101` and
+an echo of what follows.
 """
 
 from __future__ import annotations
