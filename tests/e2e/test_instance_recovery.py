@@ -1,5 +1,6 @@
-"""An instance that crashes or is removed behind Baepo's back is replaced by the reconciler,
-and the service's events say so. A push of the same image to a tracked tag deploys nothing."""
+"""An instance that crashes, is removed behind Baepo's back or that the router's health checks
+find down is replaced by the reconciler, and the service's events say so. A push of the same
+image to a tracked tag deploys nothing."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def answers(stack: Stack, host: str, text: str) -> bool:
     return r.status_code == 200 and text in r.text
 
 
-REPLACEMENT_EVENTS = ("crashed", "removed")
+REPLACEMENT_EVENTS = ("crashed", "removed", "unhealthy")
 
 
 def wait_replaced(stack: Stack, name: str, gone: str, seen: int, timeout: float = 60) -> float:
@@ -96,6 +97,28 @@ def test_a_killed_and_a_removed_instance_are_replaced_and_recorded(stack: Stack)
     print(f"\nreplaced in {took_kill:.1f} s after docker kill, {took_rm:.1f} s after docker rm -f")
     stack.cli("services", "rm", name, "--wait")
     assert running_containers(stack, name) == []
+
+
+def test_an_instance_haproxy_finds_down_is_replaced(stack: Stack) -> None:
+    """The app stops answering its health check while its container runs on: HAProxy's
+    checks (App Runner's defaults: every 5 s, down after 5 failures) take it out of the
+    route, and Baepo replaces it."""
+    name = f"down-{secrets.token_hex(3)}"
+    ref = stack.push("baepo-test/hello:1", f"team/{name}:1")
+    stack.cli(
+        "services", "create", name, "--image", ref, "--health-check-path", "/healthz", "--wait"
+    )
+    stack.wait_for(f"{name}.localhost", "hello v1")
+    [first] = running_containers(stack, name)
+    stack.docker("exec", first, "rm", "/www/healthz")  # GET /healthz now answers 404
+    took = wait_replaced(stack, name, first, seen=0, timeout=90)
+    [event] = events(stack, name)
+    assert event["kind"] == "unhealthy", event
+    assert "failed 5 health checks in a row" in event["message"], event
+    assert "HTTP GET /healthz" in event["message"] and "replacing" in event["message"], event
+    assert running_containers(stack, name) != [first]
+    print(f"\nreplaced {took:.1f} s after its health check began to fail")
+    stack.cli("services", "rm", name, "--wait")
 
 
 def test_pushing_the_same_image_to_the_tracked_tag_deploys_nothing(stack: Stack) -> None:
