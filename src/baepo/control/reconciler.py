@@ -1,10 +1,25 @@
 """The reconciler: the loop that makes the engine and the router match the database.
 
-Level-triggered. Each pass (`tick`) lists Baepo's containers once (by label), and for every live
-service: begins its next pending operation, reads its desired state, reads its route, probes
-the instances that are due, asks `planning.plan` for the next actions and applies them in order,
-stopping at the first that fails (the next pass observes again and retries). Nothing about
-instances is remembered across restarts but health; a new reconciler adopts what runs.
+Level-triggered. Each pass (`tick`) reads every live service's change mark in one query
+(`records.live_service_marks`), Baepo's containers (by label) and every route's state from
+the router (`Router.states`, one `show stat`), and converges each service that needs it:
+begins its next pending operation, reads its desired state, takes its health (see below),
+asks `planning.plan` for the next actions and applies them in order, stopping at the first
+that fails (the next pass observes again and retries). Nothing about instances is remembered
+across restarts but health; a new reconciler adopts what runs.
+
+Cost grows with changes, not with services. A service whose last pass found nothing to do is
+passed over while what that pass read is unchanged: its mark (its row, its operations), its
+containers, its route and the router's health verdicts, and the autoscaler's count. The
+container listing itself is reused while the engine's event stream is open and quiet. Every
+`FULL_PASS_S` a pass converges every service anyway, so a change no mark shows (a database
+edited by hand) is still found.
+
+Health: Baepo probes an instance itself only while it starts (the deploy gate, every
+`Timing.poll_s`). Once routed, the router's checks decide (HAProxy `check` with the
+revision's health check, see `router/configuration.py`): an instance the router finds down is
+UNHEALTHY, recorded as an event and replaced. The route carries the check of the newest
+revision among its ready servers (`planning`).
 
 Passes come every `Timing.poll_s` while something moves and every `Timing.idle_s` otherwise;
 events only wake the loop early: an engine event of a managed container (an instance died) or
@@ -41,6 +56,7 @@ from datetime import datetime
 
 from baepo.clock import Clock
 from baepo.control import instances, records, triggers
+from baepo.control.changes import ChangeTracker, ServiceKey, signature
 from baepo.control.health import HealthTracker, router_check
 from baepo.control.images import ImageName, RegistryLink
 from baepo.control.instances import LABEL_INSTALLATION, Revision
@@ -92,15 +108,6 @@ PROGRESS_EVERY_S = 1.0
 FULL_PASS_S = 45.0
 """A pass converges every service this often, changed or not: level-triggered correctness does
 not hang on an event or a change mark that was missed."""
-
-
-@dataclass(frozen=True)
-class _Key:
-    """A live service as one query lists them all, with the mark of its rows' state."""
-
-    id: str
-    name: str
-    mark: tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -156,9 +163,7 @@ class Reconciler:
         self._progress: dict[str, tuple[str, float]] = {}  # operation → (message, when)
         self._next_sweep = 0.0
         self._next_full = 0.0
-        self._settled: dict[
-            str, tuple[object, ...]
-        ] = {}  # service id → its last quiet pass's inputs
+        self._changes = ChangeTracker()
         self._last_state: dict[str, _State] = {}  # service id → what its last pass wanted
         self._listing: list[Instance] | None = None  # the last listing of our containers
         self._watching = False  # an engine event stream is open: no event, no change
@@ -301,7 +306,7 @@ class Reconciler:
         full = self._clock.monotonic() >= self._next_full
         if full:
             self._next_full = self._clock.monotonic() + FULL_PASS_S
-        chosen: list[tuple[_Key, Wanted | None]] = []
+        chosen: list[tuple[ServiceKey, Wanted | None]] = []
         for key in services:
             listed = ours.get(key.name, [])
             route_state = routes.get(key.name) if routes is not None else None
@@ -312,9 +317,7 @@ class Reconciler:
         known = {key.name for key in services}
         if self._scaling is not None:
             self._scaling.forget_all_but(known)
-        live = {key.id for key in services}
-        for gone in set(self._settled) - live:
-            del self._settled[gone]
+        self._changes.forget_all_but(key.id for key in services)
         orphans = [c for name, cs in ours.items() if name not in known for c in cs]
         for orphan in orphans:
             self._stop_soon(None, orphan.id, orphan.name, "its service no longer exists")
@@ -330,7 +333,7 @@ class Reconciler:
         self._busy = busy or any(r is not False for r in results) or bool(orphans)
         return self._busy
 
-    async def _containers(self, services: list[_Key]) -> list[Instance] | None:
+    async def _containers(self, services: list[ServiceKey]) -> list[Instance] | None:
         """This installation's containers: listed again only if the engine said something
         since the last listing (or no event stream is open, or the last pass was busy);
         None if the engine does not answer."""
@@ -352,16 +355,15 @@ class Reconciler:
         return listing
 
     def _changed(
-        self, key: _Key, containers: list[Instance], routes: Mapping[str, RouteState] | None
+        self, key: ServiceKey, containers: list[Instance], routes: Mapping[str, RouteState] | None
     ) -> bool:
         """Whether a service needs a pass: its last one was busy or failed, or what it reads
         (its rows, its containers, its route and the router's verdicts) changed since."""
         if routes is None:
             return True
-        settled = self._settled.get(key.id)
-        return settled is None or settled != _signature(key, containers, routes.get(key.name))
+        return self._changes.changed(key, signature(key, containers, routes.get(key.name)))
 
-    def _scaling_moved(self, key: _Key, route_state: RouteState | None) -> Wanted | None:
+    def _scaling_moved(self, key: ServiceKey, route_state: RouteState | None) -> Wanted | None:
         """The autoscaler's answer, if it wants another count than the service's last pass
         used (handed to that service's pass, so that its reason is recorded once)."""
         last = self._last_state.get(key.id)
@@ -379,7 +381,7 @@ class Reconciler:
 
     def _converge_all(
         self,
-        services: list[tuple[_Key, Wanted | None]],
+        services: list[tuple[ServiceKey, Wanted | None]],
         ours: dict[str, list[Instance]],
         routes: Mapping[str, RouteState] | None,
     ) -> list[tuple[asyncio.Task[bool], bool]]:
@@ -451,19 +453,19 @@ class Reconciler:
             started = triggers.decide_all(s, pushes, self._sealer, self._registry, self._clock)
         return bool(started) or len(pushes) == batch
 
-    def _live_services(self) -> list[_Key]:
+    def _live_services(self) -> list[ServiceKey]:
         with self._db.session() as s:
-            return [_Key(*row) for row in records.live_service_marks(s)]
+            return [ServiceKey(*row) for row in records.live_service_marks(s)]
 
     async def _converge(
         self,
-        key: _Key,
+        key: ServiceKey,
         containers: list[Instance],
         routes: Mapping[str, RouteState] | None,
         wanted: Wanted | None = None,
     ) -> bool:
         service_id, name = key.id, key.name
-        self._settled.pop(service_id, None)
+        self._changes.unsettle(service_id)
         await self._begin_next(service_id)
         state = await asyncio.to_thread(self._state, service_id)
         if state is None:
@@ -506,7 +508,7 @@ class Reconciler:
         draining = route is not None and any(s.state is ServerState.DRAIN for s in route.servers)
         busy = state.in_flight or moving or draining or bool(actions)
         if not busy and routes is not None:
-            self._settled[service_id] = _signature(key, containers, route_state)
+            self._changes.settle(service_id, signature(key, containers, route_state))
         return busy
 
     async def _checks(self, state: _State, observed: list[ObservedInstance]) -> dict[int, Check]:
@@ -885,15 +887,3 @@ def _verb(action: Action) -> str:
 def _log_failure(name: str, task: asyncio.Task[bool]) -> None:
     if not task.cancelled() and (error := task.exception()) is not None:
         log.error("reconciling %s failed", name, exc_info=error)
-
-
-def _signature(
-    key: _Key, containers: list[Instance], route_state: RouteState | None
-) -> tuple[object, ...]:
-    """What a service's pass reads, as one comparable value: equal, the pass would find
-    nothing new to do (its last one found nothing)."""
-    listed = sorted((c.id, c.state, c.exit_code, c.address, c.started_at) for c in containers)
-    if route_state is None:
-        return (key.mark, tuple(listed), None, ())
-    verdicts = tuple(sorted((name, v.up, v.detail) for name, v in route_state.health.items()))
-    return (key.mark, tuple(listed), route_state.route, verdicts)
