@@ -8,7 +8,7 @@ pass left them is not converged again (no reads of its own, no probes), until a 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from baepo.control import SpecChange
 from baepo.control.reconciler import FULL_PASS_S
 from baepo.control.tables import ServiceRow
+from baepo.runtime import Network
 from tests.control.conftest import World
 
 pytestmark = pytest.mark.anyio
@@ -93,3 +94,26 @@ async def test_a_full_pass_still_comes_and_finds_what_no_mark_shows(world: World
     world.clock.advance(FULL_PASS_S)
     await world.reconciler.tick()
     assert world.router.routes["app"].max_concurrency == 7
+
+
+async def test_networks_are_listed_when_a_service_went_away_not_on_idle_passes(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create(world, "app", "bee")
+    listings = [0]
+    networks = world.engine.networks
+
+    def counted(labels: Mapping[str, str]) -> list[Network]:
+        listings[0] += 1
+        return networks(labels)
+
+    monkeypatch.setattr(world.engine, "networks", counted)
+    for _ in range(10):
+        await idle_pass(world)
+    assert listings[0] == 0
+    op = world.services.delete("bee")
+    await world.settle(world.done(op.id))
+    await world.settle(lambda: len(world.engine.networks({})) == 1)
+    assert listings[0] >= 1
+    [left] = world.engine.networks({})
+    assert left.labels["baepo.service"] == "app"

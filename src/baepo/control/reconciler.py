@@ -29,8 +29,10 @@ cursor in the database (see `triggers.py`), so a push is never lost to a restart
 Containers are found by the runtime's labels plus `baepo.installation` (this Baepo's key
 fingerprint), so two Baepos on one engine never adopt or remove each other's. Containers of this
 installation that belong to no live service (a database restored from an older backup) are
-stopped and removed, and so, every `NETWORK_SWEEP_S`, are the networks of services that are
-gone (once no container holds them).
+stopped and removed, and so are the networks of services that are gone (once no container
+holds them): swept at the first pass, after a service went away (again every
+`NETWORK_SWEEP_S` while one is still held) and on full passes, not on every idle pass (a
+listing of every network costs with every service).
 
 While a new instance waits for its health check, each change in what the probe answers is a
 line in the operation's log ("GET /healthz answered HTTP 404"), and the operation's message
@@ -163,6 +165,8 @@ class Reconciler:
         self._progress: dict[str, tuple[str, float]] = {}  # operation → (message, when)
         self._next_sweep = 0.0
         self._next_full = 0.0
+        self._known: set[str] = set()  # the live services' names at the last pass
+        self._sweep_pending = True
         self._changes = ChangeTracker()
         self._last_state: dict[str, _State] = {}  # service id → what its last pass wanted
         self._listing: list[Instance] | None = None  # the last listing of our containers
@@ -325,9 +329,13 @@ class Reconciler:
         self._retired &= {c.id for c in containers}
         for gone in set(self._probe_lines) - {c.id for c in containers}:
             del self._probe_lines[gone]
-        if self._clock.monotonic() >= self._next_sweep:
+        if self._known - known:
+            self._sweep_pending = True  # a service went away: its network and logs go too
+        self._known = known
+        if (self._sweep_pending or full) and self._clock.monotonic() >= self._next_sweep:
             self._next_sweep = self._clock.monotonic() + NETWORK_SWEEP_S
-            await asyncio.to_thread(self._sweep_networks, known | set(ours))
+            clean = await asyncio.to_thread(self._sweep_networks, known | set(ours))
+            self._sweep_pending = not clean
             if self._logs is not None:
                 await asyncio.to_thread(self._logs.retain, known)
         self._busy = busy or any(r is not False for r in results) or bool(orphans)
@@ -423,25 +431,30 @@ class Reconciler:
                 results.append(task.result())
         return results
 
-    def _sweep_networks(self, in_use: set[str]) -> None:
-        """Remove the networks of services that are gone and hold no container any more."""
+    def _sweep_networks(self, in_use: set[str]) -> bool:
+        """Remove the networks of services that are gone and hold no container any more;
+        whether none is left."""
         try:
             networks = self._engine.networks({LABEL_INSTALLATION: self._installation})
         except EngineError as exc:
             log.warning("cannot list networks: %s", exc)
-            return
+            return False
+        clean = True
         for network in networks:
             if network.labels.get(LABEL_SERVICE) in in_use:
                 continue
             try:
                 self._engine.remove_network(network.name)
             except ContainerConflict:
-                continue  # something still runs on it; the next sweep looks again
+                clean = False  # something still runs on it; the next sweep looks again
+                continue
             except EngineError as exc:
                 log.warning("cannot remove network %s: %s", network.name, exc)
+                clean = False
                 continue
             self._networks.discard(network.name)
             log.info("removed network %s: its service is gone", network.name)
+        return clean
 
     def _follow_pushes(self, log: triggers.PushLog, batch: int = 100) -> bool:
         """Decide the pushes after the cursor, a batch in one transaction with the cursor's
