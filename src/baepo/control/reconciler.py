@@ -56,6 +56,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from baepo.clock import Clock
 from baepo.control import instances, records, triggers
 from baepo.control.changes import ChangeTracker, ServiceKey, signature
@@ -576,7 +578,7 @@ class Reconciler:
             current = op if op is not None and op.status == OperationStatus.IN_PROGRESS else None
             check = "health check"
             if service.revision is not None:
-                revision = self._revision(service_id, service.revision)
+                revision = self._revision(service_id, service.revision, s)
                 check = f"health check ({revision.spec.health_check.describe()})"
             operation = None
             if current is not None:
@@ -601,11 +603,14 @@ class Reconciler:
                 service_id, desired, current.id if current else None, op is not None, bounds
             )
 
-    def _revision(self, service_id: str, number: int) -> Revision:
+    def _revision(self, service_id: str, number: int, session: Session | None = None) -> Revision:
+        """The revision, read once. Within a session, read in it: a second connection per
+        thread, with every worker thread doing the same, would empty the pool (it did, with
+        200 services created at once) and each would wait for the others."""
         key = (service_id, number)
         cached = self._revisions.get(key)
         if cached is None:
-            with self._db.session() as s:
+            with contextlib.nullcontext(session) if session else self._db.session() as s:
                 row = records.revision(s, service_id, number)
                 run = self._registry.runnable(row.image, row.digest)
                 cached = Revision(number, self._sealer.spec(row.spec), row.image, row.digest, run)
