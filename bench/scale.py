@@ -230,6 +230,8 @@ def main() -> None:
     parser.add_argument("--settle-timeout", type=float, default=1800)
     parser.add_argument("--own-engine", action="store_true", help="a private dockerd")
     args = parser.parse_args()
+    # Cleanup (Baepo, its HAProxy and containers, the private engine) runs on SIGTERM too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.steps = sorted(int(s) for s in args.steps.split(","))
     if args.own_engine and shutil.which("dockerd") is None:
         parser.error("--own-engine needs dockerd")

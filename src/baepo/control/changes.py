@@ -31,6 +31,8 @@ class ServiceKey:
     id: str
     name: str
     mark: tuple[object, ...]
+    operations: int = 1
+    """How many of its operations are in flight (pending or in progress)."""
 
 
 def signature(
@@ -43,7 +45,11 @@ def signature(
     )
     if route_state is None:
         return (key.mark, listed, None, ())
-    verdicts = tuple(sorted((name, v.up, v.detail) for name, v in route_state.health.items()))
+    # Why a server is down matters (it is in the event); why one is up does not ("Initializing"
+    # then "Layer4 check passed" is no change worth a pass).
+    verdicts = tuple(
+        sorted((name, v.up, "" if v.up else v.detail) for name, v in route_state.health.items())
+    )
     return (key.mark, listed, route_state.route, verdicts)
 
 

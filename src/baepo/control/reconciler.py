@@ -109,7 +109,7 @@ NETWORK_SWEEP_S = 10.0
 BEGIN_WAIT_S = 0.5
 """How long a pass waits for an operation to begin (a pull) before going on without it."""
 PROGRESS_EVERY_S = 1.0
-FULL_PASS_S = 45.0
+FULL_PASS_S = 60.0
 """A pass converges every service this often, changed or not: level-triggered correctness does
 not hang on an event or a change mark that was missed."""
 
@@ -481,7 +481,8 @@ class Reconciler:
     ) -> bool:
         service_id, name = key.id, key.name
         self._changes.unsettle(service_id)
-        await self._begin_next(service_id)
+        if key.operations:  # none in flight (the mark says): nothing to begin
+            await self._begin_next(service_id)
         state = await asyncio.to_thread(self._state, service_id)
         if state is None:
             return False

@@ -94,10 +94,10 @@ def live_services(s: Session) -> Sequence[ServiceRow]:
     ).all()
 
 
-def live_service_marks(s: Session) -> list[tuple[str, str, tuple[object, ...]]]:
-    """(id, name, mark) of every live service, in one query. The mark changes with anything a
-    reconcile pass reads from the database for it: a change of the service's row, a new
-    operation, an operation that starts or ends."""
+def live_service_marks(s: Session) -> list[tuple[str, str, tuple[object, ...], int]]:
+    """(id, name, mark, operations in flight) of every live service, in one query. The mark
+    changes with anything a reconcile pass reads from the database for it: a change of the
+    service's row, a new operation, an operation that starts or ends."""
     newest = (
         sa.select(sa.func.max(OperationRow.seq))
         .where(OperationRow.service_id == ServiceRow.id)
@@ -124,7 +124,7 @@ def live_service_marks(s: Session) -> list[tuple[str, str, tuple[object, ...]]]:
         .where(ServiceRow.deleted_at.is_(None))
         .order_by(ServiceRow.name)
     ).all()
-    return [(row[0], row[1], tuple(row[2:])) for row in rows]
+    return [(row[0], row[1], tuple(row[2:]), row[-1]) for row in rows]
 
 
 def operation_in_flight(s: Session, service_id: str) -> OperationRow | None:
