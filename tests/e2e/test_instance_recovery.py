@@ -66,14 +66,20 @@ def wait_replaced(stack: Stack, name: str, gone: str, seen: int, timeout: float 
     raise AssertionError(f"{name} not recovered in {timeout}s (running, serving, events): {state}")
 
 
-def test_a_killed_and_a_removed_instance_are_replaced_and_recorded(stack: Stack) -> None:
-    name = f"heal-{secrets.token_hex(3)}"
+def serving(stack: Stack, prefix: str) -> tuple[str, str]:
+    """A new service of hello:1 (HTTP check on /healthz) that serves; its name and container."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
     ref = stack.push("baepo-test/hello:1", f"team/{name}:1")
     stack.cli(
         "services", "create", name, "--image", ref, "--health-check-path", "/healthz", "--wait"
     )
     stack.wait_for(f"{name}.localhost", "hello v1")
     [first] = running_containers(stack, name)
+    return name, first
+
+
+def test_a_killed_and_a_removed_instance_are_replaced_and_recorded(stack: Stack) -> None:
+    name, first = serving(stack, "heal")
     assert events(stack, name) == []
 
     stack.docker("kill", first)
@@ -103,13 +109,7 @@ def test_an_instance_haproxy_finds_down_is_replaced(stack: Stack) -> None:
     """The app stops answering its health check while its container runs on: HAProxy's
     checks (App Runner's defaults: every 5 s, down after 5 failures) take it out of the
     route, and Baepo replaces it."""
-    name = f"down-{secrets.token_hex(3)}"
-    ref = stack.push("baepo-test/hello:1", f"team/{name}:1")
-    stack.cli(
-        "services", "create", name, "--image", ref, "--health-check-path", "/healthz", "--wait"
-    )
-    stack.wait_for(f"{name}.localhost", "hello v1")
-    [first] = running_containers(stack, name)
+    name, first = serving(stack, "down")
     stack.docker("exec", first, "rm", "/www/healthz")  # GET /healthz now answers 404
     took = wait_replaced(stack, name, first, seen=0, timeout=90)
     [event] = events(stack, name)
