@@ -2,7 +2,8 @@
 cannot fill the machine or the router with services. Admins are not bound.
 
 Instances count as the minimum each service keeps running (`min_instances`): what is always
-there, whatever the load.
+there, whatever the load. A service that scales to zero (`min_instances` 0) counts 0: idle, it
+keeps nothing running.
 """
 
 from __future__ import annotations
