@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -57,7 +58,7 @@ from baepo.control import (
 )
 from baepo.events import EventBus
 from baepo.executor import DaemonExecutor
-from baepo.keyfiles import write_private
+from baepo.keyfiles import load_or_create, write_private
 from baepo.registry import Registry, RegistryError, create_app
 from baepo.router import (
     AcmeIssuer,
@@ -284,7 +285,23 @@ def router_settings(config: Config, acme_challenge_address: str | None = None) -
         acme_challenge_address=acme_challenge_address,
         registry_hostname=config.registry_hostname,
         registry_address=config.api_address,
+        activator_address=config.api_address,
+        activator_token_file=activator_token_file(config),
     )
+
+
+def activator_token_file(config: Config) -> Path:
+    """Where the secret lives that the router's activator presents to Baepo (0600)."""
+    return config.secrets_dir / "activator-token"
+
+
+def activator_secret(config: Config) -> str:
+    """The activator's secret, made at the first start and kept: an adopted HAProxy, which
+    read it when it loaded its script, still presents the right one after a restart."""
+    made = load_or_create(
+        activator_token_file(config), lambda: secrets.token_urlsafe(32).encode() + b"\n"
+    )
+    return made.decode().strip()
 
 
 def check_ports(config: Config) -> None:
@@ -391,7 +408,8 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     engine = DockerEngine(config.docker_host)
-    # Each service's autoscaler; it wants min_instances until something observes the service.
+    # Each service's autoscaler; it wants min_instances until something observes the service
+    # (or, at zero, until the router's activator says that requests wait).
     scaling = Scaling(clock)
     keeper = LogKeeper(
         config.logs_dir, engine, LogLimits(config.kept_log_lines, config.kept_log_bytes)
@@ -425,7 +443,12 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         quota=Quota(config.max_services_per_user, config.max_instances_per_user),
         logs=keeper,
     )
-    api = create_api(auth, registry, services, ca)
+
+    def activate(service: str) -> None:
+        scaling.demand(service)
+        reconciler.wake()
+
+    api = create_api(auth, registry, services, ca, activation=(activator_secret(config), activate))
     app = Dispatcher(create_app(registry, auth), api)
     return Baepo(
         config, db, bus, auth, registry, router, ca, reconciler, services, app, generated, responder

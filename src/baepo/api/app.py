@@ -3,6 +3,8 @@ and the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
@@ -11,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import baepo
 from baepo.api import errors
 from baepo.api.accounts import accounts_router
+from baepo.api.activation import activation_routes
 from baepo.api.images import ImageCheck, Resolver, resolve
 from baepo.api.registry import registry_router
 from baepo.api.security import Identity, identify
@@ -28,8 +31,10 @@ def create_api(
     ca: CertificateAuthority,
     *,
     resolver: Resolver = resolve,
+    activation: tuple[str, Callable[[str], None]] | None = None,
 ) -> FastAPI:
-    """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`)."""
+    """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`);
+    `activation` is the router activator's secret and what its notice calls (the service)."""
     api = FastAPI(
         title="Baepo",
         version=baepo.__version__,
@@ -58,6 +63,8 @@ def create_api(
         return await run_in_threadpool(ca.ca_pem)
 
     api.router.routes.extend(token_routes(auth, registry.is_public))
+    if activation is not None:
+        api.router.routes.extend(activation_routes(*activation))
     return api
 
 

@@ -132,3 +132,4 @@ class Scaling:
                 self._observed.discard(name)
             for name in set(self._demanded) - keep:
                 del self._demanded[name]
+            self._observed &= keep  # demands name services too: only live ones are kept

@@ -18,7 +18,7 @@ from baepo.router.certificates import (
     LocalCA,
 )
 from baepo.router.challenges import ChallengeResponder, ChallengeStore
-from baepo.router.configuration import RouterSettings, render_config, render_map
+from baepo.router.configuration import ACTIVATE_PATH, RouterSettings, render_config, render_map
 from baepo.router.errors import (
     CertificateError,
     CommandFailed,
@@ -46,6 +46,7 @@ from baepo.router.table import (
 )
 
 __all__ = [
+    "ACTIVATE_PATH",
     "DEFAULT_MAX_CONCURRENCY",
     "AcmeIssuer",
     "AcmeSettings",
