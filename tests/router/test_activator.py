@@ -128,6 +128,29 @@ def test_a_draining_server_does_not_release_a_held_request(
     assert (response.status_code, response.text.split()[0]) == (200, "new")
 
 
+def test_a_request_held_across_a_reload_is_sent_to_the_new_worker(
+    planes: list[Plane], activations: Activations, backends: dict[str, Backend]
+) -> None:
+    # The old worker never learns of servers added after the reload: it sends the request back
+    # (307, same URL, on a new connection) to the new worker, which holds it if need be.
+    plane = activating_plane(new_directory(), activations)
+    planes.append(plane)
+    ensure_service(plane.router, "app", ["app.localhost"])
+    held = Background(lambda: plane.get("app.localhost", "/page?x=1"))
+    wait_until(lambda: len(activations.posts) >= 1)
+    reloads = plane.router.processes().reloads
+    ensure_service(plane.router, "other", ["other.localhost"])  # a new backend: a reload
+    assert plane.router.processes().reloads > reloads
+    redirect = held.result()
+    assert redirect.status_code == 307
+    assert redirect.headers["location"] == "/page?x=1"
+    assert redirect.headers["connection"] == "close"
+    again = Background(lambda: plane.get("app.localhost", redirect.headers["location"]))
+    add_server(plane.router, "app", "a", backends["a"].address)
+    response = again.result()
+    assert (response.status_code, response.text.split()[0]) == (200, "a")
+
+
 def test_a_request_held_past_the_wait_limit_gets_503_with_retry_after(
     planes: list[Plane], activations: Activations
 ) -> None:

@@ -10,6 +10,9 @@
 --   2. looks at its backend's `nbsrv` every POLL_MS (core.msleep yields: no thread spins) and
 --      returns as soon as a server is ready: HAProxy then dispatches the request as usual;
 --   3. answers 503 with Retry-After once BAEPO_ACTIVATOR_WAIT_MS passed without one.
+-- A worker that a reload replaced ("Stopping") never sees a server added since: Baepo changes
+-- the new worker only. A request it holds is sent back with a 307 to the same URL on a fresh
+-- connection (`Connection: close`), which the new worker takes (and holds if need be).
 -- Without BAEPO_ACTIVATOR_URL it only holds (2, 3): a router with no Baepo behind it.
 --
 -- Rendered by baepo.router.configuration (setenv + lua-load in `global`); HAProxy 2.6, Lua 5.3.
@@ -78,6 +81,18 @@ local function activate(txn)
     end
     local deadline = now_ms() + wait_ms
     while txn.f:nbsrv() < 1 do
+        if tonumber(core.get_info()["Stopping"]) == 1 then
+            txn:done(txn:reply{
+                status = 307,
+                reason = "Temporary Redirect",
+                headers = {
+                    ["location"] = {txn.sf:pathq() or "/"},
+                    ["connection"] = {"close"},
+                    ["retry-after"] = {"0"},
+                },
+            })
+            return
+        end
         if url then
             notify(service)
         end
