@@ -19,6 +19,7 @@
 
 local POLL_MS = 20
 local NOTIFY_EVERY_MS = 1000
+local NOTICE_TIMEOUT_MS = 1000
 local BACKEND_PREFIX = "svc_" -- baepo.router.configuration.SERVICE_BACKEND_PREFIX
 local RETRY_AFTER_S = "5"
 local PAGE = "<!doctype html><html><head><meta charset=utf-8><title>503 Service Unavailable"
@@ -62,6 +63,9 @@ local function notify(service)
             url = url .. "?service=" .. service,
             headers = {["authorization"] = {"Bearer " .. token}},
             body = "",
+            -- A Baepo that accepts and never answers must not hold the request past its
+            -- limit: about NOTICE_TIMEOUT_MS (+ HAProxy's connect retries) at worst.
+            timeout = NOTICE_TIMEOUT_MS,
         }
         if not response or response.status ~= 204 then
             core.Warning("baepo activator: Baepo answered "
