@@ -8,6 +8,7 @@ for Baepo's internal endpoint (it records what the activator posts).
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -64,15 +65,13 @@ def activations() -> Iterator[Activations]:
     recorder.close()
 
 
-def activating_plane(directory: Path, activations: Activations, **settings: int) -> Plane:
+def activating_plane(
+    directory: Path, activations: Activations, **settings: str | int | None
+) -> Plane:
     token_file = directory / "activator.token"
     write_private(token_file, f"{TOKEN}\n".encode())
-    plane = Plane(
-        directory,
-        activator_address=activations.address,
-        activator_token_file=str(token_file),
-        **settings,
-    )
+    settings |= {"activator_address": activations.address, "activator_token_file": str(token_file)}
+    plane = Plane(directory, None, **settings)
     plane.router.start()
     return plane
 
@@ -171,3 +170,28 @@ def test_without_baepo_behind_it_the_activator_only_holds(planes: list[Plane]) -
     ensure_service(plane.router, "app", ["app.localhost"])
     response = plane.get("app.localhost")
     assert (response.status_code, response.headers["retry-after"]) == (503, "5")
+
+
+def test_a_baepo_that_never_answers_does_not_hold_a_request_past_its_limit(
+    planes: list[Plane],
+) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections are accepted by the kernel and never answered
+    try:
+        token_file = (directory := new_directory()) / "activator.token"
+        write_private(token_file, f"{TOKEN}\n".encode())
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        plane = Plane(
+            directory,
+            activator_address=address,
+            activator_token_file=str(token_file),
+            activator_wait_s=1,
+        )
+        plane.router.start()
+        planes.append(plane)
+        ensure_service(plane.router, "app", ["app.localhost"])
+        response = plane.get("app.localhost", timeout=15)
+        assert (response.status_code, response.headers["retry-after"]) == (503, "5")
+    finally:
+        silent.close()
