@@ -23,6 +23,11 @@ says where it stands (at most once a second): a deploy is never silent for minut
 the engine refuses is retried by the next pass; the engine's own words are in the log and, if
 the deploy fails for it, in the failure's message.
 
+A service scaled to zero whose requests the router's activator holds (`Scaling.waiting`) gets
+its new instance probed every 20 ms by a task of its own (`health.probe_until_healthy`), which
+wakes the loop the moment it passes: the held requests wait for the app's start, not for the
+next pass.
+
 What an instance wrote outlives its container: the log keeper (`logkeeper.py`) copies its
 output when the engine reports that it died and just before the reconciler removes it.
 """
