@@ -45,7 +45,7 @@ async def idle_to_zero(world: World, reconciler: Reconciler, scaling: Scaling) -
 
 async def test_an_idle_min_zero_service_drains_and_stops_its_last_instance(world: World) -> None:
     reconciler, scaling = await created_at_zero(world)
-    drained = []
+    drained: list[str] = []
     passes = 0
 
     def gone() -> bool:
@@ -53,7 +53,7 @@ async def test_an_idle_min_zero_service_drains_and_stops_its_last_instance(world
         passes += 1
         if passes % 4 == 0:
             scaling.observe("app", 0, 0)
-        route = world.router.routes.get("app")
+        route = world.router.routes["app"]
         drained.extend(s.name for s in route.servers if s.state is ServerState.DRAIN)
         return not world.containers(running=True)
 
