@@ -20,6 +20,7 @@ from baepo.control import (
     Timing,
 )
 from baepo.control.tables import (
+    AutoScalingConfigurationRow,
     CursorRow,
     OperationLogRow,
     OperationRow,
@@ -35,7 +36,7 @@ from tests.fakes.router import MemoryRouter
 REGISTRY = "localhost:5000"
 CREDENTIALS = ("robot", "robot-secret")
 TABLES = [r.__table__ for r in (ServiceRow, RevisionRow, OperationRow, OperationLogRow)]
-TABLES += [ServiceEventRow.__table__, CursorRow.__table__]
+TABLES += [ServiceEventRow.__table__, CursorRow.__table__, AutoScalingConfigurationRow.__table__]
 
 
 @pytest.fixture

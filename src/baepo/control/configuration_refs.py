@@ -31,7 +31,8 @@ class ConfigurationRef:
     @classmethod
     def parse(cls, text: object, field: str = "autoscaling_configuration") -> ConfigurationRef:
         if not isinstance(text, str):
-            raise InvalidAutoScalingConfiguration([(field, f"must be NAME[:REVISION], not {text!r}")])
+            problem = f"must be NAME[:REVISION], not {text!r}"
+            raise InvalidAutoScalingConfiguration([(field, problem)])
         name, sep, number = text.partition(":")
         check_name(name, field)
         if not sep:

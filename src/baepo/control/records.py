@@ -270,15 +270,25 @@ def domain_owner(s: Session, host: str, except_service: str, *, begun: bool = Fa
 
 
 def _claims(s: Session, service: ServiceRow, begun: bool) -> set[str]:
-    found: set[str] = set()
+    return set().union(*(domains(d) for d in claimed_documents(s, service, begun=begun)))
+
+
+def claimed_documents(
+    s: Session, service: ServiceRow, *, begun: bool = False
+) -> list[dict[str, Any]]:
+    """The spec documents a live service is in, or may be left in by an operation in flight:
+    its own, the one an operation asks for and the one a failure puts back. With `begun`,
+    only those in effect (a pending operation's, and a service whose creation waits, count
+    for nothing)."""
+    found: list[dict[str, Any] | None] = []
     for op in operations_in_flight(s, service.id):
         pending = op.status == OperationStatus.PENDING.value
         if begun and pending and op.kind == OperationKind.CREATE_SERVICE.value:
-            return set()
+            return []
         if not (begun and pending):
-            found.update(domains(op.payload.get("spec")))
-        found.update(domains((op.payload.get("previous") or {}).get("spec")))
-    return found | domains(service.spec)
+            found.append(op.payload.get("spec"))
+        found.append((op.payload.get("previous") or {}).get("spec"))
+    return [d for d in (*found, service.spec) if d]
 
 
 def domains(document: dict[str, Any] | None) -> set[str]:

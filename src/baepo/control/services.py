@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
 from baepo.control import records
+from baepo.control.autoscaling_configurations import AutoScalingConfigurations, attach
 from baepo.control.callers import OWNER_PATTERN, SYSTEM, Caller
 from baepo.control.errors import (
     Conflict,
@@ -119,6 +120,8 @@ class Services:
         self._reserved = reserved_names  # names whose host Baepo itself answers (its registry)
         self._quota = quota or Quota()
         self._logs = ServiceLogs(engine, logs, self._installation, clock)
+        self.configurations = AutoScalingConfigurations(db, clock)
+        """The shared autoscaling configurations services may name."""
         # Service URLs name the router's HTTPS port unless it is the default one.
         self._url_suffix = self._domain + ("" if https_port == 443 else f":{https_port}")
 
@@ -152,6 +155,7 @@ class Services:
                 records.lock_service(s, spec.name)  # serializes creates (on SQLite, all changes)
                 if s.scalar(_live(spec.name)) is not None:
                     raise ServiceExists(f"a service named {spec.name!r} exists")
+                spec = attach(s, spec, caller)
                 self._check_quota(s, owner, caller, spec)
                 self._check_domains(s, spec, caller)
                 service = ServiceRow(
@@ -177,7 +181,8 @@ class Services:
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "update")
-            spec = wanted.applied_to(self._sealer.spec(service.spec), self._registry)
+            current = self._sealer.spec(service.spec)
+            spec = attach(s, wanted.applied_to(current, self._registry), caller, current)
             self._check_quota(s, service.owner, caller, spec)
             self._check_domains(s, spec, caller)
             payload = {"spec": self._sealer.document(spec)}

@@ -140,6 +140,9 @@ class AutoScalingConfigurationRow(Base):
     max_size: Mapped[int]
     max_concurrency: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    """Kept, like a deleted service's row, so that a revision number is never used twice:
+    an old service revision that names `fast:3` still means those values."""
 
     __table_args__ = (sa.UniqueConstraint("name", "revision"),)
 

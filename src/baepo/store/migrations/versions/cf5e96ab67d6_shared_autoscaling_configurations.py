@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("max_size", sa.Integer(), nullable=False),
         sa.Column("max_concurrency", sa.Integer(), nullable=False),
         sa.Column("created_at", baepo.store.types.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", baepo.store.types.UtcDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name", "revision"),
     )
