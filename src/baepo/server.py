@@ -393,6 +393,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     engine = DockerEngine(config.docker_host)
     # Each service's autoscaler; it wants min_instances until something observes the service.
     scaling = Scaling(clock)
+    quota = Quota(config.max_services_per_user, config.max_instances_per_user)
     keeper = LogKeeper(
         config.logs_dir, engine, LogLimits(config.kept_log_lines, config.kept_log_bytes)
     )
@@ -410,6 +411,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         may_pull=owner_may_pull(auth, registry),
         scaling=scaling,
         logs=keeper,
+        quota=quota,
     )
     reconciler.subscribe(bus)
     services = Services(
@@ -422,7 +424,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         reconciler=reconciler,
         https_port=config.https_port,
         reserved_names=(config.registry_host,) if config.registry_host else (),
-        quota=Quota(config.max_services_per_user, config.max_instances_per_user),
+        quota=quota,
         logs=keeper,
     )
     api = create_api(auth, registry, services, ca)
