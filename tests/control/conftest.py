@@ -12,6 +12,7 @@ import pytest
 from baepo.clock import FakeClock
 from baepo.control import (
     LogKeeper,
+    Quota,
     Reconciler,
     RegistryLink,
     Scaling,
@@ -81,7 +82,9 @@ class World:
     pushes: MemoryPushLog
     keeper: LogKeeper
 
-    def new_reconciler(self, scaling: Scaling | None = None) -> Reconciler:
+    def new_reconciler(
+        self, scaling: Scaling | None = None, quota: Quota | None = None
+    ) -> Reconciler:
         """A fresh reconciler over the same database and engine: Baepo after a restart."""
         return Reconciler(
             db=self.db,
@@ -96,6 +99,7 @@ class World:
             pushes=self.pushes,
             logs=self.keeper,
             scaling=scaling,
+            quota=quota,
         )
 
     async def settle(

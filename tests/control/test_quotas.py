@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from baepo.control import Quota, Reconciler, Scaling, SpecChange
+from baepo.control import Quota, Scaling, SpecChange
 from baepo.control.callers import Caller
 from baepo.control.quotas import InstanceLedger, within_quota
 from baepo.router import ServerState
@@ -52,19 +52,7 @@ def test_the_ledger_counts_the_owners_other_services_and_tells_a_cut_once() -> N
 @pytest.mark.anyio
 async def test_a_scale_up_past_the_owners_quota_is_capped_with_an_event(world: World) -> None:
     scaling = Scaling(world.clock)
-    reconciler = Reconciler(
-        db=world.db,
-        engine=world.engine,
-        router=world.router,
-        prober=world.prober,
-        clock=world.clock,
-        secrets=world.box,
-        domain="localhost",
-        registry=world.registry,
-        timing=world.timing,
-        scaling=scaling,
-        quota=Quota(instances=4),
-    )
+    reconciler = world.new_reconciler(scaling, Quota(instances=4))
     for name in ("app", "other"):
         fields = {"name": name, "image": APP, "max_concurrency": 10, "max_instances": 10}
         _, op = world.services.create(SpecChange(fields), caller=ALICE)

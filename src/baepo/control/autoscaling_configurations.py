@@ -24,13 +24,12 @@ PostgreSQL the rows' locks, so a delete and an `attach` of one revision are deci
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
@@ -42,13 +41,12 @@ from baepo.control.errors import (
     ConfigurationInUse,
     ConfigurationNotFound,
     Conflict,
-    ControlUnavailable,
     InvalidServiceSpec,
     QuotaExceeded,
 )
 from baepo.control.spec import ServiceSpec
 from baepo.control.tables import AutoScalingConfigurationRow
-from baepo.store import Database, StoreError
+from baepo.store import Database
 
 MAX_NAMES_PER_OWNER = 10
 """App Runner's quota: configurations (names) per account."""
@@ -206,15 +204,8 @@ class AutoScalingConfigurations:
                 return _view(row, row is rows[0], users, caller)
         raise ConfigurationNotFound(_missing(ref))
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with self._db.session() as s:
-                yield s
-        except IntegrityError as exc:
-            raise Conflict(f"the change clashed with another one made meanwhile: {exc}") from exc
-        except (SQLAlchemyError, StoreError) as exc:
-            raise ControlUnavailable(f"the state database cannot be used: {exc}") from exc
+    def _session(self) -> AbstractContextManager[Session]:
+        return records.session(self._db)
 
 
 def attach(

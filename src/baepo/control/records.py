@@ -15,14 +15,22 @@ change per service is decided at a time.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from baepo.control.errors import OperationNotFound, RevisionNotFound, ServiceNotFound
+from baepo.control.errors import (
+    Conflict,
+    ControlUnavailable,
+    OperationNotFound,
+    RevisionNotFound,
+    ServiceNotFound,
+)
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.spec import ServiceSpec
 from baepo.control.tables import (
@@ -33,6 +41,7 @@ from baepo.control.tables import (
     ServiceRow,
 )
 from baepo.control.vault import SecretBox
+from baepo.store import Database, StoreError
 
 IN_FLIGHT = (OperationStatus.PENDING.value, OperationStatus.IN_PROGRESS.value)
 
@@ -52,6 +61,19 @@ class Sealer:
 
     def spec(self, document: dict[str, Any]) -> ServiceSpec:
         return ServiceSpec.from_document(document, self._box.open)
+
+
+@contextmanager
+def session(db: Database) -> Iterator[Session]:
+    """A session of the facades', SQLAlchemy's errors mapped: `Conflict` for a constraint a
+    concurrent change won, `ControlUnavailable` for the rest."""
+    try:
+        with db.session() as s:
+            yield s
+    except IntegrityError as exc:
+        raise Conflict(f"the change clashed with another one made meanwhile: {exc}") from exc
+    except (SQLAlchemyError, StoreError) as exc:
+        raise ControlUnavailable(f"the state database cannot be used: {exc}") from exc
 
 
 def lock_service(s: Session, name: str) -> None:

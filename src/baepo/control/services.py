@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
@@ -38,7 +37,6 @@ from baepo.control.autoscaling_configurations import AutoScalingConfigurations, 
 from baepo.control.callers import OWNER_PATTERN, SYSTEM, Caller
 from baepo.control.errors import (
     Conflict,
-    ControlUnavailable,
     InvalidServiceSpec,
     InvalidServiceState,
     OperationInProgress,
@@ -69,7 +67,7 @@ from baepo.control.views import (
     revision_view,
 )
 from baepo.runtime import LABEL_INSTANCE, LABEL_REVISION, LABEL_SERVICE, Engine, EngineError
-from baepo.store import Database, StoreError
+from baepo.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -334,15 +332,8 @@ class Services:
         minimums = [int(row.spec.get("min_instances", 1)) for row in others]
         self._quota.check(owner, len(others) + 1, [*minimums, spec.min_instances])
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with self._db.session() as s:
-                yield s
-        except IntegrityError as exc:
-            raise Conflict(f"the change clashed with another one made meanwhile: {exc}") from exc
-        except (SQLAlchemyError, StoreError) as exc:
-            raise ControlUnavailable(f"the state database cannot be used: {exc}") from exc
+    def _session(self) -> AbstractContextManager[Session]:
+        return records.session(self._db)
 
     def _change(
         self,
