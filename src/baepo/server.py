@@ -58,6 +58,7 @@ from baepo.control import (
 from baepo.events import EventBus
 from baepo.executor import DaemonExecutor
 from baepo.keyfiles import write_private
+from baepo.metrics import Sampler
 from baepo.registry import Registry, RegistryError, create_app
 from baepo.router import (
     AcmeIssuer,
@@ -106,6 +107,7 @@ class Baepo:
     router: HAProxyRouter
     ca: SigningChild
     reconciler: Reconciler
+    sampler: Sampler
     services: Services
     app: ASGIApp
     generated_password: str | None
@@ -176,6 +178,8 @@ class Baepo:
         # From now on a HAProxy that dies (crash, kill -9) is started again within a second.
         self.supervisor = RouterSupervisor(self.router)
         self.supervisor.start()
+        # The router's load, once a second, feeds the autoscalers (and the metrics).
+        self.tasks.append(asyncio.create_task(self.sampler.run(), name="sampler"))
         self.reconciler.wake()
         return True
 
@@ -229,8 +233,8 @@ class Baepo:
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.stop, TASKS_S)
         for task in self.tasks:
-            if task.get_name() in ("certificates", "router-start", "uploads", "memory"):
-                task.cancel()  # they only sleep and retry
+            if task.get_name() in ("certificates", "router-start", "uploads", "memory", "sampler"):
+                task.cancel()  # they only sleep, read and retry
         if self.tasks:
             _, late = await asyncio.wait(self.tasks, timeout=TASKS_S)
             for task in late:
@@ -391,9 +395,10 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     engine = DockerEngine(config.docker_host)
-    # Each service's autoscaler; it wants min_instances until something observes the service.
+    # Each service's autoscaler, fed by the sampler (started with the router) once a second.
     scaling = Scaling(clock)
     quota = Quota(config.max_services_per_user, config.max_instances_per_user)
+    sampler = Sampler(router.load, clock, scaling.observe)
     keeper = LogKeeper(
         config.logs_dir, engine, LogLimits(config.kept_log_lines, config.kept_log_bytes)
     )
@@ -430,7 +435,19 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     api = create_api(auth, registry, services, ca)
     app = Dispatcher(create_app(registry, auth), api)
     return Baepo(
-        config, db, bus, auth, registry, router, ca, reconciler, services, app, generated, responder
+        config,
+        db,
+        bus,
+        auth,
+        registry,
+        router,
+        ca,
+        reconciler,
+        sampler,
+        services,
+        app,
+        generated,
+        responder,
     )
 
 

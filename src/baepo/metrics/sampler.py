@@ -1,0 +1,187 @@
+"""The sampler: once a second, every routed service's load from the router, turned into what
+the autoscaler observes (and, per second, what the metrics keep).
+
+The router's counters (`ServiceStats.total`, the 2xx/4xx/5xx counts) only grow, except when
+HAProxy reloads: the new worker counts from 0 again. A reading lower than the last is such a
+reset, and the new value is what arrived since it. The first reading after Baepo starts (an
+adopted HAProxy may have counted millions) is a baseline: nothing arrived yet. A service that
+appears later is a backend added since the last reading (a reload made it), so its counters
+started at 0 and all of them count.
+
+The read runs in a worker thread (the router's runtime API is a blocking socket) and is
+bounded: a read that takes longer than `read_timeout_s` counts as an outage, and no second read
+starts while the first still hangs, so a stuck HAProxy costs one thread, not one a second.
+An outage is logged once when it starts and once when it ends, never once a second; while it
+lasts nothing is observed, and the autoscaler keeps what it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from baepo.clock import Clock
+from baepo.router import RouterError, ServerState, ServiceStats
+
+log = logging.getLogger(__name__)
+
+INTERVAL_S = 1.0
+READ_TIMEOUT_S = 5.0
+
+Load = Callable[[], Mapping[str, ServiceStats]]
+"""Every routed service's load (`HAProxyRouter.load`); blocking, raises `RouterError`."""
+Observe = Callable[[str, int, int, int], None]
+"""`Scaling.observe(service, in_flight, queued, arrived)`."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One service over one sampling interval: gauges as read, counters as deltas."""
+
+    service: str
+    in_flight: int
+    queued: int
+    arrived: int  # requests that came in since the last reading
+    http_2xx: int
+    http_4xx: int
+    http_5xx: int
+    instances: int  # servers taking new requests (ready), the instances serving
+
+
+Record = Callable[[float, list[Sample]], None]
+"""Whoever keeps the samples (the metrics store): called with the reading's monotonic time."""
+
+
+def grown(before: int, after: int) -> int:
+    """How much a counter grew; a counter that went down was reset (a new HAProxy worker), so
+    everything it counts now came since."""
+    return after - before if after >= before else after
+
+
+@dataclass(frozen=True)
+class _Counters:
+    total: int
+    http_2xx: int
+    http_4xx: int
+    http_5xx: int
+
+    @classmethod
+    def of(cls, stats: ServiceStats) -> _Counters:
+        return cls(stats.total, stats.http_2xx, stats.http_4xx, stats.http_5xx)
+
+
+_ZERO = _Counters(0, 0, 0, 0)
+
+
+class Deltas:
+    """The counters' last values per service, and what grew since (pure, no I/O)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, _Counters] | None = None  # None: no reading yet
+
+    def samples(self, load: Mapping[str, ServiceStats]) -> list[Sample]:
+        first = self._last is None
+        last = self._last or {}
+        now = {service: _Counters.of(stats) for service, stats in load.items()}
+        found = []
+        for service, stats in sorted(load.items()):
+            before = now[service] if first else last.get(service, _ZERO)
+            after = now[service]
+            found.append(
+                Sample(
+                    service=service,
+                    in_flight=stats.in_flight,
+                    queued=stats.queued,
+                    arrived=grown(before.total, after.total),
+                    http_2xx=grown(before.http_2xx, after.http_2xx),
+                    http_4xx=grown(before.http_4xx, after.http_4xx),
+                    http_5xx=grown(before.http_5xx, after.http_5xx),
+                    instances=sum(1 for s in stats.servers if s.state is ServerState.READY),
+                )
+            )
+        self._last = now  # services no longer routed are forgotten
+        return found
+
+
+class Sampler:
+    """Reads the router's load every `interval_s` (on the injected clock) and feeds `observe`
+    and `record` with it. `run()` until cancelled; `sample()` is one reading."""
+
+    def __init__(
+        self,
+        load: Load,
+        clock: Clock,
+        observe: Observe,
+        *,
+        record: Record | None = None,
+        interval_s: float = INTERVAL_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
+    ) -> None:
+        self._load = load
+        self._clock = clock
+        self._observe = observe
+        self._record = record
+        self._interval_s = interval_s
+        self._read_timeout_s = read_timeout_s
+        self._deltas = Deltas()
+        self._reading: asyncio.Future[Mapping[str, ServiceStats]] | None = None
+        self._outage: str | None = None  # why the router cannot be read, while it cannot
+
+    @property
+    def outage(self) -> str | None:
+        return self._outage
+
+    async def run(self) -> None:
+        """Sample every interval until cancelled; a reading that fails is logged (once per
+        outage) and the next one tried on time."""
+        while True:
+            started = self._clock.monotonic()
+            try:
+                await self.sample()
+            except Exception:  # a bug must not end autoscaling for good
+                log.exception("metrics sample failed")
+            elapsed = self._clock.monotonic() - started
+            await self._clock.sleep(max(0.0, self._interval_s - elapsed))
+
+    async def sample(self) -> list[Sample] | None:
+        """One reading: the samples observed, or None when the router could not be read."""
+        load = await self._read()
+        if load is None:
+            return None
+        samples = self._deltas.samples(load)
+        for s in samples:
+            self._observe(s.service, s.in_flight, s.queued, s.arrived)
+        if self._record is not None:
+            self._record(self._clock.monotonic(), samples)
+        return samples
+
+    async def _read(self) -> Mapping[str, ServiceStats] | None:
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.get_running_loop().run_in_executor(None, self._load)
+        reading = self._reading
+        try:
+            load = await asyncio.wait_for(asyncio.shield(reading), self._read_timeout_s)
+        except TimeoutError:
+            self._down(f"no answer in {self._read_timeout_s:g} s")
+            return None
+        except RouterError as exc:
+            self._down(str(exc) or type(exc).__name__)
+            return None
+        finally:
+            if reading.done():
+                self._reading = None
+        if self._outage is not None:
+            log.info("router load readable again: autoscaling observes it")
+            self._outage = None
+        return load
+
+    def _down(self, why: str) -> None:
+        if self._outage is None:
+            log.warning(
+                "cannot read the router's load (%s): autoscaling keeps the instance counts "
+                "until it can",
+                why,
+            )
+        self._outage = why
