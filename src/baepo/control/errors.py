@@ -20,9 +20,9 @@
     ├── SecretsUnreadable      the secrets key is missing or does not open a stored secret
     └── ControlUnavailable     the state database cannot be reached; retry later
 
-Foreign errors are mapped where the room touches them: SQLAlchemy's in `services.py` (the facade)
-and the runtime's and router's in `reconciler.py`, where they become lines of an operation's log
-rather than exceptions, since the loop retries on its next pass.
+Foreign errors are mapped where the room touches them: SQLAlchemy's in `records.session` (the
+facades' sessions) and the runtime's and router's in `reconciler.py`, where they become lines
+of an operation's log rather than exceptions, since the loop retries on its next pass.
 """
 
 from __future__ import annotations

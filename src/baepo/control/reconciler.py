@@ -407,7 +407,8 @@ class Reconciler:
 
     async def _scaled(self, state: _State, route: Route | None) -> _State:
         """`state` with the instances its autoscaler wants now (min_instances without one),
-        and the scaling recorded as the service's event when the count changes."""
+        within what the owner's instance quota leaves (`quotas.InstanceLedger`), and the
+        scaling recorded as the service's event when the count changes or the quota cuts it."""
         desired = state.desired
         if self._scaling is None or desired.revision is None or desired.paused or desired.deleting:
             stopped = desired.paused or desired.deleting
