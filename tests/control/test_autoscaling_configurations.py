@@ -3,6 +3,8 @@ that use one (pinned, copied, never changed underfoot, never deleted from under 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from baepo.control import (
@@ -172,3 +174,41 @@ def test_a_malformed_reference_is_refused_before_anything_is_read(
     with pytest.raises(InvalidServiceSpec) as raised:
         world.services.create(SpecChange(fields))
     assert raised.value.field == "autoscaling_configuration"
+
+
+def test_a_delete_and_a_service_that_names_the_revision_are_decided_in_turn(
+    world: World,
+) -> None:
+    """Started together in either order, whichever commits first, the other sees it: never
+    a service left naming a deleted revision, never a refusal for a revision deleted anyway."""
+    configs = world.services.configurations
+    for round_ in range(12):
+        name = f"race{round_:02d}"
+        configs.create(name, 1, 2, 3)
+        fields = {"name": f"app-{round_}", "image": APP, "autoscaling_configuration": name}
+        results: dict[str, str] = {}
+
+        def create(fields: dict[str, str] = fields, results: dict[str, str] = results) -> None:
+            try:
+                world.services.create(SpecChange(fields))
+                results["create"] = "ok"
+            except InvalidServiceSpec:
+                results["create"] = "refused"
+
+        def delete(name: str = name, results: dict[str, str] = results) -> None:
+            try:
+                configs.delete(name)
+                results["delete"] = "ok"
+            except ConfigurationInUse:
+                results["delete"] = "refused"
+
+        threads = [threading.Thread(target=create), threading.Thread(target=delete)]
+        for thread in threads if round_ % 2 else reversed(threads):
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(results.values()) == ["ok", "refused"], results
+        if results["create"] == "ok":
+            assert configs.describe(name).services == (f"app-{round_}",)
+        else:
+            assert configs.list(name=name) == []
