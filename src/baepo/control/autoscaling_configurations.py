@@ -288,8 +288,8 @@ def _users(s: Session) -> dict[str, builtins.list[tuple[str, str]]]:
     """`name:revision` → the (service, owner) of the live services that use it (now, or
     after an operation in flight)."""
     found: dict[str, builtins.list[tuple[str, str]]] = {}
-    for service in records.live_services(s):
-        refs = {d.get("autoscaling_configuration") for d in records.claimed_documents(s, service)}
+    for service, documents in records.every_claimed_document(s):
+        refs = {d.get("autoscaling_configuration") for d in documents}
         for ref in refs - {None}:
             found.setdefault(str(ref), []).append((service.name, service.owner))
     return found

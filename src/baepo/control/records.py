@@ -302,8 +302,29 @@ def claimed_documents(
     its own, the one an operation asks for and the one a failure puts back. With `begun`,
     only those in effect (a pending operation's, and a service whose creation waits, count
     for nothing)."""
+    return _documents(service, operations_in_flight(s, service.id), begun)
+
+
+def every_claimed_document(s: Session) -> list[tuple[ServiceRow, list[dict[str, Any]]]]:
+    """`claimed_documents` of every live service, in two queries whatever their number."""
+    services = live_services(s)
+    in_flight: dict[str, list[OperationRow]] = {}
+    ops = s.scalars(
+        sa.select(OperationRow)
+        .join(ServiceRow, ServiceRow.id == OperationRow.service_id)
+        .where(ServiceRow.deleted_at.is_(None), OperationRow.status.in_(IN_FLIGHT))
+        .order_by(OperationRow.seq)
+    )
+    for op in ops:
+        in_flight.setdefault(op.service_id, []).append(op)
+    return [(row, _documents(row, in_flight.get(row.id, []), False)) for row in services]
+
+
+def _documents(
+    service: ServiceRow, in_flight: Sequence[OperationRow], begun: bool
+) -> list[dict[str, Any]]:
     found: list[dict[str, Any] | None] = []
-    for op in operations_in_flight(s, service.id):
+    for op in in_flight:
         pending = op.status == OperationStatus.PENDING.value
         if begun and pending and op.kind == OperationKind.CREATE_SERVICE.value:
             return []
