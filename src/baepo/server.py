@@ -415,6 +415,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     # Each service's autoscaler, fed by the sampler (started with the router) once a second
     # and, at zero, by the router's activator when requests wait.
     scaling = Scaling(clock)
+    quota = Quota(config.max_services_per_user, config.max_instances_per_user)
     sampler = Sampler(router.load, clock, scaling.observe)
     keeper = LogKeeper(
         config.logs_dir, engine, LogLimits(config.kept_log_lines, config.kept_log_bytes)
@@ -433,6 +434,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         may_pull=owner_may_pull(auth, registry),
         scaling=scaling,
         logs=keeper,
+        quota=quota,
     )
     reconciler.subscribe(bus)
     services = Services(
@@ -445,7 +447,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         reconciler=reconciler,
         https_port=config.https_port,
         reserved_names=(config.registry_host,) if config.registry_host else (),
-        quota=Quota(config.max_services_per_user, config.max_instances_per_user),
+        quota=quota,
         logs=keeper,
     )
 

@@ -14,6 +14,7 @@ import baepo
 from baepo.api import errors
 from baepo.api.accounts import accounts_router
 from baepo.api.activation import activation_routes
+from baepo.api.autoscaling import autoscaling_router
 from baepo.api.images import ImageCheck, Resolver, resolve
 from baepo.api.registry import registry_router
 from baepo.api.security import Identity, identify
@@ -56,6 +57,7 @@ def create_api(
     api.include_router(registry_router(registry, who))
     images = ImageCheck(services.registry, registry.is_public, resolver)
     api.include_router(services_router(services, who, images))
+    api.include_router(autoscaling_router(services.configurations, who))
 
     @api.get("/api/v1/ca", tags=["system"], response_class=PlainTextResponse)
     async def ca_certificate() -> str:
