@@ -51,6 +51,20 @@ local function now_ms()
     return t.sec * 1000 + t.usec // 1000
 end
 
+local stopping, stopping_read = false, 0
+
+-- Whether a reload replaced this worker. `core.get_info()` builds a table of every `show info`
+-- field: read at most every STOPPING_EVERY_MS for all held requests, not at each poll of each.
+local STOPPING_EVERY_MS = 200
+local function replaced()
+    local now = now_ms()
+    if not stopping and now - stopping_read >= STOPPING_EVERY_MS then
+        stopping_read = now
+        stopping = tonumber(core.get_info()["Stopping"]) == 1
+    end
+    return stopping
+end
+
 local function notify(service)
     local now = now_ms()
     local last = notified[service]
@@ -85,7 +99,7 @@ local function activate(txn)
     end
     local deadline = now_ms() + wait_ms
     while txn.f:nbsrv() < 1 do
-        if tonumber(core.get_info()["Stopping"]) == 1 then
+        if replaced() then
             txn:done(txn:reply{
                 status = 307,
                 reason = "Temporary Redirect",
