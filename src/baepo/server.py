@@ -40,6 +40,7 @@ from baepo.connections import (
     raise_descriptor_limit,
 )
 from baepo.control import (
+    LABEL_INSTALLATION,
     ControlError,
     LogKeeper,
     LogLimits,
@@ -58,7 +59,7 @@ from baepo.control import (
 from baepo.events import EventBus
 from baepo.executor import DaemonExecutor
 from baepo.keyfiles import write_private
-from baepo.metrics import Sampler
+from baepo.metrics import Sampler, UsageReader
 from baepo.registry import Registry, RegistryError, create_app
 from baepo.router import (
     AcmeIssuer,
@@ -91,6 +92,7 @@ SHUTDOWN_S = 10.0
 DRAIN_S = 4
 TASKS_S = 3.0
 """The API token the engine pulls images from Baepo's registry with (kept in secrets/)."""
+PERIODIC_TASKS = ("certificates", "router-start", "uploads", "memory", "sampler", "usage")
 
 
 class StartupError(Exception):
@@ -108,6 +110,7 @@ class Baepo:
     ca: SigningChild
     reconciler: Reconciler
     sampler: Sampler
+    usage: UsageReader
     services: Services
     app: ASGIApp
     generated_password: str | None
@@ -130,6 +133,7 @@ class Baepo:
         self.tasks.append(asyncio.create_task(self._renew_certificates(), name="certificates"))
         self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
         self.tasks.append(asyncio.create_task(self._give_memory_back(), name="memory"))
+        self.tasks.append(asyncio.create_task(self.usage.run(), name="usage"))
         if self.config.sample_image:
             await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
 
@@ -233,7 +237,7 @@ class Baepo:
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.stop, TASKS_S)
         for task in self.tasks:
-            if task.get_name() in ("certificates", "router-start", "uploads", "memory", "sampler"):
+            if task.get_name() in PERIODIC_TASKS:
                 task.cancel()  # they only sleep, read and retry
         if self.tasks:
             _, late = await asyncio.wait(self.tasks, timeout=TASKS_S)
@@ -395,6 +399,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     engine = DockerEngine(config.docker_host)
+    usage = UsageReader(engine, {LABEL_INSTALLATION: box.fingerprint}, clock)
     # Each service's autoscaler, fed by the sampler (started with the router) once a second.
     scaling = Scaling(clock)
     sampler = Sampler(router.load, clock, scaling.observe)
@@ -442,6 +447,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         ca,
         reconciler,
         sampler,
+        usage,
         services,
         app,
         generated,
