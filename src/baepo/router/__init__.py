@@ -10,6 +10,7 @@ server never loads `cryptography` for it. Custom domains get certificates from a
 `RouterSupervisor` starts HAProxy again when it dies.
 """
 
+from baepo.router.access_log import AccessRecord, parse_access_record
 from baepo.router.acme import AcmeIssuer, AcmeSettings, CertificateBroker
 from baepo.router.certificates import (
     CertificateAuthority,
@@ -47,6 +48,7 @@ from baepo.router.table import (
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENCY",
+    "AccessRecord",
     "AcmeIssuer",
     "AcmeSettings",
     "CertificateAuthority",
@@ -78,6 +80,7 @@ __all__ = [
     "SigningChild",
     "UnknownServer",
     "UnknownService",
+    "parse_access_record",
     "render_config",
     "render_map",
     "running_haproxy",
