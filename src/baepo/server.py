@@ -59,7 +59,7 @@ from baepo.control import (
 from baepo.events import EventBus
 from baepo.executor import DaemonExecutor
 from baepo.keyfiles import write_private
-from baepo.metrics import Sampler, UsageReader
+from baepo.metrics import AccessLog, MetricsStore, Sampler, UsageReader
 from baepo.registry import Registry, RegistryError, create_app
 from baepo.router import (
     AcmeIssuer,
@@ -111,6 +111,8 @@ class Baepo:
     reconciler: Reconciler
     sampler: Sampler
     usage: UsageReader
+    access_log: AccessLog
+    metrics: MetricsStore
     services: Services
     app: ASGIApp
     generated_password: str | None
@@ -124,6 +126,7 @@ class Baepo:
         # executor; asyncio sizes it by CPUs (6 threads on 2 cores), too few for many services,
         # and joins its threads at exit however long a hung call takes (see baepo/executor.py).
         asyncio.get_running_loop().set_default_executor(self.executor)
+        self._start_access_log()
         # The registry and the API serve even when the data plane cannot start (a port taken,
         # HAProxy missing): the router is retried in the background, and operations that need
         # it say so in their logs until it runs.
@@ -136,6 +139,14 @@ class Baepo:
         self.tasks.append(asyncio.create_task(self.usage.run(), name="usage"))
         if self.config.sample_image:
             await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
+
+    def _start_access_log(self) -> None:
+        """Request latencies come from HAProxy's request log: its socket is bound before the
+        router starts, so that the first requests count."""
+        try:
+            self.access_log.start()
+        except OSError as exc:
+            log.warning("no request latencies: cannot bind the router's request log: %s", exc)
 
     def _ensure_sample(self, image: str) -> None:
         """The sample service a newcomer sees first: `hello`, created once."""
@@ -247,6 +258,7 @@ class Baepo:
             await asyncio.wait(self.tasks, timeout=0.5)
         if self.responder is not None:
             self.responder.stop()
+        self.access_log.stop()
         # The local CA's signer ends with this process anyway (its stdin closes): ended now,
         # unless a signature under way holds it past the budget.
         with contextlib.suppress(TimeoutError):
@@ -263,6 +275,7 @@ class Baepo:
             self.router.stop()
         if self.responder is not None:
             self.responder.stop()
+        self.access_log.stop()
         self.ca.close()
 
 
@@ -399,10 +412,15 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     engine = DockerEngine(config.docker_host)
-    usage = UsageReader(engine, {LABEL_INSTALLATION: box.fingerprint}, clock)
-    # Each service's autoscaler, fed by the sampler (started with the router) once a second.
+    # Each service's autoscaler, fed by the sampler (started with the router) once a second;
+    # the metrics kept for people, fed by the sampler, the engine and HAProxy's request log.
     scaling = Scaling(clock)
-    sampler = Sampler(router.load, clock, scaling.observe)
+    metrics = MetricsStore(clock)
+    sampler = Sampler(router.load, clock, scaling.observe, record=metrics.record_samples)
+    access_log = AccessLog(router.settings.paths.access_socket, metrics.record_request)
+    usage = UsageReader(
+        engine, {LABEL_INSTALLATION: box.fingerprint}, clock, record=metrics.record_usage
+    )
     keeper = LogKeeper(
         config.logs_dir, engine, LogLimits(config.kept_log_lines, config.kept_log_bytes)
     )
@@ -448,6 +466,8 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         reconciler,
         sampler,
         usage,
+        access_log,
+        metrics,
         services,
         app,
         generated,

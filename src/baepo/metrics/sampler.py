@@ -48,8 +48,8 @@ class Sample:
     instances: int  # servers taking new requests (ready), the instances serving
 
 
-Record = Callable[[float, list[Sample]], None]
-"""Whoever keeps the samples (the metrics store): called with the reading's monotonic time."""
+Record = Callable[[list[Sample]], None]
+"""Whoever keeps the samples (the metrics store)."""
 
 
 def grown(before: int, after: int) -> int:
@@ -149,5 +149,5 @@ class Sampler:
         for s in samples:
             self._observe(s.service, s.in_flight, s.queued, s.arrived)
         if self._record is not None:
-            self._record(self._clock.monotonic(), samples)
+            self._record(samples)
         return samples

@@ -47,8 +47,8 @@ class InstanceUsage:
     memory_limit_bytes: int | None
 
 
-RecordUsage = Callable[[float, list[InstanceUsage]], None]
-"""Whoever keeps the figures: called with the reading's monotonic time."""
+RecordUsage = Callable[[list[InstanceUsage]], None]
+"""Whoever keeps the figures (the metrics store)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class UsageReader:
         if found is None:
             return None
         if self._record is not None:
-            self._record(self._clock.monotonic(), found)
+            self._record(found)
         return found
 
     def _read_all(self) -> list[InstanceUsage]:
