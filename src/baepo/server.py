@@ -453,7 +453,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         quota=Quota(config.max_services_per_user, config.max_instances_per_user),
         logs=keeper,
     )
-    api = create_api(auth, registry, services, ca)
+    api = create_api(auth, registry, services, ca, metrics=metrics)
     app = Dispatcher(create_app(registry, auth), api)
     return Baepo(
         config,

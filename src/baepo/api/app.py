@@ -1,5 +1,5 @@
-"""The HTTP edge: one ASGI app for the registry (`/v2`), the token endpoint (`/auth/token`)
-and the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`)."""
+"""The HTTP edge: one ASGI app for the registry (`/v2`), the token endpoint (`/auth/token`),
+the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`) and Prometheus' `/metrics`."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import baepo
 from baepo.api import errors
 from baepo.api.accounts import accounts_router
 from baepo.api.images import ImageCheck, Resolver, resolve
+from baepo.api.metrics import metrics_router
 from baepo.api.registry import registry_router
 from baepo.api.security import Identity, identify
 from baepo.api.services import services_router
 from baepo.auth import Auth, token_routes
+from baepo.clock import SystemClock
 from baepo.control import Services
+from baepo.metrics import MetricsStore
 from baepo.registry import Registry
 from baepo.router import CertificateAuthority
 
@@ -28,8 +31,10 @@ def create_api(
     ca: CertificateAuthority,
     *,
     resolver: Resolver = resolve,
+    metrics: MetricsStore | None = None,
 ) -> FastAPI:
-    """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`)."""
+    """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`);
+    `metrics` are the services' metrics (`/metrics`; none kept when not given)."""
     api = FastAPI(
         title="Baepo",
         version=baepo.__version__,
@@ -51,6 +56,7 @@ def create_api(
     api.include_router(registry_router(registry, who))
     images = ImageCheck(services.registry, registry.is_public, resolver)
     api.include_router(services_router(services, who, images))
+    api.include_router(metrics_router(metrics or MetricsStore(SystemClock()), services, who))
 
     @api.get("/api/v1/ca", tags=["system"], response_class=PlainTextResponse)
     async def ca_certificate() -> str:
