@@ -51,13 +51,14 @@ def test_an_empty_histogram_has_no_quantile_and_zero_is_its_own_bucket() -> None
 @pytest.fixture
 def socket_path() -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="baepo-al-", dir="/tmp"))
-    yield directory / "access.sock"
+    yield directory / "run" / "access.sock"  # in a directory not made yet
     for child in directory.iterdir():
-        child.unlink()
+        child.rmdir()
     directory.rmdir()
 
 
 def test_the_access_log_reads_datagrams_from_its_private_socket(socket_path: Path) -> None:
+    socket_path.parent.mkdir()
     socket_path.write_text("left by a previous run")
     got: list[AccessRecord] = []
     three = threading.Semaphore(0)
@@ -80,3 +81,12 @@ def test_the_access_log_reads_datagrams_from_its_private_socket(socket_path: Pat
         access.stop()
     assert got == [AccessRecord("app", 200, 12, 13), AccessRecord("app", 503, None, 60000)]
     assert not socket_path.exists()
+
+
+def test_the_access_log_makes_its_directory_when_it_starts_before_the_router(
+    socket_path: Path,
+) -> None:
+    access = AccessLog(socket_path, lambda r: None)
+    access.start()
+    access.stop()
+    assert stat.S_IMODE(socket_path.parent.stat().st_mode) == 0o700

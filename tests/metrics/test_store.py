@@ -75,8 +75,10 @@ def test_minutes_nobody_saw_are_gaps_and_the_ring_keeps_a_day() -> None:
 def test_a_service_no_longer_routed_is_forgotten() -> None:
     store = MetricsStore(FakeClock())
     store.record_samples([sample("app"), sample("old")])
-    store.record_request(AccessRecord("unknown", 200, 1, 1))  # ignored, not created
+    store.record_usage([InstanceUsage("starting", "i", None, 1, None)])  # not routed yet
     assert store.services() == ["app", "old"]
+    store.record_request(AccessRecord("new", 200, 1, 1))  # routed since the last reading
+    assert store.services() == ["app", "new", "old"]
     store.record_samples([sample("app")])
     assert store.services() == ["app"]
     assert store.series("old", 60) is None

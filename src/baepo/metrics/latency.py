@@ -90,6 +90,7 @@ class AccessLog:
         """Bind the socket (replacing one a previous Baepo left) and start reading."""
         if self._thread is not None:
             return
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the router's too
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -235,12 +235,15 @@ class MetricsStore:
                         m.open.cpu_n += 1
 
     def record_request(self, record: AccessRecord) -> None:
-        """One request, from HAProxy's request log."""
+        """One request, from HAProxy's request log. Its service is routed (HAProxy has its
+        backend) even if the router's stats have not shown it yet: a new service's first
+        requests count."""
         minute = self._minute()
         with self._lock:
             service = self._current(record.service, minute)
-            if service is not None:
-                service.open.latency.add(record.active_ms)
+            if service is None:
+                service = self._services[record.service] = _Service(_Minute(minute))
+            service.open.latency.add(record.active_ms)
 
     # -- what people read ------------------------------------------------------------------
 
