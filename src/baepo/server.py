@@ -415,6 +415,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     # Each service's autoscaler, fed by the sampler (started with the router) once a second;
     # the metrics kept for people, fed by the sampler, the engine and HAProxy's request log.
     scaling = Scaling(clock)
+    quota = Quota(config.max_services_per_user, config.max_instances_per_user)
     metrics = MetricsStore(clock)
     sampler = Sampler(router.load, clock, scaling.observe, record=metrics.record_samples)
     access_log = AccessLog(router.settings.paths.access_socket, metrics.record_request)
@@ -438,6 +439,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         may_pull=owner_may_pull(auth, registry),
         scaling=scaling,
         logs=keeper,
+        quota=quota,
     )
     reconciler.subscribe(bus)
     services = Services(
@@ -450,7 +452,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         reconciler=reconciler,
         https_port=config.https_port,
         reserved_names=(config.registry_host,) if config.registry_host else (),
-        quota=Quota(config.max_services_per_user, config.max_instances_per_user),
+        quota=quota,
         logs=keeper,
     )
     api = create_api(auth, registry, services, ca, metrics=metrics)

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import baepo
 from baepo.api import errors
 from baepo.api.accounts import accounts_router
+from baepo.api.autoscaling import autoscaling_router
 from baepo.api.images import ImageCheck, Resolver, resolve
 from baepo.api.metrics import metrics_router
 from baepo.api.registry import registry_router
@@ -56,6 +57,7 @@ def create_api(
     api.include_router(registry_router(registry, who))
     images = ImageCheck(services.registry, registry.is_public, resolver)
     api.include_router(services_router(services, who, images))
+    api.include_router(autoscaling_router(services.configurations, who))
     api.include_router(metrics_router(metrics or MetricsStore(SystemClock()), services, who))
 
     @api.get("/api/v1/ca", tags=["system"], response_class=PlainTextResponse)

@@ -50,6 +50,7 @@ _OPTION_TYPES: dict[Kind, Any] = {
     Kind.HOSTS: list[str] | None,
     Kind.SWITCH: bool | None,
 }
+# A field with no entry is one string option (`--autoscaling NAME[:REVISION]`, '' for none).
 
 
 def _parameter(f: SpecField) -> inspect.Parameter:
@@ -306,6 +307,8 @@ def describe(name: str, as_json: JsonFlag = False) -> None:
         "auto_deploy",
     ):
         console.print(f"[bold]{key:<16}[/bold]{config.get(key)}", highlight=False)
+    shared = config.get("autoscaling_configuration")
+    console.print(f"[bold]{'autoscaling':<16}[/bold]{shared or 'its own'}", highlight=False)
     for kind in ("env", "secrets"):
         for k, v in (config.get(kind) or {}).items():
             console.print(f"[bold]{kind:<16}[/bold]{k}={v}", highlight=False, markup=False)

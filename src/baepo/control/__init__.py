@@ -25,8 +25,12 @@ from baepo.control.autoscaling import (
     AutoScalingConfiguration,
     InvalidAutoScalingConfiguration,
 )
+from baepo.control.autoscaling_configurations import AutoScalingConfigurations, ConfigurationView
 from baepo.control.callers import ADMIN_OWNER, SYSTEM, Caller
+from baepo.control.configuration_refs import DEFAULT_NAME, ConfigurationRef
 from baepo.control.errors import (
+    ConfigurationInUse,
+    ConfigurationNotFound,
     Conflict,
     ControlError,
     ControlUnavailable,
@@ -83,14 +87,20 @@ from baepo.control.views import (
 __all__ = [
     "ADMIN_OWNER",
     "CPU_MEMORY",
+    "DEFAULT_NAME",
     "LABEL_INSTALLATION",
     "MASK",
     "MAX_LOG_LINES",
     "SYSTEM",
     "AutoScalingConfiguration",
+    "AutoScalingConfigurations",
     "Autoscaler",
     "Bounds",
     "Caller",
+    "ConfigurationInUse",
+    "ConfigurationNotFound",
+    "ConfigurationRef",
+    "ConfigurationView",
     "Conflict",
     "ControlError",
     "ControlUnavailable",

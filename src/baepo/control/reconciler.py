@@ -64,6 +64,7 @@ from baepo.control.planning import (
     plan,
 )
 from baepo.control.probes import Prober, ProbeResult
+from baepo.control.quotas import InstanceLedger, Quota
 from baepo.control.scaling import Bounds, Scaling
 from baepo.control.tables import ServiceRow
 from baepo.control.vault import SecretBox
@@ -100,6 +101,7 @@ class _State:
     operation_id: str | None
     in_flight: bool
     bounds: Bounds
+    owner: str = ""
 
 
 class Reconciler:
@@ -119,9 +121,11 @@ class Reconciler:
         may_pull: Callable[[str, str], bool] | None = None,
         scaling: Scaling | None = None,
         logs: LogKeeper | None = None,
+        quota: Quota | None = None,
     ) -> None:
         self._db = db
         self._scaling = scaling
+        self._ledger = InstanceLedger(quota or Quota())  # bounds what the autoscaler starts
         self._engine = engine
         self._router = router
         self._prober = prober
@@ -277,6 +281,7 @@ class Reconciler:
         known = {name for _, name in services}
         if self._scaling is not None:
             self._scaling.forget_all_but(known)
+        self._ledger.forget_all_but(sid for sid, _ in services)
         orphans = [c for name, cs in ours.items() if name not in known for c in cs]
         for orphan in orphans:
             self._stop_soon(None, orphan.id, orphan.name, "its service no longer exists")
@@ -402,19 +407,27 @@ class Reconciler:
 
     async def _scaled(self, state: _State, route: Route | None) -> _State:
         """`state` with the instances its autoscaler wants now (min_instances without one),
-        and the scaling recorded as the service's event when the count changes."""
+        within what the owner's instance quota leaves (`quotas.InstanceLedger`), and the
+        scaling recorded as the service's event when the count changes or the quota cuts it."""
         desired = state.desired
         if self._scaling is None or desired.revision is None or desired.paused or desired.deleting:
+            stopped = desired.paused or desired.deleting
+            self._ledger.hold(state.service_id, state.owner, 0 if stopped else desired.instances)
             return state
         ready = sum(1 for s in route.servers if s.state is ServerState.READY) if route else 0
         wanted = self._scaling.want(desired.service, state.bounds, ready)
+        admitted = self._ledger.admit(
+            state.service_id, state.owner, state.bounds.min_instances, wanted.instances
+        )
         scaled = state
-        if wanted.instances != desired.instances:
+        if admitted.instances != desired.instances:
             scaled = dataclasses.replace(
-                state, desired=dataclasses.replace(desired, instances=wanted.instances)
+                state, desired=dataclasses.replace(desired, instances=admitted.instances)
             )
         if wanted.reason is not None:
             await self._event(scaled, "scaled", "", f"scaling: {wanted.reason}")
+        if admitted.note is not None:
+            await self._event(scaled, "scaled", "", admitted.note)
         return scaled
 
     def _state(self, service_id: str) -> _State | None:
@@ -449,7 +462,12 @@ class Reconciler:
             )
             bounds = Bounds(spec.min_instances, spec.max_instances, spec.max_concurrency)
             return _State(
-                service_id, desired, current.id if current else None, op is not None, bounds
+                service_id,
+                desired,
+                current.id if current else None,
+                op is not None,
+                bounds,
+                service.owner,
             )
 
     def _revision(self, service_id: str, number: int) -> Revision:
