@@ -15,15 +15,12 @@ ends; while it lasts nothing is observed, and the autoscaler keeps what it has.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from baepo.clock import Clock
 from baepo.metrics.reading import BoundedRead, every
 from baepo.router import RouterError, ServerState, ServiceStats
-
-log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0
 READ_TIMEOUT_S = 5.0

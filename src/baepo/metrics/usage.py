@@ -13,7 +13,6 @@ is one core busy); an instance's first reading has memory but no CPU figure yet.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -30,8 +29,6 @@ from baepo.runtime import (
     Instance,
     Usage,
 )
-
-log = logging.getLogger(__name__)
 
 INTERVAL_S = 10.0
 READ_TIMEOUT_S = 30.0
