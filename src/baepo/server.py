@@ -420,7 +420,11 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     sampler = Sampler(router.load, clock, scaling.observe, record=metrics.record_samples)
     access_log = AccessLog(router.settings.paths.access_socket, metrics.record_request)
     usage = UsageReader(
-        engine, {LABEL_INSTALLATION: box.fingerprint}, clock, record=metrics.record_usage
+        engine,
+        {LABEL_INSTALLATION: box.fingerprint},
+        clock,
+        record=metrics.record_usage,
+        busy=metrics.busy,
     )
     keeper = LogKeeper(
         config.logs_dir, engine, LogLimits(config.kept_log_lines, config.kept_log_bytes)

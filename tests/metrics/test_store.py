@@ -100,3 +100,15 @@ def test_the_snapshot_counts_since_start_and_gives_the_last_minutes_latency() ->
     assert abs(app.latency_ms[0.5] - 42) <= 2
     assert app.usage == [InstanceUsage("app", "i1", 12.5, 1 << 20, 2 << 20)]
     assert [s.service for s in store.snapshot()] == ["app", "other"]
+
+
+def test_a_service_is_busy_for_a_minute_after_requests_came_or_were_in_flight() -> None:
+    clock = FakeClock()
+    store = MetricsStore(clock)
+    store.record_samples([sample("idle"), sample("web", arrived=1)])
+    assert store.busy("web") and not store.busy("idle") and not store.busy("unknown")
+    clock.advance(59)
+    store.record_samples([sample("idle", in_flight=1), sample("web")])  # a long request
+    assert store.busy("web") and store.busy("idle")
+    clock.advance(2)
+    assert not store.busy("web") and store.busy("idle")

@@ -9,7 +9,7 @@ import pytest
 
 from baepo.clock import FakeClock
 from baepo.metrics import InstanceUsage, UsageReader
-from baepo.runtime import LABEL_INSTANCE, LABEL_SERVICE, ContainerSpec
+from baepo.runtime import LABEL_INSTANCE, LABEL_SERVICE, ContainerSpec, Usage
 from tests.fakes.engine import MemoryEngine, baepo_test_images
 
 pytestmark = pytest.mark.anyio
@@ -71,5 +71,38 @@ async def test_an_engine_outage_is_no_figures_and_logged_once(
         assert len(lines) == 2, lines
         assert "cannot read the instances' CPU and memory from the engine" in lines[0]
         assert "can be read again" in lines[1]
+    finally:
+        engine.close()
+
+
+class CountingEngine(MemoryEngine):
+    def __init__(self) -> None:
+        super().__init__(images=baepo_test_images())
+        self.asked: list[str] = []
+
+    def usage(self, instance_id: str) -> Usage | None:
+        self.asked.append(instance_id)
+        return super().usage(instance_id)
+
+
+async def test_an_idle_services_instances_are_asked_once_a_minute_and_repeated_between() -> None:
+    clock, engine = FakeClock(), CountingEngine()
+    busy = {"web"}
+    reader = UsageReader(engine, MINE, clock, busy=lambda service: service in busy)
+    try:
+        web, idle = start(engine, "web", "w1"), start(engine, "cron", "c1")
+        for _ in range(7):  # 0 s, 10 s, ... 60 s
+            found = await reader.read()
+            assert found is not None and {u.instance for u in found} == {"w1", "c1"}
+            clock.advance(10)
+        assert engine.asked.count(web) == 7
+        assert engine.asked.count(idle) == 2  # at 0 s and 60 s
+        engine.consume(idle, cpu_ns=6 * 10**9)
+        clock.advance(40)  # at 110 s: its figures of 60 s again
+        (cron,) = [u for u in await reader.read() or [] if u.service == "cron"]
+        assert cron.cpu_percent == 0.0 and engine.asked.count(idle) == 2  # idle 0 s to 60 s
+        clock.advance(10)  # at 120 s: asked, 6 s of CPU over the 60 s since it was last
+        (cron,) = [u for u in await reader.read() or [] if u.service == "cron"]
+        assert cron.cpu_percent == 10.0 and engine.asked.count(idle) == 3
     finally:
         engine.close()

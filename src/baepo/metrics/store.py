@@ -54,6 +54,7 @@ SERIES = (
 )
 MINUTES = 24 * 60
 QUANTILES = (0.5, 0.95, 0.99)
+BUSY_S = 60.0
 NAN = math.nan
 
 
@@ -119,6 +120,7 @@ class _Service:
     sample: Sample | None = None
     usage: list[InstanceUsage] = field(default_factory=list)
     last_quantiles: tuple[float, float, float] = (NAN, NAN, NAN)
+    busy_at: float = -math.inf  # monotonic: the last reading with requests arriving or in flight
 
     def close(self) -> None:
         """Put the open minute in the ring (after NaNs for the minutes nobody saw)."""
@@ -197,6 +199,7 @@ class MetricsStore:
     def record_samples(self, samples: list[Sample]) -> None:
         """One reading of the router: every routed service (the others are forgotten)."""
         minute = self._minute()
+        now = self._clock.monotonic()
         with self._lock:
             for gone in set(self._services) - {s.service for s in samples}:
                 del self._services[gone]
@@ -213,6 +216,8 @@ class MetricsStore:
                 m.samples += 1
                 m.instances = s.instances
                 service.sample = s
+                if s.arrived or s.in_flight or s.queued:
+                    service.busy_at = now
 
     def record_usage(self, usage: list[InstanceUsage]) -> None:
         """One reading of the engine: every running instance's CPU and memory."""
@@ -244,6 +249,12 @@ class MetricsStore:
             if service is None:
                 service = self._services[record.service] = _Service(_Minute(minute))
             service.open.latency.add(record.active_ms)
+
+    def busy(self, name: str, within_s: float = BUSY_S) -> bool:
+        """Whether the service took requests (or had some in flight) in the last `within_s`."""
+        with self._lock:
+            service = self._services.get(name)
+            return service is not None and self._clock.monotonic() - service.busy_at < within_s
 
     # -- what people read ------------------------------------------------------------------
 
