@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -58,7 +59,7 @@ from baepo.control import (
 )
 from baepo.events import EventBus
 from baepo.executor import DaemonExecutor
-from baepo.keyfiles import write_private
+from baepo.keyfiles import load_or_create, write_private
 from baepo.metrics import AccessLog, MetricsStore, Sampler, UsageReader
 from baepo.registry import Registry, RegistryError, create_app
 from baepo.router import (
@@ -305,7 +306,23 @@ def router_settings(config: Config, acme_challenge_address: str | None = None) -
         acme_challenge_address=acme_challenge_address,
         registry_hostname=config.registry_hostname,
         registry_address=config.api_address,
+        activator_address=config.api_address,
+        activator_token_file=activator_token_file(config),
     )
+
+
+def activator_token_file(config: Config) -> Path:
+    """Where the secret lives that the router's activator presents to Baepo (0600)."""
+    return config.secrets_dir / "activator-token"
+
+
+def activator_secret(config: Config) -> str:
+    """The activator's secret, made at the first start and kept: an adopted HAProxy, which
+    read it when it loaded its script, still presents the right one after a restart."""
+    made = load_or_create(
+        activator_token_file(config), lambda: secrets.token_urlsafe(32).encode() + b"\n"
+    )
+    return made.decode().strip()
 
 
 def check_ports(config: Config) -> None:
@@ -412,8 +429,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     engine = DockerEngine(config.docker_host)
-    # Each service's autoscaler, fed by the sampler (started with the router) once a second;
-    # the metrics kept for people, fed by the sampler, the engine and HAProxy's request log.
+    # Each service's autoscaler, fed by the sampler (started with the router) once a second
+    # and, at zero, by the router's activator when requests wait; the metrics kept for people,
+    # fed by the sampler, the engine and HAProxy's request log.
     scaling = Scaling(clock)
     quota = Quota(config.max_services_per_user, config.max_instances_per_user)
     metrics = MetricsStore(clock)
@@ -459,7 +477,19 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         quota=quota,
         logs=keeper,
     )
-    api = create_api(auth, registry, services, ca, metrics=metrics)
+
+    def activate(service: str) -> None:
+        scaling.demand(service)
+        reconciler.wake()
+
+    api = create_api(
+        auth,
+        registry,
+        services,
+        ca,
+        metrics=metrics,
+        activation=(activator_secret(config), activate),
+    )
     app = Dispatcher(create_app(registry, auth), api)
     return Baepo(
         config,

@@ -166,9 +166,9 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "min_instances",
         Kind.INTEGER,
-        "Instances kept running, however idle.",
+        "Instances kept running, however idle (0: scale to zero when idle).",
         default=1,
-        low=1,
+        low=0,
         high=MAX_INSTANCES,
         flag="--min-instances",
     ),

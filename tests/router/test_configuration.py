@@ -38,11 +38,15 @@ def test_each_service_is_a_dynamic_backend_with_one_server_per_instance() -> Non
     config = render_config(TABLE, SETTINGS)
     assert backend_of(config, "svc_app") == [
         "balance leastconn",
+        "http-request lua.baepo_activate if { nbsrv eq 0 }",
         "server s1 127.0.0.1:8080 maxconn 25 pool-max-conn 0",
         "server s2 127.0.0.1:8081 maxconn 25 pool-max-conn 0 disabled",  # drain: at runtime
         "server s3 127.0.0.1:8082 maxconn 25 pool-max-conn 0 disabled",
     ]
-    assert backend_of(config, "svc_docs") == ["balance leastconn"]
+    assert backend_of(config, "svc_docs") == [
+        "balance leastconn",
+        "http-request lua.baepo_activate if { nbsrv eq 0 }",
+    ]
     assert " check" not in config  # Baepo decides health, not HAProxy
 
 

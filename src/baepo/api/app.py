@@ -3,6 +3,8 @@ the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`) and Prometheus' `/me
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
@@ -11,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import baepo
 from baepo.api import errors
 from baepo.api.accounts import accounts_router
+from baepo.api.activation import activation_routes
 from baepo.api.autoscaling import autoscaling_router
 from baepo.api.images import ImageCheck, Resolver, resolve
 from baepo.api.metrics import metrics_router
@@ -33,9 +36,11 @@ def create_api(
     *,
     resolver: Resolver = resolve,
     metrics: MetricsStore | None = None,
+    activation: tuple[str, Callable[[str], None]] | None = None,
 ) -> FastAPI:
     """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`);
-    `metrics` are the services' metrics (`/metrics`; none kept when not given)."""
+    `metrics` are the services' metrics (`/metrics`; none kept when not given);
+    `activation` is the router activator's secret and what its notice calls (the service)."""
     api = FastAPI(
         title="Baepo",
         version=baepo.__version__,
@@ -66,6 +71,8 @@ def create_api(
         return await run_in_threadpool(ca.ca_pem)
 
     api.router.routes.extend(token_routes(auth, registry.is_public))
+    if activation is not None:
+        api.router.routes.extend(activation_routes(*activation))
     return api
 
 

@@ -5,6 +5,11 @@ row; a HEALTHY one becomes UNHEALTHY after `unhealthy_threshold` failing checks 
 is then replaced (it never comes back: its replacement does). STARTING instances are probed
 every `poll_s` (a deploy waits on them); HEALTHY ones every `interval_s` of their check.
 
+A service whose requests wait at zero (the activator holds them) cannot wait for the next pass:
+`probe_until_healthy` probes its new instance every few milliseconds instead, so the request
+is served as soon as the app answers (a cold start costs the container's own start, not a
+pass interval on top).
+
 Health lives in memory only. After a restart of Baepo an instance the route already sends
 requests to is taken as HEALTHY (it passed before, and the next probes will tell otherwise),
 any other as STARTING.
@@ -12,11 +17,11 @@ any other as STARTING.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from baepo.control.planning import Health
-from baepo.control.probes import ProbeResult
+from baepo.control.probes import Prober, ProbeResult
 from baepo.control.spec import HealthCheck
 
 
@@ -112,3 +117,33 @@ class HealthTracker:
 
     def forget(self, container_id: str) -> None:
         self._tracked.pop(container_id, None)
+
+
+HURRY_EVERY_S = 0.02
+"""How often `probe_until_healthy` probes (a refused connection costs microseconds)."""
+
+
+async def probe_until_healthy(
+    tracker: HealthTracker,
+    prober: Prober,
+    sleep: Callable[[float], Awaitable[None]],
+    instance: tuple[str, str, str],
+    check: HealthCheck,
+    give_up_after: int,
+) -> Transition | None:
+    """Probe `instance` (container id, name, address) every `HURRY_EVERY_S` until it passes
+    its check (the transition to HEALTHY), is no longer tracked, or `give_up_after` probes
+    were made (None: the reconciler's own probes carry on)."""
+    container_id, name, address = instance
+    for _ in range(give_up_after):
+        if tracker.health(container_id) is not Health.STARTING:
+            return None
+        try:
+            result = await prober.probe(address, check)
+        except Exception as exc:  # a prober must not raise; if it does, the check failed
+            result = ProbeResult(False, f"probe error: {exc}")
+        change = tracker.record(container_id, name, check, result)
+        if change is not None:
+            return change
+        await sleep(HURRY_EVERY_S)
+    return None

@@ -2,7 +2,8 @@
 cannot fill the machine or the router with services. Admins are not bound.
 
 Instances count as the minimum each service keeps running (`min_instances`): what is always
-there, whatever the load. The autoscaler may start more, but not past the same bound across
+there, whatever the load; a service that scales to zero (`min_instances` 0) counts 0: idle,
+it keeps nothing running. The autoscaler may start more, but not past the same bound across
 the owner's services: `within_quota` (pure) caps what it wants by what the owner has left,
 and `InstanceLedger` keeps what each service was given, for the reconciler.
 """

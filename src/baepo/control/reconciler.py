@@ -23,6 +23,11 @@ says where it stands (at most once a second): a deploy is never silent for minut
 the engine refuses is retried by the next pass; the engine's own words are in the log and, if
 the deploy fails for it, in the failure's message.
 
+A service scaled to zero whose requests the router's activator holds (`Scaling.waiting`) gets
+its new instance probed every 20 ms by a task of its own (`health.probe_until_healthy`), which
+wakes the loop the moment it passes: the held requests wait for the app's start, not for the
+next pass.
+
 What an instance wrote outlives its container: the log keeper (`logkeeper.py`) copies its
 output when the engine reports that it died and just before the reconciler removes it.
 """
@@ -41,7 +46,7 @@ from datetime import datetime
 
 from baepo.clock import Clock
 from baepo.control import instances, records, triggers
-from baepo.control.health import HealthTracker
+from baepo.control.health import HURRY_EVERY_S, HealthTracker, probe_until_healthy
 from baepo.control.images import ImageName, RegistryLink
 from baepo.control.instances import LABEL_INSTALLATION, Revision
 from baepo.control.lifecycle import Lifecycle, Timing
@@ -90,6 +95,9 @@ NETWORK_SWEEP_S = 10.0
 BEGIN_WAIT_S = 0.5
 """How long a pass waits for an operation to begin (a pull) before going on without it."""
 PROGRESS_EVERY_S = 1.0
+HURRY_S = 60.0
+"""How long a new instance of a service whose requests wait at zero is probed in a hurry (the
+router's activator holds a request this long by default)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,7 @@ class Reconciler:
         self._passes: dict[str, asyncio.Task[bool]] = {}  # service id → its convergence
         self._retired: set[str] = set()  # containers we stop, until no listing shows them
         self._begins: dict[str, asyncio.Task[None]] = {}  # service → its next operation's begin
+        self._hurries: set[asyncio.Task[None]] = set()  # probes of instances requests wait for
         self._pushes = pushes
         self._logs = logs
         self._wake_pending = False
@@ -212,7 +221,7 @@ class Reconciler:
                 await self._nap(self.timing.poll_s if busy else self.timing.idle_s)
         finally:
             self._stopping.set()
-            for task in self._passes.values():
+            for task in [*self._passes.values(), *self._hurries]:
                 task.cancel()  # a pass stuck on the engine is redone after a restart
             if self._stops:
                 # Stops under way finish (bounded); one cut short is redone after a restart.
@@ -635,6 +644,28 @@ class Reconciler:
         self._start_errors.pop(name, None)
         self._health.adopt(started.id, routed=False)
         await self._note(state, f"started instance {instance} of revision {number}")
+        if self._scaling is not None and self._scaling.waiting(name) and started.address:
+            self._hurry(state, (started.id, instance, started.address), revision)
+
+    def _hurry(self, state: _State, instance: tuple[str, str, str], revision: Revision) -> None:
+        """Requests wait at zero for this instance: probe it until healthy, then pass at once."""
+
+        async def hurry() -> None:
+            change = await probe_until_healthy(
+                self._health,
+                self._prober,
+                self._clock.sleep,
+                instance,
+                revision.spec.health_check,
+                give_up_after=int(HURRY_S / HURRY_EVERY_S),
+            )
+            if change is not None:
+                self.wake()
+                await self._note(state, change.message)
+
+        task = asyncio.create_task(hurry(), name=f"hurry {instance[1]}")
+        self._hurries.add(task)
+        task.add_done_callback(self._hurries.discard)
 
     async def _begin_next(self, service_id: str) -> None:
         """Begin the service's next operation: its pull may take minutes (a large image, a

@@ -19,7 +19,7 @@ from baepo.router.certificates import (
     LocalCA,
 )
 from baepo.router.challenges import ChallengeResponder, ChallengeStore
-from baepo.router.configuration import RouterSettings, render_config, render_map
+from baepo.router.configuration import ACTIVATE_PATH, RouterSettings, render_config, render_map
 from baepo.router.errors import (
     CertificateError,
     CommandFailed,
@@ -47,6 +47,7 @@ from baepo.router.table import (
 )
 
 __all__ = [
+    "ACTIVATE_PATH",
     "DEFAULT_MAX_CONCURRENCY",
     "AccessRecord",
     "AcmeIssuer",
