@@ -41,6 +41,7 @@ from baepo.connections import (
     raise_descriptor_limit,
 )
 from baepo.control import (
+    LABEL_INSTALLATION,
     ControlError,
     LogKeeper,
     LogLimits,
@@ -59,7 +60,7 @@ from baepo.control import (
 from baepo.events import EventBus
 from baepo.executor import DaemonExecutor
 from baepo.keyfiles import load_or_create, write_private
-from baepo.metrics import Sampler
+from baepo.metrics import AccessLog, MetricsStore, Sampler, UsageReader
 from baepo.registry import Registry, RegistryError, create_app
 from baepo.router import (
     AcmeIssuer,
@@ -92,6 +93,7 @@ SHUTDOWN_S = 10.0
 DRAIN_S = 4
 TASKS_S = 3.0
 """The API token the engine pulls images from Baepo's registry with (kept in secrets/)."""
+PERIODIC_TASKS = ("certificates", "router-start", "uploads", "memory", "sampler", "usage")
 
 
 class StartupError(Exception):
@@ -109,6 +111,9 @@ class Baepo:
     ca: SigningChild
     reconciler: Reconciler
     sampler: Sampler
+    usage: UsageReader
+    access_log: AccessLog
+    metrics: MetricsStore
     services: Services
     app: ASGIApp
     generated_password: str | None
@@ -122,6 +127,7 @@ class Baepo:
         # executor; asyncio sizes it by CPUs (6 threads on 2 cores), too few for many services,
         # and joins its threads at exit however long a hung call takes (see baepo/executor.py).
         asyncio.get_running_loop().set_default_executor(self.executor)
+        self._start_access_log()
         # The registry and the API serve even when the data plane cannot start (a port taken,
         # HAProxy missing): the router is retried in the background, and operations that need
         # it say so in their logs until it runs.
@@ -131,8 +137,17 @@ class Baepo:
         self.tasks.append(asyncio.create_task(self._renew_certificates(), name="certificates"))
         self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
         self.tasks.append(asyncio.create_task(self._give_memory_back(), name="memory"))
+        self.tasks.append(asyncio.create_task(self.usage.run(), name="usage"))
         if self.config.sample_image:
             await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
+
+    def _start_access_log(self) -> None:
+        """Request latencies come from HAProxy's request log: its socket is bound before the
+        router starts, so that the first requests count."""
+        try:
+            self.access_log.start()
+        except OSError as exc:
+            log.warning("no request latencies: cannot bind the router's request log: %s", exc)
 
     def _ensure_sample(self, image: str) -> None:
         """The sample service a newcomer sees first: `hello`, created once."""
@@ -234,7 +249,7 @@ class Baepo:
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.stop, TASKS_S)
         for task in self.tasks:
-            if task.get_name() in ("certificates", "router-start", "uploads", "memory", "sampler"):
+            if task.get_name() in PERIODIC_TASKS:
                 task.cancel()  # they only sleep, read and retry
         if self.tasks:
             _, late = await asyncio.wait(self.tasks, timeout=TASKS_S)
@@ -244,6 +259,7 @@ class Baepo:
             await asyncio.wait(self.tasks, timeout=0.5)
         if self.responder is not None:
             self.responder.stop()
+        self.access_log.stop()
         # The local CA's signer ends with this process anyway (its stdin closes): ended now,
         # unless a signature under way holds it past the budget.
         with contextlib.suppress(TimeoutError):
@@ -260,6 +276,7 @@ class Baepo:
             self.router.stop()
         if self.responder is not None:
             self.responder.stop()
+        self.access_log.stop()
         self.ca.close()
 
 
@@ -413,10 +430,20 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     engine = DockerEngine(config.docker_host)
     # Each service's autoscaler, fed by the sampler (started with the router) once a second
-    # and, at zero, by the router's activator when requests wait.
+    # and, at zero, by the router's activator when requests wait; the metrics kept for people,
+    # fed by the sampler, the engine and HAProxy's request log.
     scaling = Scaling(clock)
     quota = Quota(config.max_services_per_user, config.max_instances_per_user)
-    sampler = Sampler(router.load, clock, scaling.observe)
+    metrics = MetricsStore(clock)
+    sampler = Sampler(router.load, clock, scaling.observe, record=metrics.record_samples)
+    access_log = AccessLog(router.settings.paths.access_socket, metrics.record_request)
+    usage = UsageReader(
+        engine,
+        {LABEL_INSTALLATION: box.fingerprint},
+        clock,
+        record=metrics.record_usage,
+        busy=metrics.busy,
+    )
     keeper = LogKeeper(
         config.logs_dir, engine, LogLimits(config.kept_log_lines, config.kept_log_bytes)
     )
@@ -455,7 +482,14 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         scaling.demand(service)
         reconciler.wake()
 
-    api = create_api(auth, registry, services, ca, activation=(activator_secret(config), activate))
+    api = create_api(
+        auth,
+        registry,
+        services,
+        ca,
+        metrics=metrics,
+        activation=(activator_secret(config), activate),
+    )
     app = Dispatcher(create_app(registry, auth), api)
     return Baepo(
         config,
@@ -467,6 +501,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         ca,
         reconciler,
         sampler,
+        usage,
+        access_log,
+        metrics,
         services,
         app,
         generated,

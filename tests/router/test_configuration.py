@@ -71,6 +71,18 @@ def test_https_frontend_terminates_tls_with_h2_and_the_crt_list() -> None:
     assert "http-request set-header X-Forwarded-Proto https" in config
 
 
+def test_the_https_frontend_alone_logs_each_request_to_baepos_socket() -> None:
+    config = render_config(TABLE, RouterSettings(state_dir=Path("/s"), run_dir=Path("/run/b")))
+    https = config.split("frontend https\n", 1)[1].split("\n\n", 1)[0]
+    assert "    log unix@/run/b/access.sock len 1024 format raw local1 info\n" in https
+    assert '    log-format "%b %ST %Tr %Ta"' in https
+    assert config.count("access.sock") == 1  # not the HTTP frontend's redirects
+    elsewhere = RouterSettings(state_dir=Path("/s"), run_dir=Path("/run/c"))
+    assert structure_fingerprint(TABLE, elsewhere) != structure_fingerprint(
+        TABLE, RouterSettings(state_dir=Path("/s"), run_dir=Path("/run/b"))
+    )
+
+
 @pytest.mark.parametrize(
     ("https_port", "location"),
     [

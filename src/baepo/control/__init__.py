@@ -47,6 +47,7 @@ from baepo.control.errors import (
     TooManyFollowers,
 )
 from baepo.control.images import ImageName, RegistryLink
+from baepo.control.instances import LABEL_INSTALLATION
 from baepo.control.lifecycle import Timing
 from baepo.control.logkeeper import KeptLine, LogKeeper, LogLimits
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
@@ -87,6 +88,7 @@ __all__ = [
     "ADMIN_OWNER",
     "CPU_MEMORY",
     "DEFAULT_NAME",
+    "LABEL_INSTALLATION",
     "MASK",
     "MAX_LOG_LINES",
     "SYSTEM",

@@ -257,6 +257,14 @@ class Services:
                 if caller.reaches(row.name, row.owner)
             ]
 
+    def names(self, *, caller: Caller = SYSTEM) -> builtins.list[str]:
+        """The live services the caller reaches, by name: from the database alone (a metrics
+        scrape asks every few seconds; the engine is not asked)."""
+        with self._session() as s:
+            return [
+                row.name for row in records.live_services(s) if caller.reaches(row.name, row.owner)
+            ]
+
     def describe(self, name: str, *, caller: Caller = SYSTEM) -> ServiceView:
         running = self._instances({LABEL_SERVICE: name})
         with self._session() as s:

@@ -8,24 +8,19 @@ adopted HAProxy may have counted millions) is a baseline: nothing arrived yet. A
 appears later is a backend added since the last reading (a reload made it), so its counters
 started at 0 and all of them count.
 
-The read runs in a worker thread (the router's runtime API is a blocking socket) and is
-bounded: a read that takes longer than `read_timeout_s` counts as an outage, and no second read
-starts while the first still hangs, so a stuck HAProxy costs one thread, not one a second.
-An outage is logged once when it starts and once when it ends, never once a second; while it
-lasts nothing is observed, and the autoscaler keeps what it has.
+The read runs in a worker thread (the router's runtime API is a blocking socket), bounded by
+`read_timeout_s` (see `BoundedRead`): an outage is logged once when it starts and once when it
+ends; while it lasts nothing is observed, and the autoscaler keeps what it has.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from baepo.clock import Clock
+from baepo.metrics.reading import BoundedRead, every
 from baepo.router import RouterError, ServerState, ServiceStats
-
-log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0
 READ_TIMEOUT_S = 5.0
@@ -50,8 +45,8 @@ class Sample:
     instances: int  # servers taking new requests (ready), the instances serving
 
 
-Record = Callable[[float, list[Sample]], None]
-"""Whoever keeps the samples (the metrics store): called with the reading's monotonic time."""
+Record = Callable[[list[Sample]], None]
+"""Whoever keeps the samples (the metrics store)."""
 
 
 def grown(before: int, after: int) -> int:
@@ -119,31 +114,28 @@ class Sampler:
         interval_s: float = INTERVAL_S,
         read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
-        self._load = load
         self._clock = clock
         self._observe = observe
         self._record = record
         self._interval_s = interval_s
-        self._read_timeout_s = read_timeout_s
         self._deltas = Deltas()
-        self._reading: asyncio.Future[Mapping[str, ServiceStats]] | None = None
-        self._outage: str | None = None  # why the router cannot be read, while it cannot
+        self._read = BoundedRead(
+            load,
+            what="the router's load",
+            meanwhile="autoscaling keeps the instance counts",
+            errors=(RouterError,),
+            timeout_s=read_timeout_s,
+        )
 
     @property
     def outage(self) -> str | None:
-        return self._outage
+        """Why the router cannot be read, while it cannot."""
+        return self._read.outage
 
     async def run(self) -> None:
         """Sample every interval until cancelled; a reading that fails is logged (once per
         outage) and the next one tried on time."""
-        while True:
-            started = self._clock.monotonic()
-            try:
-                await self.sample()
-            except Exception:  # a bug must not end autoscaling for good
-                log.exception("metrics sample failed")
-            elapsed = self._clock.monotonic() - started
-            await self._clock.sleep(max(0.0, self._interval_s - elapsed))
+        await every(self._clock, self._interval_s, self.sample)
 
     async def sample(self) -> list[Sample] | None:
         """One reading: the samples observed, or None when the router could not be read."""
@@ -154,34 +146,5 @@ class Sampler:
         for s in samples:
             self._observe(s.service, s.in_flight, s.queued, s.arrived)
         if self._record is not None:
-            self._record(self._clock.monotonic(), samples)
+            self._record(samples)
         return samples
-
-    async def _read(self) -> Mapping[str, ServiceStats] | None:
-        if self._reading is None or self._reading.done():
-            self._reading = asyncio.get_running_loop().run_in_executor(None, self._load)
-        reading = self._reading
-        try:
-            load = await asyncio.wait_for(asyncio.shield(reading), self._read_timeout_s)
-        except TimeoutError:
-            self._down(f"no answer in {self._read_timeout_s:g} s")
-            return None
-        except RouterError as exc:
-            self._down(str(exc) or type(exc).__name__)
-            return None
-        finally:
-            if reading.done():
-                self._reading = None
-        if self._outage is not None:
-            log.info("router load readable again: autoscaling observes it")
-            self._outage = None
-        return load
-
-    def _down(self, why: str) -> None:
-        if self._outage is None:
-            log.warning(
-                "cannot read the router's load (%s): autoscaling keeps the instance counts "
-                "until it can",
-                why,
-            )
-        self._outage = why

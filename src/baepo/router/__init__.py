@@ -10,6 +10,7 @@ server never loads `cryptography` for it. Custom domains get certificates from a
 `RouterSupervisor` starts HAProxy again when it dies.
 """
 
+from baepo.router.access_log import AccessRecord, parse_access_record
 from baepo.router.acme import AcmeIssuer, AcmeSettings, CertificateBroker
 from baepo.router.certificates import (
     CertificateAuthority,
@@ -48,6 +49,7 @@ from baepo.router.table import (
 __all__ = [
     "ACTIVATE_PATH",
     "DEFAULT_MAX_CONCURRENCY",
+    "AccessRecord",
     "AcmeIssuer",
     "AcmeSettings",
     "CertificateAuthority",
@@ -79,6 +81,7 @@ __all__ = [
     "SigningChild",
     "UnknownServer",
     "UnknownService",
+    "parse_access_record",
     "render_config",
     "render_map",
     "running_haproxy",

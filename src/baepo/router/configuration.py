@@ -17,6 +17,8 @@ What the rendered configuration does:
   router's certificate: HAProxy's timeouts then shield the API from slow or half-sent requests
   (`timeout http-request` covers the headers and, with `http-buffer-request`, the first
   body bytes). Over plain HTTP that host is redirected to HTTPS like a service's.
+- The HTTPS frontend sends each request's status and times to Baepo over a unix datagram
+  socket (`access.sock`; see router/access_log.py): latencies for the metrics, lossy by design.
 - No health checks: Baepo decides health and sets server states itself.
 - A request to a service with no usable server (scaled to zero, or its instance being replaced)
   is held by the activator (`activator.lua`, a Lua action of every service backend) until a
@@ -46,6 +48,9 @@ from baepo.router.table import (
     ServerState,
     normalize_hostname,
 )
+
+ACCESS_LOG_FORMAT = "%b %ST %Tr %Ta"
+"""What HAProxy logs per request (router/access_log.py reads it): backend, status, Tr, Ta."""
 
 NOT_FOUND_BACKEND = "baepo_not_found"
 PAUSED_BACKEND = "baepo_paused"
@@ -170,6 +175,11 @@ class RouterPaths:
     @property
     def log(self) -> Path:
         return self.state_dir / "haproxy.log"
+
+    @property
+    def access_socket(self) -> Path:
+        """Where HAProxy sends one datagram per request (router/access_log.py)."""
+        return self.run_dir / "access.sock"
 
     @property
     def stats_socket(self) -> Path:
@@ -299,6 +309,9 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
         "",
         "frontend https",
         f"    bind {bind}:{settings.https_port} ssl crt-list {paths.crt_list} alpn h2,http/1.1",
+        # Each request's status and times, to Baepo's latency figures (router/access_log.py).
+        f"    log unix@{paths.access_socket} len 1024 format raw local1 info",
+        f'    log-format "{ACCESS_LOG_FORMAT}"',
         "    http-request set-header X-Forwarded-Proto https",
         f"    http-request set-header X-Forwarded-Port {settings.https_port}",
         *registry_acl,
