@@ -115,6 +115,8 @@ class BaepoProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
+        self.stop()  # not left running (with its HAProxy) after the fixture gave up on it
+        self.stop_data_plane()
         raise RuntimeError(f"baepo did not answer in {timeout}s:\n{self.log()}")
 
     def stop(self) -> int | None:

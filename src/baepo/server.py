@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -40,6 +41,7 @@ from baepo.connections import (
     raise_descriptor_limit,
 )
 from baepo.control import (
+    LABEL_INSTALLATION,
     ControlError,
     LogKeeper,
     LogLimits,
@@ -57,7 +59,8 @@ from baepo.control import (
 )
 from baepo.events import EventBus
 from baepo.executor import DaemonExecutor
-from baepo.keyfiles import write_private
+from baepo.keyfiles import load_or_create, write_private
+from baepo.metrics import AccessLog, MetricsStore, Sampler, UsageReader
 from baepo.registry import Registry, RegistryError, create_app
 from baepo.router import (
     AcmeIssuer,
@@ -90,6 +93,7 @@ SHUTDOWN_S = 10.0
 DRAIN_S = 4
 TASKS_S = 3.0
 """The API token the engine pulls images from Baepo's registry with (kept in secrets/)."""
+PERIODIC_TASKS = ("certificates", "router-start", "uploads", "memory", "sampler", "usage")
 
 
 class StartupError(Exception):
@@ -106,6 +110,10 @@ class Baepo:
     router: HAProxyRouter
     ca: SigningChild
     reconciler: Reconciler
+    sampler: Sampler
+    usage: UsageReader
+    access_log: AccessLog
+    metrics: MetricsStore
     services: Services
     app: ASGIApp
     generated_password: str | None
@@ -119,6 +127,7 @@ class Baepo:
         # executor; asyncio sizes it by CPUs (6 threads on 2 cores), too few for many services,
         # and joins its threads at exit however long a hung call takes (see baepo/executor.py).
         asyncio.get_running_loop().set_default_executor(self.executor)
+        self._start_access_log()
         # The registry and the API serve even when the data plane cannot start (a port taken,
         # HAProxy missing): the router is retried in the background, and operations that need
         # it say so in their logs until it runs.
@@ -128,8 +137,17 @@ class Baepo:
         self.tasks.append(asyncio.create_task(self._renew_certificates(), name="certificates"))
         self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
         self.tasks.append(asyncio.create_task(self._give_memory_back(), name="memory"))
+        self.tasks.append(asyncio.create_task(self.usage.run(), name="usage"))
         if self.config.sample_image:
             await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
+
+    def _start_access_log(self) -> None:
+        """Request latencies come from HAProxy's request log: its socket is bound before the
+        router starts, so that the first requests count."""
+        try:
+            self.access_log.start()
+        except OSError as exc:
+            log.warning("no request latencies: cannot bind the router's request log: %s", exc)
 
     def _ensure_sample(self, image: str) -> None:
         """The sample service a newcomer sees first: `hello`, created once."""
@@ -176,6 +194,8 @@ class Baepo:
         # From now on a HAProxy that dies (crash, kill -9) is started again within a second.
         self.supervisor = RouterSupervisor(self.router)
         self.supervisor.start()
+        # The router's load, once a second, feeds the autoscalers (and the metrics).
+        self.tasks.append(asyncio.create_task(self.sampler.run(), name="sampler"))
         self.reconciler.wake()
         return True
 
@@ -229,8 +249,8 @@ class Baepo:
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.stop, TASKS_S)
         for task in self.tasks:
-            if task.get_name() in ("certificates", "router-start", "uploads", "memory"):
-                task.cancel()  # they only sleep and retry
+            if task.get_name() in PERIODIC_TASKS:
+                task.cancel()  # they only sleep, read and retry
         if self.tasks:
             _, late = await asyncio.wait(self.tasks, timeout=TASKS_S)
             for task in late:
@@ -239,6 +259,7 @@ class Baepo:
             await asyncio.wait(self.tasks, timeout=0.5)
         if self.responder is not None:
             self.responder.stop()
+        self.access_log.stop()
         # The local CA's signer ends with this process anyway (its stdin closes): ended now,
         # unless a signature under way holds it past the budget.
         with contextlib.suppress(TimeoutError):
@@ -255,6 +276,7 @@ class Baepo:
             self.router.stop()
         if self.responder is not None:
             self.responder.stop()
+        self.access_log.stop()
         self.ca.close()
 
 
@@ -284,7 +306,23 @@ def router_settings(config: Config, acme_challenge_address: str | None = None) -
         acme_challenge_address=acme_challenge_address,
         registry_hostname=config.registry_hostname,
         registry_address=config.api_address,
+        activator_address=config.api_address,
+        activator_token_file=activator_token_file(config),
     )
+
+
+def activator_token_file(config: Config) -> Path:
+    """Where the secret lives that the router's activator presents to Baepo (0600)."""
+    return config.secrets_dir / "activator-token"
+
+
+def activator_secret(config: Config) -> str:
+    """The activator's secret, made at the first start and kept: an adopted HAProxy, which
+    read it when it loaded its script, still presents the right one after a restart."""
+    made = load_or_create(
+        activator_token_file(config), lambda: secrets.token_urlsafe(32).encode() + b"\n"
+    )
+    return made.decode().strip()
 
 
 def check_ports(config: Config) -> None:
@@ -391,8 +429,21 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     engine = DockerEngine(config.docker_host)
-    # Each service's autoscaler; it wants min_instances until something observes the service.
+    # Each service's autoscaler, fed by the sampler (started with the router) once a second
+    # and, at zero, by the router's activator when requests wait; the metrics kept for people,
+    # fed by the sampler, the engine and HAProxy's request log.
     scaling = Scaling(clock)
+    quota = Quota(config.max_services_per_user, config.max_instances_per_user)
+    metrics = MetricsStore(clock)
+    sampler = Sampler(router.load, clock, scaling.observe, record=metrics.record_samples)
+    access_log = AccessLog(router.settings.paths.access_socket, metrics.record_request)
+    usage = UsageReader(
+        engine,
+        {LABEL_INSTALLATION: box.fingerprint},
+        clock,
+        record=metrics.record_usage,
+        busy=metrics.busy,
+    )
     keeper = LogKeeper(
         config.logs_dir, engine, LogLimits(config.kept_log_lines, config.kept_log_bytes)
     )
@@ -410,6 +461,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         may_pull=owner_may_pull(auth, registry),
         scaling=scaling,
         logs=keeper,
+        quota=quota,
     )
     reconciler.subscribe(bus)
     services = Services(
@@ -422,13 +474,40 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         reconciler=reconciler,
         https_port=config.https_port,
         reserved_names=(config.registry_host,) if config.registry_host else (),
-        quota=Quota(config.max_services_per_user, config.max_instances_per_user),
+        quota=quota,
         logs=keeper,
     )
-    api = create_api(auth, registry, services, ca)
+
+    def activate(service: str) -> None:
+        scaling.demand(service)
+        reconciler.wake()
+
+    api = create_api(
+        auth,
+        registry,
+        services,
+        ca,
+        metrics=metrics,
+        activation=(activator_secret(config), activate),
+    )
     app = Dispatcher(create_app(registry, auth), api)
     return Baepo(
-        config, db, bus, auth, registry, router, ca, reconciler, services, app, generated, responder
+        config,
+        db,
+        bus,
+        auth,
+        registry,
+        router,
+        ca,
+        reconciler,
+        sampler,
+        usage,
+        access_log,
+        metrics,
+        services,
+        app,
+        generated,
+        responder,
     )
 
 

@@ -38,6 +38,8 @@ MAX_VARIABLES_BYTES = 131072
 """All of `env`'s names and values together (and again `secrets`')."""
 MAX_PATH_BYTES = 1024
 """The health check's path."""
+BOUND_FIELDS = ("min_instances", "max_instances", "max_concurrency")
+"""What an autoscaling configuration sets for the services that use it."""
 
 
 class Kind(StrEnum):
@@ -65,6 +67,8 @@ class Kind(StrEnum):
     """true or false (`--name/--no-name`)."""
     HOSTS = "hosts"
     """A list of host names (a repeatable option)."""
+    AUTOSCALING = "autoscaling"
+    """A shared autoscaling configuration, `NAME` or `NAME:REVISION`; "" for none."""
 
 
 @dataclass(frozen=True)
@@ -162,9 +166,9 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "min_instances",
         Kind.INTEGER,
-        "Instances kept running, however idle.",
+        "Instances kept running, however idle (0: scale to zero when idle).",
         default=1,
-        low=1,
+        low=0,
         high=MAX_INSTANCES,
         flag="--min-instances",
     ),
@@ -185,6 +189,14 @@ FIELDS: tuple[Field, ...] = (
         low=1,
         high=MAX_CONCURRENCY,
         flag="--max-concurrency",
+    ),
+    Field(
+        "autoscaling_configuration",
+        Kind.AUTOSCALING,
+        "A shared autoscaling configuration, NAME[:REVISION]: its min/max size and max"
+        " concurrency become the service's ('' for the service's own).",
+        flag="--autoscaling",
+        example="fast:2",
     ),
     Field(
         "auto_deploy",

@@ -27,6 +27,7 @@ from baepo.control import (
     Timing,
 )
 from baepo.events import EventBus
+from baepo.metrics import MetricsStore
 from baepo.registry import Registry
 from baepo.router import LocalCA
 from baepo.schema import schema
@@ -79,6 +80,7 @@ class RightsWorld:
     reconciler: Reconciler
     client: TestClient
     resolver: NoDns
+    metrics: MetricsStore
     headers: dict[str, dict[str, str]] = field(default_factory=dict)
     """Caller name → the headers it signs in with (no entry: anonymous)."""
 
@@ -147,10 +149,12 @@ def build(tmp_path: Path) -> Iterator[RightsWorld]:
         reconciler=reconciler,
     )
     resolver = NoDns()
-    api = create_api(auth, registry, services, LocalCA(tmp_path / "ca", clock), resolver=resolver)
+    metrics = MetricsStore(clock)
+    ca = LocalCA(tmp_path / "ca", clock)
+    api = create_api(auth, registry, services, ca, resolver=resolver, metrics=metrics)
     with TestClient(api, base_url="http://127.0.0.1") as client:
         world = RightsWorld(
-            db, clock, engine, auth, registry, services, reconciler, client, resolver
+            db, clock, engine, auth, registry, services, reconciler, client, resolver, metrics
         )
         yield world
     engine.close()

@@ -87,6 +87,7 @@ ENDPOINTS = [
     Endpoint("events", "GET", f"{S}/app/events", kind="read"),
     Endpoint("logs", "GET", f"{S}/app/logs?source=all", kind="read"),
     Endpoint("follow-logs", "GET", f"{S}/app/logs?follow=true&timeout=0.2", kind="read"),
+    Endpoint("metrics", "GET", f"{S}/app/metrics?window=5m", kind="read"),
 ]
 
 

@@ -12,6 +12,7 @@ import pytest
 from baepo.clock import FakeClock
 from baepo.control import (
     LogKeeper,
+    Quota,
     Reconciler,
     RegistryLink,
     Scaling,
@@ -20,6 +21,7 @@ from baepo.control import (
     Timing,
 )
 from baepo.control.tables import (
+    AutoScalingConfigurationRow,
     CursorRow,
     OperationLogRow,
     OperationRow,
@@ -35,7 +37,7 @@ from tests.fakes.router import MemoryRouter
 REGISTRY = "localhost:5000"
 CREDENTIALS = ("robot", "robot-secret")
 TABLES = [r.__table__ for r in (ServiceRow, RevisionRow, OperationRow, OperationLogRow)]
-TABLES += [ServiceEventRow.__table__, CursorRow.__table__]
+TABLES += [ServiceEventRow.__table__, CursorRow.__table__, AutoScalingConfigurationRow.__table__]
 
 
 @pytest.fixture
@@ -80,7 +82,9 @@ class World:
     pushes: MemoryPushLog
     keeper: LogKeeper
 
-    def new_reconciler(self, scaling: Scaling | None = None) -> Reconciler:
+    def new_reconciler(
+        self, scaling: Scaling | None = None, quota: Quota | None = None
+    ) -> Reconciler:
         """A fresh reconciler over the same database and engine: Baepo after a restart."""
         return Reconciler(
             db=self.db,
@@ -95,6 +99,7 @@ class World:
             pushes=self.pushes,
             logs=self.keeper,
             scaling=scaling,
+            quota=quota,
         )
 
     async def settle(

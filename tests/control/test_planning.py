@@ -385,6 +385,39 @@ CASES = [
         route(("a1", READY)),
         expected=("route a1=ready",),
     ),
+    # -- scale to zero (min_instances 0)
+    Case(
+        "at zero, drains the last instance first",
+        desired(instances=0),
+        (inst("a1"),),
+        route(("a1", READY)),
+        expected=("route a1=drain",),
+    ),
+    Case(
+        "at zero, stops it once drained; the route stays, with no server",
+        desired(instances=0),
+        (inst("a1"),),
+        route(("a1", DRAIN)),
+        expected=("route ", "stop a1"),
+    ),
+    Case("at zero, nothing to do", desired(instances=0), (), route()),
+    Case(
+        "a request at zero: one instance", desired(instances=1), (), route(), expected=("start r1",)
+    ),
+    Case(
+        "a deploy at zero starts one instance to prove the revision",
+        desired(instances=0, revision=2, operation=operation()),
+        (),
+        route(),
+        expected=("start r2",),
+    ),
+    Case(
+        "a deploy at zero succeeds once that instance serves",
+        desired(instances=0, revision=2, operation=operation()),
+        (inst("b1"),),
+        route(("b1", READY)),
+        expected=("succeeded",),
+    ),
 ]
 
 

@@ -78,3 +78,71 @@ def test_services_that_are_gone_are_forgotten() -> None:
     feed(scaling, clock, 10, in_flight=35)
     scaling.forget_all_but([])
     assert scaling.want("app", BOUNDS, ready=0).instances == 1  # a fresh start
+
+
+ZERO = Bounds(min_instances=0, max_instances=10, max_concurrency=10)
+
+
+def test_a_min_zero_service_never_observed_keeps_what_runs() -> None:
+    # After a restart of Baepo, before the sampler's first reading: nothing is stopped.
+    scaling = Scaling(FakeClock())
+    assert scaling.want("app", ZERO, ready=2).instances == 2
+    assert scaling.want("other", ZERO, ready=0).instances == 0
+
+
+def test_a_min_zero_service_idles_down_to_zero() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    scaling.want("app", ZERO, ready=1)
+    feed(scaling, clock, 5, in_flight=1)
+    assert scaling.want("app", ZERO, ready=1).instances == 1
+    wanted = [scaling.want("app", ZERO, ready=1)]
+    for _ in range(40):  # idle: no request for the idle period (30 s) and the delay
+        scaling.observe("app", 0, 0)
+        clock.advance(1)
+        wanted.append(scaling.want("app", ZERO, ready=1))
+    assert wanted[-1].instances == 0
+    reasons = [w.reason for w in wanted if w.reason is not None]
+    assert len(reasons) == 1 and "no request for 3" in reasons[0] and reasons[0].endswith("0")
+
+
+def idle_at_zero(scaling: Scaling, clock: FakeClock) -> None:
+    scaling.want("app", ZERO, ready=0)
+    for _ in range(40):
+        scaling.observe("app", 0, 0)
+        clock.advance(1)
+        assert scaling.want("app", ZERO, ready=0).instances == 0
+
+
+def test_a_demand_at_zero_wants_one_instance_at_once() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    idle_at_zero(scaling, clock)
+    clock.advance(0.1)  # within the second of the last decision: it would stand
+    assert not scaling.waiting("app")
+    for _ in range(50):  # fifty requests held at zero: the activator's notices
+        scaling.demand("app")
+    assert scaling.waiting("app")
+    wanted = scaling.want("app", ZERO, ready=0)
+    assert wanted.instances == 1, "many requests at zero start one instance"
+    assert wanted.reason is not None and wanted.reason.endswith("→ 1")
+    clock.advance(0.5)
+    scaling.observe("app", 0, 0)
+    assert scaling.want("app", ZERO, ready=0).instances == 1  # starting: still one
+    clock.advance(5)
+    assert not scaling.waiting("app")
+
+
+def test_a_demand_before_the_first_pass_counts() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    scaling.demand("app")  # a request at zero right after Baepo started
+    assert scaling.want("app", ZERO, ready=0).instances == 1
+
+
+def test_a_demand_after_a_restart_keeps_what_runs_and_asks_for_one() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    assert scaling.want("app", ZERO, ready=3).instances == 3
+    scaling.demand("app")
+    assert scaling.want("app", ZERO, ready=3).instances == 3  # watching before scaling down

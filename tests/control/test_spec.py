@@ -119,7 +119,7 @@ def test_everything_set() -> None:
         ({"health_check": {"interval": 21}}, "health_check.interval", "1 to 20"),
         ({"health_check": {"interval": 2, "timeout": 5}}, "health_check.timeout", "interval"),
         ({"health_check": {"retries": 3}}, "health_check.retries", "unknown"),
-        ({"min_instances": 0}, "min_instances", "1 to 25"),
+        ({"min_instances": -1}, "min_instances", "0 to 25"),
         ({"max_instances": 26}, "max_instances", "1 to 25"),
         ({"min_instances": 5, "max_instances": 2}, "min_instances", "must not exceed"),
         ({"max_concurrency": 201}, "max_concurrency", "1 to 200"),
@@ -252,3 +252,10 @@ def test_a_change_names_only_what_was_asked() -> None:
     assert SpecChange({"env": {"A": "1"}}).applied_to(spec).port == 9000
     assert SpecChange({**BASE, "cpu": "0.5 vCPU", "memory": "1 GB"}).new_spec().memory_mb == 1024
     assert not SpecChange() and SpecChange({"image": "x"}).image == "x"
+
+
+def test_min_instances_zero_is_scale_to_zero() -> None:
+    spec = validate_spec(
+        {"name": "web-app", "image": "localhost:5000/team/app:1", "min_instances": 0}, REGISTRY
+    )
+    assert spec.min_instances == 0

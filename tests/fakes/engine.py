@@ -55,6 +55,7 @@ from baepo.runtime import (
     OutputSource,
     PullFailed,
     StartFailed,
+    Usage,
     image_reference,
 )
 
@@ -101,6 +102,8 @@ class _Container:
     lines: list[OutputLine] = field(default_factory=list)
     removed: bool = False
     host_port: int | None = None
+    cpu_ns: int = 0
+    memory_bytes: int = 4 << 20
     server: ThreadingHTTPServer | None = None
     reserved: socket.socket | None = None
 
@@ -146,6 +149,14 @@ class MemoryEngine:
                 self._print(container, [log])
             if container.state == "running":
                 self._exit(container, exit_code)
+
+    def consume(self, instance_id: str, cpu_ns: int = 0, memory_bytes: int | None = None) -> None:
+        """A running instance uses `cpu_ns` more CPU time, and holds `memory_bytes` now."""
+        with self._lock:
+            container = self._get(instance_id)
+            container.cpu_ns += cpu_ns
+            if memory_bytes is not None:
+                container.memory_bytes = memory_bytes
 
     def set_available(self, available: bool) -> None:
         """While False, every call raises `EngineUnavailable`, as with a stopped dockerd."""
@@ -280,6 +291,15 @@ class MemoryEngine:
             if tail is not None:
                 start = max(start, len(container.lines) - max(0, tail))
             return MemoryOutputStream(self, container, start, follow)
+
+    def usage(self, instance_id: str) -> Usage | None:
+        with self._lock:
+            self._check()
+            c = self._get(instance_id)
+            if c.state != "running":
+                return None
+            limit = None if c.spec.memory_mb is None else c.spec.memory_mb << 20
+            return Usage(c.cpu_ns, c.memory_bytes, limit)
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:
         with self._lock:
@@ -475,7 +495,12 @@ def _publish(container: _Container) -> None:
         container.reserved = reserved
         container.host_port = int(reserved.getsockname()[1])
         return
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(respond, dict(container.spec.env)))
+
+    def served() -> None:  # each request costs the instance a millisecond of CPU time
+        container.cpu_ns += 1_000_000
+
+    handler = _handler(respond, dict(container.spec.env), served)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(
         target=server.serve_forever,
@@ -499,9 +524,12 @@ def _release(container: _Container) -> None:
     container.host_port = None
 
 
-def _handler(respond: Responder, env: Mapping[str, str]) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    respond: Responder, env: Mapping[str, str], served: Callable[[], None]
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            served()
             status, body = respond(self.path.split("?", 1)[0], env)
             data = body.encode()
             self.send_response(status)

@@ -59,11 +59,15 @@ def test_each_service_is_a_dynamic_backend_with_one_server_per_instance() -> Non
     config = render_config(TABLE, SETTINGS)
     assert backend_of(config, "svc_app") == [
         "balance leastconn",
+        "http-request lua.baepo_activate if { nbsrv eq 0 }",
         "server s1 127.0.0.1:8080 maxconn 25 pool-max-conn 0",
         "server s2 127.0.0.1:8081 maxconn 25 pool-max-conn 0 disabled",  # drain: at runtime
         "server s3 127.0.0.1:8082 maxconn 25 pool-max-conn 0 disabled",
     ]
-    assert backend_of(config, "svc_docs") == ["balance leastconn"]
+    assert backend_of(config, "svc_docs") == [
+        "balance leastconn",
+        "http-request lua.baepo_activate if { nbsrv eq 0 }",
+    ]
     assert " check" not in config  # Baepo decides health, not HAProxy
 
 
@@ -86,6 +90,18 @@ def test_https_frontend_terminates_tls_with_h2_and_the_crt_list() -> None:
     config = render_config(TABLE, SETTINGS)
     assert "bind :443 ssl crt-list /var/lib/baepo/router/certs.list alpn h2,http/1.1" in config
     assert "http-request set-header X-Forwarded-Proto https" in config
+
+
+def test_the_https_frontend_alone_logs_each_request_to_baepos_socket() -> None:
+    config = render_config(TABLE, RouterSettings(state_dir=Path("/s"), run_dir=Path("/run/b")))
+    https = config.split("frontend https\n", 1)[1].split("\n\n", 1)[0]
+    assert "    log unix@/run/b/access.sock len 1024 format raw local1 info\n" in https
+    assert '    log-format "%b %ST %Tr %Ta"' in https
+    assert config.count("access.sock") == 1  # not the HTTP frontend's redirects
+    elsewhere = RouterSettings(state_dir=Path("/s"), run_dir=Path("/run/c"))
+    assert structure_fingerprint(TABLE, elsewhere) != structure_fingerprint(
+        TABLE, RouterSettings(state_dir=Path("/s"), run_dir=Path("/run/b"))
+    )
 
 
 @pytest.mark.parametrize(
@@ -137,6 +153,7 @@ def test_haproxy_checks_the_servers_of_a_route_with_a_check() -> None:
     config = render_config(WHOLE, SETTINGS)
     assert backend_of(config, "svc_api") == [
         "balance leastconn",
+        "http-request lua.baepo_activate if { nbsrv eq 0 }",
         "timeout check 1s",
         "option httpchk",
         "http-check send meth GET uri '/healthz?full=1' ver HTTP/1.1 "
@@ -147,6 +164,7 @@ def test_haproxy_checks_the_servers_of_a_route_with_a_check() -> None:
     ]
     assert backend_of(config, "svc_tcp") == [  # App Runner's defaults: a TCP connect
         "balance leastconn",
+        "http-request lua.baepo_activate if { nbsrv eq 0 }",
         "timeout check 2s",
         "default-server inter 5s rise 1 fall 5",
         "server t1 127.0.0.1:9001 maxconn 100 pool-max-conn 0 check inter 5s rise 1 fall 5",

@@ -323,6 +323,7 @@ def test_a_hung_engine_is_unavailable_within_the_timeout(tmp_path: Path) -> None
             lambda: engine.list({}),
             lambda: engine.events({}),
             lambda: engine.run(ContainerSpec(image="img:1")),
+            lambda: engine.usage("c1"),
         ):
             started = time.monotonic()
             with pytest.raises(EngineUnavailable, match=r"within 0\.3 s"):

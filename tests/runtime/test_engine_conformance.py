@@ -28,6 +28,7 @@ from baepo.runtime import (
     OutputStream,
     PullFailed,
     StartFailed,
+    Usage,
 )
 from tests.runtime.waiting import answering, eventually, http_get
 
@@ -342,6 +343,29 @@ def test_events_report_start_and_die(
         stream.close()
     reader.join(timeout=10)
     assert not reader.is_alive()
+
+
+def test_usage_counts_cpu_time_and_memory_of_a_running_instance_only(
+    engine: Engine, spec: Spec
+) -> None:
+    instance = engine.run(spec("baepo-test/hello:1", port=8080, memory_mb=64))
+    assert instance.url is not None
+    answering(f"{instance.url}/")
+    first = engine.usage(instance.id)
+    assert first is not None
+    assert 0 < first.memory_bytes <= 64 << 20
+    assert first.memory_limit_bytes == 64 << 20
+
+    def busier() -> Usage | None:
+        answering(f"{instance.url}/")  # a CGI run: CPU time the instance spends
+        now = engine.usage(instance.id)
+        return now if now is not None and now.cpu_ns > first.cpu_ns else None
+
+    eventually(busier, 20, "the instance's CPU time grows")
+    engine.stop(instance.id, timeout_s=5)
+    assert engine.usage(instance.id) is None
+    with pytest.raises(ContainerNotFound):
+        engine.usage("no-such-container")
 
 
 def test_networks_are_made_once_listed_and_removed(

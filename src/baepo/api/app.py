@@ -1,7 +1,9 @@
-"""The HTTP edge: one ASGI app for the registry (`/v2`), the token endpoint (`/auth/token`)
-and the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`)."""
+"""The HTTP edge: one ASGI app for the registry (`/v2`), the token endpoint (`/auth/token`),
+the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`) and Prometheus' `/metrics`."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
@@ -11,12 +13,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import baepo
 from baepo.api import errors
 from baepo.api.accounts import accounts_router
+from baepo.api.activation import activation_routes
+from baepo.api.autoscaling import autoscaling_router
 from baepo.api.images import ImageCheck, Resolver, resolve
+from baepo.api.metrics import metrics_router
 from baepo.api.registry import registry_router
 from baepo.api.security import Identity, identify
 from baepo.api.services import services_router
 from baepo.auth import Auth, token_routes
+from baepo.clock import SystemClock
 from baepo.control import Services
+from baepo.metrics import MetricsStore
 from baepo.registry import Registry
 from baepo.router import CertificateAuthority
 
@@ -28,8 +35,12 @@ def create_api(
     ca: CertificateAuthority,
     *,
     resolver: Resolver = resolve,
+    metrics: MetricsStore | None = None,
+    activation: tuple[str, Callable[[str], None]] | None = None,
 ) -> FastAPI:
-    """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`)."""
+    """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`);
+    `metrics` are the services' metrics (`/metrics`; none kept when not given);
+    `activation` is the router activator's secret and what its notice calls (the service)."""
     api = FastAPI(
         title="Baepo",
         version=baepo.__version__,
@@ -51,6 +62,8 @@ def create_api(
     api.include_router(registry_router(registry, who))
     images = ImageCheck(services.registry, registry.is_public, resolver)
     api.include_router(services_router(services, who, images))
+    api.include_router(autoscaling_router(services.configurations, who))
+    api.include_router(metrics_router(metrics or MetricsStore(SystemClock()), services, who))
 
     @api.get("/api/v1/ca", tags=["system"], response_class=PlainTextResponse)
     async def ca_certificate() -> str:
@@ -58,6 +71,8 @@ def create_api(
         return await run_in_threadpool(ca.ca_pem)
 
     api.router.routes.extend(token_routes(auth, registry.is_public))
+    if activation is not None:
+        api.router.routes.extend(activation_routes(*activation))
     return api
 
 

@@ -27,8 +27,11 @@ from baepo.auth import (
     UserExists,
 )
 from baepo.control import (
+    ConfigurationInUse,
+    ConfigurationNotFound,
     Conflict,
     ControlUnavailable,
+    InvalidAutoScalingConfiguration,
     InvalidLogQuery,
     InvalidServiceSpec,
     InvalidServiceState,
@@ -100,6 +103,9 @@ ROOM_ERRORS: dict[type[Exception], tuple[int, str]] = {
     UserExists: (409, "ALREADY_EXISTS"),
     InvalidName: (400, "INVALID_REQUEST"),
     InvalidServiceSpec: (400, "INVALID_SERVICE_SPEC"),
+    InvalidAutoScalingConfiguration: (400, "INVALID_AUTOSCALING_CONFIGURATION"),
+    ConfigurationNotFound: (404, "AUTOSCALING_CONFIGURATION_NOT_FOUND"),
+    ConfigurationInUse: (409, "AUTOSCALING_CONFIGURATION_IN_USE"),
     ServiceNotFound: (404, "SERVICE_NOT_FOUND"),
     ServiceExists: (409, "SERVICE_EXISTS"),
     RevisionNotFound: (404, "REVISION_NOT_FOUND"),

@@ -61,6 +61,7 @@ _ACCEPTS: dict[Kind, Any] = {
     Kind.PATH: str,
     Kind.SWITCH: bool,
     Kind.HOSTS: list[str],
+    Kind.AUTOSCALING: str,
 }
 
 
@@ -143,22 +144,23 @@ class RollbackIn(BaseModel):
     revision: int = Field(ge=1)
 
 
+def caller(me: Identity, action: ServiceAction) -> Caller:
+    """What `me` reaches, for the control room; 403 when it may not `action` at all."""
+    rights = me.rights
+    if not may_on_services(rights, action):
+        what = "read and deploy them" if me.services else "use the registry for them"
+        raise ApiError(
+            403, "FORBIDDEN", f"this API token is limited to {me.limits()} and may only {what}"
+        )
+    reach = service_reach(rights)
+    return Caller(me.name, reach.owners, reach.services)
+
+
 def services_router(
     services: Services, who: Callable[..., Awaitable[Identity]], images: ImageCheck
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["services"])
     Me = Annotated[Identity, Depends(who)]
-
-    def caller(me: Identity, action: ServiceAction) -> Caller:
-        """What `me` reaches, for the control room; 403 when it may not `action` at all."""
-        rights = me.rights
-        if not may_on_services(rights, action):
-            what = "read and deploy them" if me.services else "use the registry for them"
-            raise ApiError(
-                403, "FORBIDDEN", f"this API token is limited to {me.limits()} and may only {what}"
-            )
-        reach = service_reach(rights)
-        return Caller(me.name, reach.owners, reach.services)
 
     async def check_image(me: Identity, image: str | None) -> None:
         if image is not None:

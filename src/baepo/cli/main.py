@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import typer
 
+from baepo.cli.autoscaling import app as autoscaling_app
 from baepo.cli.client import Client, load_settings, save_settings
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit, error_console, human_bytes
@@ -29,6 +30,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(services_app, name="services")
+app.add_typer(autoscaling_app, name="autoscaling")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

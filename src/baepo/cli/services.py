@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import typer
 
+from baepo.cli import sparklines
 from baepo.cli.client import Client, CliError
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit
@@ -49,6 +50,7 @@ _OPTION_TYPES: dict[Kind, Any] = {
     Kind.HOSTS: list[str] | None,
     Kind.SWITCH: bool | None,
 }
+# A field with no entry is one string option (`--autoscaling NAME[:REVISION]`, '' for none).
 
 
 def _parameter(f: SpecField) -> inspect.Parameter:
@@ -305,6 +307,8 @@ def describe(name: str, as_json: JsonFlag = False) -> None:
         "auto_deploy",
     ):
         console.print(f"[bold]{key:<16}[/bold]{config.get(key)}", highlight=False)
+    shared = config.get("autoscaling_configuration")
+    console.print(f"[bold]{'autoscaling':<16}[/bold]{shared or 'its own'}", highlight=False)
     for kind in ("env", "secrets"):
         for k, v in (config.get(kind) or {}).items():
             console.print(f"[bold]{kind:<16}[/bold]{k}={v}", highlight=False, markup=False)
@@ -352,6 +356,25 @@ def events(name: str, as_json: JsonFlag = False) -> None:
     """What happened to a service's instances (crashes, replacements), newest first."""
     rows = Client.from_environment().get(f"/api/v1/services/{quote(name, safe='')}/events")
     emit(rows, ["at", "kind", "instance", "message"], as_json)
+
+
+@app.command("metrics")
+@one_line_errors
+def metrics(
+    name: str,
+    window: Annotated[
+        str, typer.Option("--window", "-w", help="How far back: 30m, 1h, 6h, 24h (at most).")
+    ] = "1h",
+    as_json: JsonFlag = False,
+) -> None:
+    """Requests, errors, latency, load, CPU and memory, a point a minute, with sparklines."""
+    body = Client.from_environment().get(
+        f"/api/v1/services/{quote(name, safe='')}/metrics", params={"window": window}
+    )
+    if as_json:
+        print(json.dumps(body, indent=2))
+        return
+    sparklines.show(body)
 
 
 @app.command("logs")

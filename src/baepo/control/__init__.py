@@ -25,8 +25,12 @@ from baepo.control.autoscaling import (
     AutoScalingConfiguration,
     InvalidAutoScalingConfiguration,
 )
+from baepo.control.autoscaling_configurations import AutoScalingConfigurations, ConfigurationView
 from baepo.control.callers import ADMIN_OWNER, SYSTEM, Caller
+from baepo.control.configuration_refs import DEFAULT_NAME, ConfigurationRef
 from baepo.control.errors import (
+    ConfigurationInUse,
+    ConfigurationNotFound,
     Conflict,
     ControlError,
     ControlUnavailable,
@@ -43,6 +47,7 @@ from baepo.control.errors import (
     TooManyFollowers,
 )
 from baepo.control.images import ImageName, RegistryLink
+from baepo.control.instances import LABEL_INSTALLATION
 from baepo.control.lifecycle import Timing
 from baepo.control.logkeeper import KeptLine, LogKeeper, LogLimits
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
@@ -82,13 +87,20 @@ from baepo.control.views import (
 __all__ = [
     "ADMIN_OWNER",
     "CPU_MEMORY",
+    "DEFAULT_NAME",
+    "LABEL_INSTALLATION",
     "MASK",
     "MAX_LOG_LINES",
     "SYSTEM",
     "AutoScalingConfiguration",
+    "AutoScalingConfigurations",
     "Autoscaler",
     "Bounds",
     "Caller",
+    "ConfigurationInUse",
+    "ConfigurationNotFound",
+    "ConfigurationRef",
+    "ConfigurationView",
     "Conflict",
     "ControlError",
     "ControlUnavailable",

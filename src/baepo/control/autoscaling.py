@@ -232,6 +232,16 @@ class Autoscaler:
         while self._seconds[0].second <= second - self.configuration.stable_window_s:
             self._seconds.popleft()
 
+    def waiting(self, now: float) -> None:
+        """A request waits for an instance (the activator holds it at zero): not idle now,
+        so the next decision wants at least one instance. No sample: the sampler's counts
+        carry the load."""
+        if self._latest is None:
+            self._first = now
+        now = max(now, self._latest if self._latest is not None else now)
+        self._latest = now
+        self._last_active = now
+
     def decide(self, now: float, ready_instances: int) -> Decision:
         """The instance count the service should converge to, with `ready_instances` ready
         (healthy and routed) now. Decide about once a second: a scale-down halves at most per

@@ -7,8 +7,11 @@
     ├── ServiceExists          a live service already has that name
     ├── RevisionNotFound       the service has no revision of that number
     ├── OperationNotFound      no operation with that id
+    ├── ConfigurationNotFound  no autoscaling configuration (revision) of that name the caller
+    │                          reaches
     ├── Conflict               the request clashes with the service's current state
     │   ├── OperationInProgress    another operation of the service is pending or in progress
+    │   ├── ConfigurationInUse     an autoscaling configuration a live service uses (delete)
     │   └── InvalidServiceState    not possible in this status (resume a running service,
     │                              deploy a deleted one, pause a paused one)
     ├── QuotaExceeded          the owner has as many services, or instances, as a user may
@@ -17,9 +20,9 @@
     ├── SecretsUnreadable      the secrets key is missing or does not open a stored secret
     └── ControlUnavailable     the state database cannot be reached; retry later
 
-Foreign errors are mapped where the room touches them: SQLAlchemy's in `services.py` (the facade)
-and the runtime's and router's in `reconciler.py`, where they become lines of an operation's log
-rather than exceptions, since the loop retries on its next pass.
+Foreign errors are mapped where the room touches them: SQLAlchemy's in `records.session` (the
+facades' sessions) and the runtime's and router's in `reconciler.py`, where they become lines
+of an operation's log rather than exceptions, since the loop retries on its next pass.
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ class OperationNotFound(ControlError):
     pass
 
 
+class ConfigurationNotFound(ControlError):
+    pass
+
+
 class QuotaExceeded(ControlError):
     pass
 
@@ -78,6 +85,10 @@ class OperationInProgress(Conflict):
     def __init__(self, message: str, operation_id: str = "") -> None:
         super().__init__(message)
         self.operation_id = operation_id
+
+
+class ConfigurationInUse(Conflict):
+    pass
 
 
 class InvalidServiceState(Conflict):

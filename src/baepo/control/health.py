@@ -9,6 +9,11 @@ from Python cost a core doing nothing. The reconciler reads the router's verdict
 (it never comes back: its replacement does). A HEALTHY instance that is not routed (it is
 being added, or drained) is probed no more: it is either routed at the next pass or leaving.
 
+A service whose requests wait at zero (the activator holds them) cannot wait for the next pass:
+`probe_until_healthy` probes its new instance every few milliseconds instead, so the request
+is served as soon as the app answers (a cold start costs the container's own start, not a
+pass interval on top).
+
 Health lives in memory only. After a restart of Baepo an instance the route already sends
 requests to is taken as HEALTHY (it passed before, and the next probes will tell otherwise),
 any other as STARTING.
@@ -16,11 +21,11 @@ any other as STARTING.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from baepo.control.planning import Health
-from baepo.control.probes import ProbeResult, request_target
+from baepo.control.probes import Prober, ProbeResult, request_target
 from baepo.control.spec import HealthCheck
 from baepo.control.spec import Protocol as CheckProtocol
 from baepo.router import Check
@@ -142,3 +147,33 @@ def router_check(check: HealthCheck) -> Check:
         rise=check.healthy_threshold,
         fall=check.unhealthy_threshold,
     )
+
+
+HURRY_EVERY_S = 0.02
+"""How often `probe_until_healthy` probes (a refused connection costs microseconds)."""
+
+
+async def probe_until_healthy(
+    tracker: HealthTracker,
+    prober: Prober,
+    sleep: Callable[[float], Awaitable[None]],
+    instance: tuple[str, str, str],
+    check: HealthCheck,
+    give_up_after: int,
+) -> Transition | None:
+    """Probe `instance` (container id, name, address) every `HURRY_EVERY_S` until it passes
+    its check (the transition to HEALTHY), is no longer tracked, or `give_up_after` probes
+    were made (None: the reconciler's own probes carry on)."""
+    container_id, name, address = instance
+    for _ in range(give_up_after):
+        if tracker.health(container_id) is not Health.STARTING:
+            return None
+        try:
+            result = await prober.probe(address, check)
+        except Exception as exc:  # a prober must not raise; if it does, the check failed
+            result = ProbeResult(False, f"probe error: {exc}")
+        change = tracker.record(container_id, name, check, result)
+        if change is not None:
+            return change
+        await sleep(HURRY_EVERY_S)
+    return None

@@ -11,7 +11,8 @@ The zero-downtime order falls out of the rules, one pass at a time:
 1. Exited instances are removed; one of the serving revision is replaced (a "crashed" event).
    A container the engine created but never started (a refused start) is removed and started
    again, without an event: it did not crash, and the deploy goes on until its deadline.
-2. Missing instances of the serving revision are started.
+2. Missing instances of the serving revision are started (at least one while a deploy runs:
+   the new revision passes its health check even if the service scales to zero).
 3. Each instance of it that passed its health check is added to the route, next to the old ones.
 4. Only once *all* of them are healthy and the route has them ready ("cutover", seen a pass
    after the one that added them) are the others (older revisions, surplus, unhealthy, or all
@@ -165,6 +166,10 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
     op = desired.operation
     serving = None if desired.paused or desired.deleting else desired.revision
     want = desired.instances if serving is not None else 0
+    if serving is not None and op is not None and op.kind.deploys:
+        # A deploy proves its revision healthy, also for a service that scales to zero: one
+        # instance at least, which the autoscaler lets go once idle (Knative's initial scale).
+        want = max(want, 1)
     dead = sorted((i for i in observed.instances if not i.running), key=_by_name)
     live = sorted((i for i in observed.instances if i.running), key=_by_name)
 

@@ -40,6 +40,11 @@ says where it stands (at most once a second): a deploy is never silent for minut
 the engine refuses is retried by the next pass; the engine's own words are in the log and, if
 the deploy fails for it, in the failure's message.
 
+A service scaled to zero whose requests the router's activator holds (`Scaling.waiting`) gets
+its new instance probed every 20 ms by a task of its own (`health.probe_until_healthy`), which
+wakes the loop the moment it passes: the held requests wait for the app's start, not for the
+next pass.
+
 What an instance wrote outlives its container: the log keeper (`logkeeper.py`) copies its
 output when the engine reports that it died and just before the reconciler removes it.
 """
@@ -61,7 +66,7 @@ from sqlalchemy.orm import Session
 from baepo.clock import Clock
 from baepo.control import instances, records, triggers
 from baepo.control.changes import ChangeTracker, ServiceKey, signature
-from baepo.control.health import HealthTracker, router_check
+from baepo.control.health import HURRY_EVERY_S, HealthTracker, probe_until_healthy, router_check
 from baepo.control.images import ImageName, RegistryLink
 from baepo.control.instances import LABEL_INSTALLATION, Revision
 from baepo.control.lifecycle import Lifecycle, Timing
@@ -84,6 +89,7 @@ from baepo.control.planning import (
     plan,
 )
 from baepo.control.probes import Prober, ProbeResult
+from baepo.control.quotas import InstanceLedger, Quota
 from baepo.control.scaling import Bounds, Scaling, Wanted
 from baepo.control.tables import ServiceRow
 from baepo.control.vault import SecretBox
@@ -112,6 +118,9 @@ PROGRESS_EVERY_S = 1.0
 FULL_PASS_S = 60.0
 """A pass converges every service this often, changed or not: level-triggered correctness does
 not hang on an event or a change mark that was missed."""
+HURRY_S = 60.0
+"""How long a new instance of a service whose requests wait at zero is probed in a hurry (the
+router's activator holds a request this long by default)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,7 @@ class _State:
     operation_id: str | None
     in_flight: bool
     bounds: Bounds
+    owner: str = ""
 
 
 class Reconciler:
@@ -142,9 +152,11 @@ class Reconciler:
         may_pull: Callable[[str, str], bool] | None = None,
         scaling: Scaling | None = None,
         logs: LogKeeper | None = None,
+        quota: Quota | None = None,
     ) -> None:
         self._db = db
         self._scaling = scaling
+        self._ledger = InstanceLedger(quota or Quota())  # bounds what the autoscaler starts
         self._engine = engine
         self._router = router
         self._prober = prober
@@ -171,6 +183,7 @@ class Reconciler:
         self._sweep_pending = True
         self._changes = ChangeTracker()
         self._last_state: dict[str, _State] = {}  # service id → what its last pass wanted
+        self._asked: dict[str, int] = {}  # service id → what its autoscaler last wanted
         self._listing: list[Instance] | None = None  # the last listing of our containers
         self._watching = False  # an engine event stream is open: no event, no change
         self._engine_moved = True
@@ -179,6 +192,7 @@ class Reconciler:
         self._passes: dict[str, asyncio.Task[bool]] = {}  # service id → its convergence
         self._retired: set[str] = set()  # containers we stop, until no listing shows them
         self._begins: dict[str, asyncio.Task[None]] = {}  # service → its next operation's begin
+        self._hurries: set[asyncio.Task[None]] = set()  # probes of instances requests wait for
         self._pushes = pushes
         self._logs = logs
         self._wake_pending = False
@@ -240,7 +254,7 @@ class Reconciler:
                 await self._nap(self.timing.poll_s if busy else self.timing.idle_s)
         finally:
             self._stopping.set()
-            for task in self._passes.values():
+            for task in [*self._passes.values(), *self._hurries]:
                 task.cancel()  # a pass stuck on the engine is redone after a restart
             if self._stops:
                 # Stops under way finish (bounded); one cut short is redone after a restart.
@@ -324,6 +338,7 @@ class Reconciler:
         if self._scaling is not None:
             self._scaling.forget_all_but(known)
         self._changes.forget_all_but(key.id for key in services)
+        self._ledger.forget_all_but(key.id for key in services)
         orphans = [c for name, cs in ours.items() if name not in known for c in cs]
         for orphan in orphans:
             self._stop_soon(None, orphan.id, orphan.name, "its service no longer exists")
@@ -385,7 +400,7 @@ class Reconciler:
         route = route_state.route if route_state else None
         ready = sum(1 for s in route.servers if s.state is ServerState.READY) if route else 0
         wanted = self._scaling.want(desired.service, last.bounds, ready)
-        if wanted.instances == desired.instances and wanted.reason is None:
+        if wanted.instances == self._asked.get(key.id) and wanted.reason is None:
             return None
         return wanted
 
@@ -553,20 +568,29 @@ class Reconciler:
         self, state: _State, route: Route | None, decided: Wanted | None = None
     ) -> _State:
         """`state` with the instances its autoscaler wants now (min_instances without one),
-        and the scaling recorded as the service's event when the count changes. `decided`:
-        the autoscaler's answer, if this pass asked already."""
+        within what the owner's instance quota leaves (`quotas.InstanceLedger`), and the
+        scaling recorded as the service's event when the count changes or the quota cuts it.
+        `decided`: the autoscaler's answer, if this pass asked already."""
         desired = state.desired
         if self._scaling is None or desired.revision is None or desired.paused or desired.deleting:
+            stopped = desired.paused or desired.deleting
+            self._ledger.hold(state.service_id, state.owner, 0 if stopped else desired.instances)
             return state
         ready = sum(1 for s in route.servers if s.state is ServerState.READY) if route else 0
         wanted = decided or self._scaling.want(desired.service, state.bounds, ready)
+        self._asked[state.service_id] = wanted.instances
+        admitted = self._ledger.admit(
+            state.service_id, state.owner, state.bounds.min_instances, wanted.instances
+        )
         scaled = state
-        if wanted.instances != desired.instances:
+        if admitted.instances != desired.instances:
             scaled = dataclasses.replace(
-                state, desired=dataclasses.replace(desired, instances=wanted.instances)
+                state, desired=dataclasses.replace(desired, instances=admitted.instances)
             )
         if wanted.reason is not None:
             await self._event(scaled, "scaled", "", f"scaling: {wanted.reason}")
+        if admitted.note is not None:
+            await self._event(scaled, "scaled", "", admitted.note)
         return scaled
 
     def _state(self, service_id: str) -> _State | None:
@@ -601,7 +625,12 @@ class Reconciler:
             )
             bounds = Bounds(spec.min_instances, spec.max_instances, spec.max_concurrency)
             return _State(
-                service_id, desired, current.id if current else None, op is not None, bounds
+                service_id,
+                desired,
+                current.id if current else None,
+                op is not None,
+                bounds,
+                service.owner,
             )
 
     def _revision(self, service_id: str, number: int, session: Session | None = None) -> Revision:
@@ -783,6 +812,28 @@ class Reconciler:
         self._start_errors.pop(name, None)
         self._health.adopt(started.id, routed=False)
         await self._note(state, f"started instance {instance} of revision {number}")
+        if self._scaling is not None and self._scaling.waiting(name) and started.address:
+            self._hurry(state, (started.id, instance, started.address), revision)
+
+    def _hurry(self, state: _State, instance: tuple[str, str, str], revision: Revision) -> None:
+        """Requests wait at zero for this instance: probe it until healthy, then pass at once."""
+
+        async def hurry() -> None:
+            change = await probe_until_healthy(
+                self._health,
+                self._prober,
+                self._clock.sleep,
+                instance,
+                revision.spec.health_check,
+                give_up_after=int(HURRY_S / HURRY_EVERY_S),
+            )
+            if change is not None:
+                self.wake()
+                await self._note(state, change.message)
+
+        task = asyncio.create_task(hurry(), name=f"hurry {instance[1]}")
+        self._hurries.add(task)
+        task.add_done_callback(self._hurries.discard)
 
     async def _begin_next(self, service_id: str) -> None:
         """Begin the service's next operation: its pull may take minutes (a large image, a

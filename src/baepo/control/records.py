@@ -15,14 +15,22 @@ change per service is decided at a time.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from baepo.control.errors import OperationNotFound, RevisionNotFound, ServiceNotFound
+from baepo.control.errors import (
+    Conflict,
+    ControlUnavailable,
+    OperationNotFound,
+    RevisionNotFound,
+    ServiceNotFound,
+)
 from baepo.control.operations import OperationKind, OperationStatus, ServiceStatus
 from baepo.control.spec import ServiceSpec
 from baepo.control.tables import (
@@ -33,6 +41,7 @@ from baepo.control.tables import (
     ServiceRow,
 )
 from baepo.control.vault import SecretBox
+from baepo.store import Database, StoreError
 
 IN_FLIGHT = (OperationStatus.PENDING.value, OperationStatus.IN_PROGRESS.value)
 
@@ -52,6 +61,19 @@ class Sealer:
 
     def spec(self, document: dict[str, Any]) -> ServiceSpec:
         return ServiceSpec.from_document(document, self._box.open)
+
+
+@contextmanager
+def session(db: Database) -> Iterator[Session]:
+    """A session of the facades', SQLAlchemy's errors mapped: `Conflict` for a constraint a
+    concurrent change won, `ControlUnavailable` for the rest."""
+    try:
+        with db.session() as s:
+            yield s
+    except IntegrityError as exc:
+        raise Conflict(f"the change clashed with another one made meanwhile: {exc}") from exc
+    except (SQLAlchemyError, StoreError) as exc:
+        raise ControlUnavailable(f"the state database cannot be used: {exc}") from exc
 
 
 def lock_service(s: Session, name: str) -> None:
@@ -303,15 +325,46 @@ def domain_owner(s: Session, host: str, except_service: str, *, begun: bool = Fa
 
 
 def _claims(s: Session, service: ServiceRow, begun: bool) -> set[str]:
-    found: set[str] = set()
-    for op in operations_in_flight(s, service.id):
+    return set().union(*(domains(d) for d in claimed_documents(s, service, begun=begun)))
+
+
+def claimed_documents(
+    s: Session, service: ServiceRow, *, begun: bool = False
+) -> list[dict[str, Any]]:
+    """The spec documents a live service is in, or may be left in by an operation in flight:
+    its own, the one an operation asks for and the one a failure puts back. With `begun`,
+    only those in effect (a pending operation's, and a service whose creation waits, count
+    for nothing)."""
+    return _documents(service, operations_in_flight(s, service.id), begun)
+
+
+def every_claimed_document(s: Session) -> list[tuple[ServiceRow, list[dict[str, Any]]]]:
+    """`claimed_documents` of every live service, in two queries whatever their number."""
+    services = live_services(s)
+    in_flight: dict[str, list[OperationRow]] = {}
+    ops = s.scalars(
+        sa.select(OperationRow)
+        .join(ServiceRow, ServiceRow.id == OperationRow.service_id)
+        .where(ServiceRow.deleted_at.is_(None), OperationRow.status.in_(IN_FLIGHT))
+        .order_by(OperationRow.seq)
+    )
+    for op in ops:
+        in_flight.setdefault(op.service_id, []).append(op)
+    return [(row, _documents(row, in_flight.get(row.id, []), False)) for row in services]
+
+
+def _documents(
+    service: ServiceRow, in_flight: Sequence[OperationRow], begun: bool
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any] | None] = []
+    for op in in_flight:
         pending = op.status == OperationStatus.PENDING.value
         if begun and pending and op.kind == OperationKind.CREATE_SERVICE.value:
-            return set()
+            return []
         if not (begun and pending):
-            found.update(domains(op.payload.get("spec")))
-        found.update(domains((op.payload.get("previous") or {}).get("spec")))
-    return found | domains(service.spec)
+            found.append(op.payload.get("spec"))
+        found.append((op.payload.get("previous") or {}).get("spec"))
+    return [d for d in (*found, service.spec) if d]
 
 
 def domains(document: dict[str, Any] | None) -> set[str]:

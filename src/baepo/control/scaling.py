@@ -7,8 +7,16 @@ calls `want` with the service's bounds and its ready instances. A change of the 
 comes back with the autoscaler's reason ("in flight 340 over 3 instances x 70 → 5"), which the
 reconciler records as the service's event.
 
-A service never observed (no sampler runs) wants its `min_instances`, as before autoscaling; one
-whose observations stopped (the router is down) keeps what it has, within its bounds.
+A service never observed (no sampler runs) wants its `min_instances`, as before autoscaling;
+with `min_instances` 0 it keeps what runs instead (after a restart of Baepo, the instances of a
+service scaled to zero or not are never stopped for want of a first observation). One whose
+observations stopped (the router is down) keeps what it has, within its bounds.
+
+Scale from zero: the router's activator holds the requests of a service with no ready instance
+and calls `demand` (through Baepo's internal endpoint, about once a second while requests
+wait). A demand counts as activity and makes the very next `want` decide, without waiting out
+the once-a-second spacing of decisions: it wants at least one instance at once. However many
+requests wait, the count is one until the sampler's observations say more.
 """
 
 from __future__ import annotations
@@ -43,6 +51,9 @@ class Bounds:
 
 
 DECIDE_EVERY_S = 1.0  # the autoscaler's steps (halving, panic, delay) are per decision
+WAITING_S = 2.0
+"""A service has requests waiting for this long after a demand (the activator repeats its
+demand every second while they wait)."""
 
 
 class Scaling:
@@ -54,6 +65,7 @@ class Scaling:
         self._scalers: dict[str, tuple[Bounds, Autoscaler]] = {}
         self._decided: dict[str, tuple[float, int]] = {}  # when, and how many
         self._observed: set[str] = set()
+        self._demanded: dict[str, float] = {}  # service → its last demand (monotonic)
 
     def observe(self, service: str, in_flight: int, queued: int, arrived: int = 0) -> None:
         with self._lock:
@@ -61,6 +73,26 @@ class Scaling:
             if entry is not None:
                 entry[1].observe(self._clock.monotonic(), in_flight, queued, arrived)
                 self._observed.add(service)
+
+    def demand(self, service: str) -> None:
+        """Requests of `service` wait for an instance (the activator holds them at zero): the
+        next `want` decides at once and wants at least one."""
+        now = self._clock.monotonic()
+        with self._lock:
+            self._demanded[service] = now
+            self._observed.add(service)
+            entry = self._scalers.get(service)
+            if entry is not None:
+                entry[1].waiting(now)
+            last = self._decided.get(service)
+            if last is not None:
+                self._decided[service] = (float("-inf"), last[1])
+
+    def waiting(self, service: str) -> bool:
+        """Whether requests of `service` wait for an instance (a demand in the last seconds)."""
+        with self._lock:
+            when = self._demanded.get(service)
+        return when is not None and self._clock.monotonic() - when < WAITING_S
 
     def want(self, service: str, bounds: Bounds, ready: int) -> Wanted:
         """How many instances `service` wants, with `ready` instances serving now. Decided at
@@ -70,13 +102,16 @@ class Scaling:
             entry = self._scalers.get(service)
             if entry is None:
                 entry = (bounds, Autoscaler(bounds.configuration()))
+                if service in self._demanded:  # demanded before the reconciler asked
+                    entry[1].waiting(self._demanded[service])
             elif entry[0] != bounds:
                 entry[1].configuration = bounds.configuration()  # the history is kept
                 entry = (bounds, entry[1])
             self._scalers[service] = entry
             if service not in self._observed:
-                self._decided[service] = (float("-inf"), bounds.min_instances)
-                return Wanted(bounds.min_instances, None)
+                count = bounds.min_instances or min(ready, bounds.max_instances)
+                self._decided[service] = (float("-inf"), count)
+                return Wanted(count, None)
             last = self._decided.get(service)
             if last is not None and now - last[0] < DECIDE_EVERY_S:
                 count = min(max(last[1], bounds.min_instances), bounds.max_instances)
@@ -95,3 +130,6 @@ class Scaling:
                 del self._scalers[name]
                 self._decided.pop(name, None)
                 self._observed.discard(name)
+            for name in set(self._demanded) - keep:
+                del self._demanded[name]
+            self._observed &= keep  # demands name services too: only live ones are kept

@@ -23,21 +23,20 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
 from baepo.control import records
+from baepo.control.autoscaling_configurations import AutoScalingConfigurations, attach
 from baepo.control.callers import OWNER_PATTERN, SYSTEM, Caller
 from baepo.control.errors import (
     Conflict,
-    ControlUnavailable,
     InvalidServiceSpec,
     InvalidServiceState,
     OperationInProgress,
@@ -68,7 +67,7 @@ from baepo.control.views import (
     revision_view,
 )
 from baepo.runtime import LABEL_INSTANCE, LABEL_REVISION, LABEL_SERVICE, Engine, EngineError
-from baepo.store import Database, StoreError
+from baepo.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +118,8 @@ class Services:
         self._reserved = reserved_names  # names whose host Baepo itself answers (its registry)
         self._quota = quota or Quota()
         self._logs = ServiceLogs(engine, logs, self._installation, clock)
+        self.configurations = AutoScalingConfigurations(db, clock)
+        """The shared autoscaling configurations services may name."""
         # Service URLs name the router's HTTPS port unless it is the default one.
         self._url_suffix = self._domain + ("" if https_port == 443 else f":{https_port}")
 
@@ -152,6 +153,7 @@ class Services:
                 records.lock_service(s, spec.name)  # serializes creates (on SQLite, all changes)
                 if s.scalar(_live(spec.name)) is not None:
                     raise ServiceExists(f"a service named {spec.name!r} exists")
+                spec = attach(s, spec, caller)
                 self._check_quota(s, owner, caller, spec)
                 self._check_domains(s, spec, caller)
                 service = ServiceRow(
@@ -177,7 +179,8 @@ class Services:
 
         def change(s: Session, service: ServiceRow) -> OperationRow:
             self._require_running(service, "update")
-            spec = wanted.applied_to(self._sealer.spec(service.spec), self._registry)
+            current = self._sealer.spec(service.spec)
+            spec = attach(s, wanted.applied_to(current, self._registry), caller, current)
             self._check_quota(s, service.owner, caller, spec)
             self._check_domains(s, spec, caller)
             payload = {"spec": self._sealer.document(spec)}
@@ -252,6 +255,14 @@ class Services:
                 self._view(s, row, running.get(row.name, ()))
                 for row in records.live_services(s)
                 if caller.reaches(row.name, row.owner)
+            ]
+
+    def names(self, *, caller: Caller = SYSTEM) -> builtins.list[str]:
+        """The live services the caller reaches, by name: from the database alone (a metrics
+        scrape asks every few seconds; the engine is not asked)."""
+        with self._session() as s:
+            return [
+                row.name for row in records.live_services(s) if caller.reaches(row.name, row.owner)
             ]
 
     def describe(self, name: str, *, caller: Caller = SYSTEM) -> ServiceView:
@@ -329,15 +340,8 @@ class Services:
         minimums = [int(row.spec.get("min_instances", 1)) for row in others]
         self._quota.check(owner, len(others) + 1, [*minimums, spec.min_instances])
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with self._db.session() as s:
-                yield s
-        except IntegrityError as exc:
-            raise Conflict(f"the change clashed with another one made meanwhile: {exc}") from exc
-        except (SQLAlchemyError, StoreError) as exc:
-            raise ControlUnavailable(f"the state database cannot be used: {exc}") from exc
+    def _session(self) -> AbstractContextManager[Session]:
+        return records.session(self._db)
 
     def _change(
         self,

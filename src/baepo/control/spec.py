@@ -22,6 +22,11 @@ Fields and defaults (App Runner's):
     cpu, memory       1 vCPU / 2 GB; App Runner's pairs only (CPU_MEMORY below)
     health_check      tcp (or http + path), interval 5 s, timeout 2 s, healthy 1, unhealthy 5
     min/max_instances 1 / 25;  max_concurrency 100 requests per instance
+    autoscaling_configuration
+                      none; `NAME[:REVISION]` of a shared configuration, whose min/max size
+                      and max concurrency become the three fields above (`Services` pins the
+                      revision and copies the values); naming it and one of them in one
+                      change is an error: the configuration is where they come from
     auto_deploy       on for images in Baepo's registry, off otherwise
     custom_domains    up to 5 host names
 """
@@ -36,11 +41,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from baepo.control.configuration_refs import ConfigurationRef
 from baepo.control.errors import InvalidServiceSpec
 from baepo.control.images import BadReference, ImageName, RegistryLink, validate_image
 from baepo.router.errors import InvalidRoute
 from baepo.router.table import normalize_hostname
 from baepo.service_fields import (
+    BOUND_FIELDS,
     FIELD_NAMES,
     FIELDS,
     HEALTH_CHECK_FIELDS,
@@ -135,6 +142,8 @@ class ServiceSpec:
     min_instances: int = _default("min_instances")
     max_instances: int = _default("max_instances")
     max_concurrency: int = _default("max_concurrency")
+    autoscaling_configuration: str | None = None
+    """`NAME:REVISION` once pinned by `Services` (`NAME` only as a person asked for it)."""
     auto_deploy: bool = False
     custom_domains: tuple[str, ...] = _default("custom_domains")
 
@@ -247,12 +256,20 @@ class SpecChange:
         return apply_changes(spec, self.values, registry)
 
 
-def validate_spec(raw: Mapping[str, Any], registry: RegistryLink | None = None) -> ServiceSpec:
+def validate_spec(
+    raw: Mapping[str, Any],
+    registry: RegistryLink | None = None,
+    *,
+    named: frozenset[str] | None = None,
+) -> ServiceSpec:
     """A valid `ServiceSpec` from `raw`, or `InvalidServiceSpec` listing every bad field.
 
-    `registry` tells which images live in Baepo's registry (for `auto_deploy`'s default).
+    `registry` tells which images live in Baepo's registry (for `auto_deploy`'s default);
+    `named` are the fields the person gave (default: all of `raw`'s), of which the bounds may
+    not be given for a service that uses an autoscaling configuration.
     """
-    return _Validator(raw, registry or RegistryLink()).spec()
+    given = frozenset(raw) if named is None else named
+    return _Validator(raw, registry or RegistryLink(), given).spec()
 
 
 def apply_changes(
@@ -276,16 +293,19 @@ def apply_changes(
         }
     if "image" in changes and "auto_deploy" not in changes:
         merged["auto_deploy"] = None  # the default follows the new image
-    return validate_spec(merged, registry)
+    return validate_spec(merged, registry, named=frozenset(changes))
 
 
 class _Validator:
     """Collects one problem per bad field instead of stopping at the first; each field is read
     by its kind (`baepo.service_fields.Kind`)."""
 
-    def __init__(self, raw: Mapping[str, Any], registry: RegistryLink) -> None:
+    def __init__(
+        self, raw: Mapping[str, Any], registry: RegistryLink, named: frozenset[str] = frozenset()
+    ) -> None:
         self.raw = raw
         self.registry = registry
+        self.named = named
         self.problems: list[tuple[str, str]] = []
         self.cpu_ok = True
 
@@ -305,6 +325,13 @@ class _Validator:
         low, high = values["min_instances"], values["max_instances"]
         if low > high:
             self.bad("min_instances", f"must not exceed max_instances ({low} > {high})")
+        if (shared := values["autoscaling_configuration"]) is not None:
+            for bound in (b for b in BOUND_FIELDS if b in self.named):
+                self.bad(
+                    bound,
+                    f"comes from the autoscaling configuration {shared}: change the"
+                    " configuration, or give autoscaling_configuration '' to set it here",
+                )
         if self.problems:
             raise InvalidServiceSpec(self.problems)
         return ServiceSpec(**values)
@@ -332,6 +359,8 @@ class _Validator:
                 return self.auto_deploy(parsed["image"])
             case Kind.HOSTS:
                 return self.custom_domains()
+            case Kind.AUTOSCALING:
+                return self.autoscaling_configuration()
         raise AssertionError(f"no reading for {f.kind}")  # pragma: no cover
 
     def name(self) -> str:
@@ -494,6 +523,16 @@ class _Validator:
             self.bad("auto_deploy", "must be true or false")
             return False
         return value
+
+    def autoscaling_configuration(self) -> str | None:
+        value = self.raw.get("autoscaling_configuration")
+        if value is None or value == "":
+            return None
+        try:
+            return str(ConfigurationRef.parse(value))
+        except InvalidServiceSpec as exc:
+            self.problems += exc.problems
+            return None
 
     def custom_domains(self) -> tuple[str, ...]:
         value = self.raw.get("custom_domains")

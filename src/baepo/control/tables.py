@@ -1,5 +1,6 @@
 """The control room's tables: services, revisions, operations and their logs, service events,
-and the cursors of the logs the control room follows (the registry's pushes).
+shared autoscaling configurations, and the cursors of the logs the control room follows (the
+registry's pushes).
 
 A service row holds the *desired* state the reconciler converges to: the revision that should
 serve (`revision`), whether it is paused or being deleted. `active_revision` is the last one
@@ -122,6 +123,28 @@ class ServiceEventRow(Base):
     kind: Mapped[str] = mapped_column(sa.String(32))
     instance: Mapped[str] = mapped_column(sa.String(80), default="")
     message: Mapped[str] = mapped_column(sa.Text)
+
+
+class AutoScalingConfigurationRow(Base):
+    """One revision of a shared autoscaling configuration (App Runner's
+    AutoScalingConfiguration): immutable once written, so a service that uses it (its spec
+    names `name:revision` and holds a copy of the values) never changes underfoot."""
+
+    __tablename__ = "control_autoscaling_configurations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(32), index=True)
+    revision: Mapped[int]
+    owner: Mapped[str] = mapped_column(sa.String(64), index=True)
+    min_size: Mapped[int]
+    max_size: Mapped[int]
+    max_concurrency: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    """Kept, like a deleted service's row, so that a revision number is never used twice:
+    an old service revision that names `fast:3` still means those values."""
+
+    __table_args__ = (sa.UniqueConstraint("name", "revision"),)
 
 
 class CursorRow(Base):

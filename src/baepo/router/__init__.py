@@ -10,6 +10,7 @@ server never loads `cryptography` for it. Custom domains get certificates from a
 `RouterSupervisor` starts HAProxy again when it dies.
 """
 
+from baepo.router.access_log import AccessRecord, parse_access_record
 from baepo.router.acme import AcmeIssuer, AcmeSettings, CertificateBroker
 from baepo.router.certificates import (
     CertificateAuthority,
@@ -18,7 +19,7 @@ from baepo.router.certificates import (
     LocalCA,
 )
 from baepo.router.challenges import ChallengeResponder, ChallengeStore
-from baepo.router.configuration import RouterSettings, render_config, render_map
+from baepo.router.configuration import ACTIVATE_PATH, RouterSettings, render_config, render_map
 from baepo.router.errors import (
     CertificateError,
     CommandFailed,
@@ -47,7 +48,9 @@ from baepo.router.table import (
 )
 
 __all__ = [
+    "ACTIVATE_PATH",
     "DEFAULT_MAX_CONCURRENCY",
+    "AccessRecord",
     "AcmeIssuer",
     "AcmeSettings",
     "CertificateAuthority",
@@ -81,6 +84,7 @@ __all__ = [
     "SigningChild",
     "UnknownServer",
     "UnknownService",
+    "parse_access_record",
     "render_config",
     "render_map",
     "running_haproxy",

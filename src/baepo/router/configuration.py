@@ -26,6 +26,14 @@ What the rendered configuration does:
   and replaces an instance HAProxy finds down; it keeps its own probes for instances that
   are not routed yet (the deploy gate). A check's connect is bounded by `timeout connect`
   and the interval, and `timeout check` bounds the answer after it.
+- The HTTPS frontend sends each request's status and times to Baepo over a unix datagram
+  socket (`access.sock`; see router/access_log.py): latencies for the metrics, lossy by design.
+- A request to a service with no usable server (scaled to zero, or its instance being replaced)
+  is held by the activator (`activator.lua`, a Lua action of every service backend) until a
+  server is ready, for at most `activator_wait_s`, then answered 503 with `Retry-After`. With
+  `activator_address` set, the activator also tells Baepo that requests wait (at most once a
+  second per service): `POST http://<activator_address>/internal/activate?service=<name>`,
+  with the secret of `activator_token_file` as a bearer token.
 - Long requests and WebSockets pass: client/server/tunnel timeouts default to one hour.
 - A reload closes a keep-alive client's connection only after answering its next request
   (`option idle-close-on-response`), never while it may be sending one.
@@ -50,11 +58,17 @@ from baepo.router.table import (
     normalize_hostname,
 )
 
+ACCESS_LOG_FORMAT = "%b %ST %Tr %Ta"
+"""What HAProxy logs per request (router/access_log.py reads it): backend, status, Tr, Ta."""
+
 NOT_FOUND_BACKEND = "baepo_not_found"
 PAUSED_BACKEND = "baepo_paused"
 ACME_BACKEND = "baepo_acme"
 REGISTRY_BACKEND = "baepo_registry"
-SERVICE_BACKEND_PREFIX = "svc_"
+SERVICE_BACKEND_PREFIX = "svc_"  # also in activator.lua
+ACTIVATOR_SCRIPT = Path(__file__).with_name("activator.lua")
+ACTIVATE_PATH = "/internal/activate"
+"""Where the activator tells Baepo that requests wait (`?service=<name>`, a bearer token)."""
 
 NOT_FOUND_PAGE = (
     "<!doctype html><html><head><meta charset=utf-8><title>404 Not Found</title></head>"
@@ -111,6 +125,10 @@ class RouterSettings:
     timeout_http_request_s: int = 10  # to receive a request's headers (slowloris shield)
     timeout_keep_alive_s: int = 60
     hard_stop_after_s: int = 3600  # how long an old worker may finish its requests after a reload
+    activator_wait_s: int = 60
+    """How long the activator holds a request for a service with no ready instance."""
+    activator_address: str | None = None  # "127.0.0.1:<port>" of Baepo's API: told of waits
+    activator_token_file: Path | None = None  # the secret the activator presents there (0600)
     threads: int = field(default_factory=lambda: default_threads(os.cpu_count()))
     """HAProxy's worker threads. The router shares the machine with the services it routes
     to: by default it takes half the CPUs (one on a 2-core machine), which measured faster
@@ -166,6 +184,11 @@ class RouterPaths:
     @property
     def log(self) -> Path:
         return self.state_dir / "haproxy.log"
+
+    @property
+    def access_socket(self) -> Path:
+        """Where HAProxy sends one datagram per request (router/access_log.py)."""
+        return self.run_dir / "access.sock"
 
     @property
     def stats_socket(self) -> Path:
@@ -261,6 +284,7 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
         f"    nbthread {settings.threads}",
         "    log stderr format short local0 notice",
         "    ssl-default-bind-options ssl-min-ver TLSv1.2",
+        *_activator_global(settings),
         "",
         "defaults",
         "    mode http",
@@ -317,6 +341,9 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
         "",
         "frontend https",
         f"    bind {bind}:{settings.https_port} ssl crt-list {paths.crt_list} alpn h2,http/1.1",
+        # Each request's status and times, to Baepo's latency figures (router/access_log.py).
+        f"    log unix@{paths.access_socket} len 1024 format raw local1 info",
+        f'    log-format "{ACCESS_LOG_FORMAT}"',
         "    http-request set-header X-Forwarded-Proto https",
         f"    http-request set-header X-Forwarded-Port {settings.https_port}",
         *registry_acl,
@@ -346,7 +373,13 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
             f"    server api {registry[1]}",
         ]
     for service in sorted(table.services, key=lambda s: s.name):
-        out += ["", f"backend {backend_name(service.name)}", "    balance leastconn"]
+        out += [
+            "",
+            f"backend {backend_name(service.name)}",
+            "    balance leastconn",
+            # No usable server (scaled to zero): hold the request until one is ready.
+            "    http-request lua.baepo_activate if { nbsrv eq 0 }",
+        ]
         out += check_lines(service.check)
         out += [
             f"    server {server_line(s, service.max_concurrency, service.check)}"
@@ -368,6 +401,17 @@ def structure_fingerprint(table: RoutingTable, settings: RouterSettings) -> str:
         )
     )
     return hashlib.sha256(render_config(skeleton, settings).encode()).hexdigest()
+
+
+def _activator_global(settings: RouterSettings) -> list[str]:
+    """The environment `activator.lua` reads at load, and the script itself."""
+    lines = [f"    setenv BAEPO_ACTIVATOR_WAIT_MS {settings.activator_wait_s * 1000}"]
+    if settings.activator_address and settings.activator_token_file:
+        lines += [
+            f"    setenv BAEPO_ACTIVATOR_URL http://{settings.activator_address}{ACTIVATE_PATH}",
+            f"    setenv BAEPO_ACTIVATOR_TOKEN_FILE {settings.activator_token_file}",
+        ]
+    return [*lines, f"    lua-load {ACTIVATOR_SCRIPT}"]
 
 
 def _page(rule: str, html: str) -> str:

@@ -28,6 +28,7 @@ from baepo.runtime.engine import (
     OutputLine,
     OutputSource,
     OutputStream,
+    Usage,
     image_reference,
 )
 from baepo.runtime.engine_api import DockerEngine
@@ -71,5 +72,6 @@ __all__ = [
     "OutputStream",
     "PullFailed",
     "StartFailed",
+    "Usage",
     "image_reference",
 ]

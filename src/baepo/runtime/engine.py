@@ -42,6 +42,13 @@ text (for an operation's log), and `output`, lines with the engine's own timesta
 lines of several instances merge in time order), optionally followed as they are written.
 The engine keeps a container's output only as long as the container: whoever wants it after
 the container is removed copies it first (the control room's log keeper).
+
+Usage
+-----
+`usage` is what a running instance consumes now: the CPU time it has used since it started
+(a counter: a rate needs two readings, which the caller spaces as it likes) and the memory it
+holds, reclaimable page cache left out as `docker stats` does. One short call per instance
+(the Engine API's one-shot stats), bounded by the engine's timeout.
 """
 
 from __future__ import annotations
@@ -143,6 +150,15 @@ class Instance:
     def url(self) -> str | None:
         """`http://<address>`, where the router sends requests."""
         return None if self.address is None else f"http://{self.address}"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A running instance's consumption, as its engine counts it (cgroup figures)."""
+
+    cpu_ns: int  # CPU time used since it started, every core summed, in nanoseconds
+    memory_bytes: int  # resident now, reclaimable page cache excluded
+    memory_limit_bytes: int | None  # its limit, None when unlimited (the host's memory)
 
 
 @dataclass(frozen=True)
@@ -268,6 +284,11 @@ class Engine(Protocol):
         until the container stops or `close()` is called. `ContainerNotFound` if there is no
         such container; a stream that breaks later raises `EngineUnavailable`.
         """
+        ...
+
+    def usage(self, instance_id: str) -> Usage | None:
+        """Its CPU time and memory now; None when it is not running (the engine has no
+        figures for it). `ContainerNotFound` if there is no such container."""
         ...
 
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:

@@ -60,6 +60,7 @@ from baepo.runtime.engine import (
     Network,
     OutputLine,
     OutputSource,
+    Usage,
     image_reference,
 )
 from baepo.runtime.engine_http import (
@@ -82,6 +83,7 @@ from baepo.runtime.errors import (
     PullFailed,
     StartFailed,
 )
+from baepo.runtime.usage import usage_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -314,6 +316,14 @@ class DockerEngine:
                 idle_timeout_s=None if follow else self._timeout_s,
             )
         return DockerOutputStream(chunks, tty=tty, since=since)
+
+    def usage(self, instance_id: str) -> Usage | None:
+        def read() -> bytes:
+            with _boundary(f"read the usage of container {instance_id}"):
+                path = endpoint("/containers/{}/stats", instance_id)
+                return self._client.request("GET", path, query={"stream": False, "one-shot": True})
+
+        return usage_of(_past_exits(read))
 
     # -- networks -------------------------------------------------------------------------
 
