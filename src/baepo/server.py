@@ -435,7 +435,6 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     scaling = Scaling(clock)
     quota = Quota(config.max_services_per_user, config.max_instances_per_user)
     metrics = MetricsStore(clock)
-    sampler = Sampler(router.load, clock, scaling.observe, record=metrics.record_samples)
     access_log = AccessLog(router.settings.paths.access_socket, metrics.record_request)
     usage = UsageReader(
         engine,
@@ -464,6 +463,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         quota=quota,
     )
     reconciler.subscribe(bus)
+    sampler = Sampler(
+        router.load, clock, scaling.observe, record=metrics.record_samples, wake=reconciler.wake
+    )
     services = Services(
         db=db,
         engine=engine,

@@ -146,3 +146,17 @@ def test_a_demand_after_a_restart_keeps_what_runs_and_asks_for_one() -> None:
     assert scaling.want("app", ZERO, ready=3).instances == 3
     scaling.demand("app")
     assert scaling.want("app", ZERO, ready=3).instances == 3  # watching before scaling down
+
+
+def test_an_observation_beyond_the_instances_given_asks_for_a_pass_now() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    assert scaling.observe("app", 50, 0) is False  # no autoscaler yet: nothing was given
+    scaling.want("app", BOUNDS, ready=1)  # one instance, a target of 7 requests
+    assert scaling.observe("app", 7, 0) is False  # within its share
+    assert scaling.observe("app", 5, 3) is True  # in flight and queued: 8 > 7
+    clock.advance(1)
+    assert scaling.want("app", BOUNDS, ready=1).instances > 1
+    at_max = Bounds(min_instances=1, max_instances=1, max_concurrency=10)
+    scaling.want("other", at_max, ready=1)
+    assert scaling.observe("other", 500, 0) is False  # no more to start: no hurry

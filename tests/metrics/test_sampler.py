@@ -174,3 +174,20 @@ async def test_run_reads_once_a_second_on_the_clock_until_cancelled() -> None:
     gaps = {round(b - a, 6) for a, b in itertools.pairwise(times)}
     assert gaps == {1.0}
     assert [call[3] for call in observed.calls[:5]] == [0, 1, 1, 1, 1]
+
+
+async def test_an_observation_that_outgrew_its_instances_wakes_the_reconciler() -> None:
+    router = Router()
+    router.readings = [{"app": stats(0)}, {"app": stats(5)}, {"app": stats(9, in_flight=40)}]
+    pressed = {"app": False}
+    woken: list[int] = []
+
+    def observe(service: str, in_flight: int, queued: int, arrived: int) -> bool:
+        return pressed[service] or in_flight > 30
+
+    sampler = Sampler(router.load, FakeClock(), observe, wake=lambda: woken.append(1))
+    await sampler.sample()
+    await sampler.sample()
+    assert woken == []
+    await sampler.sample()
+    assert woken == [1]  # once per reading, however many services outgrew theirs

@@ -67,12 +67,21 @@ class Scaling:
         self._observed: set[str] = set()
         self._demanded: dict[str, float] = {}  # service → its last demand (monotonic)
 
-    def observe(self, service: str, in_flight: int, queued: int, arrived: int = 0) -> None:
+    def observe(self, service: str, in_flight: int, queued: int, arrived: int = 0) -> bool:
+        """Record what the router saw. True when the requests outgrow the instances last
+        decided (more than their target share, below max_instances): a scale-up is due, and
+        the caller should wake the reconciler instead of leaving it to the next pass."""
         with self._lock:
             entry = self._scalers.get(service)
-            if entry is not None:
-                entry[1].observe(self._clock.monotonic(), in_flight, queued, arrived)
-                self._observed.add(service)
+            if entry is None:
+                return False
+            bounds, scaler = entry
+            scaler.observe(self._clock.monotonic(), in_flight, queued, arrived)
+            self._observed.add(service)
+            last = self._decided.get(service)
+        if last is None or last[1] >= bounds.max_instances:
+            return False
+        return in_flight + queued > last[1] * scaler.configuration.target
 
     def demand(self, service: str) -> None:
         """Requests of `service` wait for an instance (the activator holds them at zero): the

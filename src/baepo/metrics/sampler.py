@@ -27,8 +27,9 @@ READ_TIMEOUT_S = 5.0
 
 Load = Callable[[], Mapping[str, ServiceStats]]
 """Every routed service's load (`HAProxyRouter.load`); blocking, raises `RouterError`."""
-Observe = Callable[[str, int, int, int], None]
-"""`Scaling.observe(service, in_flight, queued, arrived)`."""
+Observe = Callable[[str, int, int, int], bool | None]
+"""`Scaling.observe(service, in_flight, queued, arrived)`: True when the service outgrew the
+instances it was given (a scale-up is due now, not at the reconciler's next pass)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,9 @@ class Deltas:
 
 class Sampler:
     """Reads the router's load every `interval_s` (on the injected clock) and feeds `observe`
-    and `record` with it. `run()` until cancelled; `sample()` is one reading."""
+    and `record` with it; calls `wake` (the reconciler's) when an observation says a service
+    outgrew its instances, so a load step is acted on within the second it is seen rather
+    than at the next idle pass. `run()` until cancelled; `sample()` is one reading."""
 
     def __init__(
         self,
@@ -111,12 +114,14 @@ class Sampler:
         observe: Observe,
         *,
         record: Record | None = None,
+        wake: Callable[[], None] | None = None,
         interval_s: float = INTERVAL_S,
         read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
         self._clock = clock
         self._observe = observe
         self._record = record
+        self._wake = wake
         self._interval_s = interval_s
         self._deltas = Deltas()
         self._read = BoundedRead(
@@ -143,8 +148,11 @@ class Sampler:
         if load is None:
             return None
         samples = self._deltas.samples(load)
+        pressed = False
         for s in samples:
-            self._observe(s.service, s.in_flight, s.queued, s.arrived)
+            pressed = bool(self._observe(s.service, s.in_flight, s.queued, s.arrived)) or pressed
+        if pressed and self._wake is not None:
+            self._wake()
         if self._record is not None:
             self._record(samples)
         return samples
