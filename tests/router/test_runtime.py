@@ -57,3 +57,9 @@ def test_show_proc_names_master_workers_and_old_workers() -> None:
 def test_show_map_entries() -> None:
     out = "0x55f7c0e60d50 app.localhost svc_app\n0x55f7c0e60d90 docs.localhost baepo_paused\n\n"
     assert parse_show_map(out) == {"app.localhost": "svc_app", "docs.localhost": "baepo_paused"}
+
+
+def test_stat_rows_keep_only_the_fields_asked_for() -> None:
+    rows = parse_stat_csv(STAT, {"svname", "scur"})
+    assert rows[0] == {"svname": "a", "scur": "3"}
+    assert [r["svname"] for r in rows] == ["a", "b", "BACKEND"]
