@@ -21,8 +21,9 @@
     └── ControlUnavailable     the state database cannot be reached; retry later
 
 Foreign errors are mapped where the room touches them: SQLAlchemy's in `records.session` (the
-facades' sessions) and the runtime's and router's in `reconciler.py`, where they become lines
-of an operation's log rather than exceptions, since the loop retries on its next pass.
+facades' sessions) and the runtime's and router's in `reconciler.py` (and `containers.py`, for
+the stops that run in the background), where they become lines of an operation's log rather
+than exceptions, since the loop retries on its next pass.
 """
 
 from __future__ import annotations
