@@ -160,3 +160,15 @@ def test_an_observation_beyond_the_instances_given_asks_for_a_pass_now() -> None
     at_max = Bounds(min_instances=1, max_instances=1, max_concurrency=10)
     scaling.want("other", at_max, ready=1)
     assert scaling.observe("other", 500, 0) is False  # no more to start: no hurry
+
+
+def test_requests_beyond_the_instances_count_as_waiting_for_a_few_seconds() -> None:
+    clock = FakeClock()
+    scaling = Scaling(clock)
+    scaling.want("app", BOUNDS, ready=1)
+    scaling.observe("app", 3, 0)
+    assert not scaling.waiting("app")
+    scaling.observe("app", 50, 20)
+    assert scaling.waiting("app")  # a new instance is probed in a hurry
+    clock.advance(3)
+    assert not scaling.waiting("app")

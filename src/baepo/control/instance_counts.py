@@ -64,7 +64,8 @@ class InstanceCounts:
         return scaled
 
     def waiting(self, service: str) -> bool:
-        """Whether the router's activator holds requests of the service (scaled to zero)."""
+        """Whether requests of the service wait for more instances (held at zero by the
+        router's activator, or queued beyond what its instances carry)."""
         return self._scaling is not None and self._scaling.waiting(service)
 
     def forget_all_but(self, services: Iterable[ServiceKey]) -> None:

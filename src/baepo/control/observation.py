@@ -34,8 +34,9 @@ from baepo.router import Check, Route, RouteState, ServerState
 from baepo.runtime import LABEL_INSTANCE, Instance
 
 HURRY_S = 60.0
-"""How long a new instance of a service whose requests wait at zero is probed in a hurry (the
-router's activator holds a request this long by default)."""
+"""How long a new instance of a service whose requests wait (at zero, or queued beyond its
+instances) is probed in a hurry (the router's activator holds a request this long by
+default)."""
 
 
 class Observer:

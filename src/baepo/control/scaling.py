@@ -52,8 +52,8 @@ class Bounds:
 
 DECIDE_EVERY_S = 1.0  # the autoscaler's steps (halving, panic, delay) are per decision
 WAITING_S = 2.0
-"""A service has requests waiting for this long after a demand (the activator repeats its
-demand every second while they wait)."""
+"""A service has requests waiting for this long after a demand or an observation beyond its
+instances (the activator repeats its demand, and the sampler observes, every second)."""
 
 
 class Scaling:
@@ -66,6 +66,7 @@ class Scaling:
         self._decided: dict[str, tuple[float, int]] = {}  # when, and how many
         self._observed: set[str] = set()
         self._demanded: dict[str, float] = {}  # service → its last demand (monotonic)
+        self._pressed: dict[str, float] = {}  # service → when it last outgrew its instances
 
     def observe(self, service: str, in_flight: int, queued: int, arrived: int = 0) -> bool:
         """Record what the router saw. True when the requests outgrow the instances last
@@ -81,7 +82,11 @@ class Scaling:
             last = self._decided.get(service)
         if last is None or last[1] >= bounds.max_instances:
             return False
-        return in_flight + queued > last[1] * scaler.configuration.target
+        if in_flight + queued <= last[1] * scaler.configuration.target:
+            return False
+        with self._lock:
+            self._pressed[service] = self._clock.monotonic()
+        return True
 
     def demand(self, service: str) -> None:
         """Requests of `service` wait for an instance (the activator holds them at zero): the
@@ -98,10 +103,13 @@ class Scaling:
                 self._decided[service] = (float("-inf"), last[1])
 
     def waiting(self, service: str) -> bool:
-        """Whether requests of `service` wait for an instance (a demand in the last seconds)."""
+        """Whether requests of `service` wait for more instances: held at zero by the activator
+        (a demand in the last seconds) or beyond what its instances carry (an observation in
+        the last seconds). A new instance is then probed in a hurry."""
+        now = self._clock.monotonic()
         with self._lock:
-            when = self._demanded.get(service)
-        return when is not None and self._clock.monotonic() - when < WAITING_S
+            times = (self._demanded.get(service), self._pressed.get(service))
+        return any(when is not None and now - when < WAITING_S for when in times)
 
     def want(self, service: str, bounds: Bounds, ready: int) -> Wanted:
         """How many instances `service` wants, with `ready` instances serving now. Decided at
@@ -141,4 +149,6 @@ class Scaling:
                 self._observed.discard(name)
             for name in set(self._demanded) - keep:
                 del self._demanded[name]
+            for name in set(self._pressed) - keep:
+                del self._pressed[name]
             self._observed &= keep  # demands name services too: only live ones are kept
