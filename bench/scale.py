@@ -11,8 +11,8 @@ idle service costs. The goal (issue 9): 100 idle services under 2 % of one core.
 Each service has a network of its own, and Docker's address pool decides how many fit:
 `scripts/engine`'s engine holds 256, shared with whoever else uses it. `--own-engine` starts a
 private dockerd for the run (its own data root, exec root and socket, a pool of 4,096 /24s,
-no iptables or default bridge, so it never touches the shared engine) and loads the test image
-into it; it is stopped at the end.
+no iptables, a default bridge of its own, so it never touches the shared engine's) and loads
+the test image into it; it is stopped at the end.
 
     PYTHONPATH=src .venv/bin/python bench/scale.py --own-engine --steps 10,100,300
 """
@@ -91,21 +91,33 @@ def measure(baepo: int, haproxy: list[int], window: float) -> tuple[float, float
     return 100 * (b1 - b0) / (t1 - t0), 100 * (h1 - h0) / (t1 - t0)
 
 
+BRIDGE = "baepo-bench0"
+BRIDGE_ADDRESS = "10.223.255.1/24"
+
+
 @contextlib.contextmanager
 def own_engine(root: Path) -> Iterator[str]:
-    """A private dockerd for the run, with room for thousands of networks."""
+    """A private dockerd for the run, with room for thousands of networks.
+
+    Its default bridge is a bridge of its own, made here and removed after: a dockerd started
+    with `--bridge=none` deletes the host's `docker0` at start (moby's
+    `removeDefaultBridgeInterface`), which took the shared engine's default network away."""
     state = Path("/var/lib/baepo-bench-engine")
     run = Path("/run/baepo-bench-engine")
     state.mkdir(parents=True, exist_ok=True)
     run.mkdir(parents=True, exist_ok=True)
     host = f"unix://{run}/docker.sock"
+    subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)  # a leftover
+    subprocess.run(["ip", "link", "add", "name", BRIDGE, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE], check=True)
+    subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True)
     log = (root / "dockerd.log").open("wb")
     dockerd = subprocess.Popen(
         [
             "dockerd", "--data-root", str(state / "data"), "--exec-root", str(run / "exec"),
             "--pidfile", str(run / "dockerd.pid"), "-H", host,
             "--default-address-pool", "base=10.224.0.0/12,size=24",
-            "--iptables=false", "--ip-masq=false", "--bridge=none",
+            "--iptables=false", "--ip-masq=false", "--bridge", BRIDGE,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -130,6 +142,7 @@ def own_engine(root: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             dockerd.kill()
             dockerd.wait()
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
 
 
 def create(api: httpx.Client, image: str, names: list[str]) -> None:
