@@ -45,6 +45,8 @@ class Backend:
                     f"{backend.name} host={self.headers.get('Host')} "
                     f"proto={self.headers.get('X-Forwarded-Proto')}"
                 ).encode()
+                if url.path == "/forwarded-for":
+                    body = f"{backend.name} {self.headers.get('X-Forwarded-For')}".encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(body)))

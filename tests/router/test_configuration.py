@@ -49,6 +49,9 @@ CHECKED = RoutingTable(
 )
 WHOLE = RoutingTable(TABLE.services + CHECKED.services)
 
+HANDOFF = "server baepo_handoff unix@/var/lib/baepo/router/handoff.sock disabled pool-max-conn 0"
+"""In every service backend: a held request's way from a replaced worker to the new one."""
+
 
 def backend_of(config: str, name: str) -> list[str]:
     block = config.split(f"\nbackend {name}\n", 1)[1].split("\n\n", 1)[0]
@@ -60,6 +63,7 @@ def test_each_service_is_a_dynamic_backend_with_one_server_per_instance() -> Non
     assert backend_of(config, "svc_app") == [
         "balance leastconn",
         "http-request lua.baepo_activate if { nbsrv eq 0 }",
+        HANDOFF,
         "server s1 127.0.0.1:8080 maxconn 25 pool-max-conn 0",
         "server s2 127.0.0.1:8081 maxconn 25 pool-max-conn 0 disabled",  # drain: at runtime
         "server s3 127.0.0.1:8082 maxconn 25 pool-max-conn 0 disabled",
@@ -67,6 +71,7 @@ def test_each_service_is_a_dynamic_backend_with_one_server_per_instance() -> Non
     assert backend_of(config, "svc_docs") == [
         "balance leastconn",
         "http-request lua.baepo_activate if { nbsrv eq 0 }",
+        HANDOFF,
     ]
     assert " check" not in config  # Baepo decides health, not HAProxy
 
@@ -160,6 +165,7 @@ def test_haproxy_checks_the_servers_of_a_route_with_a_check() -> None:
         "hdr Host baepo-health-check hdr User-Agent baepo-health-check",
         "http-check expect status 200-299",
         "default-server inter 3s rise 2 fall 4",
+        HANDOFF,
         "server a1 127.0.0.1:9000 maxconn 100 pool-max-conn 0 check inter 3s rise 2 fall 4",
     ]
     assert backend_of(config, "svc_tcp") == [  # App Runner's defaults: a TCP connect
@@ -167,6 +173,7 @@ def test_haproxy_checks_the_servers_of_a_route_with_a_check() -> None:
         "http-request lua.baepo_activate if { nbsrv eq 0 }",
         "timeout check 2s",
         "default-server inter 5s rise 1 fall 5",
+        HANDOFF,
         "server t1 127.0.0.1:9001 maxconn 100 pool-max-conn 0 check inter 5s rise 1 fall 5",
     ]
     assert "check" not in " ".join(backend_of(config, "svc_app"))  # no Check, no checks

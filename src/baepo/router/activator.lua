@@ -11,8 +11,9 @@
 --      returns as soon as a server is ready: HAProxy then dispatches the request as usual;
 --   3. answers 503 with Retry-After once BAEPO_ACTIVATOR_WAIT_MS passed without one.
 -- A worker that a reload replaced ("Stopping") never sees a server added since: Baepo changes
--- the new worker only. A request it holds is sent back with a 307 to the same URL on a fresh
--- connection (`Connection: close`), which the new worker takes (and holds if need be).
+-- the new worker only. It sets its backend's handoff server ready, a unix socket whose path
+-- leads to the new worker's `handoff` frontend, and the requests it holds go there: routed
+-- again by host, served by the new instance, or held by the new worker if need be.
 -- Without BAEPO_ACTIVATOR_URL it only holds (2, 3): a router with no Baepo behind it.
 --
 -- Rendered by baepo.router.configuration (setenv + lua-load in `global`); HAProxy 2.6, Lua 5.3.
@@ -21,6 +22,7 @@ local POLL_MS = 20
 local NOTIFY_EVERY_MS = 1000
 local NOTICE_TIMEOUT_MS = 1000
 local BACKEND_PREFIX = "svc_" -- baepo.router.configuration.SERVICE_BACKEND_PREFIX
+local HANDOFF_SERVER = "baepo_handoff" -- baepo.router.configuration.HANDOFF_SERVER
 local RETRY_AFTER_S = "5"
 local PAGE = "<!doctype html><html><head><meta charset=utf-8><title>503 Service Unavailable"
     .. "</title></head><body style=font-family:sans-serif;margin:4em>"
@@ -100,6 +102,15 @@ local function activate(txn)
     local deadline = now_ms() + wait_ms
     while txn.f:nbsrv() < 1 do
         if replaced() then
+            -- This worker's servers are frozen since the reload: hand the request to the new
+            -- worker through the handoff server (the listener at its path is the new
+            -- worker's), where it is routed again and held there if need be.
+            local handoff = core.backends[backend].servers[HANDOFF_SERVER]
+            if handoff then
+                handoff:set_ready()
+                return
+            end
+            -- A configuration without it (an older Baepo's): send the client there instead.
             txn:done(txn:reply{
                 status = 307,
                 reason = "Temporary Redirect",

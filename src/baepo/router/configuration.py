@@ -66,6 +66,8 @@ PAUSED_BACKEND = "baepo_paused"
 ACME_BACKEND = "baepo_acme"
 REGISTRY_BACKEND = "baepo_registry"
 SERVICE_BACKEND_PREFIX = "svc_"  # also in activator.lua
+HANDOFF_SERVER = "baepo_handoff"  # also in activator.lua
+"""In every service backend, in maintenance: the way to the current worker (see `handoff`)."""
 ACTIVATOR_SCRIPT = Path(__file__).with_name("activator.lua")
 ACTIVATE_PATH = "/internal/activate"
 """Where the activator tells Baepo that requests wait (`?service=<name>`, a bearer token)."""
@@ -184,6 +186,12 @@ class RouterPaths:
     @property
     def log(self) -> Path:
         return self.state_dir / "haproxy.log"
+
+    @property
+    def handoff_socket(self) -> Path:
+        """The `handoff` frontend's listener: where a worker a reload replaced sends the
+        requests it holds, to the worker that replaced it."""
+        return self.run_dir / "handoff.sock"
 
     @property
     def access_socket(self) -> Path:
@@ -352,6 +360,15 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
         f"map({paths.host_map},{NOT_FOUND_BACKEND})]",
         f"    default_backend {NOT_FOUND_BACKEND}",
         "",
+        # A worker that a reload replaced knows only the servers of before: the activator
+        # hands a request it holds to the new worker through this listener (the unix socket's
+        # path leads to the newest worker's), which routes it again by its host.
+        "frontend handoff",
+        f"    bind unix@{paths.handoff_socket} mode 600",
+        "    use_backend %[req.hdr(host),lower,field(1,:),"
+        f"map({paths.host_map},{NOT_FOUND_BACKEND})]",
+        f"    default_backend {NOT_FOUND_BACKEND}",
+        "",
         f"backend {NOT_FOUND_BACKEND}",
         _page("http-request return status 404", NOT_FOUND_PAGE),
         "",
@@ -381,6 +398,9 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
             "    http-request lua.baepo_activate if { nbsrv eq 0 }",
         ]
         out += check_lines(service.check)
+        out += [
+            f"    server {HANDOFF_SERVER} unix@{paths.handoff_socket} disabled pool-max-conn 0",
+        ]
         out += [
             f"    server {server_line(s, service.max_concurrency, service.check)}"
             for s in service.servers

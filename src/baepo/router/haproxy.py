@@ -42,6 +42,7 @@ from baepo.router.certificates import (
     needs_renewal,
 )
 from baepo.router.configuration import (
+    HANDOFF_SERVER,
     RouterSettings,
     backend_name,
     map_target,
@@ -345,7 +346,9 @@ class HAProxyRouter:
                 check=row.get("check_desc", ""),
             )
             for row in rows
-            if row.get("type") == "2" and (backend, row["svname"]) not in self._leaving
+            if row.get("type") == "2"
+            and row["svname"] != HANDOFF_SERVER
+            and (backend, row["svname"]) not in self._leaving
         ]
         proxy = next((r for r in rows if r.get("type") == "1"), {})
         return ServiceStats(
@@ -443,6 +446,7 @@ class HAProxyRouter:
                     self._api.set_server_state(backend, server.name, server.state.value)
                 if _int(row.get("slim")) != service.max_concurrency:
                     self._api.set_server_maxconn(backend, server.name, service.max_concurrency)
+            observed.pop(HANDOFF_SERVER, None)  # the configuration's, in every backend
             for extra in observed:  # running, but no longer wanted
                 try:
                     self._delete(backend, extra)
