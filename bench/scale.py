@@ -11,8 +11,8 @@ idle service costs. The goal (issue 9): 100 idle services under 2 % of one core.
 Each service has a network of its own, and Docker's address pool decides how many fit:
 `scripts/engine`'s engine holds 256, shared with whoever else uses it. `--own-engine` starts a
 private dockerd for the run (its own data root, exec root and socket, a pool of 4,096 /24s,
-no iptables, a default bridge of its own, so it never touches the shared engine's) and loads
-the test image into it; it is stopped at the end.
+no iptables, a default bridge of its own) and loads the test image into it; it is stopped at
+the end. Read `own_engine`'s warning first: the host's docker0 has been seen gone after it.
 
     PYTHONPATH=src .venv/bin/python bench/scale.py --own-engine --steps 10,100,300
 """
@@ -99,14 +99,17 @@ BRIDGE_ADDRESS = "10.223.255.1/24"
 def own_engine(root: Path) -> Iterator[str]:
     """A private dockerd for the run, with room for thousands of networks.
 
-    Its default bridge is a bridge of its own, made here and removed after: a dockerd started
-    with `--bridge=none` deletes the host's `docker0` at start (moby's
-    `removeDefaultBridgeInterface`), which took the shared engine's default network away."""
+    Its default bridge is a bridge of its own, made here and removed after. Even so, the host's
+    `docker0` was seen gone after such a run (first with `--bridge=none`, which deletes it at
+    start, then once with this bridge too): the shared engine's `docker run` without a network
+    fails until that engine is restarted. So the run checks, and says so; use this only where
+    nothing else needs `docker0` right then."""
     state = Path("/var/lib/baepo-bench-engine")
     run = Path("/run/baepo-bench-engine")
     state.mkdir(parents=True, exist_ok=True)
     run.mkdir(parents=True, exist_ok=True)
     host = f"unix://{run}/docker.sock"
+    had_docker0 = Path("/sys/class/net/docker0").exists()
     subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)  # a leftover
     subprocess.run(["ip", "link", "add", "name", BRIDGE, "type", "bridge"], check=True)
     subprocess.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE], check=True)
@@ -143,6 +146,12 @@ def own_engine(root: Path) -> Iterator[str]:
             dockerd.kill()
             dockerd.wait()
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+        if had_docker0 and not Path("/sys/class/net/docker0").exists():
+            print(
+                "warning: the host's docker0 is gone after the private dockerd; restart the "
+                "engine that owns it (for scripts/engine: stop its dockerd, run scripts/engine)",
+                file=sys.stderr,
+            )
 
 
 def create(api: httpx.Client, image: str, names: list[str]) -> None:
