@@ -316,8 +316,10 @@ class HAProxyRouter:
             except HAProxyUnavailable:
                 continue  # it just finished
             except CommandFailed as exc:
-                if "Can't find the target PID" in exc.output:
-                    continue  # it finished between the listing and the question
+                if "Can't find the target PID" in exc.output or not exc.output.strip():
+                    # It finished between the listing and the question (an exiting worker
+                    # may also close the master's relay without a word).
+                    continue
                 if "No such proxy" not in exc.output:
                     raise
                 continue  # it predates the service, so none of the service's requests are there
