@@ -72,21 +72,21 @@ class Scaling:
         """Record what the router saw. True when the requests outgrow the instances last
         decided (more than their target share, below max_instances): a scale-up is due, and
         the caller should wake the reconciler instead of leaving it to the next pass."""
+        now = self._clock.monotonic()
         with self._lock:
             entry = self._scalers.get(service)
             if entry is None:
                 return False
             bounds, scaler = entry
-            scaler.observe(self._clock.monotonic(), in_flight, queued, arrived)
+            scaler.observe(now, in_flight, queued, arrived)
             self._observed.add(service)
             last = self._decided.get(service)
-        if last is None or last[1] >= bounds.max_instances:
-            return False
-        if in_flight + queued <= last[1] * scaler.configuration.target:
-            return False
-        with self._lock:
-            self._pressed[service] = self._clock.monotonic()
-        return True
+            if last is None or last[1] >= bounds.max_instances:
+                return False
+            if in_flight + queued <= last[1] * scaler.configuration.target:
+                return False
+            self._pressed[service] = now
+            return True
 
     def demand(self, service: str) -> None:
         """Requests of `service` wait for an instance (the activator holds them at zero): the
