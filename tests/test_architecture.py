@@ -16,7 +16,17 @@ import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 LOWER_ROOMS = ("store", "storage", "runtime", "router")
-DOMAIN_ROOMS = ("auth", "control", "metrics", "registry", "api", "cli", "server", "schema")
+DOMAIN_ROOMS = (
+    "auth",
+    "control",
+    "metrics",
+    "pipelines",
+    "registry",
+    "api",
+    "cli",
+    "server",
+    "schema",
+)
 
 
 def modules() -> dict[str, Path]:

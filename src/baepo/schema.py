@@ -10,6 +10,7 @@ from sqlalchemy import MetaData
 
 import baepo.auth.tables
 import baepo.control.tables
+import baepo.pipelines.tables
 import baepo.registry.tables  # noqa: F401  (importing declares the tables)
 from baepo.store import Base
 
