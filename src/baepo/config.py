@@ -48,6 +48,11 @@ class Config:
     """Lines of its instances' output a service keeps after they are gone (at most)."""
     kept_log_bytes: int = 10 * 1024 * 1024
     """Bytes of it on disk (at most; whichever bound comes first)."""
+    runtime_images: tuple[tuple[str, str], ...] = ()
+    """apprunner.yaml runtimes (`python3`, `nodejs18`, …) → the base image a pipeline builds
+    such an app on, over the defaults (`baepo.pipelines.apprunner`)."""
+    pipeline_workers: int = 2
+    """Pipeline runs that may execute at once (one per service at a time)."""
 
     @property
     def database_url(self) -> str:
@@ -65,6 +70,16 @@ class Config:
     def logs_dir(self) -> Path:
         """What gone instances wrote (`baepo.control.logkeeper`)."""
         return self.data_dir / "logs"
+
+    @property
+    def git_dir(self) -> Path:
+        """The services' git remotes: one bare repository each."""
+        return self.data_dir / "git"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        """Pipeline runs' logs, sources and workspaces."""
+        return self.data_dir / "pipelines"
 
     @property
     def router_dir(self) -> Path:

@@ -114,6 +114,16 @@ def up(
         float,
         typer.Option(help="MiB of gone instances' output a service keeps on disk.", min=0.01),
     ] = 10.0,
+    runtime_image: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="RUNTIME=IMAGE: the base image an apprunner.yaml app of that runtime "
+            "(python3, nodejs18, …) is built on (repeatable).",
+        ),
+    ] = None,
+    pipeline_workers: Annotated[
+        int, typer.Option(help="Pipeline runs that may execute at once.", min=1)
+    ] = 2,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -148,12 +158,21 @@ def up(
         max_instances_per_user=max_instances_per_user,
         kept_log_lines=kept_log_lines,
         kept_log_bytes=int(kept_log_mib * 1024 * 1024),
+        runtime_images=tuple(_runtime_image(item) for item in runtime_image or ()),
+        pipeline_workers=pipeline_workers,
     )
     try:
         run(config)
     except StartupError as exc:
         error_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
+
+
+def _runtime_image(item: str) -> tuple[str, str]:
+    runtime, _, image = item.partition("=")
+    if not runtime.strip() or not image.strip():
+        raise typer.BadParameter(f"{item!r} is not RUNTIME=IMAGE", param_hint="--runtime-image")
+    return runtime.strip(), image.strip()
 
 
 @app.command()
