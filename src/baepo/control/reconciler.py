@@ -1,16 +1,16 @@
 """The reconciler: the loop that makes the engine and the router match the database.
 
 Level-triggered. Each pass (`tick`) reads every live service's change mark in one query
-(`records.live_service_marks`), Baepo's containers (by label) and every route's state from
-the router (`Router.states`, one `show stat`), and converges each service that needs it:
-begins its next pending operation (`lifecycle.py`), reads its desired state
-(`service_state.py`), observes its instances' health and drains (`observation.py`), gives it
-the instance count its autoscaler wants within its owner's quota (`instance_counts.py`), asks
-`planning.plan` for the next actions and applies them in order, stopping at the first that
-fails (the next pass observes again and retries). Starting, stopping and removing instances
-and sweeping networks is `containers.py`'s; every line, progress message and event a pass
-writes about a service goes through `journal.py`. Nothing about instances is remembered across
-restarts but health; a new reconciler adopts what runs.
+(`records.live_service_marks`), Baepo's containers (by label) and every route's state from the
+router (`Router.states`: one `show stat`, or the sampler's of the same second), and converges
+each service that needs it: begins its next pending operation (`lifecycle.py`), reads its
+desired state (`service_state.py`), observes its instances' health and drains
+(`observation.py`), gives it the instance count its autoscaler wants within its owner's quota
+(`instance_counts.py`), asks `planning.plan` for the next actions and applies them in order,
+stopping at the first that fails (the next pass observes again and retries). Starting, stopping
+and removing instances and sweeping networks is `containers.py`'s; every line, progress message
+and event a pass writes about a service goes through `journal.py`. Nothing about instances is
+remembered across restarts but health; a new reconciler adopts what runs.
 
 Cost grows with changes, not with services. A service whose last pass found nothing to do is
 passed over while what that pass read is unchanged (`changes.py`): its mark (its row, its
