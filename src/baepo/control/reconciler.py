@@ -405,6 +405,8 @@ class Reconciler:
         with self._db.session() as s, s.begin():
             position = triggers.cursor(s)
         pushes = log.pushes_after(position, batch)
+        if not pushes:  # the usual pass: nothing to decide, so no services to read for it
+            return False
         with self._db.session() as s, s.begin():
             started = triggers.decide_all(s, pushes, self._sealer, self._registry, self._clock)
         return bool(started) or len(pushes) == batch
