@@ -200,6 +200,12 @@ class Reconciler:
     def health(self, container_id: str) -> Health | None:
         return self._health.health(container_id)
 
+    def listing(self) -> list[Instance] | None:
+        """This installation's containers as the last pass listed them (listed again when the
+        engine reports a change, and on full passes); None before the first listing and while
+        the engine does not answer. Safe from any thread: the metrics read it."""
+        return self._listing
+
     def stop(self) -> None:
         """End `run()` after the pass under way (safe from any thread)."""
         self._stopping.set()
