@@ -9,11 +9,13 @@ prints each step and the slope per service between the first and the last step: 
 idle service costs. The goal (issue 9): 100 idle services under 2 % of one core.
 
 Each service has a network of its own, and Docker's address pool decides how many fit:
-`scripts/engine`'s engine holds 256, shared with whoever else uses it. `--own-engine` starts a
-private dockerd for the run (its own data root, exec root and socket, a pool of 4,096 /24s,
-no iptables, a default bridge of its own) and loads the test image into it; it is stopped at
-the end. Read `own_engine`'s warning first: the host's docker0 has been seen gone after it.
+`scripts/engine`'s engine holds 256, shared with whoever else uses it (so 100 services fit
+there, 300 may not). `--own-engine` starts a private dockerd for the run (a new data root,
+exec root and socket, a pool of 4,096 /24s, no iptables, a default bridge of its own) and
+loads the test image into it; it is stopped and its data root removed at the end. It never
+deletes the host's docker0 (see `own_engine` for how Docker would), and checks that.
 
+    PYTHONPATH=src .venv/bin/python bench/scale.py --steps 10,100
     PYTHONPATH=src .venv/bin/python bench/scale.py --own-engine --steps 10,100,300
 """
 
@@ -95,21 +97,39 @@ BRIDGE = "baepo-bench0"
 BRIDGE_ADDRESS = "10.223.255.1/24"
 
 
+def has_docker0() -> bool:
+    """Whether the host's `docker0` exists (`ip link show docker0`)."""
+    shown = subprocess.run(["ip", "link", "show", "docker0"], capture_output=True, check=False)
+    return shown.returncode == 0
+
+
 @contextlib.contextmanager
 def own_engine(root: Path) -> Iterator[str]:
     """A private dockerd for the run, with room for thousands of networks.
 
-    Its default bridge is a bridge of its own, made here and removed after. Even so, the host's
-    `docker0` was seen gone after such a run (first with `--bridge=none`, which deletes it at
-    start, then once with this bridge too): the shared engine's `docker run` without a network
-    fails until that engine is restarted. So the run checks, and says so; use this only where
-    nothing else needs `docker0` right then."""
-    state = Path("/var/lib/baepo-bench-engine")
-    run = Path("/run/baepo-bench-engine")
-    state.mkdir(parents=True, exist_ok=True)
-    run.mkdir(parents=True, exist_ok=True)
+    It must never touch the host's `docker0`, the shared engine's default bridge. Docker 20.10
+    deletes the link named `docker0`, whatever its own `--bridge` says, in two cases
+    (`configureNetworking` in moby's daemon_unix.go): at every start with `--bridge=none`, and
+    at a start that finds a "bridge" network left in its data root while
+    `--default-address-pool` is set (its "stale bridge network" cleanup). Each run of this bench
+    used to start on the same data root, so every run after the first deleted it. So: a data
+    root of its own for each run (nothing left in it), removed after; a default bridge of its
+    own (`--bridge`, made here); and `docker0` checked before and after the start and at the
+    end, the run stopped at once if it went away."""
+    base = Path("/var/lib/baepo-bench-engine")
+    base.mkdir(parents=True, exist_ok=True)
+    data = Path(tempfile.mkdtemp(prefix="data-", dir=base))
+    run = Path(tempfile.mkdtemp(prefix="baepo-bench-engine-", dir="/run"))
     host = f"unix://{run}/docker.sock"
-    had_docker0 = Path("/sys/class/net/docker0").exists()
+    had_docker0 = has_docker0()
+
+    def check_docker0(when: str) -> None:
+        if had_docker0 and not has_docker0():
+            raise RuntimeError(
+                f"the host's docker0 is gone {when} the private dockerd: restart the engine that "
+                "owns it (for scripts/engine: stop its dockerd, run scripts/engine)"
+            )
+
     subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)  # a leftover
     subprocess.run(["ip", "link", "add", "name", BRIDGE, "type", "bridge"], check=True)
     subprocess.run(["ip", "addr", "add", BRIDGE_ADDRESS, "dev", BRIDGE], check=True)
@@ -117,7 +137,7 @@ def own_engine(root: Path) -> Iterator[str]:
     log = (root / "dockerd.log").open("wb")
     dockerd = subprocess.Popen(
         [
-            "dockerd", "--data-root", str(state / "data"), "--exec-root", str(run / "exec"),
+            "dockerd", "--data-root", str(data), "--exec-root", str(run / "exec"),
             "--pidfile", str(run / "dockerd.pid"), "-H", host,
             "--default-address-pool", "base=10.224.0.0/12,size=24",
             "--iptables=false", "--ip-masq=false", "--bridge", BRIDGE,
@@ -133,6 +153,7 @@ def own_engine(root: Path) -> Iterator[str]:
             if dockerd.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the bench's dockerd did not start; see {root}/dockerd.log")
             time.sleep(0.5)
+        check_docker0("since the start of")
         shared = os.environ["DOCKER_HOST"]
         save = subprocess.Popen(["docker", "-H", shared, "save", IMAGE], stdout=subprocess.PIPE)
         subprocess.run(["docker", "-H", host, "load"], stdin=save.stdout, check=True)
@@ -146,12 +167,9 @@ def own_engine(root: Path) -> Iterator[str]:
             dockerd.kill()
             dockerd.wait()
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
-        if had_docker0 and not Path("/sys/class/net/docker0").exists():
-            print(
-                "warning: the host's docker0 is gone after the private dockerd; restart the "
-                "engine that owns it (for scripts/engine: stop its dockerd, run scripts/engine)",
-                file=sys.stderr,
-            )
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(run, ignore_errors=True)
+        check_docker0("after")
 
 
 def create(api: httpx.Client, image: str, names: list[str]) -> None:

@@ -436,13 +436,6 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     quota = Quota(config.max_services_per_user, config.max_instances_per_user)
     metrics = MetricsStore(clock)
     access_log = AccessLog(router.settings.paths.access_socket, metrics.record_request)
-    usage = UsageReader(
-        engine,
-        {LABEL_INSTALLATION: box.fingerprint},
-        clock,
-        record=metrics.record_usage,
-        busy=metrics.busy,
-    )
     keeper = LogKeeper(
         config.logs_dir, engine, LogLimits(config.kept_log_lines, config.kept_log_bytes)
     )
@@ -463,6 +456,14 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         quota=quota,
     )
     reconciler.subscribe(bus)
+    usage = UsageReader(
+        engine,
+        {LABEL_INSTALLATION: box.fingerprint},
+        clock,
+        record=metrics.record_usage,
+        busy=metrics.busy,
+        listing=reconciler.listing,  # listed again only when the engine reports a change
+    )
     sampler = Sampler(
         router.load, clock, scaling.observe, record=metrics.record_samples, wake=reconciler.wake
     )

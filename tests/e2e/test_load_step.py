@@ -2,7 +2,11 @@
 with max concurrency 50 and otherwise the defaults a user gets goes from 5 to 300 concurrent
 clients. The autoscaler, fed by HAProxy's stats, starts instances; requests beyond each
 instance's 50 wait in HAProxy's queue instead of failing; not one request fails; when the load
-stops the service shrinks back to its minimum."""
+stops the service shrinks back to its minimum.
+
+Twice: with max instances 4, and with the default a user gets (25, App Runner's), where the
+autoscaler is free to start the ~9 instances that 300 clients at 70 % of 50 want, and has that
+many to drain and stop afterwards."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from tests.e2e.conftest import Stack
 pytestmark = pytest.mark.integration
 
 CALM_CLIENTS, BUSY_CLIENTS = 5, 300
+DEFAULT_MAX_INSTANCES = 25
 
 
 def ready(stack: Stack, name: str) -> int:
@@ -30,15 +35,22 @@ def instances(stack: Stack, name: str) -> int:
     return len(found)
 
 
-def test_a_load_step_adds_instances_loses_no_request_and_shrinks_back(stack: Stack) -> None:
+@pytest.mark.parametrize("max_instances", [4, None], ids=["max-4", "default-max"])
+def test_a_load_step_adds_instances_loses_no_request_and_shrinks_back(
+    stack: Stack, max_instances: int | None
+) -> None:
     name = f"step-{secrets.token_hex(2)}"
     host = f"{name}.localhost"
     image = stack.push("baepo-test/hello:1", f"team/{name}:1")
+    limit = ("--max-instances", str(max_instances)) if max_instances is not None else ()
     stack.cli(
-        "services", "create", name, "--image", image, "--max-concurrency", "50",
-        "--max-instances", "4", "--wait",
+        "services", "create", name, "--image", image, "--max-concurrency", "50", *limit,
+        "--wait",
     )  # fmt: skip
     stack.wait_for(host, "hello v1")
+    limit_of = max_instances or DEFAULT_MAX_INSTANCES
+    config = stack.describe(name)["config"]
+    assert isinstance(config, dict) and config["max_instances"] == limit_of
     with stack.load(host, CALM_CLIENTS, 300) as calm:
         # The calm load alone wants one instance: 5 in flight is far below 70 % of 50.
         deadline = time.monotonic() + 5
@@ -52,18 +64,25 @@ def test_a_load_step_adds_instances_loses_no_request_and_shrinks_back(stack: Sta
                 most = max(most, ready(stack, name))
                 time.sleep(0.2)
             assert most >= 2, stack.describe(name)
-            # Keep the step on a little longer, so the new instances carry part of it.
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
+            # Keep the step on a little longer, so the new instances carry part of it, and
+            # until the service has grown as far as its bound lets it go towards the ~9
+            # instances the step wants: to 4 with max 4, past 4 with the default.
+            enough = min(limit_of, 5)
+            least = time.monotonic() + 10
+            deadline = time.monotonic() + 60
+            while time.monotonic() < least or (most < enough and time.monotonic() < deadline):
                 most = max(most, ready(stack, name))
                 time.sleep(0.5)
+            assert enough <= most <= limit_of, stack.describe(name)
     for load in (calm, busy):
         requests, socket_errors, bad = load.counts()
         assert requests > 0, load.output
         assert (socket_errors, bad) == (0, 0), load.output
     events = stack.cli("services", "logs", name, "--events", "-n", "200").stdout
     assert "scaling:" in events, events
-    deadline = time.monotonic() + 180
+    # Back to one within the stable window (60 s) and the scale-down delay (30 s) after the
+    # last request, at most halving per decision, each instance drained before it stops.
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline and instances(stack, name) > 1:
         time.sleep(1)
     assert instances(stack, name) == 1, stack.describe(name)

@@ -3,13 +3,15 @@ running instances of this Baepo only, and an engine outage as no figures (logged
 
 from __future__ import annotations
 
+import builtins
 import logging
+from collections.abc import Mapping
 
 import pytest
 
 from baepo.clock import FakeClock
 from baepo.metrics import InstanceUsage, UsageReader
-from baepo.runtime import LABEL_INSTANCE, LABEL_SERVICE, ContainerSpec, Usage
+from baepo.runtime import LABEL_INSTANCE, LABEL_SERVICE, ContainerSpec, Instance, Usage
 from tests.fakes.engine import MemoryEngine, baepo_test_images
 
 pytestmark = pytest.mark.anyio
@@ -104,5 +106,39 @@ async def test_an_idle_services_instances_are_asked_once_a_minute_and_repeated_b
         clock.advance(10)  # at 120 s: asked, 6 s of CPU over the 60 s since it was last
         (cron,) = [u for u in await reader.read() or [] if u.service == "cron"]
         assert cron.cpu_percent == 10.0 and engine.asked.count(idle) == 3
+    finally:
+        engine.close()
+
+
+class ListingEngine(CountingEngine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.listed = 0
+
+    def list(self, labels: Mapping[str, str]) -> builtins.list[Instance]:
+        self.listed += 1
+        return super().list(labels)
+
+
+async def test_the_reconcilers_listing_spares_a_listing_of_the_engine_each_reading() -> None:
+    clock, engine = FakeClock(), ListingEngine()
+    known: list[Instance] | None = None
+    reader = UsageReader(engine, MINE, clock, listing=lambda: known)
+    try:
+        one = start(engine, "app", "i1")
+        found = await reader.read()  # no listing yet: the engine is asked
+        assert found is not None and [u.instance for u in found] == ["i1"]
+        assert engine.listed == 1
+        two = start(engine, "app", "i2")
+        known = [engine.inspect(one), engine.inspect(two)]
+        clock.advance(10)
+        found = await reader.read()
+        assert found is not None and {u.instance for u in found} == {"i1", "i2"}
+        assert engine.listed == 1 and engine.asked.count(two) == 1
+        engine.stop(one)  # stopped since the listing: no figures, no error
+        engine.remove(one)
+        clock.advance(10)
+        found = await reader.read()
+        assert found is not None and [u.instance for u in found] == ["i2"]
     finally:
         engine.close()

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from cryptography import x509
 
-from baepo.clock import FakeClock
+from baepo.clock import FakeClock, SystemClock
 from baepo.router import HAProxyRouter, Route, RouterError, Server
 from baepo.router.errors import CommandFailed
 from tests.components import missing
@@ -355,6 +355,53 @@ def test_certificates_are_renewed_before_expiry_at_runtime(
     assert renewed.serial_number != first.serial_number
     assert renewed.not_valid_after_utc > first.not_valid_after_utc
     assert reloads(plane) == before
+
+
+class SteppedClock(SystemClock):
+    """The wall clock as it is (the certificates stay valid), a monotonic one moved by hand."""
+
+    def __init__(self) -> None:
+        self.seconds = 1000.0
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+
+def test_states_reuse_a_reading_under_a_second_old_but_never_one_from_before_a_change(
+    backends: dict[str, Backend],
+) -> None:
+    clock = SteppedClock()
+    directory = Path(tempfile.mkdtemp(prefix="baepo-router-", dir="/tmp"))
+    plane = Plane(directory, clock)
+    plane.router.start()
+    try:
+        states_reuse_fresh_readings(plane, clock, backends)
+    finally:
+        plane.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def states_reuse_fresh_readings(
+    plane: Plane, clock: SteppedClock, backends: dict[str, Backend]
+) -> None:
+    router = plane.router
+    ensure_service(router, "app", ["app.localhost"])
+    add_server(router, "app", "a", backends["a"].address)
+    router.load()  # the sampler's reading of this second
+    slow = Background(lambda: plane.get("app.localhost", "/slow?seconds=4"))
+    wait_until(lambda: in_flight(router, "app") == {"a": 1})
+    # A reconcile pass in the same second takes the sampler's reading: no `show stat` of its own.
+    assert router.states()["app"].in_flight == {"a": 0}
+    clock.seconds += 1.1
+    assert router.states()["app"].in_flight == {"a": 1}
+    # A change is seen at once, however fresh the reading before it: a server added at runtime,
+    # a service added by a reload.
+    add_server(router, "app", "b", backends["b"].address)
+    assert router.states()["app"].in_flight == {"a": 1, "b": 0}
+    router.load()
+    ensure_service(router, "other", ["other.localhost"])
+    assert set(router.states()) == {"app", "other"}
+    assert slow.result().status_code == 200
 
 
 def served_certificate(plane: Plane, host: str) -> x509.Certificate:

@@ -1,16 +1,16 @@
 """The reconciler: the loop that makes the engine and the router match the database.
 
 Level-triggered. Each pass (`tick`) reads every live service's change mark in one query
-(`records.live_service_marks`), Baepo's containers (by label) and every route's state from
-the router (`Router.states`, one `show stat`), and converges each service that needs it:
-begins its next pending operation (`lifecycle.py`), reads its desired state
-(`service_state.py`), observes its instances' health and drains (`observation.py`), gives it
-the instance count its autoscaler wants within its owner's quota (`instance_counts.py`), asks
-`planning.plan` for the next actions and applies them in order, stopping at the first that
-fails (the next pass observes again and retries). Starting, stopping and removing instances
-and sweeping networks is `containers.py`'s; every line, progress message and event a pass
-writes about a service goes through `journal.py`. Nothing about instances is remembered across
-restarts but health; a new reconciler adopts what runs.
+(`records.live_service_marks`), Baepo's containers (by label) and every route's state from the
+router (`Router.states`: one `show stat`, or the sampler's of the same second), and converges
+each service that needs it: begins its next pending operation (`lifecycle.py`), reads its
+desired state (`service_state.py`), observes its instances' health and drains
+(`observation.py`), gives it the instance count its autoscaler wants within its owner's quota
+(`instance_counts.py`), asks `planning.plan` for the next actions and applies them in order,
+stopping at the first that fails (the next pass observes again and retries). Starting, stopping
+and removing instances and sweeping networks is `containers.py`'s; every line, progress message
+and event a pass writes about a service goes through `journal.py`. Nothing about instances is
+remembered across restarts but health; a new reconciler adopts what runs.
 
 Cost grows with changes, not with services. A service whose last pass found nothing to do is
 passed over while what that pass read is unchanged (`changes.py`): its mark (its row, its
@@ -199,6 +199,12 @@ class Reconciler:
 
     def health(self, container_id: str) -> Health | None:
         return self._health.health(container_id)
+
+    def listing(self) -> list[Instance] | None:
+        """This installation's containers as the last pass listed them (listed again when the
+        engine reports a change, and on full passes); None before the first listing and while
+        the engine does not answer. Safe from any thread: the metrics read it."""
+        return self._listing
 
     def stop(self) -> None:
         """End `run()` after the pass under way (safe from any thread)."""
@@ -405,6 +411,8 @@ class Reconciler:
         with self._db.session() as s, s.begin():
             position = triggers.cursor(s)
         pushes = log.pushes_after(position, batch)
+        if not pushes:  # the usual pass: nothing to decide, so no services to read for it
+            return False
         with self._db.session() as s, s.begin():
             started = triggers.decide_all(s, pushes, self._sealer, self._registry, self._clock)
         return bool(started) or len(pushes) == batch

@@ -17,6 +17,12 @@ table): write the files; reload only when the fingerprint
 changed (a service appeared or went away, or the settings changed); then converge the running
 worker with the runtime API (servers, states, maxconn, host map, certificates).
 
+`load()` reads every service's load in one `show stat` (the sampler's, once a second);
+`states()`, what a reconcile pass reads, reuses the last reading while it is at most
+`FRESH_S` old and nothing changed the configuration or the servers since (an `apply`, a reload,
+a restart): a pass's verdicts are never older than a second and never from before a change,
+and an idle pass costs no `show stat` of its own.
+
 A HAProxy that died (a crash, `kill -9` of its master or of its worker, which takes the master
 down too) is started again by `heal()` with the table it carried: the `RouterSupervisor` calls it
 a few times a second, and every other operation calls it first. The outage is one warning when
@@ -80,6 +86,18 @@ _STATE_OF_STATUS = {"MAINT": ServerState.MAINT, "DRAIN": ServerState.DRAIN}
 REGISTRY_CERTIFICATE = "baepo_registry"
 _FIRST_RETRY_S = 0.25
 _MAX_RETRY_S = 5.0
+FRESH_S = 1.0
+"""How old a reading of the load `states()` may reuse (the sampler reads once a second)."""
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One `load()`: when it was taken, the change it saw last and the table it read with."""
+
+    taken: float
+    generation: int
+    table: RoutingTable
+    load: dict[str, ServiceStats]
 
 
 @dataclass(eq=False)
@@ -109,6 +127,10 @@ class HAProxyRouter:
         # once their connections are purged (each heal and apply tries again).
         self._leaving: set[tuple[str, str]] = set()
         self._outage: _Outage | None = None
+        # Bumped (under the lock) by every change to HAProxy's configuration or servers: a
+        # reading taken before it is no answer for `states()`.
+        self._generation = 0
+        self._reading: _Reading | None = None
         self.adopted = False  # whether start() found the HAProxy of a previous Baepo
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -171,9 +193,15 @@ class HAProxyRouter:
         return _route_state(route, self.service_stats(service))
 
     def states(self) -> dict[str, RouteState]:
-        table = self._table
-        load = self.load()
-        return {r.name: _route_state(r, load.get(r.name)) for r in table.services}
+        """Every route's state, from the last `load()` if it is fresh (see `FRESH_S`)."""
+        reading = self._reading
+        if (
+            reading is None
+            or reading.generation != self._generation
+            or self._clock.monotonic() - reading.taken > FRESH_S
+        ):
+            reading = self._read()
+        return {r.name: _route_state(r, reading.load.get(r.name)) for r in reading.table.services}
 
     def put(self, route: Route) -> None:
         self._edit(lambda t: t if t.service(route.name) == route else t.with_service(route))
@@ -246,6 +274,7 @@ class HAProxyRouter:
         self._check_reserved(table)
         with self._lock:
             self._need_running()
+            self._generation += 1  # before any change: a failed apply may have made some
             fingerprint = structure_fingerprint(table, self.settings)
             reload = fingerprint != self._loaded_fingerprint()
             certificates = [c for s in table.services for c in self._certificates(s)]
@@ -288,20 +317,28 @@ class HAProxyRouter:
     def load(self) -> dict[str, ServiceStats]:
         """Every routed service's load, from one `show stat` of the worker (and one of each old
         worker still finishing requests after a reload): what a sampler reads once a second."""
+        return self._read().load
+
+    def _read(self) -> _Reading:
         with self._lock:
             self._need_running()
+            taken, generation, table = self._clock.monotonic(), self._generation, self._table
             rows = self._api.stats()
-            routed = {backend_name(s.name): s.name for s in self._table.services}
             old_workers = self._process.processes().old_workers
+        routed = {backend_name(s.name): s.name for s in table.services}
         old = self._old_in_flight(old_workers, None)
         by_backend: dict[str, list[dict[str, str]]] = {}
         for row in rows:
             if row.get("pxname") in routed:
                 by_backend.setdefault(row["pxname"], []).append(row)
-        return {
+        load = {
             routed[backend]: self._service_stats(backend, backend_rows, old.get(backend, {}))
             for backend, backend_rows in by_backend.items()
         }
+        reading = _Reading(taken, generation, table, load)
+        # Kept whatever came since: `states()` takes it only while its generation is current.
+        self._reading = reading
+        return reading
 
     def _old_in_flight(
         self, old_workers: list[int], backend: str | None
@@ -379,6 +416,7 @@ class HAProxyRouter:
 
     def _start_process(self, table: RoutingTable) -> None:
         """Start a new HAProxy on `table`'s files (none runs) and converge it to `table`."""
+        self._generation += 1
         for service in table.services:
             for name, hostnames in self._certificates(service):
                 self._ensure_certificate(name, hostnames, live=False)

@@ -16,7 +16,9 @@ for other rooms' unit tests, in `tests/fakes/router.py`). Both pass one conforma
   route: putting another service's host name raises `InvalidRoute`.
 - `get` of a service without a route is None; `remove` of one is a no-op.
 - `states()` is every route's `get` from one look at the data plane: what a reconcile pass
-  reads once for all services (one `show stat`, however many services).
+  reads once for all services (one `show stat`, however many services). That look may be up
+  to a second old (`HAProxyRouter` reuses its sampler's), but never older than the last
+  change made through the router.
 - A route with a `Check` has its ready and draining servers checked by the data plane; their
   last verdicts are in `RouteState.health` (a server not checked yet is absent). A server
   found down takes no new requests; whoever owns it decides what to do about it (Baepo
