@@ -21,7 +21,8 @@ Builds (`build`) read the context as the real engine receives it (the same tar, 
 applied) and walk the Dockerfile: each instruction is a step with a layer cache ("Using
 cache" when the step and, for COPY/ADD, the context are the same as before); an unknown
 instruction, an absent FROM image, or `RUN exit N` (N > 0) fails the build with the builder's
-words; `RUN sleep N` waits up to N s, or until cancelled. The image built behaves as its FROM
+words; `RUN sleep N` waits up to N s, or until cancelled (real time, as `wait`'s timeout:
+the clock only stamps). The image built behaves as its FROM
 image. `push` puts a local image into the fake registry under the pushed reference, with a
 digest that depends on the image only (the same image pushed twice has the same digest).
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from baepo.runtime import (
     PushFailed,
 )
 from baepo.runtime.engine_http import EngineClient, ResponseError, TransportError, endpoint
+from tests.clients import registry_digest
 from tests.conftest import BaepoProcess
 from tests.fakes.engine import MemoryEngine, baepo_test_images
 
@@ -192,21 +192,6 @@ def cleanup(docker_host: str) -> Iterator[Callable[[str], None]]:
     for ref in refs:
         with contextlib.suppress(ResponseError, TransportError):
             client.request("DELETE", endpoint("/images/{}", ref), query={"force": 1})
-
-
-def registry_digest(ref: str, credentials: tuple[str, str]) -> str:
-    """The digest the registry serves for `ref`, as skopeo reads it."""
-    inspected = subprocess.run(
-        [
-            *("skopeo", "inspect", "--tls-verify=false", "--creds", ":".join(credentials)),
-            *("--format", "{{.Digest}}", f"docker://{ref}"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert inspected.returncode == 0, inspected.stderr
-    return inspected.stdout.strip()
 
 
 @integration

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from baepo.runtime import (
 )
 from baepo.runtime.builds import BuildOutput, PushOutput
 from baepo.runtime.engine_http import EngineClient, ResponseError, TransportError, endpoint
+from tests.clients import registry_digest
 from tests.conftest import BaepoProcess
 from tests.fakes.engine import MemoryEngine
 from tests.runtime.waiting import eventually
@@ -375,19 +375,3 @@ def test_pushing_an_absent_image_fails(
     host, credentials = registry
     with pytest.raises(PushFailed):
         engine.push(f"{host}/runtime/absent-{secrets.token_hex(3)}:1", credentials, Lines())
-
-
-def registry_digest(ref: str, credentials: tuple[str, str]) -> str:
-    """The digest the registry serves for `ref`, as skopeo (a client of its own) reads it."""
-    user, password = credentials
-    inspected = subprocess.run(
-        [
-            *("skopeo", "inspect", "--tls-verify=false", "--creds", f"{user}:{password}"),
-            *("--format", "{{.Digest}}", f"docker://{ref}"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert inspected.returncode == 0, inspected.stderr
-    return inspected.stdout.strip()

@@ -242,19 +242,21 @@ SDK_BODIES = [
 ]
 
 
+def answer_a_run(request: Request, connection: socket.socket) -> None:
+    """An engine that creates and starts container c1, then inspects it as running."""
+    if request.path.endswith("/containers/create"):
+        send_json(connection, 201, {"Id": "c1", "Warnings": []})
+    elif request.path.endswith("/start"):
+        send_raw(connection, 204, b"")
+    else:
+        send_json(connection, 200, RUNNING)
+
+
 @pytest.mark.parametrize(("spec", "engine", "expected"), SDK_BODIES)
 def test_a_container_is_created_with_what_the_sdk_sent(
     spec: ContainerSpec, engine: DockerEngine, expected: dict[str, object], tmp_path: Path
 ) -> None:
-    def answer(request: Request, connection: socket.socket) -> None:
-        if request.path.endswith("/containers/create"):
-            send_json(connection, 201, {"Id": "c1", "Warnings": []})
-        elif request.path.endswith("/start"):
-            send_raw(connection, 204, b"")
-        else:
-            send_json(connection, 200, RUNNING)
-
-    with SocketEngine(tmp_path / "engine.sock", answer) as wire:
+    with SocketEngine(tmp_path / "engine.sock", answer_a_run) as wire:
         engine = DockerEngine(wire.url, capabilities=engine._capabilities, ulimits=engine._ulimits)
         engine.run(spec)
 
@@ -272,20 +274,12 @@ def test_mounts_and_workdir_go_as_bind_mounts_and_working_dir(tmp_path: Path) ->
     """The SDK's `mounts=[Mount(type="bind")]` and `working_dir`, which docker-py's callers
     never used here: the engine's own names (a bind never needs the colon-split `Binds`)."""
 
-    def answer(request: Request, connection: socket.socket) -> None:
-        if request.path.endswith("/containers/create"):
-            send_json(connection, 201, {"Id": "c1", "Warnings": []})
-        elif request.path.endswith("/start"):
-            send_raw(connection, 204, b"")
-        else:
-            send_json(connection, 200, RUNNING)
-
     spec = ContainerSpec(
         image="img:1",
         mounts=[Mount("/srv/work:1", "/workspace"), Mount("/etc/ca", "/ca", read_only=True)],
         workdir="/workspace",
     )
-    with SocketEngine(tmp_path / "engine.sock", answer) as wire:
+    with SocketEngine(tmp_path / "engine.sock", answer_a_run) as wire:
         DockerEngine(wire.url).run(spec)
 
     body = cast(dict[str, Any], wire.requests[1].json())

@@ -71,12 +71,9 @@ class BuildOutput:
     def feed(self, message: object) -> None:
         if not isinstance(message, dict):
             return
-        if message.get("error") or message.get("errorDetail"):
-            detail = message.get("errorDetail") or {}
-            text = message.get("error") or (
-                detail.get("message") if isinstance(detail, dict) else ""
-            )
-            self.error = str(text or "the build failed").strip()
+        error = _error_in(message)
+        if error is not None:
+            self.error = error
         stream = message.get("stream")
         if isinstance(stream, str):
             text = self._partial + stream
@@ -109,12 +106,9 @@ class PushOutput:
     def feed(self, message: object) -> None:
         if not isinstance(message, dict):
             return
-        if message.get("error") or message.get("errorDetail"):
-            detail = message.get("errorDetail") or {}
-            text = message.get("error") or (
-                detail.get("message") if isinstance(detail, dict) else ""
-            )
-            self.error = str(text or "the push failed").strip()
+        error = _error_in(message)
+        if error is not None:
+            self.error = error
             return
         aux = message.get("aux")
         if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
@@ -127,6 +121,15 @@ class PushOutput:
             self.digest = found.group(1)
         ident = message.get("id")
         self.on_line(f"{ident}: {status}" if ident else status)
+
+
+def _error_in(message: Mapping[str, Any]) -> str | None:
+    """The error a build's or a push's message reports ("error", else its "errorDetail")."""
+    if not message.get("error") and not message.get("errorDetail"):
+        return None
+    detail = message.get("errorDetail")
+    text = message.get("error") or (detail.get("message") if isinstance(detail, dict) else "")
+    return str(text or "the engine reported an error without saying which").strip()
 
 
 def build(
