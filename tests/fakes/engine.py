@@ -21,10 +21,10 @@ Builds (`build`) read the context as the real engine receives it (the same tar, 
 applied) and walk the Dockerfile: each instruction is a step with a layer cache ("Using
 cache" when the step and, for COPY/ADD, the context are the same as before); an unknown
 instruction, an absent FROM image, or `RUN exit N` (N > 0) fails the build with the builder's
-words; `RUN sleep N` waits up to N s, or until cancelled (real time, as `wait`'s timeout:
-the clock only stamps). The image built behaves as its FROM
-image. `push` puts a local image into the fake registry under the pushed reference, with a
-digest that depends on the image only (the same image pushed twice has the same digest).
+words; `RUN sleep N` waits up to N s, or until cancelled (in real time, as `wait` does: the
+clock only stamps). The image built behaves as its FROM image. `push` puts a local image into
+the fake registry under the pushed reference, with a digest that depends on the image only
+(the same image pushed twice has the same digest).
 
 Output lines are stamped with the clock's time when written; a follow of `output` wakes on
 each new line and ends when the instance stops or is removed.
@@ -608,6 +608,10 @@ def baepo_test_images() -> builtins.list[FakeImage]:
             logs=["crash: cannot start, exiting with status 1"],
             exit_code=1,
         ),
+        # The Debian runtime images: their shell is busybox's here (no python3, no node).
+        FakeImage(ref="baepo/runtime-python:3", handles_sigterm=False, program=busybox),
+        FakeImage(ref="baepo/runtime-node:18", handles_sigterm=False, program=busybox),
+        FakeImage(ref="baepo-test/python:3", handles_sigterm=False, program=busybox),
     ]
 
 
