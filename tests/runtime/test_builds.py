@@ -286,7 +286,7 @@ def test_cancel_stops_a_build_mid_step(
             pytest.mark.xfail(
                 strict=True,
                 reason="Podman 4.3's compatible /build does not stop when its client goes: "
-                "buildah runs the step to its end (and leaves its working containers)",
+                "buildah runs the step to its end, then drops the build",
             )
         )
     tag = tags("baepo-test/cancelled")
