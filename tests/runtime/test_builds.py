@@ -7,8 +7,13 @@ in the engine's layer cache can answer for it; the images a test tags are remove
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
+import json
 import secrets
+import socket
+import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +34,14 @@ from baepo.runtime.engine_http import EngineClient, ResponseError, TransportErro
 from tests.clients import registry_digest
 from tests.conftest import BaepoProcess
 from tests.fakes.engine import MemoryEngine
+from tests.fakes.socket_engine import (
+    Request,
+    SocketEngine,
+    end_chunks,
+    send_chunk,
+    send_chunked_head,
+    send_json,
+)
 from tests.runtime.waiting import eventually
 
 integration = pytest.mark.integration
@@ -104,6 +117,123 @@ def test_push_progress_is_quiet_and_the_digest_comes_from_aux_or_status() -> Non
     failed = PushOutput(lambda line: None)
     failed.feed({"error": "unauthorized: authentication required"})
     assert failed.error == "unauthorized: authentication required"
+
+
+# -- the requests, at the wire ----------------------------------------------------------------
+
+
+def streamed(*messages: object) -> Callable[[Request, socket.socket], None]:
+    """An engine that answers with a chunked stream of these JSON messages."""
+
+    def answer(request: Request, connection: socket.socket) -> None:
+        send_chunked_head(connection)
+        for message in messages:
+            send_chunk(connection, json.dumps(message).encode() + b"\r\n")
+        end_chunks(connection)
+
+    return answer
+
+
+def test_a_build_sends_the_context_as_a_streamed_tar_with_the_clis_query(tmp_path: Path) -> None:
+    root = context(tmp_path / "ctx", {"Dockerfile": "FROM x\n", "app.txt": "hi\n"})
+    spec = BuildSpec(
+        context=root,
+        tag="127.0.0.1:5000/team/app:1",
+        labels={"baepo.pipeline.repository": "team/app"},
+        build_args={"VERSION": "1"},
+        cpu=0.5,
+        memory_mb=256,
+        registry_auth={"127.0.0.1:5000": ("token", "s3cret")},
+    )
+    answer = streamed({"stream": "Step 1/1 : FROM x\n"}, {"aux": {"ID": "sha256:abc"}})
+    lines = Lines()
+
+    with SocketEngine(tmp_path / "engine.sock", answer) as wire:
+        image_id = DockerEngine(wire.url).build(spec, lines)
+
+    assert (image_id, lines.lines) == ("sha256:abc", ["Step 1/1 : FROM x"])
+    build = wire.requests[-1]
+    assert (build.method, build.path) == ("POST", "/v1.41/build")
+    assert build.query == {
+        "t": "127.0.0.1:5000/team/app:1",
+        "dockerfile": "Dockerfile",
+        "rm": "1",
+        "forcerm": "1",
+        "q": "0",
+        "nocache": "0",
+        "pull": "0",
+        "labels": '{"baepo.pipeline.repository": "team/app"}',
+        "buildargs": '{"VERSION": "1"}',
+        "memory": str(256 << 20),
+        "memswap": str(256 << 20),
+        "cpuperiod": "100000",
+        "cpuquota": "50000",
+    }
+    assert build.headers["content-type"] == "application/x-tar"
+    assert build.headers["transfer-encoding"] == "chunked"
+    assert json.loads(base64.urlsafe_b64decode(build.headers["x-registry-config"])) == {
+        "127.0.0.1:5000": {"username": "token", "password": "s3cret"}
+    }
+    with tarfile.open(fileobj=io.BytesIO(build.body)) as tar:
+        assert sorted(tar.getnames()) == ["Dockerfile", "app.txt"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            streamed({"stream": "Step 1/2 : RUN x\n"}, {"error": "x: not found"}),
+            "x: not found",
+        ),
+        (
+            lambda request, connection: send_json(
+                connection, 500, {"message": "Cannot locate specified Dockerfile: Dockerfile"}
+            ),
+            "Cannot locate specified Dockerfile",
+        ),
+    ],
+)
+def test_a_builders_error_in_the_stream_or_as_a_status_is_a_build_failure(
+    tmp_path: Path, answer: Callable[[Request, socket.socket], None], message: str
+) -> None:
+    root = context(tmp_path / "ctx", {"Dockerfile": "FROM x\n"})
+
+    with (
+        SocketEngine(tmp_path / "engine.sock", answer) as wire,
+        pytest.raises(BuildFailed, match=message),
+    ):
+        DockerEngine(wire.url).build(BuildSpec(context=root, tag="app:1"), Lines())
+
+
+def test_a_push_sends_its_credentials_and_returns_the_reported_digest(tmp_path: Path) -> None:
+    digest = "sha256:" + "b" * 64
+    answer = streamed(
+        {"status": "The push refers to repository [127.0.0.1:5000/team/app]"},
+        {"status": f"1: digest: {digest} size: 528"},
+        {"progressDetail": {}, "aux": {"Tag": "1", "Digest": digest, "Size": 528}},
+    )
+
+    with SocketEngine(tmp_path / "engine.sock", answer) as wire:
+        pushed = DockerEngine(wire.url).push("127.0.0.1:5000/team/app:1", ("u", "p"), Lines())
+
+    assert pushed == digest
+    push = wire.requests[-1]
+    assert (push.method, push.path) == ("POST", "/v1.41/images/127.0.0.1:5000/team/app/push")
+    assert push.query == {"tag": "1"}
+    assert json.loads(base64.urlsafe_b64decode(push.headers["x-registry-auth"])) == {
+        "username": "u",
+        "password": "p",
+    }
+
+
+def test_a_push_refused_inside_the_stream_is_a_push_failure(tmp_path: Path) -> None:
+    answer = streamed({"errorDetail": {"message": "denied: requested access is denied"}})
+
+    with (
+        SocketEngine(tmp_path / "engine.sock", answer) as wire,
+        pytest.raises(PushFailed, match="denied"),
+    ):
+        DockerEngine(wire.url).push("127.0.0.1:5000/team/app:1", None, Lines())
 
 
 # -- builds against every engine -------------------------------------------------------------
