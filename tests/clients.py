@@ -71,6 +71,21 @@ def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def registry_digest(ref: str, credentials: tuple[str, str]) -> str:
+    """The manifest digest a registry serves for `ref`, as skopeo reads it (over plain HTTP)."""
+    creds = ":".join(credentials)
+    found = skopeo(
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        creds,
+        "--format",
+        "{{.Digest}}",
+        f"docker://{ref}",
+    )
+    return found.stdout.strip()
+
+
 class OciLayout:
     """Writes an OCI image layout directory by hand: blobs, manifests, an index.json."""
 

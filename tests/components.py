@@ -44,6 +44,7 @@ COMMANDS = {
     "docker-registry": "docker-registry",
     "/usr/bin/pebble": "pebble",
     "ctr": "containerd (comes with docker.io)",
+    "/usr/sbin/debootstrap": "debootstrap",
 }
 # Python modules the integration tests import: oras's SDK (a registry client), crypt (an
 # htpasswd for docker-registry).

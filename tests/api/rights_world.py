@@ -124,7 +124,7 @@ def build(tmp_path: Path) -> Iterator[RightsWorld]:
     registry = Registry(db=db, driver=MemoryDriver(), bus=EventBus(), clock=clock)
     engine = MemoryEngine(clock, images=baepo_test_images())
     for ref in ("alice/app:1", "alice/app:2", "bob/app:1", "team/app:1", "alice/private:1"):
-        engine.push(image(f"{REGISTRY}/{ref}"))
+        engine.publish(image(f"{REGISTRY}/{ref}"))
     box = SecretBox(SecretBox.generate_key())
     link = RegistryLink.of([REGISTRY, "127.0.0.1:5000"], lambda: ROBOT)
     timing = Timing(deploy_timeout_s=60, operation_timeout_s=60, drain_timeout_s=30)

@@ -133,8 +133,8 @@ class World:
 def world(tmp_path: Path) -> Iterator[World]:
     clock = FakeClock()
     engine = MemoryEngine(clock, images=baepo_test_images())
-    engine.push(app_image("1"))
-    engine.push(app_image("2"))
+    engine.publish(app_image("1"))
+    engine.publish(app_image("2"))
     db = make_database(tmp_path / "control.db")
     router = MemoryRouter()
     prober = FakeProber(engine)

@@ -55,7 +55,7 @@ async def running_app(world: World, image: str = APP_1, **fields: object) -> Non
 async def test_a_push_of_the_tracked_tag_deploys_the_pushed_digest(world: World) -> None:
     await running_app(world)
     build = rebuilt("1", "b")
-    world.engine.push(build)
+    world.engine.publish(build)
     world.pushes.record("team/app", "1", build.digest)
     await world.reconciler.tick()
     op, _create = world.services.operations("app")
@@ -96,7 +96,7 @@ async def test_pushes_that_do_not_concern_the_service(
 
 
 async def test_an_image_from_another_registry_is_not_auto_deployed(world: World) -> None:
-    world.engine.push(FakeImage(ref="registry.example.com/team/app:1", respond=hello("x")))
+    world.engine.publish(FakeImage(ref="registry.example.com/team/app:1", respond=hello("x")))
     await running_app(world, image="registry.example.com/team/app:1")
     assert world.services.describe("app").config["auto_deploy"] is False
     world.pushes.record("team/app", "1", "sha256:" + "c" * 64)
@@ -108,9 +108,9 @@ async def test_pushes_during_an_operation_wait_and_the_newest_wins(world: World)
     _, create = world.services.create(SpecChange({"name": "app", "image": APP_1}))
     await world.reconciler.tick()  # the create is under way
     first, second = rebuilt("1", "d"), rebuilt("1", "e")
-    world.engine.push(first)
+    world.engine.publish(first)
     world.pushes.record("team/app", "1", first.digest)
-    world.engine.push(second)
+    world.engine.publish(second)
     world.pushes.record("team/app", "1", second.digest)
     await world.reconciler.tick()
     deploy, _ = world.services.operations("app")
@@ -136,7 +136,7 @@ async def test_a_push_made_while_baepo_was_down_deploys_once_after_the_restart(
 ) -> None:
     await running_app(world)
     build = rebuilt("1", "b")
-    world.engine.push(build)
+    world.engine.publish(build)
     world.pushes.record("team/app", "1", build.digest)  # and Baepo stops before a pass
 
     restarted = world.new_reconciler()
@@ -160,7 +160,7 @@ async def test_a_push_that_brings_the_running_digest_back_replaces_a_waiting_one
         "app", SpecChange({"env": {"A": "1"}})
     )  # keeps the next waiting
     other = rebuilt("1", "d")
-    world.engine.push(other)
+    world.engine.publish(other)
     world.pushes.record("team/app", "1", other.digest)
     world.pushes.record("team/app", "1", app_image("1").digest)  # the tag moves back
     await world.reconciler.tick()
@@ -178,7 +178,7 @@ async def test_a_push_while_a_delete_waits_is_ignored(world: World) -> None:
     await running_app(world)
     delete = world.services.delete("app")
     build = rebuilt("1", "b")
-    world.engine.push(build)
+    world.engine.publish(build)
     world.pushes.record("team/app", "1", build.digest)
     await world.reconciler.tick()
     kinds = [op.kind for op in world.services.operations("app")]
@@ -217,7 +217,7 @@ class NapWatch(SystemClock):
 async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) -> None:
     clock = NapWatch()
     engine = MemoryEngine(clock)
-    engine.push(app_image("1"))
+    engine.publish(app_image("1"))
     db = make_database(tmp_path / "loop.db")
     box = SecretBox(SecretBox.generate_key())
     registry = RegistryLink.of([REGISTRY], lambda: CREDENTIALS)
@@ -243,7 +243,7 @@ async def test_the_loop_is_woken_by_pushes_and_by_engine_events(tmp_path: Path) 
         assert await eventually(lambda: clock.idle)  # nothing left to do: only a wake-up helps
 
         build = rebuilt("1", "a")
-        engine.push(build)
+        engine.publish(build)
         pushes.record("team/app", "1", build.digest)  # committed by the registry, then:
         bus.publish(pushed("team/app", "1", build.digest))
         assert await eventually(lambda: services.describe("app").active_revision == 2)
@@ -280,7 +280,7 @@ async def test_an_owner_who_may_no_longer_pull_gets_no_deploy(world: World) -> N
     assert world.status(create.id) == "SUCCEEDED"
     allowed["team/app"] = False
     build = rebuilt("1", "b")
-    world.engine.push(build)
+    world.engine.publish(build)
     world.pushes.record("team/app", "1", build.digest)
     await reconciler.tick()
     (push, _) = world.services.operations("app")

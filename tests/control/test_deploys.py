@@ -135,7 +135,7 @@ async def test_a_revision_that_never_gets_healthy_fails_and_the_old_one_keeps_se
 ) -> None:
     old = await create_app(world)
     broken = app_image("3", respond=None, logs=["boom: refusing to listen on :8080"])
-    world.engine.push(broken)
+    world.engine.publish(broken)
     world.prober.sick_images.add(broken.digest)
     op = world.services.deploy("app", image="localhost:5000/team/app:3")
     await world.settle(world.done(op.id))
@@ -158,7 +158,7 @@ async def test_a_revision_that_never_gets_healthy_fails_and_the_old_one_keeps_se
 
 async def test_a_revision_that_crashes_at_start_fails_at_once(world: World) -> None:
     old = await create_app(world)
-    world.engine.push(app_image("4", exit_code=2, logs=["fatal: DATABASE_URL is not set"]))
+    world.engine.publish(app_image("4", exit_code=2, logs=["fatal: DATABASE_URL is not set"]))
     op = world.services.deploy("app", image="localhost:5000/team/app:4")
     passes = await world.settle(world.done(op.id))
     assert passes < 10  # not the 60 s deadline

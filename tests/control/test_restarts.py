@@ -156,7 +156,7 @@ async def test_a_failing_deploy_still_fails_after_a_kill(world: World, after: in
     await create_app(world)
     (old,) = world.containers()
     broken = app_image("3", respond=None)
-    world.engine.push(broken)
+    world.engine.publish(broken)
     world.prober.sick_images.add(broken.digest)
     op = world.services.deploy("app", image="localhost:5000/team/app:3")
     first, switch = doomed(world, after)

@@ -208,7 +208,7 @@ async def test_secrets_are_sealed_at_rest_masked_when_read_and_given_to_the_inst
         assert isinstance(env, dict)
         return 200, f"{env.get('DB_PASSWORD')} {env.get('MODE')} {env.get('PORT')}"
 
-    world.engine.push(
+    world.engine.publish(
         FakeImage(ref="localhost:5000/team/env:1", respond=respond, credentials=CREDENTIALS)
     )
     _, op = world.services.create(

@@ -11,11 +11,23 @@ nowhere (its port is reserved but refuses connections). Networks are names with 
 container may only join one that exists, and a network is only removed once no container
 (running or not) is attached.
 
-Test helpers: `push` (into the fake registry, for `pull`), `load` (present locally, like
+Test helpers: `publish` (into the fake registry, for `pull`), `load` (present locally, like
 `docker load`), `write` (a running instance prints a line), `crash` (a running instance
-exits), `set_available` (the engine goes away). Output lines are stamped with the clock's
-time when written; a follow of `output` wakes on each new line and ends when the instance
-stops or is removed.
+exits), `set_available` (the engine goes away), `require_login` (the fake registry of a host
+wants credentials for pushes). A `FakeImage` with a `program` decides from each container's
+spec (its command, env, mounts) what the container prints and how it exits: a pipeline step.
+
+Builds (`build`) read the context as the real engine receives it (the same tar, .dockerignore
+applied) and walk the Dockerfile: each instruction is a step with a layer cache ("Using
+cache" when the step and, for COPY/ADD, the context are the same as before); an unknown
+instruction, an absent FROM image, or `RUN exit N` (N > 0) fails the build with the builder's
+words; `RUN sleep N` waits up to N s, or until cancelled (in real time, as `wait` does: the
+clock only stamps). The image built behaves as its FROM image. `push` puts a local image into
+the fake registry under the pushed reference, with a digest that depends on the image only
+(the same image pushed twice has the same digest).
+
+Output lines are stamped with the clock's time when written; a follow of `output` wakes on
+each new line and ends when the instance stops or is removed.
 `baepo_test_images()` mirrors the images `scripts/test-images` builds for the real engine.
 """
 
@@ -23,14 +35,21 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import io
+import posixpath
 import queue
+import re
+import shlex
 import socket
+import tarfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from baepo.clock import Clock, SystemClock
@@ -38,6 +57,9 @@ from baepo.runtime import (
     DEFAULT_CAPABILITIES,
     LABEL_MANAGED,
     LABEL_PORT,
+    BuildCancelled,
+    BuildFailed,
+    BuildSpec,
     ContainerConflict,
     ContainerNotFound,
     ContainerSpec,
@@ -50,17 +72,28 @@ from baepo.runtime import (
     Instance,
     InstanceState,
     Limits,
+    LineSink,
     Network,
     OutputLine,
     OutputSource,
     PullFailed,
+    PushFailed,
     StartFailed,
     Usage,
     image_reference,
 )
+from baepo.runtime.contexts import context_tar
 
 Responder = Callable[[str, Mapping[str, str]], tuple[int, str]]
 """(request path, the instance's env) → (HTTP status, text body)."""
+
+Program = Callable[[ContainerSpec], tuple[Sequence[str], int | None]]
+"""A container's spec → the lines it prints and its exit code (None: it keeps running)."""
+
+_INSTRUCTIONS = {
+    "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
+    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "MAINTAINER",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +111,9 @@ class FakeImage:
     """Lines it prints when it handles SIGTERM."""
     credentials: Credentials | None = None
     """What `pull` must be given, if the fake registry requires a login."""
+    program: Program | None = None
+    """Decides, from each container's spec, what it prints and how it exits (in place of
+    `logs` and `exit_code`)."""
     id: str = ""
     digest: str = ""
 
@@ -117,6 +153,10 @@ class MemoryEngine:
         self._networks: dict[str, Network] = {}
         self._subscribers: list[MemoryEventStream] = []
         self._available = True
+        self._logins: dict[str, Credentials] = {}
+        self._layers: set[str] = set()  # the build cache: a key per step built
+        self.builds: list[BuildSpec] = []
+        """Every build asked for, in order (for tests' assertions)."""
         self._lock = threading.RLock()
         self._written = threading.Condition(self._lock)  # a line written, an exit, a removal
         for image in images:
@@ -124,7 +164,13 @@ class MemoryEngine:
 
     # -- test helpers ---------------------------------------------------------------------
 
-    def push(self, image: FakeImage) -> None:
+    def require_login(self, host: str, credentials: Credentials) -> None:
+        """The fake registry at `host` takes pushes only with `credentials` (and what was
+        pushed there is pulled with them)."""
+        with self._lock:
+            self._logins[host] = credentials
+
+    def publish(self, image: FakeImage) -> None:
         """Put `image` in the fake registry, where `pull` finds it by tag or by digest."""
         with self._lock:
             for key in _keys(image):
@@ -223,12 +269,15 @@ class MemoryEngine:
             self._containers[cid] = container
             container.state = "running"
             container.started_at = self._clock.now()
-            self._print(container, image.logs)
+            logs, exit_code = (
+                image.program(spec) if image.program else (image.logs, image.exit_code)
+            )
+            self._print(container, logs)
             if spec.port is not None:
                 _publish(container)
             self._emit(container, "start")
-            if image.exit_code is not None:
-                self._exit(container, image.exit_code)
+            if exit_code is not None:
+                self._exit(container, exit_code)
             return _instance(container)
 
     def list(self, labels: Mapping[str, str]) -> builtins.list[Instance]:
@@ -253,6 +302,94 @@ class MemoryEngine:
                 if container.image.handles_sigterm:
                     self._print(container, container.image.stop_logs)
                 self._exit(container, 0 if container.image.handles_sigterm else 137)
+
+    def wait(self, instance_id: str, timeout_s: float) -> int | None:
+        deadline = time.monotonic() + timeout_s
+        with self._written:
+            self._check()
+            container = self._get(instance_id)
+            while container.state == "running" and not container.removed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._written.wait(remaining)
+            return container.exit_code
+
+    def build(
+        self, spec: BuildSpec, on_line: LineSink, cancel: threading.Event | None = None
+    ) -> str:
+        cancel = cancel or threading.Event()
+        with self._lock:
+            self._check()
+            self.builds.append(spec)
+        sent = _sent_files(spec)
+        text = spec.dockerfile_text
+        if text is None:
+            text = (spec.context / spec.dockerfile).read_text()
+        steps = _instructions(text)
+        base: FakeImage | None = None
+        key = ""
+        for number, (line, keyword, argument) in enumerate(steps, 1):
+            if cancel.is_set():
+                raise BuildCancelled(f"the build of {spec.tag} was cancelled")
+            if keyword not in _INSTRUCTIONS:
+                raise BuildFailed(
+                    f"dockerfile parse error line {line}: unknown instruction: {keyword}"
+                )
+            on_line(f"Step {number}/{len(steps)} : {keyword} {argument}")
+            if keyword == "FROM":
+                with self._lock:
+                    base = self._local.get(_key(argument.split()[0]))
+                if base is None:
+                    raise BuildFailed(f"pull access denied for {argument}: no such image")
+                key = base.id
+                on_line(f" ---> {key[7:19]}")
+                continue
+            if base is None:
+                raise BuildFailed("no build stage in current context")
+            step = f"{key} {keyword} {argument} {spec.build_args if keyword == 'RUN' else ''}"
+            if keyword in ("COPY", "ADD"):
+                step += _sources_digest(sent, shlex.split(argument)[:-1])
+            key = _sha256(step)
+            with self._lock:
+                cached = key in self._layers
+            if cached:
+                on_line(" ---> Using cache")
+            elif keyword == "RUN":
+                _fake_run(argument, cancel, spec.tag, on_line)
+            if cancel.is_set():
+                raise BuildCancelled(f"the build of {spec.tag} was cancelled")
+            with self._lock:
+                self._layers.add(key)
+            on_line(f" ---> {key[7:19]}")
+        if base is None:
+            raise BuildFailed("the Dockerfile has no FROM")
+        key = _sha256(f"{key} {sorted(spec.labels.items())}")
+        built = replace(base, ref=spec.tag, id=key, digest=_sha256(f"manifest {key}"))
+        self.load(built)
+        on_line(f"Successfully built {key[7:19]}")
+        on_line(f"Successfully tagged {spec.tag}")
+        return key
+
+    def push(self, ref: str, auth: Credentials | None, on_line: LineSink) -> str:
+        with self._lock:
+            self._check()
+            try:
+                reference = image_reference(ref)
+            except PullFailed as exc:
+                raise PushFailed(str(exc)) from exc
+            image = self._local.get(_key(ref))
+            if image is None:
+                raise PushFailed(f"cannot push {ref}: An image does not exist locally")
+            host = reference.canonical.domain or ""
+            required = self._logins.get(host)
+            if required is not None and auth != required:
+                raise PushFailed(f"cannot push {ref}: unauthorized: authentication required")
+            digest = _sha256(f"manifest {image.id}")
+            on_line(f"The push refers to repository [{reference.repository}]")
+            on_line(f"{reference.effective_tag}: digest: {digest} size: 1024")
+            self.publish(replace(image, ref=ref, digest=digest, credentials=required))
+            return digest
 
     def remove(self, instance_id: str) -> None:
         with self._lock:
@@ -452,7 +589,7 @@ class MemoryOutputStream:
 def baepo_test_images() -> builtins.list[FakeImage]:
     """Fakes of the images `scripts/test-images` builds, with the same refs and behaviour."""
     return [
-        FakeImage(ref="baepo-test/busybox:1", handles_sigterm=False),
+        FakeImage(ref="baepo-test/busybox:1", handles_sigterm=False, program=busybox),
         FakeImage(
             ref="baepo-test/hello:1",
             logs=["hello v1 listening on :8080"],
@@ -471,7 +608,65 @@ def baepo_test_images() -> builtins.list[FakeImage]:
             logs=["crash: cannot start, exiting with status 1"],
             exit_code=1,
         ),
+        # The Debian runtime images: their shell is busybox's here (no python3, no node).
+        FakeImage(ref="baepo/runtime-python:3", handles_sigterm=False, program=busybox),
+        FakeImage(ref="baepo/runtime-node:18", handles_sigterm=False, program=busybox),
+        FakeImage(ref="baepo-test/python:3", handles_sigterm=False, program=busybox),
     ]
+
+
+def busybox(spec: ContainerSpec) -> tuple[builtins.list[str], int | None]:
+    """A few shell commands, enough for the suite's checks of mounts, workdir and exits:
+    `sh -c "a && b; c"` (stopping at the first failure, as `sh -e`) of `cat`, `touch`, `pwd`,
+    `echo`, `true`, `false`, `exit N` and `sleep N` (which keeps the container running)."""
+    if not spec.command:
+        return [], None
+    argv = list(spec.command)
+    script = argv[-1] if argv[0] in ("sh", "/bin/sh") and len(argv) >= 3 else shlex.join(argv)
+    printed: builtins.list[str] = []
+    for command in re.split(r"&&|;|\n", script):
+        words = shlex.split(command)
+        if not words:
+            continue
+        name, args = words[0], words[1:]
+        if name == "sleep":
+            return printed, None
+        if name == "exit":
+            return printed, int(args[0]) if args else 0
+        if name == "false":
+            return printed, 1
+        if name == "echo":
+            printed.append(" ".join(args))
+        elif name == "pwd":
+            printed.append(spec.workdir or "/")
+        elif name in ("cat", "touch"):
+            for arg in args:
+                host, writable = _on_host(spec, arg)
+                if name == "cat" and (host is None or not host.is_file()):
+                    printed.append(f"cat: can't open '{arg}': No such file or directory")
+                    return printed, 1
+                if name == "cat" and host is not None:
+                    printed.extend(host.read_text().splitlines())
+                elif host is None or not writable:
+                    printed.append(f"touch: {arg}: Read-only file system")
+                    return printed, 1
+                else:
+                    host.touch()
+        elif name != "true":
+            printed.append(f"sh: {name}: not found")
+            return printed, 127
+    return printed, 0
+
+
+def _on_host(spec: ContainerSpec, path: str) -> tuple[Path | None, bool]:
+    """Where `path` (in the container) lies on the host, through the spec's mounts, and
+    whether it may be written; (None, False) outside every mount."""
+    absolute = posixpath.normpath(posixpath.join(spec.workdir or "/", path))
+    for mount in sorted(spec.mounts, key=lambda m: len(m.target), reverse=True):
+        target = mount.target.rstrip("/")
+        if absolute == target or absolute.startswith(target + "/"):
+            return Path(mount.source) / absolute[len(target) :].lstrip("/"), not mount.read_only
+    return None, False
 
 
 def _hello(version: str) -> Responder:
@@ -568,6 +763,64 @@ def _instance(c: _Container) -> Instance:
             cap_add=DEFAULT_CAPABILITIES,
         ),
     )
+
+
+def _instructions(text: str) -> builtins.list[tuple[int, str, str]]:
+    """(line number, KEYWORD, argument) of each Dockerfile instruction, continuations joined."""
+    steps: builtins.list[tuple[int, str, str]] = []
+    pending, first = "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        first = first or number
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, argument = (pending + line).strip().partition(" ")
+        steps.append((first, keyword.upper(), argument.strip()))
+        pending, first = "", 0
+    return steps
+
+
+def _sent_files(spec: BuildSpec) -> dict[str, bytes]:
+    """The files of the context as the engine receives them (the real tar, read back)."""
+    stream = io.BytesIO(
+        b"".join(
+            context_tar(
+                spec.context, dockerfile=spec.dockerfile, dockerfile_text=spec.dockerfile_text
+            )
+        )
+    )
+    with tarfile.open(fileobj=stream) as tar:
+        return {
+            member.name: (tar.extractfile(member) or io.BytesIO()).read()
+            for member in tar.getmembers()
+            if member.isfile()
+        }
+
+
+def _sources_digest(sent: Mapping[str, bytes], sources: Sequence[str]) -> str:
+    """A digest of what COPY/ADD `sources` take from the context (by name and content)."""
+    digest = hashlib.sha256()
+    for source in sources:
+        prefix = posixpath.normpath(source).lstrip("/")
+        for name in sorted(sent):
+            if prefix == "." or name == prefix or name.startswith(prefix + "/"):
+                digest.update(name.encode() + b"\0" + sent[name])
+    return digest.hexdigest()
+
+
+def _fake_run(command: str, cancel: threading.Event, tag: str, on_line: LineSink) -> None:
+    """A RUN step: `exit N` fails the build, `sleep N` waits (until cancelled)."""
+    on_line(" ---> Running in 0123456789ab")
+    failed = re.search(r"\bexit (\d+)", command)
+    if failed and int(failed.group(1)) != 0:
+        code = failed.group(1)
+        raise BuildFailed(f"The command '/bin/sh -c {command}' returned a non-zero code: {code}")
+    slept = re.search(r"\bsleep (\d+)", command)
+    if slept and cancel.wait(int(slept.group(1))):
+        raise BuildCancelled(f"the build of {tag} was cancelled")
 
 
 def _key(ref: str) -> str:

@@ -1,12 +1,12 @@
 """`SocketEngine`: a unix socket that answers HTTP as a test scripts it, to test the Engine
 API client (`baepo.runtime.engine_http`) and `DockerEngine` at the wire.
 
-Each connection's request is read whole (headers and a Content-Length body) and recorded; the
-test's `answer(request, connection)` then writes whatever bytes it likes: a JSON answer
-(`send_json`), a chunked stream (`send_chunked_head`, `send_chunk`), nothing (`hang`: a hung
-engine), or a hang-up; the connection is closed once it returns. `GET /version` answers
-Docker 20.10's API version unless the script answers it. `hung()` makes an engine that
-accepts and never answers.
+Each connection's request is read whole (headers and a Content-Length or chunked body) and
+recorded; the test's `answer(request, connection)` then writes whatever bytes it likes: a
+JSON answer (`send_json`), a chunked stream (`send_chunked_head`, `send_chunk`), nothing
+(`hang`: a hung engine), or a hang-up; the connection is closed once it returns.
+`GET /version` answers Docker 20.10's API version unless the script answers it. `hung()`
+makes an engine that accepts and never answers.
 """
 
 from __future__ import annotations
@@ -172,6 +172,8 @@ def _read_request(connection: socket.socket) -> Request | None:
     for field in fields:
         name, _, value = field.partition(":")
         headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        return Request(method, target, headers, _read_chunked(connection, body))
     length = int(headers.get("content-length") or 0)
     while len(body) < length:
         chunk = connection.recv(65536)
@@ -179,6 +181,24 @@ def _read_request(connection: socket.socket) -> Request | None:
             break
         body += chunk
     return Request(method, target, headers, body)
+
+
+def _read_chunked(connection: socket.socket, data: bytes) -> bytes:
+    """A chunked body (a build's context), decoded, from what was read so far and the rest."""
+    body = b""
+    while True:
+        while b"\r\n" not in data:
+            data += connection.recv(65536) or b"\r\n"
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        while len(data) < size + 2:
+            more = connection.recv(65536)
+            if not more:
+                return body + data[:size]
+            data += more
+        if size == 0:
+            return body
+        body, data = body + data[:size], data[size + 2 :]
 
 
 def hung(path: Path) -> SocketEngine:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -32,10 +32,12 @@ from baepo.runtime import (
     Image,
     ImageNotFound,
     Instance,
+    Mount,
     PullFailed,
     StartFailed,
 )
-from baepo.runtime.engine_api import _boundary, _event, _instance, _timestamp
+from baepo.runtime.boundary import boundary as _boundary
+from baepo.runtime.engine_api import _event, _instance, _timestamp
 from baepo.runtime.engine_http import ResponseError, TransportError
 from tests.clients import Docker
 from tests.components import missing
@@ -240,19 +242,21 @@ SDK_BODIES = [
 ]
 
 
+def answer_a_run(request: Request, connection: socket.socket) -> None:
+    """An engine that creates and starts container c1, then inspects it as running."""
+    if request.path.endswith("/containers/create"):
+        send_json(connection, 201, {"Id": "c1", "Warnings": []})
+    elif request.path.endswith("/start"):
+        send_raw(connection, 204, b"")
+    else:
+        send_json(connection, 200, RUNNING)
+
+
 @pytest.mark.parametrize(("spec", "engine", "expected"), SDK_BODIES)
 def test_a_container_is_created_with_what_the_sdk_sent(
     spec: ContainerSpec, engine: DockerEngine, expected: dict[str, object], tmp_path: Path
 ) -> None:
-    def answer(request: Request, connection: socket.socket) -> None:
-        if request.path.endswith("/containers/create"):
-            send_json(connection, 201, {"Id": "c1", "Warnings": []})
-        elif request.path.endswith("/start"):
-            send_raw(connection, 204, b"")
-        else:
-            send_json(connection, 200, RUNNING)
-
-    with SocketEngine(tmp_path / "engine.sock", answer) as wire:
+    with SocketEngine(tmp_path / "engine.sock", answer_a_run) as wire:
         engine = DockerEngine(wire.url, capabilities=engine._capabilities, ulimits=engine._ulimits)
         engine.run(spec)
 
@@ -263,6 +267,26 @@ def test_a_container_is_created_with_what_the_sdk_sent(
     assert [(r.method, r.path) for r in wire.requests[2:4]] == [
         ("POST", "/v1.41/containers/c1/start"),
         ("GET", "/v1.41/containers/c1/json"),
+    ]
+
+
+def test_mounts_and_workdir_go_as_bind_mounts_and_working_dir(tmp_path: Path) -> None:
+    """The SDK's `mounts=[Mount(type="bind")]` and `working_dir`, which docker-py's callers
+    never used here: the engine's own names (a bind never needs the colon-split `Binds`)."""
+
+    spec = ContainerSpec(
+        image="img:1",
+        mounts=[Mount("/srv/work:1", "/workspace"), Mount("/etc/ca", "/ca", read_only=True)],
+        workdir="/workspace",
+    )
+    with SocketEngine(tmp_path / "engine.sock", answer_a_run) as wire:
+        DockerEngine(wire.url).run(spec)
+
+    body = cast(dict[str, Any], wire.requests[1].json())
+    assert body["WorkingDir"] == "/workspace"
+    assert body["HostConfig"]["Mounts"] == [
+        {"Type": "bind", "Source": "/srv/work:1", "Target": "/workspace", "ReadOnly": False},
+        {"Type": "bind", "Source": "/etc/ca", "Target": "/ca", "ReadOnly": True},
     ]
 
 

@@ -10,6 +10,7 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,7 @@ from baepo.runtime import (
     EngineEvent,
     ImageNotFound,
     Instance,
+    Mount,
     OutputLine,
     OutputStream,
     PullFailed,
@@ -399,3 +401,65 @@ def test_a_network_in_use_is_not_removed(engine: Engine, spec: Spec, test_networ
 def test_a_missing_network_fails_the_start(engine: Engine, spec: Spec) -> None:
     with pytest.raises(StartFailed):
         engine.run(spec("baepo-test/hello:1", port=8080, network="baepo-test-no-such-network"))
+
+
+# -- mounts, workdir, wait: what a pipeline step needs ------------------------------------
+
+
+def test_a_mount_is_seen_and_written_through(engine: Engine, spec: Spec, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("from the host\n")
+    mount = Mount(str(tmp_path), "/workspace")
+    script = "cat /workspace/in.txt && touch /workspace/out.txt"
+
+    instance = engine.run(
+        spec("baepo-test/busybox:1", command=["sh", "-c", script], mounts=[mount])
+    )
+
+    assert engine.wait(instance.id, timeout_s=30) == 0
+    assert "from the host" in engine.logs(instance.id)
+    assert (tmp_path / "out.txt").exists()
+
+
+def test_a_read_only_mount_refuses_writes(engine: Engine, spec: Spec, tmp_path: Path) -> None:
+    mount = Mount(str(tmp_path), "/workspace", read_only=True)
+
+    instance = engine.run(
+        spec("baepo-test/busybox:1", command=["touch", "/workspace/out.txt"], mounts=[mount])
+    )
+
+    assert engine.wait(instance.id, timeout_s=30) == 1
+    assert "Read-only file system" in engine.logs(instance.id)
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_the_command_starts_in_the_workdir(engine: Engine, spec: Spec, tmp_path: Path) -> None:
+    (tmp_path / "here.txt").write_text("relative to the workdir\n")
+    mount = Mount(str(tmp_path), "/workspace")
+
+    instance = engine.run(
+        spec(
+            "baepo-test/busybox:1",
+            command=["sh", "-c", "pwd && cat here.txt"],
+            mounts=[mount],
+            workdir="/workspace",
+        )
+    )
+
+    assert engine.wait(instance.id, timeout_s=30) == 0
+    assert engine.logs(instance.id).splitlines() == ["/workspace", "relative to the workdir"]
+
+
+def test_wait_gives_the_exit_code_or_none_while_it_runs(engine: Engine, spec: Spec) -> None:
+    crashed = engine.run(spec("baepo-test/crash:1"))
+    sleeper = engine.run(spec("baepo-test/busybox:1", command=["sleep", "600"]))
+
+    assert engine.wait(crashed.id, timeout_s=30) == 1
+    assert engine.wait(crashed.id, timeout_s=0) == 1  # exited already: at once
+    assert engine.wait(sleeper.id, timeout_s=0.5) is None
+    assert engine.inspect(sleeper.id).running
+
+    engine.stop(sleeper.id, timeout_s=0)
+
+    assert engine.wait(sleeper.id, timeout_s=30) == 137
+    with pytest.raises(ContainerNotFound):
+        engine.wait("0" * 64, timeout_s=1)

@@ -26,7 +26,7 @@ def memory(clock: FakeClock) -> Iterator[MemoryEngine]:
 
 def test_pull_from_the_fake_registry_by_tag_and_by_digest(memory: MemoryEngine) -> None:
     image = FakeImage(ref="localhost:5000/team/app:1", credentials=("robot", "s3cret"))
-    memory.push(image)
+    memory.publish(image)
     assert not memory.image_present("localhost:5000/team/app:1")
 
     with pytest.raises(PullFailed, match="unauthorized"):

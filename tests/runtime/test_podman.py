@@ -25,7 +25,8 @@ from baepo.runtime import (
     Engine,
     Instance,
 )
-from baepo.runtime.engine_api import _boundary, _event, _instance
+from baepo.runtime.boundary import boundary as _boundary
+from baepo.runtime.engine_api import _event, _instance
 from baepo.runtime.engine_http import ResponseError
 from tests import components
 from tests.clients import Docker

@@ -54,9 +54,11 @@ holds, reclaimable page cache left out as `docker stats` does. One short call pe
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Literal, Protocol
 
 from baepo.references import InvalidReference, Reference
@@ -90,9 +92,19 @@ data and drops to a user (nginx, postgres-style entrypoints) and binds a port be
 without raw sockets, mknod, chroot or setfcap, which Docker grants by default."""
 
 
+@dataclass(frozen=True)
+class Mount:
+    """A host directory (or file) seen inside the container at `target` (a bind mount)."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
 @dataclass(frozen=True, kw_only=True)
 class ContainerSpec:
-    """What to run. `cpu` is in vCPUs (0.25, 1, 2), `memory_mb` a hard limit without swap."""
+    """What to run. `cpu` is in vCPUs (0.25, 1, 2), `memory_mb` a hard limit without swap;
+    `workdir` is where `command` starts (the image's own when None)."""
 
     image: str
     name: str | None = None
@@ -104,6 +116,33 @@ class ContainerSpec:
     memory_mb: int | None = None
     pids_limit: int = DEFAULT_PIDS_LIMIT
     network: str | None = None
+    mounts: Sequence[Mount] = ()
+    workdir: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSpec:
+    """An image to build from the directory `context` and tag `tag`.
+
+    `dockerfile` is its path inside the context; `dockerfile_text`, when given, is sent in its
+    place (a generated Dockerfile: the context's own file of that name, if any, is not sent).
+    `cpu` and `memory_mb` bound the build's RUN steps as `ContainerSpec`'s bound a container;
+    `registry_auth` holds credentials per registry host, for FROM images that need a login.
+    """
+
+    context: Path
+    tag: str
+    dockerfile: str = "Dockerfile"
+    dockerfile_text: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    cpu: float | None = None
+    memory_mb: int | None = None
+    registry_auth: Mapping[str, Credentials] = field(default_factory=dict)
+
+
+LineSink = Callable[[str], None]
+"""Where a build or a push reports its progress, a line at a time (without its line break)."""
 
 
 @dataclass(frozen=True)
@@ -303,6 +342,33 @@ class Engine(Protocol):
     def remove_network(self, name: str) -> None:
         """Remove the network; no-op if it does not exist; `ContainerConflict` while a
         running container is attached (exited ones do not hold it)."""
+        ...
+
+    def wait(self, instance_id: str, timeout_s: float) -> int | None:
+        """Its exit code once it has exited (at once if it already has), or None if it is
+        still running after `timeout_s`. `ContainerNotFound` if there is no such container."""
+        ...
+
+    def build(
+        self, spec: BuildSpec, on_line: LineSink, cancel: threading.Event | None = None
+    ) -> str:
+        """Build `spec` with the engine's classic builder (its layer cache kept between
+        builds), tag it `spec.tag`, and return the image id.
+
+        The context goes as a tar made while it is sent, without what `.dockerignore`
+        excludes (the Dockerfile and `.dockerignore` always go). Every line the builder
+        writes goes to `on_line` as it comes. `BuildFailed` with the builder's own message
+        when it fails (a Dockerfile error, a RUN step exiting non-zero, an absent FROM
+        image); `BuildCancelled` within about a second of `cancel` being set (the engine
+        then stops the build).
+        """
+        ...
+
+    def push(self, ref: str, auth: Credentials | None, on_line: LineSink) -> str:
+        """Push the local image `ref` (a tag defaults to `latest`) to its registry; return
+        the manifest digest the registry stored (`sha256:…`). Progress goes to `on_line`;
+        `PushFailed` with the registry's or engine's words (credentials refused, no such
+        image, registry unreachable)."""
         ...
 
     def events(self, labels: Mapping[str, str]) -> EventStream:

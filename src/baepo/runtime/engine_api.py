@@ -22,10 +22,11 @@ Building a `DockerEngine` never touches the socket (the client learns the API ve
 first call): `baepo up` starts while the engine is still down, and its loops report
 `EngineUnavailable` until it answers. Every call is bounded by `timeout_s` (a stop by its stop
 timeout more; a pull's and an event stream's answers by what arrives: see `pull`, `events`).
-What the client raises is translated in `_boundary`, and nowhere else.
+What the client raises is translated in `boundary.py`, and nowhere else. Builds and pushes
+(`build`, `push`) are in `builds.py`.
 
 The requests are the ones the docker SDK (docker-py 7.1) made for the same calls, down to the
-container create's body (`_create_body`), so both engines read them as they always have.
+container create's body (`containers.py`), so both engines read them as they always have.
 """
 
 from __future__ import annotations
@@ -37,19 +38,22 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from baepo.runtime import distribution
+from baepo.runtime import builds, distribution
+from baepo.runtime.boundary import boundary as _boundary
+from baepo.runtime.containers import create_body
 from baepo.runtime.engine import (
     DEFAULT_CAPABILITIES,
     LABEL_MANAGED,
     LABEL_PORT,
+    BuildSpec,
     ContainerSpec,
     Credentials,
     EngineEvent,
@@ -57,6 +61,7 @@ from baepo.runtime.engine import (
     Instance,
     InstanceState,
     Limits,
+    LineSink,
     Network,
     OutputLine,
     OutputSource,
@@ -68,7 +73,6 @@ from baepo.runtime.engine_http import (
     EngineClient,
     FrameReader,
     MessageStream,
-    ResponseError,
     TransportError,
     demultiplex,
     endpoint,
@@ -191,6 +195,14 @@ class DockerEngine:
             digest = reported.pop()
         return _image(ref, attrs, digest)
 
+    def build(
+        self, spec: BuildSpec, on_line: LineSink, cancel: threading.Event | None = None
+    ) -> str:
+        return builds.build(self._client, spec, on_line, cancel)
+
+    def push(self, ref: str, auth: Credentials | None, on_line: LineSink) -> str:
+        return builds.push(self._client, ref, auth, on_line, idle_timeout_s=self._timeout_s)
+
     def image_present(self, ref: str) -> bool:
         try:
             with _boundary(f"inspect image {ref}", not_found=ImageNotFound):
@@ -208,7 +220,7 @@ class DockerEngine:
                 "POST",
                 "/containers/create",
                 query={"name": spec.name},
-                body=_create_body(spec, self._capabilities, self._ulimits),
+                body=create_body(spec, self._capabilities, self._ulimits),
             )
             container_id = str(created["Id"])
         try:
@@ -265,6 +277,30 @@ class DockerEngine:
                 query={"t": seconds},
                 timeout_s=self._timeout_s + seconds,
             )
+
+    def wait(self, instance_id: str, timeout_s: float) -> int | None:
+        """The engine's wait, bounded by `timeout_s` (read timeout: then inspected once more,
+        for an exit at that very moment)."""
+        what = f"wait for container {instance_id}"
+        try:
+            with _boundary(what):
+                answer = _object(
+                    json.loads(
+                        self._client.request(
+                            "POST",
+                            endpoint("/containers/{}/wait", instance_id),
+                            query={"condition": "not-running"},
+                            timeout_s=max(0.001, timeout_s),
+                        )
+                    )
+                )
+        except EngineUnavailable as exc:
+            if not isinstance(exc.__cause__, TransportError) or not isinstance(
+                exc.__cause__.__cause__, TimeoutError
+            ):
+                raise
+            return self.inspect(instance_id).exit_code
+        return int(answer.get("StatusCode") or 0)
 
     def remove(self, instance_id: str) -> None:
         with _boundary(f"remove container {instance_id}"):
@@ -534,29 +570,6 @@ def _past_exits(call: Callable[[], T]) -> T:
         return call()
 
 
-@contextmanager
-def _boundary(
-    what: str,
-    *,
-    not_found: Callable[[str], EngineError] = ContainerNotFound,
-    other: Callable[[str], EngineError] = EngineError,
-) -> Iterator[None]:
-    """Translate what the client raises while doing `what` into the room's errors."""
-    try:
-        yield
-    except EngineError:
-        raise
-    except ResponseError as exc:
-        if exc.status == 404:
-            raise not_found(f"cannot {what}: {exc.message}") from exc
-        # Podman 4.3 answers a taken name with 500 "… that name is already in use".
-        if exc.status == 409 or "already in use" in exc.message:
-            raise ContainerConflict(f"cannot {what}: {exc.message}") from exc
-        raise other(f"cannot {what}: {exc.message}") from exc
-    except (TransportError, OSError) as exc:
-        raise EngineUnavailable(f"cannot {what}: {exc}") from exc
-
-
 def _filters(filters: Mapping[str, builtins.list[str]]) -> str:
     """The `filters` query parameter: JSON of name → values."""
     return json.dumps(dict(filters))
@@ -566,63 +579,6 @@ def _object(answer: object) -> dict[str, Any]:
     if not isinstance(answer, dict):
         raise TransportError(f"the engine answered {str(answer)[:200]!r}, not an object")
     return answer
-
-
-def _create_body(
-    spec: ContainerSpec, capabilities: tuple[str, ...], ulimits: Mapping[str, tuple[int, int]]
-) -> dict[str, Any]:
-    """The body of POST /containers/create for `spec`: what docker-py 7.1's
-    `containers.create(detach=True, …)` sent, key for key (tests/runtime/test_engine_api.py
-    holds its answers), so engines read our containers exactly as before.
-
-    The SDK's oddities are kept: `NetworkMode` "default" without a network, `NetworkingConfig`
-    as `{network: null}` (engines ignore it; `NetworkMode` joins the network), and `Env`,
-    `CapAdd`, `Ulimits`, `PidsLimit` and `NanoCpus` left out when empty or zero. Not kept: the
-    SDK added proxy variables from the ambient ~/.docker/config.json to `Env`.
-    """
-    host: dict[str, Any] = {}
-    if spec.memory_mb is not None:
-        memory = spec.memory_mb * 1024 * 1024
-        host["Memory"] = memory
-        host["MemorySwap"] = memory  # memory + swap = memory: no swap
-    host["NetworkMode"] = spec.network or "default"
-    host["RestartPolicy"] = {"Name": "no"}
-    if capabilities:
-        host["CapAdd"] = list(capabilities)
-    host["CapDrop"] = ["ALL"]
-    host["SecurityOpt"] = ["no-new-privileges"]
-    if ulimits:
-        host["Ulimits"] = [
-            {"Name": name, "Soft": soft, "Hard": hard} for name, (soft, hard) in ulimits.items()
-        ]
-    if spec.pids_limit:
-        host["PidsLimit"] = spec.pids_limit
-    nano_cpus = round(spec.cpu * 1e9) if spec.cpu is not None else 0
-    if nano_cpus:
-        host["NanoCpus"] = nano_cpus
-    body: dict[str, Any] = {
-        "Tty": False,
-        "OpenStdin": False,
-        "StdinOnce": False,
-        "AttachStdin": False,
-        "AttachStdout": False,
-        "AttachStderr": False,
-    }
-    if spec.env:
-        body["Env"] = [f"{key}={value}" for key, value in spec.env.items()]
-    if spec.command is not None:
-        body["Cmd"] = list(spec.command)
-    body["Image"] = spec.image
-    body["NetworkDisabled"] = False
-    body["HostConfig"] = host
-    if spec.network:
-        body["NetworkingConfig"] = {spec.network: None}
-    body["Labels"] = {
-        **spec.labels,
-        LABEL_MANAGED: "true",
-        **({LABEL_PORT: str(spec.port)} if spec.port is not None else {}),
-    }
-    return body
 
 
 class _NoNetwork(EngineError):

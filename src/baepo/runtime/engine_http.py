@@ -14,6 +14,12 @@ server for a dozen calls) and speaks the API as the SDK did with `version=None`:
     timeouts         `timeout_s` bounds the connect and every read, so a hung engine raises
                      `TransportError`; a stream may lift it once its answer has begun (events,
                      idle for as long as nothing happens)
+    uploads          a body given as chunks of bytes (a build's context) goes chunked, read from
+                     its iterator while it is sent; what the iterator raises ends the call
+    cancelling       a stream opened with an event ends as if closed once the event is set,
+                     from its connect on: the socket is shut down (the engine sees the client
+                     go and stops the work, a build), and the call raises `TransportError` or
+                     the stream ends
     answers          a status >= 400 raises `ResponseError` with the engine's JSON "message"
                      (or its body's text); no answer, a timeout, a broken or unreadable one
                      raises `TransportError`. Chunked bodies and `Connection: close` are
@@ -34,7 +40,7 @@ import json
 import socket
 import struct
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote, urlencode, urlsplit
@@ -89,6 +95,14 @@ def demultiplex(data: bytes) -> bytes:
         out += data[at : at + length]
         at += length
     return bytes(out)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A request body sent as it is made: `chunks` are read while they are sent."""
+
+    content_type: str
+    chunks: Iterable[bytes]
 
 
 @dataclass(frozen=True)
@@ -229,11 +243,22 @@ class EngineClient:
         *,
         query: Query | None = None,
         headers: Mapping[str, str] | None = None,
+        upload: Upload | None = None,
         idle_timeout_s: float | None,
+        cancel: threading.Event | None = None,
     ) -> ChunkStream:
-        """The engine's answer as the bytes arrive, with the timeouts of `stream`."""
-        connection, sock, response = self._open(method, path, query=query, headers=headers)
-        chunks = ChunkStream(connection, sock, response, self.base_url)
+        """The engine's answer as the bytes arrive, with the timeouts of `stream`, to a
+        request with `upload` as its body if given; setting `cancel` ends it (see above)."""
+        watch = None if cancel is None else _CancelWatch(cancel)
+        try:
+            connection, sock, response = self._open(
+                method, path, query=query, headers=headers, upload=upload, watch=watch
+            )
+        except BaseException:
+            if watch is not None:
+                watch.stop()
+            raise
+        chunks = ChunkStream(connection, sock, response, self.base_url, watch)
         try:
             sock.settimeout(idle_timeout_s)
         except OSError as exc:
@@ -280,6 +305,8 @@ class EngineClient:
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
         versioned: bool = True,
+        upload: Upload | None = None,
+        watch: _CancelWatch | None = None,
     ) -> tuple[http.client.HTTPConnection, socket.socket, http.client.HTTPResponse]:
         """Send the request; the connection, its socket (which http.client forgets once the
         answer says `Connection: close`) and the response, whose status is below 400."""
@@ -292,12 +319,18 @@ class EngineClient:
         if pairs:
             target += "?" + urlencode(pairs)
         sent = {"User-Agent": "baepo", "Connection": "close", **(headers or {})}
-        payload = None
-        if body is not None:
+        payload: bytes | Iterable[bytes] | None = None
+        if upload is not None:
+            payload = upload.chunks  # http.client sends an iterable chunked
+            sent["Content-Type"] = upload.content_type
+        elif body is not None:
             payload = json.dumps(body).encode()
             sent["Content-Type"] = "application/json"
         connection = address.connection(timeout_s if timeout_s is not None else self.timeout_s)
         try:
+            if watch is not None:
+                connection.connect()
+                watch.watch(cast(socket.socket, connection.sock))
             connection.request(method, target, body=payload, headers=sent)
             sock = cast(socket.socket, connection.sock)
             response = connection.getresponse()
@@ -309,6 +342,9 @@ class EngineClient:
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
             raise self._broken(exc) from exc
+        except BaseException:  # what an upload's chunks raised
+            connection.close()
+            raise
         return connection, sock, response
 
     def _versioned(self, path: str, versioned: bool) -> str:
@@ -334,6 +370,7 @@ class ChunkStream:
         sock: socket.socket,
         response: http.client.HTTPResponse,
         base_url: str,
+        watch: _CancelWatch | None = None,
     ) -> None:
         self._connection = connection
         self._response = response
@@ -343,6 +380,9 @@ class ChunkStream:
         self.closed = False
         """True once `close()` was called (not when the engine ended the answer)."""
         self._reading = threading.Lock()  # held by the iterating thread while it reads
+        self._watch = watch
+        if watch is not None:
+            watch.hand_over(self.close)
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -388,9 +428,49 @@ class ChunkStream:
         self.close()
 
     def _release(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
         self._response.close()
         self._connection.close()
         self._socket = None
+
+
+class _CancelWatch:
+    """A thread that waits for `event`, then shuts the watched socket down (before the answer
+    began) or closes the stream (after): until `stop()`, checking 20 times a second."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._socket: socket.socket | None = None
+        self._close: Callable[[], None] | None = None
+
+    def watch(self, sock: socket.socket) -> None:
+        self._socket = sock
+        threading.Thread(target=self._run, name="engine-cancel", daemon=True).start()
+
+    def hand_over(self, close: Callable[[], None]) -> None:
+        with self._lock:
+            self._close = close
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            if not self._event.wait(0.05):
+                continue
+            with self._lock:
+                if self._stopped.is_set():
+                    return
+                close, sock = self._close, self._socket
+            if close is not None:
+                close()
+            elif sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            return
 
 
 class MessageStream:
