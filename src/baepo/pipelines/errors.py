@@ -9,12 +9,14 @@
     │                           came for a service that has no webhook (one answer for both)
     ├── InvalidWebhookPayload   a correctly signed webhook whose body is not the provider's push
     │                           event (not JSON, fields missing)
-    └── FetchFailed             a commit could not be fetched from its git URL (refused URL,
-                                unreachable, no such commit, too big, too slow)
+    ├── FetchFailed             a commit could not be fetched from its git URL (refused URL,
+    │                           unreachable, no such commit, too big, too slow)
+    └── PipelinesUnavailable    the state database cannot be used now; retry later
 
 The parsers (`spec.py`, `apprunner.py`, `webhooks.py`) are pure and raise only these; YAML's
 and JSON's own errors are mapped where they are read. `fetch.py` maps the git client's failures
-and OS errors to `FetchFailed` with the first line git printed.
+and OS errors to `FetchFailed` with the first line git printed; `deliveries.py` SQLAlchemy's
+to `PipelinesUnavailable`.
 """
 
 from __future__ import annotations
@@ -41,4 +43,8 @@ class InvalidWebhookPayload(PipelineError):
 
 
 class FetchFailed(PipelineError):
+    pass
+
+
+class PipelinesUnavailable(PipelineError):
     pass
