@@ -118,6 +118,7 @@ def step(**fields: str) -> str:
         (step(commands="[1]"), "steps[0].commands[0]: must be text, not a number"),
         (step(commands="{a: b}"), "steps[0].commands: must be a list of text"),
         (step(commands="['  ']"), "steps[0].commands[0]: must not be empty"),
+        (step(commands='["a\\0b"]'), "steps[0].commands[0]: must not hold a NUL"),
         (step(environment="[A]"), "steps[0].environment: must be a mapping"),
         (step(environment="{'1A': x}"), "steps[0].environment: '1A' is not a variable name"),
         (step(environment="{A: [1]}"), "steps[0].environment.A: must be text or a number"),

@@ -148,22 +148,28 @@ def test_header_names_are_case_insensitive(provider: str) -> None:
     assert isinstance(read_event(provider, headers, body), PushEvent)
 
 
-@pytest.mark.parametrize("provider", ["github", "gitea", "gitlab"])
+WRONG = [
+    ("other secret", "does not match"),
+    ("body changed", "does not match"),
+    ("no signature", "not signed"),
+    ("empty secret", "no webhook secret"),
+]
+
+
 @pytest.mark.parametrize(
-    ("change", "reason"),
+    ("provider", "change", "reason"),
     [
-        ("other secret", "does not match"),
-        ("body changed", "does not match"),
-        ("no signature", "not signed"),
-        ("empty secret", "no webhook secret"),
+        (provider, change, reason)
+        for provider in ("github", "gitea", "gitlab")
+        for change, reason in WRONG
+        # GitLab's token is the secret itself: it does not sign the body.
+        if (provider, change) != ("gitlab", "body changed")
     ],
 )
 def test_a_delivery_signed_wrong_is_rejected(provider: str, change: str, reason: str) -> None:
     body = PAYLOADS[provider]()
     headers = signed(provider, body, secret="other" if change == "other secret" else SECRET)
     if change == "body changed":
-        if provider == "gitlab":
-            pytest.skip("GitLab's token is the secret itself: it does not sign the body")
         body = body.replace(b"main", b"mair")
     if change == "no signature":
         headers = {

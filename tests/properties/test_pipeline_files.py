@@ -89,6 +89,7 @@ PIPELINE = st.fixed_dictionaries(
 @example("steps:\n  - {name: a, image: x, commands: [echo], timeout: 1e999}")
 @example("\x00")
 @example("\ud800")
+@example('steps: [{name: a, image: x, commands: [echo], environment: {A: "\\0"}}]')
 def test_baepo_yaml_parses_or_says_why(text: str) -> None:
     try:
         spec = parse_pipeline(text)
@@ -104,6 +105,8 @@ def test_baepo_yaml_parses_or_says_why(text: str) -> None:
         for position, step in enumerate(order):
             assert set(step.depends_on) <= {s.name for s in order[:position]}
             assert step.script().endswith("\n")
+            # What becomes a process's arguments and environment can be given to one.
+            assert "\x00" not in step.script() + "".join(step.environment.values())
 
 
 APPRUNNER = st.fixed_dictionaries(

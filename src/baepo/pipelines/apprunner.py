@@ -118,7 +118,7 @@ def parse_apprunner(text: str) -> AppRunnerConfig:
                 read.fail("run.network.env", f"{port_variable!r} is not a variable name")
     return AppRunnerConfig(
         runtime=runtime,
-        run_command=_one_line_ok(read, read.text(run["command"], "run.command")),
+        run_command=read.text(run["command"], "run.command"),
         build_commands=build_commands,
         pre_run=() if run.get("pre-run") is None else read.texts(run["pre-run"], "run.pre-run"),
         port=port,
@@ -194,12 +194,6 @@ def _one_line(read: Reader, value: str, where: str) -> str:
     if any(c in value for c in "\n\r\x00"):
         read.fail(where, "must be one line")
     return value
-
-
-def _one_line_ok(read: Reader, command: str) -> str:
-    if "\x00" in command:
-        read.fail("run.command", "must not hold a NUL character")
-    return command
 
 
 def _port(read: Reader, raw: object, where: str) -> int:

@@ -80,6 +80,8 @@ class Reader:
             self.fail(where, f"must be text, not {kind(value)}{quote}")
         if not value.strip():
             self.fail(where, "must not be empty")
+        if "\x00" in value:  # no command line, variable or path can hold one
+            self.fail(where, "must not hold a NUL character")
         return value
 
     def texts(self, value: object, where: str) -> tuple[str, ...]:

@@ -196,6 +196,8 @@ def _environment(read: Reader, raw: object, where: str) -> dict[str, str]:
             environment[key] = "true" if value else "false"
         elif isinstance(value, str | int | float):
             environment[key] = str(value)
+            if "\x00" in environment[key]:
+                read.fail(join(where, key), "must not hold a NUL character")
         else:
             read.fail(join(where, key), f"must be text or a number, not {kind(value)}")
     return environment
