@@ -176,22 +176,14 @@ def _variables(read: Reader, raw: object, where: str) -> dict[str, str]:
         name = read.text(fields["name"], join(here, "name"))
         if not VARIABLE_NAME.fullmatch(name):
             read.fail(join(here, "name"), f"{name!r} is not a variable name")
-        value = fields.get("value", "")
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        elif isinstance(value, int | float):
-            value = str(value)
-        elif value is None:
-            value = ""
-        elif not isinstance(value, str):
-            read.fail(join(here, "value"), f"must be text, not {kind(value)}")
+        value = read.variable(fields.get("value"), join(here, "value"))
         variables[name] = _one_line(read, value, join(here, "value"))
     return variables
 
 
 def _one_line(read: Reader, value: str, where: str) -> str:
     # A Dockerfile instruction is one line: ENV and ARG have no escape for a newline.
-    if any(c in value for c in "\n\r\x00"):
+    if any(c in value for c in "\n\r"):
         read.fail(where, "must be one line")
     return value
 

@@ -92,6 +92,19 @@ class Reader:
             self.fail(where, f"must be a list of text, not {kind(value)}")
         return tuple(self.text(item, f"{where}[{i}]") for i, item in enumerate(value))
 
+    def variable(self, value: object, where: str) -> str:
+        """A variable's value: text, or a number or boolean as YAML wrote it (`true`, `3`);
+        null is empty."""
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if not isinstance(value, str | int | float):
+            self.fail(where, f"must be text or a number, not {kind(value)}")
+        if "\x00" in str(value):
+            self.fail(where, "must not hold a NUL character")
+        return str(value)
+
     def switch(self, value: object, where: str) -> bool:
         if not isinstance(value, bool):
             self.fail(where, f"must be true or false, not {kind(value)}")

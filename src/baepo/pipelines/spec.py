@@ -192,14 +192,7 @@ def _environment(read: Reader, raw: object, where: str) -> dict[str, str]:
     for key, value in raw.items():
         if not isinstance(key, str) or not VARIABLE_NAME.fullmatch(key):
             read.fail(where, f"{key!r} is not a variable name")
-        if isinstance(value, bool):
-            environment[key] = "true" if value else "false"
-        elif isinstance(value, str | int | float):
-            environment[key] = str(value)
-            if "\x00" in environment[key]:
-                read.fail(join(where, key), "must not hold a NUL character")
-        else:
-            read.fail(join(where, key), f"must be text or a number, not {kind(value)}")
+        environment[key] = read.variable(value, join(where, key))
     return environment
 
 
