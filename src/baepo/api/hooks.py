@@ -38,9 +38,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from baepo.api.errors import ApiError
+from baepo.api.errors import ApiError, ErrorBody
 from baepo.pipelines.deliveries import Deliveries
 from baepo.pipelines.errors import FetchFailed, InvalidWebhookPayload, WebhookRejected
 from baepo.pipelines.fetch import fetch_commit
@@ -69,6 +70,23 @@ Lookup = Callable[[str], HookTarget | None]
 Submit = Callable[[str, PushEvent, Path], str | None]
 """Queue a run of `service` for the event on the fetched tree (a tar that the call takes or
 leaves); the run's id, or None when the pipeline has nothing for that branch."""
+
+
+class HookAnswer(BaseModel):
+    """What became of a delivery."""
+
+    status: str = Field(description="queued | accepted | duplicate | ignored")
+    run: str | None = Field(default=None, description="the run it queued (queued, duplicate)")
+    reason: str | None = Field(default=None, description="why nothing runs (ignored)")
+    delivery: str | None = Field(default=None, description="its delivery id (accepted)")
+
+
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"model": HookAnswer, "description": "Nothing runs: ignored, or a duplicate"},
+    202: {"model": HookAnswer, "description": "A run is queued, or the commit being fetched"},
+    413: {"model": ErrorBody, "description": "The body is larger than a webhook's"},
+    502: {"model": ErrorBody, "description": "The commit could not be fetched"},
+}
 
 
 @dataclass(frozen=True)
@@ -119,9 +137,10 @@ def hooks_router(
         finally:
             fetching.release()
 
-    @router.post("/hooks/{provider}/{service}", status_code=202)
+    @router.post("/hooks/{provider}/{service}", status_code=202, responses=_ANSWERS)
     async def webhook(provider: str, service: str, request: Request) -> JSONResponse:
-        """A push from GitHub, Gitea/Forgejo or GitLab (see the module's table)."""
+        """A push from GitHub, Gitea/Forgejo or GitLab, signed with the service's webhook
+        secret: runs the service's pipeline on the pushed commit, fetched from its source URL."""
         if provider not in PROVIDERS:
             raise ApiError(404, "NOT_FOUND", f"webhooks come from {', '.join(PROVIDERS)}")
         body = await _body(request)
