@@ -66,6 +66,11 @@ def test_the_workflow_deploys_with_a_limited_token_and_fails_a_broken_deploy(
     token = stack.cli(*words[1:]).stdout.strip()
     document = yaml.safe_load(written.read_text())
     assert document["jobs"]["deploy"]["steps"][-1]["name"] == DEPLOY_STEP
+    again = stack.cli("ci", "github", name, "--output", str(written), check=False)
+    assert again.returncode == 1 and "exists (--force replaces it)" in again.stderr
+    assert stack.cli("ci", "github", name, "--output", "-").stdout == written.read_text()
+    unknown = stack.cli("ci", "github", "no-such-service", "--output", "-", check=False)
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
 
     env = {
         "PATH": os.environ["PATH"],
