@@ -184,10 +184,11 @@ def hooks_router(
             await run_in_threadpool(deliveries.release, provider, event.delivery_id)
             raise ApiError(503, "BUSY", "too many webhooks are being fetched; retry later")
         task = asyncio.ensure_future(run_in_threadpool(run, service, event, target.source_url))
+        pending.add(task)  # held until it ends, even if this request goes away first
+        task.add_done_callback(pending.discard)
         done, _ = await asyncio.wait({task}, timeout=limits.answer_within_s)
         if not done:
-            pending.add(task)
-            task.add_done_callback(_finished(pending, service, event))
+            task.add_done_callback(_outlived(service, event))
             return _answer(202, status="accepted", delivery=event.delivery_id)
         try:
             run_id = task.result()
@@ -218,17 +219,11 @@ def _answer(code: int, **fields: Any) -> JSONResponse:
     return JSONResponse(fields, status_code=code)
 
 
-def _finished(
-    pending: set[asyncio.Task[Any]], service: str, event: PushEvent
-) -> Callable[[asyncio.Task[Any]], None]:
+def _outlived(service: str, event: PushEvent) -> Callable[[asyncio.Task[Any]], None]:
     """What happens to a fetch that outlived its answer: logged, since no one waits for it."""
 
     def done(task: asyncio.Task[Any]) -> None:
-        pending.discard(task)
-        if task.cancelled():
-            return
-        problem = task.exception()
-        if problem is not None:
+        if not task.cancelled() and (problem := task.exception()) is not None:
             log.warning(
                 "webhook %s %s for %s: %s", event.provider, event.delivery_id, service, problem
             )
