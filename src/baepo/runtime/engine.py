@@ -90,6 +90,15 @@ data and drops to a user (nginx, postgres-style entrypoints) and binds a port be
 without raw sockets, mknod, chroot or setfcap, which Docker grants by default."""
 
 
+@dataclass(frozen=True)
+class Mount:
+    """TEMPORARY stand-in on branch pipe-runs for helper B's (dropped at merge)."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
 @dataclass(frozen=True, kw_only=True)
 class ContainerSpec:
     """What to run. `cpu` is in vCPUs (0.25, 1, 2), `memory_mb` a hard limit without swap."""
@@ -104,6 +113,8 @@ class ContainerSpec:
     memory_mb: int | None = None
     pids_limit: int = DEFAULT_PIDS_LIMIT
     network: str | None = None
+    mounts: Sequence[Mount] = ()  # TEMPORARY stand-in for helper B's (dropped at merge)
+    workdir: str | None = None  # TEMPORARY stand-in for helper B's (dropped at merge)
 
 
 @dataclass(frozen=True)
