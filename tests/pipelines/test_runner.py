@@ -30,7 +30,7 @@ from baepo.control import (
 )
 from baepo.pipelines.runner import LABEL_RUN, LABEL_STEP, Runner
 from baepo.pipelines.runs import Runs, RunView
-from baepo.runtime import ContainerSpec, EngineError, Instance
+from baepo.runtime import ContainerSpec, Credentials, EngineError, Image, ImageNotFound, Instance
 from tests.fakes.engine import FakeImage, MemoryEngine
 from tests.pipelines.world import ALICE, Directory, database, source_tar
 from tests.runtime.waiting import eventually
@@ -70,6 +70,16 @@ class StepEngine(MemoryEngine):
         self.clock = clock
         self.specs: list[ContainerSpec] = []
         self.moves_clock = True
+        self.registry: set[str] = set()
+        """Refs Baepo's registry holds (`pull` takes them with the robot's credentials)."""
+        self.pulls: list[tuple[str, Credentials | None]] = []
+
+    def pull(self, ref: str, auth: Credentials | None = None) -> Image:
+        self.pulls.append((ref, auth))
+        if ref not in self.registry or auth != ROBOT:
+            raise ImageNotFound(f"cannot pull {ref}: manifest unknown")
+        self.load(FakeImage(ref=ref))
+        return Image(ref=ref, id=f"id-{ref}", digest=None)
 
     def run(self, spec: ContainerSpec) -> Instance:
         instance = super().run(spec)
@@ -208,8 +218,7 @@ class RunnerWorld:
 def w(tmp_path: Path) -> Iterator[RunnerWorld]:
     clock = FakeClock()
     engine = StepEngine(clock)
-    engine.push(FakeImage(ref=f"{REGISTRY}/alice/tools:1", credentials=ROBOT))
-    engine.push(FakeImage(ref=f"{REGISTRY}/bob/tools:1", credentials=ROBOT))
+    engine.registry |= {f"{REGISTRY}/alice/tools:1", f"{REGISTRY}/bob/tools:1"}
     directory = Directory({"app": "alice"})
     deploys = Deploys(directory)
     builds = Builds()
@@ -420,7 +429,7 @@ def test_step_images_of_baepos_registry_are_pulled_with_the_owners_rights(
     mine = "steps:\n  - {name: t, image: localhost:5000/alice/tools:1, commands: [echo ok]}\n"
     run = w.run({**APP, "baepo.yaml": mine})
     assert run.status == "SUCCEEDED", run.message
-    assert w.engine.image_present(f"{REGISTRY}/alice/tools:1")
+    assert w.engine.pulls == [(f"{REGISTRY}/alice/tools:1", ROBOT)]
     theirs = mine.replace("alice/tools", "bob/tools")
     refused = w.run({**APP, "baepo.yaml": theirs}, commit="5" * 40)
     assert refused.message == "step t: alice may not pull localhost:5000/bob/tools:1"

@@ -245,7 +245,10 @@ def test_a_restart_fails_the_runs_it_cut_short_and_runs_the_waiting_ones(
         assert row is not None
         row.status = "RUNNING"
         row.steps = [{"name": "test", "status": "RUNNING", "exit_code": None, "ended_at": None}]
+    left = w.root / "work" / cut.id / "src"
+    left.mkdir(parents=True)
     w.runs.start()
+    assert not left.parent.exists()  # its workspace is gone
     failed = w.runs.get(cut.id, caller=ALICE)
     assert failed.status == "FAILED" and failed.message == "Baepo restarted while the run executed"
     assert [s.status for s in failed.steps] == ["FAILED"]

@@ -250,17 +250,11 @@ class Runner:
         except EngineError as exc:
             job.step_ended(step.name, StepStatus.FAILED, None)
             raise RunFailed(f"step {step.name} could not start: {exc}") from exc
-        pump = threading.Thread(
-            target=_copy_output,
-            args=(self._engine, container.id, job.log),
-            name=f"baepo-step-{step.name}",
-            daemon=True,
-        )
-        pump.start()
+        output = _Output(self._engine, container.id, job.log, step.name)
         try:
             code = self._wait(job, step, container.id)
         finally:
-            pump.join(OUTPUT_JOIN_S)
+            output.finish()
             try:
                 self._engine.remove(container.id)
             except EngineError as exc:
@@ -399,20 +393,49 @@ class Runner:
         return Outcome(RunStatus.SUCCEEDED, f"deployed {image} as revision {operation.revision}")
 
 
-def _copy_output(engine: StepEngine, container_id: str, log_: RunLog) -> None:
-    """The step's output into the run's log, as it comes, until the container stops."""
-    try:
-        stream = engine.output(container_id, follow=True)
-    except EngineError as exc:
-        log_.stage(f"cannot read the step's output: {exc}")
-        return
-    try:
-        for line in stream:
-            log_.write(line.text)
-    except EngineError as exc:
-        log_.stage(f"lost the step's output: {exc}")
-    finally:
-        stream.close()
+class _Output:
+    """A step's output copied into the run's log as it comes (a thread following it);
+    `finish()`, once the step has exited, adds what the follow missed: an engine may end a
+    follow before the last lines of a container that exits at once are stored."""
+
+    def __init__(self, engine: StepEngine, container_id: str, log_: RunLog, name: str) -> None:
+        self._engine = engine
+        self._id = container_id
+        self._log = log_
+        self._copied = 0
+        self._thread = threading.Thread(target=self._copy, name=f"baepo-step-{name}", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        try:
+            stream = self._engine.output(self._id, follow=True)
+        except EngineError as exc:
+            log.info("cannot follow step container %s: %s", self._id[:12], exc)
+            return
+        try:
+            for line in stream:
+                self._log.write(line.text)
+                self._copied += 1
+        except EngineError as exc:
+            log.info("lost the output of step container %s: %s", self._id[:12], exc)
+        finally:
+            stream.close()
+
+    def finish(self) -> None:
+        self._thread.join(OUTPUT_JOIN_S)
+        if self._thread.is_alive():
+            return  # still copying (an engine that does not end the follow): leave it be
+        try:
+            stream = self._engine.output(self._id)
+            try:
+                lines = list(stream)
+            finally:
+                stream.close()
+        except EngineError as exc:
+            self._log.stage(f"cannot read the step's output: {exc}")
+            return
+        for line in lines[self._copied :]:
+            self._log.write(line.text)
 
 
 def _relative_to(path: PurePosixPath, context: PurePosixPath) -> PurePosixPath | None:

@@ -277,6 +277,9 @@ class Runs:
             for run_id in waiting:
                 self._logs.setdefault(run_id, RunLog(self._dirs.log(run_id)))
             self._started = True
+        # Workspaces are the executing runs' only: none executes yet.
+        for workspace in self._dirs.work.iterdir():
+            shutil.rmtree(workspace, ignore_errors=True)
         for run_id in cut_ids:
             try:
                 self._runner.abandon(run_id)
