@@ -32,8 +32,8 @@ import logging
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
 from baepo.control import SYSTEM, Caller, ServiceView
+from baepo.pipelines import records
 from baepo.pipelines.errors import (
     PipelinesUnavailable,
     RunFinished,
@@ -54,7 +54,7 @@ from baepo.pipelines.errors import (
 )
 from baepo.pipelines.run_logs import RunLog, RunLogFollower
 from baepo.pipelines.tables import RunRow
-from baepo.store import Database, StoreError
+from baepo.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -554,13 +554,8 @@ class Runs:
                 if run_id not in self._logs:  # never one that waits or executes
                     self._dirs.source(run_id).unlink(missing_ok=True)
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with self._db.session() as s:
-                yield s
-        except (SQLAlchemyError, StoreError) as exc:
-            raise PipelinesUnavailable(f"the state database cannot be used: {exc}") from exc
+    def _session(self) -> AbstractContextManager[Session]:
+        return records.session(self._db)
 
 
 def _waiting() -> sa.ColumnElement[bool]:

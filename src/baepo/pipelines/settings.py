@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
 from baepo.control import SYSTEM, Caller, SecretBox
-from baepo.pipelines.errors import InvalidPipelineSettings, PipelinesUnavailable
+from baepo.pipelines import records
+from baepo.pipelines.errors import InvalidPipelineSettings
 from baepo.pipelines.runs import ServiceDirectory
 from baepo.pipelines.tables import SettingsRow
-from baepo.store import Database, StoreError
+from baepo.store import Database
 
 DEFAULT_BRANCH = "main"
 MAX_URL = 1024
@@ -140,13 +139,8 @@ class Settings:
             s.add(row)
         return row
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        try:
-            with self._db.session() as s:
-                yield s
-        except (SQLAlchemyError, StoreError) as exc:
-            raise PipelinesUnavailable(f"the state database cannot be used: {exc}") from exc
+    def _session(self) -> AbstractContextManager[Session]:
+        return records.session(self._db)
 
 
 def _view(service: str, row: SettingsRow | None) -> PipelineSettings:
