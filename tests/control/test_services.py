@@ -234,6 +234,11 @@ async def test_secrets_are_sealed_at_rest_masked_when_read_and_given_to_the_inst
     assert instance.address is not None
     body = httpx.get(f"http://{instance.address}/", timeout=5).text
     assert body == "hunter2 prod 8080"
+    # In the clear for what Baepo runs on the service's behalf (a pipeline's steps) only,
+    # and only to a caller who reaches the service.
+    assert world.services.secrets("env") == {"DB_PASSWORD": "hunter2"}
+    with pytest.raises(ServiceNotFound):
+        world.services.secrets("env", caller=Caller("bob", frozenset({"bob"})))
 
 
 async def test_a_secret_sent_back_masked_keeps_its_value(world: World) -> None:

@@ -44,6 +44,13 @@ from baepo.control import (
     ServiceNotFound,
     TooManyFollowers,
 )
+from baepo.pipelines import (
+    InvalidPipelineSettings,
+    PipelinesUnavailable,
+    RunFinished,
+    RunNotFound,
+    SourceMissing,
+)
 from baepo.registry import RegistryError
 
 
@@ -118,6 +125,11 @@ ROOM_ERRORS: dict[type[Exception], tuple[int, str]] = {
     TooManyFollowers: (503, "TOO_MANY_FOLLOWERS"),
     SecretsUnreadable: (500, "SECRETS_UNREADABLE"),
     ControlUnavailable: (503, "UNAVAILABLE"),
+    RunNotFound: (404, "RUN_NOT_FOUND"),
+    RunFinished: (409, "RUN_FINISHED"),
+    SourceMissing: (409, "SOURCE_MISSING"),
+    InvalidPipelineSettings: (400, "INVALID_PIPELINE_SETTINGS"),
+    PipelinesUnavailable: (503, "UNAVAILABLE"),
     AuthUnavailable: (503, "UNAVAILABLE"),
 }
 

@@ -15,6 +15,7 @@ from baepo.cli.ci import app as ci_app
 from baepo.cli.client import Client, load_settings, save_settings
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit, error_console, human_bytes
+from baepo.cli.pipelines import app as pipelines_app
 from baepo.cli.services import app as services_app
 from baepo.config import DEFAULT_DATA_DIR
 
@@ -33,6 +34,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(services_app, name="services")
 app.add_typer(autoscaling_app, name="autoscaling")
 app.add_typer(ci_app, name="ci")
+app.add_typer(pipelines_app, name="pipelines")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

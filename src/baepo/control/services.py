@@ -271,6 +271,13 @@ class Services:
             service = _reached(records.live_service(s, name), caller)
             return self._view(s, service, running.get(name, ()))
 
+    def secrets(self, name: str, *, caller: Caller = SYSTEM) -> dict[str, str]:
+        """The service's secrets in the clear: for what Baepo runs on its behalf (a
+        pipeline's steps, which mask them in their logs), never for a person."""
+        with self._session() as s:
+            service = _reached(records.live_service(s, name), caller)
+            return dict(self._sealer.spec(service.spec).secrets)
+
     def operations(self, name: str, *, caller: Caller = SYSTEM) -> builtins.list[OperationView]:
         """Newest first, without their logs (`operation(id)` has the log)."""
         with self._session() as s:
