@@ -72,7 +72,8 @@ class RunRefused(Exception):
 
 
 class FakeRuns:
-    """Runs a `Script` per branch in a thread of its own, as the real store runs a run."""
+    """Runs the `Script` of a "service/branch" or a "branch" (else one that succeeds) in a
+    thread of its own, as the real store runs a run."""
 
     def __init__(self) -> None:
         self.scripts: dict[str, Script] = {}
@@ -107,7 +108,7 @@ class FakeRuns:
         source.unlink()  # the real store moves it into its own directory
         with self._changed:
             self.runs.append(run)
-        script = self.scripts.get(branch, Script())
+        script = self.scripts.get(f"{service}/{branch}") or self.scripts.get(branch, Script())
         threading.Thread(target=self._execute, args=(run, script), daemon=True).start()
         return run
 
@@ -233,7 +234,9 @@ class GitClient:
             "LC_ALL": "C",
         }
 
-    def run(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, cwd: Path | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             ["git", *args],
             cwd=cwd,
@@ -368,6 +371,14 @@ class LiveGit:
     def url(self, service: str, user: str | None = None, secret: str | None = None) -> str:
         who = f"{user}:{secret}@" if user is not None else ""
         return f"http://{who}127.0.0.1:{self.port}/git/{service}.git"
+
+    def wait_until_idle(self) -> None:
+        """Until no git backend runs (each one's request may be answered a moment before its
+        process is reaped)."""
+        deadline = time.monotonic() + DEADLINE_S
+        while self.backend_pids():
+            assert time.monotonic() < deadline, f"backends still running: {self.backend_pids()}"
+            time.sleep(0.01)
 
     def __enter__(self) -> LiveGit:
         self.thread.start()
