@@ -11,9 +11,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import httpx
+import pytest
 
 from baepo.pipelines.git_http import BackendLimits
 from tests.pipelines.git_world import PASSWORDS, FakeRuns, GitClient, LiveGit, Script, Watched

@@ -130,8 +130,7 @@ def branch_filter(
 
 
 def pipeline_file(source_tar: Path) -> str | None:
-    """The text of the tree's `baepo.yaml` (None when absent or not a regular file); a file
-    too large or not UTF-8 comes back as text that fails to parse."""
+    """The text of the tree's `baepo.yaml`; None when absent or not a regular file."""
     try:
         with tarfile.open(source_tar, mode="r:") as tar:
             try:
@@ -141,7 +140,7 @@ def pipeline_file(source_tar: Path) -> str | None:
             if not member.isfile():
                 return None
             if member.size > PIPELINE_FILE_MAX:
-                return f"# {PIPELINE_FILE} is larger than {PIPELINE_FILE_MAX} bytes\n:"
+                raise PushRefused(f"{PIPELINE_FILE} is larger than {PIPELINE_FILE_MAX} bytes")
             extracted = tar.extractfile(member)
             assert extracted is not None
             return extracted.read().decode("utf-8", errors="replace")
