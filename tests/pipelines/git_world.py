@@ -79,7 +79,7 @@ class FakeRuns:
         self.scripts: dict[str, Script] = {}
         self.runs: list[FakeRun] = []
         self.refuse: str | None = None
-        self.followers = 0
+        self.followers: list[FakeFollower] = []
         self._numbers = itertools.count(1)
         self._changed = threading.Condition()
 
@@ -133,8 +133,9 @@ class FakeRuns:
         return next(r for r in self.runs if r.id == run_id)
 
     def follow(self, run_id: str, *, caller: Caller, from_start: bool = True) -> FakeFollower:
-        self.followers += 1
-        return FakeFollower(self.get(run_id, caller=caller), self._changed)
+        follower = FakeFollower(self.get(run_id, caller=caller), self._changed)
+        self.followers.append(follower)
+        return follower
 
     def wait_for(self, condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + DEADLINE_S
@@ -250,6 +251,7 @@ class GitClient:
         return done
 
     def start(self, *args: str, cwd: Path) -> subprocess.Popen[str]:
+        """git in a process group of its own (git push runs git-remote-http beside it)."""
         return subprocess.Popen(
             ["git", *args],
             cwd=cwd,
@@ -257,6 +259,7 @@ class GitClient:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
 
     def work_tree(self, path: Path, files: dict[str, str | bytes]) -> str:

@@ -272,6 +272,26 @@ def test_a_backend_killed_during_a_push_fails_it_clearly(
     assert git.run("ls-remote", url).stdout == ""
 
 
+def test_a_pusher_who_goes_away_stops_the_push_but_not_the_run(
+    live: LiveGit, runs: FakeRuns, git: GitClient, tmp_path: Path
+) -> None:
+    go_on = threading.Event()
+    runs.scripts["main"] = Script(["working", go_on, "done"])
+    url = live.url("app", "alice", live.token("alice", "push"))
+    work = tmp_path / "work"
+    git.work_tree(work, {"app.py": "v1\n"})
+    push = Watched(git.start("push", url, "main", cwd=work))
+    push.wait_for_line("remote: working")
+    os.killpg(push.process.pid, signal.SIGKILL)  # Ctrl-C, harder
+    push.finish()
+    live.wait_until_idle()  # the backend, receive-pack and the hook are gone
+    runs.wait_for(lambda: all(f.closed for f in runs.followers), "the push to stop following")
+    assert not runs.runs[0].done  # the run was submitted: it goes on, as a webhook's would
+    go_on.set()
+    runs.wait_for(lambda: runs.runs[0].done, "the run to end")
+    assert git.run("ls-remote", "--heads", url).stdout == ""  # the push did not complete
+
+
 def test_a_push_past_its_time_is_stopped_with_a_clear_error(
     tmp_path: Path, runs: FakeRuns, git: GitClient
 ) -> None:
