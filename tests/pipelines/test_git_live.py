@@ -237,6 +237,20 @@ def test_pushes_to_two_services_run_at_once(
         assert f"{other} started" not in output
 
 
+def test_a_long_log_reaches_the_pusher_whole(
+    live: LiveGit, runs: FakeRuns, git: GitClient, tmp_path: Path
+) -> None:
+    lines = [f"line {n:05} " + "x" * 100 for n in range(3000)]  # ~330 KB: more than a pipe holds
+    runs.scripts["main"] = Script(lines)
+    url = live.url("app", "alice", live.token("alice", "push"))
+    work = tmp_path / "work"
+    git.work_tree(work, {"app.py": "v1\n"})
+    shown = git.run("push", url, "main", cwd=work)
+    assert [line.rstrip() for line in shown.stderr.splitlines() if "remote: line" in line] == [
+        f"remote: {line}" for line in lines
+    ]
+
+
 @pytest.mark.parametrize("size", [512 * 1024, 3 * 1024 * 1024])  # sent with a length; chunked
 def test_a_push_larger_than_the_bound_is_refused(
     tmp_path: Path, runs: FakeRuns, git: GitClient, size: int
@@ -253,16 +267,24 @@ def test_a_push_larger_than_the_bound_is_refused(
         live.wait_until_idle()
 
 
-def test_a_backend_killed_during_a_push_fails_it_clearly(
-    live: LiveGit, runs: FakeRuns, git: GitClient, tmp_path: Path
-) -> None:
-    never = threading.Event()
-    runs.scripts["main"] = Script(["working", never, "too late"])
+def push_under_way(
+    live: LiveGit, runs: FakeRuns, git: GitClient, tmp_path: Path, gate: threading.Event
+) -> tuple[Watched, str]:
+    """A push to `app` whose run said "working" and waits for `gate`; and the remote's URL."""
+    runs.scripts["main"] = Script(["working", gate, "done"])
     url = live.url("app", "alice", live.token("alice", "push"))
     work = tmp_path / "work"
     git.work_tree(work, {"app.py": "v1\n"})
     push = Watched(git.start("push", url, "main", cwd=work))
     push.wait_for_line("remote: working")
+    return push, url
+
+
+def test_a_backend_killed_during_a_push_fails_it_clearly(
+    live: LiveGit, runs: FakeRuns, git: GitClient, tmp_path: Path
+) -> None:
+    never = threading.Event()
+    push, url = push_under_way(live, runs, git, tmp_path, never)
     (pid,) = live.backend_pids()
     os.kill(pid, signal.SIGKILL)
     code, output = push.finish()
@@ -276,12 +298,7 @@ def test_a_pusher_who_goes_away_stops_the_push_but_not_the_run(
     live: LiveGit, runs: FakeRuns, git: GitClient, tmp_path: Path
 ) -> None:
     go_on = threading.Event()
-    runs.scripts["main"] = Script(["working", go_on, "done"])
-    url = live.url("app", "alice", live.token("alice", "push"))
-    work = tmp_path / "work"
-    git.work_tree(work, {"app.py": "v1\n"})
-    push = Watched(git.start("push", url, "main", cwd=work))
-    push.wait_for_line("remote: working")
+    push, url = push_under_way(live, runs, git, tmp_path, go_on)
     os.killpg(push.process.pid, signal.SIGKILL)  # Ctrl-C, harder
     push.finish()
     live.wait_until_idle()  # the backend, receive-pack and the hook are gone

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 HEADER_MAX = 64 * 1024
 CHUNK = 64 * 1024
 STDERR_TAIL = 2048
+STDERR_WAIT_S = 2.0
+FINISH_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -181,9 +183,10 @@ class GitHttpBackend:
         try:
             await _Exchange(process, self.limits, receive, send).run()
         finally:
-            del self._running[process.pid]
-            _end(process)
-            await process.wait()
+            try:
+                await _finish(process)
+            finally:
+                del self._running[process.pid]
 
     def _limit(self) -> str:
         return f"{self.limits.max_request_bytes // (1024 * 1024)} MiB"
@@ -231,6 +234,7 @@ class _Exchange:
         self.send = send
         self.started = False
         self.packets: PktLines | None = None
+        self.stderr_tail = b""
 
     async def run(self) -> None:
         try:
@@ -245,19 +249,29 @@ class _Exchange:
             pass
 
     async def _converse(self) -> None:
-        reaping = asyncio.ensure_future(self._reap())
+        draining = asyncio.ensure_future(self._drain())
+        helpers = [asyncio.ensure_future(self._reap()), draining]
         try:
-            await self._answer()
+            await self._answer(draining)
         finally:
-            reaping.cancel()
+            for helper in helpers:
+                helper.cancel()
 
     async def _reap(self) -> None:
         """When the backend ends, end what it started too: a receive-pack or hook left
         running (the backend was killed) would hold its output open, and the answer with it."""
-        await self.process.wait()
+        await _exited(self.process)
         _end(self.process)
 
-    async def _answer(self) -> None:
+    async def _drain(self) -> None:
+        """Read the backend's stderr as it comes, keeping its end: a client without side-band
+        gets the hook's output there, which would otherwise fill the pipe and stop the hook."""
+        stderr = self.process.stderr
+        assert stderr is not None
+        while data := await stderr.read(CHUNK):
+            self.stderr_tail = (self.stderr_tail + data)[-STDERR_TAIL:]
+
+    async def _answer(self, draining: asyncio.Future[None]) -> None:
         feeding = asyncio.ensure_future(self._feed())
         heading = asyncio.ensure_future(self._head())
         try:
@@ -267,7 +281,7 @@ class _Exchange:
                 task.cancel()
         head = heading.result()
         if head is None:
-            await self._backend_failed()
+            await self._backend_failed(draining)
             return
         status, headers = head
         if any(n == b"content-type" and v.startswith(b"application/x-git-") for n, v in headers):
@@ -346,12 +360,16 @@ class _Exchange:
             if message["type"] == "http.disconnect":
                 raise ClientGone()
 
-    async def _backend_failed(self) -> None:
+    async def _backend_failed(self, draining: asyncio.Future[None]) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        if not stdout.at_eof():  # a head past HEADER_MAX: not a CGI answer
+            _end(self.process)
+            await _discard(stdout)
         code = await self.process.wait()
-        stderr = self.process.stderr
-        said = (
-            (await stderr.read())[-STDERR_TAIL:].decode(errors="replace").strip() if stderr else ""
-        )
+        with contextlib.suppress(TimeoutError):  # what it said last, once its pipe is closed
+            await asyncio.wait_for(asyncio.shield(draining), STDERR_WAIT_S)
+        said = self.stderr_tail.decode(errors="replace").strip()
         log.warning("git http-backend ended (%s) without an answer: %s", code, said)
         await self._fail(502, f"git http-backend ended ({code}) without an answer: {said}")
 
@@ -366,6 +384,53 @@ class _Exchange:
                 packet = error_packet(message)
                 await self.send({"type": "http.response.body", "body": packet, "more_body": True})
             await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _exited(process: asyncio.subprocess.Process) -> None:
+    """When the process has ended. (`Process.wait()` waits for its pipes to close too, which
+    whatever it started may hold open.) A pidfd becomes readable when its process ends."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return  # ended already, and reaped
+    except OSError:  # no pidfd here: the pipes' end is the next best sign
+        await process.wait()
+        return
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+
+    def ended() -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    loop.add_reader(pidfd, ended)
+    try:
+        if process.returncode is None:
+            await readable
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+
+async def _finish(process: asyncio.subprocess.Process) -> None:
+    """End the backend's process group and release its pipes: `Process.wait()` returns only
+    once every pipe is closed, and a pipe that nobody reads to its end never is."""
+    _end(process)
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        async with asyncio.timeout(FINISH_S):
+            await asyncio.gather(_discard(process.stdout), _discard(process.stderr))
+            await process.wait()
+    except TimeoutError:
+        log.error("git http-backend %d did not end within %g s of its kill", process.pid, FINISH_S)
+
+
+async def _discard(reader: asyncio.StreamReader | None) -> None:
+    if reader is not None:
+        with contextlib.suppress(OSError):
+            while await reader.read(CHUNK):
+                pass
 
 
 def _end(process: asyncio.subprocess.Process) -> None:
