@@ -320,12 +320,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def reaches_fake(name: str, caller: Caller) -> bool:
-    """What `name in services.names(caller=caller)` answers for the services of `SERVICES`."""
-    owner = SERVICES.get(name)
-    return owner is not None and caller.reaches(name, owner)
-
-
 class LiveGit:
     """The git routes on a real uvicorn (with Baepo's bounded HTTP protocol) and a real Auth."""
 
@@ -340,10 +334,12 @@ class LiveGit:
         self.auth.create_user("alice", PASSWORDS["alice"])
         self.auth.create_user("bob", PASSWORDS["bob"])
         self.repositories = GitRepositories(root / "git")
+        self.services = dict(SERVICES)
+        """service → owner: a service made again by another owner is another incarnation"""
         wanted = branch_filter(lambda service: "main", parse_stand_in)
         routes = git_routes(
             self.auth,
-            reaches_fake,
+            self.lookup,
             self.repositories,
             runs,
             wanted,
@@ -365,6 +361,11 @@ class LiveGit:
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def lookup(self, name: str, caller: Caller) -> str | None:
+        """The control room's answer, for the services of `services`."""
+        owner = self.services.get(name)
+        return owner if owner is not None and caller.reaches(name, owner) else None
 
     def token(self, user: str, name: str, **limits: tuple[str, ...]) -> str:
         made = self.auth.create_token(user, name, **limits)

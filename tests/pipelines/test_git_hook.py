@@ -258,7 +258,7 @@ def test_result_summaries(result: Result, summary: str) -> None:
 def test_run_by_git_its_lines_reach_the_pusher_as_they_come(
     endpoint: FakeEndpoint, git: GitClient, tmp_path: Path
 ) -> None:
-    remote = GitRepositories(tmp_path / "repositories").ensure("app")
+    remote = GitRepositories(tmp_path / "repositories").ensure("app", "alice 1")
     work = tmp_path / "work"
     commit = git.work_tree(work, {"app.py": "v1\n"})
     go_on = threading.Event()
@@ -277,7 +277,7 @@ def test_run_by_git_its_lines_reach_the_pusher_as_they_come(
 def test_run_by_git_a_failure_rejects_the_push(
     endpoint: FakeEndpoint, git: GitClient, tmp_path: Path
 ) -> None:
-    remote = GitRepositories(tmp_path / "repositories").ensure("app")
+    remote = GitRepositories(tmp_path / "repositories").ensure("app", "alice 1")
     work = tmp_path / "work"
     git.work_tree(work, {"app.py": "v1\n"})
     endpoint.answers = [Answer([Result(False, "FAILED", "no", "r", 1).line()])]

@@ -157,7 +157,7 @@ def test_wrong_or_no_credentials_fail_at_once(
         failed = git.run(*args, cwd=work, check=False)  # bounded: a prompt would hang here
         assert failed.returncode != 0
         assert said in failed.stderr
-    assert not live.repositories.exists("app")
+    assert not live.repositories.exists("app", "alice")
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_who_may_not_push_or_fetch_is_refused(
         failed = git.run(*args, cwd=work, check=False)
         assert failed.returncode != 0
         assert said in failed.stderr
-    assert not live.repositories.exists(service)
+    assert not (live.root / "git" / f"{service}.git").exists()
 
 
 def test_clone_and_fetch_read_what_was_pushed(
@@ -211,6 +211,25 @@ def test_clone_and_fetch_read_what_was_pushed(
         git.run("init", "--quiet", str(copy))
         git.run("-c", f"protocol.version={version}", "fetch", url, "main", cwd=copy)
         assert git.run("rev-parse", "FETCH_HEAD", cwd=copy).stdout.strip() == second
+
+
+def test_a_service_made_again_by_another_owner_does_not_show_the_old_code(
+    live: LiveGit, git: GitClient, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    git.work_tree(work, {"secret.py": "alice's code\n"})
+    git.run("push", live.url("app", "alice", PASSWORDS["alice"]), "main", cwd=work)
+    live.services["app"] = "bob"  # alice deleted app; bob made one of that name
+    bobs = live.url("app", "bob", PASSWORDS["bob"])
+    fresh = git.run("clone", bobs, str(tmp_path / "bob"), check=False)
+    assert fresh.returncode != 0 and "nothing was pushed to app yet" in fresh.stderr
+    bob = tmp_path / "bob-work"
+    git.work_tree(bob, {"bob.py": "bob's code\n"})
+    git.run("push", bobs, "main", cwd=bob)  # alice's history is not there to refuse it
+    git.run("clone", bobs, str(tmp_path / "bob-clone"))
+    assert sorted(p.name for p in (tmp_path / "bob-clone").iterdir()) == [".git", "bob.py"]
+    log = git.run("log", "--format=%s", "--all", cwd=tmp_path / "bob-clone").stdout
+    assert log == "change\n"  # one commit: bob's
 
 
 def test_pushes_to_two_services_run_at_once(

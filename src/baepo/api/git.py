@@ -59,13 +59,14 @@ COMMIT = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 BRANCH_MAX = 255
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="baepo"'}
 
-Reaches = Callable[[str, Caller], bool]
-"""Whether the caller reaches a live service of that name (control's rules)."""
+ServiceLookup = Callable[[str, Caller], str | None]
+"""The incarnation of the live service of that name the caller reaches (e.g. its owner and
+creation time, see git_remote.py); None when it reaches none (control's rules)."""
 
 
 def git_routes(
     auth: Auth,
-    reaches: Reaches,
+    lookup: ServiceLookup,
     repositories: GitRepositories,
     runs: PushRuns,
     branch_wanted: BranchWanted,
@@ -80,7 +81,7 @@ def git_routes(
     request came in on); `refused` are the errors of `runs.submit` a pusher is shown."""
     tickets = PushTickets()
     backend = GitHttpBackend(repositories.root, limits)
-    remote = GitRemote(auth, reaches, repositories, backend, tickets, internal_url)
+    remote = GitRemote(auth, lookup, repositories, backend, tickets, internal_url)
 
     async def push(request: Request) -> Response:
         ticket = tickets.redeem(
@@ -127,14 +128,14 @@ class GitRemote:
     def __init__(
         self,
         auth: Auth,
-        reaches: Reaches,
+        lookup: ServiceLookup,
         repositories: GitRepositories,
         backend: GitHttpBackend,
         tickets: PushTickets,
         internal_url: str | None,
     ) -> None:
         self.auth = auth
-        self.reaches = reaches
+        self.lookup = lookup
         self.repositories = repositories
         self.backend = backend
         self.tickets = tickets
@@ -189,12 +190,13 @@ class GitRemote:
             caller = service_caller(me, action)
         except ApiError as exc:
             return _text(exc.status, exc.message)
-        if not await run_in_threadpool(self.reaches, service, caller):
+        incarnation = await run_in_threadpool(self.lookup, service, caller)
+        if incarnation is None:
             return _text(404, f"no service named {service!r}")
         try:
             if action is ServiceAction.DEPLOY:
-                await run_in_threadpool(self.repositories.ensure, service)
-            elif not self.repositories.exists(service):
+                await run_in_threadpool(self.repositories.ensure, service, incarnation)
+            elif not await run_in_threadpool(self.repositories.exists, service, incarnation):
                 return _text(404, f"nothing was pushed to {service} yet")
         except RepositoryError as exc:
             log.error("git remote of %s: %s", service, exc)

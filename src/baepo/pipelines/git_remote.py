@@ -4,11 +4,17 @@ On disk, under the root Baepo gives (`<data>/git`):
 
     git/
     ├── app.git/                    a bare repository (`git init --bare`)
+    │   ├── baepo-service           which service it belongs to: the service's incarnation
     │   ├── config                  http.receivepack = true (pushes come through Baepo's auth)
     │   └── hooks/pre-receive       `exec <python> -I <baepo>/pipelines/hook.py`: each pushed
     │                               branch is sent to Baepo's push endpoint, which runs the
     │                               pipeline; the push is accepted only if its run succeeded
-    └── .new-app-<random>/          a repository being made (renamed into place when complete)
+    ├── .new-app-<random>/          a repository being made (renamed into place when complete)
+    └── .old-app-<random>/          a deleted service's repository, being removed
+
+A repository belongs to one incarnation of a service (a string the caller gives: its owner and
+creation time), not to its name: a service deleted and made again, perhaps by someone else,
+starts with an empty repository, and nobody reads the code pushed to the one before.
 
 A repository is made whole or not at all: it is created beside its final name and renamed, so
 two first pushes at once, or a crash half-way, never leave a repository without its hook. The
@@ -37,10 +43,21 @@ from baepo.pipelines import hook
 SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
 """What may name a repository: a service name (the control room's are stricter)."""
 GIT_TIMEOUT_S = 30.0
+MARK = "baepo-service"
 
 
 class RepositoryError(Exception):
     """A repository cannot be made or used (the disk, git missing, a bad name)."""
+
+
+def _mark(repository: Path) -> str | None:
+    """The incarnation a repository belongs to; None when there is no repository."""
+    try:
+        return (repository / MARK).read_text()
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        return ""
 
 
 def hook_text(python: str = sys.executable, program: Path | None = None) -> str:
@@ -78,22 +95,32 @@ class GitRepositories:
             raise RepositoryError(f"{service!r} cannot name a repository")
         return self.root / f"{service}.git"
 
-    def exists(self, service: str) -> bool:
-        return (self.path(service) / "HEAD").is_file()
+    def exists(self, service: str, incarnation: str) -> bool:
+        """Whether this incarnation of the service has its repository."""
+        return _mark(self.path(service)) == incarnation
 
-    def ensure(self, service: str) -> Path:
-        """The service's repository, made (with its hook) if it is not there yet."""
+    def ensure(self, service: str, incarnation: str) -> Path:
+        """The repository of this incarnation of the service, made (with its hook) if it is
+        not there yet; one left by an earlier service of that name is removed first."""
         path = self.path(service)
         with self._lock:
             try:
-                if not (path / "HEAD").is_file():
-                    self._create(service, path)
+                mark = _mark(path)
+                if mark != incarnation:
+                    if path.exists():
+                        self._remove(service, path)
+                    self._create(service, path, incarnation)
                 self._install_hook(path)
             except OSError as exc:
                 raise RepositoryError(f"cannot make the repository of {service}: {exc}") from exc
         return path
 
-    def _create(self, service: str, path: Path) -> None:
+    def _remove(self, service: str, path: Path) -> None:
+        old = Path(tempfile.mkdtemp(prefix=f".old-{service}-", dir=self.root))
+        path.rename(old / path.name)
+        shutil.rmtree(old)
+
+    def _create(self, service: str, path: Path, incarnation: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".new-{service}-", dir=self.root))
         try:
@@ -102,6 +129,7 @@ class GitRepositories:
             for sample in (work / "hooks").glob("*.sample"):
                 sample.unlink()
             self._install_hook(work)
+            (work / MARK).write_text(incarnation)
             work.rename(path)
         finally:
             if work.exists():
