@@ -75,11 +75,12 @@ def git_routes(
     limits: BackendLimits = BackendLimits(),
     internal_url: str | None = None,
     refused: tuple[type[Exception], ...] = (),
+    tickets: PushTickets | None = None,
 ) -> list[BaseRoute]:
     """The git remote's routes and the push endpoint's. `spool` holds pushed trees until a run
     takes them; `internal_url` is where the hook reaches this server (default: the address a
     request came in on); `refused` are the errors of `runs.submit` a pusher is shown."""
-    tickets = PushTickets()
+    tickets = tickets or PushTickets()
     backend = GitHttpBackend(repositories.root, limits)
     remote = GitRemote(auth, lookup, repositories, backend, tickets, internal_url)
 
