@@ -333,7 +333,7 @@ def test_a_push_past_its_time_is_stopped_with_a_clear_error(
 ) -> None:
     never = threading.Event()
     runs.scripts["main"] = Script(["working", never])
-    with LiveGit(tmp_path / "server", runs, BackendLimits(timeout_s=3)) as live:
+    with LiveGit(tmp_path / "server", runs, BackendLimits(timeout_s=5)) as live:
         url = live.url("app", "alice", live.token("alice", "push"))
         work = tmp_path / "work"
         git.work_tree(work, {"app.py": "v1\n"})
@@ -342,7 +342,7 @@ def test_a_push_past_its_time_is_stopped_with_a_clear_error(
         finally:
             never.set()
         assert stopped.returncode != 0
-        assert "git took longer than 3 s: stopped" in stopped.stderr
+        assert "git took longer than 5 s: stopped" in stopped.stderr
         assert git.run("ls-remote", url).stdout == ""
         live.wait_until_idle()
 
