@@ -15,22 +15,27 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from fastapi import APIRouter
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baepo import memory
 from baepo.api.app import Dispatcher, create_api
+from baepo.api.git import git_routes
+from baepo.api.hooks import HookLimits, HookTarget, hooks_router
 from baepo.auth import ADMIN, Auth, NotFound, load_or_create_key, rights
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
@@ -42,6 +47,8 @@ from baepo.connections import (
 )
 from baepo.control import (
     LABEL_INSTALLATION,
+    SYSTEM,
+    Caller,
     ControlError,
     LogKeeper,
     LogLimits,
@@ -61,6 +68,17 @@ from baepo.events import EventBus
 from baepo.executor import DaemonExecutor
 from baepo.keyfiles import load_or_create, write_private
 from baepo.metrics import AccessLog, MetricsStore, Sampler, UsageReader
+from baepo.pipelines.apprunner import DEFAULT_BASE_IMAGES
+from baepo.pipelines.builds import Builder
+from baepo.pipelines.deliveries import Deliveries
+from baepo.pipelines.errors import PipelineError, PipelineSpecError
+from baepo.pipelines.git_remote import GitRepositories
+from baepo.pipelines.pushes import branch_filter
+from baepo.pipelines.runner import Runner
+from baepo.pipelines.runs import Runs
+from baepo.pipelines.settings import Settings
+from baepo.pipelines.spec import parse_pipeline
+from baepo.pipelines.webhooks import PushEvent
 from baepo.registry import Registry, RegistryError, create_app
 from baepo.router import (
     AcmeIssuer,
@@ -74,7 +92,7 @@ from baepo.router import (
     SigningChild,
     running_haproxy,
 )
-from baepo.runtime import DockerEngine
+from baepo.runtime import DockerEngine, Engine
 from baepo.schema import schema
 from baepo.storage import FilesystemDriver
 from baepo.store import Database, StoreError
@@ -96,6 +114,101 @@ TASKS_S = 3.0
 PERIODIC_TASKS = ("certificates", "router-start", "uploads", "memory", "sampler", "usage")
 
 
+@dataclass
+class Pipelines:
+    """The pipelines room and the HTTP edges that feed it: the git remote (`/git/<service>.git`
+    and its hook's `/internal/pipelines/...`), the webhooks, the runs API."""
+
+    runs: Runs
+    settings: Settings
+    routes: list[BaseRoute]
+    """The git remote's routes (outside the OpenAPI document)."""
+    hooks: APIRouter
+
+    def start(self) -> None:
+        self.runs.start()
+
+    def stop(self) -> None:
+        self.runs.stop()
+
+
+def assemble_pipelines(
+    *,
+    db: Database,
+    engine: Engine,
+    auth: Auth,
+    services: Services,
+    box: SecretBox,
+    link: RegistryLink,
+    clock: Clock,
+    may_pull: Callable[[str, str], bool],
+    git_dir: Path,
+    directory: Path,
+    internal_url: str,
+    runtime_images: Mapping[str, str],
+    workers: int,
+) -> Pipelines:
+    settings = Settings(db=db, secrets=box, services=services, clock=clock)
+    runner = Runner(
+        engine=engine,
+        builder=Builder(engine, link, clock),
+        services=services,
+        deploy_branch=settings.deploy_branch,
+        clock=clock,
+        registry=link,
+        may_pull=may_pull,
+        base_images={**DEFAULT_BASE_IMAGES, **runtime_images},
+        installation=box.fingerprint,
+    )
+    runs = Runs(
+        db=db, services=services, runner=runner, clock=clock, directory=directory, workers=workers
+    )
+
+    def incarnation(name: str, caller: Caller) -> str | None:
+        try:
+            view = services.describe(name, caller=caller)
+        except ServiceNotFound:
+            return None
+        return f"{view.owner} {view.created_at.isoformat()}"
+
+    spool = directory / "incoming"
+    shutil.rmtree(spool, ignore_errors=True)  # trees of pushes cut short by a stop
+    wanted = branch_filter(settings.deploy_branch, parse_pipeline, (PipelineSpecError,))
+    routes = git_routes(
+        auth,
+        incarnation,
+        GitRepositories(git_dir),
+        runs,
+        wanted,
+        spool=spool,
+        internal_url=internal_url,
+        refused=(PipelineError, ControlError),
+    )
+
+    def target(name: str) -> HookTarget | None:
+        try:
+            current = settings.get(name, caller=SYSTEM)
+        except (ServiceNotFound, PipelineError):
+            return None
+        return HookTarget(secret=settings.webhook_secret(name), source_url=current.source_url)
+
+    def submit(name: str, event: PushEvent, tar: Path) -> str | None:
+        if not wanted(name, tar, event.branch):
+            return None
+        run = runs.submit(
+            name,
+            source=tar,
+            branch=event.branch,
+            commit=event.commit,
+            trigger=event.provider,
+            caller=Caller(f"webhook:{event.provider}"),
+        )
+        return run.id
+
+    hooks = hooks_router(target, submit, Deliveries(db, clock), directory / "hooks", HookLimits())
+    return Pipelines(runs, settings, routes, hooks)
+
+
 class StartupError(Exception):
     """Baepo cannot start with this configuration (shown as one line)."""
 
@@ -115,6 +228,7 @@ class Baepo:
     access_log: AccessLog
     metrics: MetricsStore
     services: Services
+    pipelines: Pipelines
     app: ASGIApp
     generated_password: str | None
     responder: ChallengeResponder | None = None
@@ -138,6 +252,11 @@ class Baepo:
         self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
         self.tasks.append(asyncio.create_task(self._give_memory_back(), name="memory"))
         self.tasks.append(asyncio.create_task(self.usage.run(), name="usage"))
+        # Runs cut short by a stop are marked failed; the queue is picked up.
+        try:
+            await asyncio.to_thread(self.pipelines.start)
+        except PipelineError as exc:
+            log.error("pipelines cannot run: %s", exc)
         if self.config.sample_image:
             await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
 
@@ -246,6 +365,7 @@ class Baepo:
         started = time.monotonic()
         self.executor.grace_deadline = started + SHUTDOWN_S - DRAIN_S - 1
         self.reconciler.stop()
+        await asyncio.to_thread(self.pipelines.stop)
         if self.supervisor is not None:
             await asyncio.to_thread(self.supervisor.stop, TASKS_S)
         for task in self.tasks:
@@ -485,6 +605,21 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         scaling.demand(service)
         reconciler.wake()
 
+    pipelines = assemble_pipelines(
+        db=db,
+        engine=engine,
+        auth=auth,
+        services=services,
+        box=box,
+        link=link,
+        clock=clock,
+        may_pull=owner_may_pull(auth, registry),
+        git_dir=config.git_dir,
+        directory=config.pipelines_dir,
+        internal_url=f"http://{config.api_address}",
+        runtime_images=dict(config.runtime_images),
+        workers=config.pipeline_workers,
+    )
     api = create_api(
         auth,
         registry,
@@ -492,6 +627,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         ca,
         metrics=metrics,
         activation=(activator_secret(config), activate),
+        pipelines=(pipelines.runs, pipelines.settings),
+        routers=(pipelines.hooks,),
+        routes=pipelines.routes,
     )
     app = Dispatcher(create_app(registry, auth), api)
     return Baepo(
@@ -508,6 +646,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         access_log,
         metrics,
         services,
+        pipelines,
         app,
         generated,
         responder,

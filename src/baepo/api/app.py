@@ -3,11 +3,12 @@ the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`) and Prometheus' `/me
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import baepo
@@ -17,6 +18,7 @@ from baepo.api.activation import activation_routes
 from baepo.api.autoscaling import autoscaling_router
 from baepo.api.images import ImageCheck, Resolver, resolve
 from baepo.api.metrics import metrics_router
+from baepo.api.pipelines import pipelines_router
 from baepo.api.registry import registry_router
 from baepo.api.security import Identity, identify
 from baepo.api.services import services_router
@@ -24,6 +26,7 @@ from baepo.auth import Auth, token_routes
 from baepo.clock import SystemClock
 from baepo.control import Services
 from baepo.metrics import MetricsStore
+from baepo.pipelines import Runs, Settings
 from baepo.registry import Registry
 from baepo.router import CertificateAuthority
 
@@ -37,10 +40,15 @@ def create_api(
     resolver: Resolver = resolve,
     metrics: MetricsStore | None = None,
     activation: tuple[str, Callable[[str], None]] | None = None,
+    pipelines: tuple[Runs, Settings] | None = None,
+    routers: Sequence[APIRouter] = (),
+    routes: Sequence[BaseRoute] = (),
 ) -> FastAPI:
     """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`);
     `metrics` are the services' metrics (`/metrics`; none kept when not given);
-    `activation` is the router activator's secret and what its notice calls (the service)."""
+    `activation` is the router activator's secret and what its notice calls (the service);
+    `pipelines` the runs and their settings (their API); `routers` and `routes` more edges
+    (webhooks; the git remote, kept out of the OpenAPI document)."""
     api = FastAPI(
         title="Baepo",
         version=baepo.__version__,
@@ -63,6 +71,10 @@ def create_api(
     images = ImageCheck(services.registry, registry.is_public, resolver)
     api.include_router(services_router(services, who, images))
     api.include_router(autoscaling_router(services.configurations, who))
+    if pipelines is not None:
+        api.include_router(pipelines_router(*pipelines, who))
+    for router in routers:
+        api.include_router(router)
     api.include_router(metrics_router(metrics or MetricsStore(SystemClock()), services, who))
 
     @api.get("/api/v1/ca", tags=["system"], response_class=PlainTextResponse)
@@ -73,6 +85,7 @@ def create_api(
     api.router.routes.extend(token_routes(auth, registry.is_public))
     if activation is not None:
         api.router.routes.extend(activation_routes(*activation))
+    api.router.routes.extend(routes)
     return api
 
 

@@ -121,12 +121,15 @@ def pipelines_router(
 
     @router.get(
         "/pipelines/runs/{run_id}/logs",
-        response_class=PlainTextResponse,
+        # Not response_class=PlainTextResponse: that would document the JSON errors as text.
         responses={
             200: {
                 "description": "The run's log as text; or, followed, Server-Sent Events: one "
                 "`data:` line of JSON per log line, then `event: end` with the run's status",
-                "content": {"text/plain": {}, "text/event-stream": {}},
+                "content": {
+                    "text/plain": {"schema": {"type": "string"}},
+                    "text/event-stream": {"schema": {"type": "string"}},
+                },
             }
         },
     )
