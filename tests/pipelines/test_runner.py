@@ -126,10 +126,11 @@ class Builds:
         tag: str,
         dockerfile: str = "Dockerfile",
         dockerfile_text: str | None = None,
+        context: str = ".",
         on_line: Callable[[str], None],
         cancel: threading.Event | None = None,
     ) -> str:
-        files = sorted(p.name for p in workspace.iterdir())
+        files = sorted(p.name for p in (workspace / context).iterdir())
         self.calls.append(
             {"files": files, "repository": repository, "tag": tag, "dockerfile": dockerfile}
             | {"text": dockerfile_text}

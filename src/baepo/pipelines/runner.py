@@ -109,6 +109,7 @@ class ImageBuilder(Protocol):
         tag: str,
         dockerfile: str = "Dockerfile",
         dockerfile_text: str | None = None,
+        context: str = ".",
         on_line: Callable[[str], None],
         cancel: threading.Event | None = None,
     ) -> str: ...
@@ -328,7 +329,6 @@ class Runner:
         return ref
 
     def _build(self, run: RunView, job: RunJob, spec: PipelineSpec, owner: str) -> str:
-        context = job.workspace / spec.build.context
         dockerfile = PurePosixPath(spec.build.dockerfile)
         text: str | None = None
         inside = _relative_to(dockerfile, PurePosixPath(spec.build.context))
@@ -349,12 +349,15 @@ class Runner:
         repository = f"{owner}/{run.service}"
         job.log.stage(f"building {repository}:{run.commit[:12]} {how}")
         try:
+            # The builder resolves the context inside the workspace (a link in the
+            # repository cannot send it elsewhere on this machine).
             image = self._builder.build_and_push(
-                context,
+                job.workspace,
                 repository=repository,
                 tag=run.commit,
                 dockerfile=str(inside or "Dockerfile"),
                 dockerfile_text=text,
+                context=spec.build.context,
                 on_line=job.log.write,
                 cancel=job.cancelled,
             )
