@@ -47,10 +47,11 @@ IDLE_LIMIT_S = 180
 REFERENCE_NETWORK = "baepo-bench-reference"
 
 
-def container_start(engine: DockerEngine) -> float:
-    """Engine start of the image → first 200 from the container itself (seconds)."""
+def container_start(engine: DockerEngine, image: str = IMAGE) -> float:
+    """Engine start of the image → first 200 from the container itself (seconds), on
+    REFERENCE_NETWORK (which the caller makes)."""
     spec = ContainerSpec(
-        image=IMAGE,
+        image=image,
         name=f"baepo-bench-{os.getpid()}",
         port=8080,
         env={"PORT": "8080"},

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -26,12 +25,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from autoscale import REFERENCE_NETWORK, container_start
 from tests.e2e.conftest import Stack, open_stack
 
-from baepo.runtime import ContainerSpec, DockerEngine
+from baepo.runtime import DockerEngine
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "pipeline-python"
-REFERENCE_NETWORK = "baepo-bench-reference"
 LIVE_LIMIT_S = 300
 
 
@@ -59,41 +58,8 @@ def push_to_live(stack: Stack, work: Path, env: dict[str, str], host: str, answe
     raise SystemExit(f"{host} never answered {answer!r}")
 
 
-def app_start(engine: DockerEngine, image: str) -> float:
-    """Engine start of the built image → its first 200 (seconds)."""
-    engine.ensure_network(REFERENCE_NETWORK, {})
-    spec = ContainerSpec(
-        image=image,
-        name=f"baepo-bench-{os.getpid()}-{secrets.token_hex(3)}",
-        port=8080,
-        env={"PORT": "8080"},
-        cpu=1.0,
-        memory_mb=1024,
-        network=REFERENCE_NETWORK,
-    )
-    start = time.perf_counter()
-    instance = engine.run(spec)
-    try:
-        assert instance.address, instance
-        with httpx.Client(timeout=1) as client:
-            while time.perf_counter() - start < 60:
-                try:
-                    if client.get(f"http://{instance.address}/").status_code == 200:
-                        return time.perf_counter() - start
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.002)
-        raise SystemExit("the built image never answered")
-    finally:
-        engine.stop(instance.id, 1)
-        engine.remove(instance.id)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    engine = DockerEngine(os.environ.get("DOCKER_HOST", "unix:///run/baepo-engine/docker.sock"))
+def measure(engine: DockerEngine, rounds: int) -> tuple[list[float], list[float], list[float]]:
+    """(cold, warm, the app's own start) of each round, in seconds."""
     cold: list[float] = []
     warm: list[float] = []
     starts: list[float] = []
@@ -114,7 +80,7 @@ def main() -> None:
                 "GIT_COMMITTER_NAME": "bench",
                 "GIT_COMMITTER_EMAIL": "bench@localhost",
             }
-            for round_ in range(args.rounds):
+            for round_ in range(rounds):
                 name = f"bench{round_}"
                 seed = stack.push("baepo-test/hello:1", f"admin/{name}:seed")
                 stack.cli("services", "create", name, "--image", seed, "--port", "8080")
@@ -139,12 +105,25 @@ def main() -> None:
                 git(work, env, "commit", "-q", "-am", "v2")
                 warm.append(push_to_live(stack, work, env, host, "pipeline app v2"))
                 image = str(stack.describe(name)["config"]["image"])  # type: ignore[index]
-                starts.append(app_start(engine, image))
+                starts.append(container_start(engine, image))
                 print(
                     f"round {round_ + 1}: cold {cold[-1]:.2f} s, warm {warm[-1]:.2f} s, "
                     f"app's own start {starts[-1]:.2f} s",
                     flush=True,
                 )
+    return cold, warm, starts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    engine = DockerEngine(os.environ.get("DOCKER_HOST", "unix:///run/baepo-engine/docker.sock"))
+    engine.ensure_network(REFERENCE_NETWORK, {"baepo.bench": "pipeline"})
+    try:
+        cold, warm, starts = measure(engine, args.rounds)
+    finally:
+        engine.remove_network(REFERENCE_NETWORK)
     start = statistics.median(starts)
     print(f"cold push-to-live:  median {statistics.median(cold):.2f} s ({_list(cold)})")
     print(f"warm push-to-live:  median {statistics.median(warm):.2f} s ({_list(warm)})")
