@@ -65,8 +65,7 @@ def measure(engine: DockerEngine, rounds: int) -> tuple[list[float], list[float]
     starts: list[float] = []
     with tempfile.TemporaryDirectory(prefix="baepo-bench-") as tmp:
         root = Path(tmp)
-        flags = ("--deploy-timeout", "60", "--runtime-image", "python3=baepo/runtime-python:3")
-        with open_stack(root, *flags) as stack:
+        with open_stack(root, "--deploy-timeout", "60") as stack:
             home = root / "home"
             home.mkdir()
             env = {

@@ -25,15 +25,8 @@ SEED = "baepo-test/hello:1"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("git-push")
-    with open_stack(
-        root,
-        "--deploy-timeout",
-        "20",
-        "--runtime-image",
-        "python3=baepo/runtime-python:3",
-        "--runtime-image",
-        "nodejs18=baepo/runtime-node:18",
-    ) as stack:
+    # The defaults a user gets: the runtimes' base images by their default names.
+    with open_stack(root, "--deploy-timeout", "20") as stack:
         yield stack
 
 
