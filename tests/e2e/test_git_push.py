@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import Stack, open_stack
@@ -165,3 +166,40 @@ def test_an_apprunner_yaml_app_deploys(
     pushed = repo.push()
     assert "remote:" in pushed.stderr
     stack.wait_for(f"{name}.localhost", answer)
+
+
+def test_a_user_who_is_not_an_admin_deploys_by_push(stack: Stack, tmp_path: Path) -> None:
+    """Alice's service, Alice's token: the image goes to her namespace; another user's token
+    does not reach her remote."""
+    api = httpx.Client(base_url=stack.baepo.url, timeout=60)
+    for user in ("alice", "bob"):
+        made = api.post(
+            "/api/v1/users",
+            json={"name": user, "password": f"{user}-password-1"},
+            auth=stack.baepo.admin,
+        )
+        assert made.status_code == 201, made.text
+    alice = httpx.BasicAuth("alice", "alice-password-1")
+    seed = stack.push(SEED, "alice/site:seed")
+    created = api.post(
+        "/api/v1/services", json={"name": "site", "image": seed, "port": 8080}, auth=alice
+    )
+    assert created.status_code in (201, 202), created.text
+    stack.wait_idle("site")
+    token = api.post(
+        "/api/v1/tokens", json={"name": "git-site", "services": ["site"]}, auth=alice
+    ).json()["token"]
+    bobs = api.post("/api/v1/tokens", json={"name": "git"}, auth=("bob", "bob-password-1"))
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = Repo(tmp_path / "site", home)
+    shutil.copytree(EXAMPLES / "pipeline-python", repo.path)
+    repo.git("init", "-q", "-b", "main")
+    commit = repo.commit("first version")
+    host = stack.baepo.host
+    repo.git("remote", "add", "bob", f"http://bob:{bobs.json()['token']}@{host}/git/site.git")
+    assert repo.git("push", "bob", "main", check=False).returncode != 0
+    repo.git("remote", "add", "baepo", f"http://alice:{token}@{host}/git/site.git")
+    repo.push()
+    stack.wait_for("site.localhost", "pipeline app v1")
+    assert str(config(stack, "site")["image"]).endswith(f"/alice/site:{commit}")
