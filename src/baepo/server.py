@@ -188,9 +188,10 @@ def assemble_pipelines(
     def target(name: str) -> HookTarget | None:
         try:
             current = settings.get(name, caller=SYSTEM)
+            secret = settings.webhook_secret(name)
         except (ServiceNotFound, PipelineError):
             return None
-        return HookTarget(secret=settings.webhook_secret(name), source_url=current.source_url)
+        return HookTarget(secret=secret, source_url=current.source_url)
 
     def submit(name: str, event: PushEvent, tar: Path) -> str | None:
         if not wanted(name, tar, event.branch):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from baepo.clock import FakeClock
-from baepo.control import SYSTEM, SecretBox, ServiceNotFound
+from baepo.control import SYSTEM, Caller, SecretBox, ServiceNotFound, ServiceView
 from baepo.pipelines.errors import InvalidPipelineSettings
 from baepo.pipelines.settings import PipelineSettings, Settings, check_branch
 from baepo.pipelines.tables import SettingsRow
@@ -93,3 +94,30 @@ def test_branches(branch: str) -> None:
 def test_source_urls_are_http_without_credentials(settings: Settings, url: str, words: str) -> None:
     with pytest.raises(InvalidPipelineSettings, match=re.escape(words)):
         settings.update("app", caller=ALICE, source_url=url)
+
+
+def test_a_new_service_of_a_deleted_ones_name_starts_from_the_defaults(db: Database) -> None:
+    """Alice's old service had a webhook secret and a source; Bob's new `app` has neither:
+    Alice's secret must not start runs of Bob's service."""
+    clock = FakeClock()
+    directory = Directory({"app": "alice"})
+    box = SecretBox(SecretBox.generate_key())
+    settings = Settings(db=db, secrets=box, services=directory, clock=clock)
+    settings.update("app", caller=ALICE, deploy_branch="prod", source_url="https://git.example/a")
+    settings.rotate_webhook_secret("app", caller=ALICE)
+
+    clock.advance(60)
+    made = clock.now()
+
+    class Remade(Directory):
+        def describe(self, name: str, *, caller: Caller = SYSTEM) -> ServiceView:
+            return replace(super().describe(name, caller=caller), created_at=made)
+
+    again = Settings(db=db, secrets=box, services=Remade({"app": "bob"}), clock=clock)
+    assert again.get("app", caller=BOB) == PipelineSettings("app", "main", None, False)
+    assert again.webhook_secret("app") is None
+    assert again.deploy_branch("app") == "main"
+    clock.advance(1)
+    assert again.update("app", caller=BOB, deploy_branch="next") == PipelineSettings(
+        "app", "next", None, False
+    )

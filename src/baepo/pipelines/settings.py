@@ -19,6 +19,7 @@ import re
 import secrets
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
@@ -83,9 +84,9 @@ class Settings:
 
     def get(self, service: str, *, caller: Caller) -> PipelineSettings:
         """The service's settings (`ServiceNotFound` if the caller does not reach it)."""
-        self._services.describe(service, caller=caller)
+        since = self._services.describe(service, caller=caller).created_at
         with self._session() as s:
-            return _view(service, s.get(SettingsRow, service))
+            return _view(service, _current(s, service, since))
 
     def update(
         self,
@@ -98,9 +99,9 @@ class Settings:
         """Change what is given; a `source_url` of "" forgets it."""
         branch = None if deploy_branch is None else check_branch(deploy_branch)
         url = None if not source_url else check_source_url(source_url)
-        self._services.describe(service, caller=caller)
+        since = self._services.describe(service, caller=caller).created_at
         with self._session() as s, s.begin():
-            row = self._row(s, service)
+            row = self._row(s, service, since)
             if branch is not None:
                 row.deploy_branch = branch
             if source_url is not None:
@@ -110,19 +111,20 @@ class Settings:
 
     def rotate_webhook_secret(self, service: str, *, caller: Caller) -> str:
         """A new webhook secret, returned once (only its sealed form is kept)."""
-        self._services.describe(service, caller=caller)
+        since = self._services.describe(service, caller=caller).created_at
         secret = secrets.token_urlsafe(32)
         sealed = self._box.seal(secret)
         with self._session() as s, s.begin():
-            row = self._row(s, service)
+            row = self._row(s, service, since)
             row.webhook_secret = sealed
             row.updated_at = self._clock.now()
         return secret
 
     def webhook_secret(self, service: str) -> str | None:
         """The secret webhooks of `service` are signed with (Baepo's own read)."""
+        since = self._services.describe(service, caller=SYSTEM).created_at
         with self._session() as s:
-            row = s.get(SettingsRow, service)
+            row = _current(s, service, since)
             sealed = row.webhook_secret if row is not None else None
         return None if sealed is None else self._box.open(sealed)
 
@@ -130,17 +132,26 @@ class Settings:
         """The branch that deploys (Baepo's own read, for the runner)."""
         return self.get(service, caller=SYSTEM).deploy_branch
 
-    def _row(self, s: Session, service: str) -> SettingsRow:
+    def _row(self, s: Session, service: str, since: datetime) -> SettingsRow:
         row = s.get(SettingsRow, service)
         if row is None:
-            row = SettingsRow(
-                service=service, deploy_branch=DEFAULT_BRANCH, updated_at=self._clock.now()
-            )
+            row = SettingsRow(service=service)
             s.add(row)
+        if row.updated_at is None or row.updated_at < since:  # new, or an earlier service's
+            row.deploy_branch, row.source_url, row.webhook_secret = DEFAULT_BRANCH, None, None
+            row.updated_at = self._clock.now()
         return row
 
     def _session(self) -> AbstractContextManager[Session]:
         return records.session(self._db)
+
+
+def _current(s: Session, service: str, since: datetime) -> SettingsRow | None:
+    """The service's row, unless it was last written before the live service was made: a
+    deleted service's settings (its webhook secret, its source) never pass to a new one of
+    the same name and another owner."""
+    row = s.get(SettingsRow, service)
+    return row if row is not None and row.updated_at >= since else None
 
 
 def _view(service: str, row: SettingsRow | None) -> PipelineSettings:
