@@ -108,14 +108,20 @@ class Stack:
 
     @contextmanager
     def load(
-        self, host: str, connections: int, seconds: int, headers: tuple[str, ...] = ()
+        self,
+        host: str,
+        connections: int,
+        seconds: int,
+        headers: tuple[str, ...] = (),
+        timeout_s: int = 10,
     ) -> Iterator[Load]:
         """wrk over HTTPS through the router to `host` while the block runs (bounded by
-        `seconds`); its summary is in the yielded `Load` once the block ends."""
+        `seconds`); its summary is in the yielded `Load` once the block ends. wrk counts a
+        request unanswered after `timeout_s` as a socket error."""
         extra = [arg for header in headers for arg in ("-H", header)]
         wrk = subprocess.Popen(
             [
-                "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+                "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", f"{timeout_s}s",
                 "-H", f"Host: {host}", *extra, f"https://127.0.0.1:{self.baepo.https_port}/",
             ],
             stdout=subprocess.PIPE,
