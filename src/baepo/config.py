@@ -53,6 +53,10 @@ class Config:
     such an app on, over the defaults (`baepo.pipelines.apprunner`)."""
     pipeline_workers: int = 2
     """Pipeline runs that may execute at once (one per service at a time)."""
+    webhook_private_sources: bool = False
+    """Webhooks may fetch commits from this machine and private networks (a Gitea on the same
+    host or LAN). Off by default: a service's source URL is a user's input and the fetch runs
+    on Baepo's machine, so it could otherwise reach internal addresses (SSRF)."""
 
     @property
     def database_url(self) -> str:

@@ -147,6 +147,7 @@ def assemble_pipelines(
     internal_url: str,
     runtime_images: Mapping[str, str],
     workers: int,
+    hook_limits: HookLimits,
 ) -> Pipelines:
     settings = Settings(db=db, secrets=box, services=services, clock=clock)
     runner = Runner(
@@ -206,7 +207,7 @@ def assemble_pipelines(
         )
         return run.id
 
-    hooks = hooks_router(target, submit, Deliveries(db, clock), directory / "hooks", HookLimits())
+    hooks = hooks_router(target, submit, Deliveries(db, clock), directory / "hooks", hook_limits)
     return Pipelines(runs, settings, routes, hooks)
 
 
@@ -620,6 +621,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         internal_url=f"http://{config.api_address}",
         runtime_images=dict(config.runtime_images),
         workers=config.pipeline_workers,
+        hook_limits=HookLimits(allow_private=config.webhook_private_sources),
     )
     api = create_api(
         auth,

@@ -27,9 +27,7 @@ from tests.pipelines.git_server import make_repository, serving
 from tests.pipelines.test_fetch import files
 from tests.pipelines.test_webhooks import (
     SECRET,
-    gitea_payload,
-    github_payload,
-    gitlab_payload,
+    push_payload,
     signed,
 )
 
@@ -106,15 +104,7 @@ def world(tmp_path: Path, git_server: tuple[str, list[str]]) -> Iterator[World]:
 
 def payload_for(world: World, provider: str, commit: str, ref: str = "refs/heads/main") -> bytes:
     """A push event of `provider` naming the test's git server as the repository."""
-    make = {"github": github_payload, "gitea": gitea_payload, "gitlab": gitlab_payload}[provider]
-    body = make(ref=ref, after=commit)
-    for name in (
-        "https://github.com/alice/app",
-        "http://gitea.example:3000/alice/app",
-        "https://gitlab.example/alice/app",
-    ):
-        body = body.replace(name.encode(), f"{world.git_url}/smart/app".encode())
-    return body
+    return push_payload(provider, f"{world.git_url}/smart/app", commit, ref)
 
 
 def post(

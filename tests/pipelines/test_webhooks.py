@@ -120,6 +120,18 @@ def signed(
 PAYLOADS = {"github": github_payload, "gitea": gitea_payload, "gitlab": gitlab_payload}
 
 
+def push_payload(provider: str, web_url: str, after: str, ref: str = "refs/heads/main") -> bytes:
+    """A push event of `provider` whose repository is at `web_url` (cloned from `web_url.git`)."""
+    body = PAYLOADS[provider](ref=ref, after=after)
+    for name in (
+        "https://github.com/alice/app",
+        "http://gitea.example:3000/alice/app",
+        "https://gitlab.example/alice/app",
+    ):
+        body = body.replace(name.encode(), web_url.encode())
+    return body
+
+
 @pytest.mark.parametrize("provider", ["github", "gitea", "gitlab"])
 def test_a_push_signed_right(provider: str) -> None:
     body = PAYLOADS[provider]()

@@ -128,6 +128,14 @@ def up(
     pipeline_workers: Annotated[
         int, typer.Option(help="Pipeline runs that may execute at once.", min=1)
     ] = 2,
+    webhook_private_sources: Annotated[
+        bool,
+        typer.Option(
+            "--webhook-private-sources",
+            help="Webhooks may fetch from loopback and private networks (a git server on this "
+            "host or LAN); off: a source URL could reach internal addresses.",
+        ),
+    ] = False,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -164,6 +172,7 @@ def up(
         kept_log_bytes=int(kept_log_mib * 1024 * 1024),
         runtime_images=tuple(_runtime_image(item) for item in runtime_image or ()),
         pipeline_workers=pipeline_workers,
+        webhook_private_sources=webhook_private_sources,
     )
     try:
         run(config)
