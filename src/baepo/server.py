@@ -169,10 +169,10 @@ def assemble_pipelines(
 
     def incarnation(name: str, caller: Caller) -> str | None:
         try:
-            view = services.describe(name, caller=caller)
+            service = services.identity(name, caller=caller)
         except ServiceNotFound:
             return None
-        return f"{view.owner} {view.created_at.isoformat()}"
+        return f"{service.owner} {service.created_at.isoformat()}"
 
     spool = directory / "incoming"
     shutil.rmtree(spool, ignore_errors=True)  # trees of pushes cut short by a stop

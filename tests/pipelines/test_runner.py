@@ -26,7 +26,7 @@ from baepo.control import (
     LogLine,
     OperationView,
     RegistryLink,
-    ServiceView,
+    ServiceIdentity,
 )
 from baepo.pipelines.runner import LABEL_RUN, LABEL_STEP, Runner
 from baepo.pipelines.runs import Runs, RunView
@@ -153,8 +153,8 @@ class Deploys:
     deployed: list[str] = field(default_factory=list)
     _looks: int = 0
 
-    def describe(self, name: str, *, caller: Caller = SYSTEM) -> ServiceView:
-        return self.directory.describe(name, caller=caller)
+    def identity(self, name: str, *, caller: Caller = SYSTEM) -> ServiceIdentity:
+        return self.directory.identity(name, caller=caller)
 
     def secrets(self, name: str, *, caller: Caller = SYSTEM) -> dict[str, str]:
         return dict(self.secret_values.get(name, {}))

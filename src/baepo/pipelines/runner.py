@@ -39,7 +39,7 @@ from baepo.control import (
     OperationStatus,
     OperationView,
     RegistryLink,
-    ServiceView,
+    ServiceIdentity,
 )
 from baepo.pipelines.apprunner import dockerfile_for, parse_apprunner
 from baepo.pipelines.errors import (
@@ -118,7 +118,7 @@ class ImageBuilder(Protocol):
 class Deployments(Protocol):
     """What the runner needs of the control room's `Services`."""
 
-    def describe(self, name: str, *, caller: Caller = ...) -> ServiceView: ...
+    def identity(self, name: str, *, caller: Caller = ...) -> ServiceIdentity: ...
 
     def secrets(self, name: str, *, caller: Caller = ...) -> dict[str, str]: ...
 
@@ -216,7 +216,7 @@ class Runner:
 
     def _owner(self, service: str) -> str:
         try:
-            return self._services.describe(service).owner
+            return self._services.identity(service).owner
         except ControlError as exc:
             raise RunFailed(str(exc)) from exc
 
