@@ -30,7 +30,15 @@ from baepo.control import (
 )
 from baepo.pipelines.runner import LABEL_RUN, LABEL_STEP, Runner
 from baepo.pipelines.runs import Runs, RunView
-from baepo.runtime import ContainerSpec, Credentials, EngineError, Image, ImageNotFound, Instance
+from baepo.runtime import (
+    BuildCancelled,
+    ContainerSpec,
+    Credentials,
+    EngineError,
+    Image,
+    ImageNotFound,
+    Instance,
+)
 from tests.fakes.engine import FakeImage, MemoryEngine
 from tests.pipelines.world import ALICE, Directory, database, source_tar
 from tests.runtime.waiting import eventually
@@ -113,10 +121,13 @@ class StepEngine(MemoryEngine):
 
 @dataclass
 class Builds:
-    """The Builder: what it was asked, what it printed."""
+    """The Builder: what it was asked, what it printed. A build that `hangs` runs until it
+    is stopped, moving `clock` (when given) a minute at a time, as the real one would."""
 
     calls: list[dict[str, object]] = field(default_factory=list)
     fails: str | None = None
+    hangs: bool = False
+    clock: FakeClock | None = None
 
     def build_and_push(
         self,
@@ -138,7 +149,18 @@ class Builds:
         on_line("Step 1/1 : FROM baepo/runtime-python:3")
         if self.fails:
             raise EngineError(self.fails)
+        if self.hangs:
+            on_line("Step 2/2 : RUN sleep 100000")
+            self._hang(cancel or threading.Event())
         return f"{REGISTRY}/{repository}:{tag}"
+
+    def _hang(self, stop: threading.Event) -> None:
+        for _ in range(10_000):
+            if stop.wait(0.005):
+                raise BuildCancelled("the build was cancelled")
+            if self.clock is not None:
+                self.clock.advance(60)
+        raise AssertionError("the build was never stopped")
 
 
 @dataclass
@@ -404,6 +426,30 @@ def test_cancel_kills_the_step(w: RunnerWorld) -> None:
     assert (ended.status, ended.message) == ("CANCELLED", "cancelled by alice")
     assert [s.status for s in ended.steps] == ["CANCELLED"]
     assert w.engine.list({LABEL_RUN: run.id}) == [] and w.builds.calls == []
+
+
+def test_a_build_past_its_timeout_is_stopped_and_fails_the_run(w: RunnerWorld) -> None:
+    w.builds.hangs, w.builds.clock = True, w.engine.clock
+    run = w.run({**APP, "baepo.yaml": TESTS + "build: {timeout: 10m}\n"})
+    assert (run.status, run.message) == (
+        "FAILED",
+        "the build took longer than 600 s (build.timeout)",
+    )
+    assert "-----> the build took longer than 600 s (build.timeout): stopped" in w.log(run)
+    assert run.image is None and w.deploys.deployed == []
+
+
+def test_cancel_stops_the_build(w: RunnerWorld) -> None:
+    w.builds.hangs = True  # the clock stands still: only the cancel can stop it
+    tar = source_tar(w.tmp / "build.tar", {"Dockerfile": "FROM x\n"})
+    run = w.runs.submit(
+        "app", source=tar, branch="main", commit="5" * 40, trigger="push", caller=ALICE
+    )
+    eventually(lambda: w.builds.calls or None, 10, "the build starts")
+    w.runs.cancel(run.id, caller=ALICE)
+    ended = w.ended(run)
+    assert (ended.status, ended.message) == ("CANCELLED", "cancelled by alice")
+    assert ended.image is None and w.deploys.deployed == []
 
 
 def test_a_failed_build_or_deploy_fails_the_run(w: RunnerWorld) -> None:

@@ -9,7 +9,8 @@
               exits non-zero fails the run: nothing is built or deployed
     build     only on the service's deploy branch (and unless `deploy: false`): with the
               Dockerfile (`build.dockerfile` in `build.context`), else with the Dockerfile
-              made from `apprunner.yaml` on the runtime's base image, else the run fails
+              made from `apprunner.yaml` on the runtime's base image, else the run fails;
+              stopped (the engine breaks it off) and failed past `build.timeout`
     push      to Baepo's registry as `<registry>/<owner>/<service>:<commit>` (the Builder)
     deploy    `Services.deploy(service, image=…)`: the same operation as any deploy (health
               gate, the old revision kept serving on failure), followed until it ends, its
@@ -75,6 +76,8 @@ WAIT_SLICE_S = 1.0
 STOP_S = 2.0
 """A step killed (timeout, cancel) gets this long after SIGTERM."""
 OUTPUT_JOIN_S = 10.0
+BUILD_LOOK_S = 0.1
+"""How often a build's time limit and the run's cancel are looked at."""
 OPERATION_INDENT = "       "
 
 
@@ -348,6 +351,7 @@ class Runner:
             how = f"from {APPRUNNER_FILE} ({config.runtime})"
         repository = f"{owner}/{run.service}"
         job.log.stage(f"building {repository}:{run.commit[:12]} {how}")
+        limit = _BuildLimit(self._clock, spec.build.timeout_s, job.cancelled)
         try:
             # The builder resolves the context inside the workspace (a link in the
             # repository cannot send it elsewhere on this machine).
@@ -359,12 +363,18 @@ class Runner:
                 dockerfile_text=text,
                 context=spec.build.context,
                 on_line=job.log.write,
-                cancel=job.cancelled,
+                cancel=limit.stop,
             )
         except EngineError as exc:
             if job.cancelled.is_set():
                 raise RunCancelled from exc
+            if limit.expired:
+                why = f"the build took longer than {spec.build.timeout_s:g} s (build.timeout)"
+                job.log.stage(f"{why}: stopped")
+                raise RunFailed(why) from exc
             raise RunFailed(f"the build failed: {exc}") from exc
+        finally:
+            limit.close()
         job.built(image)
         job.log.stage(f"pushed {image}")
         return image
@@ -394,6 +404,34 @@ class Runner:
             why = operation.message or operation.status
             raise RunFailed(f"the deploy failed: {why}; the service keeps its revision")
         return Outcome(RunStatus.SUCCEEDED, f"deployed {image} as revision {operation.revision}")
+
+
+class _BuildLimit:
+    """What stops a build: the run's cancel, or its time limit passing on the runner's clock.
+    `stop` is the event the builder is handed; a thread sets it (and `expired`, for the
+    limit), looking every `BUILD_LOOK_S` until it has or `close()` is called."""
+
+    def __init__(self, clock: Clock, seconds: float, cancelled: threading.Event) -> None:
+        self.stop = threading.Event()
+        self.expired = False
+        self._clock = clock
+        self._deadline = clock.monotonic() + seconds
+        self._cancelled = cancelled
+        self._closed = threading.Event()
+        threading.Thread(target=self._watch, name="baepo-build-limit", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._closed.is_set():
+            if self._cancelled.wait(BUILD_LOOK_S):
+                self.stop.set()
+                return
+            if self._clock.monotonic() >= self._deadline:
+                self.expired = True
+                self.stop.set()
+                return
+
+    def close(self) -> None:
+        self._closed.set()
 
 
 class _Output:
