@@ -121,13 +121,17 @@ class StepEngine(MemoryEngine):
 
 @dataclass
 class Builds:
-    """The Builder: what it was asked, what it printed. A build that `hangs` runs until it
-    is stopped, moving `clock` (when given) a minute at a time, as the real one would."""
+    """The Builder: what it was asked, what it printed, what it pruned (`pruned`, removing
+    `prunes` names, or failing with `prune_fails`). A build that `hangs` runs until it is
+    stopped, moving `clock` (when given) a minute at a time, as the real one would."""
 
     calls: list[dict[str, object]] = field(default_factory=list)
     fails: str | None = None
     hangs: bool = False
     clock: FakeClock | None = None
+    pruned: list[tuple[str, str]] = field(default_factory=list)
+    prunes: list[str] = field(default_factory=list)
+    prune_fails: str | None = None
 
     def build_and_push(
         self,
@@ -153,6 +157,12 @@ class Builds:
             on_line("Step 2/2 : RUN sleep 100000")
             self._hang(cancel or threading.Event())
         return f"{REGISTRY}/{repository}:{tag}"
+
+    def prune(self, repository: str, *, keep: str) -> list[str]:
+        self.pruned.append((repository, keep))
+        if self.prune_fails:
+            raise EngineError(self.prune_fails)
+        return self.prunes
 
     def _hang(self, stop: threading.Event) -> None:
         for _ in range(10_000):
@@ -468,6 +478,24 @@ def test_a_failed_build_or_deploy_fails_the_run(w: RunnerWorld) -> None:
     w.deploys.refuse = True
     refused = w.run(APP, commit="4" * 40)
     assert refused.message == "cannot deploy app: cannot deploy app: it is paused; resume it"
+    assert w.builds.pruned == []  # no image leaves the engine unless a deploy succeeded
+
+
+def test_a_deploy_that_succeeded_prunes_the_older_images_but_the_deployed_one(
+    w: RunnerWorld,
+) -> None:
+    w.builds.prunes = [f"{REGISTRY}/alice/app:{'0' * 40}", f"{REGISTRY}/alice/app:{'1' * 40}"]
+    run = w.run(APP)
+    assert run.status == "SUCCEEDED"
+    assert w.builds.pruned == [("alice/app", f"{REGISTRY}/alice/app:{'c0ffee' * 6}")]
+    assert "-----> removed 2 older images of alice/app from the engine" in w.log(run)
+    w.builds.prune_fails = "cannot list images: the engine is gone"
+    again = w.run(APP, commit="5" * 40)
+    assert again.status == "SUCCEEDED", again.message  # the next run prunes again
+    assert (
+        "-----> cannot remove older images of alice/app: cannot list images: the engine is gone"
+        in w.log(again)
+    )
 
 
 def test_step_images_of_baepos_registry_are_pulled_with_the_owners_rights(

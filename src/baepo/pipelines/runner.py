@@ -15,6 +15,9 @@
     deploy    `Services.deploy(service, image=…)`: the same operation as any deploy (health
               gate, the old revision kept serving on failure), followed until it ends, its
               log lines copied into the run's log; the run SUCCEEDED only if it did
+    prune     after a deploy that succeeded, the repository's older images leave the engine
+              (`Builder.prune`: the newest few and the one deployed stay). One run of a
+              service executes at a time, so no other run of it builds or deploys meanwhile
 
 Step containers carry `baepo.pipeline.run=<run id>` and `baepo.pipeline.step=<name>`, so that
 a run cut short by a restart leaves nothing behind (`abandon`). A cancel kills the step's
@@ -117,6 +120,8 @@ class ImageBuilder(Protocol):
         cancel: threading.Event | None = None,
     ) -> str: ...
 
+    def prune(self, repository: str, *, keep: str) -> list[str]: ...
+
 
 class Deployments(Protocol):
     """What the runner needs of the control room's `Services`."""
@@ -204,8 +209,11 @@ class Runner:
             )
         if not spec.deploy:
             return Outcome(RunStatus.SUCCEEDED, f"{PIPELINE_FILE} says deploy: false")
-        image = self._build(run, job, spec, owner)
-        return self._deploy(run, job, image)
+        repository = f"{owner}/{run.service}"
+        image = self._build(run, job, spec, repository)
+        outcome = self._deploy(run, job, image)
+        self._prune(job, repository, image)
+        return outcome
 
     def _pipeline(self, job: RunJob) -> PipelineSpec:
         text = read_text(job.workspace, PIPELINE_FILE)
@@ -331,7 +339,7 @@ class Runner:
             raise RunFailed(f"step {step.name}: cannot pull {step.image}: {exc}") from exc
         return ref
 
-    def _build(self, run: RunView, job: RunJob, spec: PipelineSpec, owner: str) -> str:
+    def _build(self, run: RunView, job: RunJob, spec: PipelineSpec, repository: str) -> str:
         dockerfile = PurePosixPath(spec.build.dockerfile)
         text: str | None = None
         inside = _relative_to(dockerfile, PurePosixPath(spec.build.context))
@@ -349,7 +357,6 @@ class Runner:
             except AppRunnerConfigError as exc:
                 raise RunFailed(f"{APPRUNNER_FILE}: {exc}") from exc
             how = f"from {APPRUNNER_FILE} ({config.runtime})"
-        repository = f"{owner}/{run.service}"
         job.log.stage(f"building {repository}:{run.commit[:12]} {how}")
         limit = _BuildLimit(self._clock, spec.build.timeout_s, job.cancelled)
         try:
@@ -404,6 +411,16 @@ class Runner:
             why = operation.message or operation.status
             raise RunFailed(f"the deploy failed: {why}; the service keeps its revision")
         return Outcome(RunStatus.SUCCEEDED, f"deployed {image} as revision {operation.revision}")
+
+    def _prune(self, job: RunJob, repository: str, deployed: str) -> None:
+        try:
+            removed = self._builder.prune(repository, keep=deployed)
+        except EngineError as exc:  # the run has succeeded: the next one tries again
+            job.log.stage(f"cannot remove older images of {repository}: {exc}")
+            return
+        if removed:
+            images = "image" if len(removed) == 1 else "images"
+            job.log.stage(f"removed {len(removed)} older {images} of {repository} from the engine")
 
 
 class _BuildLimit:
