@@ -72,6 +72,7 @@ from baepo.pipelines.apprunner import DEFAULT_BASE_IMAGES
 from baepo.pipelines.builds import Builder
 from baepo.pipelines.deliveries import Deliveries
 from baepo.pipelines.errors import PipelineError, PipelineSpecError
+from baepo.pipelines.git_http import BackendLimits
 from baepo.pipelines.git_remote import GitRepositories
 from baepo.pipelines.pushes import branch_filter
 from baepo.pipelines.runner import Runner
@@ -148,6 +149,7 @@ def assemble_pipelines(
     runtime_images: Mapping[str, str],
     workers: int,
     hook_limits: HookLimits,
+    git_limits: BackendLimits,
 ) -> Pipelines:
     settings = Settings(db=db, secrets=box, services=services, clock=clock)
     runner = Runner(
@@ -167,10 +169,10 @@ def assemble_pipelines(
 
     def incarnation(name: str, caller: Caller) -> str | None:
         try:
-            view = services.describe(name, caller=caller)
+            service = services.identity(name, caller=caller)
         except ServiceNotFound:
             return None
-        return f"{view.owner} {view.created_at.isoformat()}"
+        return f"{service.owner} {service.created_at.isoformat()}"
 
     spool = directory / "incoming"
     shutil.rmtree(spool, ignore_errors=True)  # trees of pushes cut short by a stop
@@ -182,6 +184,7 @@ def assemble_pipelines(
         runs,
         wanted,
         spool=spool,
+        limits=git_limits,
         internal_url=internal_url,
         refused=(PipelineError, ControlError),
     )
@@ -622,6 +625,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         runtime_images=dict(config.runtime_images),
         workers=config.pipeline_workers,
         hook_limits=HookLimits(allow_private=config.webhook_private_sources),
+        git_limits=BackendLimits(config.git_max_push_bytes, config.git_timeout_s),
     )
     api = create_api(
         auth,

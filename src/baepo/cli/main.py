@@ -136,6 +136,13 @@ def up(
             "host or LAN); off: a source URL could reach internal addresses.",
         ),
     ] = False,
+    git_max_push_mib: Annotated[
+        int, typer.Option(help="MiB a push to a service's git remote may send.", min=1)
+    ] = 1024,
+    git_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds one git request may take (a push's includes its run).", min=1),
+    ] = 3600.0,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -173,6 +180,8 @@ def up(
         runtime_images=tuple(_runtime_image(item) for item in runtime_image or ()),
         pipeline_workers=pipeline_workers,
         webhook_private_sources=webhook_private_sources,
+        git_max_push_bytes=git_max_push_mib * 1024 * 1024,
+        git_timeout_s=git_timeout,
     )
     try:
         run(config)
