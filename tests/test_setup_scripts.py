@@ -78,8 +78,8 @@ def fake_tools(bin_dir: Path, installed: set[str]) -> Path:
     (bin_dir / "dpkg-query").write_text(
         f'#!/bin/sh\ncase " {listed} " in *" $4 "*) printf installed;; *) exit 1;; esac\n'
     )
-    for tool in bin_dir.iterdir():
-        tool.chmod(0o755)
+    for path in bin_dir.iterdir():
+        path.chmod(0o755)
     return log
 
 
