@@ -13,8 +13,9 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from baepo.cli.output import console, error_console
-from baepo.config import Config
+from baepo import backup as backups
+from baepo.cli.output import console, error_console, human_bytes
+from baepo.config import DEFAULT_DATA_DIR, Config
 from baepo.systemd import UNIT, UNIT_DIR, Systemd, SystemdError, engine_unit, unit_text
 
 app = typer.Typer()
@@ -68,6 +69,47 @@ def uninstall(unit_dir: UnitDir = UNIT_DIR) -> None:
         console.print(f"no {UNIT} in {unit_dir}: nothing to remove", highlight=False)
     else:
         console.print(f"stopped and disabled {UNIT}; removed {removed}", highlight=False)
+
+
+@app.command()
+def backup(
+    archive: Annotated[Path, typer.Argument(help="The tar file to write (.tar.gz compresses).")],
+    data_dir: Annotated[Path, typer.Option(help="The data directory to back up.")] = (
+        DEFAULT_DATA_DIR
+    ),
+) -> None:
+    """Write a consistent backup of a data directory, while Baepo serves or not: the state
+    database, the registry's blobs, keys, the CA, certificates, git remotes and kept logs."""
+    try:
+        summary = backups.backup(data_dir.resolve(), archive)
+    except backups.BackupError as exc:
+        _fail(exc)
+    console.print(
+        f"wrote {archive}: the database (schema {summary.schema_revision}), {summary.blobs} "
+        f"blobs, {summary.files} files, {human_bytes(summary.bytes)}",
+        highlight=False,
+    )
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="A file `baepo backup` wrote.")],
+    data_dir: Annotated[
+        Path, typer.Option(help="An empty (or new) directory to restore into.")
+    ] = DEFAULT_DATA_DIR,
+) -> None:
+    """Restore a backup into an empty data directory; then `baepo up --data-dir` it (on this
+    machine, stop the Baepo it was taken from first: both would run the same services)."""
+    try:
+        summary = backups.restore(archive, data_dir.resolve())
+    except backups.BackupError as exc:
+        _fail(exc)
+    console.print(
+        f"restored {summary.blobs} blobs and {summary.files} files into {data_dir} "
+        f"(schema {summary.schema_revision}); start it with "
+        f"`baepo up --data-dir {data_dir}`",
+        highlight=False,
+    )
 
 
 def up_argv(ctx: typer.Context) -> list[str]:
