@@ -324,6 +324,9 @@ def restore(archive: Path, data_dir: Path, driver: StorageDriver | None = None) 
         driver = driver or FilesystemDriver(Config(data_dir=data_dir).blob_dir)
         try:
             _extract(tar, summary, data_dir, driver)
+        except (OSError, StorageError, tarfile.TarError) as exc:
+            _empty(data_dir)
+            raise BackupError(f"cannot restore {archive} into {data_dir}: {exc}") from exc
         except BaseException:
             _empty(data_dir)
             raise
@@ -348,8 +351,11 @@ def _read_manifest(tar: tarfile.TarFile, archive: Path) -> Summary:
             f"{archive} was made by a newer Baepo ({manifest.get('baepo_version')}, schema "
             f"{revision}): restore it with that version or a later one"
         )
+    members = manifest.get("members")
+    if not isinstance(members, dict) or DATABASE not in members:
+        raise BackupError(f"{archive} is not a Baepo backup (its manifest lists no database)")
     summary = Summary(revision)
-    for name, member in manifest["members"].items():
+    for name, member in members.items():
         _destination(name)  # refuse a name that would land outside the data directory
         summary.members[name] = member
         summary.count(name, member)
