@@ -52,7 +52,7 @@ def test_install_runs_baepo_up_with_the_flags_given(tmp_path: Path, systemctl_lo
         tmp_path,
         *("install", "--unit-dir", str(units)),
         *("--data-dir", "data", "--domain", "example.com", "--runtime-image", "python3=a:1"),
-        *("--runtime-image", "nodejs18=b:1"),
+        *("--runtime-image", "nodejs18=b:1", "--webhook-private-sources"),
     )
     assert done.returncode == 0, done.stderr
     assert "journalctl -u baepo" in done.stdout
@@ -62,6 +62,7 @@ def test_install_runs_baepo_up_with_the_flags_given(tmp_path: Path, systemctl_lo
         *("--data-dir", str(tmp_path / "data")),  # absolute: the unit runs in /
         *("--domain", "example.com"),
         *("--runtime-image", "python3=a:1", "--runtime-image", "nodejs18=b:1"),
+        "--webhook-private-sources",  # a flag stays a flag
         *("--docker-host", "unix:///var/run/docker.sock"),  # this shell's DOCKER_HOST
     ]
     assert "Requires=docker.service" in (units / "baepo.service").read_text()

@@ -128,6 +128,10 @@ def up_argv(ctx: typer.Context) -> list[str]:
         if name is None or source is None or source.name != "COMMANDLINE":
             continue
         value = parsed.params[name]
+        if getattr(param, "is_flag", False):
+            flag = param.opts if value else getattr(param, "secondary_opts", [])
+            argv += flag[:1]
+            continue
         for item in value if param.multiple else [value]:
             argv += [param.opts[0], str(item.resolve() if isinstance(item, Path) else item)]
     if "--docker-host" not in argv:
