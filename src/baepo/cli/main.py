@@ -14,6 +14,7 @@ from baepo.cli.autoscaling import app as autoscaling_app
 from baepo.cli.ci import app as ci_app
 from baepo.cli.client import Client, load_settings, save_settings
 from baepo.cli.errors import one_line_errors
+from baepo.cli.operate import app as operate_app
 from baepo.cli.output import console, emit, error_console, human_bytes
 from baepo.cli.pipelines import app as pipelines_app
 from baepo.cli.services import app as services_app
@@ -35,6 +36,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(autoscaling_app, name="autoscaling")
 app.add_typer(ci_app, name="ci")
 app.add_typer(pipelines_app, name="pipelines")
+app.add_typer(operate_app)  # install, uninstall, backup, restore: top-level commands
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
