@@ -59,6 +59,8 @@ def test_over_https_the_cookies_are_secure_and_host_only(world: RightsWorld) -> 
     answer = visitor.submit("/sign-in", username="bob", password=PASSWORDS["bob"], next="/")
     (session,) = [c for c in cookie_lines(answer) if c.startswith("__Host-baepo-session=")]
     assert "secure" in session.lower() and "httponly" in session.lower()
+    (ended,) = [c for c in cookie_lines(answer) if c.startswith("__Host-baepo-signin=")]
+    assert "max-age=0" in ended.lower() and "secure" in ended.lower()  # else a browser keeps it
     assert "path=/" in session.lower() and "domain" not in session.lower()
     assert "bob" in text(visitor.get("/"))
 

@@ -82,17 +82,11 @@ def session_of(request: Request) -> Session | None:
 
 def keep_session(request: Request, response: Response, session: Session) -> None:
     _set(request, response, SESSION_COOKIE, session.value, SESSION_S)
-    response.delete_cookie(cookie_name(request, SIGN_IN_COOKIE), path="/")
+    _drop(request, response, SIGN_IN_COOKIE)
 
 
 def end_session(request: Request, response: Response) -> None:
-    response.delete_cookie(
-        cookie_name(request, SESSION_COOKIE),
-        path="/",
-        secure=is_https(request),
-        httponly=True,
-        samesite="lax",
-    )
+    _drop(request, response, SESSION_COOKIE)
 
 
 def sign_in_nonce(request: Request) -> str | None:
@@ -106,6 +100,12 @@ def new_sign_in_nonce() -> str:
 def keep_sign_in_nonce(request: Request, response: Response, nonce: str) -> None:
     """The `signin` cookie, which the sign-in form's CSRF token is bound to."""
     _set(request, response, SIGN_IN_COOKIE, nonce, SIGN_IN_S)
+
+
+def _drop(request: Request, response: Response, name: str) -> None:
+    """A cookie's end, with the attributes it was set with (a browser takes a `__Host-`
+    cookie's end only if it says `Secure` too)."""
+    _set(request, response, name, "", 0)
 
 
 def _set(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
