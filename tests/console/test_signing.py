@@ -3,6 +3,8 @@ in an HttpOnly cookie, revoked at sign-out; every form needs its session's CSRF 
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -66,22 +68,30 @@ def test_over_https_the_cookies_are_secure_and_host_only(world: RightsWorld) -> 
 
 
 @pytest.mark.parametrize(
-    ("username", "password", "status", "says"),
-    [
-        ("alice", "wrong-password-1", 401, "Wrong user name or password."),
-        ("nobody", "whatever-password", 401, "Wrong user name or password."),
-        ("alice", "", 401, "Wrong user name or password."),
-    ],
+    ("username", "password"),
+    [("alice", "wrong-password-1"), ("nobody", "whatever-password"), ("alice", "")],
 )
 def test_a_failed_sign_in_says_so_and_keeps_the_name(
-    world: RightsWorld, username: str, password: str, status: int, says: str
+    world: RightsWorld, username: str, password: str
 ) -> None:
     visitor = Visitor(world.client.app)
     answer = visitor.sign_in(username, password)
-    assert answer.status_code == status
-    assert says in text(answer)
+    assert answer.status_code == 401
+    assert "Wrong user name or password." in text(answer)
     assert f'value="{username}"' in answer.text
     assert not any("baepo-session=" in line for line in cookie_lines(answer))
+
+
+def test_failed_sign_ins_count_per_browser_as_the_apis_do(world: RightsWorld) -> None:
+    """The API's throttle (docs/limits.md) sees each browser's address, not the console's."""
+    flooder = Visitor(world.client.app, address="192.0.2.10")
+    answers = [flooder.sign_in(f"nobody-{i}", "wrong-password") for i in range(11)]
+    assert [a.status_code for a in answers] == [401] * 10 + [429]
+    assert re.search(r"Too many failed sign-ins: try again in \d+ s\.", text(answers[-1]))
+    # Refused before the password is checked, from this address only.
+    assert flooder.sign_in("alice", "wrong-again").status_code == 429
+    other = Visitor(world.client.app, address="192.0.2.11")
+    assert other.sign_in("alice", "wrong-again").status_code == 401
 
 
 def test_a_sign_in_form_from_elsewhere_is_refused(world: RightsWorld) -> None:

@@ -13,8 +13,12 @@ CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
 
 class Visitor:
-    def __init__(self, app: ASGIApp, base_url: str = "http://127.0.0.1") -> None:
-        self.client = TestClient(app, base_url=base_url, follow_redirects=False)
+    def __init__(
+        self, app: ASGIApp, base_url: str = "http://127.0.0.1", address: str = "testclient"
+    ) -> None:
+        self.client = TestClient(
+            app, base_url=base_url, follow_redirects=False, client=(address, 50000)
+        )
         self.page: httpx.Response | None = None
 
     def get(self, path: str) -> httpx.Response:
