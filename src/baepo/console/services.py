@@ -26,7 +26,7 @@ from baepo.console.forms import (
     refused_fields,
     service_request,
 )
-from baepo.console.visits import Visit
+from baepo.console.visits import Page, Visit
 from baepo.references import InvalidReference, Reference
 
 RECENT_OPERATIONS = 10
@@ -198,7 +198,7 @@ async def change(
     return RedirectResponse("/" if leaves else service_path(name), status_code=303)
 
 
-def action_pages(action: Action) -> tuple[Any, Any]:
+def action_pages(action: Action) -> tuple[Page, Page]:
     """The confirmation page (GET) and the change (POST) of `action`."""
 
     async def confirm(visit: Visit) -> Response:

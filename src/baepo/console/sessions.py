@@ -135,10 +135,14 @@ class Forgery:
             return False
         return hmac.compare_digest(self.token(binding), sent)
 
+    def accepts(self, request: Request, binding: str | None, form: dict[str, str]) -> bool:
+        """Whether a posted form is this site's: its CSRF token is the one for `binding`, and
+        its `Origin`, when the browser names one, is this very host (a second guard: a
+        cross-site form is refused whatever it carries)."""
+        return same_origin(request) and self.valid(binding, form.get("csrf"))
+
 
 def same_origin(request: Request) -> bool:
-    """A POST's `Origin`, when the browser sends one, names this very host (a second guard
-    beside the CSRF token: a cross-site form is refused even before its token is read)."""
     origin = request.headers.get("origin")
     if origin is None:
         return True

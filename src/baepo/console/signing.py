@@ -24,7 +24,6 @@ from baepo.console.sessions import (
     keep_session,
     keep_sign_in_nonce,
     new_sign_in_nonce,
-    same_origin,
     session_of,
     sign_in_nonce,
 )
@@ -72,9 +71,7 @@ class Signing:
         form = await read_form(request) or {}
         target = local_path(form.get("next"))
         username = form.get("username", "").strip()
-        if not same_origin(request) or not self.console.forgery.valid(
-            sign_in_nonce(request), form.get("csrf")
-        ):
+        if not self.console.forgery.accepts(request, sign_in_nonce(request), form):
             return self._form(
                 request, target, username, "This sign-in form expired: try again.", 403
             )

@@ -23,7 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from baepo.console.client import Api
 from baepo.console.errors import ApiRefused
 from baepo.console.pages import Pages
-from baepo.console.sessions import Forgery, Session, end_session, same_origin, session_of
+from baepo.console.sessions import Forgery, Session, end_session, session_of
 
 FORM_LIMIT = 1 << 20
 """A form's bytes at most: the variables' two text areas at their largest, with room."""
@@ -86,9 +86,7 @@ class Console:
                 read = await read_form(request)
                 if read is None:
                     return self.problem(request, 400, "This form could not be read.")
-                if not same_origin(request) or not self.forgery.valid(
-                    session.value, read.get("csrf")
-                ):
+                if not self.forgery.accepts(request, session.value, read):
                     return self.problem(
                         request, 403, "This form is stale or came from another site: reload "
                         "the page and try again."
