@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cli.test_registry_cli import baepo
+from tests.cli.command import baepo
 from tests.conftest import BaepoProcess
 
 pytestmark = pytest.mark.integration
+
+HELLO = "baepo-test/hello:1"
+"""A local image of the engine's (`scripts/test-images`): services run it without a push."""
 
 
 def test_owners_and_tokens_limited_to_a_service(baepo_server: BaepoProcess, tmp_path: Path) -> None:
@@ -49,3 +54,21 @@ def test_owners_and_tokens_limited_to_a_service(baepo_server: BaepoProcess, tmp_
     assert baepo("services", "ls", env=robot).returncode == 0
 
     assert baepo("services", "rm", name, env=admin).returncode == 0
+
+
+@pytest.fixture
+def service(baepo_server: BaepoProcess, cli_env: dict[str, str]) -> Iterator[str]:
+    """A running service (the local test image), removed after the test."""
+    name = f"cli-{secrets.token_hex(3)}"
+    made = baepo("services", "create", name, "--image", HELLO, "--wait", env=cli_env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    yield name
+    baepo("services", "rm", name, env=cli_env)
+
+
+def test_describe_shows_env_without_markup(service: str, cli_env: dict[str, str]) -> None:
+    changed = baepo("services", "update", service, "-e", "GREETING=[hi]", "--wait", env=cli_env)
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    described = baepo("services", "describe", service, env=cli_env).stdout
+    assert "[bold]" not in described and "[/bold]" not in described
+    assert re.search(r"^env +GREETING=\[hi\]$", described, re.MULTILINE), described

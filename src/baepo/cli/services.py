@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import typer
+from rich.text import Text
 
 from baepo.cli import sparklines
 from baepo.cli.client import Client, CliError
@@ -294,7 +295,7 @@ def describe(name: str, as_json: JsonFlag = False) -> None:
         emit(service, [], True)
         return
     for key in ("name", "owner", "status", "url", "active_revision", "revision", "operation"):
-        console.print(f"[bold]{key:<16}[/bold]{service.get(key)}", highlight=False)
+        _described(key, service.get(key))
     config = service["config"]
     for key in (
         "image",
@@ -306,18 +307,22 @@ def describe(name: str, as_json: JsonFlag = False) -> None:
         "max_concurrency",
         "auto_deploy",
     ):
-        console.print(f"[bold]{key:<16}[/bold]{config.get(key)}", highlight=False)
-    shared = config.get("autoscaling_configuration")
-    console.print(f"[bold]{'autoscaling':<16}[/bold]{shared or 'its own'}", highlight=False)
+        _described(key, config.get(key))
+    _described("autoscaling", config.get("autoscaling_configuration") or "its own")
     for kind in ("env", "secrets"):
         for k, v in (config.get(kind) or {}).items():
-            console.print(f"[bold]{kind:<16}[/bold]{k}={v}", highlight=False, markup=False)
+            _described(kind, f"{k}={v}")
     emit(
         list(service["instances"]),
         ["id", "revision", "state", "health", "address"],
         False,
         title="instances",
     )
+
+
+def _described(key: str, value: object) -> None:
+    """One line of `describe`: the key in bold, the value as it is (a value is never markup)."""
+    console.print(Text.assemble((f"{key:<16}", "bold"), str(value)), highlight=False)
 
 
 @app.command("ops")
