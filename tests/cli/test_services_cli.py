@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Iterator
@@ -72,3 +73,26 @@ def test_describe_shows_env_without_markup(service: str, cli_env: dict[str, str]
     described = baepo("services", "describe", service, env=cli_env).stdout
     assert "[bold]" not in described and "[/bold]" not in described
     assert re.search(r"^env +GREETING=\[hi\]$", described, re.MULTILINE), described
+
+
+def test_piped_tables_print_whole_values(service: str, cli_env: dict[str, str]) -> None:
+    narrow = {**cli_env, "COLUMNS": "80"}  # a pipe: no terminal, whatever its width
+    listed = json.loads(baepo("services", "ops", service, "--json", env=narrow).stdout)
+    table = baepo("services", "ops", service, env=narrow).stdout
+    for op in listed:
+        row = next(line for line in table.splitlines() if line.startswith(op["id"]))
+        assert row.split()[1:3] == [op["kind"], op["status"]], table
+        assert row.endswith(op["message"]), table
+
+
+def test_an_operation_is_named_by_the_start_of_its_id(
+    service: str, cli_env: dict[str, str]
+) -> None:
+    created = json.loads(baepo("services", "ops", service, "--json", env=cli_env).stdout)[-1]
+    for given in (created["id"][:7], created["id"][:12] + "…", created["id"]):
+        shown = baepo("services", "ops", service, given, env=cli_env)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.startswith("CREATE_SERVICE SUCCEEDED"), shown.stdout
+    missing = baepo("services", "ops", service, "zz", env=cli_env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == f"error: no operation of {service} starts with 'zz'"

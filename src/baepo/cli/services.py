@@ -329,7 +329,10 @@ def _described(key: str, value: object) -> None:
 @one_line_errors
 def ops(
     name: str,
-    operation: Annotated[str | None, typer.Argument(help="Show this operation's log.")] = None,
+    operation: Annotated[
+        str | None,
+        typer.Argument(help="Show this operation's log (its id, or the start of it)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """A service's operations, newest first; or one operation with its log."""
@@ -338,13 +341,29 @@ def ops(
         rows = client.get(f"/api/v1/services/{quote(name, safe='')}/operations")
         emit(rows, ["id", "kind", "status", "revision", "created_at", "message"], as_json)
         return
-    op = client.get(f"/api/v1/operations/{quote(operation, safe='')}")
+    listed = client.get(f"/api/v1/services/{quote(name, safe='')}/operations")
+    chosen = operation_named(operation, [row["id"] for row in listed], name)
+    op = client.get(f"/api/v1/operations/{chosen}")
     if as_json:
         emit(op, [], True)
         return
     console.print(f"{op['kind']} {op['status']}  {op['message']}", highlight=False)
     for line in op["log"]:
         console.print(f"  {line['at'][11:19]}  {line['line']}", highlight=False, markup=False)
+
+
+def operation_named(given: str, ids: list[str], service: str) -> str:
+    """The one id of `ids` that starts with `given`, as git takes the start of a commit's
+    hash (a table on a terminal cuts ids, with a '…' that may come along when copied)."""
+    prefix = given.strip().removesuffix("…")
+    if not prefix:
+        raise CliError("give an operation's id, or the start of it")
+    found = [each for each in ids if each.startswith(prefix)]
+    if not found:
+        raise CliError(f"no operation of {service} starts with {prefix!r}")
+    if len(found) > 1:
+        raise CliError(f"{prefix!r} names {len(found)} operations of {service}: {', '.join(found)}")
+    return found[0]
 
 
 @app.command("revisions")
