@@ -96,3 +96,37 @@ def test_an_operation_is_named_by_the_start_of_its_id(
     missing = baepo("services", "ops", service, "zz", env=cli_env)
     assert missing.returncode == 1
     assert missing.stderr.strip() == f"error: no operation of {service} starts with 'zz'"
+
+
+def test_env_secrets_and_domains_are_emptied_with_an_empty_value(
+    service: str, cli_env: dict[str, str]
+) -> None:
+    given = ("-e", "A=1", "--secret", "S=x", "--domain", f"{service}.example.test", "--wait")
+    done = baepo("services", "update", service, *given, env=cli_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    emptied = ("--env", "", "--secret", "", "--domain", "", "--wait")
+    done = baepo("services", "update", service, *emptied, env=cli_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = json.loads(baepo("services", "describe", service, "--json", env=cli_env).stdout)
+    config = config["config"]
+    assert (config["env"], config["secrets"], config["custom_domains"]) == ({}, {}, [])
+    helped = baepo("services", "update", "--help", env={**cli_env, "COLUMNS": "300"}).stdout
+    assert "'' empties it" in helped
+
+
+def test_memory_follows_the_cpu_unless_given(
+    baepo_server: BaepoProcess, cli_env: dict[str, str]
+) -> None:
+    name = f"cli-{secrets.token_hex(3)}"
+    made = baepo("services", "create", name, "--image", HELLO, "--cpu", "0.25", env=cli_env)
+    assert made.returncode == 0, made.stdout + made.stderr
+    described = json.loads(baepo("services", "describe", name, "--json", env=cli_env).stdout)
+    assert (described["config"]["cpu"], described["config"]["memory"]) == (0.25, 512)
+    bigger = baepo("services", "update", name, "--cpu", "2", env=cli_env)
+    assert bigger.returncode == 0, bigger.stdout + bigger.stderr
+    described = json.loads(baepo("services", "describe", name, "--json", env=cli_env).stdout)
+    assert (described["config"]["cpu"], described["config"]["memory"]) == (2.0, 4096)
+    unread = baepo("services", "update", name, "--memory", "lots", env=cli_env)
+    assert unread.returncode == 1
+    assert "'lots' is not a memory size" in unread.stderr and "allowed" not in unread.stderr
+    baepo("services", "rm", name, env=cli_env)

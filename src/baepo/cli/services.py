@@ -32,11 +32,10 @@ WaitFlag = Annotated[
 FINISHED = {"SUCCEEDED", "FAILED", "ROLLBACK_SUCCEEDED", "ROLLBACK_FAILED"}
 
 
-def _pairs(values: list[str] | None, what: str) -> dict[str, str] | None:
-    if values is None:
-        return None
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    """NAME=VALUE options as a map; '' adds nothing (`--env ''` alone is the empty set)."""
     pairs: dict[str, str] = {}
-    for value in values:
+    for value in filter(None, values):
         key, sep, val = value.partition("=")
         if not sep or not key:
             raise CliError(f"{what} {value!r} must look like NAME=VALUE")
@@ -52,6 +51,8 @@ _OPTION_TYPES: dict[Kind, Any] = {
     Kind.SWITCH: bool | None,
 }
 # A field with no entry is one string option (`--autoscaling NAME[:REVISION]`, '' for none).
+_SET = ": the set given replaces the old one; '' empties it."
+_HELP_NOTES = {Kind.PATH: " (implies http).", Kind.VARIABLES: _SET, Kind.HOSTS: _SET}
 
 
 def _parameter(f: SpecField) -> inspect.Parameter:
@@ -59,7 +60,7 @@ def _parameter(f: SpecField) -> inspect.Parameter:
     decls = [f"{f.flag}/--no-{f.flag.removeprefix('--')}" if f.kind is Kind.SWITCH else f.flag]
     if f.short:
         decls.append(f.short)
-    text = f.help.removesuffix(".") + " (implies http)." if f.kind is Kind.PATH else f.help
+    text = f.help.removesuffix(".") + _HELP_NOTES.get(f.kind, ".")
     option = typer.Option(None, *decls, help=text, show_default=False)
     kind = inspect.Parameter.KEYWORD_ONLY
     return inspect.Parameter(
@@ -109,8 +110,13 @@ def _body(options: dict[str, Any]) -> dict[str, Any]:
                 body[f.name] = check
             continue
         value = options.get(_option_name(f)) if f.flag else None
-        if value is not None:
-            body[f.name] = _pairs(value, f.flag) if f.kind is Kind.VARIABLES else value
+        if value is None:
+            continue
+        if f.kind is Kind.VARIABLES:
+            value = _pairs(value, f.flag)
+        elif f.kind is Kind.HOSTS:
+            value = [host for host in value if host]  # `--domain ''`: none
+        body[f.name] = value
     return body
 
 
@@ -215,7 +221,8 @@ def create(
 @one_line_errors
 @spec_options
 def update(name: str, wait: WaitFlag = False, as_json: JsonFlag = False, **options: Any) -> None:
-    """Change a service's configuration (env and secrets replace the old sets)."""
+    """Change a service's configuration: each option given replaces that setting (--env,
+    --secret and --domain the whole set: '' empties one)."""
     client = Client.from_environment()
     body = _body(options)
     if not body:
