@@ -130,3 +130,14 @@ def test_memory_follows_the_cpu_unless_given(
     assert unread.returncode == 1
     assert "'lots' is not a memory size" in unread.stderr and "allowed" not in unread.stderr
     baepo("services", "rm", name, env=cli_env)
+
+
+def test_a_failure_is_told_once(baepo_server: BaepoProcess, cli_env: dict[str, str]) -> None:
+    name = f"cli-{secrets.token_hex(3)}"
+    image = f"{baepo_server.host}/nobody/nothing:1"  # never pushed
+    failed = baepo("services", "create", name, "--image", image, "--wait", env=cli_env)
+    said = failed.stdout + failed.stderr
+    assert failed.returncode == 1, said
+    assert said.count("cannot pull") == 1 and said.count("manifest unknown") == 1, said
+    assert failed.stderr.startswith(f"error: CREATE_SERVICE {name} FAILED"), said
+    baepo("services", "rm", name, env=cli_env)

@@ -167,25 +167,31 @@ def _finish(client: Client, operation: Any, wait: bool, as_json: bool, service: 
         raise CliError(f"unexpected answer from {client.url}: no operation")
     if wait:
         operation = follow(client, operation, as_json)
+        if operation["status"] != "SUCCEEDED":
+            raise CliError(_failure(operation, service, shown=not as_json))
     if as_json:
         emit(operation, [], True)
-    else:
-        status = operation["status"]
-        colour = {"SUCCEEDED": "green", "FAILED": "red"}.get(status, "yellow")
+        return
+    status = operation["status"]
+    colour = {"SUCCEEDED": "green", "FAILED": "red"}.get(status, "yellow")
+    console.print(
+        f"{operation['kind']} {service}: [{colour}]{status}[/{colour}]"
+        f"  (operation {operation['id']})"
+    )
+    if wait and operation["kind"] != "DELETE_SERVICE":
+        described = client.get(f"/api/v1/services/{quote(service, safe='')}")
         console.print(
-            f"{operation['kind']} {service}: [{colour}]{status}[/{colour}]"
-            f"  (operation {operation['id']})"
+            f"{described['status']}  {described['url']}  revision {described['active_revision']}",
+            highlight=False,
         )
-        if wait and status == "SUCCEEDED" and operation["kind"] != "DELETE_SERVICE":
-            described = client.get(f"/api/v1/services/{quote(service, safe='')}")
-            console.print(
-                f"{described['status']}  {described['url']}"
-                f"  revision {described['active_revision']}",
-                highlight=False,
-            )
-    if wait and operation["status"] != "SUCCEEDED":
-        message = operation.get("message") or "the operation failed"
-        raise CliError(f"{operation['kind']} {service} {operation['status']}: {message}")
+
+
+def _failure(operation: dict[str, Any], service: str, shown: bool) -> str:
+    """The line a failed operation exits with: its message, unless its log just printed it."""
+    told = f"{operation['kind']} {service} {operation['status']} (operation {operation['id']})"
+    message = str(operation.get("message") or "")
+    logged = shown and any(message in line["line"] for line in operation.get("log") or [])
+    return told if logged or not message else f"{told}: {message}"
 
 
 ImageOpt = Annotated[str | None, typer.Option("--image", help=field_named("image").help)]
