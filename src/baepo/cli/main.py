@@ -12,11 +12,12 @@ import typer
 
 from baepo.cli.autoscaling import app as autoscaling_app
 from baepo.cli.ci import app as ci_app
-from baepo.cli.client import Client, load_settings, save_settings
+from baepo.cli.client import Client, CliError
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit, error_console, human_bytes
 from baepo.cli.pipelines import app as pipelines_app
 from baepo.cli.services import app as services_app
+from baepo.cli.settings import Login, load_settings, save_settings, server_key
 from baepo.config import DEFAULT_DATA_DIR
 
 app = typer.Typer(
@@ -197,7 +198,7 @@ def login(
     ] = False,
     url: Annotated[str | None, typer.Option(help="Baepo's address.")] = None,
 ) -> None:
-    """Sign in and keep an API token for the next commands."""
+    """Sign in and keep an API token for this server (revoking the one it replaces)."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -206,9 +207,49 @@ def login(
     client.token = None
     answer = client.post("/api/v1/login", json={"username": username, "password": password})
     settings = load_settings()
-    settings.update(url=client.url, token=answer["token"], username=answer["username"])
+    replaced = settings.login_to(client.url)
+    settings.url = client.url
+    settings.logins[client.url] = Login(token=answer["token"], username=answer["username"])
     path = save_settings(settings)
-    console.print(f"Signed in to {client.url} as {answer['username']} (token kept in {path})")
+    console.print(
+        f"Signed in to {client.url} as {answer['username']} (token kept in {path})",
+        highlight=False,
+    )
+    if replaced is not None and replaced.token != answer["token"]:
+        try:
+            _revoke(client.url, replaced.token)
+        except CliError as exc:
+            error_console.print(f"the token it replaces is not revoked: {exc}", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def logout(
+    url: Annotated[
+        str | None,
+        typer.Option(help="Baepo's address (default: $BAEPO_URL, else the last signed in to)."),
+    ] = None,
+) -> None:
+    """Revoke the token kept for this server and forget it."""
+    where = Client.from_environment(url).url
+    settings = load_settings()
+    login = settings.login_to(where)
+    if login is None:
+        console.print(f"not signed in to {where}", highlight=False)
+        return
+    _revoke(where, login.token)
+    del settings.logins[server_key(where)]
+    save_settings(settings)
+    console.print(f"Signed out of {where}", highlight=False)
+
+
+def _revoke(url: str, token: str) -> None:
+    """Revoke an API token at its server; one that no longer works is revoked already."""
+    try:
+        Client(url=url, token=token).post("/api/v1/logout")
+    except CliError as exc:
+        if exc.code != "UNAUTHENTICATED":
+            raise
 
 
 @app.command()
