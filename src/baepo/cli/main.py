@@ -199,10 +199,7 @@ def login(
     url: Annotated[str | None, typer.Option(help="Baepo's address.")] = None,
 ) -> None:
     """Sign in and keep an API token for this server (revoking the one it replaces)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True)
+    password = _password(password_stdin, confirm=False)
     client = Client.from_environment(url)
     client.token = None
     answer = client.post("/api/v1/login", json={"username": username, "password": password})
@@ -220,6 +217,21 @@ def login(
             _revoke(client.url, replaced.token)
         except CliError as exc:
             error_console.print(f"the token it replaces is not revoked: {exc}", highlight=False)
+
+
+def _password(from_stdin: bool, confirm: bool) -> str:
+    """The first line of stdin, or asked on the terminal (twice when `confirm`). Without a
+    terminal there is no one to ask: a script gives it with --password-stdin, as to docker."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError("no password on stdin")
+        return password
+    if not sys.stdin.isatty():
+        raise CliError(
+            "no terminal to ask for the password: give it on stdin with --password-stdin"
+        )
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm))
 
 
 @app.command()
@@ -372,13 +384,12 @@ def users_ls(as_json: JsonFlag = False) -> None:
 def users_create(
     name: str,
     admin: Annotated[bool, typer.Option("--admin")] = False,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
 ) -> None:
-    """Create a user."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    """Create a user (the password is asked twice, or read from stdin)."""
+    password = _password(password_stdin, confirm=True)
     Client.from_environment().post(
         "/api/v1/users", json={"name": name, "password": password, "is_admin": admin}
     )
