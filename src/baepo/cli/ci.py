@@ -13,9 +13,10 @@ from baepo.cli.client import Client, CliError
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import error_console
 from baepo.cli.settings import load_settings
+from baepo.cli.usage import Typer
 from baepo.pipelines.workflows import WORKFLOW_PATH, WorkflowTarget, tokens_command, workflow
 
-app = typer.Typer(help="Workflows for other CI systems.", no_args_is_help=True)
+app = Typer(help="Workflows for other CI systems.", no_args_is_help=True)
 
 
 @app.command("github")

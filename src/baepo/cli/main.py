@@ -18,17 +18,17 @@ from baepo.cli.output import console, emit, error_console, human_bytes
 from baepo.cli.pipelines import app as pipelines_app
 from baepo.cli.services import app as services_app
 from baepo.cli.settings import Login, load_settings, save_settings, server_key
+from baepo.cli.usage import Typer
 from baepo.config import DEFAULT_DATA_DIR
 
-app = typer.Typer(
+app = Typer(
     help="Baepo: push an image, get a running service.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
-registry_app = typer.Typer(help="Repositories, tags and garbage collection.", no_args_is_help=True)
-users_app = typer.Typer(help="Users (admin only).", no_args_is_help=True)
-tokens_app = typer.Typer(help="API tokens: passwords for robots and CI.", no_args_is_help=True)
+registry_app = Typer(help="Repositories, tags and garbage collection.", no_args_is_help=True)
+users_app = Typer(help="Users (admin only).", no_args_is_help=True)
+tokens_app = Typer(help="API tokens: passwords for robots and CI.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
@@ -451,4 +451,4 @@ def tokens_rm(name: str) -> None:
 
 
 def main() -> None:
-    app()
+    app(prog_name="baepo")  # `python -m baepo` too: completion is bound to this name

@@ -18,12 +18,11 @@ from baepo.cli import sparklines
 from baepo.cli.client import Client, CliError
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit
+from baepo.cli.usage import Typer
 from baepo.service_fields import FIELDS, HEALTH_CHECK_FIELDS, Kind, field_named
 from baepo.service_fields import Field as SpecField
 
-app = typer.Typer(
-    help="Services: an image running at https://<name>.<domain>.", no_args_is_help=True
-)
+app = Typer(help="Services: an image running at https://<name>.<domain>.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 WaitFlag = Annotated[
