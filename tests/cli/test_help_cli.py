@@ -1,4 +1,4 @@
-"""`baepo --help` everywhere, and shell completion: what a newcomer reads first."""
+"""`baepo --help` everywhere, shell completion and `baepo version`: what a newcomer reads first."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
+import baepo as package
 from baepo.cli.main import app
 from tests.cli.command import baepo
 
@@ -54,3 +56,10 @@ def test_shell_completion_is_offered(tmp_path: Path) -> None:
     asked = {**env, "_BAEPO_COMPLETE": "complete_bash", "COMP_WORDS": "baepo services up"}
     completed = baepo(env={**asked, "COMP_CWORD": "2"})
     assert completed.stdout.split() == ["update"], completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize("args", [("version",), ("--version",)])
+def test_version(args: tuple[str, ...], tmp_path: Path) -> None:
+    shown = baepo(*args, env={"BAEPO_CONFIG": str(tmp_path / "cli.json")})
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == f"baepo {package.__version__}\n"

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import typer
 
+from baepo import __version__
 from baepo.cli.autoscaling import app as autoscaling_app
 from baepo.cli.ci import app as ci_app
 from baepo.cli.client import Client, CliError
@@ -38,6 +39,27 @@ app.add_typer(ci_app, name="ci")
 app.add_typer(pipelines_app, name="pipelines")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _version_asked(asked: bool) -> None:
+    if asked:
+        version()
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print Baepo's version and exit.",
+            is_eager=True,
+            callback=_version_asked,
+        ),
+    ] = False,
+) -> None:
+    """The options before a command."""
 
 
 @app.command()
@@ -448,6 +470,12 @@ def tokens_rm(name: str) -> None:
     """Revoke an API token."""
     Client.from_environment().delete(f"/api/v1/tokens/{quote(name, safe='')}")
     console.print(f"revoked token {name}")
+
+
+@app.command()
+def version() -> None:
+    """Print Baepo's version."""
+    print(f"baepo {__version__}")
 
 
 def main() -> None:
