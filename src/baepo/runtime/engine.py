@@ -283,7 +283,9 @@ class Engine(Protocol):
         ...
 
     def pull(self, ref: str, auth: Credentials | None = None) -> Image:
-        """Fetch `ref` (a tag defaults to `latest`) from its registry; return it with its digest."""
+        """Fetch `ref` (a tag defaults to `latest`) from its registry; return it with its digest.
+
+        `ImageNotFound` and `PullFailed` say `cannot pull <ref>: <why>`, whole for a person."""
         ...
 
     def image_present(self, ref: str) -> bool:
