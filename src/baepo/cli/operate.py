@@ -15,10 +15,11 @@ import typer
 
 from baepo import backup as backups
 from baepo.cli.output import console, error_console, human_bytes
+from baepo.cli.usage import Typer
 from baepo.config import DEFAULT_DATA_DIR, Config
 from baepo.systemd import UNIT, UNIT_DIR, Systemd, SystemdError, engine_unit, unit_text
 
-app = typer.Typer()
+app = Typer()
 
 UnitDir = Annotated[Path, typer.Option(help="The directory of systemd's units.")]
 
