@@ -36,7 +36,7 @@ from baepo import memory
 from baepo.api.app import Dispatcher, create_api
 from baepo.api.git import git_routes
 from baepo.api.hooks import HookLimits, HookTarget, hooks_router
-from baepo.auth import ADMIN, Auth, NotFound, load_or_create_key, rights
+from baepo.auth import ADMIN, AccessKeys, Auth, NotFound, load_or_create_key, rights
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
 from baepo.connections import (
@@ -550,6 +550,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
 
     link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
+    access_keys = AccessKeys(db, box, clock)
     engine = DockerEngine(config.docker_host)
     # Each service's autoscaler, fed by the sampler (started with the router) once a second
     # and, at zero, by the router's activator when requests wait; the metrics kept for people,
@@ -631,6 +632,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         metrics=metrics,
         activation=(activator_secret(config), activate),
         pipelines=(pipelines.runs, pipelines.settings),
+        access_keys=access_keys,
         routers=(pipelines.hooks,),
         routes=pipelines.routes,
     )

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import baepo
 from baepo.api import errors
+from baepo.api.access_keys import access_keys_router
 from baepo.api.accounts import accounts_router
 from baepo.api.activation import activation_routes
 from baepo.api.autoscaling import autoscaling_router
@@ -22,7 +23,7 @@ from baepo.api.pipelines import pipelines_router
 from baepo.api.registry import registry_router
 from baepo.api.security import Identity, identify
 from baepo.api.services import services_router
-from baepo.auth import Auth, token_routes
+from baepo.auth import AccessKeys, Auth, token_routes
 from baepo.clock import SystemClock
 from baepo.control import Services
 from baepo.metrics import MetricsStore
@@ -41,13 +42,15 @@ def create_api(
     metrics: MetricsStore | None = None,
     activation: tuple[str, Callable[[str], None]] | None = None,
     pipelines: tuple[Runs, Settings] | None = None,
+    access_keys: AccessKeys | None = None,
     routers: Sequence[APIRouter] = (),
     routes: Sequence[BaseRoute] = (),
 ) -> FastAPI:
     """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`);
     `metrics` are the services' metrics (`/metrics`; none kept when not given);
     `activation` is the router activator's secret and what its notice calls (the service);
-    `pipelines` the runs and their settings (their API); `routers` and `routes` more edges
+    `pipelines` the runs and their settings (their API); `access_keys` the API tokens' AWS
+    access keys (their API); `routers` and `routes` more edges
     (webhooks; the git remote, kept out of the OpenAPI document)."""
     api = FastAPI(
         title="Baepo",
@@ -67,6 +70,8 @@ def create_api(
         return {"status": "ok", "version": baepo.__version__}
 
     api.include_router(accounts_router(auth, who))
+    if access_keys is not None:
+        api.include_router(access_keys_router(access_keys, who))
     api.include_router(registry_router(registry, who))
     images = ImageCheck(services.registry, registry.is_public, resolver)
     api.include_router(services_router(services, who, images))

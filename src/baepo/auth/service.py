@@ -32,7 +32,7 @@ from baepo.auth.errors import (
     UserExists,
 )
 from baepo.auth.rights import Caller, allowed
-from baepo.auth.tables import ApiTokenRow, UserRow
+from baepo.auth.tables import ApiTokenRow, UserRow, token_caller
 from baepo.auth.throttle import Hashing, Throttle, retry_after
 from baepo.clock import Clock
 from baepo.store import Database, affected
@@ -303,12 +303,7 @@ class Auth:
             ):
                 if token.secret_hash == digest and username in (user.name, TOKEN_USER):
                     token.last_used_at = self._clock.now()
-                    return Caller(
-                        user.name,
-                        user.is_admin,
-                        tuple(token.repositories.split()),
-                        tuple(token.services.split()),
-                    )
+                    return token_caller(token, user)
         return None
 
     def _forget(self) -> None:

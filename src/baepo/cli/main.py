@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import typer
 
+from baepo.cli.access_keys import app as access_keys_app
 from baepo.cli.autoscaling import app as autoscaling_app
 from baepo.cli.ci import app as ci_app
 from baepo.cli.client import Client, load_settings, save_settings
@@ -31,6 +32,7 @@ tokens_app = typer.Typer(help="API tokens: passwords for robots and CI.", no_arg
 app.add_typer(registry_app, name="registry")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(access_keys_app, name="access-keys")
 app.add_typer(services_app, name="services")
 app.add_typer(autoscaling_app, name="autoscaling")
 app.add_typer(ci_app, name="ci")
