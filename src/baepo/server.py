@@ -37,6 +37,7 @@ from baepo.api.app import Dispatcher, create_api
 from baepo.api.git import git_routes
 from baepo.api.hooks import HookLimits, HookTarget, hooks_router
 from baepo.auth import ADMIN, AccessKeys, Auth, NotFound, load_or_create_key, rights
+from baepo.aws import AwsEndpoint, account_id
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
 from baepo.connections import (
@@ -636,7 +637,8 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         routers=(pipelines.hooks,),
         routes=pipelines.routes,
     )
-    app = Dispatcher(create_app(registry, auth), api)
+    aws = AwsEndpoint((), access_keys, clock, account_id(box.fingerprint))
+    app = Dispatcher(create_app(registry, auth), api, aws)
     return Baepo(
         config,
         db,

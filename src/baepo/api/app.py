@@ -1,5 +1,6 @@
 """The HTTP edge: one ASGI app for the registry (`/v2`), the token endpoint (`/auth/token`),
-the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`) and Prometheus' `/metrics`."""
+the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`), Prometheus' `/metrics`, and the
+AWS APIs (`POST /` with `X-Amz-Target`, the aws room's endpoint)."""
 
 from __future__ import annotations
 
@@ -95,11 +96,14 @@ def create_api(
 
 
 class Dispatcher:
-    """Sends `/v2` to the registry app untouched and everything else to the API."""
+    """Sends `/v2` to the registry app untouched, AWS API calls (`/` with an `X-Amz-Target`
+    header, where the aws CLI and boto3 send them with `--endpoint-url` set to Baepo's URL) to
+    the AWS endpoint, and everything else to the API."""
 
-    def __init__(self, registry_app: ASGIApp, api: ASGIApp) -> None:
+    def __init__(self, registry_app: ASGIApp, api: ASGIApp, aws: ASGIApp | None = None) -> None:
         self.registry_app = registry_app
         self.api = api
+        self.aws = aws
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -107,4 +111,11 @@ class Dispatcher:
             if path == "/v2" or path.startswith("/v2/"):
                 await self.registry_app(scope, receive, send)
                 return
+            if self.aws is not None and path == "/" and _has_header(scope, b"x-amz-target"):
+                await self.aws(scope, receive, send)
+                return
         await self.api(scope, receive, send)
+
+
+def _has_header(scope: Scope, name: bytes) -> bool:
+    return any(key == name for key, _ in scope["headers"])
