@@ -38,6 +38,7 @@ from baepo.api.git import git_routes
 from baepo.api.hooks import HookLimits, HookTarget, hooks_router
 from baepo.auth import ADMIN, AccessKeys, Auth, NotFound, load_or_create_key, rights
 from baepo.aws import AwsEndpoint, account_id
+from baepo.aws.ecr import ecr_service
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
 from baepo.connections import (
@@ -637,7 +638,8 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         routers=(pipelines.hooks,),
         routes=pipelines.routes,
     )
-    aws = AwsEndpoint((), access_keys, clock, account_id(box.fingerprint))
+    aws_services = [ecr_service(registry, auth.key_password)]
+    aws = AwsEndpoint(aws_services, access_keys, clock, account_id(box.fingerprint))
     app = Dispatcher(create_app(registry, auth), api, aws)
     return Baepo(
         config,

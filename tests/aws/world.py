@@ -39,6 +39,7 @@ from baepo.schema import schema
 from baepo.storage import MemoryDriver
 from baepo.store import Database
 from tests.aws.model import check_answer
+from tests.registry.content import Blob, Image, manifest, random_config, random_layer
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -93,6 +94,10 @@ class AwsWorld:
         )
         client.meta.events.register("after-call", check_answer)
         return client
+
+    def registry_client(self, user: str) -> httpx.Client:
+        """The registry's HTTP API (`/v2`), signed in as `user` with a password."""
+        return httpx.Client(base_url=self.url, auth=(user, PASSWORDS[user]), timeout=30)
 
     def raw(self, key: tuple[str, str], service: str, target: str, body: bytes) -> httpx.Response:
         """A request botocore's own signer signs but botocore would never send (bad JSON,
@@ -151,3 +156,29 @@ def aws_world(
     with serving(app) as url:
         yield AwsWorld(db, clock, auth, keys, registry, endpoint, url)
     db.dispose()
+
+
+def push(world: AwsWorld, repository: str, *tags: str) -> Image:
+    """A new image pushed to `repository` as its owner (the namespace's user), under each of
+    `tags` (none: by digest only)."""
+    owner = repository.split("/")[0]
+    config, layer = random_config(), random_layer()
+    doc = manifest(config, [layer])
+    with world.registry_client(owner) as client:
+        for blob in (config, layer):
+            _push_blob(client, repository, blob)
+        for reference in tags or (doc.digest,):
+            answer = client.put(
+                f"/v2/{repository}/manifests/{reference}",
+                content=doc.data,
+                headers={"Content-Type": doc.media_type},
+            )
+            assert answer.status_code == 201, answer.text
+    return Image(config, [layer], doc)
+
+
+def _push_blob(client: httpx.Client, repository: str, blob: Blob) -> None:
+    answer = client.post(
+        f"/v2/{repository}/blobs/uploads/", params={"digest": blob.digest}, content=blob.data
+    )
+    assert answer.status_code == 201, answer.text

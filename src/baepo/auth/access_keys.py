@@ -167,3 +167,14 @@ class AccessKeys:
                 key.last_used_at = now
             sealed, caller = key.sealed_secret, token_caller(token, user)
         return SigningKey(key_id, self._sealer.open(sealed), caller)
+
+
+def key_caller(s: Session, key_id: str) -> Caller | None:
+    """Who acts with the access key now (None if it is gone), without opening its secret."""
+    found = s.execute(
+        sa.select(ApiTokenRow, UserRow)
+        .join(UserRow, ApiTokenRow.user_id == UserRow.id)
+        .join(AccessKeyRow, AccessKeyRow.token_id == ApiTokenRow.id)
+        .where(AccessKeyRow.key_id == key_id)
+    ).first()
+    return None if found is None else token_caller(*found)

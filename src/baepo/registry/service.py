@@ -126,6 +126,10 @@ class Registry:
         """Delete a manifest by digest, and the tags that point to it."""
         self._manifests.delete(name, digest)
 
+    def untag(self, name: str, tag: str) -> None:
+        """Remove a tag, and its manifest too if that was its last tag (ECR's way)."""
+        self._manifests.untag(name, tag)
+
     def delete_reference(self, name: str, reference: str) -> None:
         """DELETE /v2/<name>/manifests/<reference>: a tag deletes only the tag."""
         self._manifests.delete_reference(name, reference)
@@ -133,6 +137,10 @@ class Registry:
     def images(self, name: str) -> list[ImageInfo]:
         """The repository's manifests with their tags, newest first."""
         return self._manifests.images(name)
+
+    def image_sizes(self, name: str) -> dict[str, int]:
+        """Each image's size: the blobs it references (an index: its largest child's)."""
+        return self._manifests.image_sizes(name)
 
     def referrers(
         self, name: str, digest: str, artifact_type: str | None = None
