@@ -6,18 +6,16 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]  # no type information
 
 from baepo.auth import Auth
 from baepo.aws import JsonService
 from baepo.aws.ecr import ecr_service
 from baepo.clock import FakeClock
 from baepo.registry import Registry
-from tests.aws.world import AwsWorld, aws_world, push
+from tests.aws.world import AwsWorld, aws_world, code_of, push
 
 
 def services(auth: Auth, registry: Registry, clock: FakeClock) -> Iterable[JsonService]:
@@ -28,12 +26,6 @@ def services(auth: Auth, registry: Registry, clock: FakeClock) -> Iterable[JsonS
 def world(tmp_path: Path) -> Iterator[AwsWorld]:
     with aws_world(tmp_path, services) as made:
         yield made
-
-
-def code_of(call: Any, **params: Any) -> str:
-    with pytest.raises(ClientError) as refused:
-        call(**params)
-    return str(refused.value.response["Error"]["Code"])
 
 
 def test_repositories_are_the_registrys_with_its_rights(world: AwsWorld) -> None:

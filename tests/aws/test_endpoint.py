@@ -21,7 +21,7 @@ from baepo.auth import Auth
 from baepo.aws import AwsError, Call, JsonService, Params
 from baepo.clock import FakeClock
 from baepo.registry import Registry
-from tests.aws.world import AwsWorld, aws_world
+from tests.aws.world import AwsWorld, aws_world, code_of
 
 ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921"
 
@@ -76,12 +76,6 @@ def toy_services(auth: Auth, registry: Registry, clock: FakeClock) -> Iterable[J
 def world(tmp_path: Path) -> Iterator[AwsWorld]:
     with aws_world(tmp_path, toy_services) as made:
         yield made
-
-
-def code_of(call: Any, **params: Any) -> str:
-    with pytest.raises(ClientError) as refused:
-        call(**params)
-    return str(refused.value.response["Error"]["Code"])
 
 
 def test_a_signed_call_acts_as_the_keys_token(world: AwsWorld) -> None:

@@ -21,11 +21,13 @@ from typing import Any
 
 import botocore.session  # type: ignore[import-untyped]  # botocore ships no type information
 import httpx
+import pytest
 import uvicorn
 from botocore.auth import SigV4Auth  # type: ignore[import-untyped]  # no type information
 from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]  # no type information
 from botocore.config import Config  # type: ignore[import-untyped]  # no type information
 from botocore.credentials import Credentials  # type: ignore[import-untyped]  # no types
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]  # no type information
 from starlette.responses import PlainTextResponse
 
 from baepo.api.app import Dispatcher
@@ -44,6 +46,13 @@ from tests.registry.content import Blob, Image, manifest, random_config, random_
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 PASSWORDS = {"admin": "admin-password", "alice": "alice-password", "bob": "bob-password"}
+
+
+def code_of(call: Any, **params: Any) -> str:
+    """The error code botocore reports for `call(**params)` (which must fail)."""
+    with pytest.raises(ClientError) as refused:
+        call(**params)
+    return str(refused.value.response["Error"]["Code"])
 
 
 def free_port() -> int:
