@@ -14,7 +14,7 @@ from baepo.auth import Auth
 from baepo.aws import JsonService
 from baepo.aws.ecr import ecr_service
 from baepo.clock import FakeClock
-from baepo.registry import Registry
+from baepo.registry import Registry, TagMutability
 from tests.aws.world import AwsWorld, aws_world, code_of, push
 
 
@@ -186,3 +186,42 @@ def test_the_login_token_signs_in_to_the_registry_as_the_keys_token(world: AwsWo
     assert pull_status("bob/app") in (401, 403)
     world.keys.delete("alice", key[0])
     assert pull_status("alice/app") == 401
+
+
+def test_tag_mutability_in_ecrs_four_modes(world: AwsWorld) -> None:
+    alice = world.client("ecr", world.key("alice"))
+    made = alice.create_repository(repositoryName="alice/app", imageTagMutability="IMMUTABLE")
+    assert made["repository"]["imageTagMutability"] == "IMMUTABLE"
+    assert world.registry.repository("alice/app").mutability == TagMutability(True)
+
+    put = alice.put_image_tag_mutability
+    latest = [{"filterType": "WILDCARD", "filter": "latest"}]
+    answer = put(
+        repositoryName="alice/app",
+        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=latest,
+    )
+    assert answer["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert answer["imageTagMutabilityExclusionFilters"] == latest
+    assert world.registry.repository("alice/app").mutability == TagMutability(True, ("latest",))
+    (described,) = alice.describe_repositories(repositoryNames=["alice/app"])["repositories"]
+    assert described["imageTagMutabilityExclusionFilters"] == latest
+
+    put(repositoryName="alice/app", imageTagMutability="MUTABLE")
+    assert world.registry.repository("alice/app").mutability == TagMutability()
+    no_filters = {"repositoryName": "alice/app", "imageTagMutability": "MUTABLE_WITH_EXCLUSION"}
+    assert code_of(put, **no_filters) == "InvalidParameterException"
+    bad_filter = [{"filterType": "WILDCARD", "filter": "a b"}]
+    assert code_of(put, **no_filters, imageTagMutabilityExclusionFilters=bad_filter) == (
+        "InvalidParameterException"
+    )
+
+
+def test_only_the_owners_unlimited_token_changes_mutability(world: AwsWorld) -> None:
+    world.client("ecr", world.key("alice")).create_repository(repositoryName="alice/app")
+    limited = world.client("ecr", world.key("alice", "ci", repositories=("alice/app",)))
+    bob = world.client("ecr", world.key("bob"))
+    change = {"repositoryName": "alice/app", "imageTagMutability": "IMMUTABLE"}
+    assert code_of(limited.put_image_tag_mutability, **change) == "AccessDeniedException"
+    assert code_of(bob.put_image_tag_mutability, **change) == "RepositoryNotFoundException"
+    assert world.registry.repository("alice/app").mutability == TagMutability()

@@ -22,6 +22,7 @@ from baepo.api.images import ImageCheck, Resolver, resolve
 from baepo.api.metrics import metrics_router
 from baepo.api.pipelines import pipelines_router
 from baepo.api.registry import registry_router
+from baepo.api.repository_policies import repository_policies_router
 from baepo.api.security import Identity, identify
 from baepo.api.services import services_router
 from baepo.auth import AccessKeys, Auth, token_routes
@@ -74,6 +75,7 @@ def create_api(
     if access_keys is not None:
         api.include_router(access_keys_router(access_keys, who))
     api.include_router(registry_router(registry, who))
+    api.include_router(repository_policies_router(registry, who))
     images = ImageCheck(services.registry, registry.is_public, resolver)
     api.include_router(services_router(services, who, images))
     api.include_router(autoscaling_router(services.configurations, who))

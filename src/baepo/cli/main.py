@@ -17,6 +17,7 @@ from baepo.cli.client import Client, load_settings, save_settings
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit, error_console, human_bytes
 from baepo.cli.pipelines import app as pipelines_app
+from baepo.cli.repository_policies import app as policy_app
 from baepo.cli.services import app as services_app
 from baepo.config import DEFAULT_DATA_DIR
 
@@ -30,6 +31,7 @@ registry_app = typer.Typer(help="Repositories, tags and garbage collection.", no
 users_app = typer.Typer(help="Users (admin only).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens: passwords for robots and CI.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+registry_app.add_typer(policy_app, name="policy")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(access_keys_app, name="access-keys")

@@ -8,7 +8,8 @@ Public surface for the composition root, the API room and the CLI:
                                          grace period (gc.py)
 
 Module map:
-    pure        references (names, tags, digests), manifests (validation), ranges, pagination
+    pure        references (names, tags, digests), manifests (validation), ranges, pagination,
+                mutability (which tags may move)
     plumbing    tables (SQLAlchemy), records (transactions, error mapping, the blob guard),
                 sessions (upload sessions in memory), context (what every concern works over),
                 rows (the hot rows, with statements built once)
@@ -32,6 +33,7 @@ from baepo.registry.errors import (
 from baepo.registry.gc import DEFAULT_GRACE_SECONDS, GcReport
 from baepo.registry.manifest_store import ImageInfo, PushResult, StoredManifest
 from baepo.registry.manifests import Descriptor
+from baepo.registry.mutability import TagMutability
 from baepo.registry.pushes import PushEvent
 from baepo.registry.repositories import RepositoryInfo
 from baepo.registry.service import Registry
@@ -56,5 +58,6 @@ __all__ = [
     "RepositoryInfo",
     "StoredManifest",
     "TagInvalid",
+    "TagMutability",
     "create_app",
 ]

@@ -9,6 +9,8 @@ Consistency rules a push keeps:
   checks they exist, so the collector never sweeps a blob a push is relying on.
 - The push's row in the push log (pushes.py) is written in that transaction too; the
   `ImagePushed` event is published after it commits.
+- A fixed tag of a repository with immutable tags (mutability.py) is not moved: checked in
+  that transaction, so two pushes of one tag cannot both win.
 """
 
 from __future__ import annotations
@@ -160,6 +162,7 @@ class ManifestStore:
             rows.link(conn, repo_id, str(digest))
             rows.add_manifest(conn, repo_id, str(digest), row, references)
             if tag is not None:
+                _check_movable(conn, repo_id, name, tag, str(digest))
                 rows.point_tag(conn, repo_id, tag, str(digest), now)
             rows.log_push(
                 conn,
@@ -323,3 +326,13 @@ def _forget(s: Session, repo_id: int, digest: str) -> None:
     s.execute(sa.delete(t.ManifestRecord).where(t.ManifestRecord.id == manifest_id))
     for table in (t.TagRecord, t.BlobLink):
         s.execute(sa.delete(table).where(table.repository_id == repo_id, table.digest == digest))
+
+
+def _check_movable(conn: sa.Connection, repo_id: int, name: str, tag: str, digest: str) -> None:
+    """A fixed tag (mutability.py) that names another manifest is not moved: TagInvalid."""
+    mutability = rows.mutability(conn, repo_id)
+    if not mutability.fixed(tag):
+        return
+    current = rows.tag_digest(conn, repo_id, tag)
+    if current is not None and current != digest:
+        raise mutability.refusal(name, tag)

@@ -3,7 +3,8 @@
 A thin facade: it builds the one `RegistryContext` (context.py) and the concerns over it,
 and every method is a one-line delegation to the concern that owns it:
 
-    repositories.py    RepositoryStore    create, public flag, list, catalog, delete
+    repositories.py    RepositoryStore    create, public flag, tag mutability, list, catalog,
+                                          delete
     tags.py            TagStore           list (paged), delete
     manifest_store.py  ManifestStore      get, content, push, delete, images
     referrers.py       ReferrerIndex      manifests whose subject is a digest
@@ -28,6 +29,7 @@ from baepo.registry.context import RegistryContext
 from baepo.registry.gc import DEFAULT_GRACE_SECONDS, GcReport, collect, expire_uploads
 from baepo.registry.manifest_store import ImageInfo, ManifestStore, PushResult, StoredManifest
 from baepo.registry.manifests import MAX_MANIFEST_BYTES, Descriptor
+from baepo.registry.mutability import TagMutability
 from baepo.registry.pagination import Page
 from baepo.registry.pushes import PushEvent, PushLog
 from baepo.registry.referrers import ReferrerIndex
@@ -69,6 +71,10 @@ class Registry:
     def set_public(self, name: str, public: bool) -> None:
         """Allow (or stop) anonymous pulls; creates the repository if it is new."""
         self._repositories.set_public(name, public)
+
+    def set_tag_mutability(self, name: str, mutability: TagMutability) -> None:
+        """Whether pushed tags may move (ECR's immutability); creates the repository if new."""
+        self._repositories.set_mutability(name, mutability)
 
     def repository(self, name: str) -> RepositoryInfo:
         return self._repositories.get(name)

@@ -8,7 +8,8 @@ Repositories are the registry's own, with its rights: a user's namespace (`alice
 theirs, an admin's token may do everything (docs/aws.md lists what differs from AWS).
 
     login.py          GetAuthorizationToken
-    repositories.py   CreateRepository, DescribeRepositories, DeleteRepository
+    repositories.py   CreateRepository, DescribeRepositories, DeleteRepository,
+                      PutImageTagMutability
     images.py         ListImages, DescribeImages, BatchGetImage, BatchDeleteImage
     access.py         names, ARNs, rights; errors.py  ECR's error codes
 """
@@ -34,6 +35,7 @@ def ecr_service(registry: Registry, key_password: KeyPassword) -> JsonService:
         "CreateRepository": repositories.create,
         "DescribeRepositories": repositories.describe,
         "DeleteRepository": repositories.delete,
+        "PutImageTagMutability": repositories.put_tag_mutability,
         "ListImages": images.list,
         "DescribeImages": images.describe,
         "BatchGetImage": images.batch_get,

@@ -8,8 +8,6 @@ the REST API does; one it may see but not change is AccessDenied, naming the act
 
 from __future__ import annotations
 
-from typing import Any
-
 from baepo.auth import repository
 from baepo.auth.rights import allowed
 from baepo.aws import AccessDenied, Call, Params
@@ -71,16 +69,3 @@ def denied(call: Call, name: str) -> AccessDenied:
         f"{repository_arn(call, name)} because no identity-based policy allows the "
         f"ecr:{call.operation} action"
     )
-
-
-def repository_shape(call: Call, info: RepositoryInfo) -> dict[str, Any]:
-    """ECR's `Repository` for one of Baepo's."""
-    return {
-        "repositoryArn": repository_arn(call, info.name),
-        "registryId": call.account,
-        "repositoryName": info.name,
-        "repositoryUri": f"{call.host}/{info.name}",
-        "createdAt": info.created_at,
-        "imageTagMutability": "MUTABLE",
-        "imageScanningConfiguration": {"scanOnPush": False},
-    }

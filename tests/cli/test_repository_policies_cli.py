@@ -1,0 +1,84 @@
+"""`baepo registry policy immutable|mutable|show` against a real server, and the docker CLI:
+a second push of a tag with another image is refused with ECR's message once tags are
+immutable, and goes through again once they are mutable."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_registry_cli import baepo
+from tests.clients import Docker, docker_host
+from tests.conftest import BaepoProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cli_env(baepo_server: BaepoProcess, tmp_path: Path) -> dict[str, str]:
+    env = {"BAEPO_CONFIG": str(tmp_path / "cli.json"), "BAEPO_URL": baepo_server.url}
+    done = baepo("login", "--password-stdin", env=env, stdin=baepo_server.password + "\n")
+    assert done.returncode == 0, done.stderr
+    return env
+
+
+def test_immutable_tags_refuse_a_docker_push_over_a_tag(
+    baepo_server: BaepoProcess, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    docker = Docker(docker_host(), tmp_path / "docker")
+    docker(
+        "login", baepo_server.host, "-u", "admin", "--password-stdin", input=baepo_server.password
+    )
+    repository = f"admin/immutable-{secrets.token_hex(3)}"
+    ref = f"{baepo_server.host}/{repository}:v1"
+    try:
+        docker("tag", "baepo-test/hello:1", ref)
+        docker("push", ref)
+
+        made = baepo(
+            "registry", "policy", "immutable", repository, "--except", "latest", env=cli_env
+        )
+        assert made.returncode == 0, made.stderr
+        assert "tags are immutable (except latest)" in made.stdout
+        shown = json.loads(
+            baepo("registry", "policy", "show", repository, "--json", env=cli_env).stdout
+        )
+        assert shown["immutable_tags"] is True and shown["tag_exceptions"] == ["latest"]
+
+        docker("tag", "baepo-test/hello:2", ref)
+        refused = docker("push", ref, check=False)
+        assert refused.returncode != 0
+        assert (
+            f"tag invalid: The image tag 'v1' already exists in the '{repository}' repository "
+            "and cannot be overwritten because the repository is immutable."
+        ) in refused.stderr + refused.stdout
+
+        assert baepo("registry", "policy", "mutable", repository, env=cli_env).returncode == 0
+        docker("push", ref)
+    finally:
+        docker("rmi", "-f", ref, check=False)
+
+
+def test_only_a_repositorys_owner_changes_its_policies(
+    baepo_server: BaepoProcess, cli_env: dict[str, str]
+) -> None:
+    missing = baepo("registry", "policy", "immutable", "admin/none-such", env=cli_env)
+    assert missing.returncode != 0 and "no repository" in missing.stderr
+    with baepo_server.api() as admin:
+        name = f"dev{secrets.token_hex(3)}"
+        admin.post("/api/v1/users", json={"name": name, "password": "dev-password-1"})
+    baepo_server.make_public("admin/shared")
+    dev_env = {**cli_env, "BAEPO_CONFIG": cli_env["BAEPO_CONFIG"] + ".dev"}
+    assert (
+        baepo(
+            "login", "-u", name, "--password-stdin", env=dev_env, stdin="dev-password-1\n"
+        ).returncode
+        == 0
+    )
+    shown = baepo("registry", "policy", "show", "admin/shared", env=dev_env)
+    assert shown.returncode == 0 and "tags are mutable" in shown.stdout  # public: readable
+    refused = baepo("registry", "policy", "immutable", "admin/shared", env=dev_env)
+    assert refused.returncode != 0 and "may not change" in refused.stderr
