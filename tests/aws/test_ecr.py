@@ -4,26 +4,34 @@ answer is checked against botocore's ECR model (world.py hooks model.py into eac
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError  # type: ignore[import-untyped]  # no type information
 
 from baepo.auth import Auth
 from baepo.aws import JsonService
 from baepo.aws.ecr import ecr_service
 from baepo.clock import FakeClock
-from baepo.registry import Registry, TagMutability
+from baepo.registry import LifecyclePolicies, Registry, TagMutability
 from tests.aws.world import AwsWorld, aws_world, code_of, push
 
 
-def services(auth: Auth, registry: Registry, clock: FakeClock) -> Iterable[JsonService]:
-    return [ecr_service(registry, auth.key_password)]
+@pytest.fixture
+def running() -> set[str]:
+    """Digests a service runs (what lifecycle policies must keep): tests add to it."""
+    return set()
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[AwsWorld]:
+def world(tmp_path: Path, running: set[str]) -> Iterator[AwsWorld]:
+    def services(auth: Auth, registry: Registry, clock: FakeClock) -> Iterable[JsonService]:
+        lifecycle = LifecyclePolicies(registry, lambda _: running, clock)
+        return [ecr_service(registry, auth.key_password, lifecycle)]
+
     with aws_world(tmp_path, services) as made:
         yield made
 
@@ -225,3 +233,76 @@ def test_only_the_owners_unlimited_token_changes_mutability(world: AwsWorld) -> 
     assert code_of(limited.put_image_tag_mutability, **change) == "AccessDeniedException"
     assert code_of(bob.put_image_tag_mutability, **change) == "RepositoryNotFoundException"
     assert world.registry.repository("alice/app").mutability == TagMutability()
+
+
+KEEP_3_RELEASES = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": "keep the three newest releases",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPatternList": ["release-*"],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 3,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
+
+
+def test_lifecycle_policies_and_their_preview(world: AwsWorld, running: set[str]) -> None:
+    alice = world.client("ecr", world.key("alice"))
+    pushed = []
+    for n in range(5):
+        pushed.append(push(world, "alice/app", f"release-{n}"))
+        world.clock.advance(60)
+    running.add(pushed[0].manifest.digest)
+    repo = {"repositoryName": "alice/app"}
+
+    assert code_of(alice.get_lifecycle_policy, **repo) == "LifecyclePolicyNotFoundException"
+    assert code_of(alice.get_lifecycle_policy_preview, **repo) == (
+        "LifecyclePolicyPreviewNotFoundException"
+    )
+    invalid = KEEP_3_RELEASES.replace('"countNumber": 3', '"countNumber": 0')
+    with pytest.raises(ClientError) as refused:
+        alice.put_lifecycle_policy(**repo, lifecyclePolicyText=invalid)
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "Lifecycle policy validation failure" in refused.value.response["Error"]["Message"]
+
+    put = alice.put_lifecycle_policy(**repo, lifecyclePolicyText=KEEP_3_RELEASES)
+    assert put["lifecyclePolicyText"] == KEEP_3_RELEASES
+    assert alice.get_lifecycle_policy(**repo)["lifecyclePolicyText"] == KEEP_3_RELEASES
+
+    started = alice.start_lifecycle_policy_preview(**repo)
+    assert started["status"] == "COMPLETE"
+    alice.get_waiter("lifecycle_policy_preview_complete").wait(**repo)
+    preview = alice.get_lifecycle_policy_preview(**repo)
+    assert preview["summary"]["expiringImageTotalCount"] == 1
+    (result,) = preview["previewResults"]  # release-0 runs: only release-1 goes
+    assert result["imageTags"] == ["release-1"]
+    assert result["action"] == {"type": "EXPIRE"} and result["appliedRulePriority"] == 1
+    assert len(world.registry.images("alice/app")) == 5  # a preview expires nothing
+
+    other = KEEP_3_RELEASES.replace('"countNumber": 3', '"countNumber": 1')
+    alice.start_lifecycle_policy_preview(**repo, lifecyclePolicyText=other)
+    tried = alice.get_lifecycle_policy_preview(**repo, filter={"tagStatus": "TAGGED"})
+    expiring = sorted(r["imageTags"][0] for r in tried["previewResults"])
+    assert expiring == ["release-1", "release-2", "release-3"]  # release-0 runs
+
+    deleted = alice.delete_lifecycle_policy(**repo)
+    assert deleted["lifecyclePolicyText"] == KEEP_3_RELEASES
+    assert code_of(alice.get_lifecycle_policy, **repo) == "LifecyclePolicyNotFoundException"
+
+
+def test_only_the_owner_sets_a_lifecycle_policy(world: AwsWorld) -> None:
+    push(world, "alice/app", "1")
+    limited = world.client("ecr", world.key("alice", "ci", repositories=("alice/app",)))
+    bob = world.client("ecr", world.key("bob"))
+    policy = {"repositoryName": "alice/app", "lifecyclePolicyText": KEEP_3_RELEASES}
+    assert code_of(limited.put_lifecycle_policy, **policy) == "AccessDeniedException"
+    assert code_of(bob.put_lifecycle_policy, **policy) == "RepositoryNotFoundException"
+    assert limited.start_lifecycle_policy_preview(**policy)["status"] == "COMPLETE"

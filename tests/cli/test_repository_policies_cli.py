@@ -10,11 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_registry_cli import baepo
+from tests.cli.test_registry_cli import baepo, push_image
 from tests.clients import Docker, docker_host
 from tests.conftest import BaepoProcess
 
 pytestmark = pytest.mark.integration
+
+KEEP_3_RELEASES = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPrefixList": ["release-"],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 3,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
 
 
 @pytest.fixture
@@ -82,3 +99,33 @@ def test_only_a_repositorys_owner_changes_its_policies(
     assert shown.returncode == 0 and "tags are mutable" in shown.stdout  # public: readable
     refused = baepo("registry", "policy", "immutable", "admin/shared", env=dev_env)
     assert refused.returncode != 0 and "may not change" in refused.stderr
+
+
+def test_a_lifecycle_policy_previewed_and_applied(
+    baepo_server: BaepoProcess, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    repository = f"admin/releases-{secrets.token_hex(3)}"
+    for n in range(5):
+        push_image(baepo_server, repository, f"release-{n}", secrets.token_bytes(64))
+    policy = tmp_path / "policy.json"
+    policy.write_text(KEEP_3_RELEASES)
+    made = baepo("registry", "policy", "lifecycle", repository, "--file", str(policy), env=cli_env)
+    assert made.returncode == 0, made.stderr
+    assert "lifecycle policy (last applied: not yet)" in made.stdout
+
+    previewed = baepo("registry", "policy", "preview", repository, "--json", env=cli_env)
+    assert sorted(row["tags"][0] for row in json.loads(previewed.stdout)) == [
+        "release-0",
+        "release-1",
+    ]
+    expired = baepo("registry", "policy", "expire", repository, env=cli_env)
+    assert expired.returncode == 0 and "2 images expired" in expired.stdout
+    tags = json.loads(baepo("registry", "tags", repository, "--json", env=cli_env).stdout)
+    assert sorted(row["tag"] for row in tags) == ["release-2", "release-3", "release-4"]
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"rules": [{"rulePriority": 1}]}')
+    refused = baepo("registry", "policy", "lifecycle", repository, "--file", str(bad), env=cli_env)
+    assert refused.returncode != 0 and "Lifecycle policy validation failure" in refused.stderr
+    removed = baepo("registry", "policy", "lifecycle", repository, "--remove", env=cli_env)
+    assert removed.returncode == 0 and "no lifecycle policy" in removed.stdout

@@ -30,7 +30,7 @@ from baepo.clock import SystemClock
 from baepo.control import Services
 from baepo.metrics import MetricsStore
 from baepo.pipelines import Runs, Settings
-from baepo.registry import Registry
+from baepo.registry import LifecyclePolicies, Registry
 from baepo.router import CertificateAuthority
 
 
@@ -45,6 +45,7 @@ def create_api(
     activation: tuple[str, Callable[[str], None]] | None = None,
     pipelines: tuple[Runs, Settings] | None = None,
     access_keys: AccessKeys | None = None,
+    lifecycle: LifecyclePolicies | None = None,
     routers: Sequence[APIRouter] = (),
     routes: Sequence[BaseRoute] = (),
 ) -> FastAPI:
@@ -52,7 +53,8 @@ def create_api(
     `metrics` are the services' metrics (`/metrics`; none kept when not given);
     `activation` is the router activator's secret and what its notice calls (the service);
     `pipelines` the runs and their settings (their API); `access_keys` the API tokens' AWS
-    access keys (their API); `routers` and `routes` more edges
+    access keys (their API); `lifecycle` the registry's lifecycle policies applied (their
+    preview and apply routes); `routers` and `routes` more edges
     (webhooks; the git remote, kept out of the OpenAPI document)."""
     api = FastAPI(
         title="Baepo",
@@ -75,7 +77,7 @@ def create_api(
     if access_keys is not None:
         api.include_router(access_keys_router(access_keys, who))
     api.include_router(registry_router(registry, who))
-    api.include_router(repository_policies_router(registry, who))
+    api.include_router(repository_policies_router(registry, who, lifecycle))
     images = ImageCheck(services.registry, registry.is_public, resolver)
     api.include_router(services_router(services, who, images))
     api.include_router(autoscaling_router(services.configurations, who))

@@ -1,11 +1,13 @@
 """`/api/v1/registry/repositories/<name>/…`: a repository's policies, ECR's rules for keeping a
-registry sane: tag immutability (and, in lifecycle-policy routes, which images expire).
+registry sane: tag immutability, and a lifecycle policy (which images expire; ECR's JSON).
 
-Reading them takes the right to pull the repository; changing them is its owner's decision
-(the right to push, with an unlimited token), as for the public flag.
+Reading them and previewing a policy take the right to pull the repository; changing them and
+expiring images now are its owner's decision (the rights to push and delete, with an unlimited
+token), as for the public flag. An image a service still runs never expires.
 """
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -16,7 +18,14 @@ from baepo.api.errors import ApiError
 from baepo.api.security import Identity, require_unlimited
 from baepo.auth import repository
 from baepo.auth.rights import allowed
-from baepo.registry import NameUnknown, Registry, RepositoryInfo, TagMutability
+from baepo.registry import (
+    Expiry,
+    LifecyclePolicies,
+    NameUnknown,
+    Registry,
+    RepositoryInfo,
+    TagMutability,
+)
 
 
 class MutabilityIn(BaseModel):
@@ -28,10 +37,34 @@ class MutabilityIn(BaseModel):
     )
 
 
+class LifecyclePolicyIn(BaseModel):
+    policy: str | None = Field(
+        description="ECR's lifecycle policy JSON (as text); null removes the policy",
+        max_length=30720,
+    )
+
+
+class PreviewIn(BaseModel):
+    policy: str | None = Field(
+        default=None,
+        description="a policy to try (default: the repository's own)",
+        max_length=30720,
+    )
+
+
 class PoliciesOut(BaseModel):
     repository: str
     immutable_tags: bool
     tag_exceptions: list[str]
+    lifecycle_policy: str | None
+    lifecycle_evaluated_at: datetime | None
+
+
+class ExpiryOut(BaseModel):
+    digest: str
+    tags: list[str]
+    pushed_at: datetime
+    rule_priority: int
 
 
 def _policies(info: RepositoryInfo) -> PoliciesOut:
@@ -39,12 +72,25 @@ def _policies(info: RepositoryInfo) -> PoliciesOut:
         repository=info.name,
         immutable_tags=info.mutability.immutable,
         tag_exceptions=list(info.mutability.exceptions),
+        lifecycle_policy=info.lifecycle_policy,
+        lifecycle_evaluated_at=info.lifecycle_evaluated_at,
     )
 
 
+def _expiries(found: list[Expiry]) -> list[ExpiryOut]:
+    return [
+        ExpiryOut(digest=e.digest, tags=list(e.tags), pushed_at=e.pushed_at, rule_priority=e.rule)
+        for e in found
+    ]
+
+
 def repository_policies_router(
-    registry: Registry, who: Callable[..., Awaitable[Identity]]
+    registry: Registry,
+    who: Callable[..., Awaitable[Identity]],
+    lifecycle: LifecyclePolicies | None = None,
 ) -> APIRouter:
+    """The routes; those of lifecycle policies when `lifecycle` (which knows what services
+    run) is given."""
     router = APIRouter(prefix="/api/v1/registry/repositories", tags=["registry"])
     Me = Annotated[Identity, Depends(who)]
 
@@ -60,13 +106,14 @@ def repository_policies_router(
     async def owned(me: Identity, name: str) -> RepositoryInfo:
         require_unlimited(me)
         info = await visible(me, name)
-        if not allowed(me.rights, repository(name, "push"), info.public):
-            raise ApiError(403, "FORBIDDEN", f"you may not change the policies of {name!r}")
+        for action in ("push", "delete"):
+            if not allowed(me.rights, repository(name, action), info.public):
+                raise ApiError(403, "FORBIDDEN", f"you may not change the policies of {name!r}")
         return info
 
     @router.get("/{name:path}/policies", response_model=PoliciesOut)
-    async def policies(name: str, me: Me) -> PoliciesOut:
-        """The repository's tag immutability."""
+    async def show(name: str, me: Me) -> PoliciesOut:
+        """The repository's tag immutability and lifecycle policy."""
         return _policies(await visible(me, name))
 
     @router.put("/{name:path}/tag-mutability", response_model=PoliciesOut)
@@ -77,5 +124,30 @@ def repository_policies_router(
         mutability = TagMutability(body.immutable, tuple(body.exceptions))
         await run_in_threadpool(registry.set_tag_mutability, name, mutability)
         return _policies(await run_in_threadpool(registry.repository, name))
+
+    if lifecycle is None:
+        return router
+    expiry = lifecycle
+
+    @router.put("/{name:path}/lifecycle-policy", response_model=PoliciesOut)
+    async def set_lifecycle_policy(name: str, body: LifecyclePolicyIn, me: Me) -> PoliciesOut:
+        """Set (or with null remove) the repository's lifecycle policy, in ECR's JSON; it is
+        checked as ECR checks it, and applied every hour."""
+        await owned(me, name)
+        await run_in_threadpool(registry.set_lifecycle_policy, name, body.policy)
+        return _policies(await run_in_threadpool(registry.repository, name))
+
+    @router.post("/{name:path}/lifecycle-policy/preview", response_model=list[ExpiryOut])
+    async def preview(name: str, body: PreviewIn, me: Me) -> list[ExpiryOut]:
+        """What the policy (the repository's, or one to try) would expire now, oldest first;
+        images services run are kept."""
+        await visible(me, name)
+        return _expiries(await run_in_threadpool(expiry.preview, name, body.policy))
+
+    @router.post("/{name:path}/lifecycle-policy/apply", response_model=list[ExpiryOut])
+    async def apply(name: str, me: Me) -> list[ExpiryOut]:
+        """Expire now what the repository's policy expires; what went, oldest first."""
+        await owned(me, name)
+        return _expiries(await run_in_threadpool(expiry.apply, name))
 
     return router

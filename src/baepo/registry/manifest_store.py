@@ -288,6 +288,19 @@ class ManifestStore:
         ]
         return sorted(found, key=lambda i: (i.pushed_at, i.digest), reverse=True)
 
+    def index_children(self, name: str) -> set[str]:
+        """The digests of the repository's manifests that one of its indexes lists."""
+        m, r = t.ManifestRecord, t.ManifestReference
+        records = self._ctx.records
+        with records.read() as s:
+            repo_id = records.repo_id(s, name)
+            found = s.scalars(
+                sa.select(r.digest)
+                .join(m, r.manifest_id == m.id)
+                .where(m.repository_id == repo_id, r.kind == "manifest")
+            ).all()
+        return set(found)
+
     def image_sizes(self, name: str) -> dict[str, int]:
         """What each of the repository's images takes: the blobs its manifest references
         (config and layers, as pushed: compressed); an index, its largest child's."""

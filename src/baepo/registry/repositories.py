@@ -32,11 +32,21 @@ class RepositoryInfo:
     created_at: datetime
     tag_count: int = 0  # filled by `RepositoryStore.all()` (one grouped query for all of them)
     mutability: TagMutability = field(default_factory=TagMutability)
+    lifecycle_policy: str | None = None
+    lifecycle_evaluated_at: datetime | None = None
 
     @classmethod
     def of(cls, repo: t.RepositoryRecord, tag_count: int = 0) -> RepositoryInfo:
         mutability = TagMutability(repo.immutable_tags, tuple(repo.tag_exceptions.split()))
-        return cls(repo.name, repo.public, repo.created_at, tag_count, mutability)
+        return cls(
+            repo.name,
+            repo.public,
+            repo.created_at,
+            tag_count,
+            mutability,
+            repo.lifecycle_policy,
+            repo.lifecycle_evaluated_at,
+        )
 
 
 class RepositoryStore:
@@ -93,6 +103,26 @@ class RepositoryStore:
                     immutable_tags=mutability.immutable,
                     tag_exceptions=" ".join(mutability.exceptions),
                 )
+            )
+
+        records.write(work)
+
+    def set_lifecycle_policy(self, name: str, text: str | None) -> None:
+        """Keep `text` (checked by the caller) as the repository's policy; None removes it."""
+        self._update(name, lifecycle_policy=text)
+
+    def mark_evaluated(self, name: str, at: datetime) -> None:
+        """The repository's lifecycle policy was applied at `at`."""
+        self._update(name, lifecycle_evaluated_at=at)
+
+    def _update(self, name: str, **values: object) -> None:
+        records = self._ctx.records
+
+        def work(s: Session) -> None:
+            s.execute(
+                sa.update(t.RepositoryRecord)
+                .where(t.RepositoryRecord.id == records.repo_id(s, name))
+                .values(**values)
             )
 
         records.write(work)

@@ -3,8 +3,8 @@
 A thin facade: it builds the one `RegistryContext` (context.py) and the concerns over it,
 and every method is a one-line delegation to the concern that owns it:
 
-    repositories.py    RepositoryStore    create, public flag, tag mutability, list, catalog,
-                                          delete
+    repositories.py    RepositoryStore    create, public flag, tag mutability, lifecycle
+                                          policy, list, catalog, delete
     tags.py            TagStore           list (paged), delete
     manifest_store.py  ManifestStore      get, content, push, delete, images
     referrers.py       ReferrerIndex      manifests whose subject is a digest
@@ -27,6 +27,7 @@ from baepo.events import EventBus
 from baepo.registry.blobs import BlobStore
 from baepo.registry.context import RegistryContext
 from baepo.registry.gc import DEFAULT_GRACE_SECONDS, GcReport, collect, expire_uploads
+from baepo.registry.lifecycle import parse_policy
 from baepo.registry.manifest_store import ImageInfo, ManifestStore, PushResult, StoredManifest
 from baepo.registry.manifests import MAX_MANIFEST_BYTES, Descriptor
 from baepo.registry.mutability import TagMutability
@@ -75,6 +76,16 @@ class Registry:
     def set_tag_mutability(self, name: str, mutability: TagMutability) -> None:
         """Whether pushed tags may move (ECR's immutability); creates the repository if new."""
         self._repositories.set_mutability(name, mutability)
+
+    def set_lifecycle_policy(self, name: str, text: str | None) -> None:
+        """Check and keep the repository's lifecycle policy (ECR's JSON); None removes it.
+        LifecyclePolicyInvalid says what is wrong; NameUnknown if there is no repository."""
+        if text is not None:
+            parse_policy(text)
+        self._repositories.set_lifecycle_policy(name, text)
+
+    def mark_lifecycle_evaluated(self, name: str) -> None:
+        self._repositories.mark_evaluated(name, self.context.clock.now())
 
     def repository(self, name: str) -> RepositoryInfo:
         return self._repositories.get(name)
@@ -143,6 +154,10 @@ class Registry:
     def images(self, name: str) -> list[ImageInfo]:
         """The repository's manifests with their tags, newest first."""
         return self._manifests.images(name)
+
+    def index_children(self, name: str) -> set[str]:
+        """Digests of manifests that an index of the repository lists."""
+        return self._manifests.index_children(name)
 
     def image_sizes(self, name: str) -> dict[str, int]:
         """Each image's size: the blobs it references (an index: its largest child's)."""

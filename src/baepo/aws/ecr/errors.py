@@ -13,15 +13,17 @@ errors read as ECR's.
     └── LifecyclePolicyPreviewNotFound
                                       LifecyclePolicyPreviewNotFoundException
 
-`translate` maps the registry's errors once: an unknown repository or manifest is ECR's
-not-found, an invalid name its InvalidParameterException, an unavailable database or storage a
-503 (ServiceUnavailableException, which botocore retries).
+`translate` maps the registry's errors once: an unknown repository, manifest or lifecycle
+policy is ECR's not-found, an invalid name or policy its InvalidParameterException, an
+unavailable database or storage a 503 (ServiceUnavailableException, which botocore retries).
 """
 
 from __future__ import annotations
 
 from baepo.aws.errors import AwsError, ServiceUnavailable
 from baepo.registry import (
+    LifecyclePolicyInvalid,
+    LifecyclePolicyUnknown,
     ManifestUnknown,
     NameInvalid,
     NameUnknown,
@@ -74,6 +76,13 @@ def translate(exc: Exception) -> AwsError | None:
         return ImageNotFound("The image does not exist within the repository")
     if isinstance(exc, NameInvalid):
         return InvalidParameter(f"Invalid parameter at 'repositoryName': {exc.message}")
+    if isinstance(exc, LifecyclePolicyInvalid):
+        return InvalidParameter(
+            f"Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: "
+            f"'{exc.message}'"
+        )
+    if isinstance(exc, LifecyclePolicyUnknown):
+        return LifecyclePolicyNotFound("Lifecycle policy does not exist for the repository")
     if isinstance(exc, RegistryUnavailable):
         return ServiceUnavailable(exc.message)
     return None
