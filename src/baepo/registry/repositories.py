@@ -76,36 +76,14 @@ class RepositoryStore:
 
     def set_public(self, name: str, public: bool) -> None:
         """Allow (or stop) anonymous pulls; creates the repository if it is new."""
-        check_name(name)
-        records = self._ctx.records
-
-        def work(s: Session) -> None:
-            repo_id = records.repo_id(s, name, create=True)
-            s.execute(
-                sa.update(t.RepositoryRecord)
-                .where(t.RepositoryRecord.id == repo_id)
-                .values(public=public)
-            )
-
-        records.write(work)
+        self._update(name, create=True, public=public)
 
     def set_mutability(self, name: str, mutability: TagMutability) -> None:
         """Whether its pushed tags may move (creates the repository if it is new)."""
-        check_name(name)
-        records = self._ctx.records
-
-        def work(s: Session) -> None:
-            repo_id = records.repo_id(s, name, create=True)
-            s.execute(
-                sa.update(t.RepositoryRecord)
-                .where(t.RepositoryRecord.id == repo_id)
-                .values(
-                    immutable_tags=mutability.immutable,
-                    tag_exceptions=" ".join(mutability.exceptions),
-                )
-            )
-
-        records.write(work)
+        exceptions = " ".join(mutability.exceptions)
+        self._update(
+            name, create=True, immutable_tags=mutability.immutable, tag_exceptions=exceptions
+        )
 
     def set_lifecycle_policy(self, name: str, text: str | None) -> None:
         """Keep `text` (checked by the caller) as the repository's policy; None removes it."""
@@ -115,13 +93,17 @@ class RepositoryStore:
         """The repository's lifecycle policy was applied at `at`."""
         self._update(name, lifecycle_evaluated_at=at)
 
-    def _update(self, name: str, **values: object) -> None:
+    def _update(self, name: str, *, create: bool = False, **values: object) -> None:
+        """Set the repository row's `values` (NameUnknown if there is none and not `create`)."""
+        if create:
+            check_name(name)
         records = self._ctx.records
 
         def work(s: Session) -> None:
+            repo_id = records.repo_id(s, name, create=create)
             s.execute(
                 sa.update(t.RepositoryRecord)
-                .where(t.RepositoryRecord.id == records.repo_id(s, name))
+                .where(t.RepositoryRecord.id == repo_id)
                 .values(**values)
             )
 
