@@ -51,8 +51,12 @@ COMMANDS = {
     "node": "nodejs (runs scripts/actionlint)",
 }
 # Python modules the integration tests import: oras's SDK (a registry client), crypt (an
-# htpasswd for docker-registry).
-MODULES = {"oras.client": "the oras package (uv sync)", "crypt": "Python's crypt module"}
+# htpasswd for docker-registry), botocore (the aws CLI's and boto3's core).
+MODULES = {
+    "oras.client": "the oras package (uv sync)",
+    "crypt": "Python's crypt module",
+    "botocore": "the awscli and boto3 packages (uv sync)",
+}
 
 
 def real_required() -> bool:
