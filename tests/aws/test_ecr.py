@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import boto3  # type: ignore[import-untyped]  # boto3 ships no type information
 import httpx
 import pytest
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]  # no type information
@@ -17,6 +18,7 @@ from baepo.aws import JsonService
 from baepo.aws.ecr import ecr_service
 from baepo.clock import FakeClock
 from baepo.registry import LifecyclePolicies, Registry, TagMutability
+from tests.aws.model import check_answer
 from tests.aws.world import AwsWorld, aws_world, code_of, push
 
 
@@ -306,3 +308,17 @@ def test_only_the_owner_sets_a_lifecycle_policy(world: AwsWorld) -> None:
     assert code_of(limited.put_lifecycle_policy, **policy) == "AccessDeniedException"
     assert code_of(bob.put_lifecycle_policy, **policy) == "RepositoryNotFoundException"
     assert limited.start_lifecycle_policy_preview(**policy)["status"] == "COMPLETE"
+
+
+def test_boto3_is_the_same_client(world: AwsWorld) -> None:
+    """boto3 (what scripts use) over the same botocore: a session, a client, a paginator."""
+    key_id, secret = world.key("alice")
+    session = boto3.session.Session(
+        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name="eu-west-1"
+    )
+    ecr = session.client("ecr", endpoint_url=world.url)
+    ecr.meta.events.register("after-call", check_answer)
+    made = ecr.create_repository(repositoryName="alice/boto")["repository"]
+    assert made["repositoryArn"].startswith("arn:baepo:ecr:eu-west-1:")
+    pages = ecr.get_paginator("describe_repositories").paginate()
+    assert [r["repositoryName"] for p in pages for r in p["repositories"]] == ["alice/boto"]
