@@ -13,13 +13,11 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]  # no type information
 
-from baepo.auth import Auth
 from baepo.aws import JsonService
 from baepo.aws.ecr import ecr_service
-from baepo.clock import FakeClock
-from baepo.registry import LifecyclePolicies, Registry, TagMutability
+from baepo.registry import LifecyclePolicies, TagMutability
 from tests.aws.model import check_answer
-from tests.aws.world import AwsWorld, aws_world, code_of, push
+from tests.aws.world import AwsWorld, Rooms, aws_world, code_of, push
 
 
 @pytest.fixture
@@ -30,9 +28,9 @@ def running() -> set[str]:
 
 @pytest.fixture
 def world(tmp_path: Path, running: set[str]) -> Iterator[AwsWorld]:
-    def services(auth: Auth, registry: Registry, clock: FakeClock) -> Iterable[JsonService]:
-        lifecycle = LifecyclePolicies(registry, lambda _: running, clock)
-        return [ecr_service(registry, auth.key_password, lifecycle)]
+    def services(rooms: Rooms) -> Iterable[JsonService]:
+        lifecycle = LifecyclePolicies(rooms.registry, lambda _: running, rooms.clock)
+        return [ecr_service(rooms.registry, rooms.auth.key_password, lifecycle)]
 
     with aws_world(tmp_path, services) as made:
         yield made

@@ -17,11 +17,8 @@ from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]  # no
 from botocore.credentials import Credentials  # type: ignore[import-untyped]  # no types
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]  # no type information
 
-from baepo.auth import Auth
 from baepo.aws import AwsError, Call, JsonService, Params
-from baepo.clock import FakeClock
-from baepo.registry import Registry
-from tests.aws.world import AwsWorld, aws_world, code_of
+from tests.aws.world import AwsWorld, Rooms, aws_world, code_of
 
 ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921"
 
@@ -65,7 +62,7 @@ def translate(exc: Exception) -> AwsError | None:
     return RepositoryNotFound("translated") if isinstance(exc, LookupError) else None
 
 
-def toy_services(auth: Auth, registry: Registry, clock: FakeClock) -> Iterable[JsonService]:
+def toy_services(rooms: Rooms) -> Iterable[JsonService]:
     operations = {"GetAuthorizationToken": whoami, "DescribeRepositories": describe}
     yield JsonService(
         "ecr", ECR_TARGET, "1.1", operations, InvalidParameter, ServerError, translate

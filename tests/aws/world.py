@@ -146,9 +146,20 @@ def serving(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+@dataclass(frozen=True)
+class Rooms:
+    """What a test's AWS services are built over: one database (the whole schema), the
+    world's clock, its users (admin, alice, bob) and its registry."""
+
+    db: Database
+    clock: FakeClock
+    auth: Auth
+    registry: Registry
+
+
 @contextmanager
 def aws_world(
-    tmp_path: Path, services: Callable[[Auth, Registry, FakeClock], Iterable[JsonService]]
+    tmp_path: Path, services: Callable[[Rooms], Iterable[JsonService]]
 ) -> Iterator[AwsWorld]:
     """The world, with the endpoint serving what `services` builds over its rooms."""
     clock = FakeClock(datetime.now(UTC))
@@ -160,7 +171,7 @@ def aws_world(
     auth.create_user("bob", PASSWORDS["bob"])
     keys = AccessKeys(db, SecretBox(SecretBox.generate_key()), clock)
     registry = Registry(db=db, driver=MemoryDriver(), bus=EventBus(), clock=clock)
-    endpoint = AwsEndpoint(services(auth, registry, clock), keys, clock, ACCOUNT)
+    endpoint = AwsEndpoint(services(Rooms(db, clock, auth, registry)), keys, clock, ACCOUNT)
     app = Dispatcher(create_app(registry, auth), not_aws, endpoint)
     with serving(app) as url:
         yield AwsWorld(db, clock, auth, keys, registry, endpoint, url)

@@ -43,7 +43,7 @@ def ecr_service(
         "DescribeRepositories": repositories.describe,
         "DeleteRepository": repositories.delete,
         "PutImageTagMutability": repositories.put_tag_mutability,
-        "ListImages": images.list,
+        "ListImages": images.list_ids,
         "DescribeImages": images.describe,
         "BatchGetImage": images.batch_get,
         "BatchDeleteImage": images.batch_delete,

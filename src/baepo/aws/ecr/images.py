@@ -110,7 +110,7 @@ class Images:
             require(call, self._registry, name, action)
         return Catalog(self._registry.images(name))
 
-    def list(self, call: Call, params: Params) -> Mapping[str, Any]:
+    def list_ids(self, call: Call, params: Params) -> Mapping[str, Any]:
         name = repository_name(params)
         status = _tag_status(params)
         catalog = self._catalog(call, name)

@@ -23,6 +23,7 @@ from typing import Any
 
 from baepo.aws import Call, Params
 from baepo.aws.ecr.access import (
+    REGISTRY_ID,
     denied,
     may,
     not_found,
@@ -63,7 +64,7 @@ class Repositories:
         )
 
     def describe(self, call: Call, params: Params) -> Mapping[str, Any]:
-        params.text("registryId")
+        params.text("registryId", pattern=REGISTRY_ID)
         names = params.texts("repositoryNames", min_items=1, max_items=100)
         if names is not None:
             if params.has("maxResults") or params.has("nextToken"):
