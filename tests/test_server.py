@@ -290,11 +290,13 @@ def test_importing_the_server_loads_no_jwt_library_nor_cryptography() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_importing_the_server_loads_no_http_client_library() -> None:
-    """httpx is the CLI's; its package imports rich and pygments (~4 MB resident)."""
+def test_importing_the_server_loads_no_http_client_nor_template_library() -> None:
+    """httpx is the CLI's; its package imports rich and pygments (~4 MB resident). Jinja2
+    (~4 MB) is loaded by the console's first page."""
     program = (
         "import sys, baepo.server\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'rich', 'pygments'}))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'httpx', 'rich', 'pygments', 'jinja2'}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True

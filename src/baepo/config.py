@@ -57,6 +57,11 @@ class Config:
     """Webhooks may fetch commits from this machine and private networks (a Gitea on the same
     host or LAN). Off by default: a service's source URL is a user's input and the fetch runs
     on Baepo's machine, so it could otherwise reach internal addresses (SSRF)."""
+    git_max_push_bytes: int = 1 << 30
+    """A request to a service's git remote (a pushed pack) larger than this is refused (413)."""
+    git_timeout_s: float = 3600.0
+    """One request to a git remote, start to end (a push's includes its pipeline run): past
+    it, git is stopped and the request answers 504."""
 
     @property
     def database_url(self) -> str:

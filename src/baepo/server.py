@@ -2,10 +2,11 @@
 
 Nothing imports this module except the `baepo up` command.
 
-What runs: one uvicorn server (registry `/v2`, token endpoint, REST API `/api/v1`) and, in its
-event loop, the reconciler; beside it the HAProxy that Baepo starts (or adopts) as its data
-plane. On SIGTERM the control plane stops; the data plane and the services' containers keep
-serving, and the next `baepo up` adopts them (containers carry labels, HAProxy its pidfile).
+What runs: one uvicorn server (registry `/v2`, token endpoint, REST API `/api/v1`, the web
+console at `/`) and, in its event loop, the reconciler; beside it the HAProxy that Baepo starts
+(or adopts) as its data plane. On SIGTERM the control plane stops; the data plane and the
+services' containers keep serving, and the next `baepo up` adopts them (containers carry
+labels, HAProxy its pidfile).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from baepo.connections import (
     default_max_connections,
     raise_descriptor_limit,
 )
+from baepo.console import console_routes
 from baepo.control import (
     LABEL_INSTALLATION,
     SYSTEM,
@@ -75,6 +77,7 @@ from baepo.pipelines.apprunner import DEFAULT_BASE_IMAGES
 from baepo.pipelines.builds import Builder
 from baepo.pipelines.deliveries import Deliveries
 from baepo.pipelines.errors import PipelineError, PipelineSpecError
+from baepo.pipelines.git_http import BackendLimits
 from baepo.pipelines.git_remote import GitRepositories
 from baepo.pipelines.pushes import branch_filter
 from baepo.pipelines.runner import Runner
@@ -160,6 +163,7 @@ def assemble_pipelines(
     runtime_images: Mapping[str, str],
     workers: int,
     hook_limits: HookLimits,
+    git_limits: BackendLimits,
 ) -> Pipelines:
     settings = Settings(db=db, secrets=box, services=services, clock=clock)
     runner = Runner(
@@ -179,10 +183,10 @@ def assemble_pipelines(
 
     def incarnation(name: str, caller: Caller) -> str | None:
         try:
-            view = services.describe(name, caller=caller)
+            service = services.identity(name, caller=caller)
         except ServiceNotFound:
             return None
-        return f"{view.owner} {view.created_at.isoformat()}"
+        return f"{service.owner} {service.created_at.isoformat()}"
 
     spool = directory / "incoming"
     shutil.rmtree(spool, ignore_errors=True)  # trees of pushes cut short by a stop
@@ -194,6 +198,7 @@ def assemble_pipelines(
         runs,
         wanted,
         spool=spool,
+        limits=git_limits,
         internal_url=internal_url,
         refused=(PipelineError, ControlError),
     )
@@ -453,6 +458,12 @@ def activator_token_file(config: Config) -> Path:
     return config.secrets_dir / "activator-token"
 
 
+def console_key(config: Config) -> bytes:
+    """The key the console's CSRF tokens are signed with, made at the first start and kept:
+    a form opened before a restart still posts after it."""
+    return load_or_create(config.secrets_dir / "console.key", lambda: secrets.token_bytes(32))
+
+
 def activator_secret(config: Config) -> str:
     """The activator's secret, made at the first start and kept: an adopted HAProxy, which
     read it when it loaded its script, still presents the right one after a restart."""
@@ -663,6 +674,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         runtime_images=dict(config.runtime_images),
         workers=config.pipeline_workers,
         hook_limits=HookLimits(allow_private=config.webhook_private_sources),
+        git_limits=BackendLimits(config.git_max_push_bytes, config.git_timeout_s),
     )
     lifecycle = LifecyclePolicies(registry, registry_images_in_use(services, link, registry), clock)
     api = create_api(
@@ -676,7 +688,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         access_keys=access_keys,
         lifecycle=lifecycle,
         routers=(pipelines.hooks,),
-        routes=pipelines.routes,
+        routes=[*pipelines.routes, *console_routes(console_key(config), config.registry_hosts)],
     )
     aws_services = [ecr_service(registry, auth.key_password, lifecycle)]
     aws = AwsEndpoint(aws_services, access_keys, clock, account_id(box.fingerprint))

@@ -38,6 +38,14 @@ MAX_VARIABLES_BYTES = 131072
 """All of `env`'s names and values together (and again `secrets`')."""
 MAX_PATH_BYTES = 1024
 """The health check's path."""
+CPU_MEMORY: dict[float, tuple[int, ...]] = {
+    0.25: (512, 1024),
+    0.5: (1024,),
+    1.0: (2048, 3072, 4096),
+    2.0: (4096, 6144),
+    4.0: (8192, 10240, 12288),
+}
+"""vCPU → the memory sizes (MB) App Runner allows with it."""
 BOUND_FIELDS = ("min_instances", "max_instances", "max_concurrency")
 """What an autoscaling configuration sets for the services that use it."""
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
+from starlette.routing import BaseRoute
 
 from baepo.api.app import create_api
 from baepo.auth import Auth
@@ -113,7 +114,8 @@ class RightsWorld:
         return made.secret
 
 
-def build(tmp_path: Path) -> Iterator[RightsWorld]:
+def build(tmp_path: Path, routes: Sequence[BaseRoute] = ()) -> Iterator[RightsWorld]:
+    """The world; `routes` are more edges of the app (the console's)."""
     clock = FakeClock()
     db = Database(f"sqlite:///{tmp_path / 'baepo.db'}")
     db.migrate(schema())
@@ -151,7 +153,9 @@ def build(tmp_path: Path) -> Iterator[RightsWorld]:
     resolver = NoDns()
     metrics = MetricsStore(clock)
     ca = LocalCA(tmp_path / "ca", clock)
-    api = create_api(auth, registry, services, ca, resolver=resolver, metrics=metrics)
+    api = create_api(
+        auth, registry, services, ca, resolver=resolver, metrics=metrics, routes=routes
+    )
     with TestClient(api, base_url="http://127.0.0.1") as client:
         world = RightsWorld(
             db, clock, engine, auth, registry, services, reconciler, client, resolver, metrics

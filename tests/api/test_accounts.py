@@ -32,6 +32,20 @@ def test_login_returns_a_token_that_works_as_a_bearer(baepo_server: BaepoProcess
     assert me.json()["name"] == "admin" and me.json()["is_admin"] is True
 
 
+def test_logout_revokes_the_token_it_is_signed_with(baepo_server: BaepoProcess) -> None:
+    with baepo_server.api() as admin:
+        token = admin.post(
+            "/api/v1/login", json={"username": "admin", "password": baepo_server.password}
+        ).json()["token"]
+        basic = admin.post("/api/v1/logout")
+        assert basic.status_code == 400 and basic.json()["error"]["code"] == "NOT_AN_API_TOKEN"
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{baepo_server.url}/api/v1/whoami", headers=bearer).status_code == 200
+    assert httpx.post(f"{baepo_server.url}/api/v1/logout", headers=bearer).status_code == 204
+    assert httpx.get(f"{baepo_server.url}/api/v1/whoami", headers=bearer).status_code == 401
+    assert httpx.post(f"{baepo_server.url}/api/v1/logout", headers=bearer).status_code == 401
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "code"),
     [

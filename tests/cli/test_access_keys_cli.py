@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli.test_registry_cli import baepo
+from tests.cli.command import baepo
 from tests.conftest import BaepoProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def cli_env(baepo_server: BaepoProcess, tmp_path: Path) -> dict[str, str]:
-    env = {"BAEPO_CONFIG": str(tmp_path / "cli.json"), "BAEPO_URL": baepo_server.url}
-    done = baepo("login", "--password-stdin", env=env, stdin=baepo_server.password + "\n")
-    assert done.returncode == 0, done.stderr
-    return env
 
 
 def test_create_list_and_revoke_a_key(cli_env: dict[str, str]) -> None:

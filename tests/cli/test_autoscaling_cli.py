@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_registry_cli import baepo
+from tests.cli.command import baepo
 from tests.conftest import BaepoProcess
 
 pytestmark = pytest.mark.integration

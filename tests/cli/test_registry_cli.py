@@ -4,46 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.cli.command import baepo
 from tests.conftest import BaepoProcess, free_port
 
 pytestmark = pytest.mark.integration
-
-
-def baepo(
-    *args: str, env: dict[str, str], stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "baepo", *args],
-        env={**os.environ, **env},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-@pytest.fixture
-def cli_env(baepo_server: BaepoProcess, tmp_path: Path) -> dict[str, str]:
-    env = {
-        "BAEPO_CONFIG": str(tmp_path / "cli.json"),
-        "BAEPO_URL": baepo_server.url,
-        "COLUMNS": "200",
-    }
-    env.pop("BAEPO_TOKEN", None)
-    done = baepo("login", "--password-stdin", env=env, stdin=baepo_server.password + "\n")
-    assert done.returncode == 0, done.stderr + done.stdout
-    assert "Signed in" in done.stdout
-    assert (tmp_path / "cli.json").stat().st_mode & 0o777 == 0o600
-    return env
 
 
 def push_image(server: BaepoProcess, repo: str, tag: str, layer: bytes) -> str:

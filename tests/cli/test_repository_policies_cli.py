@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_registry_cli import baepo, push_image
+from tests.cli.command import baepo
+from tests.cli.test_registry_cli import push_image
 from tests.clients import Docker, docker_host
 from tests.conftest import BaepoProcess
 
@@ -32,14 +33,6 @@ KEEP_3_RELEASES = json.dumps(
         ]
     }
 )
-
-
-@pytest.fixture
-def cli_env(baepo_server: BaepoProcess, tmp_path: Path) -> dict[str, str]:
-    env = {"BAEPO_CONFIG": str(tmp_path / "cli.json"), "BAEPO_URL": baepo_server.url}
-    done = baepo("login", "--password-stdin", env=env, stdin=baepo_server.password + "\n")
-    assert done.returncode == 0, done.stderr
-    return env
 
 
 def test_immutable_tags_refuse_a_docker_push_over_a_tag(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import inspect
 
-from baepo.cli.services import _body, create, update
+import pytest
+
+from baepo.cli.client import CliError
+from baepo.cli.services import _body, create, operation_named, update
 from baepo.service_fields import FIELD_NAMES
 
 
@@ -39,3 +42,14 @@ def test_create_and_update_have_the_same_field_options() -> None:
     assert options(create) == options(update)
     assert options(create)[:3] == ["image", "port", "command"]
     assert {"env", "secret", "health_check", "health_check_path", "domain"} <= set(options(create))
+
+
+def test_an_id_prefix_names_one_operation() -> None:
+    ids = ["3f2a01", "3f2b02", "9c0d03"]
+    assert operation_named("9", ids, "app") == "9c0d03"
+    assert operation_named("3f2a01", ids, "app") == "3f2a01"
+    with pytest.raises(CliError) as ambiguous:
+        operation_named("3f", ids, "app")
+    assert str(ambiguous.value) == "'3f' names 2 operations of app: 3f2a01, 3f2b02"
+    with pytest.raises(CliError, match="no operation of app starts with '7'"):
+        operation_named("7", ids, "app")

@@ -1,8 +1,10 @@
-"""`baepo up`'s flags as the `Config` the server is run with (the server itself is not started:
-`baepo.server.run` is replaced by one that keeps the config)."""
+"""`baepo up`: its flags as the `Config` the server is run with (there `baepo.server.run` is
+replaced by one that keeps the config), and a run with an engine that does not answer."""
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ from typer.testing import CliRunner
 import baepo.server
 from baepo.cli.main import app
 from baepo.config import Config
+from tests.conftest import running
+from tests.fakes.socket_engine import Request, SocketEngine
 
 
 def config_of(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *flags: str) -> Config:
@@ -28,3 +32,25 @@ def test_webhooks_fetch_from_public_addresses_only_unless_told(
     assert config_of(monkeypatch, tmp_path).webhook_private_sources is False
     flagged = config_of(monkeypatch, tmp_path, "--webhook-private-sources")
     assert flagged.webhook_private_sources is True
+
+
+def hang_up(request: Request, connection: socket.socket) -> None:
+    """No answer: the connection is closed as soon as the request is read."""
+
+
+@pytest.mark.integration
+def test_an_engine_that_does_not_answer_is_told_once(tmp_path: Path) -> None:
+    with (
+        SocketEngine(tmp_path / "engine.sock", hang_up) as engine,
+        running(tmp_path / "data", "--docker-host", engine.url) as server,
+    ):
+        deadline = time.monotonic() + 120
+        while sum(p.endswith("/containers/json") for p in engine.paths()) < 8:  # failed passes
+            assert time.monotonic() < deadline, engine.paths()
+            time.sleep(0.2)
+        said = server.log()
+    warnings = [line for line in said.splitlines() if " WARNING " in line]
+    listing = [line for line in warnings if "reconciler: cannot list containers" in line]
+    assert len(listing) == 1, "\n".join(warnings)
+    assert "does not answer" in listing[0] and listing[0].count("cannot list") == 1
+    assert len(warnings) <= 3, "\n".join(warnings)  # listing, events, metrics: each once

@@ -3,6 +3,8 @@ goes, drained before stopping; each change is an event with the autoscaler's rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from baepo.control import Reconciler, Scaling, SpecChange
@@ -78,3 +80,34 @@ async def test_without_observations_the_minimum_holds(world: World) -> None:
         world.clock.advance(0.25)
     assert ready(world) == 2
     assert not [e for e in world.services.events("app") if e.message.startswith("scaling: ")]
+
+
+async def test_deploys_in_a_row_keep_the_count_a_deploy_doubles_for_a_moment(world: World) -> None:
+    """A start-first deploy routes the new revision's instances beside the old ones for a
+    moment. The autoscaler sees the service's size, not the sum of both revisions: a deploy
+    started while the previous one's instances overlapped, within the scale-down delay of a new
+    autoscaler, must not keep (and then start) the overlap's count, deploy after deploy."""
+    reconciler, scaling = autoscaled(world)
+    _, op = world.services.create(SpecChange({"name": "app", "image": APP}))
+    passes = 0
+
+    def idle_then(done: Callable[[], bool]) -> Callable[[], bool]:
+        def check() -> bool:
+            nonlocal passes
+            passes += 1
+            if passes % 4 == 0:
+                scaling.observe("app", 0, 0)
+            most[0] = max(most[0], len(world.containers(running=True)))
+            return done()
+
+        return check
+
+    most = [0]
+    await world.settle(idle_then(world.done(op.id)), reconciler)
+    for message in ("a", "b", "c", "d"):
+        op = world.services.update("app", SpecChange({"env": {"MESSAGE": message}}))
+        await world.settle(idle_then(world.done(op.id)), reconciler)
+        assert world.status(op.id) == "SUCCEEDED"
+    assert most[0] <= 2, most
+    await world.settle(idle_then(lambda: len(world.containers(running=True)) == 1), reconciler)
+    assert ready(world) == 1

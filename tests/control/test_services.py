@@ -335,6 +335,26 @@ async def test_a_deploy_queued_behind_a_pause_fails_instead_of_serving_nothing(
     assert world.services.describe("app").active_revision == 1
 
 
+def test_a_services_identity_is_read_without_the_engine(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = Caller("alice", owners=frozenset({"alice"}))
+    world.services.create(SpecChange({"name": "app", "image": APP_1}), caller=alice)
+    described = world.services.describe("app", caller=alice)
+
+    def asked(labels: object) -> list[object]:
+        raise AssertionError("the engine was asked")
+
+    monkeypatch.setattr(world.engine, "list", asked)
+    found = world.services.identity("app", caller=alice)
+
+    assert (found.name, found.owner, found.created_at) == ("app", "alice", described.created_at)
+    with pytest.raises(ServiceNotFound):  # another's service is none, as for `describe`
+        world.services.identity("app", caller=Caller("bob", frozenset({"bob"})))
+    with pytest.raises(ServiceNotFound):
+        world.services.identity("absent", caller=alice)
+
+
 async def test_a_user_is_bound_by_the_quota_and_an_admin_is_not(world: World) -> None:
     services = Services(
         db=world.db, engine=world.engine, secrets=world.box, clock=world.clock,

@@ -113,7 +113,7 @@ def test_everything_set() -> None:
         ({"env": {"TOKEN": "a"}, "secrets": {"TOKEN": "b"}}, "secrets", "also set in env"),
         ({"cpu": 3}, "cpu", "0.25, 0.5, 1, 2, 4"),
         ({"cpu": 0.25, "memory": 2048}, "memory", "0.5 GB, 1 GB"),
-        ({"memory": "lots"}, "memory", "allowed: 2 GB, 3 GB, 4 GB"),
+        ({"memory": "lots"}, "memory", "'lots' is not a memory size"),
         ({"health_check": {"protocol": "udp"}}, "health_check.protocol", "tcp or http"),
         ({"health_check": {"path": "healthz"}}, "health_check.path", "starting with '/'"),
         ({"health_check": {"interval": 21}}, "health_check.interval", "1 to 20"),
@@ -252,6 +252,16 @@ def test_a_change_names_only_what_was_asked() -> None:
     assert SpecChange({"env": {"A": "1"}}).applied_to(spec).port == 9000
     assert SpecChange({**BASE, "cpu": "0.5 vCPU", "memory": "1 GB"}).new_spec().memory_mb == 1024
     assert not SpecChange() and SpecChange({"image": "x"}).image == "x"
+
+
+def test_a_memory_not_given_follows_the_cpu() -> None:
+    assert validate_spec({**BASE, "cpu": 0.25}).memory_mb == 512
+    assert validate_spec({**BASE, "cpu": 4}).memory_mb == 8192
+    small = validate_spec({**BASE, "cpu": 0.25, "memory": 1024})
+    assert apply_changes(small, {"cpu": 0.5}).memory_mb == 1024  # still allowed: kept
+    assert apply_changes(small, {"cpu": 2}).memory_mb == 4096
+    with pytest.raises(InvalidServiceSpec, match="allowed: 4 GB, 6 GB"):
+        apply_changes(small, {"cpu": 2, "memory": 1024})
 
 
 def test_min_instances_zero_is_scale_to_zero() -> None:

@@ -22,7 +22,10 @@ applied) and walk the Dockerfile: each instruction is a step with a layer cache 
 cache" when the step and, for COPY/ADD, the context are the same as before); an unknown
 instruction, an absent FROM image, or `RUN exit N` (N > 0) fails the build with the builder's
 words; `RUN sleep N` waits up to N s, or until cancelled (in real time, as `wait` does: the
-clock only stamps). The image built behaves as its FROM image. `push` puts a local image into
+clock only stamps). The image built behaves as its FROM image, carries the spec's labels over
+the FROM image's, and keeps the time it was first built (a build that is all cache makes the
+same image). `images`, `remove_image` and `prune_images` see an image's names as canonical
+references (`docker.io/…` for a name without a registry). `push` puts a local image into
 the fake registry under the pushed reference, with a digest that depends on the image only
 (the same image pushed twice has the same digest).
 
@@ -47,7 +50,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -73,6 +76,7 @@ from baepo.runtime import (
     InstanceState,
     Limits,
     LineSink,
+    LocalImage,
     Network,
     OutputLine,
     OutputSource,
@@ -116,6 +120,8 @@ class FakeImage:
     `logs` and `exit_code`)."""
     id: str = ""
     digest: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created: datetime = datetime(2026, 1, 1, tzinfo=UTC)
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -243,6 +249,37 @@ class MemoryEngine:
             self._check()
             return _key(ref) in self._local
 
+    def images(self, labels: Mapping[str, str]) -> builtins.list[LocalImage]:
+        with self._lock:
+            self._check()
+            by_id = {image.id: image for image in self._local.values()}
+            found = [
+                LocalImage(image.id, self._tags(image.id), dict(image.labels), image.created)
+                for image in by_id.values()
+                if all(image.labels.get(k) == v for k, v in labels.items())
+            ]
+        return sorted(found, key=lambda image: (image.created, image.id), reverse=True)
+
+    def remove_image(self, ref: str) -> None:
+        with self._lock:
+            self._check()
+            image = self._local.get(_key(ref))
+            if image is None:
+                return
+            if self._tags(image.id) == (_key(ref),) and self._used(image.id):
+                raise ContainerConflict(f"cannot remove image {ref}: a container uses it")
+            del self._local[_key(ref)]
+            if not self._tags(image.id):
+                self._forget(image.id)
+
+    def prune_images(self, labels: Mapping[str, str]) -> None:
+        if not labels:
+            raise ValueError("images are pruned by label: never every untagged image")
+        for image in self.images(labels):
+            with self._lock:
+                if not image.tags and not self._used(image.id):
+                    self._forget(image.id)
+
     def run(self, spec: ContainerSpec) -> Instance:
         with self._lock:
             self._check()
@@ -365,7 +402,16 @@ class MemoryEngine:
         if base is None:
             raise BuildFailed("the Dockerfile has no FROM")
         key = _sha256(f"{key} {sorted(spec.labels.items())}")
-        built = replace(base, ref=spec.tag, id=key, digest=_sha256(f"manifest {key}"))
+        with self._lock:
+            same = next((i for i in self._local.values() if i.id == key), None)
+        built = replace(
+            base,
+            ref=spec.tag,
+            id=key,
+            digest=_sha256(f"manifest {key}"),
+            labels={**base.labels, **spec.labels},
+            created=same.created if same is not None else self._clock.now(),  # from the cache
+        )
         self.load(built)
         on_line(f"Successfully built {key[7:19]}")
         on_line(f"Successfully tagged {spec.tag}")
@@ -481,6 +527,17 @@ class MemoryEngine:
             return stream
 
     # -- internals ------------------------------------------------------------------------
+
+    def _tags(self, image_id: str) -> tuple[str, ...]:
+        """The image's names (canonical: `docker.io/…` for a name without a registry)."""
+        return tuple(k for k, i in self._local.items() if i.id == image_id and "@" not in k)
+
+    def _used(self, image_id: str) -> bool:
+        return any(c.image.id == image_id for c in self._containers.values())
+
+    def _forget(self, image_id: str) -> None:
+        for key in [k for k, i in self._local.items() if i.id == image_id]:
+            del self._local[key]
 
     def _check(self) -> None:
         if not self._available:

@@ -122,7 +122,7 @@ async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
             await s.sample()
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2, lines
-    assert "cannot read the router's load (cannot reach HAProxy's stats socket)" in lines[0]
+    assert "cannot read the router's load: cannot reach HAProxy's stats socket;" in lines[0]
     assert lines[1] == "the router's load can be read again"
     assert [call[3] for call in observed.calls] == [0, 4, 1]  # nothing observed meanwhile
     assert s.outage is None

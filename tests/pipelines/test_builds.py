@@ -20,6 +20,7 @@ from baepo.pipelines.builds import LABEL_REPOSITORY, Builder
 from baepo.runtime import (
     BuildCancelled,
     BuildFailed,
+    BuildSpec,
     ContainerSpec,
     DockerEngine,
     ImageNotFound,
@@ -49,6 +50,10 @@ def builder(engine: MemoryEngine) -> Builder:
         ["127.0.0.1:5000", "registry.example.org"], lambda: ROBOT, pull_host="127.0.0.1:5000"
     )
     return Builder(engine, link, FakeClock(), cpu=1, memory_mb=512)
+
+
+def ignore(line: str) -> None:
+    pass
 
 
 def workspace(root: Path, files: dict[str, str]) -> Path:
@@ -139,6 +144,41 @@ def test_a_cancelled_build_pushes_nothing(
 
     with pytest.raises(ImageNotFound):
         engine.pull("127.0.0.1:5000/team/web:1", auth=ROBOT)
+
+
+def test_prune_keeps_the_newest_the_deployed_and_the_used_images(
+    builder: Builder, engine: MemoryEngine, tmp_path: Path
+) -> None:
+    def build(tag: str, text: str) -> str:
+        root = workspace(tmp_path / tag, {"Dockerfile": f"FROM baepo-test/busybox:1\n{text}\n"})
+        return builder.build_and_push(root, repository="team/web", tag=tag, on_line=ignore)
+
+    refs = [build(str(n), f"RUN echo {n}") for n in range(1, 7)]
+    engine.run(ContainerSpec(image=refs[0]))  # 1 runs
+    engine.build(  # 3 has a name of someone's on the engine too
+        BuildSpec(
+            context=tmp_path / "3",
+            tag="someone/else:3",
+            labels={LABEL_REPOSITORY: "team/web"},
+        ),
+        ignore,
+    )
+    replaced = engine.images({LABEL_REPOSITORY: "team/web"})[0].id
+    build("6", "RUN echo 6 again")  # 6 moves to a new image: the old one is untagged
+
+    removed = builder.prune("team/web", keep=refs[1])  # 2 is deployed
+
+    assert removed == [refs[2]]
+    images = engine.images({LABEL_REPOSITORY: "team/web"})
+    assert [sorted(image.tags) for image in images] == [
+        [refs[5]],  # the newest three
+        [refs[4]],
+        [refs[3]],
+        ["docker.io/someone/else:3"],
+        [refs[1]],
+        [refs[0]],
+    ]
+    assert replaced not in [image.id for image in images]
 
 
 def test_a_refused_credential_fails_the_push(engine: MemoryEngine, tmp_path: Path) -> None:

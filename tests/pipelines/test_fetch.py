@@ -120,6 +120,43 @@ def test_urls_that_are_never_fetched(url: str, message: str, tmp_path: Path) -> 
         fetch_commit(url, "a" * 40, tmp_path / "t.tar", work=tmp_path, timeout_s=30)
 
 
+def test_a_resolver_that_does_not_answer_cannot_hold_the_fetch(tmp_path: Path) -> None:
+    asked: list[tuple[str, int]] = []
+    release = threading.Event()
+
+    def slow(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        release.wait(60)  # a resolver that answers long after the fetch's deadline
+        return ["93.184.216.34"]
+
+    try:
+        with pytest.raises(FetchFailed, match=r"cannot resolve git\.example\.com: no answer"):
+            fetch_commit(
+                "https://git.example.com/app.git",
+                "a" * 40,
+                tmp_path / "t.tar",
+                work=tmp_path,
+                timeout_s=0.5,
+                resolver=slow,
+            )
+    finally:
+        release.set()
+    assert asked == [("git.example.com", 443)]
+    assert not (tmp_path / "t.tar").exists()
+
+
+def test_the_resolvers_answer_is_what_the_fence_checks(tmp_path: Path) -> None:
+    with pytest.raises(FetchFailed, match=r"refused: git\.example\.com is this machine"):
+        fetch_commit(
+            "http://git.example.com:8080/app.git",
+            "a" * 40,
+            tmp_path / "t.tar",
+            work=tmp_path,
+            timeout_s=30,
+            resolver=lambda host, port: ["93.184.216.34", "10.0.0.7"],
+        )
+
+
 def test_a_redirect_is_not_followed(server: tuple[str, list[str]], tmp_path: Path) -> None:
     url, commits = server
     work = tmp_path / "plain"

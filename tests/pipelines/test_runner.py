@@ -26,11 +26,19 @@ from baepo.control import (
     LogLine,
     OperationView,
     RegistryLink,
-    ServiceView,
+    ServiceIdentity,
 )
 from baepo.pipelines.runner import LABEL_RUN, LABEL_STEP, Runner
 from baepo.pipelines.runs import Runs, RunView
-from baepo.runtime import ContainerSpec, Credentials, EngineError, Image, ImageNotFound, Instance
+from baepo.runtime import (
+    BuildCancelled,
+    ContainerSpec,
+    Credentials,
+    EngineError,
+    Image,
+    ImageNotFound,
+    Instance,
+)
 from tests.fakes.engine import FakeImage, MemoryEngine
 from tests.pipelines.world import ALICE, Directory, database, source_tar
 from tests.runtime.waiting import eventually
@@ -113,10 +121,17 @@ class StepEngine(MemoryEngine):
 
 @dataclass
 class Builds:
-    """The Builder: what it was asked, what it printed."""
+    """The Builder: what it was asked, what it printed, what it pruned (`pruned`, removing
+    `prunes` names, or failing with `prune_fails`). A build that `hangs` runs until it is
+    stopped, moving `clock` (when given) a minute at a time, as the real one would."""
 
     calls: list[dict[str, object]] = field(default_factory=list)
     fails: str | None = None
+    hangs: bool = False
+    clock: FakeClock | None = None
+    pruned: list[tuple[str, str]] = field(default_factory=list)
+    prunes: list[str] = field(default_factory=list)
+    prune_fails: str | None = None
 
     def build_and_push(
         self,
@@ -138,7 +153,24 @@ class Builds:
         on_line("Step 1/1 : FROM baepo/runtime-python:3")
         if self.fails:
             raise EngineError(self.fails)
+        if self.hangs:
+            on_line("Step 2/2 : RUN sleep 100000")
+            self._hang(cancel or threading.Event())
         return f"{REGISTRY}/{repository}:{tag}"
+
+    def prune(self, repository: str, *, keep: str) -> list[str]:
+        self.pruned.append((repository, keep))
+        if self.prune_fails:
+            raise EngineError(self.prune_fails)
+        return self.prunes
+
+    def _hang(self, stop: threading.Event) -> None:
+        for _ in range(10_000):
+            if stop.wait(0.005):
+                raise BuildCancelled("the build was cancelled")
+            if self.clock is not None:
+                self.clock.advance(60)
+        raise AssertionError("the build was never stopped")
 
 
 @dataclass
@@ -153,8 +185,8 @@ class Deploys:
     deployed: list[str] = field(default_factory=list)
     _looks: int = 0
 
-    def describe(self, name: str, *, caller: Caller = SYSTEM) -> ServiceView:
-        return self.directory.describe(name, caller=caller)
+    def identity(self, name: str, *, caller: Caller = SYSTEM) -> ServiceIdentity:
+        return self.directory.identity(name, caller=caller)
 
     def secrets(self, name: str, *, caller: Caller = SYSTEM) -> dict[str, str]:
         return dict(self.secret_values.get(name, {}))
@@ -406,6 +438,30 @@ def test_cancel_kills_the_step(w: RunnerWorld) -> None:
     assert w.engine.list({LABEL_RUN: run.id}) == [] and w.builds.calls == []
 
 
+def test_a_build_past_its_timeout_is_stopped_and_fails_the_run(w: RunnerWorld) -> None:
+    w.builds.hangs, w.builds.clock = True, w.engine.clock
+    run = w.run({**APP, "baepo.yaml": TESTS + "build: {timeout: 10m}\n"})
+    assert (run.status, run.message) == (
+        "FAILED",
+        "the build took longer than 600 s (build.timeout)",
+    )
+    assert "-----> the build took longer than 600 s (build.timeout): stopped" in w.log(run)
+    assert run.image is None and w.deploys.deployed == []
+
+
+def test_cancel_stops_the_build(w: RunnerWorld) -> None:
+    w.builds.hangs = True  # the clock stands still: only the cancel can stop it
+    tar = source_tar(w.tmp / "build.tar", {"Dockerfile": "FROM x\n"})
+    run = w.runs.submit(
+        "app", source=tar, branch="main", commit="5" * 40, trigger="push", caller=ALICE
+    )
+    eventually(lambda: w.builds.calls or None, 10, "the build starts")
+    w.runs.cancel(run.id, caller=ALICE)
+    ended = w.ended(run)
+    assert (ended.status, ended.message) == ("CANCELLED", "cancelled by alice")
+    assert ended.image is None and w.deploys.deployed == []
+
+
 def test_a_failed_build_or_deploy_fails_the_run(w: RunnerWorld) -> None:
     w.builds.fails = "The command '/bin/sh -c pip install' returned a non-zero code: 1"
     built = w.run(APP)
@@ -422,6 +478,24 @@ def test_a_failed_build_or_deploy_fails_the_run(w: RunnerWorld) -> None:
     w.deploys.refuse = True
     refused = w.run(APP, commit="4" * 40)
     assert refused.message == "cannot deploy app: cannot deploy app: it is paused; resume it"
+    assert w.builds.pruned == []  # no image leaves the engine unless a deploy succeeded
+
+
+def test_a_deploy_that_succeeded_prunes_the_older_images_but_the_deployed_one(
+    w: RunnerWorld,
+) -> None:
+    w.builds.prunes = [f"{REGISTRY}/alice/app:{'0' * 40}", f"{REGISTRY}/alice/app:{'1' * 40}"]
+    run = w.run(APP)
+    assert run.status == "SUCCEEDED"
+    assert w.builds.pruned == [("alice/app", f"{REGISTRY}/alice/app:{'c0ffee' * 6}")]
+    assert "-----> removed 2 older images of alice/app from the engine" in w.log(run)
+    w.builds.prune_fails = "cannot list images: the engine is gone"
+    again = w.run(APP, commit="5" * 40)
+    assert again.status == "SUCCEEDED", again.message  # the next run prunes again
+    assert (
+        "-----> cannot remove older images of alice/app: cannot list images: the engine is gone"
+        in w.log(again)
+    )
 
 
 def test_step_images_of_baepos_registry_are_pulled_with_the_owners_rights(

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from baepo.clock import FakeClock
-from baepo.control import SYSTEM, Caller, SecretBox, ServiceNotFound, ServiceView
+from baepo.control import SYSTEM, Caller, SecretBox, ServiceIdentity, ServiceNotFound
 from baepo.pipelines.errors import InvalidPipelineSettings
 from baepo.pipelines.settings import PipelineSettings, Settings, check_branch
 from baepo.pipelines.tables import SettingsRow
@@ -110,8 +110,8 @@ def test_a_new_service_of_a_deleted_ones_name_starts_from_the_defaults(db: Datab
     made = clock.now()
 
     class Remade(Directory):
-        def describe(self, name: str, *, caller: Caller = SYSTEM) -> ServiceView:
-            return replace(super().describe(name, caller=caller), created_at=made)
+        def identity(self, name: str, *, caller: Caller = SYSTEM) -> ServiceIdentity:
+            return replace(super().identity(name, caller=caller), created_at=made)
 
     again = Settings(db=db, secrets=box, services=Remade({"app": "bob"}), clock=clock)
     assert again.get("app", caller=BOB) == PipelineSettings("app", "main", None, False)

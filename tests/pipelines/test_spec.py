@@ -37,6 +37,7 @@ steps:
 build:
   dockerfile: docker/Dockerfile.prod
   context: ./app/
+  timeout: 45m
 deploy: false
 """
 
@@ -53,8 +54,16 @@ def test_every_field_of_a_full_file() -> None:
     assert test.branches == ("main", "release/*")
     assert test.depends_on == ("lint",)
     assert (test.cpu, test.memory_mb, test.timeout_s) == (0.5, 2048, 90.0)
-    assert spec.build == BuildSection(dockerfile="docker/Dockerfile.prod", context="app")
+    assert spec.build == BuildSection(
+        dockerfile="docker/Dockerfile.prod", context="app", timeout_s=2700.0
+    )
     assert spec.deploy is False
+
+
+def test_a_build_has_thirty_minutes_unless_it_says() -> None:
+    assert DEFAULT_PIPELINE.build.timeout_s == 1800.0
+    assert parse_pipeline("build: {context: app}").build.timeout_s == 1800.0
+    assert parse_pipeline("build: {timeout: 90}").build.timeout_s == 90.0
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "steps: []\n", "steps:\n"])
@@ -144,6 +153,8 @@ def step(**fields: str) -> str:
         ("build: {dockerfile: /etc/passwd}", "build.dockerfile: '/etc/passwd' must be a path"),
         ("build: {context: ../up}", "build.context: '../up' must be a path inside"),
         ("build: {target: x}", "build.target: unknown key"),
+        ("build: {timeout: 2d}", "build.timeout: not a duration"),
+        ("build: {timeout: 0}", "build.timeout: must be between 1 and 86400"),
         ("deploy: yes please", "deploy: must be true or false, not text"),
         ("steps: [", "baepo.yaml: line "),
         ("a: !!python/object:os.system x", "baepo.yaml: line 1:"),

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from baepo.clock import FakeClock
-from baepo.control import SYSTEM, Caller, ServiceNotFound, ServiceView
+from baepo.control import SYSTEM, Caller, ServiceIdentity, ServiceNotFound
 from baepo.pipelines.runs import Execution, Outcome, RunJob, Runs, RunStatus, RunView
 from baepo.schema import schema
 from baepo.store import Database
@@ -27,34 +27,17 @@ def database(tmp_path: Path) -> Database:
     return db
 
 
-def service_view(name: str, owner: str) -> ServiceView:
-    at = datetime(2026, 1, 1, tzinfo=UTC)
-    return ServiceView(
-        name=name,
-        owner=owner,
-        status="RUNNING",
-        url=f"https://{name}.localhost",
-        revision=1,
-        active_revision=1,
-        config={},
-        instances=(),
-        operation=None,
-        created_at=at,
-        updated_at=at,
-    )
-
-
 @dataclass
 class Directory:
-    """The live services (name → owner), as `Services.describe` answers a caller."""
+    """The live services (name → owner), as `Services.identity` answers a caller."""
 
     owners: dict[str, str] = field(default_factory=dict)
 
-    def describe(self, name: str, *, caller: Caller = SYSTEM) -> ServiceView:
+    def identity(self, name: str, *, caller: Caller = SYSTEM) -> ServiceIdentity:
         owner = self.owners.get(name)
         if owner is None or not caller.reaches(name, owner):
             raise ServiceNotFound(f"no service named {name!r}")
-        return service_view(name, owner)
+        return ServiceIdentity(name, owner, datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def source_tar(path: Path, files: Mapping[str, str]) -> Path:

@@ -326,6 +326,19 @@ def test_a_restarted_baepo_adopts_the_running_haproxy(
     plane.router = successor  # the fixture stops the HAProxy it now owns
 
 
+def test_certificates_without_their_list_start_as_a_restored_data_directory_does(
+    plane: Plane,
+) -> None:
+    """A backup keeps the certificates, not the crt-list that names them by path (the data
+    directory may move): a router started on them writes the list again."""
+    ensure_service(plane.router, "app", ["app.localhost"])
+    plane.router.stop()
+    plane.settings.paths.crt_list.unlink()
+    plane.router = HAProxyRouter(plane.settings, plane.ca, plane.clock)
+    plane.router.start()
+    assert plane.get("nothing.baepo.test").status_code == 404  # over TLS, the CA's certificate
+
+
 @pytest.fixture
 def fake_clock_plane() -> Iterator[Plane]:
     directory = Path(tempfile.mkdtemp(prefix="baepo-router-", dir="/tmp"))

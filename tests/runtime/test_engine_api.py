@@ -37,8 +37,8 @@ from baepo.runtime import (
     StartFailed,
 )
 from baepo.runtime.boundary import boundary as _boundary
-from baepo.runtime.engine_api import _event, _instance, _timestamp
-from baepo.runtime.engine_http import ResponseError, TransportError
+from baepo.runtime.engine_api import _event, _instance
+from baepo.runtime.engine_http import ResponseError, TransportError, timestamp
 from tests.clients import Docker
 from tests.components import missing
 from tests.conftest import BaepoProcess, free_port
@@ -71,12 +71,12 @@ def test_an_absent_socket_is_unavailable_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_engine_timestamps_with_nanoseconds() -> None:
-    assert _timestamp("2026-11-26T09:44:36.123456789Z") == datetime(
+    assert timestamp("2026-11-26T09:44:36.123456789Z") == datetime(
         2026, 11, 26, 9, 44, 36, 123456, tzinfo=UTC
     )
-    assert _timestamp("2026-11-26T09:44:36Z") == datetime(2026, 11, 26, 9, 44, 36, tzinfo=UTC)
-    assert _timestamp("0001-01-01T00:00:00Z") is None
-    assert _timestamp("") is None
+    assert timestamp("2026-11-26T09:44:36Z") == datetime(2026, 11, 26, 9, 44, 36, tzinfo=UTC)
+    assert timestamp("0001-01-01T00:00:00Z") is None
+    assert timestamp("") is None
 
 
 def test_a_podman_style_inspect_reads_the_same() -> None:

@@ -23,6 +23,9 @@ class LoginRequest(BaseModel):
 class LoginResponse(BaseModel):
     username: str
     token: str
+    token_name: str = Field(
+        description="the new token's name: signing out revokes it (DELETE /api/v1/tokens/{name})"
+    )
 
 
 class UserOut(BaseModel):
@@ -91,7 +94,18 @@ def accounts_router(auth: Auth, who: Callable[..., Awaitable[Identity]]) -> APIR
         stamp = datetime.now().strftime("%Y%m%d%H%M%S%f")
         token = await run_in_threadpool(auth.create_token, name, f"{body.token_name}-{stamp}")
         assert token.secret is not None
-        return LoginResponse(username=name, token=token.secret)
+        return LoginResponse(username=name, token=token.secret, token_name=token.name)
+
+    @router.post("/logout", status_code=204)
+    async def logout(request: Request, me: Caller) -> None:
+        """Revoke the API token this request is signed with (what `baepo logout` does, and
+        `baepo login` with the token it replaces)."""
+        scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or token_prefix(secret.strip()) is None:
+            raise ApiError(
+                400, "NOT_AN_API_TOKEN", "signing out revokes an API token: send it as the bearer"
+            )
+        await run_in_threadpool(auth.revoke_token, secret.strip())
 
     @router.get("/whoami", response_model=UserOut)
     async def whoami(me: Caller) -> UserOut:

@@ -5,10 +5,13 @@ error by the table `ROOM_ERRORS` (the most specific class listed wins), the regi
 status and code it carries, the API's own (`ApiError`) as raised, a request that does not match
 its model `422 INVALID_REQUEST`. Bad input is a room error of its own type (`InvalidServiceSpec`,
 `InvalidName`), never a bare `ValueError`: anything not listed is a bug, `500 INTERNAL`.
+Bad input also names each bad field in `"fields": [{"field", "message"}]` (a service spec's
+problems, a request's validation errors): a form shows each problem by its field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -54,9 +57,19 @@ from baepo.pipelines import (
 from baepo.registry import RegistryError
 
 
+class FieldProblem(BaseModel):
+    field: str = Field(description="the field as the request names it, e.g. port")
+    message: str = Field(description="what is wrong with it")
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="a stable code, e.g. SERVICE_NOT_FOUND")
     message: str = Field(description="one line for a person")
+    fields: list[FieldProblem] | None = Field(
+        default=None,
+        description="bad input: every bad field with its reason (a form shows each by its "
+        "field); absent for other errors",
+    )
 
 
 class ErrorBody(BaseModel):
@@ -92,13 +105,18 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    fields: Sequence[tuple[str, str]] = (),
 ) -> JSONResponse:
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="baepo"', **(headers or {})}
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = [{"field": field, "message": reason} for field, reason in fields]
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 # Room error type → (HTTP status, stable code). Rooms register theirs through `install`.
@@ -145,14 +163,15 @@ def install(app: FastAPI, extra: dict[type[Exception], tuple[int, str]] | None =
         for kind in type(exc).__mro__:
             if kind in table:
                 status, code = table[kind]
-                return error_response(status, code, str(exc), _headers(exc))
+                fields = exc.problems if isinstance(exc, InvalidServiceSpec) else ()
+                return error_response(status, code, str(exc), _headers(exc), fields)
         return error_response(500, "INTERNAL", "internal error")
 
     async def invalid(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error_response(422, "INVALID_REQUEST", f"{where}: {first.get('msg', 'invalid')}")
+        fields = [(_where(e), str(e.get("msg", "invalid"))) for e in exc.errors()]
+        where, reason = fields[0] if fields else ("", "invalid")
+        return error_response(422, "INVALID_REQUEST", f"{where}: {reason}", fields=fields)
 
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         # Logged with its traceback by Starlette; the client gets the API's shape, not text.
@@ -172,6 +191,11 @@ def install(app: FastAPI, extra: dict[type[Exception], tuple[int, str]] | None =
     app.add_exception_handler(RegistryError, registry_error)
     for kind in table:
         app.add_exception_handler(kind, room_error)
+
+
+def _where(error: Any) -> str:
+    """A validation error's place in the request (`port`, `health_check.path`)."""
+    return ".".join(str(p) for p in error.get("loc", ()) if p != "body")
 
 
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "INVALID_REQUEST"}

@@ -234,6 +234,23 @@ class Auth:
                 raise NotFound(f"user {user!r} has no token named {name!r}")
         self._forget()
 
+    def revoke_token(self, secret: str) -> None:
+        """Delete the API token whose secret this is (a client signing out); `NotFound` if
+        no token has it."""
+        prefix = passwords.token_prefix(secret)
+        digest = passwords.hash_token(secret)
+        with self._session() as s, s.begin():
+            deleted = affected(
+                s.execute(
+                    sa.delete(ApiTokenRow).where(
+                        ApiTokenRow.prefix == prefix, ApiTokenRow.secret_hash == digest
+                    )
+                )
+            )
+        if not deleted:
+            raise NotFound("no such API token")
+        self._forget()
+
     # -- authentication ------------------------------------------------------------------
 
     def authenticate(self, username: str, secret: str, *, address: str | None = None) -> Caller:

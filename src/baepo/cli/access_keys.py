@@ -11,8 +11,9 @@ import typer
 from baepo.cli.client import Client
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit, error_console
+from baepo.cli.usage import Typer
 
-app = typer.Typer(
+app = Typer(
     help="Access keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) acting as an API token.",
     no_args_is_help=True,
 )

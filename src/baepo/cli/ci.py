@@ -9,12 +9,14 @@ from urllib.parse import quote, urlsplit
 
 import typer
 
-from baepo.cli.client import Client, CliError, load_settings
+from baepo.cli.client import Client, CliError
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import error_console
+from baepo.cli.settings import load_settings
+from baepo.cli.usage import Typer
 from baepo.pipelines.workflows import WORKFLOW_PATH, WorkflowTarget, tokens_command, workflow
 
-app = typer.Typer(help="Workflows for other CI systems.", no_args_is_help=True)
+app = Typer(help="Workflows for other CI systems.", no_args_is_help=True)
 
 
 @app.command("github")
@@ -65,7 +67,8 @@ def github(
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
         error_console.print(f"wrote {output}", highlight=False)
-    user = load_settings().get("username") or "<your user name>"
+    login = load_settings().login_to(client.url)
+    user = login.username if login and login.username else "<your user name>"
     error_console.print(
         "The repository needs two secrets (Settings → Secrets and variables → Actions):\n"
         f"  BAEPO_USER   {user}\n"

@@ -1,19 +1,19 @@
 """The CLI's HTTP client: where Baepo is, who we are, and one clear line when it fails.
 
-Settings come from the environment first (`BAEPO_URL`, `BAEPO_TOKEN`), then from the file
-`baepo login` writes (`$BAEPO_CONFIG`, default `~/.config/baepo/cli.json`, mode 0600).
+Settings come from the environment first (`BAEPO_URL`, `BAEPO_TOKEN`), then from what
+`baepo login` kept (`baepo.cli.settings`: the server signed in to last, a token per server).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
+
+from baepo.cli.settings import load_settings, server_key
 
 DEFAULT_URL = "http://127.0.0.1:5000"
 
@@ -27,32 +27,6 @@ class CliError(Exception):
         self.code = code
 
 
-def config_path() -> Path:
-    env = os.environ.get("BAEPO_CONFIG")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "baepo/cli.json"
-
-
-def load_settings() -> dict[str, str]:
-    try:
-        data = json.loads(config_path().read_text())
-    except (OSError, ValueError):
-        return {}
-    return {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def save_settings(settings: dict[str, str]) -> Path:
-    path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(settings, f, indent=2)
-    os.replace(tmp, path)
-    return path
-
-
 @dataclass
 class Client:
     url: str
@@ -61,10 +35,13 @@ class Client:
 
     @classmethod
     def from_environment(cls, url: str | None = None) -> Client:
+        """The server `url`, else `BAEPO_URL`'s, else the one signed in to last; with
+        `BAEPO_TOKEN`, else the token kept for that server (none kept: no token)."""
         saved = load_settings()
+        where = server_key(url or os.environ.get("BAEPO_URL") or saved.url or DEFAULT_URL)
+        login = saved.login_to(where)
         return cls(
-            url=(url or os.environ.get("BAEPO_URL") or saved.get("url") or DEFAULT_URL).rstrip("/"),
-            token=os.environ.get("BAEPO_TOKEN") or saved.get("token"),
+            url=where, token=os.environ.get("BAEPO_TOKEN") or (login.token if login else None)
         )
 
     def request_text(self, method: str, path: str) -> str:

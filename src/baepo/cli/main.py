@@ -10,26 +10,29 @@ from urllib.parse import quote
 
 import typer
 
+from baepo import __version__
 from baepo.cli.access_keys import app as access_keys_app
 from baepo.cli.autoscaling import app as autoscaling_app
 from baepo.cli.ci import app as ci_app
-from baepo.cli.client import Client, load_settings, save_settings
+from baepo.cli.client import Client, CliError
 from baepo.cli.errors import one_line_errors
+from baepo.cli.operate import app as operate_app
 from baepo.cli.output import console, emit, error_console, human_bytes
 from baepo.cli.pipelines import app as pipelines_app
 from baepo.cli.repository_policies import app as policy_app
 from baepo.cli.services import app as services_app
+from baepo.cli.settings import Login, load_settings, save_settings, server_key
+from baepo.cli.usage import Typer
 from baepo.config import DEFAULT_DATA_DIR
 
-app = typer.Typer(
+app = Typer(
     help="Baepo: push an image, get a running service.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
-registry_app = typer.Typer(help="Repositories, tags and garbage collection.", no_args_is_help=True)
-users_app = typer.Typer(help="Users (admin only).", no_args_is_help=True)
-tokens_app = typer.Typer(help="API tokens: passwords for robots and CI.", no_args_is_help=True)
+registry_app = Typer(help="Repositories, tags and garbage collection.", no_args_is_help=True)
+users_app = Typer(help="Users (admin only).", no_args_is_help=True)
+tokens_app = Typer(help="API tokens: passwords for robots and CI.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 registry_app.add_typer(policy_app, name="policy")
 app.add_typer(users_app, name="users")
@@ -39,8 +42,30 @@ app.add_typer(services_app, name="services")
 app.add_typer(autoscaling_app, name="autoscaling")
 app.add_typer(ci_app, name="ci")
 app.add_typer(pipelines_app, name="pipelines")
+app.add_typer(operate_app)  # install, uninstall, backup, restore: top-level commands
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _version_asked(asked: bool) -> None:
+    if asked:
+        version()
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print Baepo's version and exit.",
+            is_eager=True,
+            callback=_version_asked,
+        ),
+    ] = False,
+) -> None:
+    """The options before a command."""
 
 
 @app.command()
@@ -140,6 +165,13 @@ def up(
             "host or LAN); off: a source URL could reach internal addresses.",
         ),
     ] = False,
+    git_max_push_mib: Annotated[
+        int, typer.Option(help="MiB a push to a service's git remote may send.", min=1)
+    ] = 1024,
+    git_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds one git request may take (a push's includes its run).", min=1),
+    ] = 3600.0,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -177,6 +209,8 @@ def up(
         runtime_images=tuple(_runtime_image(item) for item in runtime_image or ()),
         pipeline_workers=pipeline_workers,
         webhook_private_sources=webhook_private_sources,
+        git_max_push_bytes=git_max_push_mib * 1024 * 1024,
+        git_timeout_s=git_timeout,
     )
     try:
         run(config)
@@ -201,18 +235,70 @@ def login(
     ] = False,
     url: Annotated[str | None, typer.Option(help="Baepo's address.")] = None,
 ) -> None:
-    """Sign in and keep an API token for the next commands."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True)
+    """Sign in and keep an API token for this server (revoking the one it replaces)."""
+    password = _password(password_stdin, confirm=False)
     client = Client.from_environment(url)
     client.token = None
     answer = client.post("/api/v1/login", json={"username": username, "password": password})
     settings = load_settings()
-    settings.update(url=client.url, token=answer["token"], username=answer["username"])
+    replaced = settings.login_to(client.url)
+    settings.url = client.url
+    settings.logins[client.url] = Login(token=answer["token"], username=answer["username"])
     path = save_settings(settings)
-    console.print(f"Signed in to {client.url} as {answer['username']} (token kept in {path})")
+    console.print(
+        f"Signed in to {client.url} as {answer['username']} (token kept in {path})",
+        highlight=False,
+    )
+    if replaced is not None and replaced.token != answer["token"]:
+        try:
+            _revoke(client.url, replaced.token)
+        except CliError as exc:
+            error_console.print(f"the token it replaces is not revoked: {exc}", highlight=False)
+
+
+def _password(from_stdin: bool, confirm: bool) -> str:
+    """The first line of stdin, or asked on the terminal (twice when `confirm`). Without a
+    terminal there is no one to ask: a script gives it with --password-stdin, as to docker."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CliError("no password on stdin")
+        return password
+    if not sys.stdin.isatty():
+        raise CliError(
+            "no terminal to ask for the password: give it on stdin with --password-stdin"
+        )
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm))
+
+
+@app.command()
+@one_line_errors
+def logout(
+    url: Annotated[
+        str | None,
+        typer.Option(help="Baepo's address (default: $BAEPO_URL, else the last signed in to)."),
+    ] = None,
+) -> None:
+    """Revoke the token kept for this server and forget it."""
+    where = Client.from_environment(url).url
+    settings = load_settings()
+    login = settings.login_to(where)
+    if login is None:
+        console.print(f"not signed in to {where}", highlight=False)
+        return
+    _revoke(where, login.token)
+    del settings.logins[server_key(where)]
+    save_settings(settings)
+    console.print(f"Signed out of {where}", highlight=False)
+
+
+def _revoke(url: str, token: str) -> None:
+    """Revoke an API token at its server; one that no longer works is revoked already."""
+    try:
+        Client(url=url, token=token).post("/api/v1/logout")
+    except CliError as exc:
+        if exc.code != "UNAUTHENTICATED":
+            raise
 
 
 @app.command()
@@ -335,13 +421,12 @@ def users_ls(as_json: JsonFlag = False) -> None:
 def users_create(
     name: str,
     admin: Annotated[bool, typer.Option("--admin")] = False,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
 ) -> None:
-    """Create a user."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    """Create a user (the password is asked twice, or read from stdin)."""
+    password = _password(password_stdin, confirm=True)
     Client.from_environment().post(
         "/api/v1/users", json={"name": name, "password": password, "is_admin": admin}
     )
@@ -402,5 +487,11 @@ def tokens_rm(name: str) -> None:
     console.print(f"revoked token {name}")
 
 
+@app.command()
+def version() -> None:
+    """Print Baepo's version."""
+    print(f"baepo {__version__}")
+
+
 def main() -> None:
-    app()
+    app(prog_name="baepo")  # `python -m baepo` too: completion is bound to this name

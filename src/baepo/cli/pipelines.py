@@ -14,8 +14,9 @@ from baepo.cli.client import Client, CliError
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit, error_console
 from baepo.cli.services import _server_sent
+from baepo.cli.usage import Typer
 
-app = typer.Typer(
+app = Typer(
     help="Pipelines: the runs that test, build, push and deploy a service's commits.",
     no_args_is_help=True,
 )

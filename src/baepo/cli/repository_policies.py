@@ -13,8 +13,9 @@ import typer
 from baepo.cli.client import Client, CliError
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit
+from baepo.cli.usage import Typer
 
-app = typer.Typer(
+app = Typer(
     help="Repository policies: immutable tags and lifecycle policies (ECR's rules).",
     no_args_is_help=True,
 )

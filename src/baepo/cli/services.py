@@ -12,17 +12,17 @@ from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import typer
+from rich.text import Text
 
 from baepo.cli import sparklines
 from baepo.cli.client import Client, CliError
 from baepo.cli.errors import one_line_errors
 from baepo.cli.output import console, emit
+from baepo.cli.usage import Typer
 from baepo.service_fields import FIELDS, HEALTH_CHECK_FIELDS, Kind, field_named
 from baepo.service_fields import Field as SpecField
 
-app = typer.Typer(
-    help="Services: an image running at https://<name>.<domain>.", no_args_is_help=True
-)
+app = Typer(help="Services: an image running at https://<name>.<domain>.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 WaitFlag = Annotated[
@@ -31,11 +31,10 @@ WaitFlag = Annotated[
 FINISHED = {"SUCCEEDED", "FAILED", "ROLLBACK_SUCCEEDED", "ROLLBACK_FAILED"}
 
 
-def _pairs(values: list[str] | None, what: str) -> dict[str, str] | None:
-    if values is None:
-        return None
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    """NAME=VALUE options as a map; '' adds nothing (`--env ''` alone is the empty set)."""
     pairs: dict[str, str] = {}
-    for value in values:
+    for value in filter(None, values):
         key, sep, val = value.partition("=")
         if not sep or not key:
             raise CliError(f"{what} {value!r} must look like NAME=VALUE")
@@ -51,6 +50,8 @@ _OPTION_TYPES: dict[Kind, Any] = {
     Kind.SWITCH: bool | None,
 }
 # A field with no entry is one string option (`--autoscaling NAME[:REVISION]`, '' for none).
+_SET = ": the set given replaces the old one; '' empties it."
+_HELP_NOTES = {Kind.PATH: " (implies http).", Kind.VARIABLES: _SET, Kind.HOSTS: _SET}
 
 
 def _parameter(f: SpecField) -> inspect.Parameter:
@@ -58,7 +59,7 @@ def _parameter(f: SpecField) -> inspect.Parameter:
     decls = [f"{f.flag}/--no-{f.flag.removeprefix('--')}" if f.kind is Kind.SWITCH else f.flag]
     if f.short:
         decls.append(f.short)
-    text = f.help.removesuffix(".") + " (implies http)." if f.kind is Kind.PATH else f.help
+    text = f.help.removesuffix(".") + _HELP_NOTES.get(f.kind, ".")
     option = typer.Option(None, *decls, help=text, show_default=False)
     kind = inspect.Parameter.KEYWORD_ONLY
     return inspect.Parameter(
@@ -108,8 +109,13 @@ def _body(options: dict[str, Any]) -> dict[str, Any]:
                 body[f.name] = check
             continue
         value = options.get(_option_name(f)) if f.flag else None
-        if value is not None:
-            body[f.name] = _pairs(value, f.flag) if f.kind is Kind.VARIABLES else value
+        if value is None:
+            continue
+        if f.kind is Kind.VARIABLES:
+            value = _pairs(value, f.flag)
+        elif f.kind is Kind.HOSTS:
+            value = [host for host in value if host]  # `--domain ''`: none
+        body[f.name] = value
     return body
 
 
@@ -160,25 +166,31 @@ def _finish(client: Client, operation: Any, wait: bool, as_json: bool, service: 
         raise CliError(f"unexpected answer from {client.url}: no operation")
     if wait:
         operation = follow(client, operation, as_json)
+        if operation["status"] != "SUCCEEDED":
+            raise CliError(_failure(operation, service, shown=not as_json))
     if as_json:
         emit(operation, [], True)
-    else:
-        status = operation["status"]
-        colour = {"SUCCEEDED": "green", "FAILED": "red"}.get(status, "yellow")
+        return
+    status = operation["status"]
+    colour = {"SUCCEEDED": "green", "FAILED": "red"}.get(status, "yellow")
+    console.print(
+        f"{operation['kind']} {service}: [{colour}]{status}[/{colour}]"
+        f"  (operation {operation['id']})"
+    )
+    if wait and operation["kind"] != "DELETE_SERVICE":
+        described = client.get(f"/api/v1/services/{quote(service, safe='')}")
         console.print(
-            f"{operation['kind']} {service}: [{colour}]{status}[/{colour}]"
-            f"  (operation {operation['id']})"
+            f"{described['status']}  {described['url']}  revision {described['active_revision']}",
+            highlight=False,
         )
-        if wait and status == "SUCCEEDED" and operation["kind"] != "DELETE_SERVICE":
-            described = client.get(f"/api/v1/services/{quote(service, safe='')}")
-            console.print(
-                f"{described['status']}  {described['url']}"
-                f"  revision {described['active_revision']}",
-                highlight=False,
-            )
-    if wait and operation["status"] != "SUCCEEDED":
-        message = operation.get("message") or "the operation failed"
-        raise CliError(f"{operation['kind']} {service} {operation['status']}: {message}")
+
+
+def _failure(operation: dict[str, Any], service: str, shown: bool) -> str:
+    """The line a failed operation exits with: its message, unless its log just printed it."""
+    told = f"{operation['kind']} {service} {operation['status']} (operation {operation['id']})"
+    message = str(operation.get("message") or "")
+    logged = shown and any(message in line["line"] for line in operation.get("log") or [])
+    return told if logged or not message else f"{told}: {message}"
 
 
 ImageOpt = Annotated[str | None, typer.Option("--image", help=field_named("image").help)]
@@ -214,7 +226,8 @@ def create(
 @one_line_errors
 @spec_options
 def update(name: str, wait: WaitFlag = False, as_json: JsonFlag = False, **options: Any) -> None:
-    """Change a service's configuration (env and secrets replace the old sets)."""
+    """Change a service's configuration: each option given replaces that setting (--env,
+    --secret and --domain the whole set: '' empties one)."""
     client = Client.from_environment()
     body = _body(options)
     if not body:
@@ -294,7 +307,7 @@ def describe(name: str, as_json: JsonFlag = False) -> None:
         emit(service, [], True)
         return
     for key in ("name", "owner", "status", "url", "active_revision", "revision", "operation"):
-        console.print(f"[bold]{key:<16}[/bold]{service.get(key)}", highlight=False)
+        _described(key, service.get(key))
     config = service["config"]
     for key in (
         "image",
@@ -306,12 +319,11 @@ def describe(name: str, as_json: JsonFlag = False) -> None:
         "max_concurrency",
         "auto_deploy",
     ):
-        console.print(f"[bold]{key:<16}[/bold]{config.get(key)}", highlight=False)
-    shared = config.get("autoscaling_configuration")
-    console.print(f"[bold]{'autoscaling':<16}[/bold]{shared or 'its own'}", highlight=False)
+        _described(key, config.get(key))
+    _described("autoscaling", config.get("autoscaling_configuration") or "its own")
     for kind in ("env", "secrets"):
         for k, v in (config.get(kind) or {}).items():
-            console.print(f"[bold]{kind:<16}[/bold]{k}={v}", highlight=False, markup=False)
+            _described(kind, f"{k}={v}")
     emit(
         list(service["instances"]),
         ["id", "revision", "state", "health", "address"],
@@ -320,11 +332,19 @@ def describe(name: str, as_json: JsonFlag = False) -> None:
     )
 
 
+def _described(key: str, value: object) -> None:
+    """One line of `describe`: the key in bold, the value as it is (a value is never markup)."""
+    console.print(Text.assemble((f"{key:<16}", "bold"), str(value)), highlight=False)
+
+
 @app.command("ops")
 @one_line_errors
 def ops(
     name: str,
-    operation: Annotated[str | None, typer.Argument(help="Show this operation's log.")] = None,
+    operation: Annotated[
+        str | None,
+        typer.Argument(help="Show this operation's log (its id, or the start of it)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """A service's operations, newest first; or one operation with its log."""
@@ -333,13 +353,29 @@ def ops(
         rows = client.get(f"/api/v1/services/{quote(name, safe='')}/operations")
         emit(rows, ["id", "kind", "status", "revision", "created_at", "message"], as_json)
         return
-    op = client.get(f"/api/v1/operations/{quote(operation, safe='')}")
+    listed = client.get(f"/api/v1/services/{quote(name, safe='')}/operations")
+    chosen = operation_named(operation, [row["id"] for row in listed], name)
+    op = client.get(f"/api/v1/operations/{chosen}")
     if as_json:
         emit(op, [], True)
         return
     console.print(f"{op['kind']} {op['status']}  {op['message']}", highlight=False)
     for line in op["log"]:
         console.print(f"  {line['at'][11:19]}  {line['line']}", highlight=False, markup=False)
+
+
+def operation_named(given: str, ids: list[str], service: str) -> str:
+    """The one id of `ids` that starts with `given`, as git takes the start of a commit's
+    hash (a table on a terminal cuts ids, with a '…' that may come along when copied)."""
+    prefix = given.strip().removesuffix("…")
+    if not prefix:
+        raise CliError("give an operation's id, or the start of it")
+    found = [each for each in ids if each.startswith(prefix)]
+    if not found:
+        raise CliError(f"no operation of {service} starts with {prefix!r}")
+    if len(found) > 1:
+        raise CliError(f"{prefix!r} names {len(found)} operations of {service}: {', '.join(found)}")
+    return found[0]
 
 
 @app.command("revisions")

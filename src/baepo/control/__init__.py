@@ -81,6 +81,7 @@ from baepo.control.views import (
     LogLine,
     OperationView,
     RevisionView,
+    ServiceIdentity,
     ServiceView,
 )
 
@@ -139,6 +140,7 @@ __all__ = [
     "SecretBox",
     "SecretsUnreadable",
     "ServiceExists",
+    "ServiceIdentity",
     "ServiceNotFound",
     "ServiceSpec",
     "ServiceStatus",

@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from baepo.control.changes import ServiceKey
+from baepo.control.instances import revision_of
 from baepo.control.journal import Journal
 from baepo.control.quotas import InstanceLedger, Quota
 from baepo.control.scaling import Scaling, Wanted
@@ -46,8 +47,7 @@ class InstanceCounts:
         if desired.revision is None or desired.paused or desired.deleting:
             return None
         route = route_state.route if route_state else None
-        ready = sum(1 for s in route.servers if s.state is ServerState.READY) if route else 0
-        wanted = self._scaling.want(desired.service, last.bounds, ready)
+        wanted = self._scaling.want(desired.service, last.bounds, serving(desired.service, route))
         if wanted.instances == self._asked.get(key.id) and wanted.reason is None:
             return None
         return wanted
@@ -83,7 +83,7 @@ class InstanceCounts:
             stopped = desired.paused or desired.deleting
             self._ledger.hold(state.service_id, state.owner, 0 if stopped else desired.instances)
             return state
-        ready = sum(1 for s in route.servers if s.state is ServerState.READY) if route else 0
+        ready = serving(desired.service, route)
         wanted = decided or self._scaling.want(desired.service, state.bounds, ready)
         self._asked[state.service_id] = wanted.instances
         admitted = self._ledger.admit(
@@ -99,3 +99,16 @@ class InstanceCounts:
         if admitted.note is not None:
             await self._journal.event(scaled, "scaled", "", admitted.note)
         return scaled
+
+
+def serving(service: str, route: Route | None) -> int:
+    """The service's size as its autoscaler sees it: the ready instances of the revision with
+    the most. A start-first deploy routes the new revision's instances beside the old ones
+    until it drains them; counted together, that moment's double count would be kept for the
+    scale-down delay and started again by the next deploy, doubling deploy after deploy."""
+    per_revision: dict[int | None, int] = {}
+    for server in route.servers if route else ():
+        if server.state is ServerState.READY:
+            revision = revision_of(service, server.name)
+            per_revision[revision] = per_revision.get(revision, 0) + 1
+    return max(per_revision.values(), default=0)

@@ -198,7 +198,7 @@ class Lifecycle:
         except (ImageNotFound, PullFailed) as exc:
             if not name.domain and self._present(image):
                 return _Pinned(image, None, f"{image} is not in a registry; using the local image")
-            raise PullError(f"cannot pull {ref}: {exc}") from exc
+            raise PullError(str(exc)) from exc  # "cannot pull <ref>: …", the engine's words
         except EngineUnavailable:
             raise
         except EngineError as exc:

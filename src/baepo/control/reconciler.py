@@ -100,6 +100,26 @@ FULL_PASS_S = 60.0
 not hang on an event or a change mark that was missed."""
 
 
+class Outage:
+    """Something the loop keeps trying (listing the containers, watching the events) that
+    fails: a warning when it begins and when its reason changes, not at every try (a pass
+    every 2 s); a line when it ends."""
+
+    def __init__(self, over: str) -> None:
+        self._over = over
+        self._why: str | None = None
+
+    def began(self, why: str) -> None:
+        if why != self._why:
+            log.warning("%s", why)
+        self._why = why
+
+    def ended(self) -> None:
+        if self._why is not None:
+            log.info("%s", self._over)
+        self._why = None
+
+
 class Reconciler:
     def __init__(
         self,
@@ -162,6 +182,9 @@ class Reconciler:
         self._listing: list[Instance] | None = None  # the last listing of our containers
         self._watching = False  # an engine event stream is open: no event, no change
         self._engine_moved = True
+        self._unlisted = Outage("the engine answers again: services go on")
+        self._unwatched = Outage("watching the engine's events again")
+        self._cut = Outage("the engine's event stream delivers again")
         self._busy = True
         self._passes: dict[str, asyncio.Task[bool]] = {}  # service id → its convergence
         self._begins: dict[str, asyncio.Task[None]] = {}  # service → its next operation's begin
@@ -255,9 +278,10 @@ class Reconciler:
             try:
                 stream = self._engine.events({LABEL_INSTALLATION: self._installation})
             except EngineError as exc:
-                log.warning("cannot watch engine events (%s); retrying", exc)
+                self._unwatched.began(f"{exc}; trying again every 5 s")
                 self._stopping.wait(5)
                 continue
+            self._unwatched.ended()
             with self._stream_lock:
                 self._stream = stream
             if self._stopping.is_set():
@@ -266,13 +290,14 @@ class Reconciler:
             self._watching = True
             try:
                 for event in stream:
+                    self._cut.ended()
                     self._engine_moved = True
                     if LABEL_SERVICE in event.labels:
                         self.wake()
                         if self._logs is not None:
                             self._logs.capture_died(event)
             except EngineError as exc:
-                log.warning("engine event stream ended (%s)", exc)
+                self._cut.began(f"the engine's event stream ended: {exc}")
             finally:
                 self._watching = False
                 stream.close()
@@ -345,10 +370,11 @@ class Reconciler:
             )
         except EngineError as exc:
             self._listing = None
-            log.warning("cannot list containers: %s", exc)
+            self._unlisted.began(f"{exc}; services wait until it answers")
             line = f"waiting for the engine: {exc}"
             await asyncio.to_thread(self._journal.note_waiting, [k.id for k in services], line)
             return None
+        self._unlisted.ended()
         self._listing = listing
         return listing
 

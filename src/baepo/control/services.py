@@ -60,6 +60,7 @@ from baepo.control.views import (
     LogEntry,
     OperationView,
     RevisionView,
+    ServiceIdentity,
     ServiceView,
     event_log_entries,
     event_view,
@@ -270,6 +271,14 @@ class Services:
         with self._session() as s:
             service = _reached(records.live_service(s, name), caller)
             return self._view(s, service, running.get(name, ()))
+
+    def identity(self, name: str, *, caller: Caller = SYSTEM) -> ServiceIdentity:
+        """Its owner and creation time, from the database alone: for the checks made at
+        every git request and pipeline settings read (`describe` also asks the engine for
+        the service's instances)."""
+        with self._session() as s:
+            service = _reached(records.live_service(s, name), caller)
+            return ServiceIdentity(service.name, service.owner, service.created_at)
 
     def secrets(self, name: str, *, caller: Caller = SYSTEM) -> dict[str, str]:
         """The service's secrets in the clear: for what Baepo runs on its behalf (a

@@ -19,7 +19,8 @@ Fields and defaults (App Runner's):
     port              8080
     command           none (the image's own); a string is split like a shell would
     env, secrets      NAME → value; secrets are encrypted at rest and shown masked
-    cpu, memory       1 vCPU / 2 GB; App Runner's pairs only (CPU_MEMORY below)
+    cpu, memory       1 vCPU / 2 GB; App Runner's pairs only (CPU_MEMORY below); a memory
+                      not given follows the CPU (the smallest size allowed with it)
     health_check      tcp (or http + path), interval 5 s, timeout 2 s, healthy 1, unhealthy 5
     min/max_instances 1 / 25;  max_concurrency 100 requests per instance
     autoscaling_configuration
@@ -48,6 +49,7 @@ from baepo.router.errors import InvalidRoute
 from baepo.router.table import normalize_hostname
 from baepo.service_fields import (
     BOUND_FIELDS,
+    CPU_MEMORY,
     FIELD_NAMES,
     FIELDS,
     HEALTH_CHECK_FIELDS,
@@ -86,15 +88,6 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MASK = "********"
 """What a secret's value reads as everywhere outside the container."""
-
-CPU_MEMORY: dict[float, tuple[int, ...]] = {
-    0.25: (512, 1024),
-    0.5: (1024,),
-    1.0: (2048, 3072, 4096),
-    2.0: (4096, 6144),
-    4.0: (8192, 10240, 12288),
-}
-"""vCPU → the memory sizes (MB) App Runner allows with it."""
 
 REVISION_ATTRIBUTES = tuple(f.key for f in FIELDS if f.revision)
 """Changing one of these needs new instances, hence a new revision."""
@@ -464,16 +457,25 @@ class _Validator:
         return cpu
 
     def memory(self, f: Field, cpu: float) -> int:
+        """The memory size; one not given follows the CPU, as App Runner's pairs do: the
+        smallest size allowed with it (a change of CPU keeps the size if still allowed)."""
         default = f.default
         assert isinstance(default, int)
         if not self.cpu_ok:
             return default  # the sizes allowed depend on the CPU: nothing to check it against
-        memory = _parse_memory(self.raw.get(f.name, default))
-        if memory is None or memory not in CPU_MEMORY[cpu]:
-            allowed = ", ".join(f"{m / 1024:g} GB" for m in CPU_MEMORY[cpu])
-            self.bad(f.name, f"{self.raw.get(f.name)!r} with {cpu:g} vCPU; allowed: {allowed}")
-            return CPU_MEMORY[cpu][0]
-        return memory
+        allowed = CPU_MEMORY[cpu]
+        value = self.raw.get(f.name)
+        if value is None:
+            return allowed[0]
+        memory = _parse_memory(value)
+        if memory is None:
+            self.bad(f.name, f"{value!r} is not a memory size: MB (2048) or '2 GB', '512 MB'")
+        elif memory in allowed:
+            return memory
+        elif f.name in self.named:
+            sizes = ", ".join(f"{m / 1024:g} GB" for m in allowed)
+            self.bad(f.name, f"{value!r} with {cpu:g} vCPU; allowed: {sizes}")
+        return allowed[0]
 
     def health_check(self) -> HealthCheck:
         value = self.raw.get("health_check")

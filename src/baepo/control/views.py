@@ -57,6 +57,16 @@ class ServiceView:
 
 
 @dataclass(frozen=True)
+class ServiceIdentity:
+    """Whose a live service is and since when: what a caller's reach is checked against,
+    and what tells it from an earlier service of the same name."""
+
+    name: str
+    owner: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class LogLine:
     at: datetime
     line: str

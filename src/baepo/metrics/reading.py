@@ -63,7 +63,7 @@ class BoundedRead(Generic[T]):
 
     def _down(self, why: str) -> None:
         if self.outage is None:
-            log.warning("cannot read %s (%s): %s until it can", self._what, why, self._meanwhile)
+            log.warning("cannot read %s: %s; %s until it can", self._what, why, self._meanwhile)
         self.outage = why
 
 

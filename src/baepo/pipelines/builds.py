@@ -14,6 +14,14 @@ root's `engine_credentials`), asked for at each build so a rotated one is used. 
 credential is offered to the builder for every name of Baepo's registry, for a Dockerfile
 `FROM` one of its images.
 
+Every build leaves an image on the engine, labelled with its repository (`LABEL_REPOSITORY`).
+After a deploy, `prune` removes a repository's older ones: it keeps the newest `KEEP_IMAGES`
+(their layers are the next build's cache) and the one deployed (however old: a re-run of an
+earlier commit builds nothing new), and the engine keeps any other a container uses. An image
+removed here is still in Baepo's registry: a rollback pulls it again. The untagged images of
+the repository (a tag that moved to a new image) go too; a failed build's layers do not: they
+carry no label (the builder labels the last layer only).
+
 Errors are the runtime room's, raised as they come: `BuildFailed` (the builder's message),
 `BuildCancelled`, `PushFailed`, `EngineUnavailable`.
 """
@@ -26,10 +34,19 @@ from pathlib import Path
 from baepo.clock import Clock
 from baepo.control import RegistryLink
 from baepo.references import InvalidReference, Reference
-from baepo.runtime import BuildCancelled, BuildFailed, BuildSpec, Engine, LineSink
+from baepo.runtime import (
+    BuildCancelled,
+    BuildFailed,
+    BuildSpec,
+    ContainerConflict,
+    Engine,
+    LineSink,
+)
 
 LABEL_REPOSITORY = "baepo.pipeline.repository"
 """Set on every image a pipeline builds: the registry repository it was built for."""
+KEEP_IMAGES = 3
+"""A repository's newest images the engine keeps after a deploy (`Builder.prune`)."""
 
 
 class Builder:
@@ -97,6 +114,38 @@ class Builder:
         digest = self._engine.push(ref, credentials, on_line)
         on_line(f"Pushed {ref} ({digest}) in {self._clock.monotonic() - built:.1f} s")
         return ref
+
+    def prune(self, repository: str, *, keep: str, count: int = KEEP_IMAGES) -> list[str]:
+        """Remove the engine's images built for `repository` but the newest `count` and
+        `keep`, then its untagged ones; the names removed. Only names of the repository in
+        Baepo's registry are removed: a name someone else gave an image keeps it."""
+        labels = {LABEL_REPOSITORY: repository}
+        tagged = [image for image in self._engine.images(labels) if image.tags]
+        kept = {image.id for image in tagged[:count]}
+        kept |= {image.id for image in tagged if keep in image.tags}
+        removed = []
+        for image in tagged:
+            if image.id in kept:
+                continue
+            for tag in image.tags:
+                if not self._names(tag, repository):
+                    continue
+                try:
+                    self._engine.remove_image(tag)
+                except ContainerConflict:
+                    continue  # a container uses it: the engine keeps its last name
+                removed.append(tag)
+        self._engine.prune_images(labels)
+        return removed
+
+    def _names(self, tag: str, repository: str) -> bool:
+        """Whether `tag` is a name of `repository` in Baepo's registry."""
+        try:
+            name = Reference.parse(tag)
+        except InvalidReference:
+            return False
+        ours = self._registry.owns(name) or name.domain == self.push_host
+        return ours and name.path == repository
 
     def _reference(self, repository: str, tag: str) -> str:
         ref = f"{self.push_host}/{repository}:{tag}"

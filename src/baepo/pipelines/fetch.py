@@ -9,7 +9,10 @@ so it is fenced in:
 - The host is resolved once, here, and must not be this machine or a private network
   (`baepo.auth.rights.internal_address`, the same fence as images pulled from a registry)
   unless the caller allows it; git is then pinned to the addresses checked
-  (`http.curloptResolve`), so a DNS answer that changes in between cannot move it.
+  (`http.curloptResolve`), so a DNS answer that changes in between cannot move it. The
+  lookup runs in a thread of its own and is waited for until the fetch's deadline: a
+  resolver that does not answer keeps that thread until the system's resolver gives up,
+  never the fetch.
 - git runs with no system or global config, no credential helper, no terminal prompt, and
   an environment of its own (no proxy variables: Baepo's own are not the repository's).
 - Bounded in time (the whole fetch, all attempts, one deadline; the process group is killed)
@@ -30,7 +33,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,6 +56,15 @@ _GIT_CONFIG = (
     "advice.detachedHead=false",
 )
 
+Resolve = Callable[[str, int], Sequence[str]]
+"""(host, port) → its addresses; raises `OSError` when it has none (`resolve`, or a test's)."""
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The host's addresses, as the system's resolver answers (blocking)."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
+
 
 def fetch_commit(
     url: str,
@@ -61,13 +76,14 @@ def fetch_commit(
     branch: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     allow_private: bool = False,
+    resolver: Resolve = resolve,
 ) -> None:
     """Write the tree of `commit` at `url` to `dest_tar`; `FetchFailed` saying why not.
     `work` is a directory the caller owns; what is fetched there is removed at the end."""
     if not _COMMIT.fullmatch(commit):
         raise FetchFailed(f"{commit!r} is not a commit id")
-    pin = _pinned(url, allow_private)
     deadline = time.monotonic() + timeout_s
+    pin = _pinned(url, allow_private, resolver, deadline)
     repository = work / "fetch.git"
     shutil.rmtree(repository, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -99,7 +115,7 @@ def fetch_commit(
         shutil.rmtree(repository, ignore_errors=True)
 
 
-def _pinned(url: str, allow_private: bool) -> str:
+def _pinned(url: str, allow_private: bool, resolver: Resolve, deadline: float) -> str:
     """The `http.curloptResolve` entry that pins the URL's host to the addresses checked."""
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
         raise FetchFailed("the URL holds spaces or control characters")
@@ -116,17 +132,32 @@ def _pinned(url: str, allow_private: bool) -> str:
     port = port or (443 if parts.scheme == "https" else 80)
     addresses = literal_addresses(host)
     if addresses is None:
-        try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
-            raise FetchFailed(f"cannot resolve {host}: {exc}") from None
-        addresses = tuple(dict.fromkeys(str(info[4][0]) for info in found))
+        addresses = _resolved(host, port, resolver, deadline)
     if not addresses:
         raise FetchFailed(f"cannot resolve {host}")
     if not allow_private and any(internal_address(a) for a in addresses):
         raise FetchFailed(f"refused: {host} is this machine or a private network")
     listed = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
     return f"{host}:{port}:{listed}"
+
+
+def _resolved(host: str, port: int, resolver: Resolve, deadline: float) -> tuple[str, ...]:
+    """The resolver's answer, waited for in this thread until `deadline`."""
+    answer: Future[Sequence[str]] = Future()
+
+    def look_up() -> None:
+        try:
+            answer.set_result(resolver(host, port))
+        except BaseException as exc:  # passed to the waiting thread, which judges it
+            answer.set_exception(exc)
+
+    threading.Thread(target=look_up, name="baepo-fetch-resolve", daemon=True).start()
+    try:
+        return tuple(answer.result(timeout=max(0.0, deadline - time.monotonic())))
+    except TimeoutError:
+        raise _OutOfBounds(f"cannot resolve {host}: no answer in time") from None
+    except (OSError, UnicodeError) as exc:
+        raise FetchFailed(f"cannot resolve {host}: {exc}") from None
 
 
 def redacted(url: str) -> str:

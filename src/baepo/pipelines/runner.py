@@ -9,11 +9,15 @@
               exits non-zero fails the run: nothing is built or deployed
     build     only on the service's deploy branch (and unless `deploy: false`): with the
               Dockerfile (`build.dockerfile` in `build.context`), else with the Dockerfile
-              made from `apprunner.yaml` on the runtime's base image, else the run fails
+              made from `apprunner.yaml` on the runtime's base image, else the run fails;
+              stopped (the engine breaks it off) and failed past `build.timeout`
     push      to Baepo's registry as `<registry>/<owner>/<service>:<commit>` (the Builder)
     deploy    `Services.deploy(service, image=…)`: the same operation as any deploy (health
               gate, the old revision kept serving on failure), followed until it ends, its
               log lines copied into the run's log; the run SUCCEEDED only if it did
+    prune     after a deploy that succeeded, the repository's older images leave the engine
+              (`Builder.prune`: the newest few and the one deployed stay). One run of a
+              service executes at a time, so no other run of it builds or deploys meanwhile
 
 Step containers carry `baepo.pipeline.run=<run id>` and `baepo.pipeline.step=<name>`, so that
 a run cut short by a restart leaves nothing behind (`abandon`). A cancel kills the step's
@@ -39,7 +43,7 @@ from baepo.control import (
     OperationStatus,
     OperationView,
     RegistryLink,
-    ServiceView,
+    ServiceIdentity,
 )
 from baepo.pipelines.apprunner import dockerfile_for, parse_apprunner
 from baepo.pipelines.errors import (
@@ -75,6 +79,8 @@ WAIT_SLICE_S = 1.0
 STOP_S = 2.0
 """A step killed (timeout, cancel) gets this long after SIGTERM."""
 OUTPUT_JOIN_S = 10.0
+BUILD_LOOK_S = 0.1
+"""How often a build's time limit and the run's cancel are looked at."""
 OPERATION_INDENT = "       "
 
 
@@ -114,11 +120,13 @@ class ImageBuilder(Protocol):
         cancel: threading.Event | None = None,
     ) -> str: ...
 
+    def prune(self, repository: str, *, keep: str) -> list[str]: ...
+
 
 class Deployments(Protocol):
     """What the runner needs of the control room's `Services`."""
 
-    def describe(self, name: str, *, caller: Caller = ...) -> ServiceView: ...
+    def identity(self, name: str, *, caller: Caller = ...) -> ServiceIdentity: ...
 
     def secrets(self, name: str, *, caller: Caller = ...) -> dict[str, str]: ...
 
@@ -201,8 +209,11 @@ class Runner:
             )
         if not spec.deploy:
             return Outcome(RunStatus.SUCCEEDED, f"{PIPELINE_FILE} says deploy: false")
-        image = self._build(run, job, spec, owner)
-        return self._deploy(run, job, image)
+        repository = f"{owner}/{run.service}"
+        image = self._build(run, job, spec, repository)
+        outcome = self._deploy(run, job, image)
+        self._prune(job, repository, image)
+        return outcome
 
     def _pipeline(self, job: RunJob) -> PipelineSpec:
         text = read_text(job.workspace, PIPELINE_FILE)
@@ -216,7 +227,7 @@ class Runner:
 
     def _owner(self, service: str) -> str:
         try:
-            return self._services.describe(service).owner
+            return self._services.identity(service).owner
         except ControlError as exc:
             raise RunFailed(str(exc)) from exc
 
@@ -328,7 +339,7 @@ class Runner:
             raise RunFailed(f"step {step.name}: cannot pull {step.image}: {exc}") from exc
         return ref
 
-    def _build(self, run: RunView, job: RunJob, spec: PipelineSpec, owner: str) -> str:
+    def _build(self, run: RunView, job: RunJob, spec: PipelineSpec, repository: str) -> str:
         dockerfile = PurePosixPath(spec.build.dockerfile)
         text: str | None = None
         inside = _relative_to(dockerfile, PurePosixPath(spec.build.context))
@@ -346,8 +357,8 @@ class Runner:
             except AppRunnerConfigError as exc:
                 raise RunFailed(f"{APPRUNNER_FILE}: {exc}") from exc
             how = f"from {APPRUNNER_FILE} ({config.runtime})"
-        repository = f"{owner}/{run.service}"
         job.log.stage(f"building {repository}:{run.commit[:12]} {how}")
+        limit = _BuildLimit(self._clock, spec.build.timeout_s, job.cancelled)
         try:
             # The builder resolves the context inside the workspace (a link in the
             # repository cannot send it elsewhere on this machine).
@@ -359,12 +370,18 @@ class Runner:
                 dockerfile_text=text,
                 context=spec.build.context,
                 on_line=job.log.write,
-                cancel=job.cancelled,
+                cancel=limit.stop,
             )
         except EngineError as exc:
             if job.cancelled.is_set():
                 raise RunCancelled from exc
+            if limit.expired:
+                why = f"the build took longer than {spec.build.timeout_s:g} s (build.timeout)"
+                job.log.stage(f"{why}: stopped")
+                raise RunFailed(why) from exc
             raise RunFailed(f"the build failed: {exc}") from exc
+        finally:
+            limit.close()
         job.built(image)
         job.log.stage(f"pushed {image}")
         return image
@@ -394,6 +411,44 @@ class Runner:
             why = operation.message or operation.status
             raise RunFailed(f"the deploy failed: {why}; the service keeps its revision")
         return Outcome(RunStatus.SUCCEEDED, f"deployed {image} as revision {operation.revision}")
+
+    def _prune(self, job: RunJob, repository: str, deployed: str) -> None:
+        try:
+            removed = self._builder.prune(repository, keep=deployed)
+        except EngineError as exc:  # the run has succeeded: the next one tries again
+            job.log.stage(f"cannot remove older images of {repository}: {exc}")
+            return
+        if removed:
+            images = "image" if len(removed) == 1 else "images"
+            job.log.stage(f"removed {len(removed)} older {images} of {repository} from the engine")
+
+
+class _BuildLimit:
+    """What stops a build: the run's cancel, or its time limit passing on the runner's clock.
+    `stop` is the event the builder is handed; a thread sets it (and `expired`, for the
+    limit), looking every `BUILD_LOOK_S` until it has or `close()` is called."""
+
+    def __init__(self, clock: Clock, seconds: float, cancelled: threading.Event) -> None:
+        self.stop = threading.Event()
+        self.expired = False
+        self._clock = clock
+        self._deadline = clock.monotonic() + seconds
+        self._cancelled = cancelled
+        self._closed = threading.Event()
+        threading.Thread(target=self._watch, name="baepo-build-limit", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._closed.is_set():
+            if self._cancelled.wait(BUILD_LOOK_S):
+                self.stop.set()
+                return
+            if self._clock.monotonic() >= self._deadline:
+                self.expired = True
+                self.stop.set()
+                return
+
+    def close(self) -> None:
+        self._closed.set()
 
 
 class _Output:

@@ -44,7 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from baepo.clock import Clock
-from baepo.control import SYSTEM, Caller, ServiceView
+from baepo.control import SYSTEM, Caller, ServiceIdentity
 from baepo.pipelines import records
 from baepo.pipelines.errors import (
     PipelinesUnavailable,
@@ -127,9 +127,9 @@ class Outcome:
 
 class ServiceDirectory(Protocol):
     """What the runs need of the control room's `Services`: whether a caller reaches a live
-    service, and its owner."""
+    service, and its owner (a database read: the engine is not asked)."""
 
-    def describe(self, name: str, *, caller: Caller = ...) -> ServiceView: ...
+    def identity(self, name: str, *, caller: Caller = ...) -> ServiceIdentity: ...
 
 
 class Execution(Protocol):
@@ -311,7 +311,7 @@ class Runs:
         name."""
         if trigger not in TRIGGERS:
             raise ValueError(f"unknown trigger {trigger!r}")
-        owner = self._services.describe(service, caller=caller).owner
+        owner = self._services.identity(service, caller=caller).owner
         run_id = uuid.uuid4().hex
         self._keep_source(source, run_id)
         superseded: builtins.list[str] = []

@@ -84,7 +84,7 @@ class Settings:
 
     def get(self, service: str, *, caller: Caller) -> PipelineSettings:
         """The service's settings (`ServiceNotFound` if the caller does not reach it)."""
-        since = self._services.describe(service, caller=caller).created_at
+        since = self._services.identity(service, caller=caller).created_at
         with self._session() as s:
             return _view(service, _current(s, service, since))
 
@@ -99,7 +99,7 @@ class Settings:
         """Change what is given; a `source_url` of "" forgets it."""
         branch = None if deploy_branch is None else check_branch(deploy_branch)
         url = None if not source_url else check_source_url(source_url)
-        since = self._services.describe(service, caller=caller).created_at
+        since = self._services.identity(service, caller=caller).created_at
         with self._session() as s, s.begin():
             row = self._row(s, service, since)
             if branch is not None:
@@ -111,7 +111,7 @@ class Settings:
 
     def rotate_webhook_secret(self, service: str, *, caller: Caller) -> str:
         """A new webhook secret, returned once (only its sealed form is kept)."""
-        since = self._services.describe(service, caller=caller).created_at
+        since = self._services.identity(service, caller=caller).created_at
         secret = secrets.token_urlsafe(32)
         sealed = self._box.seal(secret)
         with self._session() as s, s.begin():
@@ -122,7 +122,7 @@ class Settings:
 
     def webhook_secret(self, service: str) -> str | None:
         """The secret webhooks of `service` are signed with (Baepo's own read)."""
-        since = self._services.describe(service, caller=SYSTEM).created_at
+        since = self._services.identity(service, caller=SYSTEM).created_at
         with self._session() as s:
             row = _current(s, service, since)
             sealed = row.webhook_secret if row is not None else None

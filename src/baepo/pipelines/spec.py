@@ -15,6 +15,7 @@ steps:
 build:                               # optional; the defaults shown
   dockerfile: Dockerfile
   context: .
+  timeout: 30m                       # then the build is stopped and the run fails
 deploy: true                         # false: run the steps, build nothing, deploy nothing
 ```
 
@@ -45,6 +46,8 @@ MAX_STEPS = 50
 CPU_RANGE = (0.1, 64.0)
 MEMORY_RANGE_MB = (64, 256 * 1024)
 TIMEOUT_RANGE_S = (1.0, 24 * 3600.0)
+STEP_TIMEOUT_S = 600.0
+BUILD_TIMEOUT_S = 1800.0
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 _MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*(mib|mb|m|gib|gb|g)?", re.IGNORECASE)
 
@@ -54,7 +57,8 @@ _STEP_KEYS = frozenset(
     | {"cpu", "memory", "timeout"}
 )
 _WHEN_KEYS = frozenset({"branch"})
-_BUILD_KEYS = frozenset({"dockerfile", "context"})
+_BUILD_PATHS = frozenset({"dockerfile", "context"})
+_BUILD_KEYS = _BUILD_PATHS | {"timeout"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class Step:
     depends_on: tuple[str, ...] = ()
     cpu: float = 1.0
     memory_mb: int = 1024
-    timeout_s: float = 600.0
+    timeout_s: float = STEP_TIMEOUT_S
 
     def script(self) -> str:
         """The script `/bin/sh -e` runs: each command echoed as `$ <command>`, then run. Each
@@ -92,6 +96,8 @@ class BuildSection:
     """Relative to the repository's root."""
     context: str = "."
     """Relative to the repository's root."""
+    timeout_s: float = BUILD_TIMEOUT_S
+    """The build is stopped past it (the push after it is not counted)."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,7 @@ def _step(read: Reader, raw: object, where: str) -> Step:
         depends_on=_optional_texts(read, fields.get("depends_on"), join(where, "depends_on")),
         cpu=_cpu(read, fields.get("cpu"), join(where, "cpu")),
         memory_mb=_memory(read, fields.get("memory"), join(where, "memory")),
-        timeout_s=_timeout(read, fields.get("timeout"), join(where, "timeout")),
+        timeout_s=_timeout(read, fields.get("timeout"), join(where, "timeout"), STEP_TIMEOUT_S),
     )
 
 
@@ -263,9 +269,9 @@ def _memory(read: Reader, raw: object, where: str) -> int:
     return int(megabytes)
 
 
-def _timeout(read: Reader, raw: object, where: str) -> float:
+def _timeout(read: Reader, raw: object, where: str, default: float) -> float:
     if raw is None:
-        return 600.0
+        return default
     if isinstance(raw, str) and not _is_number(raw):
         match = _DURATION.fullmatch(raw.strip())
         if not raw.strip() or not match:
@@ -291,10 +297,11 @@ def _build(read: Reader, raw: object) -> BuildSection:
         return BuildSection()
     fields = read.mapping(raw, "build", _BUILD_KEYS)
     paths = {}
-    for key in _BUILD_KEYS:
+    for key in _BUILD_PATHS:
         if fields.get(key) is not None:
             paths[key] = _relative_path(read, fields[key], f"build.{key}")
-    return BuildSection(**paths)
+    timeout = _timeout(read, fields.get("timeout"), "build.timeout", BUILD_TIMEOUT_S)
+    return BuildSection(**paths, timeout_s=timeout)
 
 
 def _relative_path(read: Reader, raw: object, where: str) -> str:

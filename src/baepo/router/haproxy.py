@@ -420,6 +420,12 @@ class HAProxyRouter:
         for service in table.services:
             for name, hostnames in self._certificates(service):
                 self._ensure_certificate(name, hostnames, live=False)
+        # The crt-list names certificates by path: written again from the certificate
+        # directory, so that one restored from a backup (without its list) or moved starts.
+        try:
+            self._files.write_crt_list()
+        except OSError as exc:
+            raise HAProxyUnavailable(f"cannot write {self.paths.crt_list}: {exc}") from exc
         self._write_files(table)
         if not self.paths.server_state.exists():
             self._write(self.paths.server_state, "1\n")

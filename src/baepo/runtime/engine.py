@@ -219,6 +219,18 @@ class Image:
     digest: str | None
 
 
+@dataclass(frozen=True)
+class LocalImage:
+    """An image the engine holds, as `Engine.images` lists it. `tags` are its names
+    (`repository:tag`; none once it has lost them all: an untagged image); `labels` are its
+    own and those it inherits from its FROM image; `created` is when it was built."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+    created: datetime
+
+
 OutputSource = Literal["stdout", "stderr"]
 
 
@@ -271,11 +283,31 @@ class Engine(Protocol):
         ...
 
     def pull(self, ref: str, auth: Credentials | None = None) -> Image:
-        """Fetch `ref` (a tag defaults to `latest`) from its registry; return it with its digest."""
+        """Fetch `ref` (a tag defaults to `latest`) from its registry; return it with its digest.
+
+        `ImageNotFound` and `PullFailed` say `cannot pull <ref>: <why>`, whole for a person."""
         ...
 
     def image_present(self, ref: str) -> bool:
         """Whether `ref` can be run without pulling."""
+        ...
+
+    def images(self, labels: Mapping[str, str]) -> builtins.list[LocalImage]:
+        """The local images carrying all of `labels`, tagged or not, newest first (a build's
+        intermediate layers are not listed)."""
+        ...
+
+    def remove_image(self, ref: str) -> None:
+        """Remove the name `ref` (`repository:tag`): the image goes with its last tag, and
+        with it the layers no other image uses. A no-op if nothing has that name;
+        `ContainerConflict` if `ref` is the last tag of an image a container (running or not)
+        uses."""
+        ...
+
+    def prune_images(self, labels: Mapping[str, str]) -> None:
+        """Remove the untagged images carrying all of `labels` (at least one: the engine
+        may hold others' images) that no container uses, with the layers no other image
+        uses."""
         ...
 
     def run(self, spec: ContainerSpec) -> Instance:

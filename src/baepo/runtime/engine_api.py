@@ -23,7 +23,8 @@ first call): `baepo up` starts while the engine is still down, and its loops rep
 `EngineUnavailable` until it answers. Every call is bounded by `timeout_s` (a stop by its stop
 timeout more; a pull's and an event stream's answers by what arrives: see `pull`, `events`).
 What the client raises is translated in `boundary.py`, and nowhere else. Builds and pushes
-(`build`, `push`) are in `builds.py`.
+(`build`, `push`) are in `builds.py`; listing and removing images (`images`, `remove_image`,
+`prune_images`) in `images.py`.
 
 The requests are the ones the docker SDK (docker-py 7.1) made for the same calls, down to the
 container create's body (`containers.py`), so both engines read them as they always have.
@@ -37,7 +38,6 @@ import functools
 import json
 import logging
 import math
-import re
 import threading
 import time
 from collections import deque
@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from baepo.runtime import builds, distribution
+from baepo.runtime import images as local_images
 from baepo.runtime.boundary import boundary as _boundary
 from baepo.runtime.containers import create_body
 from baepo.runtime.engine import (
@@ -62,6 +63,7 @@ from baepo.runtime.engine import (
     InstanceState,
     Limits,
     LineSink,
+    LocalImage,
     Network,
     OutputLine,
     OutputSource,
@@ -77,6 +79,7 @@ from baepo.runtime.engine_http import (
     demultiplex,
     endpoint,
     registry_auth,
+    timestamp,
 )
 from baepo.runtime.errors import (
     ContainerConflict,
@@ -92,7 +95,6 @@ from baepo.runtime.usage import usage_of
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_FRACTION = re.compile(r"\.\d+")
 _EVENTS = ("start", "die", "destroy")
 _STATES = {"created", "running", "paused", "restarting", "removing", "exited", "dead"}
 # libpod states Podman's compatible API can let through, in Docker's words.
@@ -210,6 +212,15 @@ class DockerEngine:
         except ImageNotFound:
             return False
         return True
+
+    def images(self, labels: Mapping[str, str]) -> builtins.list[LocalImage]:
+        return local_images.listed(self._client, labels)
+
+    def remove_image(self, ref: str) -> None:
+        local_images.remove(self._client, ref)
+
+    def prune_images(self, labels: Mapping[str, str]) -> None:
+        local_images.prune(self._client, labels)
 
     # -- containers -----------------------------------------------------------------------
 
@@ -547,7 +558,7 @@ class DockerOutputStream:
 
     def _add(self, source: OutputSource, line: str) -> None:
         stamp, _, text = line.partition(" ")
-        at = _timestamp(stamp)
+        at = timestamp(stamp)
         if at is None:  # a line the engine did not stamp: the one before's time
             at, text = self._last, line
         self._last = at
@@ -670,8 +681,8 @@ def _instance(
         exit_code=int(state.get("ExitCode") or 0) if exited else None,
         port=port,
         address=address,
-        started_at=_timestamp(state.get("StartedAt")),
-        finished_at=_timestamp(state.get("FinishedAt")),
+        started_at=timestamp(state.get("StartedAt")),
+        finished_at=timestamp(state.get("FinishedAt")),
         oom_killed=bool(state.get("OOMKilled")),
         error=str(state.get("Error") or ""),
         limits=limits,
@@ -722,18 +733,6 @@ def _capability(name: str) -> str:
     # Podman reports "CAP_CHOWN" where Docker reports "CHOWN".
     name = str(name).upper()
     return name.removeprefix("CAP_")
-
-
-def _timestamp(value: object) -> datetime | None:
-    """Engine timestamps have nanoseconds (`…:05.123456789Z`); zero time means never."""
-    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
-        return None
-    # Python parses at most microseconds: cut the fraction to six digits.
-    text = _FRACTION.sub(lambda m: m.group(0)[:7], value.replace("Z", "+00:00"))
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def _unix_time(at: datetime) -> str:

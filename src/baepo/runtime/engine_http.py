@@ -28,7 +28,8 @@ server for a dozen calls) and speaks the API as the SDK did with `version=None`:
 `DockerEngine` maps both exceptions to the room's errors (engine_api's `_boundary`). Also here,
 because they are the API's wire formats: the 8-byte frame headers of a container's logs
 (`demultiplex`, and `FrameReader` as they arrive) and streams of JSON messages
-(`MessageStream`, pulls and events) over an answer read as it arrives (`ChunkStream`).
+(`MessageStream`, pulls and events) over an answer read as it arrives (`ChunkStream`), and
+its timestamps (`timestamp`).
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ import codecs
 import contextlib
 import http.client
 import json
+import re
 import socket
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -52,6 +55,7 @@ _MAX_MESSAGE = 4 * 1024 * 1024
 _READ_SIZE = 64 * 1024
 _FRAME = struct.Struct(">BxxxL")
 _DECODER = json.JSONDecoder()
+_FRACTION = re.compile(r"\.\d+")
 
 
 class TransportError(Exception):
@@ -95,6 +99,18 @@ def demultiplex(data: bytes) -> bytes:
         out += data[at : at + length]
         at += length
     return bytes(out)
+
+
+def timestamp(value: object) -> datetime | None:
+    """Engine timestamps have nanoseconds (`…:05.123456789Z`); zero time means never."""
+    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
+        return None
+    # Python parses at most microseconds: cut the fraction to six digits.
+    text = _FRACTION.sub(lambda m: m.group(0)[:7], value.replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

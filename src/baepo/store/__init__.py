@@ -2,6 +2,17 @@
 
 from baepo.store.database import Base, Database, affected
 from baepo.store.errors import StoreError, StoreUnavailable
+from baepo.store.snapshots import known_revision, revision_of, snapshot
 from baepo.store.types import UtcDateTime
 
-__all__ = ["Base", "Database", "StoreError", "StoreUnavailable", "UtcDateTime", "affected"]
+__all__ = [
+    "Base",
+    "Database",
+    "StoreError",
+    "StoreUnavailable",
+    "UtcDateTime",
+    "affected",
+    "known_revision",
+    "revision_of",
+    "snapshot",
+]
