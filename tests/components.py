@@ -53,11 +53,13 @@ COMMANDS = {
     "/usr/bin/chromium": "chromium",
 }
 # Python modules the integration tests import: oras's SDK (a registry client), crypt (an
-# htpasswd for docker-registry), Playwright (drives Chromium through the console).
+# htpasswd for docker-registry), Playwright (drives Chromium through the console), botocore
+# (the aws CLI's and boto3's core).
 MODULES = {
     "oras.client": "the oras package (uv sync)",
     "crypt": "Python's crypt module",
     "playwright.sync_api": "the playwright package (uv sync)",
+    "botocore": "the awscli and boto3 packages (uv sync)",
 }
 
 

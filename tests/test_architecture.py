@@ -22,6 +22,7 @@ DOMAIN_ROOMS = (
     "metrics",
     "pipelines",
     "registry",
+    "aws",
     "api",
     "cli",
     "server",
@@ -124,6 +125,19 @@ def test_the_lower_rooms_never_import_a_domain_room() -> None:
         if room(module) in LOWER_ROOMS
         for target in sorted(targets)
         if room(target) in DOMAIN_ROOMS
+    ]
+    assert upward == []
+
+
+def test_the_aws_room_stays_below_the_http_edge() -> None:
+    """The AWS endpoint speaks for the domain rooms; the HTTP edge routes to it, never the
+    other way round."""
+    upward = [
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        if room(module) == "aws"
+        for target in sorted(targets)
+        if room(target) in ("api", "cli", "server")
     ]
     assert upward == []
 

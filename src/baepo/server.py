@@ -37,7 +37,9 @@ from baepo import memory
 from baepo.api.app import Dispatcher, create_api
 from baepo.api.git import git_routes
 from baepo.api.hooks import HookLimits, HookTarget, hooks_router
-from baepo.auth import ADMIN, Auth, NotFound, load_or_create_key, rights
+from baepo.auth import ADMIN, AccessKeys, Auth, NotFound, load_or_create_key, rights
+from baepo.aws import AwsEndpoint, account_id
+from baepo.aws.ecr import ecr_service
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
 from baepo.connections import (
@@ -52,6 +54,7 @@ from baepo.control import (
     SYSTEM,
     Caller,
     ControlError,
+    ImageName,
     LogKeeper,
     LogLimits,
     NetworkProber,
@@ -82,7 +85,8 @@ from baepo.pipelines.runs import Runs
 from baepo.pipelines.settings import Settings
 from baepo.pipelines.spec import parse_pipeline
 from baepo.pipelines.webhooks import PushEvent
-from baepo.registry import Registry, RegistryError, create_app
+from baepo.references import InvalidReference
+from baepo.registry import InUse, LifecyclePolicies, Registry, RegistryError, create_app
 from baepo.router import (
     AcmeIssuer,
     AcmeSettings,
@@ -114,7 +118,15 @@ SHUTDOWN_S = 10.0
 DRAIN_S = 4
 TASKS_S = 3.0
 """The API token the engine pulls images from Baepo's registry with (kept in secrets/)."""
-PERIODIC_TASKS = ("certificates", "router-start", "uploads", "memory", "sampler", "usage")
+PERIODIC_TASKS = (
+    "certificates",
+    "router-start",
+    "uploads",
+    "memory",
+    "sampler",
+    "usage",
+    "lifecycle",
+)
 
 
 @dataclass
@@ -242,6 +254,7 @@ class Baepo:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     supervisor: RouterSupervisor | None = None
     executor: DaemonExecutor = field(default_factory=lambda: DaemonExecutor(IO_THREADS, "baepo-io"))
+    lifecycle: LifecyclePolicies | None = None
 
     async def startup(self) -> None:
         # The loops run their blocking calls (engine, router, database) in the loop's default
@@ -259,6 +272,8 @@ class Baepo:
         self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
         self.tasks.append(asyncio.create_task(self._give_memory_back(), name="memory"))
         self.tasks.append(asyncio.create_task(self.usage.run(), name="usage"))
+        if self.lifecycle is not None:
+            self.tasks.append(asyncio.create_task(self.lifecycle.run(), name="lifecycle"))
         # Runs cut short by a stop are marked failed; the queue is picked up.
         try:
             await asyncio.to_thread(self.pipelines.start)
@@ -514,6 +529,31 @@ def owner_may_pull(auth: Auth, registry: Registry) -> Callable[[str, str], bool]
     return may_pull
 
 
+def registry_images_in_use(services: Services, link: RegistryLink, registry: Registry) -> InUse:
+    """The digests of a repository of Baepo's registry that a live service runs or may run
+    again (lifecycle policies never expire them): revisions' pinned digests, and what a tag a
+    service names points to now."""
+
+    def in_use(repository: str) -> set[str]:
+        found = set()
+        for image, digest in services.images_in_use():
+            try:
+                name = ImageName.parse(image)
+            except InvalidReference:
+                continue
+            if not link.owns(name) or name.path != repository:
+                continue
+            pinned = digest or name.digest
+            if pinned:
+                found.add(pinned)
+                continue
+            with contextlib.suppress(RegistryError):
+                found.add(registry.resolve(repository, name.effective_tag))
+        return found
+
+    return in_use
+
+
 def build(config: Config, clock: Clock | None = None) -> Baepo:
     clock = clock or SystemClock()
     # Keys, the database and every pushed image live below: only Baepo's user may enter (a
@@ -561,6 +601,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
 
     link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
+    access_keys = AccessKeys(db, box, clock)
     engine = DockerEngine(config.docker_host)
     # Each service's autoscaler, fed by the sampler (started with the router) once a second
     # and, at zero, by the router's activator when requests wait; the metrics kept for people,
@@ -635,6 +676,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         hook_limits=HookLimits(allow_private=config.webhook_private_sources),
         git_limits=BackendLimits(config.git_max_push_bytes, config.git_timeout_s),
     )
+    lifecycle = LifecyclePolicies(registry, registry_images_in_use(services, link, registry), clock)
     api = create_api(
         auth,
         registry,
@@ -643,10 +685,14 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         metrics=metrics,
         activation=(activator_secret(config), activate),
         pipelines=(pipelines.runs, pipelines.settings),
+        access_keys=access_keys,
+        lifecycle=lifecycle,
         routers=(pipelines.hooks,),
         routes=[*pipelines.routes, *console_routes(console_key(config), config.registry_hosts)],
     )
-    app = Dispatcher(create_app(registry, auth), api)
+    aws_services = [ecr_service(registry, auth.key_password, lifecycle)]
+    aws = AwsEndpoint(aws_services, access_keys, clock, account_id(box.fingerprint))
+    app = Dispatcher(create_app(registry, auth), api, aws)
     return Baepo(
         config,
         db,
@@ -665,6 +711,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         app,
         generated,
         responder,
+        lifecycle=lifecycle,
     )
 
 

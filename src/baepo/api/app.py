@@ -1,5 +1,6 @@
 """The HTTP edge: one ASGI app for the registry (`/v2`), the token endpoint (`/auth/token`),
-the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`) and Prometheus' `/metrics`."""
+the REST API (`/api/v1`, OpenAPI at `/api/v1/openapi.json`), Prometheus' `/metrics`, and the
+AWS APIs (`POST /` with `X-Amz-Target`, the aws room's endpoint)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import baepo
 from baepo.api import errors
+from baepo.api.access_keys import access_keys_router
 from baepo.api.accounts import accounts_router
 from baepo.api.activation import activation_routes
 from baepo.api.autoscaling import autoscaling_router
@@ -20,14 +22,15 @@ from baepo.api.images import ImageCheck, Resolver, resolve
 from baepo.api.metrics import metrics_router
 from baepo.api.pipelines import pipelines_router
 from baepo.api.registry import registry_router
+from baepo.api.repository_policies import repository_policies_router
 from baepo.api.security import Identity, identify
 from baepo.api.services import services_router
-from baepo.auth import Auth, token_routes
+from baepo.auth import AccessKeys, Auth, token_routes
 from baepo.clock import SystemClock
 from baepo.control import Services
 from baepo.metrics import MetricsStore
 from baepo.pipelines import Runs, Settings
-from baepo.registry import Registry
+from baepo.registry import LifecyclePolicies, Registry
 from baepo.router import CertificateAuthority
 
 
@@ -41,13 +44,17 @@ def create_api(
     metrics: MetricsStore | None = None,
     activation: tuple[str, Callable[[str], None]] | None = None,
     pipelines: tuple[Runs, Settings] | None = None,
+    access_keys: AccessKeys | None = None,
+    lifecycle: LifecyclePolicies | None = None,
     routers: Sequence[APIRouter] = (),
     routes: Sequence[BaseRoute] = (),
 ) -> FastAPI:
     """`resolver` finds the addresses of foreign registries' hosts (for `ImageCheck`);
     `metrics` are the services' metrics (`/metrics`; none kept when not given);
     `activation` is the router activator's secret and what its notice calls (the service);
-    `pipelines` the runs and their settings (their API); `routers` and `routes` more edges
+    `pipelines` the runs and their settings (their API); `access_keys` the API tokens' AWS
+    access keys (their API); `lifecycle` the registry's lifecycle policies applied (their
+    preview and apply routes); `routers` and `routes` more edges
     (webhooks; the git remote, kept out of the OpenAPI document)."""
     api = FastAPI(
         title="Baepo",
@@ -67,7 +74,10 @@ def create_api(
         return {"status": "ok", "version": baepo.__version__}
 
     api.include_router(accounts_router(auth, who))
+    if access_keys is not None:
+        api.include_router(access_keys_router(access_keys, who))
     api.include_router(registry_router(registry, who))
+    api.include_router(repository_policies_router(registry, who, lifecycle))
     images = ImageCheck(services.registry, registry.is_public, resolver)
     api.include_router(services_router(services, who, images))
     api.include_router(autoscaling_router(services.configurations, who))
@@ -90,11 +100,14 @@ def create_api(
 
 
 class Dispatcher:
-    """Sends `/v2` to the registry app untouched and everything else to the API."""
+    """Sends `/v2` to the registry app untouched, AWS API calls (`/` with an `X-Amz-Target`
+    header, where the aws CLI and boto3 send them with `--endpoint-url` set to Baepo's URL) to
+    the AWS endpoint, and everything else to the API."""
 
-    def __init__(self, registry_app: ASGIApp, api: ASGIApp) -> None:
+    def __init__(self, registry_app: ASGIApp, api: ASGIApp, aws: ASGIApp | None = None) -> None:
         self.registry_app = registry_app
         self.api = api
+        self.aws = aws
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -102,4 +115,11 @@ class Dispatcher:
             if path == "/v2" or path.startswith("/v2/"):
                 await self.registry_app(scope, receive, send)
                 return
+            if self.aws is not None and path == "/" and _has_header(scope, b"x-amz-target"):
+                await self.aws(scope, receive, send)
+                return
         await self.api(scope, receive, send)
+
+
+def _has_header(scope: Scope, name: bytes) -> bool:
+    return any(key == name for key, _ in scope["headers"])

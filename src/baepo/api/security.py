@@ -20,6 +20,8 @@ class Identity:
     """An API token's limit: it may use the registry for these repositories and nothing else."""
     services: tuple[str, ...] = ()
     """An API token's limit: it may read and deploy these services and nothing else."""
+    token: int | None = None
+    """The API token the caller signed in with (its id); None for a password."""
 
     @property
     def limited(self) -> bool:
@@ -28,7 +30,7 @@ class Identity:
     @property
     def rights(self) -> Caller:
         """The caller as the auth room's rights see it."""
-        return Caller(self.name, self.is_admin, self.repositories, self.services)
+        return Caller(self.name, self.is_admin, self.repositories, self.services, self.token)
 
     def limits(self) -> str:
         """What a limited token is limited to, in words."""
@@ -53,7 +55,7 @@ async def identify(request: Request, auth: Auth) -> Identity:
         raise ApiError(401, "UNAUTHENTICATED", str(exc)) from exc
     if who is None or isinstance(who, Principal):
         raise ApiError(401, "UNAUTHENTICATED", "use an API token or a password")
-    return Identity(who.name, who.is_admin, who.repositories, who.services)
+    return Identity(who.name, who.is_admin, who.repositories, who.services, who.token)
 
 
 def require_admin(who: Identity) -> None:

@@ -1,6 +1,8 @@
-"""Users, API tokens and registry bearer tokens (the Docker token spec), with scopes."""
+"""Users, API tokens and their access keys, registry bearer tokens (the Docker token spec),
+with scopes."""
 
 from baepo.auth.access import CATALOG, Access, Principal, parse_scope, repository
+from baepo.auth.access_keys import AccessKey, AccessKeys, Sealer, SigningKey
 from baepo.auth.bearer import load_or_create_key
 from baepo.auth.endpoints import token_routes
 from baepo.auth.errors import (
@@ -21,6 +23,8 @@ __all__ = [
     "CATALOG",
     "Access",
     "AccessDenied",
+    "AccessKey",
+    "AccessKeys",
     "ApiToken",
     "Auth",
     "AuthError",
@@ -30,6 +34,8 @@ __all__ = [
     "NotFound",
     "Principal",
     "RegistryGate",
+    "Sealer",
+    "SigningKey",
     "TooManyAttempts",
     "User",
     "UserExists",

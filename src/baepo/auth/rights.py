@@ -43,6 +43,7 @@ class Caller:
     is_admin: bool = False
     repositories: tuple[str, ...] = ()  # an API token's limit; empty for no limit
     services: tuple[str, ...] = ()  # an API token's limit to services; empty for no limit
+    token: int | None = None  # the API token signed in with (its id); None for a password
 
     @property
     def limited(self) -> bool:

@@ -20,8 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from baepo.auth import bearer, passwords
+from baepo.auth import bearer, key_passwords, passwords
 from baepo.auth.access import PULL, Access, Principal
+from baepo.auth.access_keys import key_caller
 from baepo.auth.errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -32,7 +33,7 @@ from baepo.auth.errors import (
     UserExists,
 )
 from baepo.auth.rights import Caller, allowed
-from baepo.auth.tables import ApiTokenRow, UserRow
+from baepo.auth.tables import ApiTokenRow, UserRow, token_caller
 from baepo.auth.throttle import Hashing, Throttle, retry_after
 from baepo.clock import Clock
 from baepo.store import Database, affected
@@ -258,6 +259,8 @@ class Auth:
         Raises AuthenticationRequired when wrong, TooManyAttempts when this address or account
         has failed too often lately, or too many password checks are running at once.
         """
+        if username == key_passwords.KEY_USER:
+            return self._check_key_password(secret)
         key = (username, hashlib.sha256(secret.encode()).hexdigest())
         now = self._clock.monotonic()
         with self._recent_lock:
@@ -272,6 +275,25 @@ class Auth:
             if len(self._recent) > 1000:
                 self._recent.clear()
             self._recent[key] = (caller, now)
+        return caller
+
+    def key_password(self, key_id: str) -> tuple[str, datetime]:
+        """A registry password for user `AWS` that signs in as the access key's token, and
+        when it expires (ECR's `get-login-password`; see key_passwords.py)."""
+        return key_passwords.issue(self._key, key_id, self._clock.now())
+
+    def _check_key_password(self, password: str) -> Caller:
+        """Checked at every use, never remembered: a revoked key's password stops at once."""
+        key_id = key_passwords.access_key_of(self._key, password, self._clock.now())
+        caller = None
+        if key_id is not None:
+            with self._session() as s:
+                caller = key_caller(s, key_id)
+        if caller is None:
+            raise AuthenticationRequired(
+                "invalid or expired registry password: get a new one with "
+                "`aws ecr get-login-password`"
+            )
         return caller
 
     def _check_password(self, username: str, password: str, keys: list[str]) -> Caller:
@@ -320,12 +342,7 @@ class Auth:
             ):
                 if token.secret_hash == digest and username in (user.name, TOKEN_USER):
                     token.last_used_at = self._clock.now()
-                    return Caller(
-                        user.name,
-                        user.is_admin,
-                        tuple(token.repositories.split()),
-                        tuple(token.services.split()),
-                    )
+                    return token_caller(token, user)
         return None
 
     def _forget(self) -> None:

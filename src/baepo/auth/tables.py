@@ -1,4 +1,4 @@
-"""The auth room's tables: users and their API tokens."""
+"""The auth room's tables: users, their API tokens, and the tokens' access keys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from baepo.auth.rights import Caller
 from baepo.store import Base, UtcDateTime
 
 
@@ -41,3 +42,35 @@ class ApiTokenRow(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (sa.UniqueConstraint("user_id", "name"),)
+
+
+def token_caller(token: ApiTokenRow, user: UserRow) -> Caller:
+    """Who signs in with this token: its user, within the token's limits."""
+    return Caller(
+        user.name,
+        user.is_admin,
+        tuple(token.repositories.split()),
+        tuple(token.services.split()),
+        token.id,
+    )
+
+
+class AccessKeyRow(Base):
+    """An AWS-style access key of an API token: an id and a secret that sign requests (SigV4)
+    with the token's rights. Deleting the token deletes its keys (the foreign key cascades).
+
+    SigV4 proves a request with an HMAC keyed by the secret itself, so verifying one needs the
+    secret, not a hash of it: it is stored sealed (encrypted with the installation's secrets
+    key, as services' secrets are), never in plain text.
+    """
+
+    __tablename__ = "auth_access_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    token_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("auth_api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    sealed_secret: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import typer
 
 from baepo import __version__
+from baepo.cli.access_keys import app as access_keys_app
 from baepo.cli.autoscaling import app as autoscaling_app
 from baepo.cli.ci import app as ci_app
 from baepo.cli.client import Client, CliError
@@ -18,6 +19,7 @@ from baepo.cli.errors import one_line_errors
 from baepo.cli.operate import app as operate_app
 from baepo.cli.output import console, emit, error_console, human_bytes
 from baepo.cli.pipelines import app as pipelines_app
+from baepo.cli.repository_policies import app as policy_app
 from baepo.cli.services import app as services_app
 from baepo.cli.settings import Login, load_settings, save_settings, server_key
 from baepo.cli.usage import Typer
@@ -32,8 +34,10 @@ registry_app = Typer(help="Repositories, tags and garbage collection.", no_args_
 users_app = Typer(help="Users (admin only).", no_args_is_help=True)
 tokens_app = Typer(help="API tokens: passwords for robots and CI.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+registry_app.add_typer(policy_app, name="policy")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(access_keys_app, name="access-keys")
 app.add_typer(services_app, name="services")
 app.add_typer(autoscaling_app, name="autoscaling")
 app.add_typer(ci_app, name="ci")

@@ -242,6 +242,21 @@ def revisions(s: Session, service_id: str) -> Sequence[RevisionRow]:
     ).all()
 
 
+def images_in_use(s: Session) -> list[tuple[str, str | None]]:
+    """(image reference, pinned digest or None) of every revision of every live service (the
+    active one and those kept for a rollback), and of the image each is configured with."""
+    live = ServiceRow.deleted_at.is_(None)
+    pinned = s.execute(
+        sa.select(RevisionRow.image, RevisionRow.digest)
+        .join(ServiceRow, RevisionRow.service_id == ServiceRow.id)
+        .where(live)
+    ).all()
+    configured = s.scalars(sa.select(ServiceRow.spec).where(live)).all()
+    found: list[tuple[str, str | None]] = [(image, digest) for image, digest in pinned]
+    found += [(spec["image"], None) for spec in configured if isinstance(spec.get("image"), str)]
+    return found
+
+
 def add_revision(
     s: Session,
     service: ServiceRow,

@@ -312,6 +312,13 @@ class Services:
                 for row in records.revisions(s, service.id)
             ]
 
+    def images_in_use(self) -> builtins.list[tuple[str, str | None]]:
+        """Every image a live service runs or may run again, as (reference, pinned digest or
+        None): each revision's (kept for a rollback too) and the one it is configured with.
+        What a registry's clean-up must keep."""
+        with self._session() as s:
+            return records.images_in_use(s)
+
     def events(self, name: str, *, caller: Caller = SYSTEM) -> builtins.list[EventView]:
         """Newest first."""
         with self._session() as s:

@@ -21,7 +21,10 @@
     │                                  may fetch a token with the scope named in the challenge)
     ├── Unsupported                    UNSUPPORTED 405
     ├── TooManyRequests                TOOMANYREQUESTS 429
-    └── RegistryUnavailable            UNAVAILABLE 503 (the database or the storage failed)
+    ├── RegistryUnavailable            UNAVAILABLE 503 (the database or the storage failed)
+    ├── LifecyclePolicyInvalid         LIFECYCLE_POLICY_INVALID 400 (not an OCI code: only the
+    │                                  API and the AWS endpoint set policies)
+    └── LifecyclePolicyUnknown         LIFECYCLE_POLICY_UNKNOWN 404 (the repository has none)
 
 Foreign exceptions are mapped once: SQLAlchemy errors in `records.py`, storage errors there
 (`storage_call`) or where a driver error means a registry one (a missing blob or upload: in
@@ -144,3 +147,12 @@ class TooManyRequests(RegistryError):
 
 class RegistryUnavailable(RegistryError):
     code, status, default_message = "UNAVAILABLE", 503, "registry storage is unavailable"
+
+
+class LifecyclePolicyInvalid(RegistryError):
+    code, status, default_message = "LIFECYCLE_POLICY_INVALID", 400, "invalid lifecycle policy"
+
+
+class LifecyclePolicyUnknown(RegistryError):
+    code, status = "LIFECYCLE_POLICY_UNKNOWN", 404
+    default_message = "the repository has no lifecycle policy"

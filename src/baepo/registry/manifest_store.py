@@ -9,6 +9,8 @@ Consistency rules a push keeps:
   checks they exist, so the collector never sweeps a blob a push is relying on.
 - The push's row in the push log (pushes.py) is written in that transaction too; the
   `ImagePushed` event is published after it commits.
+- A fixed tag of a repository with immutable tags (mutability.py) is not moved: checked in
+  that transaction, so two pushes of one tag cannot both win.
 """
 
 from __future__ import annotations
@@ -160,6 +162,7 @@ class ManifestStore:
             rows.link(conn, repo_id, str(digest))
             rows.add_manifest(conn, repo_id, str(digest), row, references)
             if tag is not None:
+                _check_movable(conn, repo_id, name, tag, str(digest))
                 rows.point_tag(conn, repo_id, tag, str(digest), now)
             rows.log_push(
                 conn,
@@ -221,28 +224,28 @@ class ManifestStore:
         records = self._ctx.records
 
         def work(s: Session) -> None:
+            _forget(s, records.repo_id(s, name), parsed)
+
+        records.write(work)
+
+    def untag(self, name: str, tag: str) -> None:
+        """Remove a tag, and its manifest with it when that was the manifest's last tag (as
+        ECR's BatchDeleteImage does), in one transaction."""
+        records = self._ctx.records
+        tags = t.TagRecord
+
+        def work(s: Session) -> None:
             repo_id = records.repo_id(s, name)
-            manifest_id = s.scalar(
-                sa.select(t.ManifestRecord.id).where(
-                    t.ManifestRecord.repository_id == repo_id, t.ManifestRecord.digest == parsed
-                )
+            where = sa.and_(tags.repository_id == repo_id, tags.name == tag)
+            digest = s.scalar(sa.select(tags.digest).where(where))
+            if digest is None:
+                raise ManifestUnknown("manifest tag unknown", {"tag": tag})
+            s.execute(sa.delete(tags).where(where))
+            others = sa.select(tags.name).where(
+                tags.repository_id == repo_id, tags.digest == digest
             )
-            if manifest_id is None:
-                raise ManifestUnknown("manifest unknown", {"digest": parsed})
-            s.execute(
-                sa.delete(t.ManifestReference).where(t.ManifestReference.manifest_id == manifest_id)
-            )
-            s.execute(sa.delete(t.ManifestRecord).where(t.ManifestRecord.id == manifest_id))
-            s.execute(
-                sa.delete(t.TagRecord).where(
-                    t.TagRecord.repository_id == repo_id, t.TagRecord.digest == parsed
-                )
-            )
-            s.execute(
-                sa.delete(t.BlobLink).where(
-                    t.BlobLink.repository_id == repo_id, t.BlobLink.digest == parsed
-                )
-            )
+            if s.execute(others.limit(1)).first() is None:
+                _forget(s, repo_id, digest)
 
         records.write(work)
 
@@ -284,3 +287,65 @@ class ManifestStore:
             for r in rows
         ]
         return sorted(found, key=lambda i: (i.pushed_at, i.digest), reverse=True)
+
+    def index_children(self, name: str) -> set[str]:
+        """The digests of the repository's manifests that one of its indexes lists."""
+        m, r = t.ManifestRecord, t.ManifestReference
+        records = self._ctx.records
+        with records.read() as s:
+            repo_id = records.repo_id(s, name)
+            found = s.scalars(
+                sa.select(r.digest)
+                .join(m, r.manifest_id == m.id)
+                .where(m.repository_id == repo_id, r.kind == "manifest")
+            ).all()
+        return set(found)
+
+    def image_sizes(self, name: str) -> dict[str, int]:
+        """What each of the repository's images takes: the blobs its manifest references
+        (config and layers, as pushed: compressed); an index, its largest child's."""
+        m, r, b = t.ManifestRecord, t.ManifestReference, t.BlobRecord
+        records = self._ctx.records
+        with records.read() as s:
+            repo_id = records.repo_id(s, name)
+            blobs = s.execute(
+                sa.select(m.digest, sa.func.sum(b.size))
+                .join(r, r.manifest_id == m.id)
+                .join(b, b.digest == r.digest)
+                .where(m.repository_id == repo_id, r.kind == "blob")
+                .group_by(m.digest)
+            ).all()
+            children = s.execute(
+                sa.select(m.digest, r.digest)
+                .join(r, r.manifest_id == m.id)
+                .where(m.repository_id == repo_id, r.kind == "manifest")
+            ).all()
+        sizes = {digest: int(total or 0) for digest, total in blobs}
+        for index, child in children:
+            sizes[index] = max(sizes.get(index, 0), sizes.get(child, 0))
+        return sizes
+
+
+def _forget(s: Session, repo_id: int, digest: str) -> None:
+    """Delete the repository's manifest `digest`, its references, tags and blob link."""
+    manifest_id = s.scalar(
+        sa.select(t.ManifestRecord.id).where(
+            t.ManifestRecord.repository_id == repo_id, t.ManifestRecord.digest == digest
+        )
+    )
+    if manifest_id is None:
+        raise ManifestUnknown("manifest unknown", {"digest": digest})
+    s.execute(sa.delete(t.ManifestReference).where(t.ManifestReference.manifest_id == manifest_id))
+    s.execute(sa.delete(t.ManifestRecord).where(t.ManifestRecord.id == manifest_id))
+    for table in (t.TagRecord, t.BlobLink):
+        s.execute(sa.delete(table).where(table.repository_id == repo_id, table.digest == digest))
+
+
+def _check_movable(conn: sa.Connection, repo_id: int, name: str, tag: str, digest: str) -> None:
+    """A fixed tag (mutability.py) that names another manifest is not moved: TagInvalid."""
+    mutability = rows.mutability(conn, repo_id)
+    if not mutability.fixed(tag):
+        return
+    current = rows.tag_digest(conn, repo_id, tag)
+    if current is not None and current != digest:
+        raise mutability.refusal(name, tag)

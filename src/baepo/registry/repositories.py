@@ -1,5 +1,5 @@
-"""`RepositoryStore`: repositories — created by a push or on purpose, public or not, listed,
-deleted.
+"""`RepositoryStore`: repositories — created by a push or on purpose, public or not, their tags
+mutable or not, listed, deleted.
 
 A repository's row owns its tags, manifests and blob links; deleting it forgets them and its
 upload sessions at once, and leaves the bytes to the garbage collector (another repository
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from baepo.registry import tables as t
 from baepo.registry.context import RegistryContext
 from baepo.registry.errors import NameUnknown
+from baepo.registry.mutability import TagMutability
 from baepo.registry.pagination import Page, paginate
 from baepo.registry.references import check_name
 from baepo.storage import StorageError
@@ -30,6 +31,22 @@ class RepositoryInfo:
     public: bool
     created_at: datetime
     tag_count: int = 0  # filled by `RepositoryStore.all()` (one grouped query for all of them)
+    mutability: TagMutability = field(default_factory=TagMutability)
+    lifecycle_policy: str | None = None
+    lifecycle_evaluated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, repo: t.RepositoryRecord, tag_count: int = 0) -> RepositoryInfo:
+        mutability = TagMutability(repo.immutable_tags, tuple(repo.tag_exceptions.split()))
+        return cls(
+            repo.name,
+            repo.public,
+            repo.created_at,
+            tag_count,
+            mutability,
+            repo.lifecycle_policy,
+            repo.lifecycle_evaluated_at,
+        )
 
 
 class RepositoryStore:
@@ -53,21 +70,41 @@ class RepositoryStore:
             assert repo is not None
             if public and not repo.public:
                 repo.public = True
-            return RepositoryInfo(repo.name, repo.public, repo.created_at)
+            return RepositoryInfo.of(repo)
 
         return records.write(work)
 
     def set_public(self, name: str, public: bool) -> None:
         """Allow (or stop) anonymous pulls; creates the repository if it is new."""
-        check_name(name)
+        self._update(name, create=True, public=public)
+
+    def set_mutability(self, name: str, mutability: TagMutability) -> None:
+        """Whether its pushed tags may move (creates the repository if it is new)."""
+        exceptions = " ".join(mutability.exceptions)
+        self._update(
+            name, create=True, immutable_tags=mutability.immutable, tag_exceptions=exceptions
+        )
+
+    def set_lifecycle_policy(self, name: str, text: str | None) -> None:
+        """Keep `text` (checked by the caller) as the repository's policy; None removes it."""
+        self._update(name, lifecycle_policy=text)
+
+    def mark_evaluated(self, name: str, at: datetime) -> None:
+        """The repository's lifecycle policy was applied at `at`."""
+        self._update(name, lifecycle_evaluated_at=at)
+
+    def _update(self, name: str, *, create: bool = False, **values: object) -> None:
+        """Set the repository row's `values` (NameUnknown if there is none and not `create`)."""
+        if create:
+            check_name(name)
         records = self._ctx.records
 
         def work(s: Session) -> None:
-            repo_id = records.repo_id(s, name, create=True)
+            repo_id = records.repo_id(s, name, create=create)
             s.execute(
                 sa.update(t.RepositoryRecord)
                 .where(t.RepositoryRecord.id == repo_id)
-                .values(public=public)
+                .values(**values)
             )
 
         records.write(work)
@@ -77,7 +114,7 @@ class RepositoryStore:
             repo = s.scalar(sa.select(t.RepositoryRecord).where(t.RepositoryRecord.name == name))
         if repo is None:
             raise NameUnknown("repository name not known to registry", {"name": name})
-        return RepositoryInfo(repo.name, repo.public, repo.created_at)
+        return RepositoryInfo.of(repo)
 
     def all(self) -> list[RepositoryInfo]:
         """Every repository, in lexical order, with its number of tags (one query)."""
@@ -87,12 +124,9 @@ class RepositoryStore:
             .subquery()
         )
         r = t.RepositoryRecord
-        query = sa.select(r.name, r.public, r.created_at, counts.c.n).outerjoin(
-            counts, counts.c.repository_id == r.id
-        )
+        query = sa.select(r, counts.c.n).outerjoin(counts, counts.c.repository_id == r.id)
         with self._ctx.records.read() as s:
-            rows = s.execute(query).all()
-        found = [RepositoryInfo(name, public, at, n or 0) for name, public, at, n in rows]
+            found = [RepositoryInfo.of(repo, n or 0) for repo, n in s.execute(query).all()]
         return sorted(found, key=lambda info: info.name.encode())
 
     def catalog(

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from baepo.registry import tables as t
+from baepo.registry.mutability import TagMutability
 from baepo.store import affected
 
 _REPOSITORY = sa.select(t.RepositoryRecord.id).where(
@@ -92,6 +93,12 @@ _NEW_TAG = sa.insert(t.TagRecord).values(
     updated_at=sa.bindparam("now"),
 )
 _NEW_PUSH = sa.insert(t.PushRecord)
+_MUTABILITY = sa.select(t.RepositoryRecord.immutable_tags, t.RepositoryRecord.tag_exceptions).where(
+    t.RepositoryRecord.id == sa.bindparam("repo")
+)
+_TAG_DIGEST = sa.select(t.TagRecord.digest).where(
+    t.TagRecord.repository_id == sa.bindparam("repo"), t.TagRecord.name == sa.bindparam("tag")
+)
 
 
 def repository_id(conn: sa.Connection, name: str) -> int | None:
@@ -160,6 +167,16 @@ def add_manifest(
             _NEW_REFERENCES,
             [{"manifest_id": manifest_id, "digest": d, "kind": k} for d, k in references.items()],
         )
+
+
+def mutability(conn: sa.Connection, repo: int) -> TagMutability:
+    immutable, exceptions = conn.execute(_MUTABILITY, {"repo": repo}).one()
+    return TagMutability(bool(immutable), tuple(exceptions.split()))
+
+
+def tag_digest(conn: sa.Connection, repo: int, tag: str) -> str | None:
+    found = conn.execute(_TAG_DIGEST, {"repo": repo, "tag": tag}).scalar()
+    return None if found is None else str(found)
 
 
 def point_tag(conn: sa.Connection, repo: int, tag: str, digest: str, now: datetime) -> None:

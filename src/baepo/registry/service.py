@@ -3,7 +3,8 @@
 A thin facade: it builds the one `RegistryContext` (context.py) and the concerns over it,
 and every method is a one-line delegation to the concern that owns it:
 
-    repositories.py    RepositoryStore    create, public flag, list, catalog, delete
+    repositories.py    RepositoryStore    create, public flag, tag mutability, lifecycle
+                                          policy, list, catalog, delete
     tags.py            TagStore           list (paged), delete
     manifest_store.py  ManifestStore      get, content, push, delete, images
     referrers.py       ReferrerIndex      manifests whose subject is a digest
@@ -26,8 +27,10 @@ from baepo.events import EventBus
 from baepo.registry.blobs import BlobStore
 from baepo.registry.context import RegistryContext
 from baepo.registry.gc import DEFAULT_GRACE_SECONDS, GcReport, collect, expire_uploads
+from baepo.registry.lifecycle import parse_policy
 from baepo.registry.manifest_store import ImageInfo, ManifestStore, PushResult, StoredManifest
 from baepo.registry.manifests import MAX_MANIFEST_BYTES, Descriptor
+from baepo.registry.mutability import TagMutability
 from baepo.registry.pagination import Page
 from baepo.registry.pushes import PushEvent, PushLog
 from baepo.registry.referrers import ReferrerIndex
@@ -69,6 +72,20 @@ class Registry:
     def set_public(self, name: str, public: bool) -> None:
         """Allow (or stop) anonymous pulls; creates the repository if it is new."""
         self._repositories.set_public(name, public)
+
+    def set_tag_mutability(self, name: str, mutability: TagMutability) -> None:
+        """Whether pushed tags may move (ECR's immutability); creates the repository if new."""
+        self._repositories.set_mutability(name, mutability)
+
+    def set_lifecycle_policy(self, name: str, text: str | None) -> None:
+        """Check and keep the repository's lifecycle policy (ECR's JSON); None removes it.
+        LifecyclePolicyInvalid says what is wrong; NameUnknown if there is no repository."""
+        if text is not None:
+            parse_policy(text)
+        self._repositories.set_lifecycle_policy(name, text)
+
+    def mark_lifecycle_evaluated(self, name: str) -> None:
+        self._repositories.mark_evaluated(name, self.context.clock.now())
 
     def repository(self, name: str) -> RepositoryInfo:
         return self._repositories.get(name)
@@ -126,6 +143,10 @@ class Registry:
         """Delete a manifest by digest, and the tags that point to it."""
         self._manifests.delete(name, digest)
 
+    def untag(self, name: str, tag: str) -> None:
+        """Remove a tag, and its manifest too if that was its last tag (ECR's way)."""
+        self._manifests.untag(name, tag)
+
     def delete_reference(self, name: str, reference: str) -> None:
         """DELETE /v2/<name>/manifests/<reference>: a tag deletes only the tag."""
         self._manifests.delete_reference(name, reference)
@@ -133,6 +154,14 @@ class Registry:
     def images(self, name: str) -> list[ImageInfo]:
         """The repository's manifests with their tags, newest first."""
         return self._manifests.images(name)
+
+    def index_children(self, name: str) -> set[str]:
+        """Digests of manifests that an index of the repository lists."""
+        return self._manifests.index_children(name)
+
+    def image_sizes(self, name: str) -> dict[str, int]:
+        """Each image's size: the blobs it references (an index: its largest child's)."""
+        return self._manifests.image_sizes(name)
 
     def referrers(
         self, name: str, digest: str, artifact_type: str | None = None

@@ -1,7 +1,7 @@
 """The registry's tables (on `baepo.store.Base`). Bytes live in the StorageDriver; this is
 what the bytes mean.
 
-    registry_repositories         name, public flag
+    registry_repositories         name, public flag, tag immutability, lifecycle policy
     registry_blobs                every stored blob (layers, configs, manifests): size and
                                   when it was last pushed or referenced (`touched_at`, for the
                                   garbage collector's grace period)
@@ -34,6 +34,13 @@ class RepositoryRecord(Base):
     name: Mapped[str] = mapped_column(sa.String(255), unique=True)
     public: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    immutable_tags: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    """Tag immutability (mutability.py): pushed tags may not move, but the exceptions."""
+    tag_exceptions: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    """Space-separated wildcard filters of tags that follow the other rule."""
+    lifecycle_policy: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    """ECR's JSON lifecycle policy (lifecycle.py) as it was given, checked."""
+    lifecycle_evaluated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
 
 
 class BlobRecord(Base):
