@@ -302,3 +302,29 @@ def test_importing_the_server_loads_no_http_client_nor_template_library() -> Non
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_registry_listens_before_the_loops_start(tmp_path: Path) -> None:
+    """The reconciler's first pass can make the engine pull from Baepo's own registry (a
+    push's deploy cut short by a restart): the port must take connections by then, not refuse
+    them until the loops have started."""
+    port = free_port()
+    script = f"""
+import socket
+from pathlib import Path
+from baepo import server
+from baepo.config import Config
+
+async def startup(self):
+    with socket.create_connection(("127.0.0.1", {port}), timeout=5):
+        print("connected while starting", flush=True)
+    raise RuntimeError("enough")
+
+server.Baepo.startup = startup
+server.run(Config(data_dir=Path({str(tmp_path / "data")!r}), port={port},
+                  http_port={free_port()}, https_port={free_port()}, admin_password="x" * 16))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert "connected while starting" in done.stdout, done.stderr[-2000:]

@@ -826,7 +826,13 @@ def run(config: Config) -> None:
         )
     )
     try:
-        server.run()
+        # Listening before the loops start: the reconciler's first pass can have the engine
+        # pull from this registry (a push's deploy that a restart interrupted), and a
+        # connection made while the lifespan starts waits in the backlog instead of being
+        # refused. (uvicorn binds after the lifespan's startup.)
+        listening = server.config.bind_socket()
+        listening.listen(server.config.backlog)
+        server.run(sockets=[listening])
     except SystemExit:  # uvicorn's way to say it could not start (its port was taken since)
         if server.started:
             raise
