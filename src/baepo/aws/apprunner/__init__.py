@@ -1,0 +1,52 @@
+"""App Runner over Baepo's services room, at the AWS endpoint.
+
+    apprunner_service(services, may_run)   the JsonService for `AwsEndpoint`
+
+Target prefix `AppRunner`, awsJson1_0, signing name `apprunner`. Shapes, enums and error codes
+are botocore's App Runner model's (tests/aws check every answer against it). Services are
+Baepo's own, with its rights: a user's services are theirs, an admin's token reaches all, a
+token limited to services may read and deploy them (docs/aws.md lists what differs from AWS).
+
+    services.py   Create/Describe/Update/Delete/ListServices, StartDeployment, Pause/Resume,
+                  ListOperations
+    shapes.py     App Runner's shapes for Baepo's views
+    access.py     callers, ARNs and ids; errors.py  App Runner's error codes
+"""
+
+from __future__ import annotations
+
+from baepo.aws import JsonService
+from baepo.aws.apprunner.errors import InternalServiceError, InvalidRequest, translate
+from baepo.aws.apprunner.services import MayRun, ServiceOperations
+from baepo.control import Services
+
+TARGET_PREFIX = "AppRunner"
+
+
+def apprunner_service(services: Services, may_run: MayRun) -> JsonService:
+    """App Runner over `services`; `may_run` says why a caller may not run an image (the
+    API's `ImageCheck.refusal`), or None."""
+    service = ServiceOperations(services, may_run)
+    operations = {
+        "CreateService": service.create,
+        "DescribeService": service.describe,
+        "UpdateService": service.update,
+        "DeleteService": service.delete,
+        "ListServices": service.list,
+        "StartDeployment": service.start_deployment,
+        "PauseService": service.pause,
+        "ResumeService": service.resume,
+        "ListOperations": service.list_operations,
+    }
+    return JsonService(
+        "apprunner",
+        TARGET_PREFIX,
+        "1.0",
+        operations,
+        InvalidRequest,
+        InternalServiceError,
+        translate,
+    )
+
+
+__all__ = ["TARGET_PREFIX", "MayRun", "apprunner_service"]

@@ -1,0 +1,246 @@
+"""App Runner's service operations over Baepo's services room: CreateService, DescribeService,
+UpdateService, DeleteService, ListServices, StartDeployment, PauseService, ResumeService,
+ListOperations.
+
+Each is the `Services` facade's call of the same meaning, with the caller's reach and rights
+(`access.control_caller`) and the image check Baepo's own API makes (a service runs only images
+its creator may pull). Every change is one of Baepo's operations, whose id is the answer's
+`OperationId`; the reconciler carries it out, and `DescribeService` shows the status move from
+OPERATION_IN_PROGRESS to RUNNING, as App Runner's does.
+
+What App Runner has and Baepo does not is refused plainly (InvalidRequestException): source
+code repositories, secrets kept in another service, KMS keys, VPC egress, private ingress.
+An instance role and an access role are accepted and have no use (Baepo's registry needs none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from baepo.auth.rights import Caller as Rights
+from baepo.auth.rights import ServiceAction
+from baepo.aws import AccessDenied, Call, Params, parse_arn
+from baepo.aws.apprunner.access import (
+    control_caller,
+    named_service,
+    operation_id,
+    service_arn,
+    service_id,
+)
+from baepo.aws.apprunner.errors import ResourceNotFound
+from baepo.aws.apprunner.shapes import operation_shape, service_shape, summary_shape
+from baepo.aws.paging import Paging
+from baepo.control import OperationView, Services, SpecChange
+
+MayRun = Callable[[Rights, str], str | None]
+"""Why a caller may not run an image, or None (the API's `ImageCheck.refusal`)."""
+
+PAGING = Paging("MaxResults", "NextToken", default=20, maximum=20)
+SERVICE_NAME = r"[A-Za-z0-9][A-Za-z0-9-_]{3,39}"
+ARN_TAIL = 1011
+
+
+class ServiceOperations:
+    def __init__(self, services: Services, may_run: MayRun) -> None:
+        self._services = services
+        self._may_run = may_run
+
+    def create(self, call: Call, params: Params) -> Mapping[str, Any]:
+        name = params.required_text("ServiceName", pattern=SERVICE_NAME)
+        if not params.has("SourceConfiguration"):
+            raise params.error("SourceConfiguration", None, "not be null")
+        who = control_caller(call, ServiceAction.CREATE)
+        values = {"name": name, **self._spec_values(call, params)}
+        view, op = self._services.create(SpecChange(values), caller=who)
+        return {
+            "Service": service_shape(call, view, self._services.registry),
+            "OperationId": _id(op),
+        }
+
+    def describe(self, call: Call, params: Params) -> Mapping[str, Any]:
+        name = self._reached(call, params, ServiceAction.READ)
+        view = self._services.describe(name, caller=control_caller(call, ServiceAction.READ))
+        return {"Service": service_shape(call, view, self._services.registry)}
+
+    def update(self, call: Call, params: Params) -> Mapping[str, Any]:
+        name = self._reached(call, params, ServiceAction.CHANGE)
+        who = control_caller(call, ServiceAction.CHANGE)
+        op = self._services.update(name, SpecChange(self._spec_values(call, params)), caller=who)
+        return self._answer(call, name, op)
+
+    def delete(self, call: Call, params: Params) -> Mapping[str, Any]:
+        name = self._reached(call, params, ServiceAction.CHANGE)
+        who = control_caller(call, ServiceAction.CHANGE)
+        before = self._services.describe(name, caller=who)
+        op = self._services.delete(name, caller=who)
+        shown = service_shape(call, before, self._services.registry)
+        return {"Service": {**shown, "Status": "OPERATION_IN_PROGRESS"}, "OperationId": _id(op)}
+
+    def list(self, call: Call, params: Params) -> Mapping[str, Any]:
+        views = self._services.list(caller=control_caller(call, ServiceAction.READ))
+        page, more = PAGING.page(params, views, lambda view: view.name)
+        return {"ServiceSummaryList": [summary_shape(call, view) for view in page], **more}
+
+    def start_deployment(self, call: Call, params: Params) -> Mapping[str, Any]:
+        name = self._reached(call, params, ServiceAction.DEPLOY)
+        op = self._services.deploy(name, caller=control_caller(call, ServiceAction.DEPLOY))
+        return {"OperationId": _id(op)}
+
+    def pause(self, call: Call, params: Params) -> Mapping[str, Any]:
+        name = self._reached(call, params, ServiceAction.CHANGE)
+        op = self._services.pause(name, caller=control_caller(call, ServiceAction.CHANGE))
+        return self._answer(call, name, op)
+
+    def resume(self, call: Call, params: Params) -> Mapping[str, Any]:
+        name = self._reached(call, params, ServiceAction.CHANGE)
+        op = self._services.resume(name, caller=control_caller(call, ServiceAction.CHANGE))
+        return self._answer(call, name, op)
+
+    def list_operations(self, call: Call, params: Params) -> Mapping[str, Any]:
+        name = self._reached(call, params, ServiceAction.READ)
+        who = control_caller(call, ServiceAction.READ)
+        identity = self._services.identity(name, caller=who)
+        target = service_arn(call, name, identity.created_at)
+        operations = self._services.operations(name, caller=who)
+        newest_first = {op.id: f"{index:09d}" for index, op in enumerate(operations)}
+        page, more = PAGING.page(params, operations, lambda op: newest_first[op.id])
+        return {"OperationSummaryList": [operation_shape(call, op, target) for op in page], **more}
+
+    def _answer(self, call: Call, name: str, op: OperationView) -> Mapping[str, Any]:
+        view = self._services.describe(name, caller=control_caller(call, ServiceAction.READ))
+        return {
+            "Service": service_shape(call, view, self._services.registry),
+            "OperationId": _id(op),
+        }
+
+    def _reached(self, call: Call, params: Params, action: ServiceAction) -> str:
+        """The name of the live service the request's ARN names, if the caller reaches it
+        (ResourceNotFoundException otherwise: also for an earlier service of that name)."""
+        name, wanted = named_service(params)
+        identity = self._services.identity(name, caller=control_caller(call, action))
+        if service_id(name, identity.created_at).replace("-", "") != wanted:
+            raise ResourceNotFound(f"Service not found: {params.text('ServiceArn')}")
+        return name
+
+    def _spec_values(self, call: Call, params: Params) -> dict[str, Any]:
+        """The request's configuration as Baepo's spec fields (those it names)."""
+        values: dict[str, Any] = {}
+        source = params.structure("SourceConfiguration")
+        if source is not None:
+            values.update(self._source(call, source))
+        instance = params.structure("InstanceConfiguration")
+        if instance is not None:
+            values.update(_instance(instance))
+        health = params.structure("HealthCheckConfiguration")
+        if health is not None:
+            values["health_check"] = _health_check(health)
+        configuration = params.text("AutoScalingConfigurationArn", max_length=ARN_TAIL)
+        if configuration is not None:
+            values["autoscaling_configuration"] = _configuration_ref(params, configuration)
+        _refuse_elsewhere(params)
+        return values
+
+    def _source(self, call: Call, source: Params) -> dict[str, Any]:
+        if source.has("CodeRepository"):
+            raise source.error("CodeRepository", "…", "be absent: Baepo runs images only")
+        values: dict[str, Any] = {}
+        auto = source.boolean("AutoDeploymentsEnabled")
+        if auto is not None:
+            values["auto_deploy"] = auto
+        image = source.structure("ImageRepository")
+        if image is None:
+            return values
+        ref = image.required_text("ImageIdentifier", min_length=1, max_length=1024)
+        image.choice("ImageRepositoryType", ("ECR", "ECR_PUBLIC"))
+        refusal = self._may_run(call.caller, ref)
+        if refusal is not None:
+            raise AccessDenied(refusal)
+        values["image"] = ref
+        configuration = image.structure("ImageConfiguration")
+        if configuration is not None:
+            values.update(_image_configuration(configuration))
+        return values
+
+
+def _image_configuration(configuration: Params) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if configuration.has("RuntimeEnvironmentSecrets"):
+        raise configuration.error(
+            "RuntimeEnvironmentSecrets",
+            "…",
+            "be absent: Baepo keeps secrets' values itself (baepo services update --secret)",
+        )
+    port = configuration.text("Port", min_length=0, max_length=51)
+    if port is not None:
+        values["port"] = port
+    env = configuration.text_map("RuntimeEnvironmentVariables")
+    if env is not None:
+        values["env"] = env
+    command = configuration.text("StartCommand", pattern=r"[^\x0a\x0d]+")
+    if command is not None:
+        values["command"] = command
+    return values
+
+
+def _instance(instance: Params) -> dict[str, Any]:
+    instance.text("InstanceRoleArn", max_length=1224)
+    values: dict[str, Any] = {}
+    cpu = instance.text("Cpu", min_length=3, max_length=9)
+    if cpu is not None:
+        values["cpu"] = cpu
+    memory = instance.text("Memory", min_length=3, max_length=6)
+    if memory is not None:
+        values["memory"] = memory
+    return values
+
+
+def _health_check(health: Params) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    protocol = health.choice("Protocol", ("TCP", "HTTP"))
+    if protocol is not None:
+        values["protocol"] = protocol.lower()
+    path = health.text("Path", min_length=1)
+    if path is not None:
+        values["path"] = path
+    for member, field in (
+        ("Interval", "interval"),
+        ("Timeout", "timeout"),
+        ("HealthyThreshold", "healthy_threshold"),
+        ("UnhealthyThreshold", "unhealthy_threshold"),
+    ):
+        value = health.integer(member, minimum=1, maximum=20)
+        if value is not None:
+            values[field] = value
+    return values
+
+
+def _configuration_ref(params: Params, text: str) -> str:
+    """`NAME:REVISION` for an autoscaling configuration's ARN (or `NAME` for its latest)."""
+    parsed = parse_arn(text)
+    parts = parsed.resource.split("/") if parsed is not None else []
+    if parsed is None or parsed.service != "apprunner" or not 2 <= len(parts) <= 4:
+        raise params.error("AutoScalingConfigurationArn", text, "be an autoscaling configuration")
+    if parts[0] != "autoscalingconfiguration":
+        raise params.error("AutoScalingConfigurationArn", text, "be an autoscaling configuration")
+    return ":".join(parts[1:3])
+
+
+def _refuse_elsewhere(params: Params) -> None:
+    """What would need a second model beside Baepo's: refused, so nothing is silently off."""
+    if params.has("EncryptionConfiguration"):
+        raise params.error("EncryptionConfiguration", "…", "be absent: Baepo has no KMS keys")
+    network = params.structure("NetworkConfiguration")
+    if network is None:
+        return
+    egress = network.structure("EgressConfiguration")
+    if egress is not None and egress.choice("EgressType", ("DEFAULT", "VPC")) == "VPC":
+        raise egress.error("EgressType", "VPC", "be DEFAULT: Baepo has no VPC connectors")
+    ingress = network.structure("IngressConfiguration")
+    if ingress is not None and ingress.boolean("IsPubliclyAccessible") is False:
+        raise ingress.error("IsPubliclyAccessible", False, "be true: every service is public")
+    network.choice("IpAddressType", ("IPV4", "DUAL_STACK"))
+
+
+def _id(op: OperationView) -> str:
+    return operation_id(op.id)

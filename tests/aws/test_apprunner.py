@@ -1,0 +1,210 @@
+"""App Runner's operations through botocore's App Runner client, over Baepo's services room
+(a MemoryEngine, a reconciler the test drives) and its rights: every answer is checked against
+botocore's App Runner model (world.py hooks model.py into each client)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from baepo.api.images import ImageCheck
+from baepo.aws import JsonService
+from baepo.aws.apprunner import apprunner_service
+from baepo.control import Reconciler, RegistryLink, SecretBox, Services, Timing
+from tests.aws.world import AwsWorld, Rooms, aws_world, code_of
+from tests.control.conftest import CREDENTIALS, REGISTRY, hello
+from tests.control.fakes import FakeProber
+from tests.fakes.engine import FakeImage, MemoryEngine, baepo_test_images
+from tests.fakes.router import MemoryRouter
+
+IMAGE = f"{REGISTRY}/alice/app:1"
+
+
+@dataclass
+class Control:
+    services: Services
+    reconciler: Reconciler
+    portal: BlockingPortal
+
+    def settle(self, world: AwsWorld, until: Callable[[], bool]) -> None:
+        """Reconciler passes, the clock moving a quarter second between them, until `until()`."""
+        for _ in range(400):
+            self.portal.call(self.reconciler.tick)
+            if until():
+                return
+            world.clock.advance(0.25)
+        raise AssertionError("not settled after 400 passes")
+
+
+@pytest.fixture
+def control_world(tmp_path: Path) -> Iterator[tuple[AwsWorld, Control]]:
+    made: list[Control] = []
+
+    def services(rooms: Rooms) -> Iterable[JsonService]:
+        engine = MemoryEngine(rooms.clock, images=baepo_test_images())
+        for tag in ("1", "2"):
+            ref = f"{REGISTRY}/alice/app:{tag}"
+            engine.publish(FakeImage(ref=ref, credentials=CREDENTIALS, respond=hello(tag)))
+        box = SecretBox(SecretBox.generate_key())
+        registry = RegistryLink.of([REGISTRY], lambda: CREDENTIALS)
+        reconciler = Reconciler(
+            db=rooms.db,
+            engine=engine,
+            router=MemoryRouter(),
+            prober=FakeProber(engine),
+            clock=rooms.clock,
+            secrets=box,
+            domain="localhost",
+            registry=registry,
+            timing=Timing(deploy_timeout_s=60, operation_timeout_s=60, drain_timeout_s=30),
+        )
+        facade = Services(
+            db=rooms.db,
+            engine=engine,
+            secrets=box,
+            clock=rooms.clock,
+            domain="localhost",
+            registry=registry,
+            reconciler=reconciler,
+        )
+        made.append(Control(facade, reconciler, portal))
+        images = ImageCheck(registry, rooms.registry.is_public)
+        return [apprunner_service(facade, images.refusal)]
+
+    with start_blocking_portal() as portal, aws_world(tmp_path, services) as world:
+        yield world, made[0]
+
+
+def source(image: str = IMAGE, **configuration: Any) -> dict[str, Any]:
+    repository = {"ImageIdentifier": image, "ImageRepositoryType": "ECR"}
+    if configuration:
+        repository["ImageConfiguration"] = configuration
+    return {"ImageRepository": repository, "AutoDeploymentsEnabled": False}
+
+
+def test_the_issues_flow_create_deploy_pause_resume_delete(
+    control_world: tuple[AwsWorld, Control],
+) -> None:
+    world, control = control_world
+    alice = world.client("apprunner", world.key("alice"))
+    made = alice.create_service(
+        ServiceName="app",
+        SourceConfiguration=source(Port="8080", RuntimeEnvironmentVariables={"MODE": "prod"}),
+        InstanceConfiguration={"Cpu": "1 vCPU", "Memory": "2 GB"},
+        HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health"},
+    )
+    service = made["Service"]
+    arn = service["ServiceArn"]
+    assert arn.startswith(f"arn:aws-baepo:apprunner:us-east-1:{world.endpoint.account}:service/app/")
+    assert service["Status"] == "OPERATION_IN_PROGRESS"
+    assert service["ServiceUrl"] == "app.localhost"
+    assert service["InstanceConfiguration"] == {"Cpu": "1024", "Memory": "2048"}
+    image = service["SourceConfiguration"]["ImageRepository"]
+    assert image["ImageConfiguration"] == {
+        "Port": "8080",
+        "RuntimeEnvironmentVariables": {"MODE": "prod"},
+    }
+    assert service["HealthCheckConfiguration"]["Protocol"] == "HTTP"
+
+    def status() -> str:
+        return str(alice.describe_service(ServiceArn=arn)["Service"]["Status"])
+
+    control.settle(world, lambda: status() == "RUNNING")
+
+    deployment = alice.start_deployment(ServiceArn=arn)["OperationId"]
+    control.settle(world, lambda: status() == "RUNNING")
+    operations = alice.list_operations(ServiceArn=arn)["OperationSummaryList"]
+    assert [(o["Id"], o["Type"], o["Status"]) for o in operations] == [
+        (deployment, "START_DEPLOYMENT", "SUCCEEDED"),
+        (made["OperationId"], "CREATE_SERVICE", "SUCCEEDED"),
+    ]
+    assert {o["TargetArn"] for o in operations} == {arn}
+
+    alice.pause_service(ServiceArn=arn)
+    control.settle(world, lambda: status() == "PAUSED")
+    assert code_of(alice.pause_service, ServiceArn=arn) == "InvalidStateException"
+    alice.resume_service(ServiceArn=arn)
+    control.settle(world, lambda: status() == "RUNNING")
+
+    deleted = alice.delete_service(ServiceArn=arn)
+    assert deleted["Service"]["Status"] == "OPERATION_IN_PROGRESS"
+    control.settle(world, lambda: not alice.list_services()["ServiceSummaryList"])
+    assert code_of(alice.describe_service, ServiceArn=arn) == "ResourceNotFoundException"
+
+
+def test_update_service_changes_baepos_one_spec(control_world: tuple[AwsWorld, Control]) -> None:
+    world, control = control_world
+    alice = world.client("apprunner", world.key("alice"))
+    arn = alice.create_service(ServiceName="app", SourceConfiguration=source())["Service"][
+        "ServiceArn"
+    ]
+    control.settle(world, lambda: control.services.describe("app").status == "RUNNING")
+    updated = alice.update_service(
+        ServiceArn=arn,
+        SourceConfiguration=source(f"{REGISTRY}/alice/app:2", StartCommand="serve --fast"),
+        InstanceConfiguration={"Cpu": "2048", "Memory": "4096"},
+    )
+    assert updated["OperationId"]
+    config = control.services.describe("app").config
+    assert (config["image"], config["command"]) == (f"{REGISTRY}/alice/app:2", ["serve", "--fast"])
+    assert (config["cpu"], config["memory"]) == (2.0, 4096)
+    shown = updated["Service"]
+    assert shown["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]["StartCommand"] == (
+        "serve --fast"
+    )
+    assert code_of(alice.update_service, ServiceArn=arn) == "InvalidStateException"
+
+
+def test_services_keep_baepos_rights(control_world: tuple[AwsWorld, Control]) -> None:
+    world, _ = control_world
+    alice = world.client("apprunner", world.key("alice"))
+    bob = world.client("apprunner", world.key("bob"))
+    admin = world.client("apprunner", world.key("admin"))
+    arn = alice.create_service(ServiceName="app", SourceConfiguration=source())["Service"][
+        "ServiceArn"
+    ]
+    assert code_of(bob.describe_service, ServiceArn=arn) == "ResourceNotFoundException"
+    assert code_of(bob.delete_service, ServiceArn=arn) == "ResourceNotFoundException"
+    assert bob.list_services()["ServiceSummaryList"] == []
+    assert [s["ServiceArn"] for s in admin.list_services()["ServiceSummaryList"]] == [arn]
+    create = bob.create_service
+    assert code_of(create, ServiceName="mine", SourceConfiguration=source()) == (
+        "AccessDeniedException"
+    )
+    registry_only = world.client("apprunner", world.key("alice", "push", repositories=("alice/*",)))
+    assert code_of(registry_only.list_services) == "AccessDeniedException"
+
+
+def test_bad_input_is_app_runners_invalid_request(
+    control_world: tuple[AwsWorld, Control],
+) -> None:
+    world, _ = control_world
+    alice = world.client("apprunner", world.key("alice"))
+    create = alice.create_service
+    assert code_of(create, ServiceName="app", SourceConfiguration=source(Port="0")) == (
+        "InvalidRequestException"
+    )
+    code = {"CodeRepository": {"RepositoryUrl": "https://example.org/x", "SourceCodeVersion": {}}}
+    assert code_of(create, ServiceName="app", SourceConfiguration=code) == "ParamValidationError"
+    assert code_of(
+        create,
+        ServiceName="app",
+        SourceConfiguration=source(),
+        NetworkConfiguration={"EgressConfiguration": {"EgressType": "VPC"}},
+    ) == ("InvalidRequestException")
+    alice.create_service(ServiceName="app", SourceConfiguration=source())
+    assert code_of(create, ServiceName="app", SourceConfiguration=source()) == (
+        "InvalidRequestException"
+    )
+    describe = alice.describe_service
+    assert code_of(describe, ServiceArn="arn:aws:s3:::bucket") == "InvalidRequestException"
+    gone = f"arn:aws-baepo:apprunner:us-east-1:{world.endpoint.account}:service/app/{'0' * 32}"
+    assert code_of(describe, ServiceArn=gone) == "ResourceNotFoundException"
+    raw = world.raw(world.key("alice"), "apprunner", "AppRunner.ListServices", b'{"MaxResults": "x"}')
+    assert raw.status_code == 400
+    assert raw.json()["__type"] == "InvalidRequestException"
