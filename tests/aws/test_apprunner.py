@@ -81,7 +81,7 @@ def control_world(tmp_path: Path) -> Iterator[tuple[AwsWorld, Control]]:
 
 
 def source(image: str = IMAGE, **configuration: Any) -> dict[str, Any]:
-    repository = {"ImageIdentifier": image, "ImageRepositoryType": "ECR"}
+    repository: dict[str, Any] = {"ImageIdentifier": image, "ImageRepositoryType": "ECR"}
     if configuration:
         repository["ImageConfiguration"] = configuration
     return {"ImageRepository": repository, "AutoDeploymentsEnabled": False}
@@ -93,16 +93,18 @@ def test_the_issues_flow_create_deploy_pause_resume_delete(
     world, control = control_world
     alice = world.client("apprunner", world.key("alice"))
     made = alice.create_service(
-        ServiceName="app",
+        ServiceName="shop",
         SourceConfiguration=source(Port="8080", RuntimeEnvironmentVariables={"MODE": "prod"}),
         InstanceConfiguration={"Cpu": "1 vCPU", "Memory": "2 GB"},
         HealthCheckConfiguration={"Protocol": "HTTP", "Path": "/health"},
     )
     service = made["Service"]
     arn = service["ServiceArn"]
-    assert arn.startswith(f"arn:aws-baepo:apprunner:us-east-1:{world.endpoint.account}:service/app/")
+    assert arn.startswith(
+        f"arn:aws-baepo:apprunner:us-east-1:{world.endpoint.account}:service/shop/"
+    )
     assert service["Status"] == "OPERATION_IN_PROGRESS"
-    assert service["ServiceUrl"] == "app.localhost"
+    assert service["ServiceUrl"] == "shop.localhost"
     assert service["InstanceConfiguration"] == {"Cpu": "1024", "Memory": "2048"}
     image = service["SourceConfiguration"]["ImageRepository"]
     assert image["ImageConfiguration"] == {
@@ -140,24 +142,29 @@ def test_the_issues_flow_create_deploy_pause_resume_delete(
 def test_update_service_changes_baepos_one_spec(control_world: tuple[AwsWorld, Control]) -> None:
     world, control = control_world
     alice = world.client("apprunner", world.key("alice"))
-    arn = alice.create_service(ServiceName="app", SourceConfiguration=source())["Service"][
+    arn = alice.create_service(ServiceName="shop", SourceConfiguration=source())["Service"][
         "ServiceArn"
     ]
-    control.settle(world, lambda: control.services.describe("app").status == "RUNNING")
+    control.settle(world, lambda: control.services.describe("shop").status == "RUNNING")
     updated = alice.update_service(
         ServiceArn=arn,
         SourceConfiguration=source(f"{REGISTRY}/alice/app:2", StartCommand="serve --fast"),
         InstanceConfiguration={"Cpu": "2048", "Memory": "4096"},
     )
-    assert updated["OperationId"]
-    config = control.services.describe("app").config
+    assert updated["Service"]["Status"] == "OPERATION_IN_PROGRESS"
+    assert code_of(alice.update_service, ServiceArn=arn) == "InvalidStateException"
+    control.settle(world, lambda: control.services.describe("shop").status == "RUNNING")
+    config = control.services.describe("shop").config
     assert (config["image"], config["command"]) == (f"{REGISTRY}/alice/app:2", ["serve", "--fast"])
     assert (config["cpu"], config["memory"]) == (2.0, 4096)
-    shown = updated["Service"]
-    assert shown["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]["StartCommand"] == (
-        "serve --fast"
-    )
-    assert code_of(alice.update_service, ServiceArn=arn) == "InvalidStateException"
+    shown = alice.describe_service(ServiceArn=arn)["Service"]
+    assert shown["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"] == {
+        "Port": "8080",
+        "StartCommand": "serve --fast",
+    }
+    operations = alice.list_operations(ServiceArn=arn)["OperationSummaryList"]
+    assert operations[0]["Id"] == updated["OperationId"]
+    assert operations[0]["Type"] == "UPDATE_SERVICE"
 
 
 def test_services_keep_baepos_rights(control_world: tuple[AwsWorld, Control]) -> None:
@@ -165,7 +172,7 @@ def test_services_keep_baepos_rights(control_world: tuple[AwsWorld, Control]) ->
     alice = world.client("apprunner", world.key("alice"))
     bob = world.client("apprunner", world.key("bob"))
     admin = world.client("apprunner", world.key("admin"))
-    arn = alice.create_service(ServiceName="app", SourceConfiguration=source())["Service"][
+    arn = alice.create_service(ServiceName="shop", SourceConfiguration=source())["Service"][
         "ServiceArn"
     ]
     assert code_of(bob.describe_service, ServiceArn=arn) == "ResourceNotFoundException"
@@ -186,25 +193,32 @@ def test_bad_input_is_app_runners_invalid_request(
     world, _ = control_world
     alice = world.client("apprunner", world.key("alice"))
     create = alice.create_service
-    assert code_of(create, ServiceName="app", SourceConfiguration=source(Port="0")) == (
+    assert code_of(create, ServiceName="shop", SourceConfiguration=source(Port="0")) == (
         "InvalidRequestException"
     )
-    code = {"CodeRepository": {"RepositoryUrl": "https://example.org/x", "SourceCodeVersion": {}}}
-    assert code_of(create, ServiceName="app", SourceConfiguration=code) == "ParamValidationError"
+    version = {"Type": "BRANCH", "Value": "main"}
+    code = {
+        "CodeRepository": {"RepositoryUrl": "https://example.org/x", "SourceCodeVersion": version}
+    }
+    assert code_of(create, ServiceName="shop", SourceConfiguration=code) == (
+        "InvalidRequestException"
+    )
     assert code_of(
         create,
-        ServiceName="app",
+        ServiceName="shop",
         SourceConfiguration=source(),
         NetworkConfiguration={"EgressConfiguration": {"EgressType": "VPC"}},
     ) == ("InvalidRequestException")
-    alice.create_service(ServiceName="app", SourceConfiguration=source())
-    assert code_of(create, ServiceName="app", SourceConfiguration=source()) == (
+    alice.create_service(ServiceName="shop", SourceConfiguration=source())
+    assert code_of(create, ServiceName="shop", SourceConfiguration=source()) == (
         "InvalidRequestException"
     )
     describe = alice.describe_service
     assert code_of(describe, ServiceArn="arn:aws:s3:::bucket") == "InvalidRequestException"
-    gone = f"arn:aws-baepo:apprunner:us-east-1:{world.endpoint.account}:service/app/{'0' * 32}"
+    gone = f"arn:aws-baepo:apprunner:us-east-1:{world.endpoint.account}:service/shop/{'0' * 32}"
     assert code_of(describe, ServiceArn=gone) == "ResourceNotFoundException"
-    raw = world.raw(world.key("alice"), "apprunner", "AppRunner.ListServices", b'{"MaxResults": "x"}')
+    raw = world.raw(
+        world.key("alice"), "apprunner", "AppRunner.ListServices", b'{"MaxResults": "x"}'
+    )
     assert raw.status_code == 400
     assert raw.json()["__type"] == "InvalidRequestException"

@@ -10,8 +10,8 @@ ARNs use the partition `aws-baepo` (`AWS_PARTITION`): App Runner's model allows 
     arn:aws-baepo:apprunner:us-east-1:123456789012:service/app/5f0c…-…
     arn:aws-baepo:apprunner:us-east-1:123456789012:autoscalingconfiguration/fast/2
 
-A service's id is drawn from its name and creation time (a UUID), so an ARN of an earlier
-service of the same name, deleted since, finds nothing.
+A service's id is drawn from its name and creation time (a UUID's 32 hex digits), so an ARN
+of an earlier service of the same name, deleted since, finds nothing.
 """
 
 from __future__ import annotations
@@ -46,11 +46,12 @@ def arn(call: Call, resource: str) -> str:
 
 
 def service_id(name: str, created_at: datetime) -> str:
-    return str(uuid.uuid5(SERVICE_IDS, f"{name}/{created_at.timestamp():.6f}"))
+    """32 hex digits, as App Runner's service ids are."""
+    return uuid.uuid5(SERVICE_IDS, f"{name}/{created_at.timestamp():.6f}").hex
 
 
 def service_arn(call: Call, name: str, created_at: datetime) -> str:
-    return arn(call, f"service/{name}/{service_id(name, created_at).replace('-', '')}")
+    return arn(call, f"service/{name}/{service_id(name, created_at)}")
 
 
 def operation_id(hex_id: str) -> str:

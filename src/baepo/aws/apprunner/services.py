@@ -119,7 +119,7 @@ class ServiceOperations:
         (ResourceNotFoundException otherwise: also for an earlier service of that name)."""
         name, wanted = named_service(params)
         identity = self._services.identity(name, caller=control_caller(call, action))
-        if service_id(name, identity.created_at).replace("-", "") != wanted:
+        if service_id(name, identity.created_at) != wanted:
             raise ResourceNotFound(f"Service not found: {params.text('ServiceArn')}")
         return name
 
