@@ -222,3 +222,55 @@ def test_bad_input_is_app_runners_invalid_request(
     )
     assert raw.status_code == 400
     assert raw.json()["__type"] == "InvalidRequestException"
+
+
+def test_autoscaling_configurations_are_baepos_shared_ones(
+    control_world: tuple[AwsWorld, Control],
+) -> None:
+    world, control = control_world
+    alice = world.client("apprunner", world.key("alice"))
+    bob = world.client("apprunner", world.key("bob"))
+    first = alice.create_auto_scaling_configuration(
+        AutoScalingConfigurationName="fast", MinSize=2, MaxSize=4, MaxConcurrency=50
+    )["AutoScalingConfiguration"]
+    assert (first["AutoScalingConfigurationRevision"], first["Latest"]) == (1, True)
+    assert (first["MinSize"], first["MaxSize"], first["MaxConcurrency"]) == (2, 4, 50)
+    second = alice.create_auto_scaling_configuration(
+        AutoScalingConfigurationName="fast", MinSize=3
+    )["AutoScalingConfiguration"]
+    assert second["AutoScalingConfigurationRevision"] == 2
+    assert (second["MinSize"], second["MaxSize"]) == (3, 25)
+    assert control.services.configurations.describe("fast", 2).min_size == 3
+
+    described = alice.describe_auto_scaling_configuration(
+        AutoScalingConfigurationArn=first["AutoScalingConfigurationArn"]
+    )["AutoScalingConfiguration"]
+    assert (described["AutoScalingConfigurationRevision"], described["Latest"]) == (1, False)
+    describe = bob.describe_auto_scaling_configuration
+    assert code_of(describe, AutoScalingConfigurationArn=first["AutoScalingConfigurationArn"]) == (
+        "ResourceNotFoundException"
+    )
+    latest = alice.list_auto_scaling_configurations(LatestOnly=True)
+    names = [
+        (c["AutoScalingConfigurationName"], c["AutoScalingConfigurationRevision"], c["IsDefault"])
+        for c in latest["AutoScalingConfigurationSummaryList"]
+    ]
+    assert names == [("DefaultConfiguration", 1, True), ("fast", 2, False)]
+
+    arn = alice.create_service(
+        ServiceName="shop",
+        SourceConfiguration=source(),
+        AutoScalingConfigurationArn=second["AutoScalingConfigurationArn"],
+    )["Service"]["ServiceArn"]
+    summary = alice.describe_service(ServiceArn=arn)["Service"]["AutoScalingConfigurationSummary"]
+    assert summary["AutoScalingConfigurationArn"] == second["AutoScalingConfigurationArn"]
+    assert control.services.describe("shop").config["min_instances"] == 3
+
+    delete = alice.delete_auto_scaling_configuration
+    in_use = second["AutoScalingConfigurationArn"]
+    assert code_of(delete, AutoScalingConfigurationArn=in_use) == "InvalidRequestException"
+    default = summary["AutoScalingConfigurationArn"].replace("fast/2", "DefaultConfiguration/1")
+    assert code_of(delete, AutoScalingConfigurationArn=default) == "InvalidRequestException"
+    gone = delete(AutoScalingConfigurationArn=first["AutoScalingConfigurationArn"])
+    assert gone["AutoScalingConfiguration"]["Status"] == "INACTIVE"
+    assert [v.revision for v in control.services.configurations.list(name="fast")] == [2]

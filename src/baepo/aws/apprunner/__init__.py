@@ -9,6 +9,7 @@ token limited to services may read and deploy them (docs/aws.md lists what diffe
 
     services.py   Create/Describe/Update/Delete/ListServices, StartDeployment, Pause/Resume,
                   ListOperations
+    autoscaling.py  Create/Describe/List/DeleteAutoScalingConfiguration
     shapes.py     App Runner's shapes for Baepo's views
     access.py     callers, ARNs and ids; errors.py  App Runner's error codes
 """
@@ -16,6 +17,7 @@ token limited to services may read and deploy them (docs/aws.md lists what diffe
 from __future__ import annotations
 
 from baepo.aws import JsonService
+from baepo.aws.apprunner.autoscaling import AutoScaling
 from baepo.aws.apprunner.errors import InternalServiceError, InvalidRequest, translate
 from baepo.aws.apprunner.services import MayRun, ServiceOperations
 from baepo.control import Services
@@ -27,6 +29,7 @@ def apprunner_service(services: Services, may_run: MayRun) -> JsonService:
     """App Runner over `services`; `may_run` says why a caller may not run an image (the
     API's `ImageCheck.refusal`), or None."""
     service = ServiceOperations(services, may_run)
+    autoscaling = AutoScaling(services.configurations)
     operations = {
         "CreateService": service.create,
         "DescribeService": service.describe,
@@ -37,6 +40,10 @@ def apprunner_service(services: Services, may_run: MayRun) -> JsonService:
         "PauseService": service.pause,
         "ResumeService": service.resume,
         "ListOperations": service.list_operations,
+        "CreateAutoScalingConfiguration": autoscaling.create,
+        "DescribeAutoScalingConfiguration": autoscaling.describe,
+        "ListAutoScalingConfigurations": autoscaling.list,
+        "DeleteAutoScalingConfiguration": autoscaling.delete,
     }
     return JsonService(
         "apprunner",

@@ -61,9 +61,26 @@ def operation_id(hex_id: str) -> str:
 
 def named_service(params: Params, field: str = "ServiceArn") -> tuple[str, str]:
     """The service's name and id (32 hex digits) in the request's ARN."""
+    parts = _resource(params, field, "service", "an App Runner service")
+    if len(parts) != 3:
+        raise params.error(field, params.text(field), "be the ARN of an App Runner service")
+    return parts[1], parts[2]
+
+
+def configuration_ref(params: Params, field: str = "AutoScalingConfigurationArn") -> str:
+    """`NAME:REVISION` for the request's autoscaling configuration ARN (`NAME`, the latest,
+    when it names no revision)."""
+    parts = _resource(params, field, "autoscalingconfiguration", "an autoscaling configuration")
+    if not 2 <= len(parts) <= 4:
+        raise params.error(field, params.text(field), "be the ARN of an autoscaling configuration")
+    return ":".join(parts[1:3])
+
+
+def _resource(params: Params, field: str, kind: str, what: str) -> list[str]:
+    """The parts of the resource of the request's App Runner ARN of `kind`."""
     text = params.required_text(field, min_length=1, max_length=1011)
     parsed = parse_arn(text)
     parts = parsed.resource.split("/") if parsed is not None else []
-    if parsed is None or parsed.service != "apprunner" or len(parts) != 3 or parts[0] != "service":
-        raise params.error(field, text, "be the ARN of an App Runner service")
-    return parts[1], parts[2]
+    if parsed is None or parsed.service != "apprunner" or parts[0] != kind:
+        raise params.error(field, text, f"be the ARN of {what}")
+    return parts

@@ -20,25 +20,25 @@ from typing import Any
 
 from baepo.auth.rights import Caller as Rights
 from baepo.auth.rights import ServiceAction
-from baepo.aws import AccessDenied, Call, Params, parse_arn
+from baepo.aws import AccessDenied, Call, Params
 from baepo.aws.apprunner.access import (
+    configuration_ref,
     control_caller,
     named_service,
     operation_id,
     service_arn,
     service_id,
 )
-from baepo.aws.apprunner.errors import ResourceNotFound
+from baepo.aws.apprunner.errors import InvalidRequest, ResourceNotFound
 from baepo.aws.apprunner.shapes import operation_shape, service_shape, summary_shape
 from baepo.aws.paging import Paging
-from baepo.control import OperationView, Services, SpecChange
+from baepo.control import Conflict, OperationView, Services, SpecChange
 
 MayRun = Callable[[Rights, str], str | None]
 """Why a caller may not run an image, or None (the API's `ImageCheck.refusal`)."""
 
 PAGING = Paging("MaxResults", "NextToken", default=20, maximum=20)
 SERVICE_NAME = r"[A-Za-z0-9][A-Za-z0-9-_]{3,39}"
-ARN_TAIL = 1011
 
 
 class ServiceOperations:
@@ -84,7 +84,10 @@ class ServiceOperations:
 
     def start_deployment(self, call: Call, params: Params) -> Mapping[str, Any]:
         name = self._reached(call, params, ServiceAction.DEPLOY)
-        op = self._services.deploy(name, caller=control_caller(call, ServiceAction.DEPLOY))
+        try:
+            op = self._services.deploy(name, caller=control_caller(call, ServiceAction.DEPLOY))
+        except Conflict as exc:  # paused or being deleted: App Runner's bad request here
+            raise InvalidRequest(str(exc)) from exc
         return {"OperationId": _id(op)}
 
     def pause(self, call: Call, params: Params) -> Mapping[str, Any]:
@@ -135,9 +138,8 @@ class ServiceOperations:
         health = params.structure("HealthCheckConfiguration")
         if health is not None:
             values["health_check"] = _health_check(health)
-        configuration = params.text("AutoScalingConfigurationArn", max_length=ARN_TAIL)
-        if configuration is not None:
-            values["autoscaling_configuration"] = _configuration_ref(params, configuration)
+        if params.has("AutoScalingConfigurationArn"):
+            values["autoscaling_configuration"] = configuration_ref(params)
         _refuse_elsewhere(params)
         return values
 
@@ -213,17 +215,6 @@ def _health_check(health: Params) -> dict[str, Any]:
         if value is not None:
             values[field] = value
     return values
-
-
-def _configuration_ref(params: Params, text: str) -> str:
-    """`NAME:REVISION` for an autoscaling configuration's ARN (or `NAME` for its latest)."""
-    parsed = parse_arn(text)
-    parts = parsed.resource.split("/") if parsed is not None else []
-    if parsed is None or parsed.service != "apprunner" or not 2 <= len(parts) <= 4:
-        raise params.error("AutoScalingConfigurationArn", text, "be an autoscaling configuration")
-    if parts[0] != "autoscalingconfiguration":
-        raise params.error("AutoScalingConfigurationArn", text, "be an autoscaling configuration")
-    return ":".join(parts[1:3])
 
 
 def _refuse_elsewhere(params: Params) -> None:

@@ -1,0 +1,100 @@
+"""App Runner's autoscaling configuration operations over Baepo's shared configurations
+(`Services.configurations`): Create/Describe/List/DeleteAutoScalingConfiguration.
+
+They are the same revisions `baepo autoscaling` shows, with the same rights: a user's are
+theirs, `DefaultConfiguration` (revision 1) is built in and everyone's. An ARN names a revision,
+`…:autoscalingconfiguration/NAME/REVISION`; without the revision it names the latest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from baepo.auth.rights import ServiceAction
+from baepo.aws import Call, Params
+from baepo.aws.apprunner.access import configuration_ref, control_caller
+from baepo.aws.apprunner.errors import InvalidRequest
+from baepo.aws.apprunner.shapes import configuration_arn
+from baepo.aws.paging import Paging
+from baepo.control import (
+    DEFAULT_NAME,
+    AutoScalingConfigurations,
+    ConfigurationRef,
+    ConfigurationView,
+    Conflict,
+)
+from baepo.control.autoscaling_configurations import DEFAULT
+
+PAGING = Paging("MaxResults", "NextToken", default=100, maximum=100)
+NAME = r"[A-Za-z0-9][A-Za-z0-9\-_]{3,31}"
+
+
+class AutoScaling:
+    def __init__(self, configurations: AutoScalingConfigurations) -> None:
+        self._configurations = configurations
+
+    def create(self, call: Call, params: Params) -> Mapping[str, Any]:
+        name = params.required_text("AutoScalingConfigurationName", pattern=NAME)
+        min_size = params.integer("MinSize", minimum=1, maximum=25)
+        max_size = params.integer("MaxSize", minimum=1, maximum=1000)
+        concurrency = params.integer("MaxConcurrency", minimum=1, maximum=200)
+        who = control_caller(call, ServiceAction.CREATE)
+        view = self._configurations.create(
+            name,
+            DEFAULT.min_size if min_size is None else min_size,
+            DEFAULT.max_size if max_size is None else max_size,
+            DEFAULT.max_concurrency if concurrency is None else concurrency,
+            caller=who,
+        )
+        return {"AutoScalingConfiguration": configuration_shape(call, view)}
+
+    def describe(self, call: Call, params: Params) -> Mapping[str, Any]:
+        ref = ConfigurationRef.parse(configuration_ref(params), "AutoScalingConfigurationArn")
+        who = control_caller(call, ServiceAction.READ)
+        view = self._configurations.describe(ref.name, ref.revision, caller=who)
+        return {"AutoScalingConfiguration": configuration_shape(call, view)}
+
+    def list(self, call: Call, params: Params) -> Mapping[str, Any]:
+        name = params.text("AutoScalingConfigurationName", pattern=NAME)
+        latest_only = params.boolean("LatestOnly") or False
+        who = control_caller(call, ServiceAction.READ)
+        views = self._configurations.list(caller=who, name=name, latest_only=latest_only)
+        order = {(v.name, v.revision): f"{index:09d}" for index, v in enumerate(views)}
+        page, more = PAGING.page(params, views, lambda v: order[(v.name, v.revision)])
+        summaries = [summary_shape(call, view) for view in page]
+        return {"AutoScalingConfigurationSummaryList": summaries, **more}
+
+    def delete(self, call: Call, params: Params) -> Mapping[str, Any]:
+        ref = ConfigurationRef.parse(configuration_ref(params), "AutoScalingConfigurationArn")
+        every = params.boolean("DeleteAllRevisions") or False
+        who = control_caller(call, ServiceAction.CHANGE)
+        named = self._configurations.describe(ref.name, ref.revision, caller=who)
+        try:
+            self._configurations.delete(named.name, None if every else named.revision, caller=who)
+        except Conflict as exc:  # in use, or the built-in one: App Runner's bad request
+            raise InvalidRequest(str(exc)) from exc
+        shape = configuration_shape(call, named)
+        return {"AutoScalingConfiguration": {**shape, "Status": "INACTIVE", "Latest": False}}
+
+
+def summary_shape(call: Call, view: ConfigurationView) -> dict[str, Any]:
+    return {
+        "AutoScalingConfigurationArn": configuration_arn(call, view.name, view.revision),
+        "AutoScalingConfigurationName": view.name,
+        "AutoScalingConfigurationRevision": view.revision,
+        "Status": "ACTIVE",
+        **({"CreatedAt": view.created_at} if view.created_at else {}),
+        "HasAssociatedService": view.in_use > 0,
+        "IsDefault": view.name == DEFAULT_NAME,
+    }
+
+
+def configuration_shape(call: Call, view: ConfigurationView) -> dict[str, Any]:
+    return {
+        **summary_shape(call, view),
+        "Latest": view.latest,
+        "MaxConcurrency": view.max_concurrency,
+        "MinSize": view.min_size,
+        "MaxSize": view.max_size,
+    }
