@@ -274,3 +274,43 @@ def test_autoscaling_configurations_are_baepos_shared_ones(
     gone = delete(AutoScalingConfigurationArn=first["AutoScalingConfigurationArn"])
     assert gone["AutoScalingConfiguration"]["Status"] == "INACTIVE"
     assert [v.revision for v in control.services.configurations.list(name="fast")] == [2]
+
+
+def test_custom_domains_are_the_services_own(control_world: tuple[AwsWorld, Control]) -> None:
+    world, control = control_world
+    alice = world.client("apprunner", world.key("alice"))
+    arn = alice.create_service(ServiceName="shop", SourceConfiguration=source())["Service"][
+        "ServiceArn"
+    ]
+    control.settle(world, lambda: control.services.describe("shop").status == "RUNNING")
+    made = alice.associate_custom_domain(ServiceArn=arn, DomainName="shop.example.org")
+    assert made["DNSTarget"] == "shop.localhost"
+    assert made["CustomDomain"] == {
+        "DomainName": "shop.example.org",
+        "EnableWWWSubdomain": True,
+        "Status": "CREATING",
+    }
+    control.settle(world, lambda: control.services.describe("shop").status == "RUNNING")
+    assert control.services.describe("shop").config["custom_domains"] == [
+        "shop.example.org",
+        "www.shop.example.org",
+    ]
+    found = alice.describe_custom_domains(ServiceArn=arn)["CustomDomains"]
+    assert [(d["DomainName"], d["EnableWWWSubdomain"], d["Status"]) for d in found] == [
+        ("shop.example.org", True, "ACTIVE")
+    ]
+    associate = alice.associate_custom_domain
+    assert code_of(associate, ServiceArn=arn, DomainName="shop.example.org") == (
+        "InvalidRequestException"
+    )
+    gone = alice.disassociate_custom_domain(ServiceArn=arn, DomainName="shop.example.org")
+    assert gone["CustomDomain"]["Status"] == "DELETING"
+    disassociate = alice.disassociate_custom_domain
+    assert code_of(disassociate, ServiceArn=arn, DomainName="shop.example.org") == (
+        "InvalidStateException"
+    )
+    control.settle(world, lambda: control.services.describe("shop").status == "RUNNING")
+    assert alice.describe_custom_domains(ServiceArn=arn)["CustomDomains"] == []
+    assert code_of(disassociate, ServiceArn=arn, DomainName="shop.example.org") == (
+        "ResourceNotFoundException"
+    )

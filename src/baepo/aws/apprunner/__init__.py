@@ -10,6 +10,7 @@ token limited to services may read and deploy them (docs/aws.md lists what diffe
     services.py   Create/Describe/Update/Delete/ListServices, StartDeployment, Pause/Resume,
                   ListOperations
     autoscaling.py  Create/Describe/List/DeleteAutoScalingConfiguration
+    domains.py      Associate/DisassociateCustomDomain, DescribeCustomDomains
     shapes.py     App Runner's shapes for Baepo's views
     access.py     callers, ARNs and ids; errors.py  App Runner's error codes
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from baepo.aws import JsonService
 from baepo.aws.apprunner.autoscaling import AutoScaling
+from baepo.aws.apprunner.domains import CustomDomains
 from baepo.aws.apprunner.errors import InternalServiceError, InvalidRequest, translate
 from baepo.aws.apprunner.services import MayRun, ServiceOperations
 from baepo.control import Services
@@ -30,6 +32,7 @@ def apprunner_service(services: Services, may_run: MayRun) -> JsonService:
     API's `ImageCheck.refusal`), or None."""
     service = ServiceOperations(services, may_run)
     autoscaling = AutoScaling(services.configurations)
+    domains = CustomDomains(services)
     operations = {
         "CreateService": service.create,
         "DescribeService": service.describe,
@@ -44,6 +47,9 @@ def apprunner_service(services: Services, may_run: MayRun) -> JsonService:
         "DescribeAutoScalingConfiguration": autoscaling.describe,
         "ListAutoScalingConfigurations": autoscaling.list,
         "DeleteAutoScalingConfiguration": autoscaling.delete,
+        "AssociateCustomDomain": domains.associate,
+        "DisassociateCustomDomain": domains.disassociate,
+        "DescribeCustomDomains": domains.describe,
     }
     return JsonService(
         "apprunner",

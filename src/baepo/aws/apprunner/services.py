@@ -59,18 +59,18 @@ class ServiceOperations:
         }
 
     def describe(self, call: Call, params: Params) -> Mapping[str, Any]:
-        name = self._reached(call, params, ServiceAction.READ)
+        name = reached(self._services, call, params, ServiceAction.READ)
         view = self._services.describe(name, caller=control_caller(call, ServiceAction.READ))
         return {"Service": service_shape(call, view, self._services.registry)}
 
     def update(self, call: Call, params: Params) -> Mapping[str, Any]:
-        name = self._reached(call, params, ServiceAction.CHANGE)
+        name = reached(self._services, call, params, ServiceAction.CHANGE)
         who = control_caller(call, ServiceAction.CHANGE)
         op = self._services.update(name, SpecChange(self._spec_values(call, params)), caller=who)
         return self._answer(call, name, op)
 
     def delete(self, call: Call, params: Params) -> Mapping[str, Any]:
-        name = self._reached(call, params, ServiceAction.CHANGE)
+        name = reached(self._services, call, params, ServiceAction.CHANGE)
         who = control_caller(call, ServiceAction.CHANGE)
         before = self._services.describe(name, caller=who)
         op = self._services.delete(name, caller=who)
@@ -83,7 +83,7 @@ class ServiceOperations:
         return {"ServiceSummaryList": [summary_shape(call, view) for view in page], **more}
 
     def start_deployment(self, call: Call, params: Params) -> Mapping[str, Any]:
-        name = self._reached(call, params, ServiceAction.DEPLOY)
+        name = reached(self._services, call, params, ServiceAction.DEPLOY)
         try:
             op = self._services.deploy(name, caller=control_caller(call, ServiceAction.DEPLOY))
         except Conflict as exc:  # paused or being deleted: App Runner's bad request here
@@ -91,17 +91,17 @@ class ServiceOperations:
         return {"OperationId": _id(op)}
 
     def pause(self, call: Call, params: Params) -> Mapping[str, Any]:
-        name = self._reached(call, params, ServiceAction.CHANGE)
+        name = reached(self._services, call, params, ServiceAction.CHANGE)
         op = self._services.pause(name, caller=control_caller(call, ServiceAction.CHANGE))
         return self._answer(call, name, op)
 
     def resume(self, call: Call, params: Params) -> Mapping[str, Any]:
-        name = self._reached(call, params, ServiceAction.CHANGE)
+        name = reached(self._services, call, params, ServiceAction.CHANGE)
         op = self._services.resume(name, caller=control_caller(call, ServiceAction.CHANGE))
         return self._answer(call, name, op)
 
     def list_operations(self, call: Call, params: Params) -> Mapping[str, Any]:
-        name = self._reached(call, params, ServiceAction.READ)
+        name = reached(self._services, call, params, ServiceAction.READ)
         who = control_caller(call, ServiceAction.READ)
         identity = self._services.identity(name, caller=who)
         target = service_arn(call, name, identity.created_at)
@@ -116,15 +116,6 @@ class ServiceOperations:
             "Service": service_shape(call, view, self._services.registry),
             "OperationId": _id(op),
         }
-
-    def _reached(self, call: Call, params: Params, action: ServiceAction) -> str:
-        """The name of the live service the request's ARN names, if the caller reaches it
-        (ResourceNotFoundException otherwise: also for an earlier service of that name)."""
-        name, wanted = named_service(params)
-        identity = self._services.identity(name, caller=control_caller(call, action))
-        if service_id(name, identity.created_at) != wanted:
-            raise ResourceNotFound(f"Service not found: {params.text('ServiceArn')}")
-        return name
 
     def _spec_values(self, call: Call, params: Params) -> dict[str, Any]:
         """The request's configuration as Baepo's spec fields (those it names)."""
@@ -163,6 +154,16 @@ class ServiceOperations:
         if configuration is not None:
             values.update(_image_configuration(configuration))
         return values
+
+
+def reached(services: Services, call: Call, params: Params, action: ServiceAction) -> str:
+    """The name of the live service the request's ARN names, if the caller reaches it
+    (ResourceNotFoundException otherwise: also for an earlier service of that name)."""
+    name, wanted = named_service(params)
+    identity = services.identity(name, caller=control_caller(call, action))
+    if service_id(name, identity.created_at) != wanted:
+        raise ResourceNotFound(f"Service not found: {params.text('ServiceArn')}")
+    return name
 
 
 def _image_configuration(configuration: Params) -> dict[str, Any]:
