@@ -695,7 +695,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     images = ImageCheck(services.registry, registry.is_public)
     aws_services = [
         ecr_service(registry, auth.key_password, lifecycle),
-        apprunner_service(services, images.refusal),
+        apprunner_service(services, images.refusal, db),
     ]
     aws = AwsEndpoint(aws_services, access_keys, clock, account_id(box.fingerprint))
     app = Dispatcher(create_app(registry, auth), api, aws)

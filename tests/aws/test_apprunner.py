@@ -74,7 +74,7 @@ def control_world(tmp_path: Path) -> Iterator[tuple[AwsWorld, Control]]:
         )
         made.append(Control(facade, reconciler, portal))
         images = ImageCheck(registry, rooms.registry.is_public)
-        return [apprunner_service(facade, images.refusal)]
+        return [apprunner_service(facade, images.refusal, rooms.db)]
 
     with start_blocking_portal() as portal, aws_world(tmp_path, services) as world:
         yield world, made[0]
@@ -314,3 +314,38 @@ def test_custom_domains_are_the_services_own(control_world: tuple[AwsWorld, Cont
     assert code_of(disassociate, ServiceArn=arn, DomainName="shop.example.org") == (
         "ResourceNotFoundException"
     )
+
+
+def test_tags_are_kept_for_the_resources_a_caller_reaches(
+    control_world: tuple[AwsWorld, Control],
+) -> None:
+    world, _ = control_world
+    alice = world.client("apprunner", world.key("alice"))
+    bob = world.client("apprunner", world.key("bob"))
+    arn = alice.create_service(
+        ServiceName="shop", SourceConfiguration=source(), Tags=[{"Key": "team", "Value": "web"}]
+    )["Service"]["ServiceArn"]
+    alice.tag_resource(ResourceArn=arn, Tags=[{"Key": "env", "Value": "prod"}])
+    assert alice.list_tags_for_resource(ResourceArn=arn)["Tags"] == [
+        {"Key": "env", "Value": "prod"},
+        {"Key": "team", "Value": "web"},
+    ]
+    alice.untag_resource(ResourceArn=arn, TagKeys=["team"])
+    assert alice.list_tags_for_resource(ResourceArn=arn)["Tags"] == [
+        {"Key": "env", "Value": "prod"}
+    ]
+    listed = bob.list_tags_for_resource
+    assert code_of(listed, ResourceArn=arn) == "ResourceNotFoundException"
+    tag = alice.tag_resource
+    assert code_of(tag, ResourceArn=arn, Tags=[{"Key": "aws:x", "Value": "y"}]) == (
+        "InvalidRequestException"
+    )
+    many = [{"Key": f"k{n}", "Value": ""} for n in range(50)]
+    assert code_of(tag, ResourceArn=arn, Tags=many) == "InvalidRequestException"
+
+    configuration = alice.create_auto_scaling_configuration(
+        AutoScalingConfigurationName="fast", Tags=[{"Key": "tier", "Value": "gold"}]
+    )["AutoScalingConfiguration"]["AutoScalingConfigurationArn"]
+    assert alice.list_tags_for_resource(ResourceArn=configuration)["Tags"] == [
+        {"Key": "tier", "Value": "gold"}
+    ]

@@ -11,6 +11,7 @@ token limited to services may read and deploy them (docs/aws.md lists what diffe
                   ListOperations
     autoscaling.py  Create/Describe/List/DeleteAutoScalingConfiguration
     domains.py      Associate/DisassociateCustomDomain, DescribeCustomDomains
+    tags.py         Tag/UntagResource, ListTagsForResource (the aws room's one table)
     shapes.py     App Runner's shapes for Baepo's views
     access.py     callers, ARNs and ids; errors.py  App Runner's error codes
 """
@@ -22,16 +23,19 @@ from baepo.aws.apprunner.autoscaling import AutoScaling
 from baepo.aws.apprunner.domains import CustomDomains
 from baepo.aws.apprunner.errors import InternalServiceError, InvalidRequest, translate
 from baepo.aws.apprunner.services import MayRun, ServiceOperations
+from baepo.aws.apprunner.tags import Tags
 from baepo.control import Services
+from baepo.store import Database
 
 TARGET_PREFIX = "AppRunner"
 
 
-def apprunner_service(services: Services, may_run: MayRun) -> JsonService:
+def apprunner_service(services: Services, may_run: MayRun, db: Database) -> JsonService:
     """App Runner over `services`; `may_run` says why a caller may not run an image (the
-    API's `ImageCheck.refusal`), or None."""
-    service = ServiceOperations(services, may_run)
-    autoscaling = AutoScaling(services.configurations)
+    API's `ImageCheck.refusal`), or None; `db` keeps resource tags."""
+    tags = Tags(db, services)
+    service = ServiceOperations(services, may_run, tags)
+    autoscaling = AutoScaling(services.configurations, tags)
     domains = CustomDomains(services)
     operations = {
         "CreateService": service.create,
@@ -50,6 +54,9 @@ def apprunner_service(services: Services, may_run: MayRun) -> JsonService:
         "AssociateCustomDomain": domains.associate,
         "DisassociateCustomDomain": domains.disassociate,
         "DescribeCustomDomains": domains.describe,
+        "TagResource": tags.tag,
+        "UntagResource": tags.untag,
+        "ListTagsForResource": tags.list,
     }
     return JsonService(
         "apprunner",

@@ -22,8 +22,9 @@ from datetime import datetime
 from baepo.auth.rights import Caller as Rights
 from baepo.auth.rights import ServiceAction, may_on_services, service_reach
 from baepo.aws import AccessDenied, Arn, Call, Params, parse_arn
+from baepo.aws.apprunner.errors import ResourceNotFound
 from baepo.aws.arns import AWS_PARTITION
-from baepo.control import Caller
+from baepo.control import Caller, ConfigurationRef, Services
 
 SERVICE_IDS = uuid.UUID("6d2b7c1e-3f0a-4c59-9a55-0b1f5e3e6a11")
 """The namespace of the UUIDs that name services."""
@@ -50,8 +51,13 @@ def service_id(name: str, created_at: datetime) -> str:
     return uuid.uuid5(SERVICE_IDS, f"{name}/{created_at.timestamp():.6f}").hex
 
 
+def service_resource(name: str, created_at: datetime) -> str:
+    """The resource part of the service's ARN."""
+    return f"service/{name}/{service_id(name, created_at)}"
+
+
 def service_arn(call: Call, name: str, created_at: datetime) -> str:
-    return arn(call, f"service/{name}/{service_id(name, created_at)}")
+    return arn(call, service_resource(name, created_at))
 
 
 def operation_id(hex_id: str) -> str:
@@ -67,13 +73,31 @@ def named_service(params: Params, field: str = "ServiceArn") -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-def configuration_ref(params: Params, field: str = "AutoScalingConfigurationArn") -> str:
-    """`NAME:REVISION` for the request's autoscaling configuration ARN (`NAME`, the latest,
-    when it names no revision)."""
+def reached(
+    services: Services,
+    call: Call,
+    params: Params,
+    action: ServiceAction,
+    field: str = "ServiceArn",
+) -> str:
+    """The name of the live service the request's ARN (`field`) names, if the caller reaches
+    it (ResourceNotFoundException otherwise: also for an earlier service of that name)."""
+    name, wanted = named_service(params, field)
+    identity = services.identity(name, caller=control_caller(call, action))
+    if service_id(name, identity.created_at) != wanted:
+        raise ResourceNotFound(f"Service not found: {params.text(field)}")
+    return name
+
+
+def configuration_ref(
+    params: Params, field: str = "AutoScalingConfigurationArn"
+) -> ConfigurationRef:
+    """The revision the request's autoscaling configuration ARN names (the latest when it
+    names none)."""
     parts = _resource(params, field, "autoscalingconfiguration", "an autoscaling configuration")
     if not 2 <= len(parts) <= 4:
         raise params.error(field, params.text(field), "be the ARN of an autoscaling configuration")
-    return ":".join(parts[1:3])
+    return ConfigurationRef.parse(":".join(parts[1:3]), field)
 
 
 def _resource(params: Params, field: str, kind: str, what: str) -> list[str]:

@@ -16,11 +16,11 @@ from baepo.aws import Call, Params
 from baepo.aws.apprunner.access import configuration_ref, control_caller
 from baepo.aws.apprunner.errors import InvalidRequest
 from baepo.aws.apprunner.shapes import configuration_arn
+from baepo.aws.apprunner.tags import Tags, read_tags, resource_key
 from baepo.aws.paging import Paging
 from baepo.control import (
     DEFAULT_NAME,
     AutoScalingConfigurations,
-    ConfigurationRef,
     ConfigurationView,
     Conflict,
 )
@@ -31,14 +31,16 @@ NAME = r"[A-Za-z0-9][A-Za-z0-9\-_]{3,31}"
 
 
 class AutoScaling:
-    def __init__(self, configurations: AutoScalingConfigurations) -> None:
+    def __init__(self, configurations: AutoScalingConfigurations, tags: Tags) -> None:
         self._configurations = configurations
+        self._tags = tags
 
     def create(self, call: Call, params: Params) -> Mapping[str, Any]:
         name = params.required_text("AutoScalingConfigurationName", pattern=NAME)
         min_size = params.integer("MinSize", minimum=1, maximum=25)
         max_size = params.integer("MaxSize", minimum=1, maximum=1000)
         concurrency = params.integer("MaxConcurrency", minimum=1, maximum=200)
+        tags = read_tags(params)
         who = control_caller(call, ServiceAction.CREATE)
         view = self._configurations.create(
             name,
@@ -47,10 +49,13 @@ class AutoScaling:
             DEFAULT.max_concurrency if concurrency is None else concurrency,
             caller=who,
         )
+        if tags:
+            resource = f"autoscalingconfiguration/{view.name}/{view.revision}"
+            self._tags.add(resource_key(resource), tags)
         return {"AutoScalingConfiguration": configuration_shape(call, view)}
 
     def describe(self, call: Call, params: Params) -> Mapping[str, Any]:
-        ref = ConfigurationRef.parse(configuration_ref(params), "AutoScalingConfigurationArn")
+        ref = configuration_ref(params)
         who = control_caller(call, ServiceAction.READ)
         view = self._configurations.describe(ref.name, ref.revision, caller=who)
         return {"AutoScalingConfiguration": configuration_shape(call, view)}
@@ -66,7 +71,7 @@ class AutoScaling:
         return {"AutoScalingConfigurationSummaryList": summaries, **more}
 
     def delete(self, call: Call, params: Params) -> Mapping[str, Any]:
-        ref = ConfigurationRef.parse(configuration_ref(params), "AutoScalingConfigurationArn")
+        ref = configuration_ref(params)
         every = params.boolean("DeleteAllRevisions") or False
         who = control_caller(call, ServiceAction.CHANGE)
         named = self._configurations.describe(ref.name, ref.revision, caller=who)

@@ -16,9 +16,8 @@ from typing import Any
 
 from baepo.auth.rights import ServiceAction
 from baepo.aws import Call, Params
-from baepo.aws.apprunner.access import control_caller, service_arn
+from baepo.aws.apprunner.access import control_caller, reached, service_arn
 from baepo.aws.apprunner.errors import InvalidRequest, ResourceNotFound
-from baepo.aws.apprunner.services import reached
 from baepo.aws.paging import Paging
 from baepo.control import ServiceNotFound, Services, ServiceView, SpecChange
 

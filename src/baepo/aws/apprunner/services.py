@@ -24,13 +24,14 @@ from baepo.aws import AccessDenied, Call, Params
 from baepo.aws.apprunner.access import (
     configuration_ref,
     control_caller,
-    named_service,
     operation_id,
+    reached,
     service_arn,
-    service_id,
+    service_resource,
 )
-from baepo.aws.apprunner.errors import InvalidRequest, ResourceNotFound
+from baepo.aws.apprunner.errors import InvalidRequest
 from baepo.aws.apprunner.shapes import operation_shape, service_shape, summary_shape
+from baepo.aws.apprunner.tags import Tags, read_tags, resource_key
 from baepo.aws.paging import Paging
 from baepo.control import Conflict, OperationView, Services, SpecChange
 
@@ -42,9 +43,10 @@ SERVICE_NAME = r"[A-Za-z0-9][A-Za-z0-9-_]{3,39}"
 
 
 class ServiceOperations:
-    def __init__(self, services: Services, may_run: MayRun) -> None:
+    def __init__(self, services: Services, may_run: MayRun, tags: Tags) -> None:
         self._services = services
         self._may_run = may_run
+        self._tags = tags
 
     def create(self, call: Call, params: Params) -> Mapping[str, Any]:
         name = params.required_text("ServiceName", pattern=SERVICE_NAME)
@@ -52,7 +54,10 @@ class ServiceOperations:
             raise params.error("SourceConfiguration", None, "not be null")
         who = control_caller(call, ServiceAction.CREATE)
         values = {"name": name, **self._spec_values(call, params)}
+        tags = read_tags(params)
         view, op = self._services.create(SpecChange(values), caller=who)
+        if tags:
+            self._tags.add(resource_key(service_resource(view.name, view.created_at)), tags)
         return {
             "Service": service_shape(call, view, self._services.registry),
             "OperationId": _id(op),
@@ -130,7 +135,7 @@ class ServiceOperations:
         if health is not None:
             values["health_check"] = _health_check(health)
         if params.has("AutoScalingConfigurationArn"):
-            values["autoscaling_configuration"] = configuration_ref(params)
+            values["autoscaling_configuration"] = str(configuration_ref(params))
         _refuse_elsewhere(params)
         return values
 
@@ -154,16 +159,6 @@ class ServiceOperations:
         if configuration is not None:
             values.update(_image_configuration(configuration))
         return values
-
-
-def reached(services: Services, call: Call, params: Params, action: ServiceAction) -> str:
-    """The name of the live service the request's ARN names, if the caller reaches it
-    (ResourceNotFoundException otherwise: also for an earlier service of that name)."""
-    name, wanted = named_service(params)
-    identity = services.identity(name, caller=control_caller(call, action))
-    if service_id(name, identity.created_at) != wanted:
-        raise ResourceNotFound(f"Service not found: {params.text('ServiceArn')}")
-    return name
 
 
 def _image_configuration(configuration: Params) -> dict[str, Any]:
