@@ -87,6 +87,19 @@ def source(image: str = IMAGE, **configuration: Any) -> dict[str, Any]:
     return {"ImageRepository": repository, "AutoDeploymentsEnabled": False}
 
 
+def every_page(call: Any, member: str, **params: Any) -> list[list[Any]]:
+    """`member` of each page, following `NextToken` (botocore has no App Runner paginators)."""
+    pages: list[list[Any]] = []
+    token: dict[str, str] = {}
+    for _ in range(50):
+        answer = call(**params, **token)
+        pages.append(answer[member])
+        if "NextToken" not in answer:
+            return pages
+        token = {"NextToken": answer["NextToken"]}
+    raise AssertionError("more than 50 pages")
+
+
 def test_the_issues_flow_create_deploy_pause_resume_delete(
     control_world: tuple[AwsWorld, Control],
 ) -> None:
@@ -349,3 +362,27 @@ def test_tags_are_kept_for_the_resources_a_caller_reaches(
     assert alice.list_tags_for_resource(ResourceArn=configuration)["Tags"] == [
         {"Key": "tier", "Value": "gold"}
     ]
+
+
+def test_lists_page_as_app_runners_do(control_world: tuple[AwsWorld, Control]) -> None:
+    world, control = control_world
+    alice = world.client("apprunner", world.key("alice"))
+    arns = [
+        alice.create_service(ServiceName=name, SourceConfiguration=source())["Service"][
+            "ServiceArn"
+        ]
+        for name in ("shop-a", "shop-b", "shop-c")
+    ]
+    pages = every_page(alice.list_services, "ServiceSummaryList", MaxResults=2)
+    assert [[s["ServiceArn"] for s in page] for page in pages] == [arns[:2], arns[2:]]
+
+    control.settle(world, lambda: control.services.describe("shop-a").status == "RUNNING")
+    deployed = [alice.start_deployment(ServiceArn=arns[0])["OperationId"]]
+    control.settle(world, lambda: control.services.describe("shop-a").status == "RUNNING")
+    deployed.append(alice.start_deployment(ServiceArn=arns[0])["OperationId"])
+    pages = every_page(
+        alice.list_operations, "OperationSummaryList", ServiceArn=arns[0], MaxResults=1
+    )
+    seen = [(o["Id"], o["Type"]) for page in pages for o in page]
+    assert [kind for _, kind in seen] == ["START_DEPLOYMENT", "START_DEPLOYMENT", "CREATE_SERVICE"]
+    assert [operation for operation, _ in seen[:2]] == deployed[::-1]

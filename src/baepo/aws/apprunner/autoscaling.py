@@ -25,6 +25,7 @@ from baepo.control import (
     Conflict,
 )
 from baepo.control.autoscaling_configurations import DEFAULT
+from baepo.control.configuration_refs import MAX_REVISION
 
 PAGING = Paging("MaxResults", "NextToken", default=100, maximum=100)
 NAME = r"[A-Za-z0-9][A-Za-z0-9\-_]{3,31}"
@@ -65,8 +66,7 @@ class AutoScaling:
         latest_only = params.boolean("LatestOnly") or False
         who = control_caller(call, ServiceAction.READ)
         views = self._configurations.list(caller=who, name=name, latest_only=latest_only)
-        order = {(v.name, v.revision): f"{index:09d}" for index, v in enumerate(views)}
-        page, more = PAGING.page(params, views, lambda v: order[(v.name, v.revision)])
+        page, more = PAGING.page(params, views, _in_order)
         summaries = [summary_shape(call, view) for view in page]
         return {"AutoScalingConfigurationSummaryList": summaries, **more}
 
@@ -81,6 +81,11 @@ class AutoScaling:
             raise InvalidRequest(str(exc)) from exc
         shape = configuration_shape(call, named)
         return {"AutoScalingConfiguration": {**shape, "Status": "INACTIVE", "Latest": False}}
+
+
+def _in_order(view: ConfigurationView) -> str:
+    """A key in the control room's order: by name, newest revision first."""
+    return f"{view.name.lower()}\0{view.name}\0{MAX_REVISION - view.revision:07d}"
 
 
 def summary_shape(call: Call, view: ConfigurationView) -> dict[str, Any]:

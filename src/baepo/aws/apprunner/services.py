@@ -39,6 +39,8 @@ MayRun = Callable[[Rights, str], str | None]
 """Why a caller may not run an image, or None (the API's `ImageCheck.refusal`)."""
 
 PAGING = Paging("MaxResults", "NextToken", default=20, maximum=20)
+NEVER = 1e11
+"""Seconds since the epoch beyond any operation's creation (the year 5138)."""
 SERVICE_NAME = r"[A-Za-z0-9][A-Za-z0-9-_]{3,39}"
 
 
@@ -111,8 +113,7 @@ class ServiceOperations:
         identity = self._services.identity(name, caller=who)
         target = service_arn(call, name, identity.created_at)
         operations = self._services.operations(name, caller=who)
-        newest_first = {op.id: f"{index:09d}" for index, op in enumerate(operations)}
-        page, more = PAGING.page(params, operations, lambda op: newest_first[op.id])
+        page, more = PAGING.page(params, operations, _newest_first)
         return {"OperationSummaryList": [operation_shape(call, op, target) for op in page], **more}
 
     def _answer(self, call: Call, name: str, op: OperationView) -> Mapping[str, Any]:
@@ -227,6 +228,11 @@ def _refuse_elsewhere(params: Params) -> None:
     if ingress is not None and ingress.boolean("IsPubliclyAccessible") is False:
         raise ingress.error("IsPubliclyAccessible", False, "be true: every service is public")
     network.choice("IpAddressType", ("IPV4", "DUAL_STACK"))
+
+
+def _newest_first(op: OperationView) -> str:
+    """A key that orders operations newest first (and stays put when newer ones come)."""
+    return f"{NEVER - op.created_at.timestamp():020.6f}/{op.id}"
 
 
 def _id(op: OperationView) -> str:
