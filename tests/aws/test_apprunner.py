@@ -40,6 +40,9 @@ class Control:
             world.clock.advance(0.25)
         raise AssertionError("not settled after 400 passes")
 
+    def running(self, world: AwsWorld, name: str) -> None:
+        self.settle(world, lambda: self.services.describe(name).status == "RUNNING")
+
 
 @pytest.fixture
 def control_world(tmp_path: Path) -> Iterator[tuple[AwsWorld, Control]]:
@@ -85,6 +88,12 @@ def source(image: str = IMAGE, **configuration: Any) -> dict[str, Any]:
     if configuration:
         repository["ImageConfiguration"] = configuration
     return {"ImageRepository": repository, "AutoDeploymentsEnabled": False}
+
+
+def new_service(client: Any, name: str = "shop") -> str:
+    """A new service of IMAGE: its ARN."""
+    made = client.create_service(ServiceName=name, SourceConfiguration=source())
+    return str(made["Service"]["ServiceArn"])
 
 
 def every_page(call: Any, member: str, **params: Any) -> list[list[Any]]:
@@ -155,10 +164,8 @@ def test_the_issues_flow_create_deploy_pause_resume_delete(
 def test_update_service_changes_baepos_one_spec(control_world: tuple[AwsWorld, Control]) -> None:
     world, control = control_world
     alice = world.client("apprunner", world.key("alice"))
-    arn = alice.create_service(ServiceName="shop", SourceConfiguration=source())["Service"][
-        "ServiceArn"
-    ]
-    control.settle(world, lambda: control.services.describe("shop").status == "RUNNING")
+    arn = new_service(alice)
+    control.running(world, "shop")
     updated = alice.update_service(
         ServiceArn=arn,
         SourceConfiguration=source(f"{REGISTRY}/alice/app:2", StartCommand="serve --fast"),
@@ -166,7 +173,7 @@ def test_update_service_changes_baepos_one_spec(control_world: tuple[AwsWorld, C
     )
     assert updated["Service"]["Status"] == "OPERATION_IN_PROGRESS"
     assert code_of(alice.update_service, ServiceArn=arn) == "InvalidStateException"
-    control.settle(world, lambda: control.services.describe("shop").status == "RUNNING")
+    control.running(world, "shop")
     config = control.services.describe("shop").config
     assert (config["image"], config["command"]) == (f"{REGISTRY}/alice/app:2", ["serve", "--fast"])
     assert (config["cpu"], config["memory"]) == (2.0, 4096)
@@ -185,9 +192,7 @@ def test_services_keep_baepos_rights(control_world: tuple[AwsWorld, Control]) ->
     alice = world.client("apprunner", world.key("alice"))
     bob = world.client("apprunner", world.key("bob"))
     admin = world.client("apprunner", world.key("admin"))
-    arn = alice.create_service(ServiceName="shop", SourceConfiguration=source())["Service"][
-        "ServiceArn"
-    ]
+    arn = new_service(alice)
     assert code_of(bob.describe_service, ServiceArn=arn) == "ResourceNotFoundException"
     assert code_of(bob.delete_service, ServiceArn=arn) == "ResourceNotFoundException"
     assert bob.list_services()["ServiceSummaryList"] == []
@@ -292,10 +297,8 @@ def test_autoscaling_configurations_are_baepos_shared_ones(
 def test_custom_domains_are_the_services_own(control_world: tuple[AwsWorld, Control]) -> None:
     world, control = control_world
     alice = world.client("apprunner", world.key("alice"))
-    arn = alice.create_service(ServiceName="shop", SourceConfiguration=source())["Service"][
-        "ServiceArn"
-    ]
-    control.settle(world, lambda: control.services.describe("shop").status == "RUNNING")
+    arn = new_service(alice)
+    control.running(world, "shop")
     made = alice.associate_custom_domain(ServiceArn=arn, DomainName="shop.example.org")
     assert made["DNSTarget"] == "shop.localhost"
     assert made["CustomDomain"] == {
@@ -303,7 +306,7 @@ def test_custom_domains_are_the_services_own(control_world: tuple[AwsWorld, Cont
         "EnableWWWSubdomain": True,
         "Status": "CREATING",
     }
-    control.settle(world, lambda: control.services.describe("shop").status == "RUNNING")
+    control.running(world, "shop")
     assert control.services.describe("shop").config["custom_domains"] == [
         "shop.example.org",
         "www.shop.example.org",
@@ -322,7 +325,7 @@ def test_custom_domains_are_the_services_own(control_world: tuple[AwsWorld, Cont
     assert code_of(disassociate, ServiceArn=arn, DomainName="shop.example.org") == (
         "InvalidStateException"
     )
-    control.settle(world, lambda: control.services.describe("shop").status == "RUNNING")
+    control.running(world, "shop")
     assert alice.describe_custom_domains(ServiceArn=arn)["CustomDomains"] == []
     assert code_of(disassociate, ServiceArn=arn, DomainName="shop.example.org") == (
         "ResourceNotFoundException"
@@ -367,18 +370,13 @@ def test_tags_are_kept_for_the_resources_a_caller_reaches(
 def test_lists_page_as_app_runners_do(control_world: tuple[AwsWorld, Control]) -> None:
     world, control = control_world
     alice = world.client("apprunner", world.key("alice"))
-    arns = [
-        alice.create_service(ServiceName=name, SourceConfiguration=source())["Service"][
-            "ServiceArn"
-        ]
-        for name in ("shop-a", "shop-b", "shop-c")
-    ]
+    arns = [new_service(alice, name) for name in ("shop-a", "shop-b", "shop-c")]
     pages = every_page(alice.list_services, "ServiceSummaryList", MaxResults=2)
     assert [[s["ServiceArn"] for s in page] for page in pages] == [arns[:2], arns[2:]]
 
-    control.settle(world, lambda: control.services.describe("shop-a").status == "RUNNING")
+    control.running(world, "shop-a")
     deployed = [alice.start_deployment(ServiceArn=arns[0])["OperationId"]]
-    control.settle(world, lambda: control.services.describe("shop-a").status == "RUNNING")
+    control.running(world, "shop-a")
     deployed.append(alice.start_deployment(ServiceArn=arns[0])["OperationId"])
     pages = every_page(
         alice.list_operations, "OperationSummaryList", ServiceArn=arns[0], MaxResults=1
