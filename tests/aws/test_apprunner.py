@@ -268,6 +268,8 @@ def test_autoscaling_configurations_are_baepos_shared_ones(
     assert code_of(describe, AutoScalingConfigurationArn=first["AutoScalingConfigurationArn"]) == (
         "ResourceNotFoundException"
     )
+    taken = bob.create_auto_scaling_configuration
+    assert code_of(taken, AutoScalingConfigurationName="fast") == "InvalidRequestException"
     latest = alice.list_auto_scaling_configurations(LatestOnly=True)
     names = [
         (c["AutoScalingConfigurationName"], c["AutoScalingConfigurationRevision"], c["IsDefault"])

@@ -43,13 +43,16 @@ class AutoScaling:
         concurrency = params.integer("MaxConcurrency", minimum=1, maximum=200)
         tags = read_tags(params)
         who = control_caller(call, ServiceAction.CREATE)
-        view = self._configurations.create(
-            name,
-            DEFAULT.min_size if min_size is None else min_size,
-            DEFAULT.max_size if max_size is None else max_size,
-            DEFAULT.max_concurrency if concurrency is None else concurrency,
-            caller=who,
-        )
+        try:
+            view = self._configurations.create(
+                name,
+                DEFAULT.min_size if min_size is None else min_size,
+                DEFAULT.max_size if max_size is None else max_size,
+                DEFAULT.max_concurrency if concurrency is None else concurrency,
+                caller=who,
+            )
+        except Conflict as exc:  # the name is another owner's: App Runner's bad request here
+            raise InvalidRequest(str(exc)) from exc
         if tags:
             resource = f"autoscalingconfiguration/{view.name}/{view.revision}"
             self._tags.add(resource_key(resource), tags)

@@ -33,7 +33,7 @@ from baepo.aws.apprunner.errors import InvalidRequest
 from baepo.aws.apprunner.shapes import operation_shape, service_shape, summary_shape
 from baepo.aws.apprunner.tags import Tags, read_tags, resource_key
 from baepo.aws.paging import Paging
-from baepo.control import Conflict, OperationView, Services, SpecChange
+from baepo.control import Conflict, OperationView, QuotaExceeded, Services, SpecChange
 
 MayRun = Callable[[Rights, str], str | None]
 """Why a caller may not run an image, or None (the API's `ImageCheck.refusal`)."""
@@ -73,7 +73,11 @@ class ServiceOperations:
     def update(self, call: Call, params: Params) -> Mapping[str, Any]:
         name = reached(self._services, call, params, ServiceAction.CHANGE)
         who = control_caller(call, ServiceAction.CHANGE)
-        op = self._services.update(name, SpecChange(self._spec_values(call, params)), caller=who)
+        change = SpecChange(self._spec_values(call, params))
+        try:
+            op = self._services.update(name, change, caller=who)
+        except QuotaExceeded as exc:  # more instances than allowed: UpdateService's bad request
+            raise InvalidRequest(str(exc)) from exc
         return self._answer(call, name, op)
 
     def delete(self, call: Call, params: Params) -> Mapping[str, Any]:
