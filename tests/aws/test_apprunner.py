@@ -203,6 +203,10 @@ def test_services_keep_baepos_rights(control_world: tuple[AwsWorld, Control]) ->
     )
     registry_only = world.client("apprunner", world.key("alice", "push", repositories=("alice/*",)))
     assert code_of(registry_only.list_services) == "AccessDeniedException"
+    deployer = world.client("apprunner", world.key("alice", "deploy", services=("shop",)))
+    assert [s["ServiceName"] for s in deployer.list_services()["ServiceSummaryList"]] == ["shop"]
+    assert deployer.start_deployment(ServiceArn=arn)["OperationId"]
+    assert code_of(deployer.pause_service, ServiceArn=arn) == "AccessDeniedException"
 
 
 def test_bad_input_is_app_runners_invalid_request(
