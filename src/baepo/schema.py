@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 import baepo.auth.tables
+import baepo.aws.tables
 import baepo.control.tables
 import baepo.pipelines.tables
 import baepo.registry.tables  # noqa: F401  (importing declares the tables)

@@ -37,8 +37,10 @@ from baepo import memory
 from baepo.api.app import Dispatcher, create_api
 from baepo.api.git import git_routes
 from baepo.api.hooks import HookLimits, HookTarget, hooks_router
+from baepo.api.images import ImageCheck
 from baepo.auth import ADMIN, AccessKeys, Auth, NotFound, load_or_create_key, rights
 from baepo.aws import AwsEndpoint, account_id
+from baepo.aws.apprunner import apprunner_service
 from baepo.aws.ecr import ecr_service
 from baepo.clock import Clock, SystemClock
 from baepo.config import Config
@@ -690,7 +692,11 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         routers=(pipelines.hooks,),
         routes=[*pipelines.routes, *console_routes(console_key(config), config.registry_hosts)],
     )
-    aws_services = [ecr_service(registry, auth.key_password, lifecycle)]
+    images = ImageCheck(services.registry, registry.is_public)
+    aws_services = [
+        ecr_service(registry, auth.key_password, lifecycle),
+        apprunner_service(services, images.refusal, db),
+    ]
     aws = AwsEndpoint(aws_services, access_keys, clock, account_id(box.fingerprint))
     app = Dispatcher(create_app(registry, auth), api, aws)
     return Baepo(

@@ -49,6 +49,15 @@ class ImageCheck:
         self._is_public = is_public
         self._resolve = resolver
 
+    def refusal(self, caller: Caller, ref: str) -> str | None:
+        """Why the caller may not run `ref`, or None when it may (for the AWS endpoint, which
+        answers in its own errors). Blocks, as `check` does."""
+        try:
+            self.check(caller, ref)
+        except ApiError as exc:
+            return exc.message
+        return None
+
     def check(self, caller: Caller, ref: str) -> None:
         """Raise `ApiError(403, IMAGE_FORBIDDEN)` unless the caller may run `ref`. Blocks
         (a database read, maybe DNS): call it in a thread."""

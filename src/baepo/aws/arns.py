@@ -6,10 +6,11 @@ the partition `baepo`, never `aws`, so that one of Baepo's can never be taken fo
 resource (or the other way round):
 
     arn:baepo:ecr:us-east-1:123456789012:repository/team/app
-    arn:baepo:apprunner:us-east-1:123456789012:service/app/8f1c…
 
 The region is the one the client signed its request for: Baepo is a single region and answers
-under whichever name the client uses; `parse` reads any region back.
+under whichever name the client uses; `parse` reads any region back. App Runner's ARNs are
+`arn:aws-baepo:apprunner:…`, since its model allows no other partition than `aws` and
+`aws-<name>` (`AWS_PARTITION`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PARTITION = "baepo"
+AWS_PARTITION = "aws-baepo"
+"""The partition of a service whose model only allows `aws` and `aws-<name>` partitions in its
+ARNs (App Runner's: `arn:aws(-[\\w]+)*:`)."""
 
 
 def account_id(installation: str) -> str:
@@ -30,14 +34,16 @@ class Arn:
     region: str
     account: str
     resource: str
+    partition: str = PARTITION
 
     def __str__(self) -> str:
-        return f"arn:{PARTITION}:{self.service}:{self.region}:{self.account}:{self.resource}"
+        return f"arn:{self.partition}:{self.service}:{self.region}:{self.account}:{self.resource}"
 
 
 def parse(text: str) -> Arn | None:
     """The ARN's parts, or None when `text` is not an ARN of Baepo's partition."""
     parts = text.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn" or parts[1] != PARTITION or not parts[5]:
+    partitions = (PARTITION, AWS_PARTITION)
+    if len(parts) != 6 or parts[0] != "arn" or parts[1] not in partitions or not parts[5]:
         return None
-    return Arn(parts[2], parts[3], parts[4], parts[5])
+    return Arn(parts[2], parts[3], parts[4], parts[5], parts[1])

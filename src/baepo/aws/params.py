@@ -108,6 +108,20 @@ class Params:
                 raise self.error(f"{name}.{index + 1}", item, "be a string")
         return list(items)
 
+    def text_map(self, name: str, *, max_items: int | None = None) -> dict[str, str] | None:
+        """A map of strings to strings (App Runner's RuntimeEnvironmentVariables)."""
+        value = self._data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise self.error(name, value, "be a map")
+        if max_items is not None and len(value) > max_items:
+            raise self.error(name, len(value), f"have at most {max_items} entries")
+        for key, item in value.items():
+            if not isinstance(item, str):
+                raise self.error(f"{name}.{key}", item, "be a string")
+        return dict(value)
+
     def structure(self, name: str) -> Params | None:
         value = self._data.get(name)
         if value is None:
