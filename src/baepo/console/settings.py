@@ -1,0 +1,151 @@
+"""The settings page: the caller's API tokens (create one, its secret shown once; revoke one),
+the users (an admin's: create and delete them; anyone else sees herself), and the local CA's
+certificate to download. Each a call of `/api/v1/tokens`, `/api/v1/users`, `/api/v1/ca`.
+
+A new token's secret is shown on the page the creating POST answers, not after a redirect: it
+is never stored where a later page could show it again (the API keeps only its hash).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.responses import RedirectResponse, Response
+
+from baepo.console.client import segment
+from baepo.console.deletions import Deletion, Describe
+from baepo.console.errors import ApiRefused
+from baepo.console.forms import Problems
+from baepo.console.sessions import TOKEN_NAME
+from baepo.console.visits import Visit
+
+TOKEN_FIELDS = ("token_name", "token_repositories", "token_services")
+USER_FIELDS = ("user_name", "user_password", "user_is_admin")
+"""The forms' fields: the API's, after the form's own prefix (both have a `name`)."""
+AS_FIELD = {"ALREADY_EXISTS": "name", "INVALID_REQUEST": "name"}
+"""Refusals that name no field but are about the name (a taken name, a bad user name)."""
+
+
+@dataclass
+class Forms:
+    """The settings page's two forms: what was typed, and what is wrong with it."""
+
+    token: dict[str, str] = field(default_factory=dict)
+    token_problems: Problems = field(default_factory=Problems)
+    user: dict[str, str] = field(default_factory=dict)
+    user_problems: Problems = field(default_factory=Problems)
+    made: dict[str, Any] | None = None
+    """The token just made, with its secret (shown this once)."""
+
+
+async def settings(visit: Visit) -> Response:
+    return await show(visit, Forms())
+
+
+async def show(visit: Visit, forms: Forms, status: int = 200) -> Response:
+    me = await visit.api.get("/whoami")
+    tokens = await visit.api.get("/tokens")
+    users = await visit.api.get("/users") if me["is_admin"] else [me]
+    return await visit.render(
+        "settings.html",
+        status,
+        tokens=tokens,
+        users=users,
+        forms=forms,
+        session_token=visit.session.token_name,
+        console_prefix=f"{TOKEN_NAME}-",
+    )
+
+
+def names(text: str) -> list[str]:
+    """Names typed one after another, split on spaces, commas or lines."""
+    return [name for name in re.split(r"[\s,]+", text) if name]
+
+
+def as_form_field(refused: ApiRefused, fields: tuple[str, ...], prefix: str) -> Problems:
+    """The API's refusal of a settings form, by the form's field (`prefix` + the API's)."""
+    named = list(refused.fields)
+    if not named and refused.code in AS_FIELD:
+        named = [(AS_FIELD[refused.code], refused.message)]
+    problems = Problems()
+    for api_field, reason in named:
+        problems.add(prefix + api_field.partition(".")[0], reason, fields)
+    if not named:
+        problems.add("", refused.message, fields)
+    return problems
+
+
+async def create_token(visit: Visit) -> Response:
+    typed = {name: visit.form.get(name, "") for name in TOKEN_FIELDS}
+    body = {
+        "name": typed["token_name"].strip(),
+        "repositories": names(typed["token_repositories"]),
+        "services": names(typed["token_services"]),
+    }
+    forms = Forms(token=typed)
+    if not body["name"]:
+        forms.token_problems.add("token_name", "give the token a name", TOKEN_FIELDS)
+        return await show(visit, forms, 400)
+    try:
+        forms.made = await visit.api.post("/tokens", body)
+    except ApiRefused as refused:
+        if refused.status == 401:
+            raise
+        forms.token_problems = as_form_field(refused, TOKEN_FIELDS, "token_")
+        return await show(visit, forms, refused.status)
+    return await show(visit, Forms(made=forms.made), 201)
+
+
+async def create_user(visit: Visit) -> Response:
+    typed = {name: visit.form.get(name, "") for name in USER_FIELDS}
+    body = {
+        "name": typed["user_name"].strip(),
+        "password": typed["user_password"],
+        "is_admin": typed["user_is_admin"] == "yes",
+    }
+    forms = Forms(user={**typed, "user_password": ""})  # a password is never sent back to a page
+    try:
+        await visit.api.post("/users", body)
+    except ApiRefused as refused:
+        if refused.status == 401:
+            raise
+        forms.user_problems = as_form_field(refused, USER_FIELDS, "user_")
+        return await show(visit, forms, refused.status)
+    return RedirectResponse("/settings#users", status_code=303)
+
+
+def token_revocation(visit: Visit) -> Deletion:
+    name = visit.request.path_params["name"]
+    ending = name == visit.session.token_name
+    return Deletion(
+        title=f"Revoke token {name}",
+        warning=(
+            "This is the token of this very session: you will be signed out."
+            if ending
+            else "Whatever signs in with it (docker login, the CLI, a CI job) is refused from "
+            "now on, and its access keys go with it."
+        ),
+        api_path=f"/tokens/{segment(name)}",
+        back="/settings",
+        after="/settings",
+    )
+
+
+def user_deletion(visit: Visit) -> Deletion:
+    name = visit.request.path_params["name"]
+    return Deletion(
+        title=f"Delete user {name}",
+        warning=f"{name} can no longer sign in, and every API token of {name}'s is revoked.",
+        api_path=f"/users/{segment(name)}",
+        back="/settings#users",
+        after="/settings#users",
+    )
+
+
+DELETIONS: tuple[tuple[str, Describe], ...] = (
+    ("/settings/tokens/{name:path}/revoke", token_revocation),
+    ("/settings/users/{name}/delete", user_deletion),
+)
+"""Each deletion's page (GET asks, POST deletes) and what it deletes."""
