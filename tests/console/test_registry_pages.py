@@ -8,6 +8,7 @@ repository of its own first.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -26,7 +27,7 @@ def admin(world: RightsWorld) -> Visitor:
     return signed_in(world, "admin")
 
 
-def push(world: RightsWorld, repository: str, tag: str | None, **extra: object) -> Image:
+def push(world: RightsWorld, repository: str, tag: str | None, **extra: Any) -> Image:
     with TestClient(create_app(world.registry, AllowAll())) as registry:
         return push_image(registry, repository, tag, **extra)
 

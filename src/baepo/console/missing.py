@@ -20,11 +20,14 @@ NOT_FOUND = "There is no page at this address."
 
 
 class BrowserPages(Route):
-    """A route that takes only a browser's request for a page outside `MACHINE_PATHS`: placed
-    last, it answers what no other route did."""
+    """A route that takes only a browser's request for a page (GET) outside `MACHINE_PATHS`:
+    placed last, it answers what no other route did. Anything else it does not even partly
+    match, so that the answer stays the API's (404, or 405 for another method of a path)."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] != "http" or scope["path"].startswith(MACHINE_PATHS):
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            return Match.NONE, {}
+        if scope["path"].startswith(MACHINE_PATHS):
             return Match.NONE, {}
         if "text/html" not in Request(scope).headers.get("accept", ""):
             return Match.NONE, {}

@@ -32,9 +32,9 @@ AS_FIELD = {"ALREADY_EXISTS": "name", "INVALID_REQUEST": "name"}
 class Forms:
     """The settings page's two forms: what was typed, and what is wrong with it."""
 
-    token: dict[str, str] = field(default_factory=dict)
+    token: dict[str, str] = field(default_factory=lambda: dict.fromkeys(TOKEN_FIELDS, ""))
     token_problems: Problems = field(default_factory=Problems)
-    user: dict[str, str] = field(default_factory=dict)
+    user: dict[str, str] = field(default_factory=lambda: dict.fromkeys(USER_FIELDS, ""))
     user_problems: Problems = field(default_factory=Problems)
     made: dict[str, Any] | None = None
     """The token just made, with its secret (shown this once)."""
