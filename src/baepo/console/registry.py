@@ -83,7 +83,9 @@ async def image(visit: Visit) -> Response:
     found = await visit.api.get(f"{api_path(name)}/manifests/{segment(digest)}")
     blobs = [*found["layers"], *([found["config"]] if found["config"] else [])]
     size = sum(blob["size"] for blob in blobs)
-    return await visit.render("image.html", name=name, image=found, size=size)
+    subject = found["subject"]
+    described = {**found, "subject": subject["digest"] if subject else None}
+    return await visit.render("image.html", name=name, image=found, size=size, kind=kind(described))
 
 
 def tag_deletion(visit: Visit) -> Deletion:
