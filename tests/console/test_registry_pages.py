@@ -145,3 +145,43 @@ def test_nothing_in_an_address_becomes_markup(world: RightsWorld, alice: Visitor
     assert script not in page.text and "&lt;script&gt;" in page.text
     page = alice.get(f"/registry/alice/app/-/tags/{script}/delete")
     assert page.status_code in (400, 404) and script not in page.text
+
+
+def test_the_owner_makes_it_public_and_its_tags_immutable(
+    world: RightsWorld, alice: Visitor, bob: Visitor
+) -> None:
+    push(world, "alice/open", "1")
+    alice.get("/registry/alice/open")
+    answer = alice.submit("/registry/alice/open/-/public", public="yes")
+    assert answer.status_code == 303 and answer.headers["location"] == "/registry/alice/open"
+    assert world.registry.is_public("alice/open")
+    assert "Visibility public: anyone may pull" in text(bob.get("/registry/alice/open"))
+
+    refused = bob.submit("/registry/alice/open/-/public", public="no")
+    assert refused.status_code == 403 and "you may not push 'alice/open'" in text(refused)
+    assert world.registry.is_public("alice/open")
+
+    alice.get("/registry/alice/open")
+    answer = alice.submit(
+        "/registry/alice/open/-/tag-mutability", immutable="yes", exceptions="latest dev-*"
+    )
+    assert answer.status_code == 303
+    mutability = world.registry.repository("alice/open").mutability
+    assert mutability.immutable and mutability.exceptions == ("latest", "dev-*")
+    assert 'value="latest dev-*"' in alice.get("/registry/alice/open").text
+
+
+def test_a_bad_tag_filter_shows_beside_its_field(world: RightsWorld, alice: Visitor) -> None:
+    push(world, "alice/filtered", "1")
+    alice.get("/registry/alice/filtered")
+    page = alice.submit(
+        "/registry/alice/filtered/-/tag-mutability", immutable="yes", exceptions="<b>x</b>"
+    )
+    assert page.status_code == 400
+    assert re.search(r'<p class="error" id="exceptions-error">[^<]*is not a tag filter', page.text)
+    assert "<b>x</b>" not in page.text and 'value="&lt;b&gt;x&lt;/b&gt;"' in page.text
+    page = alice.submit(
+        "/registry/alice/filtered/-/tag-mutability", immutable="yes", exceptions="a b c d e f"
+    )
+    assert page.status_code == 422 and 'id="exceptions-error"' in page.text
+    assert not world.registry.repository("alice/filtered").mutability.immutable

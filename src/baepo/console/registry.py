@@ -13,14 +13,19 @@ import asyncio
 from typing import Any
 from urllib.parse import quote
 
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from baepo.console.client import segment
 from baepo.console.deletions import Deletion, Describe
+from baepo.console.errors import ApiRefused
+from baepo.console.forms import Problems, names, refused_fields
 from baepo.console.visits import Visit
 
 PUSHES_SHOWN = 20
 """The newest pushes a repository's page lists."""
+MUTABILITY_FIELDS = ("immutable", "exceptions")
+BY_CODE = {"TAG_INVALID": "exceptions"}
+"""The API's refusal of a tag filter names no field."""
 
 
 def api_path(name: str) -> str:
@@ -40,7 +45,18 @@ async def repositories(visit: Visit) -> Response:
 
 
 async def repository(visit: Visit) -> Response:
-    name = visit.request.path_params["name"]
+    return await show_repository(visit, visit.request.path_params["name"])
+
+
+async def show_repository(
+    visit: Visit,
+    name: str,
+    status: int = 200,
+    problems: Problems | None = None,
+    typed: dict[str, str] | None = None,
+) -> Response:
+    """The repository's page; `problems` with what the API refused of a change of its
+    settings, `typed` what the tag immutability form held."""
     path = api_path(name)
     images, pushes, policies, listed = await asyncio.gather(
         visit.api.get(f"{path}/images"),
@@ -50,8 +66,13 @@ async def repository(visit: Visit) -> Response:
     )
     public = any(r["public"] for r in listed if r["name"] == name)
     host = visit.console.registry_host(visit.request)
+    values = typed or {
+        "immutable": "yes" if policies["immutable_tags"] else "no",
+        "exceptions": " ".join(policies["tag_exceptions"]),
+    }
     return await visit.render(
         "repository.html",
+        status,
         name=name,
         host=host,
         images=[{**i, "kind": kind(i)} for i in images],
@@ -59,7 +80,38 @@ async def repository(visit: Visit) -> Response:
         pushes=pushes[:PUSHES_SHOWN],
         policies=policies,
         public=public,
+        values=values,
+        problems=problems or Problems(),
     )
+
+
+async def set_public(visit: Visit) -> Response:
+    """Make the repository public (anyone may pull it, signed in or not) or private again."""
+    name = visit.request.path_params["name"]
+    body = {"public": visit.form.get("public") == "yes"}
+    try:
+        await visit.api.call("PUT", f"{api_path(name)}/public", body)
+    except ApiRefused as refused:
+        if refused.status in (401, 404):
+            raise
+        return await show_repository(
+            visit, name, refused.status, Problems(general=[refused.message])
+        )
+    return RedirectResponse(page_path(name), status_code=303)
+
+
+async def set_tag_mutability(visit: Visit) -> Response:
+    name = visit.request.path_params["name"]
+    typed = {field: visit.form.get(field, "") for field in MUTABILITY_FIELDS}
+    body = {"immutable": typed["immutable"] == "yes", "exceptions": names(typed["exceptions"])}
+    try:
+        await visit.api.call("PUT", f"{api_path(name)}/tag-mutability", body)
+    except ApiRefused as refused:
+        if refused.status in (401, 404):
+            raise
+        problems = refused_fields(refused, MUTABILITY_FIELDS, by_code=BY_CODE)
+        return await show_repository(visit, name, refused.status, problems, typed)
+    return RedirectResponse(page_path(name), status_code=303)
 
 
 def kind(image: dict[str, Any]) -> str:

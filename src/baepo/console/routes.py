@@ -9,7 +9,8 @@
     POST /services/{name}/rollback  back to a revision
     GET  /services/{name}/{action}  confirm pause, resume, delete; POST: do it
     GET  /registry                  repositories;  GET, POST /registry/-/gc: collect garbage
-    GET  /registry/{repository}     its tags, images and pushes
+    GET  /registry/{repository}     its tags, images and pushes;  POST …/-/public,
+                                    …/-/tag-mutability: change who may pull it, which tags move
     GET  /registry/{repository}/-/images/{digest}           an image: layers, referrers
     GET  /registry/{repository}/-/…/delete                  confirm deleting a tag, an image,
                                                             the repository; POST: do it
@@ -69,6 +70,12 @@ def console_routes(key: bytes, registry_hosts: tuple[str, ...]) -> list[BaseRout
         Route("/registry/-/gc", page(registry.gc_form), methods=["GET"]),
         Route("/registry/-/gc", page(registry.gc), methods=["POST"]),
         Route("/registry/{name:path}/-/images/{digest}", page(registry.image), methods=["GET"]),
+        Route("/registry/{name:path}/-/public", page(registry.set_public), methods=["POST"]),
+        Route(
+            "/registry/{name:path}/-/tag-mutability",
+            page(registry.set_tag_mutability),
+            methods=["POST"],
+        ),
         Route("/settings", page(settings.settings), methods=["GET"]),
         Route("/settings/tokens", page(settings.create_token), methods=["POST"]),
         Route("/settings/users", page(settings.create_user), methods=["POST"]),

@@ -8,7 +8,6 @@ is never stored where a later page could show it again (the API keeps only its h
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from baepo.console.client import segment
 from baepo.console.deletions import Deletion, Describe
 from baepo.console.errors import ApiRefused
-from baepo.console.forms import Problems
+from baepo.console.forms import Problems, names, refused_fields
 from baepo.console.sessions import TOKEN_NAME
 from baepo.console.visits import Visit
 
@@ -59,24 +58,6 @@ async def show(visit: Visit, forms: Forms, status: int = 200) -> Response:
     )
 
 
-def names(text: str) -> list[str]:
-    """Names typed one after another, split on spaces, commas or lines."""
-    return [name for name in re.split(r"[\s,]+", text) if name]
-
-
-def as_form_field(refused: ApiRefused, fields: tuple[str, ...], prefix: str) -> Problems:
-    """The API's refusal of a settings form, by the form's field (`prefix` + the API's)."""
-    named = list(refused.fields)
-    if not named and refused.code in AS_FIELD:
-        named = [(AS_FIELD[refused.code], refused.message)]
-    problems = Problems()
-    for api_field, reason in named:
-        problems.add(prefix + api_field.partition(".")[0], reason, fields)
-    if not named:
-        problems.add("", refused.message, fields)
-    return problems
-
-
 async def create_token(visit: Visit) -> Response:
     typed = {name: visit.form.get(name, "") for name in TOKEN_FIELDS}
     body = {
@@ -93,7 +74,9 @@ async def create_token(visit: Visit) -> Response:
     except ApiRefused as refused:
         if refused.status == 401:
             raise
-        forms.token_problems = as_form_field(refused, TOKEN_FIELDS, "token_")
+        forms.token_problems = refused_fields(
+            refused, TOKEN_FIELDS, prefix="token_", by_code=AS_FIELD
+        )
         return await show(visit, forms, refused.status)
     return await show(visit, Forms(made=forms.made), 201)
 
@@ -111,7 +94,7 @@ async def create_user(visit: Visit) -> Response:
     except ApiRefused as refused:
         if refused.status == 401:
             raise
-        forms.user_problems = as_form_field(refused, USER_FIELDS, "user_")
+        forms.user_problems = refused_fields(refused, USER_FIELDS, prefix="user_", by_code=AS_FIELD)
         return await show(visit, forms, refused.status)
     return RedirectResponse("/settings#users", status_code=303)
 
