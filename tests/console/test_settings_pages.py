@@ -157,3 +157,27 @@ def test_the_ca_certificate_is_there_to_download(world: RightsWorld, alice: Visi
     assert 'href="/api/v1/ca" download="baepo-ca.crt"' in page.text
     pem = world.client.get("/api/v1/ca")
     assert pem.status_code == 200 and pem.text.startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_an_access_key_is_made_for_a_token_shown_once_and_deleted(
+    world: RightsWorld, alice: Visitor
+) -> None:
+    alice.get("/settings")
+    page = alice.submit("/settings/tokens", token_name="aws")
+    assert '<option value="aws">' in page.text
+    assert '<option value="console-' not in page.text  # a session's token ends at sign-out
+    made = alice.submit("/settings/access-keys", key_token="aws")
+    assert made.status_code == 201 and "it is not shown again" in text(made)
+    key_id = re.search(r'id="made-key-id" value="([^"]+)"', made.text)
+    secret = re.search(r'id="made-key-secret" value="([^"]+)"', made.text)
+    assert key_id and secret
+    again = alice.get("/settings")
+    assert secret.group(1) not in again.text and key_id.group(1) in again.text
+
+    path = f"/settings/access-keys/{key_id.group(1)}/delete"
+    assert "Delete access key" in text(alice.get(path))
+    assert alice.submit(path).status_code == 303
+    assert key_id.group(1) not in alice.get("/settings").text
+
+    refused = alice.submit("/settings/access-keys", key_token="nothing")
+    assert refused.status_code == 404 and "no token" in error_of(refused, "key_token").lower()

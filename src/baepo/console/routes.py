@@ -14,9 +14,10 @@
     GET  /registry/{repository}/-/images/{digest}           an image: layers, referrers
     GET  /registry/{repository}/-/…/delete                  confirm deleting a tag, an image,
                                                             the repository; POST: do it
-    GET  /settings                  API tokens, users, the CA;  POST /settings/tokens,
-                                    POST /settings/users: make one
-    GET  /settings/tokens/{name}/revoke, /settings/users/{name}/delete: confirm; POST: do it
+    GET  /settings                  API tokens, access keys, users, the CA;  POST
+                                    /settings/tokens, …/access-keys, …/users: make one
+    GET  /settings/tokens/{name}/revoke, /settings/access-keys/{id}/delete,
+         /settings/users/{name}/delete: confirm; POST: do it
     GET  /static/…                  the stylesheet and htmx: every asset is Baepo's own
     *    anything else              a browser asking for a page: "Not found" as HTML
 
@@ -79,6 +80,7 @@ def console_routes(key: bytes, registry_hosts: tuple[str, ...]) -> list[BaseRout
         Route("/settings", page(settings.settings), methods=["GET"]),
         Route("/settings/tokens", page(settings.create_token), methods=["POST"]),
         Route("/settings/users", page(settings.create_user), methods=["POST"]),
+        Route("/settings/access-keys", page(settings.create_access_key), methods=["POST"]),
     ]
     for path, describe in (*registry.DELETIONS, *settings.DELETIONS):
         confirm, delete = deletion_pages(describe)

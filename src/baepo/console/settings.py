@@ -1,9 +1,10 @@
 """The settings page: the caller's API tokens (create one, its secret shown once; revoke one),
-the users (an admin's: create and delete them; anyone else sees herself), and the local CA's
-certificate to download. Each a call of `/api/v1/tokens`, `/api/v1/users`, `/api/v1/ca`.
+their AWS access keys (the same), the users (an admin's: create and delete them; anyone else
+sees herself), and the local CA's certificate to download. Each a call of `/api/v1/tokens`,
+`/api/v1/access-keys`, `/api/v1/users`, `/api/v1/ca`.
 
-A new token's secret is shown on the page the creating POST answers, not after a redirect: it
-is never stored where a later page could show it again (the API keeps only its hash).
+A new token's (or key's) secret is shown on the page the creating POST answers, not after a
+redirect: it is never stored where a later page could show it again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ USER_FIELDS = ("user_name", "user_password", "user_is_admin")
 """The forms' fields: the API's, after the form's own prefix (both have a `name`)."""
 AS_FIELD = {"ALREADY_EXISTS": "name", "INVALID_REQUEST": "name"}
 """Refusals that name no field but are about the name (a taken name, a bad user name)."""
+KEY_FIELDS = ("key_token",)
+KEY_AS_FIELD = {"NOT_FOUND": "token", "INVALID_REQUEST": "token", "FORBIDDEN": "token"}
 
 
 @dataclass
@@ -37,6 +40,9 @@ class Forms:
     user_problems: Problems = field(default_factory=Problems)
     made: dict[str, Any] | None = None
     """The token just made, with its secret (shown this once)."""
+    key_problems: Problems = field(default_factory=Problems)
+    made_key: dict[str, Any] | None = None
+    """The access key just made, with its secret (shown this once)."""
 
 
 async def settings(visit: Visit) -> Response:
@@ -51,6 +57,8 @@ async def show(visit: Visit, forms: Forms, status: int = 200) -> Response:
         "settings.html",
         status,
         tokens=tokens,
+        keys=await access_keys(visit),
+        lasting=[t for t in tokens if not t["name"].startswith(f"{TOKEN_NAME}-")],
         users=users,
         forms=forms,
         session_token=visit.session.token_name,
@@ -70,7 +78,7 @@ async def create_token(visit: Visit) -> Response:
         forms.token_problems.add("token_name", "give the token a name", TOKEN_FIELDS)
         return await show(visit, forms, 400)
     try:
-        forms.made = await visit.api.post("/tokens", body)
+        made = await visit.api.post("/tokens", body)
     except ApiRefused as refused:
         if refused.status == 401:
             raise
@@ -78,7 +86,31 @@ async def create_token(visit: Visit) -> Response:
             refused, TOKEN_FIELDS, prefix="token_", by_code=AS_FIELD
         )
         return await show(visit, forms, refused.status)
-    return await show(visit, Forms(made=forms.made), 201)
+    return await show(visit, Forms(made=made), 201)
+
+
+async def access_keys(visit: Visit) -> list[dict[str, Any]] | None:
+    """The caller's AWS access keys; None where this Baepo has no AWS endpoint."""
+    try:
+        found: list[dict[str, Any]] = await visit.api.get("/access-keys")
+    except ApiRefused as refused:
+        if refused.status == 404:
+            return None
+        raise
+    return found
+
+
+async def create_access_key(visit: Visit) -> Response:
+    """A key for one of the caller's tokens (not the session's: it ends at sign-out)."""
+    token = visit.form.get("key_token", "")
+    try:
+        made = await visit.api.post("/access-keys", {"token": token})
+    except ApiRefused as refused:
+        if refused.status == 401:
+            raise
+        problems = refused_fields(refused, KEY_FIELDS, prefix="key_", by_code=KEY_AS_FIELD)
+        return await show(visit, Forms(key_problems=problems), refused.status)
+    return await show(visit, Forms(made_key=made), 201)
 
 
 async def create_user(visit: Visit) -> Response:
@@ -127,8 +159,20 @@ def user_deletion(visit: Visit) -> Deletion:
     )
 
 
+def key_deletion(visit: Visit) -> Deletion:
+    key_id = visit.request.path_params["key_id"]
+    return Deletion(
+        title=f"Delete access key {key_id}",
+        warning="The aws CLI, boto3 or Terraform signing with it are refused from now on.",
+        api_path=f"/access-keys/{segment(key_id)}",
+        back="/settings#access-keys",
+        after="/settings#access-keys",
+    )
+
+
 DELETIONS: tuple[tuple[str, Describe], ...] = (
     ("/settings/tokens/{name:path}/revoke", token_revocation),
+    ("/settings/access-keys/{key_id}/delete", key_deletion),
     ("/settings/users/{name}/delete", user_deletion),
 )
 """Each deletion's page (GET asks, POST deletes) and what it deletes."""
