@@ -115,8 +115,9 @@ async def set_tag_mutability(visit: Visit) -> Response:
 
 
 def kind(image: dict[str, Any]) -> str:
-    """What an image is, in a word: an image, an index (of images for several platforms), or
-    an artifact that refers to another (a signature, an SBOM: its artifact type)."""
+    """What an image (the API's image or manifest) is, in a word: an image, an index (of
+    images for several platforms), or an artifact that refers to another (a signature, an
+    SBOM: its artifact type)."""
     if image["subject"]:
         return str(image["artifact_type"] or "artifact")
     media_type = str(image["media_type"])
@@ -135,9 +136,7 @@ async def image(visit: Visit) -> Response:
     found = await visit.api.get(f"{api_path(name)}/manifests/{segment(digest)}")
     blobs = [*found["layers"], *([found["config"]] if found["config"] else [])]
     size = sum(blob["size"] for blob in blobs)
-    subject = found["subject"]
-    described = {**found, "subject": subject["digest"] if subject else None}
-    return await visit.render("image.html", name=name, image=found, size=size, kind=kind(described))
+    return await visit.render("image.html", name=name, image=found, size=size, kind=kind(found))
 
 
 def tag_deletion(visit: Visit) -> Deletion:

@@ -9,6 +9,7 @@ redirect: it is never stored where a later page could show it again.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,8 @@ KEY_AS_FIELD = {"NOT_FOUND": "token", "INVALID_REQUEST": "token", "FORBIDDEN": "
 
 @dataclass
 class Forms:
-    """The settings page's two forms: what was typed, and what is wrong with it."""
+    """The settings page's forms (a token, an access key, a user): what was typed, what is
+    wrong with it, and what was made."""
 
     token: dict[str, str] = field(default_factory=lambda: dict.fromkeys(TOKEN_FIELDS, ""))
     token_problems: Problems = field(default_factory=Problems)
@@ -50,14 +52,15 @@ async def settings(visit: Visit) -> Response:
 
 
 async def show(visit: Visit, forms: Forms, status: int = 200) -> Response:
-    me = await visit.api.get("/whoami")
-    tokens = await visit.api.get("/tokens")
+    me, tokens, keys = await asyncio.gather(
+        visit.api.get("/whoami"), visit.api.get("/tokens"), access_keys(visit)
+    )
     users = await visit.api.get("/users") if me["is_admin"] else [me]
     return await visit.render(
         "settings.html",
         status,
         tokens=tokens,
-        keys=await access_keys(visit),
+        keys=keys,
         lasting=[t for t in tokens if not t["name"].startswith(f"{TOKEN_NAME}-")],
         users=users,
         forms=forms,
