@@ -279,13 +279,49 @@ def test_usable_on_a_phone_sized_screen(
 ) -> None:
     phone = person(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
     sign_in(site, phone.page, "alice")
-    for path in ("/", "/new", f"/services/{private}"):
+    for path in ("/", "/new", f"/services/{private}", "/registry", "/settings"):
         load(phone.page, site.url + path)
         overflow = phone.page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, path  # wide tables scroll inside their box, not the page
     assert phone.errors == [] and phone.failed_at(site) == []
+
+
+def test_the_registry_and_a_token_shown_once(site: Site, person: Callable[..., Person]) -> None:
+    """The repository pushed with the docker CLI, its image's layers; a token made (its
+    secret shown once, with a Copy button), used, and revoked after asking."""
+    alice = person()
+    page = alice.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(site, page, "alice")
+    page.get_by_role("link", name="Registry").click()
+    page.get_by_role("link", name="alice/hello").click()
+    expect(page.get_by_role("heading", name="alice/hello")).to_be_visible()
+    tag = page.locator("#tags-heading + .scroll tbody tr").filter(has_text="Delete tag 1")
+    tag.get_by_role("link").first.click()
+    expect(page.locator("#layers-heading + .scroll tbody tr").first).to_contain_text("sha256:")
+
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Name", exact=True).fill("laptop")
+    page.get_by_role("button", name="Create token").click()
+    secret = page.get_by_label("Secret of laptop")
+    copy = page.locator("button[data-copy]")
+    copy.click()  # shown by its script, under the Content-Security-Policy
+    expect(copy).to_have_text("Copied")
+    value = secret.input_value()
+    assert page.evaluate("navigator.clipboard.readText()") == value
+    bearer = {"Authorization": f"Bearer {value}"}
+    assert httpx.get(f"{site.url}/api/v1/whoami", headers=bearer).json()["name"] == "alice"
+    load(page, f"{site.url}/settings")
+    expect(page.get_by_label("Secret of laptop")).to_have_count(0)  # shown once
+
+    page.get_by_role("link", name="Revoke token laptop").click()
+    page.get_by_role("button", name="Revoke token laptop").click()
+    expect(page.get_by_role("heading", name="Settings")).to_be_visible()
+    expect(page.get_by_role("link", name="Revoke token laptop")).to_have_count(0)
+    assert httpx.get(f"{site.url}/api/v1/whoami", headers=bearer).status_code == 401
+    assert alice.errors == [] and alice.failed_at(site) == []
 
 
 def test_through_the_router_the_cookies_are_https_only(

@@ -10,6 +10,7 @@ App Runner's CPU and memory pairs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,12 @@ def variables(text: str) -> dict[str, str]:
     return found
 
 
+def names(text: str) -> list[str]:
+    """Names typed one after another (repositories, tag filters), split on spaces, commas or
+    lines."""
+    return [name for name in re.split(r"[\s,]+", text) if name]
+
+
 def service_request(form: Mapping[str, str]) -> tuple[dict[str, Any], Problems]:
     """The create form as the body of `POST /api/v1/services`, and what the form itself
     could not read (the API is not asked then)."""
@@ -114,12 +121,21 @@ def service_request(form: Mapping[str, str]) -> tuple[dict[str, Any], Problems]:
     return body, problems
 
 
-def refused_fields(refused: ApiRefused, fields: tuple[str, ...]) -> Problems:
-    """The API's refusal by form field (`fields`); what names none of them is general."""
+def refused_fields(
+    refused: ApiRefused,
+    fields: tuple[str, ...],
+    *,
+    prefix: str = "",
+    by_code: Mapping[str, str] = BY_CODE,
+) -> Problems:
+    """The API's refusal by form field (`fields`); what names none of them is general. A
+    form whose fields are the API's after a `prefix` (`token_name`) gives it; `by_code` names
+    the field of refusals that name none."""
     problems = Problems()
     for api_field, reason in refused.fields:
         top = api_field.partition(".")[0]
-        problems.add(BY_API_FIELD.get(top, top), reason, fields)
+        problems.add(prefix + BY_API_FIELD.get(top, top), reason, fields)
     if not refused.fields:
-        problems.add(BY_CODE.get(refused.code, ""), refused.message, fields)
+        named = by_code.get(refused.code)
+        problems.add(prefix + named if named else "", refused.message, fields)
     return problems

@@ -56,6 +56,21 @@ def memory(value: Any) -> str:
     return f"{mb / 1024:g} GB" if mb >= 1024 else f"{mb} MB"
 
 
+def size(value: Any) -> str:
+    """Bytes as people read them: `812 B`, `3.4 MB` (powers of 1000, as docker prints them)."""
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if amount < 1000:
+        return f"{amount:.0f} B"
+    for unit in ("kB", "MB"):
+        amount /= 1000
+        if amount < 1000:
+            return f"{amount:.1f} {unit}"
+    return f"{amount / 1000:.1f} GB"
+
+
 class Pages:
     @cached_property
     def env(self) -> jinja2.Environment:
@@ -70,6 +85,7 @@ class Pages:
         )
         env.filters["when"] = when
         env.filters["memory"] = memory
+        env.filters["size"] = size
         env.globals.update(defaults=DEFAULTS, help=HELP, sizes=SIZES)
         return env
 

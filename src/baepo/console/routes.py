@@ -8,10 +8,21 @@
     POST /services/{name}/deploy    deploy its image again, or another
     POST /services/{name}/rollback  back to a revision
     GET  /services/{name}/{action}  confirm pause, resume, delete; POST: do it
+    GET  /registry                  repositories;  GET, POST /registry/-/gc: collect garbage
+    GET  /registry/{repository}     its tags, images and pushes;  POST …/-/public,
+                                    …/-/tag-mutability: change who may pull it, which tags move
+    GET  /registry/{repository}/-/images/{digest}           an image: layers, referrers
+    GET  /registry/{repository}/-/…/delete                  confirm deleting a tag, an image,
+                                                            the repository; POST: do it
+    GET  /settings                  API tokens, access keys, users, the CA;  POST
+                                    /settings/tokens, …/access-keys, …/users: make one
+    GET  /settings/tokens/{name}/revoke, /settings/access-keys/{id}/delete,
+         /settings/users/{name}/delete: confirm; POST: do it
     GET  /static/…                  the stylesheet and htmx: every asset is Baepo's own
+    *    anything else              a browser asking for a page: "Not found" as HTML
 
 Anything else (`/api/…`, `/metrics`, `/v2`) is the API's or the registry's, which answer an
-unknown path with their JSON 404 as before.
+unknown path with their JSON 404 as before (see `missing.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +32,9 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from baepo.console import services
+from baepo.console import registry, services, settings
+from baepo.console.deletions import deletion_pages
+from baepo.console.missing import not_found_route
 from baepo.console.signing import Signing
 from baepo.console.visits import Console
 
@@ -53,5 +66,30 @@ def console_routes(key: bytes, registry_hosts: tuple[str, ...]) -> list[BaseRout
             Route(path, page(confirm), methods=["GET"]),
             Route(path, page(act), methods=["POST"]),
         ]
+    routes += [
+        Route("/registry", page(registry.repositories), methods=["GET"]),
+        Route("/registry/-/gc", page(registry.gc_form), methods=["GET"]),
+        Route("/registry/-/gc", page(registry.gc), methods=["POST"]),
+        Route("/registry/{name:path}/-/images/{digest}", page(registry.image), methods=["GET"]),
+        Route("/registry/{name:path}/-/public", page(registry.set_public), methods=["POST"]),
+        Route(
+            "/registry/{name:path}/-/tag-mutability",
+            page(registry.set_tag_mutability),
+            methods=["POST"],
+        ),
+        Route("/settings", page(settings.settings), methods=["GET"]),
+        Route("/settings/tokens", page(settings.create_token), methods=["POST"]),
+        Route("/settings/users", page(settings.create_user), methods=["POST"]),
+        Route("/settings/access-keys", page(settings.create_access_key), methods=["POST"]),
+    ]
+    for path, describe in (*registry.DELETIONS, *settings.DELETIONS):
+        confirm, delete = deletion_pages(describe)
+        routes += [
+            Route(path, page(confirm), methods=["GET"]),
+            Route(path, page(delete), methods=["POST"]),
+        ]
+    # A repository's name has slashes: its page after every other path under /registry.
+    routes.append(Route("/registry/{name:path}", page(registry.repository), methods=["GET"]))
     routes.append(Mount("/static", StaticFiles(directory=STATIC), name="static"))
+    routes.append(not_found_route(console))  # last: what no other route answers
     return routes
