@@ -198,7 +198,8 @@ class Stream:
             except Exception:
                 log.exception("the API failed on %s %s", scope["method"], scope["path"])
             finally:
-                await chunks.put(None)
+                if not stream._gone.is_set():  # else nobody reads: the queue may be full
+                    await chunks.put(None)
 
         stream = cls(asyncio.create_task(serve(), name="console-stream"), chunks)
         try:
@@ -226,10 +227,13 @@ class Stream:
         self._gone.set()
         # Shielded: closing is what a relay does when it is cancelled (its browser left, or
         # the server stops), and anyio cancels every later wait of a cancelled task too.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_S):
-            await asyncio.wait({self._task})
-        if not self._task.done():
-            self._task.cancel()
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(CLOSE_S):
+                await asyncio.wait({self._task})
+            if not self._task.done():
+                self._task.cancel()
+                with anyio.move_on_after(CLOSE_S):
+                    await asyncio.wait({self._task})
 
 
 def refusal(status: int, answer: bytes) -> ApiRefused:
