@@ -109,9 +109,18 @@ async def change_settings(visit: Visit) -> Response:
     except ApiRefused as refused:
         if refused.status == 404:
             raise
-        problems = refused_fields(refused, SETTINGS_FIELDS)
+        problems = settings_problems(refused)
         return await show_pipeline(visit, name, refused.status, problems=problems, typed=typed)
     return RedirectResponse(f"{service_path(name)}/pipeline", status_code=303)
+
+
+def settings_problems(refused: ApiRefused) -> Problems:
+    """The API's refusal of the settings by field: it names the bad one in its message
+    (`deploy_branch: 'a..b' is not a branch name`)."""
+    name, _, reason = refused.message.partition(": ")
+    if refused.code == "INVALID_PIPELINE_SETTINGS" and name in SETTINGS_FIELDS:
+        return Problems({name: reason})
+    return refused_fields(refused, SETTINGS_FIELDS)
 
 
 async def new_webhook_secret(visit: Visit) -> Response:
