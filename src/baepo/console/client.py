@@ -48,10 +48,13 @@ class Api:
         host: str,
         client: tuple[str, int],
         token: str | None = None,
+        state: dict[str, Any] | None = None,
     ) -> None:
+        """`state` is the page's request's (the server's, e.g. that it is stopping)."""
         self._app = app
         self._scheme = scheme
         self._client = client
+        self._state = state or {}
         self._headers = [(b"host", host.encode("latin-1"))]
         if token:
             self._headers.append((b"authorization", f"Bearer {token}".encode("latin-1")))
@@ -121,6 +124,7 @@ class Api:
             "headers": [*self._headers, (b"accept", accept), *headers],
             "client": self._client,
             "server": None,
+            "state": dict(self._state),
         }
 
 

@@ -6,7 +6,9 @@ documents it: the browser sends back the last event's id (`Last-Event-ID`) and t
 from there. A follow lasts `FOLLOW_S` at most (then the API ends it with `event: end` and the
 browser reconnects); it ends at once when the browser goes away (Starlette cancels the relay,
 which ends the API's request as a client that left: `client.Stream.close`). When the server
-stops, the relay is cancelled as the API's own streams are (after uvicorn's drain).
+begins to stop, the API's follow ends (the page's request state, which the API's request
+shares, says so: `server.Lifespan`), and the relay with it: a stop does not wait for an open
+page.
 
     GET /services/{name}/logs/live          the service's log: its last `LOG_LINES`, then on
     GET /pipelines/runs/{run_id}/log/live   the run's log from its first line, until it ends
