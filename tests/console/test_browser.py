@@ -281,7 +281,9 @@ def test_usable_on_a_phone_sized_screen(
 ) -> None:
     phone = person(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
     sign_in(site, phone.page, "alice")
-    for path in ("/", "/new", f"/services/{private}"):
+    service = f"/services/{private}"
+    pages = ("/", "/new", service, f"{service}/configuration", f"{service}/pipeline", "/pipelines")
+    for path in pages:
         load(phone.page, site.url + path)
         overflow = phone.page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
