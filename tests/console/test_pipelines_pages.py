@@ -54,14 +54,16 @@ def test_the_remote_and_webhook_urls_and_a_secret_shown_once(
 ) -> None:
     page = alice.get("/services/app/pipeline")
     assert page.status_code == 200
-    assert 'value="http://127.0.0.1/git/app.git"' in page.text
+    assert 'class="code" value="http://127.0.0.1/git/app.git"' in page.text
     for provider in ("github", "gitea", "gitlab"):
-        assert f'value="http://127.0.0.1/api/v1/hooks/{provider}/app"' in page.text
+        assert f'class="code" value="http://127.0.0.1/api/v1/hooks/{provider}/app"' in page.text
     assert "Webhooks have no secret yet" in text(page)
 
     made = alice.submit("/services/app/pipeline/webhook-secret")
     assert made.status_code == 200
-    secret = re.search(r'<input id="webhook-secret" value="([^"]+)" readonly>', made.text)
+    secret = re.search(
+        r'<input id="webhook-secret" class="code" value="([^"]+)" readonly>', made.text
+    )
     assert secret and len(secret.group(1)) >= 32
     assert "shown this once" in text(made)
     assert site.settings.get("app", caller=SYSTEM).has_webhook_secret
