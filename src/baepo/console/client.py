@@ -176,16 +176,21 @@ class Stream:
     after `CLOSE_S`.
     """
 
-    def __init__(self, task: asyncio.Task[None], chunks: asyncio.Queue[Message | None]) -> None:
+    def __init__(
+        self,
+        task: asyncio.Task[None],
+        chunks: asyncio.Queue[Message | None],
+        gone: asyncio.Event,
+    ) -> None:
         self._task = task
         self._chunks = chunks
-        self._gone = asyncio.Event()
-        self.status = 0
+        self._gone = gone
 
     @classmethod
     async def open(cls, app: ASGIApp, scope: dict[str, Any]) -> Stream:
         """The stream, once the API answered 2xx; `ApiRefused` (and closed) otherwise."""
         chunks: asyncio.Queue[Message | None] = asyncio.Queue(STREAM_CHUNKS)
+        gone = asyncio.Event()
         asked = False
 
         async def receive() -> Message:
@@ -193,7 +198,7 @@ class Stream:
             if not asked:
                 asked = True
                 return {"type": "http.request", "body": b"", "more_body": False}
-            await stream._gone.wait()
+            await gone.wait()
             return {"type": "http.disconnect"}
 
         async def serve() -> None:
@@ -202,15 +207,15 @@ class Stream:
             except Exception:
                 log.exception("the API failed on %s %s", scope["method"], scope["path"])
             finally:
-                if not stream._gone.is_set():  # else nobody reads: the queue may be full
+                if not gone.is_set():  # else nobody reads: the queue may be full
                     await chunks.put(None)
 
-        stream = cls(asyncio.create_task(serve(), name="console-stream"), chunks)
+        stream = cls(asyncio.create_task(serve(), name="console-stream"), chunks, gone)
         try:
             start = await chunks.get()
-            stream.status = start["status"] if start else 500
-            if stream.status >= 400:
-                raise refusal(stream.status, b"".join([c async for c in stream.chunks()]))
+            status = start["status"] if start else 500
+            if status >= 400:
+                raise refusal(status, b"".join([c async for c in stream.chunks()]))
         except BaseException:
             await stream.close()
             raise
