@@ -95,17 +95,17 @@ async def set_domains(
     except ApiRefused as refused:
         if refused.status == 404:
             raise
-        problems = Problems()
-        for _, reason in refused.fields:
-            problems.add("domain", reason, DOMAIN_FIELDS)
-        if not refused.fields:
-            problems.add("domain", refused.message, DOMAIN_FIELDS)
-        return await refuse_domain(visit, typed, problems, refused.status)
+        return await refuse_domain(
+            visit, typed, refused_fields(refused, DOMAIN_FIELDS), refused.status
+        )
     return RedirectResponse(service_path(name) + "#domains-heading", status_code=303)
 
 
 async def refuse_domain(
     visit: Visit, typed: str, problems: Problems, status: int = 400
 ) -> Response:
+    """The service's page with what is wrong beside the domain field (or above, when the
+    API named no field: a service in the middle of an operation)."""
     name = visit.request.path_params["name"]
-    return await show_service(visit, name, status, domain=problems, typed_domain=typed)
+    general = " ".join(problems.general)
+    return await show_service(visit, name, status, general, domain=problems, typed_domain=typed)

@@ -31,7 +31,7 @@ SERVICE_FORM_FIELDS = (
     "health_check",
 )
 """The create form's fields, in page order: a problem the API names goes beside its field."""
-BY_API_FIELD = {"cpu": "size", "memory": "size"}
+BY_API_FIELD = {"cpu": "size", "memory": "size", "custom_domains": "domain"}
 """API fields the form shows under another name."""
 BY_CODE = {"SERVICE_EXISTS": "name", "IMAGE_FORBIDDEN": "image"}
 """Refusals that name no field but are about one."""
