@@ -13,10 +13,10 @@ import pytest
 from baepo.console import console_routes, relays
 from baepo.control import SYSTEM
 from baepo.pipelines import RunView
-from tests.api.rights_world import PASSWORDS, REGISTRY
+from tests.api.rights_world import REGISTRY
 from tests.api.test_pipelines_api import PipelinesWorld, pipelines_world
 from tests.api.test_service_logs_api import events_of
-from tests.console.conftest import KEY
+from tests.console.conftest import KEY, signed_in
 from tests.console.test_service_pages import error_of
 from tests.console.visitor import Visitor, text
 from tests.runtime.waiting import eventually
@@ -29,20 +29,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelinesWorld]:
     yield from pipelines_world(tmp_path_factory.mktemp("pipeline-pages"), routes)
 
 
-def visitor(site: PipelinesWorld, user: str) -> Visitor:
-    signed = Visitor(site.client.app)
-    assert signed.sign_in(user, PASSWORDS[user]).status_code == 303
-    return signed
-
-
 @pytest.fixture
 def alice(site: PipelinesWorld) -> Visitor:
-    return visitor(site, "alice")
+    return signed_in(site, "alice")
 
 
 @pytest.fixture
 def bob(site: PipelinesWorld) -> Visitor:
-    return visitor(site, "bob")
+    return signed_in(site, "bob")
 
 
 def started(site: PipelinesWorld, run: RunView) -> None:

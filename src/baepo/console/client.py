@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import anyio
-from starlette.types import ASGIApp, Message
+from starlette.types import ASGIApp, Message, Receive
 
 from baepo.console.errors import ApiRefused
 
@@ -128,11 +128,9 @@ class Api:
         }
 
 
-async def _exchange(app: ASGIApp, scope: dict[str, Any], payload: bytes) -> tuple[int, bytes]:
-    """One request to `app`: its status and body."""
-    status = 0
-    body = bytearray()
-    done = asyncio.Event()
+def requester(payload: bytes, leaves: asyncio.Event) -> Receive:
+    """A request's ASGI `receive`: `payload` as its body, then a client that stays until
+    `leaves` is set."""
     sent = False
 
     async def receive() -> Message:
@@ -140,8 +138,18 @@ async def _exchange(app: ASGIApp, scope: dict[str, Any], payload: bytes) -> tupl
         if not sent:
             sent = True
             return {"type": "http.request", "body": payload, "more_body": False}
-        await done.wait()  # the client stays until the answer is complete
+        await leaves.wait()
         return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _exchange(app: ASGIApp, scope: dict[str, Any], payload: bytes) -> tuple[int, bytes]:
+    """One request to `app`: its status and body."""
+    status = 0
+    body = bytearray()
+    done = asyncio.Event()
+    receive = requester(payload, done)  # the client stays until the answer is complete
 
     async def send(message: Message) -> None:
         nonlocal status
@@ -191,15 +199,7 @@ class Stream:
         """The stream, once the API answered 2xx; `ApiRefused` (and closed) otherwise."""
         chunks: asyncio.Queue[Message | None] = asyncio.Queue(STREAM_CHUNKS)
         gone = asyncio.Event()
-        asked = False
-
-        async def receive() -> Message:
-            nonlocal asked
-            if not asked:
-                asked = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
+        receive = requester(b"", gone)
 
         async def serve() -> None:
             try:
