@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from baepo.console.charts import HEIGHT, WIDTH, number
 from baepo.console.forms import DEFAULTS, HELP, SIZES
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ class Pages:
         env.filters["when"] = when
         env.filters["memory"] = memory
         env.filters["size"] = size
-        env.globals.update(defaults=DEFAULTS, help=HELP, sizes=SIZES)
+        env.filters["number"] = number
+        env.globals.update(defaults=DEFAULTS, help=HELP, sizes=SIZES, chart_size=(WIDTH, HEIGHT))
         return env
 
     def render(

@@ -18,6 +18,14 @@
                                     /settings/tokens, …/access-keys, …/users: make one
     GET  /settings/tokens/{name}/revoke, /settings/access-keys/{id}/delete,
          /settings/users/{name}/delete: confirm; POST: do it
+    GET  /services/{name}/configuration, POST   edit its configuration
+    POST /services/{name}/domains, …/domains/remove   add or remove a custom domain
+    GET  /services/{name}/logs/live the log as it comes (Server-Sent Events, relays.py)
+    GET  /services/{name}/pipeline, POST        its pipeline: git remote, webhooks, settings
+    POST /services/{name}/pipeline/webhook-secret   a new webhook secret, shown once
+    GET  /pipelines                 the runs of all the caller's services
+    GET  /pipelines/runs/{run_id}   a run and its log; …/log/live: the log as it comes
+    POST /pipelines/runs/{run_id}/rerun, …/cancel
     GET  /static/…                  the stylesheet and htmx: every asset is Baepo's own
     *    anything else              a browser asking for a page: "Not found" as HTML
 
@@ -32,7 +40,7 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from baepo.console import registry, services, settings
+from baepo.console import configuration, pipelines, registry, relays, services, settings
 from baepo.console.deletions import deletion_pages
 from baepo.console.missing import not_found_route
 from baepo.console.signing import Signing
@@ -58,6 +66,25 @@ def console_routes(key: bytes, registry_hosts: tuple[str, ...]) -> list[BaseRout
         Route("/services/{name}", page(services.service_page), methods=["GET"]),
         Route("/services/{name}/deploy", page(services.deploy), methods=["POST"]),
         Route("/services/{name}/rollback", page(services.rollback), methods=["POST"]),
+        Route("/services/{name}/configuration", page(configuration.edit_page), methods=["GET"]),
+        Route("/services/{name}/configuration", page(configuration.save), methods=["POST"]),
+        Route("/services/{name}/domains", page(configuration.add_domain), methods=["POST"]),
+        Route(
+            "/services/{name}/domains/remove", page(configuration.remove_domain), methods=["POST"]
+        ),
+        Route("/services/{name}/logs/live", page(relays.service_log), methods=["GET"]),
+        Route("/services/{name}/pipeline", page(pipelines.service_pipeline), methods=["GET"]),
+        Route("/services/{name}/pipeline", page(pipelines.change_settings), methods=["POST"]),
+        Route(
+            "/services/{name}/pipeline/webhook-secret",
+            page(pipelines.new_webhook_secret),
+            methods=["POST"],
+        ),
+        Route("/pipelines", page(pipelines.all_runs), methods=["GET"]),
+        Route("/pipelines/runs/{run_id}", page(pipelines.run_page), methods=["GET"]),
+        Route("/pipelines/runs/{run_id}/log/live", page(relays.run_log), methods=["GET"]),
+        Route("/pipelines/runs/{run_id}/rerun", page(pipelines.rerun), methods=["POST"]),
+        Route("/pipelines/runs/{run_id}/cancel", page(pipelines.cancel), methods=["POST"]),
     ]
     for action in services.ACTIONS:
         confirm, act = services.action_pages(action)
