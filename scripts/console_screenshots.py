@@ -48,7 +48,10 @@ SHOTS = (
     Shot("sign-in", "/sign-in", signed_in=False),
     Shot("dashboard", "/"),
     Shot("create-service", "/new"),
-    Shot("service", "/services/{service}"),
+    Shot("service", "/services/{service}", height=1600),
+    Shot("configuration", "/services/{service}/configuration"),
+    Shot("pipeline", "/services/{service}/pipeline"),
+    Shot("pipelines", "/pipelines"),
     Shot("registry", "/registry"),
     Shot("repository", "/registry/{repository}"),
     Shot("image", "/registry/{repository}/-/images/{digest}"),
@@ -66,6 +69,8 @@ def prepare(stack: Stack) -> dict[str, str]:
     stack.push(SAMPLE, "team/site:1.0.0")
     stack.baepo.make_public("team/site")
     stack.cli("services", "create", SERVICE, "--image", ref, "--port", "8080", "--wait")
+    for _ in range(50):  # requests for the service page's charts
+        stack.https(f"{SERVICE}.localhost")
     stack.cli("tokens", "create", "ci", "--repository", f"{REPOSITORY}*")
     with stack.baepo.api() as api:
         api.post("/api/v1/users", json={"name": "alice", "password": "alice-password-1"})
