@@ -21,6 +21,7 @@ from baepo.config import Config
 from baepo.control import SecretBox, load_or_create_secret_key
 from baepo.runtime import DockerEngine
 from tests.components import REQUIRE_REAL, check_components, real_required
+from tests.s3server import S3Server
 
 ADMIN_PASSWORD = "test-admin-password"
 
@@ -218,6 +219,17 @@ def fresh_baepo(tmp_path: Path) -> Iterator[BaepoProcess]:
     yield server
     server.kill()
     server.stop_data_plane()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3 server (SeaweedFS on loopback) for the session; tests take a bucket each."""
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 REPO = Path(__file__).resolve().parents[1]
