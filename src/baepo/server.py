@@ -519,7 +519,7 @@ def _bind_problem(host: str, port: int) -> str | None:
     return None
 
 
-def _storage_driver(config: Config) -> StorageDriver:
+def storage_driver(config: Config) -> StorageDriver:
     """The registry's blob storage: the data directory, or an S3 bucket (checked now: a
     wrong secret or a missing bucket stops the start with one line)."""
     if config.storage == "filesystem":
@@ -597,7 +597,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     bus = EventBus()
     auth = Auth(db, load_or_create_key(config.secrets_dir / "token.key"), clock)
     generated = auth.ensure_admin(config.admin_password)
-    registry = Registry(db=db, driver=_storage_driver(config), bus=bus, clock=clock)
+    registry = Registry(db=db, driver=storage_driver(config), bus=bus, clock=clock)
 
     # The local CA signs in a child process started when there is work: `cryptography`
     # (about 15 MiB resident once loaded) stays out of the server.
