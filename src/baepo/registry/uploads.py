@@ -14,6 +14,11 @@ A blob exists only after its digest is verified: the driver's commit is an atomi
 the complete, fsynced upload file, so a process killed mid-upload never leaves a blob that
 could be served. Two sessions committing the same digest both succeed.
 
+On S3 (`baepo.storage.s3`) the upload file is a multipart upload whose parts the driver
+sends from the same worker threads, the last one when the request ends (`_Spool.finish`), and
+the commit is a server-side copy; opening and closing a writer wait on the network, so they
+run in worker threads too.
+
 One request at a time per session: a second concurrent request on a busy session gets
 BLOB_UPLOAD_INVALID (416), which clients answer by asking for the upload's status.
 """

@@ -159,6 +159,7 @@ class _PartWriter:
         self._id = upload_id
         self._opened = state
         self._prefix = prefix  # `data` read back, to go into the first part
+        self._closed = False
         self._restore()
 
     def _restore(self) -> None:
@@ -191,6 +192,9 @@ class _PartWriter:
         self._restore()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             if self._dirty:
                 self._finish_request()
@@ -484,7 +488,11 @@ class S3Driver:
                 state = self._complete(upload_id, state)  # no part may follow a small one
             prefix = b""
             if state.multipart is None and 0 < state.base < MIN_PART:
-                prefix = self._read_data(upload_id, 0).read(state.base)
+                reader = self._read_data(upload_id, 0)
+                try:
+                    prefix = reader.read(state.base)
+                finally:
+                    reader.close()
             return _PartWriter(self, upload_id, state, prefix)
         except BaseException:
             self._release(upload_id)
