@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +59,8 @@ DEFAULT_PART_SIZE = 10 * 1024 * 1024
 """A writer's buffer: 10,000 parts (S3's most) of it make a 100 GB blob."""
 COPY_LIMIT = 5 * 1024**3
 """The largest object one CopyObject may copy; beyond it the copy goes in parts."""
+SENDERS = 16
+"""Parts sent at once, over all uploads (each writer has at most one in flight)."""
 LOCK_WAIT_S = 60.0
 REDIRECT_EXPIRY_S = 20 * 60
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -152,7 +155,10 @@ class _ObjectReader:
 
 class _PartWriter:
     """Appends of one request to an upload (see the module docstring). It holds the upload's
-    lock from `append` to `close`, so a request that follows waits for this one's parts."""
+    lock from `append` to `close`, so a request that follows waits for this one's parts.
+
+    A full part goes out in the driver's sender threads while the next one fills: one part
+    in flight at a time, so a writer holds at most two parts' worth of memory."""
 
     def __init__(self, driver: S3Driver, upload_id: str, state: _State, prefix: bytes) -> None:
         self._driver = driver
@@ -160,6 +166,8 @@ class _PartWriter:
         self._opened = state
         self._prefix = prefix  # `data` read back, to go into the first part
         self._closed = False
+        self._in_flight: Future[tuple[int, str, int]] | None = None
+        self._in_flight_size = 0
         self._restore()
 
     def _restore(self) -> None:
@@ -172,7 +180,8 @@ class _PartWriter:
 
     @property
     def size(self) -> int:
-        return self._base + sum(size for _, _, size in self._parts) + len(self._buffer)
+        sent = sum(size for _, _, size in self._parts)
+        return self._base + sent + self._in_flight_size + len(self._buffer)
 
     def write(self, data: bytes) -> None:
         self._buffer += data
@@ -187,6 +196,7 @@ class _PartWriter:
         parts sent since are left out of every completion)."""
         if size != self._opened.size:
             raise StorageFailure("an S3 upload is cut back only to where the request began")
+        self._drop_in_flight()
         if self._multipart is not None and self._opened.multipart is None:
             self._driver._abort(self._id, self._multipart)
         self._restore()
@@ -199,6 +209,7 @@ class _PartWriter:
             if self._dirty:
                 self._finish_request()
         finally:
+            self._drop_in_flight()  # after a failure: no send outlives the lock
             self._driver._release(self._id)
 
     def _finish_request(self) -> None:
@@ -212,15 +223,29 @@ class _PartWriter:
             if self._buffer:
                 self._send_part(bytes(self._buffer))
                 self._buffer.clear()
+            self._settle()
             state = _State(self._multipart, self._parts, self._base)
         driver._save_state(self._id, state)
         self._opened, self._prefix, self._dirty = state, b"", False
 
+    def _settle(self) -> None:
+        """Wait for the part in flight; it joins the parts (or its error is raised here)."""
+        if self._in_flight is not None:
+            sent, self._in_flight = self._in_flight, None
+            self._in_flight_size = 0
+            self._parts.append(sent.result())
+
+    def _drop_in_flight(self) -> None:
+        if self._in_flight is not None:
+            wait([self._in_flight])
+            self._in_flight, self._in_flight_size = None, 0
+
     def _send_part(self, data: bytes) -> None:
+        self._settle()
         driver = self._driver
         key = driver._data_key(self._id)
-        with _mapped(f"write upload {self._id}"):
-            if self._multipart is None:
+        if self._multipart is None:
+            with _mapped(f"write upload {self._id}"):
                 self._multipart = driver._client.create_multipart_upload(
                     Bucket=driver.bucket, Key=key
                 )["UploadId"]
@@ -234,15 +259,18 @@ class _PartWriter:
                     )
                     self._parts = [(1, copied["CopyPartResult"]["ETag"], self._base)]
                     self._base = 0
-            number = len(self._parts) + 1
-            sent = driver._client.upload_part(
-                Bucket=driver.bucket,
-                Key=key,
-                UploadId=self._multipart,
-                PartNumber=number,
-                Body=data,
-            )
-        self._parts.append((number, sent["ETag"], len(data)))
+        number, multipart = len(self._parts) + 1, self._multipart
+
+        def send() -> tuple[int, str, int]:
+            with _mapped(f"write upload {self._id}"):
+                sent = driver._client.upload_part(
+                    Bucket=driver.bucket, Key=key, UploadId=multipart, PartNumber=number,
+                    Body=data,
+                )  # fmt: skip
+            return number, str(sent["ETag"]), len(data)
+
+        self._in_flight = driver._senders.submit(send)
+        self._in_flight_size = len(data)
 
 
 class S3Driver:
@@ -257,6 +285,7 @@ class S3Driver:
         self._prefix = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._senders = ThreadPoolExecutor(SENDERS, thread_name_prefix="s3-parts")
         if settings.part_size < MIN_PART:
             raise ValueError(f"part_size must be at least {MIN_PART} bytes")
 
