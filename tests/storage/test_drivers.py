@@ -7,6 +7,8 @@ import dataclasses
 import hashlib
 import itertools
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -349,6 +351,20 @@ def test_s3_sweep_aborts_multipart_uploads_nothing_names(s3_server: S3Server) ->
     assert s3.sweep_temp(later) == (1, 10)
     assert s3.sweep_temp(later) == (0, 0)
     assert s3.upload_size("kept") == MIN_PART + 1
+
+
+def test_the_storage_room_loads_boto3_only_for_s3() -> None:
+    """boto3 is ~40 MiB resident: a registry on the filesystem does not pay for it."""
+    program = (
+        "import sys, baepo.server, baepo.storage\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore'}))\n"
+        "baepo.storage.S3Driver\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split("\n")[:2] == ["[]", "['botocore']"]
 
 
 # -- filesystem specifics --------------------------------------------------------------------
