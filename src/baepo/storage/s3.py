@@ -294,7 +294,7 @@ class S3Driver:
         """A driver on a boto3 client for `settings`, after one request that proves the bucket
         is there and the credentials are accepted (StorageFailure says which is wrong)."""
         import boto3  # type: ignore[import-untyped]  # ~40 MiB resident: only where S3 is used
-        from botocore.config import Config  # type: ignore[import-untyped]
+        from botocore.config import Config  # type: ignore[import-untyped]  # no types either
 
         client = boto3.client(
             "s3",
@@ -573,7 +573,7 @@ class S3Driver:
         if size < COPY_LIMIT:
             self._client.copy_object(Bucket=self.bucket, Key=target, CopySource=source)
             return
-        from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
+        from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]  # no types
 
         self._client.copy(
             source,
