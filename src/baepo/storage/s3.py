@@ -369,7 +369,10 @@ class S3Driver:
                 raise
             with body:
                 data = body.read()
-        return _State.loads(data)
+        try:
+            return _State.loads(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageFailure(f"the record of upload {upload_id} is unreadable") from exc
 
     def _save_state(self, upload_id: str, state: _State) -> None:
         with _mapped(f"record upload {upload_id}"):
@@ -384,7 +387,7 @@ class S3Driver:
 
     def _complete(self, upload_id: str, state: _State) -> _State:
         """Complete the open multipart upload into `data`: the upload is then `base` bytes."""
-        if state.multipart is None:
+        if state.multipart is None or not state.parts:
             return state
         with _mapped(f"complete upload {upload_id}"):
             self._client.complete_multipart_upload(
@@ -498,16 +501,11 @@ class S3Driver:
 
     # -- uploads ---------------------------------------------------------------------------
     def create_upload(self, upload_id: str) -> None:
+        """A fresh record: one request (the registry's ids are new; the multipart upload of
+        an id created again is no longer named, and `sweep_temp` aborts it)."""
         key = self._state_key(upload_id)
-        with self._holding(upload_id):
-            try:
-                old = self._load_state(upload_id)
-            except UploadNotFound:
-                old = None
-            if old is not None and old.multipart is not None:
-                self._abort(upload_id, old.multipart)
-            with _mapped(f"create upload {upload_id}"):
-                self._put(key, _State().dumps())
+        with self._holding(upload_id), _mapped(f"create upload {upload_id}"):
+            self._put(key, _State().dumps())
 
     def append(self, upload_id: str) -> UploadWriter:
         self._hold(upload_id)
@@ -556,14 +554,15 @@ class S3Driver:
             state = self._complete(upload_id, self._load_state(upload_id))
             with _mapped(f"commit upload {upload_id}"):
                 head = self._head(target)
-                if head is None:  # else: same digest, same bytes: keep the stored blob
+                if head is None:
                     self._copy_into(upload_id, state.base, target)
-                    head = self._head(target)
-            if head is None:
-                raise StorageFailure(f"blob {digest} is not in S3 after its copy")
+                    info = BlobInfo(digest, state.base, datetime.now(UTC))
+                else:  # same digest, same bytes: keep the stored blob
+                    size, modified = int(head["ContentLength"]), head["LastModified"]
+                    info = BlobInfo(digest, size, _modified(modified))
             self._remove_upload(upload_id, None)
         self._forget_lock(upload_id)
-        return BlobInfo(digest, int(head["ContentLength"]), _modified(head["LastModified"]))
+        return info
 
     def _copy_into(self, upload_id: str, size: int, target: str) -> None:
         if size == 0:
@@ -583,13 +582,16 @@ class S3Driver:
         )
 
     def _remove_upload(self, upload_id: str, state: _State | None) -> None:
-        """`data` before `state`: a crash between them leaves a record of an empty-looking
-        upload, never bytes nothing names."""
         if state is not None and state.multipart is not None:
             self._abort(upload_id, state.multipart)
+        keys = [self._data_key(upload_id), self._state_key(upload_id)]
         with _mapped(f"delete upload {upload_id}"):
-            self._client.delete_object(Bucket=self.bucket, Key=self._data_key(upload_id))
-            self._client.delete_object(Bucket=self.bucket, Key=self._state_key(upload_id))
+            done = self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+            )
+        for error in done.get("Errors", [])[:1]:
+            code, message = error.get("Code"), error.get("Message")
+            raise StorageFailure(f"S3 could not delete upload {upload_id}: {code} {message}")
 
     def delete_upload(self, upload_id: str) -> bool:
         with self._holding(upload_id):
