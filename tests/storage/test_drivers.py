@@ -332,6 +332,29 @@ def test_s3_layout_and_redirects(s3_server: S3Server) -> None:
     assert S3Driver.connect(s3_settings(s3_server, bucket)).redirect_url(d) is None
 
 
+def test_s3_small_chunks_cost_no_copies(s3_server: S3Server) -> None:
+    """An upload in 1 MiB requests: small tails carried from one to the next, parts of at
+    least 5 MiB; no server-side copy and no completion before the commit's."""
+    s3 = S3Driver.connect(s3_settings(s3_server, s3_server.bucket()))
+    calls: list[str] = []
+    for operation in ("UploadPartCopy", "CompleteMultipartUpload", "CopyObject"):
+        s3._client.meta.events.register(
+            f"before-call.s3.{operation}", lambda op=operation, **_: calls.append(op)
+        )
+    data = os.urandom(12 * (1 << 20) + 3)
+    s3.create_upload("small")
+    for start in range(0, len(data), 1 << 20):
+        writer = s3.append("small")
+        writer.write(data[start : start + (1 << 20)])
+        writer.close()
+    assert calls == []
+    assert s3.upload_size("small") == len(data)
+    d = digest_of(data)
+    s3.commit_upload("small", d)
+    assert calls == ["CompleteMultipartUpload", "CopyObject"]
+    assert s3.get(d) == data
+
+
 def test_s3_sweep_aborts_multipart_uploads_nothing_names(s3_server: S3Server) -> None:
     bucket = s3_server.bucket()
     s3 = S3Driver.connect(s3_settings(s3_server, bucket))

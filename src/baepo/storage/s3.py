@@ -4,25 +4,28 @@
 Bucket layout (below an optional key prefix)::
 
     blobs/sha256/4f/4f53...c9     a blob: the same names as the filesystem driver's files
-    uploads/<id>/state            an upload's record (JSON): its S3 multipart upload, the parts
-                                  it holds, and how many bytes of `data` come before them
-    uploads/<id>/data             the upload's bytes: the key of its multipart upload, and the
-                                  object that upload is completed into when it must be read
+    uploads/<id>/state            an upload's record (JSON, `_State`): its S3 multipart upload
+                                  and the parts it holds, and how many bytes `data` and `tail`
+                                  add before and after them
+    uploads/<id>/data             the key of the upload's multipart upload, and the object it
+                                  is completed into when the upload must be read or copied
+    uploads/<id>/tail             what a request left that was too short for a part
 
-An upload is an S3 multipart upload. Parts must be at least 5 MiB except the last, and a
-registry upload arrives in PATCH requests of any size, so a writer gathers `part_size` bytes
-before it sends a part, and at the end of a request sends what is left as a part (or, for an
-upload that never needed one, as the whole `data` object) and rewrites `state`. A request
-that appends to an upload whose last part is small first completes the multipart upload into
-`data` and starts a new one whose first part is a server-side copy of it (or, under 5 MiB,
-whose first part is made from `data` read back); reading an upload back completes it the
-same way. That is how distribution's S3 driver resumes uploads.
+An upload is an S3 multipart upload. S3 wants every part but the last to be at least 5 MiB,
+and a registry upload arrives in PATCH requests of any size: a writer sends a part each time
+it has gathered `part_size` bytes, and at the end of the request sends what is left as one
+more part if it is at least 5 MiB, else stores it as `tail`, then rewrites `state`. The next
+request reads `tail` back and goes on from there, so every part is big enough to be followed
+by more, and an upload sent in small chunks costs one small GET and PUT per chunk (never a
+copy of what it holds so far, which is how distribution's S3 driver resumes).
 
-The commit completes the multipart upload and copies `data` to the blob's key on the server
-(a copy is atomic: the blob appears whole or not at all), then deletes the upload. Only what
-`state` lists is ever part of the upload: the parts of a rejected chunk (`truncate`) or of a
-request that died before its end are never named in a completion, and the collector aborts
-multipart uploads no `state` names (`sweep_temp`).
+The commit completes the multipart upload (`tail` as its last part) and copies `data` to the
+blob's key on the server (a copy is atomic: the blob appears whole or not at all), then
+deletes the upload. Reading an upload back (a restart rebuilding its hash) completes it the
+same way; a later request then starts a new multipart upload whose first part is a
+server-side copy of `data`. Only what `state` lists is ever part of the upload: the parts of
+a rejected chunk (`truncate`) or of a request that died before its end are never named in a
+completion, and the collector aborts multipart uploads no `state` names (`sweep_temp`).
 
 Calls go over the network: `remote` tells the registry to make them from worker threads.
 """
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -113,27 +116,40 @@ def _modified(value: datetime) -> datetime:
 
 @dataclass
 class _State:
-    """What `uploads/<id>/state` says: `base` bytes of `data`, then the parts (number,
-    ETag, size) of the open multipart upload. A multipart upload starts by copying `data`
-    into its first part, so `base` is 0 whenever `multipart` is set."""
+    """What `uploads/<id>/state` says the upload holds, in order: `base` bytes of the object
+    `data` (a multipart upload completed to be read back), the parts (number, ETag, size) of
+    the open multipart upload, each at least MIN_PART so that more may follow, and `tail`
+    bytes in the object `tail` (what a request left that was too short for a part). A new
+    multipart upload copies a `base` into its first part: `base` is 0 while one is open."""
 
     multipart: str | None = None
     parts: list[tuple[int, str, int]] = field(default_factory=list)
     base: int = 0
+    tail: int = 0
 
     @property
     def size(self) -> int:
-        return self.base + sum(size for _, _, size in self.parts)
+        return self.base + sum(size for _, _, size in self.parts) + self.tail
+
+    @property
+    def whole(self) -> bool:
+        """Every byte is in `data` already."""
+        return self.multipart is None and self.tail == 0
 
     def dumps(self) -> bytes:
-        fields = {"multipart": self.multipart, "parts": self.parts, "base": self.base}
+        fields = {
+            "multipart": self.multipart,
+            "parts": self.parts,
+            "base": self.base,
+            "tail": self.tail,
+        }
         return json.dumps(fields).encode()
 
     @classmethod
     def loads(cls, data: bytes) -> _State:
         raw = json.loads(data)
         parts = [(int(n), str(etag), int(size)) for n, etag, size in raw["parts"]]
-        return cls(raw["multipart"], parts, int(raw["base"]))
+        return cls(raw["multipart"], parts, int(raw["base"]), int(raw["tail"]))
 
 
 class _ObjectReader:
@@ -154,17 +170,26 @@ class _ObjectReader:
 
 
 class _PartWriter:
-    """Appends of one request to an upload (see the module docstring). It holds the upload's
-    lock from `append` to `close`, so a request that follows waits for this one's parts.
+    """Appends of one request to an upload (see the module docstring). Opened by `append`, it
+    holds the upload's lock until `close`, so a request that follows waits for its parts.
 
-    A full part goes out in the driver's sender threads while the next one fills: one part
-    in flight at a time, so a writer holds at most two parts' worth of memory."""
+    The bytes a part will carry gather in `_buffer`, which starts with what was read back (a
+    short `base`, the `tail`). A full part goes out in the driver's sender threads while the
+    next one fills: one part in flight at a time, so a writer holds at most two parts."""
 
-    def __init__(self, driver: S3Driver, upload_id: str, state: _State, prefix: bytes) -> None:
+    def __init__(
+        self,
+        driver: S3Driver,
+        upload_id: str,
+        state: _State,
+        loaded: bytes,
+        release: Callable[[], None],
+    ) -> None:
         self._driver = driver
         self._id = upload_id
         self._opened = state
-        self._prefix = prefix  # `data` read back, to go into the first part
+        self._loaded = loaded
+        self._release = release
         self._closed = False
         self._in_flight: Future[tuple[int, str, int]] | None = None
         self._in_flight_size = 0
@@ -174,8 +199,8 @@ class _PartWriter:
         state = self._opened
         self._multipart = state.multipart
         self._parts = list(state.parts)
-        self._base = 0 if self._prefix else state.base
-        self._buffer = bytearray(self._prefix)
+        self._base = state.base if state.base >= MIN_PART else 0  # a short one was loaded
+        self._buffer = bytearray(self._loaded)
         self._dirty = False
 
     @property
@@ -207,26 +232,56 @@ class _PartWriter:
         self._closed = True
         try:
             if self._dirty:
-                self._finish_request()
+                self._end_request()
         finally:
             self._drop_in_flight()  # after a failure: no send outlives the lock
-            self._driver._release(self._id)
+            self._release()
 
-    def _finish_request(self) -> None:
+    def _end_request(self) -> None:
+        """What is left becomes a part if more parts may follow it; else, in an upload that
+        is that short, all of `data` (what a blob of a few bytes needs: no multipart upload
+        at all), or the tail."""
+        driver = self._driver
+        left, short = bytes(self._buffer), self._multipart is None and self._base == 0
+        self._buffer.clear()
+        tail = 0
+        if len(left) >= MIN_PART:
+            self._send_part(left)
+        elif short:
+            with _mapped(f"write upload {self._id}"):
+                driver._put(driver._data_key(self._id), left)
+        elif left:
+            with _mapped(f"write upload {self._id}"):
+                driver._put(driver._tail_key(self._id), left)
+            tail = len(left)
+        self._settle()
+        base = len(left) if short and len(left) < MIN_PART else self._base
+        driver._save_state(self._id, _State(self._multipart, self._parts, base, tail))
+
+    def seal(self) -> _State:
+        """Put every byte into `data` (to read the upload back, or to copy it whole): the
+        rest becomes the last part, of any size, and the multipart upload is completed."""
         driver = self._driver
         if self._multipart is None and self._base == 0:
-            # Never needed a part: the whole upload is one object.
-            with _mapped(f"write upload {self._id}"):
+            with _mapped(f"write upload {self._id}"):  # under 2 x MIN_PART, all loaded
                 driver._put(driver._data_key(self._id), bytes(self._buffer))
-            state = _State(None, [], len(self._buffer))
         else:
             if self._buffer:
                 self._send_part(bytes(self._buffer))
                 self._buffer.clear()
             self._settle()
-            state = _State(self._multipart, self._parts, self._base)
-        driver._save_state(self._id, state)
-        self._opened, self._prefix, self._dirty = state, b"", False
+            with _mapped(f"complete upload {self._id}"):
+                driver._client.complete_multipart_upload(
+                    Bucket=driver.bucket,
+                    Key=driver._data_key(self._id),
+                    UploadId=self._multipart,
+                    MultipartUpload={
+                        "Parts": [{"PartNumber": n, "ETag": etag} for n, etag, _ in self._parts]
+                    },
+                )
+        sealed = _State(base=self.size)
+        driver._save_state(self._id, sealed)
+        return sealed
 
     def _settle(self) -> None:
         """Wait for the part in flight; it joins the parts (or its error is raised here)."""
@@ -341,6 +396,9 @@ class S3Driver:
     def _state_key(self, upload_id: str) -> str:
         return self._upload_dir(upload_id) + "state"
 
+    def _tail_key(self, upload_id: str) -> str:
+        return self._upload_dir(upload_id) + "tail"
+
     # -- small calls -----------------------------------------------------------------------
     def _put(self, key: str, data: bytes) -> None:
         self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
@@ -385,23 +443,6 @@ class S3Driver:
                 Bucket=self.bucket, Key=self._data_key(upload_id), UploadId=multipart
             )
 
-    def _complete(self, upload_id: str, state: _State) -> _State:
-        """Complete the open multipart upload into `data`: the upload is then `base` bytes."""
-        if state.multipart is None or not state.parts:
-            return state
-        with _mapped(f"complete upload {upload_id}"):
-            self._client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=self._data_key(upload_id),
-                UploadId=state.multipart,
-                MultipartUpload={
-                    "Parts": [{"PartNumber": n, "ETag": etag} for n, etag, _ in state.parts]
-                },
-            )
-        sealed = _State(None, [], state.size)
-        self._save_state(upload_id, sealed)
-        return sealed
-
     # -- per-upload lock -------------------------------------------------------------------
     def _hold(self, upload_id: str) -> None:
         with self._locks_guard:
@@ -414,6 +455,11 @@ class S3Driver:
             lock = self._locks.get(upload_id)
         if lock is not None and lock.locked():
             lock.release()
+
+    def _busy(self, upload_id: str) -> bool:
+        with self._locks_guard:
+            lock = self._locks.get(upload_id)
+        return lock is not None and lock.locked()
 
     def _forget_lock(self, upload_id: str) -> None:
         with self._locks_guard:
@@ -511,37 +557,52 @@ class S3Driver:
         self._hold(upload_id)
         try:
             state = self._load_state(upload_id)
-            if state.parts and state.parts[-1][2] < MIN_PART:
-                state = self._complete(upload_id, state)  # no part may follow a small one
-            prefix = b""
-            if state.multipart is None and 0 < state.base < MIN_PART:
-                reader = self._read_data(upload_id, 0)
-                try:
-                    prefix = reader.read(state.base)
-                finally:
-                    reader.close()
-            return _PartWriter(self, upload_id, state, prefix)
+            return self._writer(upload_id, state, lambda: self._release(upload_id))
         except BaseException:
             self._release(upload_id)
             raise
+
+    def _writer(self, upload_id: str, state: _State, release: Callable[[], None]) -> _PartWriter:
+        """A writer at the end of the upload, with a short `base` and the `tail` read back."""
+        loaded = b""
+        if state.multipart is None and 0 < state.base < MIN_PART:
+            loaded += self._read_whole(self._data_key(upload_id), state.base, upload_id)
+        if state.tail:
+            loaded += self._read_whole(self._tail_key(upload_id), state.tail, upload_id)
+        return _PartWriter(self, upload_id, state, loaded, release)
+
+    def _read_whole(self, key: str, size: int, upload_id: str) -> bytes:
+        reader = self._read(key, 0, upload_id)
+        try:
+            data = b"".join(iter(lambda: reader.read(1024 * 1024), b""))
+        finally:
+            reader.close()
+        if len(data) != size:
+            raise StorageFailure(f"upload {upload_id}: {key} holds {len(data)} bytes, not {size}")
+        return data
+
+    def _seal(self, upload_id: str) -> _State:
+        """Every byte of the upload in `data` (the caller holds the upload's lock)."""
+        state = self._load_state(upload_id)
+        if state.whole:
+            return state
+        return self._writer(upload_id, state, lambda: None).seal()
 
     def upload_size(self, upload_id: str) -> int:
         return self._load_state(upload_id).size
 
     def read_upload(self, upload_id: str, offset: int = 0) -> BlobReader:
         with self._holding(upload_id):
-            state = self._complete(upload_id, self._load_state(upload_id))
+            state = self._seal(upload_id)
         if offset >= state.base:
             return _ObjectReader(None)
-        return self._read_data(upload_id, offset)
+        return self._read(self._data_key(upload_id), offset, upload_id)
 
-    def _read_data(self, upload_id: str, offset: int) -> BlobReader:
+    def _read(self, key: str, offset: int, upload_id: str) -> BlobReader:
         extra = {"Range": f"bytes={offset}-"} if offset else {}
         with _mapped(f"read upload {upload_id}"):
             try:
-                response = self._client.get_object(
-                    Bucket=self.bucket, Key=self._data_key(upload_id), **extra
-                )
+                response = self._client.get_object(Bucket=self.bucket, Key=key, **extra)
             except ClientError as exc:
                 if _error_code(exc) in _MISSING:
                     raise UploadNotFound(upload_id) from exc
@@ -551,7 +612,7 @@ class S3Driver:
     def commit_upload(self, upload_id: str, digest: str) -> BlobInfo:
         target = self._blob_key(digest)
         with self._holding(upload_id):
-            state = self._complete(upload_id, self._load_state(upload_id))
+            state = self._seal(upload_id)
             with _mapped(f"commit upload {upload_id}"):
                 head = self._head(target)
                 if head is None:
@@ -584,7 +645,7 @@ class S3Driver:
     def _remove_upload(self, upload_id: str, state: _State | None) -> None:
         if state is not None and state.multipart is not None:
             self._abort(upload_id, state.multipart)
-        keys = [self._data_key(upload_id), self._state_key(upload_id)]
+        keys = [self._data_key(upload_id), self._tail_key(upload_id), self._state_key(upload_id)]
         with _mapped(f"delete upload {upload_id}"):
             done = self._client.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
@@ -633,8 +694,8 @@ class S3Driver:
             ]
             for item in stale:
                 upload_id = item["Key"][start:].rpartition("/")[0]
-                if self._names(upload_id, item["UploadId"]):
-                    continue
+                if self._busy(upload_id) or self._names(upload_id, item["UploadId"]):
+                    continue  # a writer of this process may not have recorded it yet
                 count += 1
                 freed += self._parts_size(item["Key"], item["UploadId"])
                 if not dry_run:
