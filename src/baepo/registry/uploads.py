@@ -97,7 +97,9 @@ class _Spool:
         loop = asyncio.get_running_loop()
 
         def close_later(_: object = None) -> None:
-            loop.run_in_executor(None, self._writer.close)
+            # A failure here is the next request's to find (its writer's size differs).
+            closing = loop.run_in_executor(None, self._writer.close)
+            closing.add_done_callback(lambda done: done.cancelled() or done.exception())
 
         if self._flushing is not None and not self._flushing.done():
             self._flushing.add_done_callback(close_later)
