@@ -70,7 +70,7 @@ class BaepoProcess:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 60) -> None:
         """Start and wait until it answers. A port `free_port` found free can be taken by
         another process before Baepo binds it: then new ports, a few times."""
         for attempt in range(3):

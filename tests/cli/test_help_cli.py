@@ -49,7 +49,8 @@ def test_help_reads_as_words_not_python_types() -> None:
 def test_shell_completion_is_offered(tmp_path: Path) -> None:
     env = {"BAEPO_CONFIG": str(tmp_path / "cli.json"), "COLUMNS": "200"}
     assert "--install-completion" in baepo("--help", env=env).stdout
-    script = baepo("--show-completion", "bash", env=env)
+    # Typer names the shell from $SHELL (a CI runner may have none): as a user's terminal has.
+    script = baepo("--show-completion", env={**env, "SHELL": "/bin/bash"})
     assert script.returncode == 0 and "complete -o default -F _baepo_completion baepo" in (
         script.stdout
     )

@@ -24,7 +24,7 @@ from baepo.control.journal import Journal
 from baepo.control.quotas import InstanceLedger, Quota
 from baepo.control.scaling import Scaling, Wanted
 from baepo.control.service_state import ServiceState
-from baepo.router import Route, RouteState, ServerState
+from baepo.router import RouteState, ServerState
 
 
 class InstanceCounts:
@@ -46,14 +46,14 @@ class InstanceCounts:
         desired = last.desired
         if desired.revision is None or desired.paused or desired.deleting:
             return None
-        route = route_state.route if route_state else None
-        wanted = self._scaling.want(desired.service, last.bounds, serving(desired.service, route))
+        ready = serving(desired.service, route_state)
+        wanted = self._scaling.want(desired.service, last.bounds, ready)
         if wanted.instances == self._asked.get(key.id) and wanted.reason is None:
             return None
         return wanted
 
     async def scaled(
-        self, state: ServiceState, route: Route | None, decided: Wanted | None = None
+        self, state: ServiceState, route: RouteState | None, decided: Wanted | None = None
     ) -> ServiceState:
         """`state` with the instances its autoscaler wants now (min_instances without one),
         within what the owner's instance quota leaves (`quotas.InstanceLedger`), and the
@@ -76,7 +76,7 @@ class InstanceCounts:
         self._ledger.forget_all_but(key.id for key in live)
 
     async def _scaled(
-        self, state: ServiceState, route: Route | None, decided: Wanted | None
+        self, state: ServiceState, route: RouteState | None, decided: Wanted | None
     ) -> ServiceState:
         desired = state.desired
         if self._scaling is None or desired.revision is None or desired.paused or desired.deleting:
@@ -101,14 +101,17 @@ class InstanceCounts:
         return scaled
 
 
-def serving(service: str, route: Route | None) -> int:
+def serving(service: str, route: RouteState | None) -> int:
     """The service's size as its autoscaler sees it: the ready instances of the revision with
-    the most. A start-first deploy routes the new revision's instances beside the old ones
-    until it drains them; counted together, that moment's double count would be kept for the
-    scale-down delay and started again by the next deploy, doubling deploy after deploy."""
+    the most, less those the router's health checks find down. A start-first deploy routes the
+    new revision's instances beside the old ones until it drains them, and a replacement routes
+    the new instance beside the one it replaces: counted together, that moment's double count
+    would be kept for the scale-down delay and started again by the next deploy, doubling
+    deploy after deploy (and a replacement would read as a scaling)."""
     per_revision: dict[int | None, int] = {}
-    for server in route.servers if route else ():
-        if server.state is ServerState.READY:
+    for server in route.route.servers if route else ():
+        health = route.health.get(server.name) if route else None
+        if server.state is ServerState.READY and (health is None or health.up):
             revision = revision_of(service, server.name)
             per_revision[revision] = per_revision.get(revision, 0) + 1
     return max(per_revision.values(), default=0)

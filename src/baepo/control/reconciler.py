@@ -474,7 +474,7 @@ class Reconciler:
         )
         now = self._clock.now()
         route = route_state.route if route_state else None
-        state = await self._counts.scaled(state, route, wanted)
+        state = await self._counts.scaled(state, route_state, wanted)
         checks = await self._observer.checks(state, instances)
         state = dataclasses.replace(
             state, desired=dataclasses.replace(state.desired, checks=checks)
