@@ -5,6 +5,10 @@ them, and the composition root hands that metadata to `Database.migrate()`, so t
 SQL only and never imports a room. Sessions are short:
 one unit of work, then commit or roll back (`with db.session() as s, s.begin(): ...`).
 SQLite runs in WAL mode with a busy timeout so request threads and loops can share it.
+
+PostgreSQL is chosen by URL (`postgresql+psycopg://user:password@host/db`; a plain
+`postgresql://` means psycopg 3 too, the driver Baepo ships). The same migrations build the
+same schema on both; what differs by dialect is said where it does (`is_sqlite`).
 """
 
 from __future__ import annotations
@@ -31,14 +35,30 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def driver_url(url: str) -> sa.URL:
+    """`url` parsed, PostgreSQL's driver made psycopg 3 when it names none (SQLAlchemy's
+    default, psycopg2, is not installed)."""
+    try:
+        parsed = sa.make_url(url)
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"not a database URL: {url!r}") from exc
+    if parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
+        parsed = driver_url(url)
+        self.shown = parsed.render_as_string(hide_password=True)
+        """The URL as messages may show it: the password starred."""
         try:
-            self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot open database {url}: {exc}") from exc
-        if self.engine.dialect.name == "sqlite":
+            self.engine: Engine = sa.create_engine(parsed, pool_pre_ping=True)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreUnavailable(f"cannot open database {self.shown}: {exc}") from exc
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -52,7 +72,7 @@ class Database:
         try:
             upgrade(self.engine, metadata)
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot migrate database {self.url}: {exc}") from exc
+            raise StoreUnavailable(f"cannot migrate database {self.shown}: {exc}") from exc
 
     @contextmanager
     def session(self) -> Iterator[Session]:
