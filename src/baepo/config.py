@@ -63,9 +63,17 @@ class Config:
     """One request to a git remote, start to end (a push's includes its pipeline run): past
     it, git is stopped and the request answers 504."""
 
+    database: str | None = None
+    """The state database's URL (`postgresql+psycopg://…`); None: `$BAEPO_DATABASE_URL`, else
+    SQLite in the data directory."""
+
     @property
     def database_url(self) -> str:
-        return os.environ.get("BAEPO_DATABASE_URL") or f"sqlite:///{self.data_dir / 'baepo.db'}"
+        return (
+            self.database
+            or os.environ.get("BAEPO_DATABASE_URL")
+            or f"sqlite:///{self.data_dir / 'baepo.db'}"
+        )
 
     @property
     def blob_dir(self) -> Path:

@@ -172,6 +172,13 @@ def up(
         float,
         typer.Option(help="Seconds one git request may take (a push's includes its run).", min=1),
     ] = 3600.0,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The state database: postgresql+psycopg://user@host/db (default: "
+            "$BAEPO_DATABASE_URL, else SQLite in the data directory).",
+        ),
+    ] = None,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -211,6 +218,7 @@ def up(
         webhook_private_sources=webhook_private_sources,
         git_max_push_bytes=git_max_push_mib * 1024 * 1024,
         git_timeout_s=git_timeout,
+        database=database_url,
     )
     try:
         run(config)
