@@ -1,6 +1,6 @@
 """The state database: SQLAlchemy 2, SQLite by default (PostgreSQL supported by URL)."""
 
-from baepo.store.database import Base, Database, affected
+from baepo.store.database import Base, Database, affected, serialize
 from baepo.store.errors import StoreError, StoreUnavailable
 from baepo.store.snapshots import known_revision, revision_of, snapshot
 from baepo.store.types import UtcDateTime
@@ -14,5 +14,6 @@ __all__ = [
     "affected",
     "known_revision",
     "revision_of",
+    "serialize",
     "snapshot",
 ]

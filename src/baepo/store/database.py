@@ -13,6 +13,7 @@ same schema on both; what differs by dialect is said where it does (`is_sqlite`)
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,6 +82,21 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def serialize(s: Session, topic: str) -> None:
+    """Hold `topic` until the session's transaction ends: another transaction that asks for it
+    meanwhile waits, then reads what this one committed.
+
+    For a decision read from rows that no earlier write of the transaction locked (a quota
+    over an owner's services, a domain no other service may hold). On PostgreSQL, a
+    transaction-scoped advisory lock keyed by the topic's hash; SQLite needs nothing more: its
+    one write lock, taken by each such transaction's first write, already orders them all.
+    """
+    if s.get_bind().dialect.name == "sqlite":
+        return
+    key = int.from_bytes(hashlib.blake2b(topic.encode(), digest_size=8).digest(), signed=True)
+    s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def affected(result: sa.Result[Any]) -> int:
