@@ -20,6 +20,8 @@ import pytest
 from baepo.config import Config
 from baepo.control import SecretBox, load_or_create_secret_key
 from baepo.runtime import DockerEngine
+from baepo.schema import schema
+from baepo.store import Database
 from tests.components import REQUIRE_REAL, check_components, real_required
 from tests.databases import DIALECTS, Databases, PostgresDatabases, postgres_admin_url
 
@@ -269,3 +271,12 @@ def database_url(databases: Databases) -> str:
     """A new state database of each dialect in turn: a SQLite file not made yet, or a
     PostgreSQL database already at the schema's head (its `migrate()` is then a no-op)."""
     return databases.new()
+
+
+@pytest.fixture
+def state_db(database_url: str) -> Iterator[Database]:
+    """A state database of each dialect in turn, at the schema's head."""
+    made = Database(database_url)
+    made.migrate(schema())
+    yield made
+    made.dispose()

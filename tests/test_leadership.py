@@ -4,14 +4,12 @@ jumps between claims."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
 from baepo.clock import FakeClock
 from baepo.leadership import Leadership
-from baepo.schema import schema
 from baepo.store import Database, StoreUnavailable
 from baepo.store.leases import Lease
 
@@ -40,14 +38,6 @@ class Unreachable(Lease):
         return super().claim()
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    made = Database(database_url)
-    made.migrate(schema())
-    yield made
-    made.dispose()
-
-
 def process(db: Database, clock: FakeClock, name: str) -> tuple[Leadership, Loops, Unreachable]:
     loops = Loops()
     lease = Unreachable(db, "control", name, clock)
@@ -56,11 +46,11 @@ def process(db: Database, clock: FakeClock, name: str) -> tuple[Leadership, Loop
 
 @pytest.mark.anyio
 async def test_one_process_leads_and_the_other_takes_over_when_it_stops_renewing(
-    db: Database,
+    state_db: Database,
 ) -> None:
     clock = FakeClock()
-    first, first_loops, _ = process(db, clock, "first")
-    second, second_loops, _ = process(db, clock, "second")
+    first, first_loops, _ = process(state_db, clock, "first")
+    second, second_loops, _ = process(state_db, clock, "second")
     await first.tick()
     await second.tick()
     assert (first.state, second.state) == ("leader", "follower")
@@ -81,10 +71,12 @@ async def test_one_process_leads_and_the_other_takes_over_when_it_stops_renewing
 
 
 @pytest.mark.anyio
-async def test_a_leader_that_cannot_renew_stops_before_its_lease_expires(db: Database) -> None:
+async def test_a_leader_that_cannot_renew_stops_before_its_lease_expires(
+    state_db: Database,
+) -> None:
     clock = FakeClock()
-    leader, loops, lease = process(db, clock, "leader")
-    other, other_loops, _ = process(db, clock, "other")
+    leader, loops, lease = process(state_db, clock, "leader")
+    other, other_loops, _ = process(state_db, clock, "other")
     await leader.tick()
     lease.down = True
     clock.advance(6)
@@ -102,10 +94,10 @@ async def test_a_leader_that_cannot_renew_stops_before_its_lease_expires(db: Dat
 
 
 @pytest.mark.anyio
-async def test_a_clean_stop_hands_the_lease_over_at_once(db: Database) -> None:
+async def test_a_clean_stop_hands_the_lease_over_at_once(state_db: Database) -> None:
     clock = FakeClock()
-    leader, _, _ = process(db, clock, "leader")
-    other, _, _ = process(db, clock, "other")
+    leader, _, _ = process(state_db, clock, "leader")
+    other, _, _ = process(state_db, clock, "other")
     await leader.tick()
     await other.tick()
     leader.release()

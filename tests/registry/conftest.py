@@ -21,7 +21,6 @@ from baepo.auth.errors import AccessDenied, AuthenticationRequired
 from baepo.clock import FakeClock
 from baepo.events import EventBus, ImagePushed
 from baepo.registry import Registry, create_app
-from baepo.schema import schema
 from baepo.storage import FilesystemDriver
 from baepo.store import Database
 
@@ -88,11 +87,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.migrate(schema())
-    yield database
-    database.dispose()
+def db(state_db: Database) -> Database:
+    return state_db
 
 
 @pytest.fixture

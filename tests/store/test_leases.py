@@ -3,24 +3,14 @@ at once when released; time from a fake clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 
 from baepo.clock import FakeClock
-from baepo.schema import schema
 from baepo.store import Database
 from baepo.store.leases import Lease
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    made = Database(database_url)
-    made.migrate(schema())
-    yield made
-    made.dispose()
 
 
 @pytest.fixture
@@ -28,8 +18,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def test_the_first_claimant_holds_the_lease_and_renews_it(db: Database, clock: FakeClock) -> None:
-    a, b = Lease(db, "control", "a", clock), Lease(db, "control", "b", clock)
+def test_the_first_claimant_holds_the_lease_and_renews_it(
+    state_db: Database, clock: FakeClock
+) -> None:
+    a, b = Lease(state_db, "control", "a", clock), Lease(state_db, "control", "b", clock)
     assert a.claim() == clock.now() + timedelta(seconds=10)
     assert b.claim() is None
     clock.advance(8)
@@ -40,8 +32,8 @@ def test_the_first_claimant_holds_the_lease_and_renews_it(db: Database, clock: F
     assert (holder, term) == ("a", 1)
 
 
-def test_an_expired_lease_is_taken_over_in_a_new_term(db: Database, clock: FakeClock) -> None:
-    a, b = Lease(db, "control", "a", clock), Lease(db, "control", "b", clock)
+def test_an_expired_lease_is_taken_over_in_a_new_term(state_db: Database, clock: FakeClock) -> None:
+    a, b = Lease(state_db, "control", "a", clock), Lease(state_db, "control", "b", clock)
     a.claim()
     clock.advance(9.9)
     assert b.claim() is None
@@ -52,8 +44,8 @@ def test_an_expired_lease_is_taken_over_in_a_new_term(db: Database, clock: FakeC
     assert (holder, term) == ("b", 2)
 
 
-def test_a_released_lease_is_free_at_once(db: Database, clock: FakeClock) -> None:
-    a, b = Lease(db, "control", "a", clock), Lease(db, "control", "b", clock)
+def test_a_released_lease_is_free_at_once(state_db: Database, clock: FakeClock) -> None:
+    a, b = Lease(state_db, "control", "a", clock), Lease(state_db, "control", "b", clock)
     a.claim()
     b.release()  # not b's: changes nothing
     assert b.claim() is None
@@ -61,13 +53,13 @@ def test_a_released_lease_is_free_at_once(db: Database, clock: FakeClock) -> Non
     assert b.claim() is not None
 
 
-def test_leases_of_other_names_are_apart(db: Database, clock: FakeClock) -> None:
-    assert Lease(db, "control", "a", clock).claim() is not None
-    assert Lease(db, "other", "b", clock).claim() is not None
+def test_leases_of_other_names_are_apart(state_db: Database, clock: FakeClock) -> None:
+    assert Lease(state_db, "control", "a", clock).claim() is not None
+    assert Lease(state_db, "other", "b", clock).claim() is not None
 
 
-def test_of_many_claimants_at_once_one_holds_it(db: Database, clock: FakeClock) -> None:
-    claimants = [Lease(db, "control", f"p{i}", clock) for i in range(8)]
+def test_of_many_claimants_at_once_one_holds_it(state_db: Database, clock: FakeClock) -> None:
+    claimants = [Lease(state_db, "control", f"p{i}", clock) for i in range(8)]
     for _ in range(3):  # a new lease, then two takeovers of an expired one
         with ThreadPoolExecutor(8) as pool:
             got = list(pool.map(lambda lease: lease.claim(), claimants))
