@@ -5,6 +5,7 @@ PostgreSQL)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,10 +14,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from baepo.store import Database
+from baepo.store import Database, lost_a_race
 from baepo.store.batches import WriteBatcher
 from baepo.store.database import sqlite_url
 from tests.databases import Databases, PostgresDatabases
@@ -198,3 +199,54 @@ def test_on_postgresql_a_write_that_loses_a_race_with_another_process_fails_alon
         writes.run(lambda s: s.execute(insert("free")))
         assert names(db) == ["free", "taken"]
         db.dispose()
+
+
+def test_on_postgresql_a_deadlock_with_another_process_is_a_race_lost(
+    postgres_databases: PostgresDatabases,
+) -> None:
+    """The batcher's write and another transaction lock two rows in opposite orders: one of
+    them is chosen to give way, with an error that says doing it again may succeed."""
+    with postgres_databases.database(migrated=False) as url:
+        db = items_database(url)
+        writes = WriteBatcher(db, "test-writes")
+        writes.run(lambda s: (s.execute(insert("a")), s.execute(insert("b"))))
+        bump = sa.text("UPDATE items SET n = n + 1 WHERE name = :name")
+        other = db.engine.connect()
+        other.execute(bump, {"name": "b"})  # the other holds b
+
+        def a_then_b(s: Session) -> None:
+            s.execute(bump, {"name": "a"})
+            s.execute(bump, {"name": "b"})  # waits for the other
+
+        errors: list[SQLAlchemyError] = []
+        with ThreadPoolExecutor(1) as pool:
+            batched = pool.submit(writes.run, a_then_b)
+            deadline = time.monotonic() + 60
+            while not batched.done() and waiting_on_rows(db) == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            try:
+                other.execute(bump, {"name": "a"})  # and now wants a: a deadlock
+                other.commit()
+            except SQLAlchemyError as exc:
+                errors.append(exc)
+                other.rollback()
+            try:
+                batched.result(timeout=60)
+            except SQLAlchemyError as exc:
+                errors.append(exc)
+        other.close()
+        assert len(errors) == 1 and lost_a_race(errors[0])
+        db.dispose()
+
+
+def waiting_on_rows(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )

@@ -99,6 +99,17 @@ def serialize(s: Session, topic: str) -> None:
     s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+RACE_STATES = ("40001", "40P01")
+"""PostgreSQL's serialization_failure and deadlock_detected."""
+
+
+def lost_a_race(exc: SQLAlchemyError) -> bool:
+    """Whether the statement failed only because a concurrent transaction got in its way (on
+    PostgreSQL: a deadlock, in which it was chosen to give way; a serialization failure): the
+    same work done again may well succeed."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in RACE_STATES
+
+
 def affected(result: sa.Result[Any]) -> int:
     """The rows an UPDATE or DELETE touched: `Session.execute` is typed as returning a plain
     `Result`, but for those statements it is always a `CursorResult`, which counts them."""
