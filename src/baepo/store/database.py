@@ -57,7 +57,7 @@ class Database:
         try:
             self.engine: Engine = sa.create_engine(parsed, pool_pre_ping=True)
         except (SQLAlchemyError, ImportError) as exc:
-            raise StoreUnavailable(f"cannot open database {self.shown}: {exc}") from exc
+            raise StoreUnavailable(f"cannot open database {self.shown}: {reason(exc)}") from exc
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -73,7 +73,7 @@ class Database:
         try:
             upgrade(self.engine, metadata)
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot migrate database {self.shown}: {exc}") from exc
+            raise StoreUnavailable(f"cannot migrate database {self.shown}: {reason(exc)}") from exc
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -97,6 +97,12 @@ def serialize(s: Session, topic: str) -> None:
         return
     key = int.from_bytes(hashlib.blake2b(topic.encode(), digest_size=8).digest(), signed=True)
     s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def reason(exc: Exception) -> str:
+    """An error in one line: SQLAlchemy's first (the driver's message), not the statement,
+    its parameters and a link to its documentation."""
+    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
 
 
 RACE_STATES = ("40001", "40P01")

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from baepo.clock import Clock
-from baepo.store.database import Base, Database, affected
+from baepo.store.database import Base, Database, affected, reason
 from baepo.store.errors import StoreUnavailable
 from baepo.store.types import UtcDateTime
 
@@ -78,7 +78,7 @@ class Lease:
         except IntegrityError:
             return None  # another claimant made the row first
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot claim the lease {self.name}: {exc}") from exc
+            raise StoreUnavailable(f"cannot claim the lease {self.name}: {reason(exc)}") from exc
         return until
 
     def release(self) -> None:
@@ -92,7 +92,7 @@ class Lease:
                     execution_options={"synchronize_session": False},
                 )
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot release the lease {self.name}: {exc}") from exc
+            raise StoreUnavailable(f"cannot release the lease {self.name}: {reason(exc)}") from exc
 
     def holder_now(self) -> tuple[str, int, datetime] | None:
         """(holder, term, expiry) as the database has them; None before the first claim."""
@@ -101,4 +101,4 @@ class Lease:
                 row = s.get(LeaseRow, self.name)
                 return None if row is None else (row.holder, row.term, row.expires_at)
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot read the lease {self.name}: {exc}") from exc
+            raise StoreUnavailable(f"cannot read the lease {self.name}: {reason(exc)}") from exc

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import MetaData
 from sqlalchemy.exc import SQLAlchemyError
 
-from baepo.store.database import Database, driver_url
+from baepo.store.database import Database, driver_url, reason
 from baepo.store.errors import StoreUnavailable
 from baepo.store.migrations import current_revision, head_revision
 from baepo.store.snapshots import snapshot
@@ -65,7 +65,7 @@ def transfer(source_url: str, target_url: str, metadata: MetaData) -> Transfer:
             )
         return _transfer(from_db, target_url, metadata)
     except SQLAlchemyError as exc:
-        raise StoreUnavailable(f"cannot read {from_db.shown}: {exc}") from exc
+        raise StoreUnavailable(f"cannot read {from_db.shown}: {reason(exc)}") from exc
     finally:
         from_db.dispose()
 
@@ -83,7 +83,7 @@ def _transfer(source: Database, target_url: str, metadata: MetaData) -> Transfer
                 _advance_sequences(writing, metadata)
         return Transfer(tables=len(metadata.sorted_tables), rows=rows)
     except SQLAlchemyError as exc:
-        raise StoreUnavailable(f"cannot copy into {target.shown}: {exc}") from exc
+        raise StoreUnavailable(f"cannot copy into {target.shown}: {reason(exc)}") from exc
     finally:
         target.dispose()
 
@@ -105,9 +105,8 @@ def _copy_table(table: sa.Table, reading: sa.Connection, writing: sa.Connection)
         for chunk in result.mappings().partitions(CHUNK):
             writing.execute(sa.insert(table), [dict(row) for row in chunk])
             copied += len(chunk)
-    except SQLAlchemyError as exc:  # its first line: the driver's error, not every row
-        reason = str(exc).splitlines()[0]
-        raise StoreUnavailable(f"cannot copy the table {table.name}: {reason}") from exc
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"cannot copy the table {table.name}: {reason(exc)}") from exc
     return copied
 
 
