@@ -751,10 +751,14 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
 
 
 class Lifespan:
-    """ASGI lifespan around the app: start the data plane and the loops, stop the loops."""
+    """ASGI lifespan around the app: start the data plane and the loops, stop the loops.
+
+    Every request's state has `stopping` (`request.state.stopping`), set when the server
+    begins to stop: followed logs end then, so that the drain does not wait for them."""
 
     def __init__(self, baepo: Baepo) -> None:
         self.baepo = baepo
+        self.stopping = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -763,6 +767,8 @@ class Lifespan:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if "state" in scope:  # uvicorn copies it into each request's scope
+                    scope["state"]["stopping"] = self.stopping
                 try:
                     await self.baepo.startup()
                 except StartupError as exc:
@@ -777,7 +783,13 @@ class Lifespan:
 
 class _Server(uvicorn.Server):
     """uvicorn, but a SIGTERM or SIGINT ends `run()` normally (exit status 0) instead of
-    re-raising the signal after the graceful shutdown."""
+    re-raising the signal after the graceful shutdown; and the app hears of the shutdown
+    before its drain (`Lifespan.stopping`)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if isinstance(self.config.app, Lifespan):
+            self.config.app.stopping.set()
+        await super().shutdown(sockets)
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
