@@ -843,6 +843,7 @@ def run(config: Config) -> None:
     except (OSError, StoreError) as exc:
         raise StartupError(f"cannot use data directory {config.data_dir}: {exc}") from exc
     log.info("data directory %s", config.data_dir)
+    log.info("state database %s", baepo.db.shown)
     if baepo.generated_password:
         # Shown once: the hash is all that is stored.
         print(f"admin password (shown once): {baepo.generated_password}", file=sys.stderr)

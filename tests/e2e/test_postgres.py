@@ -106,3 +106,30 @@ def test_two_processes_on_postgresql_deploy_and_survive_the_leaders_kill(
         second.stop()
         second.stop_data_plane()
         first.stop_data_plane()
+
+
+def test_a_leader_whose_lease_is_taken_stops_with_an_error_to_restart_as_a_follower(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    baepo = BaepoProcess(tmp_path / "data", extra_args=("--database-url", postgres_url))
+    baepo.start()
+    try:
+        assert baepo.process is not None
+        deadline = time.monotonic() + 60
+        while leader_pid(postgres_url) != baepo.process.pid:
+            assert time.monotonic() < deadline, "it never took the lease"
+            time.sleep(0.2)
+        engine = sa.create_engine(postgres_url)
+        with engine.begin() as conn:  # another process took it (its clock ran ahead, say)
+            conn.execute(
+                sa.text(
+                    "UPDATE store_leases SET holder = 'elsewhere/1/x', term = term + 1,"
+                    " expires_at = now() + interval '1 hour'"
+                )
+            )
+        engine.dispose()
+        assert baepo.process.wait(timeout=60) == 1
+        assert "lost the control lease" in baepo.log()
+    finally:
+        baepo.stop()
+        baepo.stop_data_plane()
