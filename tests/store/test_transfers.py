@@ -17,7 +17,8 @@ from baepo.cli.main import app
 from baepo.clock import FakeClock
 from baepo.schema import schema
 from baepo.store import Database, StoreUnavailable, UtcDateTime
-from baepo.store.transfers import TargetNotEmpty, transfer
+from baepo.store.errors import TargetNotEmpty
+from baepo.store.transfers import transfer
 from tests.databases import PostgresDatabases
 
 ROWS = 3

@@ -24,16 +24,12 @@ from sqlalchemy import MetaData
 from sqlalchemy.exc import SQLAlchemyError
 
 from baepo.store.database import Database, driver_url, reason
-from baepo.store.errors import StoreUnavailable
+from baepo.store.errors import StoreUnavailable, TargetNotEmpty
 from baepo.store.migrations import current_revision, head_revision
 from baepo.store.snapshots import snapshot
 
 CHUNK = 1000
 """Rows read and inserted per round trip."""
-
-
-class TargetNotEmpty(StoreUnavailable):
-    pass
 
 
 @dataclass(frozen=True)
