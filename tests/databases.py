@@ -108,3 +108,14 @@ class Databases:
 
     def close(self) -> None:
         self._made.close()
+
+
+def sessions_waiting_on_locks(db: Database, kind: str | None = None) -> int:
+    """How many sessions of `db`'s PostgreSQL database wait on a lock (of `kind`, e.g.
+    `advisory`, `transactionid`): how a test sees that another transaction waits."""
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND (CAST(:kind AS text) IS NULL OR wait_event = :kind)"
+    )
+    with db.engine.connect() as conn:
+        return int(conn.execute(sa.text(query), {"kind": kind}).scalar_one())

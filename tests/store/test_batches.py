@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from baepo.store import Database, lost_a_race
 from baepo.store.batches import WriteBatcher
 from baepo.store.database import sqlite_url
-from tests.databases import Databases, PostgresDatabases
+from tests.databases import Databases, PostgresDatabases, sessions_waiting_on_locks
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ def test_on_postgresql_a_deadlock_with_another_process_is_a_race_lost(
         with ThreadPoolExecutor(1) as pool:
             batched = pool.submit(writes.run, a_then_b)
             deadline = time.monotonic() + 60
-            while not batched.done() and waiting_on_rows(db) == 0:
+            while not batched.done() and sessions_waiting_on_locks(db) == 0:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             try:
@@ -238,15 +238,3 @@ def test_on_postgresql_a_deadlock_with_another_process_is_a_race_lost(
         other.close()
         assert len(errors) == 1 and lost_a_race(errors[0])
         db.dispose()
-
-
-def waiting_on_rows(db: Database) -> int:
-    with db.engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-        )

@@ -9,25 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import sqlalchemy as sa
 
 from baepo.store import Database, serialize
-from tests.databases import PostgresDatabases
+from tests.databases import PostgresDatabases, sessions_waiting_on_locks
 
 
 def count_after_waiting_for(db: Database, topic: str) -> int:
     with db.session() as s, s.begin():
         serialize(s, topic)
         return int(s.execute(sa.text("SELECT count(*) FROM items")).scalar_one())
-
-
-def waiting_on_advisory_locks(db: Database) -> int:
-    with db.engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-                )
-            ).scalar_one()
-        )
 
 
 def test_a_topic_is_held_until_the_transaction_that_took_it_ends(
@@ -44,9 +32,9 @@ def test_a_topic_is_held_until_the_transaction_that_took_it_ends(
             waiting = pool.submit(count_after_waiting_for, db, "quota")
             assert pool.submit(count_after_waiting_for, db, "domains").result(timeout=60) == 0
             deadline = time.monotonic() + 60
-            while waiting_on_advisory_locks(db) == 0 and time.monotonic() < deadline:
+            while sessions_waiting_on_locks(db, "advisory") == 0 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert waiting_on_advisory_locks(db) == 1 and not waiting.done()
+            assert sessions_waiting_on_locks(db, "advisory") == 1 and not waiting.done()
             first.commit()
             assert waiting.result(timeout=60) == 1  # it read the row committed before it
         db.dispose()
