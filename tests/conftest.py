@@ -20,7 +20,10 @@ import pytest
 from baepo.config import Config
 from baepo.control import SecretBox, load_or_create_secret_key
 from baepo.runtime import DockerEngine
+from baepo.schema import schema
+from baepo.store import Database
 from tests.components import REQUIRE_REAL, check_components, real_required
+from tests.databases import DIALECTS, Databases, PostgresDatabases, postgres_admin_url
 from tests.s3server import ACCESS_KEY as S3_ACCESS_KEY
 from tests.s3server import SECRET_KEY as S3_SECRET_KEY
 from tests.s3server import S3Server
@@ -268,3 +271,38 @@ def docker_host() -> str:
     if images.returncode != 0:
         pytest.fail(f"scripts/test-images failed:\n{images.stdout}\n{images.stderr}")
     return host
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    """The tests' PostgreSQL, with a template database at the schema's head (tests/databases.py)."""
+    databases = PostgresDatabases(postgres_admin_url())
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(params=DIALECTS)
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases]:
+    """New state databases of each dialect in turn (tests/databases.py)."""
+    postgres = None
+    if request.param == "postgresql":
+        postgres = request.getfixturevalue("postgres_databases")
+    made = Databases(request.param, tmp_path, postgres)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def database_url(databases: Databases) -> str:
+    """A new state database of each dialect in turn: a SQLite file not made yet, or a
+    PostgreSQL database already at the schema's head (its `migrate()` is then a no-op)."""
+    return databases.new()
+
+
+@pytest.fixture
+def state_db(database_url: str) -> Iterator[Database]:
+    """A state database of each dialect in turn, at the schema's head."""
+    made = Database(database_url)
+    made.migrate(schema())
+    yield made
+    made.dispose()

@@ -27,6 +27,7 @@ TEST_TOOLS = {
     "nodejs",
     "npm",
     "chromium",
+    "postgresql",
 }
 """Debian packages only the tests and benchmarks use (issue 12: `./scripts/up` installs none)."""
 

@@ -75,9 +75,17 @@ class Config:
     s3_redirect: bool = False
     """Blob GETs answer 307 to a presigned S3 URL: clients fetch the bytes from S3."""
 
+    database: str | None = None
+    """The state database's URL (`postgresql+psycopg://…`); None: `$BAEPO_DATABASE_URL`, else
+    SQLite in the data directory."""
+
     @property
     def database_url(self) -> str:
-        return os.environ.get("BAEPO_DATABASE_URL") or f"sqlite:///{self.data_dir / 'baepo.db'}"
+        return (
+            self.database
+            or os.environ.get("BAEPO_DATABASE_URL")
+            or f"sqlite:///{self.data_dir / 'baepo.db'}"
+        )
 
     @property
     def blob_dir(self) -> Path:

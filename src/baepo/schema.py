@@ -12,7 +12,8 @@ import baepo.auth.tables
 import baepo.aws.tables
 import baepo.control.tables
 import baepo.pipelines.tables
-import baepo.registry.tables  # noqa: F401  (importing declares the tables)
+import baepo.registry.tables
+import baepo.store.leases  # noqa: F401  (importing declares the tables)
 from baepo.store import Base
 
 

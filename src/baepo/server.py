@@ -6,7 +6,8 @@ What runs: one uvicorn server (registry `/v2`, token endpoint, REST API `/api/v1
 console at `/`) and, in its event loop, the reconciler; beside it the HAProxy that Baepo starts
 (or adopts) as its data plane. On SIGTERM the control plane stops; the data plane and the
 services' containers keep serving, and the next `baepo up` adopts them (containers carry
-labels, HAProxy its pidfile).
+labels, HAProxy its pidfile). On PostgreSQL several processes may share the database: the one
+holding the control lease runs the reconciler and the expiries (`baepo/leadership.py`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ from baepo.control import (
 from baepo.events import EventBus
 from baepo.executor import DaemonExecutor
 from baepo.keyfiles import load_or_create, write_private
+from baepo.leadership import Leadership
 from baepo.metrics import AccessLog, MetricsStore, Sampler, UsageReader
 from baepo.pipelines.apprunner import DEFAULT_BASE_IMAGES
 from baepo.pipelines.builds import Builder
@@ -105,6 +107,7 @@ from baepo.runtime import DockerEngine, Engine
 from baepo.schema import schema
 from baepo.storage import FilesystemDriver, StorageDriver, StorageError
 from baepo.store import Database, StoreError
+from baepo.store.leases import Lease
 
 log = logging.getLogger("baepo")
 
@@ -128,6 +131,7 @@ PERIODIC_TASKS = (
     "sampler",
     "usage",
     "lifecycle",
+    "leadership",
 )
 
 
@@ -257,6 +261,8 @@ class Baepo:
     supervisor: RouterSupervisor | None = None
     executor: DaemonExecutor = field(default_factory=lambda: DaemonExecutor(IO_THREADS, "baepo-io"))
     lifecycle: LifecyclePolicies | None = None
+    leadership: Leadership | None = None
+    """None on SQLite: its one process leads."""
 
     async def startup(self) -> None:
         # The loops run their blocking calls (engine, router, database) in the loop's default
@@ -269,13 +275,13 @@ class Baepo:
         # it say so in their logs until it runs.
         if not await self._start_router():
             self.tasks.append(asyncio.create_task(self._retry_router(), name="router-start"))
-        self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
+        if self.leadership is None:
+            self.lead()
+        else:
+            self.tasks.append(asyncio.create_task(self.leadership.run(), name="leadership"))
         self.tasks.append(asyncio.create_task(self._renew_certificates(), name="certificates"))
-        self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
         self.tasks.append(asyncio.create_task(self._give_memory_back(), name="memory"))
         self.tasks.append(asyncio.create_task(self.usage.run(), name="usage"))
-        if self.lifecycle is not None:
-            self.tasks.append(asyncio.create_task(self.lifecycle.run(), name="lifecycle"))
         # Runs cut short by a stop are marked failed; the queue is picked up.
         try:
             await asyncio.to_thread(self.pipelines.start)
@@ -283,6 +289,22 @@ class Baepo:
             log.error("pipelines cannot run: %s", exc)
         if self.config.sample_image:
             await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
+
+    def lead(self) -> None:
+        """Run the loops that act on the world: one process at a time does."""
+        self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
+        self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
+        if self.lifecycle is not None:
+            self.tasks.append(asyncio.create_task(self.lifecycle.run(), name="lifecycle"))
+
+    def lose(self) -> None:
+        """Another process may lead now: stop acting at once, then stop the process (it exits
+        with an error: its supervisor starts it again, as a follower)."""
+        self.reconciler.stop()
+        for task in self.tasks:
+            if task.get_name() in ("uploads", "lifecycle"):
+                task.cancel()
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def _start_access_log(self) -> None:
         """Request latencies come from HAProxy's request log: its socket is bound before the
@@ -401,6 +423,8 @@ class Baepo:
                 log.warning("%s did not stop in %.0f s: cut short", task.get_name(), TASKS_S)
                 task.cancel()
             await asyncio.wait(self.tasks, timeout=0.5)
+        if self.leadership is not None:
+            await asyncio.to_thread(self.leadership.release)
         if self.responder is not None:
             self.responder.stop()
         self.access_log.stop()
@@ -725,7 +749,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     ]
     aws = AwsEndpoint(aws_services, access_keys, clock, account_id(box.fingerprint))
     app = Dispatcher(create_app(registry, auth), api, aws)
-    return Baepo(
+    baepo = Baepo(
         config,
         db,
         bus,
@@ -745,6 +769,11 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         responder,
         lifecycle=lifecycle,
     )
+    if not db.is_sqlite:
+        holder = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+        lease = Lease(db, "control", holder, clock)
+        baepo.leadership = Leadership(lease, clock, baepo.lead, baepo.lose)
+    return baepo
 
 
 class Lifespan:
@@ -840,6 +869,7 @@ def run(config: Config) -> None:
     except (OSError, StoreError) as exc:
         raise StartupError(f"cannot use data directory {config.data_dir}: {exc}") from exc
     log.info("data directory %s", config.data_dir)
+    log.info("state database %s", baepo.db.shown)
     if baepo.generated_password:
         # Shown once: the hash is all that is stored.
         print(f"admin password (shown once): {baepo.generated_password}", file=sys.stderr)
@@ -887,3 +917,5 @@ def run(config: Config) -> None:
         log.info("stopped")
     if not server.started:
         raise StartupError("could not start: see the log above")
+    if baepo.leadership is not None and baepo.leadership.state == "lost":
+        raise StartupError("stopped after losing the control lease: start again to follow")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
@@ -16,8 +14,8 @@ from baepo.store import Database
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'auth.db'}")
+def db(database_url: str) -> Database:
+    database = Database(database_url)
     database.migrate(schema())
     return database
 

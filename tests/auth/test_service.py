@@ -30,8 +30,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def auth(tmp_path: Path, clock: FakeClock) -> Auth:
-    db = Database(f"sqlite:///{tmp_path / 'auth.db'}")
+def auth(tmp_path: Path, clock: FakeClock, database_url: str) -> Auth:
+    db = Database(database_url)
     db.migrate(schema())
     a = Auth(db, load_or_create_key(tmp_path / "key"), clock)
     assert a.ensure_admin("s3cret-admin") is None
@@ -48,8 +48,8 @@ def token_for(auth: Auth, authorization: str | None, *scopes: str, public: bool 
     return "Bearer " + token
 
 
-def test_first_admin_gets_a_generated_password_shown_once(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+def test_first_admin_gets_a_generated_password_shown_once(database_url: str) -> None:
+    db = Database(database_url)
     db.migrate(schema())
     a = Auth(db, b"k" * 32, FakeClock())
     generated = a.ensure_admin(None)

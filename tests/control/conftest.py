@@ -60,7 +60,11 @@ def app_image(tag: str, **fields: Any) -> FakeImage:
 
 
 def make_database(path: Path) -> Database:
-    db = Database(f"sqlite:///{path}")
+    return make_database_at(f"sqlite:///{path}")
+
+
+def make_database_at(url: str) -> Database:
+    db = Database(url)
     Base.metadata.create_all(db.engine, tables=TABLES)  # type: ignore[arg-type]
     return db
 
@@ -130,12 +134,12 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path, database_url: str) -> Iterator[World]:
     clock = FakeClock()
     engine = MemoryEngine(clock, images=baepo_test_images())
     engine.publish(app_image("1"))
     engine.publish(app_image("2"))
-    db = make_database(tmp_path / "control.db")
+    db = make_database_at(database_url)
     router = MemoryRouter()
     prober = FakeProber(engine)
     box = SecretBox(SecretBox.generate_key())

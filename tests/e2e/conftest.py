@@ -174,21 +174,26 @@ def open_stack(root: Path, *flags: str, http_port: int | None = None) -> Iterato
     host = docker_host()
     os.environ.setdefault("DOCKER_HOST", host)
     with running(root / "data", *flags, http_port=http_port) as baepo:
-        docker = Docker(host, root / "docker")
-        docker("login", baepo.host, "-u", "admin", "--password-stdin", input=baepo.password)
-        env = {"BAEPO_CONFIG": str(root / "cli.json"), "BAEPO_URL": baepo.url, "COLUMNS": "200"}
-        stack = Stack(baepo, docker, env, root / "ca.pem")
-        done = subprocess.run(
-            [sys.executable, "-m", "baepo", "login", "--password-stdin"],
-            env={**os.environ, **env},
-            input=baepo.password + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        stack.cli("ca", "--out", str(stack.ca_file))
-        yield stack
+        yield signed_in(baepo, root, host)
+
+
+def signed_in(baepo: BaepoProcess, root: Path, host: str) -> Stack:
+    """The docker CLI and Baepo's CLI signed in to a running `baepo`, its CA saved."""
+    docker = Docker(host, root / "docker")
+    docker("login", baepo.host, "-u", "admin", "--password-stdin", input=baepo.password)
+    env = {"BAEPO_CONFIG": str(root / "cli.json"), "BAEPO_URL": baepo.url, "COLUMNS": "200"}
+    stack = Stack(baepo, docker, env, root / "ca.pem")
+    done = subprocess.run(
+        [sys.executable, "-m", "baepo", "login", "--password-stdin"],
+        env={**os.environ, **env},
+        input=baepo.password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    stack.cli("ca", "--out", str(stack.ca_file))
+    return stack
 
 
 @pytest.fixture(scope="module")

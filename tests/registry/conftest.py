@@ -25,7 +25,6 @@ from baepo.auth.errors import AccessDenied, AuthenticationRequired
 from baepo.clock import FakeClock
 from baepo.events import EventBus, ImagePushed
 from baepo.registry import Registry, create_app
-from baepo.schema import schema
 from baepo.storage import FilesystemDriver, S3Driver, S3Settings, StorageDriver
 from baepo.storage.s3 import MIN_PART
 from baepo.store import Database
@@ -107,11 +106,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'state.db'}")
-    database.migrate(schema())
-    yield database
-    database.dispose()
+def db(state_db: Database) -> Database:
+    return state_db
 
 
 @pytest.fixture

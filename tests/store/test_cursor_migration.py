@@ -3,20 +3,19 @@ the newest push (those were decided when they happened), so none deploys twice."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import command
 
 from baepo.schema import schema
 from baepo.store import Database
 from baepo.store.migrations import alembic_config
+from tests.databases import Databases
 
 BEFORE_CURSORS = "f66c036f8f72"
 
 
-def test_the_push_cursor_starts_at_the_newest_push(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+def test_the_push_cursor_starts_at_the_newest_push(databases: Databases) -> None:
+    db = Database(databases.new(migrated=False))
     command.upgrade(alembic_config(db.engine), BEFORE_CURSORS)
     with db.engine.begin() as conn:
         for n in (1, 2, 3):
@@ -34,8 +33,8 @@ def test_the_push_cursor_starts_at_the_newest_push(tmp_path: Path) -> None:
     assert [tuple(r) for r in rows] == [("push", 3)]
 
 
-def test_a_new_database_starts_with_no_cursor(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'new.db'}")
+def test_a_new_database_starts_with_no_cursor(databases: Databases) -> None:
+    db = Database(databases.new(migrated=False))
     db.migrate(schema())
     with db.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM control_cursors")).scalar() == 0

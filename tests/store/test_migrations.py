@@ -1,8 +1,10 @@
-"""The Alembic revisions and the table declarations agree, and migrating twice is a no-op."""
+"""The Alembic revisions and the table declarations agree, on SQLite and on PostgreSQL, and
+migrating twice is a no-op."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -10,12 +12,13 @@ from alembic.migration import MigrationContext
 
 from baepo.schema import schema
 from baepo.store import Database
+from tests.databases import Databases
 
 
-def test_revisions_create_exactly_the_declared_schema(tmp_path: Path) -> None:
+def test_revisions_create_exactly_the_declared_schema(databases: Databases) -> None:
     from baepo.store.migrations import upgrade
 
-    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    db = Database(databases.new(migrated=False))
     upgrade_with_alembic(db)
     upgrade(db.engine, schema())  # at head: nothing to do
     with db.engine.connect() as conn:
@@ -33,33 +36,60 @@ def upgrade_with_alembic(db: Database) -> None:
     command.upgrade(alembic_config(db.engine), "head")
 
 
-def test_a_fresh_database_is_created_at_head_like_the_revisions_build_it(tmp_path: Path) -> None:
-    fresh = Database(f"sqlite:///{tmp_path / 'fresh.db'}")
+def test_a_fresh_database_is_created_at_head_like_the_revisions_build_it(
+    databases: Databases,
+) -> None:
+    fresh = Database(databases.new(migrated=False))
     fresh.migrate(schema())  # create_all + stamp
-    migrated = Database(f"sqlite:///{tmp_path / 'migrated.db'}")
+    migrated = Database(databases.new(migrated=False))
     upgrade_with_alembic(migrated)
-
-    def tables(db: Database) -> list[tuple[str, str]]:
-        with db.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
-            )
-            return [(name, " ".join(sql.split())) for name, sql in rows]
 
     with fresh.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), schema()) == []
-    assert {n for n, _ in tables(fresh)} == {n for n, _ in tables(migrated)}
+    assert shape(fresh) == shape(migrated)
     with fresh.engine.connect() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     from baepo.store.migrations import head_revision
 
     assert version == head_revision()
+    fresh.dispose()
+    migrated.dispose()
 
 
-def test_a_database_at_head_is_recognised_without_alembic(tmp_path: Path) -> None:
+def shape(db: Database) -> dict[str, Any]:
+    """Every table's columns (with types, nullability and defaults), keys and indexes (a
+    column added by a later revision comes last, where a fresh table has it in its place)."""
+    found = sa.inspect(db.engine)
+    return {
+        table: (
+            sorted(
+                (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                for c in found.get_columns(table)
+            ),
+            found.get_pk_constraint(table)["constrained_columns"],
+            sorted(
+                (fk["constrained_columns"], fk["referred_table"], fk["options"])
+                for fk in found.get_foreign_keys(table)
+            ),
+            sorted(str(u["column_names"]) for u in found.get_unique_constraints(table)),
+            sorted(
+                (i["name"], i["column_names"], i["unique"], options(i.get("dialect_options")))
+                for i in found.get_indexes(table)
+            ),
+        )
+        for table in sorted(found.get_table_names())
+    }
+
+
+def options(dialect_options: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """An index's options as text (a partial index's WHERE is a clause object)."""
+    return sorted((key, str(value)) for key, value in (dialect_options or {}).items())
+
+
+def test_a_database_at_head_is_recognised_without_alembic(databases: Databases) -> None:
     from baepo.store.migrations import current_revision, head_revision
 
-    db = Database(f"sqlite:///{tmp_path / 'h.db'}")
+    db = Database(databases.new(migrated=False))
     assert current_revision(db.engine) is None
     db.migrate(schema())
     assert head_revision() is not None

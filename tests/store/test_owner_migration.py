@@ -3,33 +3,32 @@ made then stay unlimited to services."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import command
 
 from baepo.schema import schema
 from baepo.store import Database
 from baepo.store.migrations import alembic_config, head_revision
+from tests.databases import Databases
 
 BEFORE_OWNERS = "052fdd6b99c2"
 
 
-def test_services_made_before_owners_belong_to_admin(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+def test_services_made_before_owners_belong_to_admin(databases: Databases) -> None:
+    db = Database(databases.new(migrated=False))
     command.upgrade(alembic_config(db.engine), BEFORE_OWNERS)
     with db.engine.begin() as conn:
         conn.execute(
             sa.text(
                 "INSERT INTO control_services (id, name, spec, status, paused, deleting,"
-                " created_at, updated_at) VALUES ('s1', 'app', '{}', 'RUNNING', 0, 0,"
+                " created_at, updated_at) VALUES ('s1', 'app', '{}', 'RUNNING', false, false,"
                 " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
             )
         )
         conn.execute(
             sa.text(
                 "INSERT INTO auth_users (id, name, password_hash, is_admin, created_at)"
-                " VALUES (1, 'alice', 'x', 0, '2026-01-01 00:00:00')"
+                " VALUES (1, 'alice', 'x', false, '2026-01-01 00:00:00')"
             )
         )
         conn.execute(

@@ -191,6 +191,13 @@ def up(
         bool,
         typer.Option("--s3-redirect", help="Blob downloads redirect (307) to presigned S3 URLs."),
     ] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The state database: postgresql+psycopg://user@host/db (default: "
+            "$BAEPO_DATABASE_URL, else SQLite in the data directory).",
+        ),
+    ] = None,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -238,6 +245,7 @@ def up(
         s3_access_key=s3_access_key,
         s3_secret_key=s3_secret_key,
         s3_redirect=s3_redirect,
+        database=database_url,
     )
     try:
         run(config)

@@ -113,6 +113,40 @@ def restore(
     )
 
 
+@app.command()
+def migrate_state(
+    target: Annotated[
+        str,
+        typer.Option("--to", help="The new, empty database: postgresql+psycopg://user@host/db."),
+    ],
+    source: Annotated[
+        str | None,
+        typer.Option("--from", help="The database to copy (default: the data directory's)."),
+    ] = None,
+    data_dir: Annotated[Path, typer.Option(help="The data directory Baepo runs on.")] = (
+        DEFAULT_DATA_DIR
+    ),
+) -> None:
+    """Copy the state database into another one, e.g. SQLite into PostgreSQL: the schema,
+    then every row. The target must hold no rows; the source is not changed. Stop Baepo
+    first, then start it with `--database-url` (and the same data directory: blobs and keys
+    stay there)."""
+    from baepo.schema import schema
+    from baepo.store import StoreError
+    from baepo.store.transfers import transfer
+
+    source = source or Config(data_dir=data_dir.resolve()).database_url
+    try:
+        copied = transfer(source, target, schema())
+    except StoreError as exc:
+        _fail(exc)
+    console.print(
+        f"copied {copied.rows} rows of {copied.tables} tables; start Baepo with "
+        f"--database-url pointing at the new database",
+        highlight=False,
+    )
+
+
 def up_argv(ctx: typer.Context) -> list[str]:
     """The command the unit runs: this environment's `baepo up` with the flags given to
     `install`, checked by `up`'s own parser (a typo fails now, not at boot), with paths made

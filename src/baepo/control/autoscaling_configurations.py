@@ -46,7 +46,7 @@ from baepo.control.errors import (
 )
 from baepo.control.spec import ServiceSpec
 from baepo.control.tables import AutoScalingConfigurationRow
-from baepo.store import Database
+from baepo.store import Database, serialize
 
 MAX_NAMES_PER_OWNER = 10
 """App Runner's quota: configurations (names) per account."""
@@ -272,6 +272,7 @@ def _check_quota(
             f" (baepo autoscaling delete {name}:{live[-1].revision})"
         )
     if not live:
+        serialize(s, "control.autoscaling-names")  # two new names at once count each other
         names = s.scalar(
             sa.select(sa.func.count(sa.distinct(AutoScalingConfigurationRow.name))).where(
                 AutoScalingConfigurationRow.owner == owner,

@@ -68,7 +68,7 @@ from baepo.control.views import (
     revision_view,
 )
 from baepo.runtime import LABEL_INSTANCE, LABEL_REVISION, LABEL_SERVICE, Engine, EngineError
-from baepo.store import Database
+from baepo.store import Database, serialize
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +356,7 @@ class Services:
         admin is not bound."""
         if caller.owners is None:
             return
+        serialize(s, "control.quota")  # two creates at once count each other
         others = [
             row for row in records.live_services(s) if row.owner == owner and row.name != spec.name
         ]
@@ -413,6 +414,8 @@ class Services:
             raise InvalidServiceState(f"cannot {verb} {service.name}: it is paused; resume it")
 
     def _check_domains(self, s: Session, spec: ServiceSpec, caller: Caller) -> None:
+        if spec.custom_domains:
+            serialize(s, "control.domains")  # two services asking for one domain at once
         problems: builtins.list[tuple[str, str]] = []
         for host in spec.custom_domains:
             if host == self._domain or host.endswith(f".{self._domain}"):

@@ -23,7 +23,7 @@ from baepo.clock import Clock
 from baepo.registry import rows
 from baepo.registry.errors import NameUnknown, RegistryUnavailable
 from baepo.storage import StorageError
-from baepo.store import Database
+from baepo.store import Database, lost_a_race
 from baepo.store.batches import WriteBatcher
 
 T = TypeVar("T")
@@ -100,15 +100,16 @@ class Records:
 
     def write(self, work: Callable[[Session], T]) -> T:
         """Run `work` in a transaction (its own savepoint of a shared one), retrying when a
-        concurrent insert won a race."""
+        concurrent insert won a race (or, on PostgreSQL, another process's write deadlocked
+        with it)."""
         for attempt in range(4):
             try:
                 return self._writes.run(work)
-            except IntegrityError as exc:
+            except SQLAlchemyError as exc:
+                if not isinstance(exc, IntegrityError) and not lost_a_race(exc):
+                    raise RegistryUnavailable(f"database error: {exc.__class__.__name__}") from exc
                 if attempt == 3:
                     raise RegistryUnavailable("database conflict, try again") from exc
-            except SQLAlchemyError as exc:
-                raise RegistryUnavailable(f"database error: {exc.__class__.__name__}") from exc
         raise AssertionError("unreachable")
 
     def repo_id(self, s: Session, name: str, *, create: bool = False) -> int:

@@ -1,6 +1,6 @@
 """The state database: SQLAlchemy 2, SQLite by default (PostgreSQL supported by URL)."""
 
-from baepo.store.database import Base, Database, affected
+from baepo.store.database import Base, Database, affected, lost_a_race, serialize
 from baepo.store.errors import StoreError, StoreUnavailable
 from baepo.store.snapshots import known_revision, revision_of, snapshot
 from baepo.store.types import UtcDateTime
@@ -13,6 +13,8 @@ __all__ = [
     "UtcDateTime",
     "affected",
     "known_revision",
+    "lost_a_race",
     "revision_of",
+    "serialize",
     "snapshot",
 ]

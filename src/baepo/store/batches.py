@@ -9,6 +9,11 @@ write in a savepoint of its own, and commits once. A write that raises rolls bac
 savepoint only, and its caller gets that exception; the others commit. A failed commit (disk
 full, read-only) is every caller's error: none of the batch happened. Callers wait until the
 commit: a result is never returned for a write that is not on disk.
+
+On PostgreSQL the batch is an ordinary transaction (READ COMMITTED): writers of other
+processes are not shut out, each row a write touches is locked until the commit, and sharing
+the commit still saves a WAL flush per write. A write that loses a race with another process
+(a unique key inserted meanwhile, a deadlock) fails in its own savepoint, like any other error.
 """
 
 from __future__ import annotations
@@ -79,7 +84,8 @@ class WriteBatcher:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
         try:
             with self._db.session() as s, s.begin():
-                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+                if self._db.is_sqlite:
+                    s.connection().exec_driver_sql("BEGIN IMMEDIATE")
                 for work, future in batch:
                     try:
                         with s.begin_nested():

@@ -5,10 +5,15 @@ them, and the composition root hands that metadata to `Database.migrate()`, so t
 SQL only and never imports a room. Sessions are short:
 one unit of work, then commit or roll back (`with db.session() as s, s.begin(): ...`).
 SQLite runs in WAL mode with a busy timeout so request threads and loops can share it.
+
+PostgreSQL is chosen by URL (`postgresql+psycopg://user:password@host/db`; a plain
+`postgresql://` means psycopg 3 too, the driver Baepo ships). The same migrations build the
+same schema on both; what differs by dialect is said where it does (`is_sqlite`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,14 +36,30 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def driver_url(url: str) -> sa.URL:
+    """`url` parsed, PostgreSQL's driver made psycopg 3 when it names none (SQLAlchemy's
+    default, psycopg2, is not installed)."""
+    try:
+        parsed = sa.make_url(url)
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"not a database URL: {url!r}") from exc
+    if parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
+        parsed = driver_url(url)
+        self.shown = parsed.render_as_string(hide_password=True)
+        """The URL as messages may show it: the password starred."""
         try:
-            self.engine: Engine = sa.create_engine(url, pool_pre_ping=True)
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot open database {url}: {exc}") from exc
-        if self.engine.dialect.name == "sqlite":
+            self.engine: Engine = sa.create_engine(parsed, pool_pre_ping=True)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreUnavailable(f"cannot open database {self.shown}: {reason(exc)}") from exc
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -52,7 +73,7 @@ class Database:
         try:
             upgrade(self.engine, metadata)
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot migrate database {self.url}: {exc}") from exc
+            raise StoreUnavailable(f"cannot migrate database {self.shown}: {reason(exc)}") from exc
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -61,6 +82,38 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def serialize(s: Session, topic: str) -> None:
+    """Hold `topic` until the session's transaction ends: another transaction that asks for it
+    meanwhile waits, then reads what this one committed.
+
+    For a decision read from rows that no earlier write of the transaction locked (a quota
+    over an owner's services, a domain no other service may hold). On PostgreSQL, a
+    transaction-scoped advisory lock keyed by the topic's hash; SQLite needs nothing more: its
+    one write lock, taken by each such transaction's first write, already orders them all.
+    """
+    if s.get_bind().dialect.name == "sqlite":
+        return
+    key = int.from_bytes(hashlib.blake2b(topic.encode(), digest_size=8).digest(), signed=True)
+    s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def reason(exc: Exception) -> str:
+    """An error in one line: SQLAlchemy's first (the driver's message), not the statement,
+    its parameters and a link to its documentation."""
+    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+
+
+RACE_STATES = ("40001", "40P01")
+"""PostgreSQL's serialization_failure and deadlock_detected."""
+
+
+def lost_a_race(exc: SQLAlchemyError) -> bool:
+    """Whether the statement failed only because a concurrent transaction got in its way (on
+    PostgreSQL: a deadlock, in which it was chosen to give way; a serialization failure): the
+    same work done again may well succeed."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in RACE_STATES
 
 
 def affected(result: sa.Result[Any]) -> int:

@@ -1,7 +1,8 @@
 """Errors of the state database.
 
 StoreError
-└── StoreUnavailable   the database cannot be opened or migrated
+└── StoreUnavailable   the database cannot be opened, migrated, read or written
+    └── TargetNotEmpty  `baepo migrate-state` would copy into a database holding rows
 """
 
 
@@ -10,4 +11,8 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(StoreError):
+    pass
+
+
+class TargetNotEmpty(StoreUnavailable):
     pass

@@ -35,7 +35,10 @@ def alembic_config(engine: Engine, metadata: MetaData | None = None) -> Config:
 
     config = Config()
     config.set_main_option("script_location", str(HERE))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # ConfigParser reads `%` as interpolation: a URL's quoted characters (a socket directory
+    # `%2Frun%2F…`, a password's) are doubled to stay themselves.
+    url = engine.url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["engine"] = engine
     config.attributes["metadata"] = metadata
     return config

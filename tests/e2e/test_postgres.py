@@ -1,0 +1,135 @@
+"""`baepo up --database-url postgresql+psycopg://…`: the whole flow with its state in PostgreSQL
+(the other end-to-end tests run on SQLite; the store's suites run on both), and two processes
+sharing it, one leading the control loops, the other taking over when the leader is killed."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.clients import docker_host
+from tests.conftest import BaepoProcess
+from tests.databases import PostgresDatabases
+from tests.e2e.conftest import Stack, open_stack, signed_in
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: PostgresDatabases) -> Iterator[str]:
+    """A new, empty database: `baepo up` migrates it."""
+    with postgres_databases.database(migrated=False) as url:
+        yield url
+
+
+@pytest.fixture
+def stack(tmp_path: Path, postgres_url: str) -> Iterator[Stack]:
+    with open_stack(tmp_path, "--database-url", postgres_url, "--deploy-timeout", "20") as made:
+        yield made
+
+
+def leader_pid(url: str) -> int | None:
+    """The pid in the control lease's holder (`host/pid/random`), if it has one."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        holder = conn.execute(
+            sa.text("SELECT holder FROM store_leases WHERE name = 'control'")
+        ).scalar()
+    engine.dispose()
+    return None if holder is None else int(holder.split("/")[1])
+
+
+def second_process(first: BaepoProcess, root: Path, url: str) -> BaepoProcess:
+    """Another Baepo on the same database, with the first's keys and CA (a token or a sealed
+    secret one makes, the other reads) and its blobs (a shared directory; S3 in production)."""
+    data = root / "data"
+    data.mkdir(parents=True)
+    for shared in ("secrets", "ca"):
+        shutil.copytree(first.data_dir / shared, data / shared)
+    (data / "registry").symlink_to(first.data_dir / "registry")
+    return BaepoProcess(data, extra_args=("--database-url", url, "--deploy-timeout", "20"))
+
+
+def test_two_processes_on_postgresql_deploy_and_survive_the_leaders_kill(
+    stack: Stack, postgres_url: str, tmp_path: Path
+) -> None:
+    first = stack.baepo
+    second = second_process(first, tmp_path / "second", postgres_url)
+    second.start()
+    try:
+        assert first.process is not None and second.process is not None
+        assert leader_pid(postgres_url) == first.process.pid  # it claimed first
+        follower = signed_in(second, tmp_path / "second", docker_host())
+
+        # The leader deploys, and auto-deploys a push of the tag; the follower serves the
+        # same state. (Each knows its own address as its registry's: behind a load balancer
+        # both are named by the balancer's.)
+        ref = stack.push("baepo-test/hello:1", "team/on-pg:live")
+        created = stack.cli(
+            *("services", "create", "on-pg", "--image", ref, "--port", "8080"),
+            *("--health-check-path", "/healthz", "--wait"),
+        )
+        assert "SUCCEEDED" in created.stdout
+        stack.wait_for("on-pg.localhost", "hello v1")
+        stack.push("baepo-test/hello:2", "team/on-pg:live")  # the tracked tag moves: a deploy
+        stack.wait_for("on-pg.localhost", "hello v2")
+        assert follower.wait_idle("on-pg")["active_revision"] == 2
+        engine = sa.create_engine(postgres_url)
+        with engine.connect() as conn:
+            tags = conn.execute(sa.text("SELECT name FROM registry_tags")).scalars().all()
+            services = conn.execute(sa.text("SELECT name, status FROM control_services")).all()
+        engine.dispose()
+        assert tags == ["live"]
+        assert [tuple(row) for row in services] == [("on-pg", "RUNNING")]
+        assert not any(
+            p.exists() for p in (first.data_dir / "baepo.db", second.data_dir / "baepo.db")
+        )
+
+        first.kill()  # kill -9: no release, the lease must expire
+        killed = time.monotonic()
+        while leader_pid(postgres_url) != second.process.pid:
+            assert time.monotonic() - killed < 60, "the follower never took the lease"
+            time.sleep(0.2)
+        print(f"took over {time.monotonic() - killed:.1f} s after the kill")
+        # The new leader adopts the running instances and routes to them, and deploys (an
+        # image named by its own address: the dead one's no longer answers).
+        follower.wait_for("on-pg.localhost", "hello v2")
+        ref = follower.push("baepo-test/hello:1", "team/on-pg:again")
+        follower.cli("services", "deploy", "on-pg", "--image", ref, "--wait")
+        follower.wait_for("on-pg.localhost", "hello v1")
+    finally:
+        second.stop()
+        second.stop_data_plane()
+        first.stop_data_plane()
+
+
+def test_a_leader_whose_lease_is_taken_stops_with_an_error_to_restart_as_a_follower(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    baepo = BaepoProcess(tmp_path / "data", extra_args=("--database-url", postgres_url))
+    baepo.start()
+    try:
+        assert baepo.process is not None
+        deadline = time.monotonic() + 60
+        while leader_pid(postgres_url) != baepo.process.pid:
+            assert time.monotonic() < deadline, "it never took the lease"
+            time.sleep(0.2)
+        engine = sa.create_engine(postgres_url)
+        with engine.begin() as conn:  # another process took it (its clock ran ahead, say)
+            conn.execute(
+                sa.text(
+                    "UPDATE store_leases SET holder = 'elsewhere/1/x', term = term + 1,"
+                    " expires_at = now() + interval '1 hour'"
+                )
+            )
+        engine.dispose()
+        assert baepo.process.wait(timeout=60) == 1
+        assert "lost the control lease" in baepo.log()
+    finally:
+        baepo.stop()
+        baepo.stop_data_plane()
