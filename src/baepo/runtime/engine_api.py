@@ -377,7 +377,7 @@ class DockerEngine:
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:
         try:
             with _boundary(f"inspect network {name}", not_found=_no_network):
-                return _network(self._inspect_network(name))
+                return network_of(self._inspect_network(name))
         except _NoNetwork:
             pass
         with _boundary(f"create network {name}"):
@@ -398,7 +398,7 @@ class DockerEngine:
         except ContainerConflict:
             pass  # made meanwhile by someone else: fine, it is the same network
         with _boundary(f"inspect network {name}"):
-            return _network(self._inspect_network(name))
+            return network_of(self._inspect_network(name))
 
     def networks(self, labels: Mapping[str, str]) -> builtins.list[Network]:
         wanted = {**labels, LABEL_MANAGED: "true"}
@@ -407,7 +407,7 @@ class DockerEngine:
             found = self._client.json(
                 "GET", "/networks", query={"filters": _filters({"label": selector})}
             )
-        networks = [_network(attrs) for attrs in found or []]
+        networks = [network_of(attrs) for attrs in found or []]
         return [n for n in networks if all(n.labels.get(k) == v for k, v in wanted.items())]
 
     def remove_network(self, name: str) -> None:
@@ -600,7 +600,7 @@ def _no_network(message: str) -> EngineError:
     return _NoNetwork(message)
 
 
-def _network(attrs: Mapping[str, Any]) -> Network:
+def network_of(attrs: Mapping[str, Any]) -> Network:
     return Network(
         name=str(attrs.get("Name") or ""),
         id=str(attrs.get("Id") or attrs.get("ID") or ""),

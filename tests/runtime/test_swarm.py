@@ -1,0 +1,289 @@
+"""`SwarmEngine` on a real Docker Swarm: three dockerds in network namespaces of their own
+(`scripts/swarm-cluster`), a registry they pull from with credentials (CNCF distribution with
+htpasswd, on the host's address on the nodes' bridge), and the edge through which this process,
+standing where Baepo and its router run, reaches the tasks' overlay addresses (docs/swarm.md).
+
+The cluster is started for the session unless it already runs, and then taken down again;
+a test that stops a node's dockerd starts it again, pass or fail. Where the cluster cannot
+start, the tests skip (fail when the real thing is required: tests/components.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from baepo.runtime import ContainerConflict, ContainerNotFound, ContainerSpec, Instance, StartFailed
+from baepo.runtime.engine import EngineEvent
+from baepo.runtime.swarm import SwarmEngine
+from baepo.runtime.swarm_edge import Edge
+from tests.components import missing
+from tests.conftest import free_port
+from tests.runtime.waiting import answering, eventually, http_get
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = ROOT / "scripts" / "swarm-cluster"
+MANAGER = "unix:///run/baepo-swarm/node1/docker.sock"
+NODE_NETWORK_HOST = "10.231.0.1"  # the host's address on the nodes' bridge (scripts/swarm-cluster)
+WORKER = 3  # the node whose dockerd a test stops
+CREDENTIALS = ("robot", "s3cret")
+
+integration = pytest.mark.integration
+
+
+def cluster(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CLUSTER), command], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Iterator[str]:
+    """The manager's address; the cluster is taken down at the end if this fixture started it."""
+    if shutil.which("dockerd") is None or shutil.which("nsenter") is None:
+        missing("dockerd or nsenter is not installed (apt install docker.io util-linux)")
+    running = "swarm active" in cluster("status").stdout
+    started = cluster("up")
+    try:
+        if started.returncode != 0:
+            missing(f"scripts/swarm-cluster up failed: {started.stderr.strip()[-500:]}")
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        if not running:
+            cluster("down")
+
+
+@dataclass(frozen=True)
+class Images:
+    registry: str  # host:port
+    hello: str  # repository@digest of baepo-test/hello:1 in the nodes' registry
+    busybox: str
+
+
+@pytest.fixture(scope="module")
+def images(
+    swarm: str, docker_host: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Images]:
+    """docker-registry with htpasswd on the host's bridge address, holding the test images
+    (copied from the shared engine by skopeo), pinned by digest."""
+    binary = shutil.which("docker-registry")
+    if binary is None or shutil.which("skopeo") is None:
+        missing("docker-registry or skopeo is not installed (scripts/setup-test)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    hashed = crypt.crypt(CREDENTIALS[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+    root = tmp_path_factory.mktemp("swarm-registry")
+    (root / "htpasswd").write_text(f"{CREDENTIALS[0]}:{hashed}\n")
+    host = f"{NODE_NETWORK_HOST}:{free_port()}"
+    (root / "config.yml").write_text(
+        "version: 0.1\n"
+        "log: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
+        f"http: {{addr: {host}}}\n"
+        f"auth: {{htpasswd: {{realm: test, path: {root / 'htpasswd'}}}}}\n"
+    )
+    with (root / "registry.log").open("wb") as log:
+        process = subprocess.Popen(
+            [binary, "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            eventually(
+                lambda: True if http_get(f"http://{host}/v2/") is not None else None,
+                what="docker-registry answers",
+            )
+            yield Images(
+                registry=host,
+                hello=copy_in(docker_host, "baepo-test/hello:1", f"{host}/baepo-test/hello", root),
+                busybox=copy_in(
+                    docker_host, "baepo-test/busybox:1", f"{host}/baepo-test/busybox", root
+                ),
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def copy_in(docker_host: str, image: str, repository: str, root: Path) -> str:
+    """Copy the shared engine's `image` to `repository` (same tag); `repository@digest`."""
+    digest_file = root / f"digest-{uuid.uuid4().hex}"
+    subprocess.run(
+        [
+            "skopeo", "copy", "--quiet", "--src-daemon-host", docker_host,
+            "--dest-tls-verify=false", "--dest-creds", ":".join(CREDENTIALS),
+            "--digestfile", str(digest_file),
+            f"docker-daemon:{image}", f"docker://{repository}:{image.partition(':')[2]}",
+        ],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return f"{repository}@{digest_file.read_text().strip()}"
+
+
+@pytest.fixture(scope="module")
+def edge(swarm: str, images: Images) -> Iterator[Edge]:
+    """The edge on the manager; removed at the end (the host's link and routes go with it)."""
+    SwarmEngine(swarm).pull(images.busybox, CREDENTIALS)
+    made = Edge(swarm, images.busybox, name="baepo-edge-test", host_link="baepo-edge-t0")
+    yield made
+    made.remove()
+
+
+@pytest.fixture
+def labels() -> dict[str, str]:
+    """Labels unique to the test: its instances and networks carry them."""
+    return {"baepo.test.run": uuid.uuid4().hex, "baepo.service": "app"}
+
+
+@pytest.fixture
+def engine(swarm: str, edge: Edge, labels: dict[str, str]) -> Iterator[SwarmEngine]:
+    """A `SwarmEngine` whose instances and networks the test made are removed after it."""
+    made = SwarmEngine(swarm, edge=edge, start_timeout_s=120, stop_grace_s=2, poll_s=0.2)
+    yield made
+    for instance in made.list(labels):
+        with contextlib.suppress(ContainerNotFound):
+            made.remove(instance.id)
+    for network in made.networks(labels):
+        eventually(functools.partial(_removed, made, network.name), 60, "network removed")
+    made.close()
+
+
+def _removed(engine: SwarmEngine, network: str) -> bool | None:
+    try:
+        engine.remove_network(network)
+    except ContainerConflict:
+        return None  # its tasks' endpoints go a moment after their services
+    return True
+
+
+@pytest.fixture
+def start(engine: SwarmEngine, images: Images, labels: dict[str, str]) -> Callable[[str], Instance]:
+    """Start an instance of hello:1 named `name`, on the test's own overlay network."""
+    network = f"baepo-test-{labels['baepo.test.run'][:12]}"
+    engine.ensure_network(network, labels)
+
+    def run(name: str) -> Instance:
+        spec = ContainerSpec(
+            image=images.hello,
+            name=f"baepo-test-{name}-{labels['baepo.test.run'][:6]}",
+            port=8080,
+            labels={**labels, "baepo.instance": name},
+            network=network,
+            cpu=0.25,
+            memory_mb=64,
+            pull_auth=CREDENTIALS,
+        )
+        return engine.run(spec)
+
+    return run
+
+
+@integration
+def test_three_instances_land_on_three_nodes_and_answer_where_the_router_runs(
+    engine: SwarmEngine, start: Callable[[str], Instance], labels: dict[str, str]
+) -> None:
+    started = [start(f"app-{n}") for n in range(3)]
+
+    listed = {i.id: i for i in engine.list(labels)}
+    assert set(listed) == {i.id for i in started}
+    assert {i.node for i in listed.values()} == {f"baepo-swarm-{n}" for n in (1, 2, 3)}
+    for instance in listed.values():
+        assert instance.running and instance.address is not None
+        assert (
+            instance.labels["baepo.managed"] == "true" and instance.labels["baepo.port"] == "8080"
+        )
+        assert instance.limits.cpu == 0.25 and instance.limits.memory_mb == 64
+        # From this process, as the router and the health probes reach it.
+        assert answering(f"{instance.url}/").text.startswith("hello v1")
+
+
+@integration
+def test_stop_logs_and_remove_an_instance(
+    engine: SwarmEngine, start: Callable[[str], Instance]
+) -> None:
+    instance = start("app")
+
+    engine.stop(instance.id, timeout_s=10)
+
+    stopped = engine.inspect(instance.id)
+    assert stopped.state == "exited" and stopped.exit_code is not None and stopped.address is None
+    assert "listening on :8080" in engine.logs(instance.id)
+    lines = list(engine.output(instance.id))
+    assert any("listening on :8080" in line.text for line in lines)
+    engine.remove(instance.id)
+    with pytest.raises(ContainerNotFound):
+        engine.inspect(instance.id)
+
+
+@integration
+def test_nodes_pull_with_the_credentials_handed_to_swarm_and_a_refused_start_leaves_nothing(
+    engine: SwarmEngine,
+    images: Images,
+    labels: dict[str, str],
+    docker_host: str,
+    tmp_path: Path,
+) -> None:
+    # A repository no node has pulled yet: each must fetch it from the registry.
+    fresh = f"{images.registry}/fresh-{uuid.uuid4().hex[:8]}/hello"
+    image = copy_in(docker_host, "baepo-test/hello:1", fresh, tmp_path)
+    spec = ContainerSpec(image=image, port=8080, labels=labels)
+
+    with pytest.raises(StartFailed, match="cannot start"):
+        engine.run(spec)
+    assert engine.list(labels) == []
+
+    started = engine.run(replace(spec, pull_auth=CREDENTIALS))
+    assert engine.inspect(started.id).running
+
+
+@integration
+def test_a_workers_lost_dockerd_shows_its_instance_dead_and_a_replacement_lands_elsewhere(
+    engine: SwarmEngine, start: Callable[[str], Instance], labels: dict[str, str]
+) -> None:
+    started = [start(f"app-{n}") for n in range(3)]
+    on_worker = next(i for i in engine.list(labels) if i.node == f"baepo-swarm-{WORKER}")
+    events = engine.events(labels)
+    seen: list[EngineEvent] = []
+    watcher = threading.Thread(target=lambda: seen.extend(events), daemon=True)
+    watcher.start()
+    pid = int(Path(f"/run/baepo-swarm/node{WORKER}/dockerd.pid").read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+
+        def dead() -> Instance | None:
+            instance = engine.inspect(on_worker.id)
+            return instance if instance.state == "dead" else None
+
+        lost = eventually(dead, 90, "the worker's instance listed dead")
+        assert lost.error == f"node baepo-swarm-{WORKER} is down"
+        assert lost.address is None and not lost.running
+        eventually(
+            lambda: next((e for e in seen if e.instance_id == on_worker.id), None),
+            30,
+            "an event for it",
+        )
+        assert [e.action for e in seen if e.instance_id == on_worker.id] == ["die"]
+
+        # What the reconciler does with a dead instance: remove it, start a replacement.
+        engine.remove(lost.id)
+        replacement = start("app-3")
+
+        assert replacement.node in {"baepo-swarm-1", "baepo-swarm-2"}
+        assert answering(f"{replacement.url}/").text.startswith("hello v1")
+        live = [i for i in engine.list(labels) if i.running]
+        assert {i.id for i in live} == {i.id for i in started if i.id != lost.id} | {replacement.id}
+    finally:
+        events.close()
+        watcher.join(timeout=10)
+        assert cluster("up").returncode == 0  # the worker's dockerd again, rejoined
