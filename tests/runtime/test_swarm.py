@@ -3,18 +3,15 @@
 htpasswd, on the host's address on the nodes' bridge), and the edge through which this process,
 standing where Baepo and its router run, reaches the tasks' overlay addresses (docs/swarm.md).
 
-The cluster is started for the session unless it already runs, and then taken down again;
-a test that stops a node's dockerd starts it again, pass or fail. Where the cluster cannot
-start, the tests skip (fail when the real thing is required: tests/components.py).
+The cluster is started for the module unless it already runs, and then taken down again
+(tests/swarm_cluster.py); a test that stops a node's dockerd starts it again, pass or fail.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import shutil
-import signal
 import subprocess
 import threading
 import uuid
@@ -32,37 +29,19 @@ from baepo.runtime.swarm_edge import Edge
 from tests.components import missing
 from tests.conftest import free_port
 from tests.runtime.waiting import answering, eventually, http_get
+from tests.swarm_cluster import HOST_ADDRESS, restore, stop_dockerd, swarm_cluster
 
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER = ROOT / "scripts" / "swarm-cluster"
-MANAGER = "unix:///run/baepo-swarm/node1/docker.sock"
-NODE_NETWORK_HOST = "10.231.0.1"  # the host's address on the nodes' bridge (scripts/swarm-cluster)
 WORKER = 3  # the node whose dockerd a test stops
 CREDENTIALS = ("robot", "s3cret")
 
 integration = pytest.mark.integration
 
 
-def cluster(command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CLUSTER), command], capture_output=True, text=True, timeout=300, check=False
-    )
-
-
 @pytest.fixture(scope="module")
 def swarm() -> Iterator[str]:
     """The manager's address; the cluster is taken down at the end if this fixture started it."""
-    if shutil.which("dockerd") is None or shutil.which("nsenter") is None:
-        missing("dockerd or nsenter is not installed (apt install docker.io util-linux)")
-    running = "swarm active" in cluster("status").stdout
-    started = cluster("up")
-    try:
-        if started.returncode != 0:
-            missing(f"scripts/swarm-cluster up failed: {started.stderr.strip()[-500:]}")
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        if not running:
-            cluster("down")
+    with swarm_cluster() as manager:
+        yield manager
 
 
 @dataclass(frozen=True)
@@ -87,7 +66,7 @@ def images(
     hashed = crypt.crypt(CREDENTIALS[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
     root = tmp_path_factory.mktemp("swarm-registry")
     (root / "htpasswd").write_text(f"{CREDENTIALS[0]}:{hashed}\n")
-    host = f"{NODE_NETWORK_HOST}:{free_port()}"
+    host = f"{HOST_ADDRESS}:{free_port()}"
     (root / "config.yml").write_text(
         "version: 0.1\n"
         "log: {level: warn}\n"
@@ -257,9 +236,8 @@ def test_a_workers_lost_dockerd_shows_its_instance_dead_and_a_replacement_lands_
     seen: list[EngineEvent] = []
     watcher = threading.Thread(target=lambda: seen.extend(events), daemon=True)
     watcher.start()
-    pid = int(Path(f"/run/baepo-swarm/node{WORKER}/dockerd.pid").read_text())
     try:
-        os.kill(pid, signal.SIGTERM)
+        stop_dockerd(WORKER)
 
         def dead() -> Instance | None:
             instance = engine.inspect(on_worker.id)
@@ -286,4 +264,4 @@ def test_a_workers_lost_dockerd_shows_its_instance_dead_and_a_replacement_lands_
     finally:
         events.close()
         watcher.join(timeout=10)
-        assert cluster("up").returncode == 0  # the worker's dockerd again, rejoined
+        restore()  # the worker's dockerd again, back in the swarm
