@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import threading
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,11 +27,12 @@ from baepo.runtime.swarm import SwarmEngine
 from baepo.runtime.swarm_edge import Edge
 from tests.components import missing
 from tests.conftest import free_port
-from tests.runtime.waiting import answering, eventually, http_get
+from tests.runtime.registries import distribution
+from tests.runtime.waiting import answering, eventually
 from tests.swarm_cluster import HOST_ADDRESS, restore, stop_dockerd, swarm_cluster
 
 WORKER = 3  # the node whose dockerd a test stops
-CREDENTIALS = ("robot", "s3cret")
+CREDENTIALS = ("robot", "s3cret")  # tests/runtime/registries.py's user
 
 integration = pytest.mark.integration
 
@@ -57,42 +57,18 @@ def images(
 ) -> Iterator[Images]:
     """docker-registry with htpasswd on the host's bridge address, holding the test images
     (copied from the shared engine by skopeo), pinned by digest."""
-    binary = shutil.which("docker-registry")
-    if binary is None or shutil.which("skopeo") is None:
-        missing("docker-registry or skopeo is not installed (scripts/setup-test)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-    hashed = crypt.crypt(CREDENTIALS[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+    if shutil.which("skopeo") is None:
+        missing("skopeo is not installed (apt install skopeo)")
     root = tmp_path_factory.mktemp("swarm-registry")
-    (root / "htpasswd").write_text(f"{CREDENTIALS[0]}:{hashed}\n")
-    host = f"{HOST_ADDRESS}:{free_port()}"
-    (root / "config.yml").write_text(
-        "version: 0.1\n"
-        "log: {level: warn}\n"
-        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
-        f"http: {{addr: {host}}}\n"
-        f"auth: {{htpasswd: {{realm: test, path: {root / 'htpasswd'}}}}}\n"
-    )
-    with (root / "registry.log").open("wb") as log:
-        process = subprocess.Popen(
-            [binary, "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT
+    with distribution(root, f"{HOST_ADDRESS}:{free_port()}") as registry:
+        host = registry.host
+        yield Images(
+            registry=host,
+            hello=copy_in(docker_host, "baepo-test/hello:1", f"{host}/baepo-test/hello", root),
+            busybox=copy_in(
+                docker_host, "baepo-test/busybox:1", f"{host}/baepo-test/busybox", root
+            ),
         )
-        try:
-            eventually(
-                lambda: True if http_get(f"http://{host}/v2/") is not None else None,
-                what="docker-registry answers",
-            )
-            yield Images(
-                registry=host,
-                hello=copy_in(docker_host, "baepo-test/hello:1", f"{host}/baepo-test/hello", root),
-                busybox=copy_in(
-                    docker_host, "baepo-test/busybox:1", f"{host}/baepo-test/busybox", root
-                ),
-            )
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def copy_in(docker_host: str, image: str, repository: str, root: Path) -> str:

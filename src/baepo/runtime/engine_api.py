@@ -78,6 +78,7 @@ from baepo.runtime.engine_http import (
     TransportError,
     demultiplex,
     endpoint,
+    logs_query,
     registry_auth,
     timestamp,
 )
@@ -322,13 +323,7 @@ class DockerEngine:
             raw = self._client.request(
                 "GET",
                 endpoint("/containers/{}/logs", instance_id),
-                query={
-                    "stderr": 1,
-                    "stdout": 1,
-                    "timestamps": 0,
-                    "follow": 0,
-                    "tail": tail if tail >= 0 else "all",
-                },
+                query=logs_query(tail if tail >= 0 else None),
             )
             # Without a TTY, stdout and stderr come framed (an 8-byte header each write).
             tty = bool((self._inspect_container(instance_id).get("Config") or {}).get("Tty"))
@@ -344,15 +339,7 @@ class DockerEngine:
     ) -> DockerOutputStream:
         """A follow waits for lines with no read timeout (until the container stops or
         `close()`); otherwise every read is bounded by timeout_s."""
-        query: dict[str, str | int | bool | None] = {
-            "stderr": 1,
-            "stdout": 1,
-            "timestamps": 1,
-            "follow": 1 if follow else 0,
-            "tail": "all" if tail is None else max(0, tail),
-        }
-        if since is not None:
-            query["since"] = _unix_time(since)
+        query = logs_query(tail, timestamps=True, follow=follow, since=since)
         what = f"read the output of container {instance_id}"
         with _boundary(what):
             tty = bool((self._inspect_container(instance_id).get("Config") or {}).get("Tty"))
@@ -733,15 +720,6 @@ def _capability(name: str) -> str:
     # Podman reports "CAP_CHOWN" where Docker reports "CHOWN".
     name = str(name).upper()
     return name.removeprefix("CAP_")
-
-
-def _unix_time(at: datetime) -> str:
-    """The engines' `since`: seconds since the epoch with nanoseconds ("1733131347.123456000")."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
-    seconds = delta.days * 86400 + delta.seconds
-    return f"{seconds}.{delta.microseconds * 1000:09d}"
 
 
 def _event(raw: Any) -> EngineEvent | None:

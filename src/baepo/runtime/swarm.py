@@ -57,7 +57,7 @@ from baepo.runtime.engine import (
     Usage,
 )
 from baepo.runtime.engine_api import DockerEngine, DockerOutputStream, network_of
-from baepo.runtime.engine_http import EngineClient, demultiplex, endpoint
+from baepo.runtime.engine_http import EngineClient, demultiplex, endpoint, logs_query
 from baepo.runtime.errors import (
     ContainerConflict,
     EngineError,
@@ -222,13 +222,7 @@ class SwarmEngine:
             raw = self._client.request(
                 "GET",
                 endpoint("/services/{}/logs", instance_id),
-                query={
-                    "stdout": 1,
-                    "stderr": 1,
-                    "timestamps": 0,
-                    "follow": 0,
-                    "tail": tail if tail >= 0 else "all",
-                },
+                query=logs_query(tail if tail >= 0 else None),
             )
         return demultiplex(raw).decode("utf-8", errors="replace")
 
@@ -240,15 +234,7 @@ class SwarmEngine:
         tail: int | None = None,
         follow: bool = False,
     ) -> DockerOutputStream:
-        query: dict[str, str | int | bool | None] = {
-            "stdout": 1,
-            "stderr": 1,
-            "timestamps": 1,
-            "follow": 1 if follow else 0,
-            "tail": "all" if tail is None else max(0, tail),
-        }
-        if since is not None:
-            query["since"] = f"{since.timestamp():.9f}"
+        query = logs_query(tail, timestamps=True, follow=follow, since=since)
         with _boundary(f"read the output of service {instance_id}"):
             chunks = self._client.chunks(
                 "GET",
