@@ -46,7 +46,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from baepo.runtime import builds, distribution
+from baepo.runtime import builds, distribution, networks
 from baepo.runtime import images as local_images
 from baepo.runtime.boundary import boundary as _boundary
 from baepo.runtime.containers import create_body
@@ -83,7 +83,6 @@ from baepo.runtime.engine_http import (
     timestamp,
 )
 from baepo.runtime.errors import (
-    ContainerConflict,
     ContainerNotFound,
     EngineError,
     EngineUnavailable,
@@ -364,51 +363,20 @@ class DockerEngine:
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:
         try:
             with _boundary(f"inspect network {name}", not_found=_no_network):
-                return network_of(self._inspect_network(name))
+                return networks.network_of(self._inspect_network(name))
         except _NoNetwork:
             pass
         with _boundary(f"create network {name}"):
             options = {"isolate": "true"} if self._is_podman() else {}
-        try:
-            with _boundary(f"create network {name}"):
-                self._client.json(
-                    "POST",
-                    "/networks/create",
-                    body={
-                        "Name": name,
-                        "Driver": "bridge",
-                        "Options": options,
-                        "CheckDuplicate": True,
-                        "Labels": {**labels, LABEL_MANAGED: "true"},
-                    },
-                )
-        except ContainerConflict:
-            pass  # made meanwhile by someone else: fine, it is the same network
+        networks.create(self._client, name, labels, driver="bridge", options=options)
         with _boundary(f"inspect network {name}"):
-            return network_of(self._inspect_network(name))
+            return networks.network_of(self._inspect_network(name))
 
     def networks(self, labels: Mapping[str, str]) -> builtins.list[Network]:
-        wanted = {**labels, LABEL_MANAGED: "true"}
-        selector = [f"{key}={value}" for key, value in wanted.items()]
-        with _boundary("list networks"):
-            found = self._client.json(
-                "GET", "/networks", query={"filters": _filters({"label": selector})}
-            )
-        networks = [network_of(attrs) for attrs in found or []]
-        return [n for n in networks if all(n.labels.get(k) == v for k, v in wanted.items())]
+        return networks.listed(self._client, labels)
 
     def remove_network(self, name: str) -> None:
-        try:
-            with _boundary(f"remove network {name}", not_found=_no_network):
-                self._client.request("DELETE", endpoint("/networks/{}", name))
-        except _NoNetwork:
-            return
-        except EngineError as exc:
-            # Docker answers 403 "has active endpoints", Podman 500 "… is being used".
-            text = str(exc).lower()
-            if "active endpoints" in text or "in use" in text or "being used" in text:
-                raise ContainerConflict(str(exc)) from exc
-            raise
+        networks.remove(self._client, name)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -585,14 +553,6 @@ class _NoNetwork(EngineError):
 
 def _no_network(message: str) -> EngineError:
     return _NoNetwork(message)
-
-
-def network_of(attrs: Mapping[str, Any]) -> Network:
-    return Network(
-        name=str(attrs.get("Name") or ""),
-        id=str(attrs.get("Id") or attrs.get("ID") or ""),
-        labels={str(k): str(v) for k, v in (attrs.get("Labels") or {}).items()},
-    )
 
 
 def _missing_on_create(message: str) -> EngineError:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from baepo.runtime import swarm_specs
+from baepo.runtime import networks, swarm_specs
 from baepo.runtime.boundary import boundary as _boundary
 from baepo.runtime.engine import (
     DEFAULT_CAPABILITIES,
@@ -56,10 +56,9 @@ from baepo.runtime.engine import (
     Network,
     Usage,
 )
-from baepo.runtime.engine_api import DockerEngine, DockerOutputStream, network_of
+from baepo.runtime.engine_api import DockerEngine, DockerOutputStream
 from baepo.runtime.engine_http import EngineClient, demultiplex, endpoint, logs_query
 from baepo.runtime.errors import (
-    ContainerConflict,
     EngineError,
     EngineUnavailable,
     StartFailed,
@@ -254,21 +253,7 @@ class SwarmEngine:
         """An attachable overlay network (the edge joins it), made if missing."""
         network = self._network(name)
         if network is None:
-            try:
-                with _boundary(f"create network {name}"):
-                    self._client.json(
-                        "POST",
-                        "/networks/create",
-                        body={
-                            "Name": name,
-                            "Driver": "overlay",
-                            "Attachable": True,
-                            "CheckDuplicate": True,
-                            "Labels": {**labels, LABEL_MANAGED: "true"},
-                        },
-                    )
-            except ContainerConflict:
-                pass  # made meanwhile by someone else: fine, it is the same network
+            networks.create(self._client, name, labels, driver="overlay", attachable=True)
             network = self._network(name)
             if network is None:
                 raise EngineError(f"cannot create network {name}: it is gone at once")
@@ -277,31 +262,14 @@ class SwarmEngine:
         return network
 
     def networks(self, labels: Mapping[str, str]) -> builtins.list[Network]:
-        wanted = {**labels, LABEL_MANAGED: "true"}
-        selector = [f"{key}={value}" for key, value in wanted.items()]
-        with _boundary("list networks"):
-            found = self._client.json(
-                "GET",
-                "/networks",
-                query={"filters": json.dumps({"label": selector, "driver": ["overlay"]})},
-            )
-        networks = [network_of(attrs) for attrs in found or []]
-        return [n for n in networks if all(n.labels.get(k) == v for k, v in wanted.items())]
+        return networks.listed(self._client, labels, driver="overlay")
 
     def remove_network(self, name: str) -> None:
         if self._network(name) is None:
             return
         if self._edge is not None:
             self._edge.detach(name)
-        try:
-            with _boundary(f"remove network {name}"):
-                self._client.request("DELETE", endpoint("/networks/{}", name))
-        except EngineError as exc:
-            if "active endpoints" in str(exc).lower() or "in use" in str(exc).lower():
-                raise ContainerConflict(str(exc)) from exc
-            if "not found" in str(exc).lower():
-                return
-            raise
+        networks.remove(self._client, name)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -389,7 +357,7 @@ class SwarmEngine:
                 "GET", "/networks", query={"filters": json.dumps({"name": [name]})}
             )
         exact = [attrs for attrs in found or [] if attrs.get("Name") == name]
-        return network_of(exact[0]) if exact else None
+        return networks.network_of(exact[0]) if exact else None
 
     def _remove_service(self, service_id: str) -> None:
         self._client.request("DELETE", endpoint("/services/{}", service_id))
