@@ -21,6 +21,7 @@ from baepo.config import Config
 from baepo.control import SecretBox, load_or_create_secret_key
 from baepo.runtime import DockerEngine
 from tests.components import REQUIRE_REAL, check_components, real_required
+from tests.swarm_cluster import swarm_cluster
 
 ADMIN_PASSWORD = "test-admin-password"
 
@@ -242,3 +243,11 @@ def docker_host() -> str:
     if images.returncode != 0:
         pytest.fail(f"scripts/test-images failed:\n{images.stdout}\n{images.stderr}")
     return host
+
+
+@pytest.fixture(scope="session")
+def swarm_manager() -> Iterator[str]:
+    """The test Docker Swarm's manager address (tests/swarm_cluster.py), for the session: the
+    runtime's and the end-to-end tests share one cluster."""
+    with swarm_cluster() as manager:
+        yield manager

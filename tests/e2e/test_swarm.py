@@ -22,7 +22,7 @@ from baepo.control import SecretBox, load_or_create_secret_key
 from baepo.runtime import ContainerNotFound, Edge, Instance, SwarmEngine
 from tests.clients import docker_host
 from tests.e2e.conftest import Stack, open_stack
-from tests.swarm_cluster import HOST_ADDRESS, restore, stop_dockerd, swarm_cluster
+from tests.swarm_cluster import HOST_ADDRESS, restore, stop_dockerd
 
 pytestmark = pytest.mark.integration
 
@@ -31,21 +31,23 @@ WORKER = 3
 
 
 @pytest.fixture(scope="module")
-def swarm_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, SwarmEngine]]:
+def swarm_stack(
+    swarm_manager: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, SwarmEngine]]:
     root = tmp_path_factory.mktemp("swarm-stack")
-    with swarm_cluster() as manager:
-        copy_image(docker_host(), EDGE_IMAGE, manager)
-        flags = (
-            "--host", "0.0.0.0", "--registry-pull-host", HOST_ADDRESS,
-            "--docker-host", manager, "--swarm-edge-image", EDGE_IMAGE, "--deploy-timeout", "60",
-        )  # fmt: skip
-        engine = SwarmEngine(manager)
-        try:
-            with open_stack(root, *flags) as stack:
-                yield stack, engine
-        finally:
-            remove_installation(engine, root / "data")
-            Edge(manager, EDGE_IMAGE).remove()
+    manager = swarm_manager
+    copy_image(docker_host(), EDGE_IMAGE, manager)
+    flags = (
+        "--host", "0.0.0.0", "--registry-pull-host", HOST_ADDRESS,
+        "--docker-host", manager, "--swarm-edge-image", EDGE_IMAGE, "--deploy-timeout", "60",
+    )  # fmt: skip
+    engine = SwarmEngine(manager)
+    try:
+        with open_stack(root, *flags) as stack:
+            yield stack, engine
+    finally:
+        remove_installation(engine, root / "data")
+        Edge(manager, EDGE_IMAGE).remove()
 
 
 def copy_image(source: str, image: str, target: str) -> None:

@@ -3,7 +3,7 @@
 htpasswd, on the host's address on the nodes' bridge), and the edge through which this process,
 standing where Baepo and its router run, reaches the tasks' overlay addresses (docs/swarm.md).
 
-The cluster is started for the module unless it already runs, and then taken down again
+The cluster is started for the session unless it already runs, and then taken down again
 (tests/swarm_cluster.py); a test that stops a node's dockerd starts it again, pass or fail.
 """
 
@@ -29,7 +29,7 @@ from tests.components import missing
 from tests.conftest import free_port
 from tests.runtime.registries import distribution
 from tests.runtime.waiting import answering, eventually
-from tests.swarm_cluster import HOST_ADDRESS, restore, stop_dockerd, swarm_cluster
+from tests.swarm_cluster import HOST_ADDRESS, restore, stop_dockerd
 
 WORKER = 3  # the node whose dockerd a test stops
 CREDENTIALS = ("robot", "s3cret")  # tests/runtime/registries.py's user
@@ -38,10 +38,8 @@ integration = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def swarm() -> Iterator[str]:
-    """The manager's address; the cluster is taken down at the end if this fixture started it."""
-    with swarm_cluster() as manager:
-        yield manager
+def swarm(swarm_manager: str) -> str:
+    return swarm_manager
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,8 @@ class Edge:
                     body={
                         "Image": self._image,
                         "Cmd": self._command,
+                        # It holds no state, and `sleep` as PID 1 ignores SIGTERM.
+                        "StopSignal": "SIGKILL",
                         "Labels": {LABEL_EDGE: "true"},
                         "HostConfig": {
                             "Sysctls": {"net.ipv4.ip_forward": "1"},
