@@ -162,6 +162,22 @@ def test_three_instances_land_on_three_nodes_and_answer_where_the_router_runs(
 
 
 @integration
+def test_an_edge_restarted_is_linked_and_routed_again_at_the_next_listing(
+    engine: SwarmEngine, edge: Edge, swarm: str, start: Callable[[str], Instance]
+) -> None:
+    instance = start("app")
+    # A restart gives the edge a new network namespace: the host's end of the link goes.
+    subprocess.run(
+        ["docker", "-H", swarm, "restart", "-t", "0", edge.name], check=True, capture_output=True
+    )
+    assert not Path("/sys/class/net", "baepo-edge-t0").exists()
+
+    engine.list({})
+
+    assert answering(f"{instance.url}/").text.startswith("hello v1")
+
+
+@integration
 def test_stop_logs_and_remove_an_instance(
     engine: SwarmEngine, start: Callable[[str], Instance]
 ) -> None:

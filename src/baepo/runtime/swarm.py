@@ -194,17 +194,14 @@ class SwarmEngine:
         has ended; the grace period is the one the service was made with."""
         if not self.inspect(instance_id).running:
             return
-        with _boundary(f"stop service {instance_id}"):
-            service = self._service(instance_id)
-            spec = dict(service.get("Spec") or {})
-            spec["Mode"] = {"Replicated": {"Replicas": 0}}
-            version = (service.get("Version") or {}).get("Index")
-            self._client.request(
-                "POST",
-                endpoint("/services/{}/update", instance_id),
-                query={"version": version},
-                body=spec,
-            )
+        for attempt in range(3):
+            try:
+                self._scale_to_zero(instance_id)
+                break
+            except EngineError as exc:
+                # Swarm refuses an update made against a version someone else moved on.
+                if "out of sequence" not in str(exc) or attempt == 2:
+                    raise
         self._until(lambda: not self.inspect(instance_id).running, timeout_s + self._timeout_s)
 
     def wait(self, instance_id: str, timeout_s: float) -> int | None:
@@ -308,6 +305,19 @@ class SwarmEngine:
             return swarm_specs.choose_node(nodes, same, everything)
         except ValueError as exc:
             raise StartFailed(f"cannot place {spec.image}: {exc}") from exc
+
+    def _scale_to_zero(self, service_id: str) -> None:
+        with _boundary(f"stop service {service_id}"):
+            service = self._service(service_id)
+            spec = dict(service.get("Spec") or {})
+            spec["Mode"] = {"Replicated": {"Replicas": 0}}
+            version = (service.get("Version") or {}).get("Index")
+            self._client.request(
+                "POST",
+                endpoint("/services/{}/update", service_id),
+                query={"version": version},
+                body=spec,
+            )
 
     def _until_started(self, service_id: str, image: str) -> Instance:
         deadline = time.monotonic() + self._start_timeout_s

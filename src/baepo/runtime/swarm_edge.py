@@ -8,18 +8,20 @@ attachable), and joined to Baepo's own network namespace by a veth pair:
 
     Baepo's network namespace             the edge container                overlays
     <link> 169.254.231.1/30  ───veth───   edge0 169.254.231.2/30
-    route <swarm's address pools>         forwards, and masquerades   ──→  eth1 10.232.1.x
+    route <each overlay's subnet>         forwards, and masquerades   ──→  eth1 10.232.1.x
           via 169.254.231.2               what leaves by the overlays ──→  eth2 10.232.2.x …
 
 Masquerading makes a task answer the edge's own overlay address (a task's default route is
 Swarm's gateway bridge, which knows nothing of Baepo's host). The router and the probes then
 reach `Instance.address` (a task's overlay address and port) as they reach a container's
-address on one engine: nothing else in Baepo changes. The routes are the swarm's address
-pools (`GET /swarm`'s DefaultAddrPool), where every overlay's subnet comes from.
+address on one engine: nothing else in Baepo changes. Each overlay the edge joins gets a route
+for its subnet, and loses it when the edge leaves: never a whole address pool (a swarm's
+default pool is 10.0.0.0/8, which the machine may route elsewhere).
 
 The veth goes with the container's network namespace (a restart of the edge or of its node's
 engine), so `ensure` checks that the host's end still exists (a look at /sys, no command) and
-makes it again if not; the edge's networks are the engine's to keep across restarts.
+makes it again if not, with the routes of the overlays the edge is on (the engine keeps those
+across restarts).
 
 Setting the link up needs root in Baepo's namespace (it already has the engine's socket,
 which is root on that machine) and `ip`, `nsenter` and `iptables` (iproute2, util-linux).
@@ -66,12 +68,15 @@ class Edge:
         self._lock = threading.Lock()
 
     def ensure(self) -> None:
-        """The edge container runs and Baepo's namespace routes the swarm's pools through it."""
+        """The edge container runs and Baepo's namespace routes its overlays through it."""
         with self._lock:
             if Path("/sys/class/net", self._host_link).exists():
                 return
-            pid = self._running_container()
-            self._link_up(pid)
+            attrs = self._running_container()
+            self._link_up(int((attrs.get("State") or {}).get("Pid") or 0))
+            joined = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+            for network in joined:
+                self._route(network)
 
     def attach(self, network: str) -> None:
         """Join the overlay `network` (made attachable): its tasks become reachable."""
@@ -86,8 +91,10 @@ class Edge:
         except EngineError as exc:
             if "already exists" not in str(exc):
                 raise
+        self._route(network)
 
     def detach(self, network: str) -> None:
+        subnets = self._subnets(network)
         try:
             with boundary(f"detach the edge from {network}"):
                 self._client.request(
@@ -100,6 +107,8 @@ class Edge:
         except EngineError as exc:
             if "is not connected" not in str(exc):
                 raise
+        for subnet in subnets:
+            _succeeds("ip", "route", "del", subnet, "via", self._inside, "dev", self._host_link)
 
     def remove(self) -> None:
         """Remove the edge container (its end of the link and the routes go with it)."""
@@ -113,8 +122,8 @@ class Edge:
 
     # -- the container --------------------------------------------------------------------
 
-    def _running_container(self) -> int:
-        """The edge container's PID, made and started as needed."""
+    def _running_container(self) -> dict[str, Any]:
+        """The edge container's inspect, made and started as needed."""
         try:
             with boundary(f"inspect {self.name}"):
                 attrs = self._inspect()
@@ -141,19 +150,29 @@ class Edge:
             with boundary(f"start {self.name}"):
                 self._client.request("POST", endpoint("/containers/{}/start", self.name))
                 attrs = self._inspect()
-        pid = int((attrs.get("State") or {}).get("Pid") or 0)
-        if pid <= 0:
+        if int((attrs.get("State") or {}).get("Pid") or 0) <= 0:
             raise EngineError(f"{self.name} does not run: {attrs.get('State')}")
-        return pid
+        return attrs
 
     def _inspect(self) -> dict[str, Any]:
         answer = self._client.json("GET", endpoint("/containers/{}/json", self.name))
         return answer if isinstance(answer, dict) else {}
 
-    def _pools(self) -> list[str]:
-        with boundary("read the swarm's address pools"):
-            swarm = self._client.json("GET", "/swarm")
-        return [str(p) for p in (swarm or {}).get("DefaultAddrPool") or []]
+    def _subnets(self, network: str) -> list[str]:
+        """The subnets of `network` if it is an overlay (the edge's own bridge is not routed)."""
+        try:
+            with boundary(f"inspect network {network}"):
+                attrs = self._client.json("GET", endpoint("/networks/{}", network))
+        except ContainerNotFound:
+            return []
+        if not isinstance(attrs, dict) or attrs.get("Driver") != "overlay":
+            return []
+        configs = (attrs.get("IPAM") or {}).get("Config") or []
+        return [str(c["Subnet"]) for c in configs if c.get("Subnet")]
+
+    def _route(self, network: str) -> None:
+        for subnet in self._subnets(network):
+            _run("ip", "route", "replace", subnet, "via", self._inside, "dev", self._host_link)
 
     # -- the link -------------------------------------------------------------------------
 
@@ -169,8 +188,6 @@ class Edge:
         _run(*inside, "ip", "link", "set", _INSIDE, "up")
         if not _succeeds(*inside, "iptables", "-t", "nat", "-C", "POSTROUTING", *masquerade):
             _run(*inside, "iptables", "-t", "nat", "-A", "POSTROUTING", *masquerade)
-        for pool in self._pools():
-            _run("ip", "route", "replace", pool, "via", self._inside, "dev", self._host_link)
 
 
 def _run(*command: str) -> None:
