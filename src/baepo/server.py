@@ -672,7 +672,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
 
     pipelines = assemble_pipelines(
         db=db,
-        engine=engine,
+        # Steps bind-mount their workspace, which is on this machine: they run on its own
+        # engine, also when services run on the swarm it manages.
+        engine=DockerEngine(config.docker_host) if config.swarm_edge_image else engine,
         auth=auth,
         services=services,
         box=box,
