@@ -117,6 +117,8 @@ def test_three_instances_on_three_nodes_a_deploy_and_a_lost_worker_under_load(
         assert requests > 200, loss.output
         assert (socket_errors, bad) == (0, 0), loss.output
         assert len(replaced) == 3
+        events = stack.cli("services", "events", name, "--json").stdout
+        assert f"is lost: node baepo-swarm-{WORKER} is down; replacing it" in events
     finally:
         restore()
     stack.cli("services", "rm", name, "--wait")
