@@ -16,6 +16,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -146,7 +147,9 @@ def start(engine: SwarmEngine, images: Images, labels: dict[str, str]) -> Callab
 def test_three_instances_land_on_three_nodes_and_answer_where_the_router_runs(
     engine: SwarmEngine, start: Callable[[str], Instance], labels: dict[str, str]
 ) -> None:
-    started = [start(f"app-{n}") for n in range(3)]
+    # Started at once, as the reconciler starts a service's instances.
+    with ThreadPoolExecutor(3) as pool:
+        started = list(pool.map(start, [f"app-{n}" for n in range(3)]))
 
     listed = {i.id: i for i in engine.list(labels)}
     assert set(listed) == {i.id for i in started}

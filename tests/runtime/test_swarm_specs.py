@@ -17,6 +17,7 @@ from baepo.runtime.swarm_specs import (
     credentials_header,
     instance_of,
     latest_task,
+    pinned_node,
     service_body,
 )
 
@@ -62,6 +63,14 @@ def test_a_spec_becomes_one_pinned_replica_that_swarm_never_restarts() -> None:
     assert container["Mounts"] == [
         {"Type": "bind", "Source": "/srv", "Target": "/data", "ReadOnly": True}
     ]
+
+
+def test_a_service_is_counted_on_its_pinned_node_while_it_wants_its_replica() -> None:
+    body = service_body(ContainerSpec(image="app"), "n2", (), stop_grace_s=1)
+    assert pinned_node(body) == "n2"
+    stopped = {**body, "Mode": {"Replicated": {"Replicas": 0}}}
+    assert pinned_node(stopped) is None
+    assert pinned_node({"Mode": {"Replicated": {"Replicas": 1}}}) is None  # not Baepo's
 
 
 def test_credentials_go_to_swarm_in_the_registry_auth_header() -> None:

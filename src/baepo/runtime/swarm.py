@@ -276,30 +276,26 @@ class SwarmEngine:
     # -- calls used more than once --------------------------------------------------------
 
     def _node_for(self, spec: ContainerSpec) -> str:
-        """The node `choose_node` picks for `spec`, from the running instances' places."""
-        with _boundary("list swarm nodes and tasks"):
+        """The node `choose_node` picks for `spec`, from where Baepo's services are pinned
+        (read from their specs, not their tasks: a service made a moment ago has no task yet,
+        and two starts in a row must not both find its node empty)."""
+        with _boundary("list swarm nodes and services"):
             nodes = list(self._nodes().values())
             services = self._client.json(
                 "GET",
                 "/services",
                 query={"filters": json.dumps({"label": [f"{LABEL_MANAGED}=true"]})},
             )
-            tasks = self._client.json(
-                "GET", "/tasks", query={"filters": json.dumps({"desired-state": ["running"]})}
-            )
-        labels = {str(s["ID"]): (s.get("Spec") or {}).get("Labels") or {} for s in services or []}
         same: Counter[str] = Counter()
         everything: Counter[str] = Counter()
-        service_label = spec.labels.get(LABEL_SERVICE)
-        for task in tasks or []:
-            node = str(task.get("NodeID") or "")
+        service = spec.labels.get(LABEL_SERVICE)
+        for attrs in services or []:
+            node = swarm_specs.pinned_node(attrs.get("Spec") or {})
+            if node is None:
+                continue
             everything[node] += 1
-            own = labels.get(str(task.get("ServiceID") or ""))
-            if (
-                own is not None
-                and service_label is not None
-                and own.get(LABEL_SERVICE) == service_label
-            ):
+            labels = (attrs.get("Spec") or {}).get("Labels") or {}
+            if service is not None and labels.get(LABEL_SERVICE) == service:
                 same[node] += 1
         try:
             return swarm_specs.choose_node(nodes, same, everything)

@@ -134,6 +134,20 @@ def service_body(
     return body
 
 
+def pinned_node(spec: Mapping[str, Any]) -> str | None:
+    """The node a service made by `service_body` is pinned to, while it wants its replica
+    (None once scaled to 0: a stopped instance takes no room)."""
+    replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas")
+    if not replicas:
+        return None
+    constraints = ((spec.get("TaskTemplate") or {}).get("Placement") or {}).get("Constraints")
+    for constraint in constraints or []:
+        key, _, value = str(constraint).replace(" ", "").partition("==")
+        if key == "node.id" and value:
+            return value
+    return None
+
+
 def credentials_header(auth: Credentials | None) -> dict[str, str]:
     """The X-Registry-Auth header that hands `auth` to Swarm (every node pulls with it)."""
     if auth is None:
