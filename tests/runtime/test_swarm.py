@@ -11,26 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import shutil
 import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from baepo.runtime import ContainerConflict, ContainerNotFound, ContainerSpec, Instance, StartFailed
+from baepo.runtime import ContainerNotFound, ContainerSpec, Instance, StartFailed
 from baepo.runtime.engine import EngineEvent
 from baepo.runtime.swarm import SwarmEngine
 from baepo.runtime.swarm_edge import Edge
-from tests.components import missing
-from tests.conftest import free_port
-from tests.runtime.registries import distribution
+from tests.runtime.conftest import SwarmImages, copy_in, network_removed
 from tests.runtime.waiting import answering, eventually
-from tests.swarm_cluster import HOST_ADDRESS, restore, stop_dockerd
+from tests.swarm_cluster import restore, stop_dockerd
 
 WORKER = 3  # the node whose dockerd a test stops
 CREDENTIALS = ("robot", "s3cret")  # tests/runtime/registries.py's user
@@ -38,60 +35,19 @@ CREDENTIALS = ("robot", "s3cret")  # tests/runtime/registries.py's user
 integration = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def swarm(swarm_manager: str) -> str:
     return swarm_manager
 
 
-@dataclass(frozen=True)
-class Images:
-    registry: str  # host:port
-    hello: str  # repository@digest of baepo-test/hello:1 in the nodes' registry
-    busybox: str
+@pytest.fixture
+def images(swarm_images: SwarmImages) -> SwarmImages:
+    return swarm_images
 
 
-@pytest.fixture(scope="module")
-def images(
-    swarm: str, docker_host: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Images]:
-    """docker-registry with htpasswd on the host's bridge address, holding the test images
-    (copied from the shared engine by skopeo), pinned by digest."""
-    if shutil.which("skopeo") is None:
-        missing("skopeo is not installed (apt install skopeo)")
-    root = tmp_path_factory.mktemp("swarm-registry")
-    with distribution(root, f"{HOST_ADDRESS}:{free_port()}") as registry:
-        host = registry.host
-        yield Images(
-            registry=host,
-            hello=copy_in(docker_host, "baepo-test/hello:1", f"{host}/baepo-test/hello", root),
-            busybox=copy_in(
-                docker_host, "baepo-test/busybox:1", f"{host}/baepo-test/busybox", root
-            ),
-        )
-
-
-def copy_in(docker_host: str, image: str, repository: str, root: Path) -> str:
-    """Copy the shared engine's `image` to `repository` (same tag); `repository@digest`."""
-    digest_file = root / f"digest-{uuid.uuid4().hex}"
-    subprocess.run(
-        [
-            "skopeo", "copy", "--quiet", "--src-daemon-host", docker_host,
-            "--dest-tls-verify=false", "--dest-creds", ":".join(CREDENTIALS),
-            "--digestfile", str(digest_file),
-            f"docker-daemon:{image}", f"docker://{repository}:{image.partition(':')[2]}",
-        ],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    return f"{repository}@{digest_file.read_text().strip()}"
-
-
-@pytest.fixture(scope="module")
-def edge(swarm: str, images: Images) -> Iterator[Edge]:
-    """The edge on the manager; removed at the end (the host's link and routes go with it)."""
-    SwarmEngine(swarm).pull(images.busybox, CREDENTIALS)
-    made = Edge(swarm, images.busybox, name="baepo-edge-test", host_link="baepo-edge-t0")
-    yield made
-    made.remove()
+@pytest.fixture
+def edge(swarm_edge: Edge) -> Edge:
+    return swarm_edge
 
 
 @pytest.fixture
@@ -109,20 +65,14 @@ def engine(swarm: str, edge: Edge, labels: dict[str, str]) -> Iterator[SwarmEngi
         with contextlib.suppress(ContainerNotFound):
             made.remove(instance.id)
     for network in made.networks(labels):
-        eventually(functools.partial(_removed, made, network.name), 60, "network removed")
+        eventually(functools.partial(network_removed, made, network.name), 60, "network removed")
     made.close()
 
 
-def _removed(engine: SwarmEngine, network: str) -> bool | None:
-    try:
-        engine.remove_network(network)
-    except ContainerConflict:
-        return None  # its tasks' endpoints go a moment after their services
-    return True
-
-
 @pytest.fixture
-def start(engine: SwarmEngine, images: Images, labels: dict[str, str]) -> Callable[[str], Instance]:
+def start(
+    engine: SwarmEngine, images: SwarmImages, labels: dict[str, str]
+) -> Callable[[str], Instance]:
     """Start an instance of hello:1 named `name`, on the test's own overlay network."""
     network = f"baepo-test-{labels['baepo.test.run'][:12]}"
     engine.ensure_network(network, labels)
@@ -201,7 +151,7 @@ def test_stop_logs_and_remove_an_instance(
 @integration
 def test_nodes_pull_with_the_credentials_handed_to_swarm_and_a_refused_start_leaves_nothing(
     engine: SwarmEngine,
-    images: Images,
+    images: SwarmImages,
     labels: dict[str, str],
     docker_host: str,
     tmp_path: Path,

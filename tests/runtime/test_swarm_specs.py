@@ -12,6 +12,7 @@ import pytest
 from baepo.runtime import ContainerSpec, Instance, Mount
 from baepo.runtime.swarm import _changes
 from baepo.runtime.swarm_specs import (
+    STOPPED,
     Node,
     choose_node,
     credentials_header,
@@ -65,11 +66,9 @@ def test_a_spec_becomes_one_pinned_replica_that_swarm_never_restarts() -> None:
     ]
 
 
-def test_a_service_is_counted_on_its_pinned_node_while_it_wants_its_replica() -> None:
+def test_a_service_is_counted_on_the_node_it_is_pinned_to() -> None:
     body = service_body(ContainerSpec(image="app"), "n2", (), stop_grace_s=1)
     assert pinned_node(body) == "n2"
-    stopped = {**body, "Mode": {"Replicated": {"Replicas": 0}}}
-    assert pinned_node(stopped) is None
     assert pinned_node({"Mode": {"Replicated": {"Replicas": 1}}}) is None  # not Baepo's
 
 
@@ -195,6 +194,22 @@ def test_a_service_without_a_task_yet_is_created_and_one_without_a_port_has_no_a
     assert instance_of(service(port=None), task("running"), UP).address is None
 
 
+def test_a_stopped_instance_is_its_ended_task_not_the_one_left_pending() -> None:
+    ended = task("shutdown", exit_code=143)
+    pending = {
+        **task("pending"),
+        "CreatedAt": "2026-12-03T07:00:00Z",
+        "Status": {"State": "pending"},
+    }
+    stopped = service()
+    stopped["Spec"]["TaskTemplate"]["Placement"] = {"Constraints": ["node.id==n1", STOPPED]}
+
+    instance = instance_of(stopped, latest_task([ended, pending]), UP)
+
+    assert (instance.state, instance.exit_code) == ("exited", 143)
+    assert pinned_node(stopped["Spec"]) is None  # a stopped instance takes no room
+
+
 def test_the_newest_task_is_the_instances() -> None:
     old = {**task("shutdown"), "CreatedAt": "2026-12-03T05:00:00Z"}
     new = task("running")
@@ -214,3 +229,7 @@ def test_two_listings_differ_by_starts_deaths_and_removals() -> None:
     assert [e.action for e in _changes({"svc1": running}, {})] == ["destroy"]
     assert list(_changes({"svc1": running}, {"svc1": running})) == []
     assert [e.action for e in _changes({}, {"svc1": running})] == ["start"]
+    crashed = listed("failed")  # started and ended between two listings
+    assert [e.action for e in _changes({"svc1": starting}, {"svc1": crashed})] == ["start", "die"]
+    assert [e.action for e in _changes({}, {"svc1": crashed})] == ["start", "die"]
+    assert list(_changes({"svc1": crashed}, {"svc1": crashed})) == []

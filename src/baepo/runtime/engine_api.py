@@ -508,6 +508,11 @@ class DockerOutputStream:
                         self._add("stderr" if number == 2 else "stdout", line)
         return self._lines.popleft()
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._chunks.closed
+
     def close(self) -> None:
         self._chunks.close()
 

@@ -10,8 +10,9 @@ they are on one engine). `swarm_specs` holds the translation; this module the ca
               the entrypoint is missing) or does not start within `start_timeout_s` is removed
               and raised as `StartFailed` with Swarm's words.
     list      services with Baepo's labels, their tasks and the nodes, three calls in all
-    stop      scale the service to 0: Swarm sends SIGTERM, then SIGKILL after the grace period
-              set when it was made (`stop_grace_s`); wait until the task has ended
+    stop      add a placement constraint no node meets: Swarm shuts the task down (SIGTERM,
+              SIGKILL after the grace period set when it was made, `stop_grace_s`) and keeps
+              it, with its container's exit code and output; wait until it has ended
     remove    delete the service (its node removes the container)
     logs      the service's logs (`docker service logs`), gathered by the manager from the node
     networks  overlay networks, attachable so that the `Edge` (swarm_edge.py) joins each one:
@@ -67,6 +68,7 @@ from baepo.runtime.swarm_edge import Edge
 from baepo.runtime.swarm_specs import Node
 
 _WAIT_EVERY_S = 0.25
+_OVER = {"exited", "dead"}
 
 
 class SwarmEngine:
@@ -194,14 +196,7 @@ class SwarmEngine:
         has ended; the grace period is the one the service was made with."""
         if not self.inspect(instance_id).running:
             return
-        for attempt in range(3):
-            try:
-                self._scale_to_zero(instance_id)
-                break
-            except EngineError as exc:
-                # Swarm refuses an update made against a version someone else moved on.
-                if "out of sequence" not in str(exc) or attempt == 2:
-                    raise
+        self._stop_placing(instance_id)
         self._until(lambda: not self.inspect(instance_id).running, timeout_s + self._timeout_s)
 
     def wait(self, instance_id: str, timeout_s: float) -> int | None:
@@ -238,7 +233,27 @@ class SwarmEngine:
                 query=query,
                 idle_timeout_s=None if follow else self._timeout_s,
             )
-        return DockerOutputStream(chunks, tty=False, since=since)
+        stream = DockerOutputStream(chunks, tty=False, since=since)
+        if follow:
+            self._end_when_stopped(instance_id, stream)
+        return stream
+
+    def _end_when_stopped(self, instance_id: str, stream: DockerOutputStream) -> None:
+        """Swarm keeps following a service's logs after its task ended (until the service
+        goes): a thread ends the follow once the instance has stopped, a look later (its
+        last lines are in by then)."""
+
+        def watch() -> None:
+            stopped = 0
+            while not stream.closed and stopped < 2:
+                time.sleep(self._poll_s)
+                try:
+                    stopped = stopped + 1 if not self.inspect(instance_id).running else 0
+                except EngineError:
+                    stopped += 1  # removed, or the manager is gone: the follow ends too
+            stream.close()
+
+        threading.Thread(target=watch, name="swarm-follow", daemon=True).start()
 
     def usage(self, instance_id: str) -> Usage | None:
         self.inspect(instance_id)  # ContainerNotFound if there is no such instance
@@ -262,11 +277,13 @@ class SwarmEngine:
         return networks.listed(self._client, labels, driver="overlay")
 
     def remove_network(self, name: str) -> None:
+        """Returns once the manager no longer lists it (it removes it a moment after)."""
         if self._network(name) is None:
             return
         if self._edge is not None:
             self._edge.detach(name)
         networks.remove(self._client, name)
+        self._until(lambda: self._network(name) is None, self._timeout_s)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -302,24 +319,38 @@ class SwarmEngine:
         except ValueError as exc:
             raise StartFailed(f"cannot place {spec.image}: {exc}") from exc
 
-    def _scale_to_zero(self, service_id: str) -> None:
-        with _boundary(f"stop service {service_id}"):
-            service = self._service(service_id)
-            spec = dict(service.get("Spec") or {})
-            spec["Mode"] = {"Replicated": {"Replicas": 0}}
-            version = (service.get("Version") or {}).get("Index")
-            self._client.request(
-                "POST",
-                endpoint("/services/{}/update", service_id),
-                query={"version": version},
-                body=spec,
-            )
+    def _stop_placing(self, service_id: str) -> None:
+        """Add the `STOPPED` constraint: Swarm shuts the task down (SIGTERM, SIGKILL after
+        the grace period) and keeps it, for a new one that never starts."""
+        for attempt in range(3):
+            try:
+                with _boundary(f"stop service {service_id}"):
+                    service = self._service(service_id)
+                    spec = dict(service.get("Spec") or {})
+                    template = dict(spec.get("TaskTemplate") or {})
+                    constraints = swarm_specs.constraints_of(spec)
+                    template["Placement"] = {"Constraints": [*constraints, swarm_specs.STOPPED]}
+                    spec["TaskTemplate"] = template
+                    self._client.request(
+                        "POST",
+                        endpoint("/services/{}/update", service_id),
+                        query={"version": (service.get("Version") or {}).get("Index")},
+                        body=spec,
+                    )
+                return
+            except EngineError as exc:
+                # Swarm refuses an update made against a version someone else moved on.
+                if "out of sequence" not in str(exc) or attempt == 2:
+                    raise
 
     def _until_started(self, service_id: str, image: str) -> Instance:
         deadline = time.monotonic() + self._start_timeout_s
         while True:
             instance = self.inspect(service_id)
-            if instance.state == "running":
+            # One that started and ended already is no failed start: an exited instance.
+            if instance.state == "running" or (
+                instance.state == "exited" and instance.started_at is not None
+            ):
                 return instance
             if instance.state != "created":
                 why = instance.error or instance.state
@@ -407,11 +438,17 @@ class PolledEventStream:
 
 
 def _changes(before: Mapping[str, Instance], now: Mapping[str, Instance]) -> Iterator[EngineEvent]:
+    """What happened between two listings. An instance that started and ended between them
+    (a crash within a poll) makes both its events."""
     for instance_id, instance in now.items():
         old = before.get(instance_id)
-        if instance.running and (old is None or not old.running):
+        was_running = old is not None and old.running
+        was_over = old is not None and old.state in _OVER
+        if instance.running and not was_running:
             yield EngineEvent("start", instance_id, instance.labels)
-        elif not instance.running and old is not None and old.running:
+        elif instance.state in _OVER and not was_over and instance.started_at is not None:
+            if not was_running:
+                yield EngineEvent("start", instance_id, instance.labels)
             yield EngineEvent("die", instance_id, instance.labels, instance.exit_code)
     for instance_id, old in before.items():
         if instance_id not in now:

@@ -89,7 +89,7 @@ class Edge:
                     body={"Container": self.name},
                 )
         except EngineError as exc:
-            if "already exists" not in str(exc):
+            if "already exists" not in str(exc) and "already attached" not in str(exc):
                 raise
         self._route(network)
 

@@ -42,6 +42,11 @@ _EXITED = {"complete", "failed", "shutdown"}
 TERMINAL = _EXITED | {"rejected", "orphaned", "remove"}
 """Task states a task never leaves."""
 
+STOPPED = "node.labels.baepo-stopped==true"
+"""The placement constraint `stop` adds: no node has that label, so Swarm shuts the task
+down for one that never starts. Scaling to 0 would delete the task, and with it its
+container, its exit code and its output, which Baepo keeps after a stop."""
+
 
 @dataclass(frozen=True)
 class Node:
@@ -135,13 +140,12 @@ def service_body(
 
 
 def pinned_node(spec: Mapping[str, Any]) -> str | None:
-    """The node a service made by `service_body` is pinned to, while it wants its replica
-    (None once scaled to 0: a stopped instance takes no room)."""
-    replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas")
-    if not replicas:
+    """The node a service made by `service_body` is pinned to, while it runs (None once
+    stopped: a stopped instance takes no room)."""
+    constraints = constraints_of(spec)
+    if STOPPED in constraints:
         return None
-    constraints = ((spec.get("TaskTemplate") or {}).get("Placement") or {}).get("Constraints")
-    for constraint in constraints or []:
+    for constraint in constraints:
         key, _, value = str(constraint).replace(" ", "").partition("==")
         if key == "node.id" and value:
             return value
@@ -156,8 +160,14 @@ def credentials_header(auth: Credentials | None) -> dict[str, str]:
 
 
 def latest_task(tasks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """A one-replica service's task: the newest, if it has any."""
-    return max(tasks, key=lambda t: str(t.get("CreatedAt") or ""), default=None)
+    """A one-replica service's task: the newest that got a container (a stopped instance's,
+    not the one `stop` left pending for ever), else the newest, if it has any."""
+    ran = [
+        t
+        for t in tasks
+        if ((t.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+    ]
+    return max(ran or tasks, key=lambda t: str(t.get("CreatedAt") or ""), default=None)
 
 
 def instance_of(
@@ -175,6 +185,7 @@ def instance_of(
     container_status = status.get("ContainerStatus") or {}
     task_state = str(status.get("State") or "new")
     state, error = _state(task_state, str(status.get("Err") or ""), task, nodes)
+    exit_code = int(container_status.get("ExitCode") or 0)
     exited = state == "exited"
     address = None
     if state == "running" and port is not None and task is not None:
@@ -190,7 +201,7 @@ def instance_of(
         image_id=image.partition("@")[2],
         labels=labels,
         state=state,
-        exit_code=int(container_status.get("ExitCode") or 0) if exited else None,
+        exit_code=exit_code if exited else None,
         port=port,
         address=address,
         # Swarm keeps no start time: the task's creation stands in for it once a container ran.
@@ -226,6 +237,11 @@ def _state(
     if task_state == "remove":
         return "removing", error
     return "dead", error or f"task {task_state}"
+
+
+def constraints_of(spec: Mapping[str, Any]) -> list[str]:
+    placement = (spec.get("TaskTemplate") or {}).get("Placement") or {}
+    return [str(c) for c in placement.get("Constraints") or []]
 
 
 def _hostname(task: Mapping[str, Any] | None, nodes: Mapping[str, Node]) -> str | None:
