@@ -46,8 +46,9 @@ def swarm_stack(
         with open_stack(root, *flags) as stack:
             yield stack, engine
     finally:
-        remove_installation(engine, root / "data")
+        # The edge first: it holds every service network it is attached to.
         Edge(manager, EDGE_IMAGE).remove()
+        remove_installation(engine, root / "data")
 
 
 def copy_image(source: str, image: str, target: str) -> None:
