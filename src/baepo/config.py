@@ -69,6 +69,18 @@ class Config:
     registry_pull_host: str | None = None
     """`host[:port]` where the engine (every swarm node) pulls Baepo's own images from, when
     it cannot use the API's address (a loopback one); the port defaults to Baepo's."""
+    storage: str = "filesystem"
+    """Where the registry keeps blobs: "filesystem" (below `blob_dir`) or "s3"."""
+    s3_bucket: str | None = None
+    s3_endpoint: str | None = None
+    """An S3 server's URL (SeaweedFS, MinIO…); None: AWS's own for `s3_region`."""
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
+    s3_access_key: str | None = None
+    """None: boto3 finds credentials itself (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws)."""
+    s3_secret_key: str | None = None
+    s3_redirect: bool = False
+    """Blob GETs answer 307 to a presigned S3 URL: clients fetch the bytes from S3."""
 
     @property
     def database_url(self) -> str:

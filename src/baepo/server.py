@@ -103,7 +103,7 @@ from baepo.router import (
 )
 from baepo.runtime import DockerEngine, Edge, Engine, SwarmEngine
 from baepo.schema import schema
-from baepo.storage import FilesystemDriver
+from baepo.storage import FilesystemDriver, StorageDriver, StorageError
 from baepo.store import Database, StoreError
 
 log = logging.getLogger("baepo")
@@ -528,6 +528,32 @@ def _bind_problem(host: str, port: int) -> str | None:
     return None
 
 
+def storage_driver(config: Config) -> StorageDriver:
+    """The registry's blob storage: the data directory, or an S3 bucket (checked now: a
+    wrong secret or a missing bucket stops the start with one line)."""
+    if config.storage == "filesystem":
+        return FilesystemDriver(config.blob_dir)
+    if config.storage != "s3":
+        raise StartupError(f"--storage must be filesystem or s3, not {config.storage!r}")
+    if not config.s3_bucket:
+        raise StartupError("--storage s3 needs --s3-bucket")
+    from baepo.storage import S3Driver, S3Settings  # boto3: only where S3 is used
+
+    settings = S3Settings(
+        config.s3_bucket,
+        config.s3_endpoint,
+        config.s3_region,
+        config.s3_access_key,
+        config.s3_secret_key,
+        config.s3_prefix,
+        config.s3_redirect,
+    )
+    try:
+        return S3Driver.connect(settings)
+    except StorageError as exc:
+        raise StartupError(f"cannot use S3 storage: {exc}") from exc
+
+
 def owner_may_pull(auth: Auth, registry: Registry) -> Callable[[str, str], bool]:
     """Whether a service's owner (a user or a team namespace) may pull a repository of
     Baepo's registry now, by the same rights a `docker pull` of theirs gets."""
@@ -580,7 +606,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     bus = EventBus()
     auth = Auth(db, load_or_create_key(config.secrets_dir / "token.key"), clock)
     generated = auth.ensure_admin(config.admin_password)
-    registry = Registry(db=db, driver=FilesystemDriver(config.blob_dir), bus=bus, clock=clock)
+    registry = Registry(db=db, driver=storage_driver(config), bus=bus, clock=clock)
 
     # The local CA signs in a child process started when there is work: `cryptography`
     # (about 15 MiB resident once loaded) stays out of the server.
@@ -733,10 +759,14 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
 
 
 class Lifespan:
-    """ASGI lifespan around the app: start the data plane and the loops, stop the loops."""
+    """ASGI lifespan around the app: start the data plane and the loops, stop the loops.
+
+    Every request's state has `stopping` (`request.state.stopping`), set when the server
+    begins to stop: followed logs end then, so that the drain does not wait for them."""
 
     def __init__(self, baepo: Baepo) -> None:
         self.baepo = baepo
+        self.stopping = asyncio.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -745,6 +775,8 @@ class Lifespan:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if "state" in scope:  # uvicorn copies it into each request's scope
+                    scope["state"]["stopping"] = self.stopping
                 try:
                     await self.baepo.startup()
                 except StartupError as exc:
@@ -759,7 +791,13 @@ class Lifespan:
 
 class _Server(uvicorn.Server):
     """uvicorn, but a SIGTERM or SIGINT ends `run()` normally (exit status 0) instead of
-    re-raising the signal after the graceful shutdown."""
+    re-raising the signal after the graceful shutdown; and the app hears of the shutdown
+    before its drain (`Lifespan.stopping`)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if isinstance(self.config.app, Lifespan):
+            self.config.app.stopping.set()
+        await super().shutdown(sockets)
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import BaseRoute
 
 from baepo.api.app import create_api
-from baepo.auth import Auth
+from baepo.auth import AccessKeys, Auth
 from baepo.clock import FakeClock
 from baepo.control import (
     Reconciler,
@@ -154,7 +154,14 @@ def build(tmp_path: Path, routes: Sequence[BaseRoute] = ()) -> Iterator[RightsWo
     metrics = MetricsStore(clock)
     ca = LocalCA(tmp_path / "ca", clock)
     api = create_api(
-        auth, registry, services, ca, resolver=resolver, metrics=metrics, routes=routes
+        auth,
+        registry,
+        services,
+        ca,
+        resolver=resolver,
+        metrics=metrics,
+        access_keys=AccessKeys(db, box, clock),
+        routes=routes,
     )
     with TestClient(api, base_url="http://127.0.0.1") as client:
         world = RightsWorld(

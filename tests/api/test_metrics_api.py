@@ -1,5 +1,6 @@
-"""`GET /metrics` (Prometheus) and `GET /api/v1/services/{name}/metrics` (recent series), in
-process: the real API app over the control room's fakes and a metrics store fed by hand."""
+"""`GET /metrics` (Prometheus), `GET /api/v1/services/{name}/metrics` and `GET /api/v1/metrics`
+(recent series), in process: the real API app over the control room's fakes and a metrics
+store fed by hand."""
 
 from __future__ import annotations
 
@@ -114,3 +115,14 @@ def test_anothers_service_does_not_exist(world: RightsWorld) -> None:
     nobodys = world.request("bob", "GET", f"{S}/nope/metrics")
     assert theirs.status_code == nobodys.status_code == 404
     assert theirs.json()["error"]["code"] == "SERVICE_NOT_FOUND"
+
+
+def test_every_service_the_caller_reads_in_one_call(world: RightsWorld) -> None:
+    mine = world.request("alice", "GET", "/api/v1/metrics?window=10m")
+    assert mine.status_code == 200, mine.text
+    assert [m["service"] for m in mine.json()] == ["app"]
+    one = world.request("alice", "GET", f"{S}/app/metrics?window=10m").json()
+    assert mine.json()[0] == one
+    every = world.request("admin", "GET", "/api/v1/metrics").json()
+    assert [m["service"] for m in every] == ["app", "bobs"]
+    assert world.request("repo-token", "GET", "/api/v1/metrics").status_code == 403

@@ -5,7 +5,7 @@ drives."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
+from starlette.routing import BaseRoute
 
 from baepo.api.app import create_api
 from baepo.api.pipelines import pipelines_router
@@ -71,7 +72,8 @@ def identifier(auth: Auth) -> Callable[[Request], Awaitable[Identity]]:
     return who
 
 
-def pipelines_world(tmp_path: Path) -> Iterator[PipelinesWorld]:
+def pipelines_world(tmp_path: Path, routes: Sequence[BaseRoute] = ()) -> Iterator[PipelinesWorld]:
+    """The world; `routes` are more edges of its app (the console's)."""
     for base in build(tmp_path):
         for user in ("alice", "bob"):
             base.headers[user] = basic(user)
@@ -96,7 +98,11 @@ def pipelines_world(tmp_path: Path) -> Iterator[PipelinesWorld]:
             clock=base.clock,
         )
         api = create_api(
-            base.auth, base.registry, base.services, LocalCA(tmp_path / "ca2", base.clock)
+            base.auth,
+            base.registry,
+            base.services,
+            LocalCA(tmp_path / "ca2", base.clock),
+            routes=routes,
         )
 
         api.include_router(pipelines_router(runs, settings, identifier(base.auth)))

@@ -11,8 +11,19 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from baepo.registry import TagMutability
 from tests.api.rights_world import RightsWorld, basic, build
-from tests.registry.content import OCI_MANIFEST, manifest, random_config
+from tests.registry.content import (
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    Blob,
+    Doc,
+    index,
+    manifest,
+    random_config,
+    random_layer,
+)
 
 LIST = "/api/v1/registry/repositories"
 
@@ -89,3 +100,58 @@ def test_no_public_flag_lookup_on_the_event_loop(
     r = world.request("bob", "GET", "/api/v1/registry/repositories/alice/app/tags")
     assert r.status_code == 404
     assert on_loop == []
+
+
+def push(world: RightsWorld, name: str, doc: Doc, reference: str, *blobs: Blob) -> None:
+    registry = world.registry
+    for blob in blobs:
+        registry.record_blob(name, registry.context.driver.put(blob.digest, blob.data))
+    registry.put_manifest(name, reference, doc.data, doc.media_type, actor="alice")
+
+
+def test_an_image_with_its_layers_tags_and_referrers(world: RightsWorld) -> None:
+    config, layer = random_config(), random_layer(1234)
+    image = manifest(config, [layer])
+    push(world, "alice/app", image, "v1", config, layer)
+    push(world, "alice/app", image, "latest")
+    signature_config = random_config("application/vnd.example.signature")
+    signature = manifest(signature_config, [], subject=image.descriptor())
+    push(world, "alice/app", signature, signature.digest, signature_config)
+    world.registry.set_tag_mutability("alice/app", TagMutability(True))
+
+    [repository] = world.request("alice", "GET", LIST).json()
+    assert repository["immutable_tags"] is True
+    found = world.request("alice", "GET", f"{LIST}/alice/app/manifests/v1").json()
+    assert found["digest"] == image.digest and found["tags"] == ["latest", "v1"]
+    assert found["pushed_by"] == "alice" and found["size"] == len(image.data)
+    assert found["config"]["digest"] == config.digest
+    assert [(d["digest"], d["size"], d["media_type"]) for d in found["layers"]] == [
+        (layer.digest, 1234, OCI_LAYER)
+    ]
+    assert [r["digest"] for r in found["referrers"]] == [signature.digest]
+    assert found["referrers"][0]["artifact_type"] == "application/vnd.example.signature"
+    by_digest = world.request("alice", "GET", f"{LIST}/alice/app/manifests/{signature.digest}")
+    assert by_digest.json()["subject"]["digest"] == image.digest
+
+    images = world.request("alice", "GET", f"{LIST}/alice/app/images").json()
+    assert {i["digest"]: i["tags"] for i in images} == {
+        image.digest: ["latest", "v1"],
+        signature.digest: [],
+    }
+    sizes = {i["digest"]: i["size"] for i in images}
+    assert sizes[image.digest] == len(config.data) + 1234
+    assert world.request("bob", "GET", f"{LIST}/alice/app/manifests/v1").status_code == 404
+    assert world.request("bob", "GET", f"{LIST}/alice/app/images").status_code == 404
+    missing = world.request("alice", "GET", f"{LIST}/alice/app/manifests/v9")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "MANIFEST_UNKNOWN"
+
+
+def test_an_index_lists_its_images(world: RightsWorld) -> None:
+    config, layer = random_config(), random_layer()
+    child = manifest(config, [layer])
+    push(world, "alice/multi", child, child.digest, config, layer)
+    parent = index([child])
+    push(world, "alice/multi", parent, "v1")
+    found = world.request("alice", "GET", f"{LIST}/alice/multi/manifests/v1").json()
+    assert found["media_type"] == OCI_INDEX and found["config"] is None
+    assert [m["digest"] for m in found["manifests"]] == [child.digest]

@@ -162,6 +162,8 @@ class QuietFollower:
 
 
 class StayingClient:
+    scope: dict[str, object] = {}  # noqa: RUF012 (read only)
+
     async def is_disconnected(self) -> bool:
         return False
 
@@ -186,3 +188,24 @@ async def test_a_waiting_follow_holds_no_worker_thread() -> None:
 
 async def _drain(stream: AsyncIterator[str]) -> list[str]:
     return [event async for event in stream]
+
+
+class StoppingServer:
+    """A request whose server has begun to stop (`server.Lifespan` sets this event)."""
+
+    def __init__(self) -> None:
+        stopping = asyncio.Event()
+        stopping.set()
+        self.scope = {"state": {"stopping": stopping}}
+
+    async def is_disconnected(self) -> bool:
+        return False
+
+
+@pytest.mark.anyio
+async def test_a_follow_ends_when_the_server_begins_to_stop() -> None:
+    """So that a stop's drain does not wait for an open follow until it cancels it."""
+    follower = QuietFollower()
+    stream = follow_events(cast(LogFollower, follower), cast(Request, StoppingServer()), 60)
+    assert await _drain(stream) == []  # no `event: end`: the client reconnects elsewhere
+    assert follower.closed

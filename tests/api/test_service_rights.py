@@ -317,6 +317,13 @@ def test_tokens_list_their_limits(world: RightsWorld) -> None:
     assert world.request("alice", "DELETE", "/api/v1/tokens/ci").status_code == 204
 
 
+def test_a_token_named_with_a_slash_is_revoked_by_its_name(world: RightsWorld) -> None:
+    made = world.request("alice", "POST", "/api/v1/tokens", {"name": "ci/deploy"})
+    assert made.status_code == 201, made.text
+    assert world.request("alice", "DELETE", "/api/v1/tokens/ci%2Fdeploy").status_code == 204
+    assert "ci/deploy" not in [t.name for t in world.auth.tokens("alice")]
+
+
 def test_a_token_limited_to_a_repository_may_not_publish_it_nor_list_tokens(
     world: RightsWorld,
 ) -> None:

@@ -4,6 +4,7 @@ routes, and people signed in to it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,7 +30,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RightsWorld]:
         yield world
 
 
-def signed_in(world: RightsWorld, user: str) -> Visitor:
+class Served(Protocol):
+    """A world whose app has the console's routes."""
+
+    client: TestClient
+
+
+def signed_in(world: Served, user: str) -> Visitor:
     visitor = Visitor(world.client.app)
     answer = visitor.sign_in(user, PASSWORDS[user])
     assert answer.status_code == 303, answer.text

@@ -1,6 +1,7 @@
 """The console in a real browser: Chromium (Debian's, driven by Playwright) against a real
 `baepo up`, its router, the Docker engine and an image pushed with the docker CLI. One Baepo
-for the module.
+for the module (the last test stops and starts it again: it checks that a page following a
+log does not hold up a stop).
 
 Chromium and the engine share this machine, and Chromium fails what it has in flight when the
 machine's network addresses change (`ERR_NETWORK_CHANGED`), which the engine does with every
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -279,13 +281,54 @@ def test_usable_on_a_phone_sized_screen(
 ) -> None:
     phone = person(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
     sign_in(site, phone.page, "alice")
-    for path in ("/", "/new", f"/services/{private}"):
+    service = f"/services/{private}"
+    pages = (
+        "/", "/new", service, f"{service}/configuration", f"{service}/pipeline", "/pipelines",
+        "/registry", "/settings",
+    )  # fmt: skip
+    for path in pages:
         load(phone.page, site.url + path)
         overflow = phone.page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, path  # wide tables scroll inside their box, not the page
     assert phone.errors == [] and phone.failed_at(site) == []
+
+
+def test_the_registry_and_a_token_shown_once(site: Site, person: Callable[..., Person]) -> None:
+    """The repository pushed with the docker CLI, its image's layers; a token made (its
+    secret shown once, with a Copy button), used, and revoked after asking."""
+    alice = person()
+    page = alice.page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(site, page, "alice")
+    page.get_by_role("link", name="Registry").click()
+    page.get_by_role("link", name="alice/hello").click()
+    expect(page.get_by_role("heading", name="alice/hello")).to_be_visible()
+    tag = page.locator("#tags-heading + .scroll tbody tr").filter(has_text="Delete tag 1")
+    tag.get_by_role("link").first.click()
+    expect(page.locator("#layers-heading + .scroll tbody tr").first).to_contain_text("sha256:")
+
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Name", exact=True).fill("laptop")
+    page.get_by_role("button", name="Create token").click()
+    secret = page.get_by_label("Secret of laptop")
+    copy = page.locator("button[data-copy]")
+    copy.click()  # shown by its script, under the Content-Security-Policy
+    expect(copy).to_have_text("Copied")
+    value = secret.input_value()
+    assert page.evaluate("navigator.clipboard.readText()") == value
+    bearer = {"Authorization": f"Bearer {value}"}
+    assert httpx.get(f"{site.url}/api/v1/whoami", headers=bearer).json()["name"] == "alice"
+    load(page, f"{site.url}/settings")
+    expect(page.get_by_label("Secret of laptop")).to_have_count(0)  # shown once
+
+    page.get_by_role("link", name="Revoke token laptop").click()
+    page.get_by_role("button", name="Revoke token laptop").click()
+    expect(page.get_by_role("heading", name="Settings")).to_be_visible()
+    expect(page.get_by_role("link", name="Revoke token laptop")).to_have_count(0)
+    assert httpx.get(f"{site.url}/api/v1/whoami", headers=bearer).status_code == 401
+    assert alice.errors == [] and alice.failed_at(site) == []
 
 
 def test_through_the_router_the_cookies_are_https_only(
@@ -313,3 +356,85 @@ def wait_until(ready: Callable[[], bool], timeout: float = 60) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"not ready after {timeout} s")
+
+
+TICKING = (
+    'trap "exit 0" TERM; httpd -f -p 8080 -h /www & i=0; '
+    'while true; do i=$((i+1)); echo "tick $i"; sleep 0.5; done'
+)
+"""Serves as the hello image does, and prints a numbered line twice a second."""
+TICK = re.compile(r"tick (\d+)")
+
+
+@pytest.fixture(scope="module")
+def ticking(site: Site) -> str:
+    """alice's service `ticking`, made by the admin with the CLI."""
+    site.stack.cli(
+        *("services", "create", "ticking", "--image", site.refs["1"], "--port", "8080"),
+        *("--command", f"sh -c {shlex.quote(TICKING)}", "--owner", "alice", "--wait"),
+    )
+    return "ticking"
+
+
+def last_tick(text: str) -> int:
+    return max((int(n) for n in TICK.findall(text)), default=0)
+
+
+def test_a_line_the_app_prints_shows_without_a_reload(
+    site: Site, ticking: str, person: Callable[..., Person]
+) -> None:
+    alice = person()
+    page = alice.page
+    sign_in(site, page, "alice")
+    load(page, f"{site.url}/services/{ticking}")
+    logs = page.get_by_role("log", name="Logs")
+    expect(page.locator("#logs-state")).to_have_text("following")
+    expect(logs).to_contain_text("tick")
+    later = last_tick(logs.inner_text()) + 3  # printed after the page was rendered
+    expect(logs).to_contain_text(re.compile(rf"tick {later}\b"), timeout=30_000)
+    assert alice.errors == []  # the script ran under the Content-Security-Policy
+    assert alice.failed_at(site) == []
+
+
+def test_an_environment_variable_changed_in_the_form_is_deployed(
+    site: Site, ticking: str, person: Callable[..., Person]
+) -> None:
+    alice = person()
+    page = alice.page
+    sign_in(site, page, "alice")
+    load(page, f"{site.url}/services/{ticking}")
+    revision = int(fact(page, "Active revision").inner_text())
+    page.get_by_role("link", name="Edit configuration").click()
+    expect(page.get_by_label("Port")).to_have_value("8080")
+    variables = page.get_by_label("Environment variables")
+    message = f"set in the console {revision}"
+    variables.fill(f"MESSAGE={message}")
+    page.get_by_role("button", name="Save and deploy").click()
+    expect(page.get_by_role("heading", name=ticking, exact=True)).to_be_visible()
+    settled(page, "running", str(revision + 1))
+    expect(page.locator("#history")).to_contain_text("update service", timeout=OPERATION_MS)
+    assert f"message: {message}" in serves(site, ticking)
+    expect(page.locator("#logs-state")).to_have_text("following")  # the new instance's too
+    assert alice.errors == [] and alice.failed_at(site) == []
+
+
+def test_baepo_stops_cleanly_with_a_log_page_open(
+    site: Site, ticking: str, person: Callable[..., Person]
+) -> None:
+    """The relay of an open log ends when the server begins to stop: the drain does not wait
+    for it (nor cancel it), and the shutdown is the graceful one, not the watchdog's exit
+    after 10 s."""
+    page = person().page
+    sign_in(site, page, "alice")
+    load(page, f"{site.url}/services/{ticking}")
+    expect(page.locator("#logs-state")).to_have_text("following")
+    baepo = site.stack.baepo
+    before = len(baepo.log())
+    try:
+        assert baepo.stop() == 0
+        stopping = baepo.log()[before:]
+        assert "control plane stopped" in stopping
+        assert "timeout graceful shutdown exceeded" not in stopping  # the relay had ended
+        assert "shutdown still not done" not in stopping
+    finally:
+        baepo.start()  # the module's Baepo, for what comes after

@@ -74,7 +74,7 @@ def test_create_from_the_form_and_see_it_running(world: RightsWorld, alice: Visi
     assert world.services.describe("made").config["env"] == {"GREETING": "hi"}
 
     dashboard = text(alice.get("/"))
-    row = r"made running https://made\.localhost 1 running \(min 1, max 3\) succeeded"
+    row = r"made running https://made\.localhost 1 running \(min 1, max 3\) – succeeded"  # noqa: RUF001 (the page's dash)
     assert re.search(row, dashboard)
     assert "made create service succeeded" in dashboard
 

@@ -35,3 +35,14 @@ async def test_revisions_kept_for_a_rollback_are_in_use_until_the_service_goes(
     gone = world.services.delete("app")
     await world.settle(world.done(gone.id))
     assert world.services.images_in_use() == []
+
+
+async def test_an_image_a_deploy_in_flight_will_run_is_in_use_before_its_revision_exists(
+    world: World,
+) -> None:
+    _, made = world.services.create(SpecChange({"name": "app", "image": APP_1}))
+    await world.settle(world.done(made.id))
+    world.services.pause("app")  # holds the deploy below in the queue, not yet a revision
+    world.services.deploy("app", APP_2)
+    assert APP_2 not in {r.image for r in world.services.revisions("app")}
+    assert (APP_2, None) in world.services.images_in_use()

@@ -1,5 +1,9 @@
 """Fixtures for the registry room: a Registry on a real SQLite file and filesystem driver,
-and its ASGI app behind a gate that allows everything (or one a test configures)."""
+and its ASGI app behind a gate that allows everything (or one a test configures).
+
+A test module that sets `EVERY_DRIVER = True` runs each of its tests that store blobs twice:
+on the filesystem and on S3 (a real server, tests/s3server.py, a bucket per test), except the
+tests marked `filesystem_only` (they look at files on disk)."""
 
 from __future__ import annotations
 
@@ -22,8 +26,23 @@ from baepo.clock import FakeClock
 from baepo.events import EventBus, ImagePushed
 from baepo.registry import Registry, create_app
 from baepo.schema import schema
-from baepo.storage import FilesystemDriver
+from baepo.storage import FilesystemDriver, S3Driver, S3Settings, StorageDriver
+from baepo.storage.s3 import MIN_PART
 from baepo.store import Database
+from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "filesystem_only: runs on the filesystem driver only")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if (
+        getattr(metafunc.module, "EVERY_DRIVER", False)
+        and "driver" in metafunc.fixturenames
+        and metafunc.definition.get_closest_marker("filesystem_only") is None
+    ):
+        metafunc.parametrize("driver", ["filesystem", "s3"], indirect=True)
 
 
 class AllowAll:
@@ -108,12 +127,22 @@ def pushed(bus: EventBus) -> list[ImagePushed]:
 
 
 @pytest.fixture
-def driver(tmp_path: Path) -> FilesystemDriver:
+def driver(request: pytest.FixtureRequest, tmp_path: Path) -> StorageDriver:
+    if getattr(request, "param", "filesystem") == "s3":
+        server: S3Server = request.getfixturevalue("s3_server")
+        settings = S3Settings(
+            server.bucket(),
+            server.endpoint,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            part_size=MIN_PART,  # the smallest parts: a few MiB cross part boundaries
+        )
+        return S3Driver.connect(settings)
     return FilesystemDriver(tmp_path / "blobs")
 
 
 @pytest.fixture
-def registry(db: Database, driver: FilesystemDriver, bus: EventBus, clock: FakeClock) -> Registry:
+def registry(db: Database, driver: StorageDriver, bus: EventBus, clock: FakeClock) -> Registry:
     return Registry(db=db, driver=driver, bus=bus, clock=clock)
 
 

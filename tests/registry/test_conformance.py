@@ -16,8 +16,9 @@ run with credentials only: Baepo never allows anonymous writes.
 Target:
     BAEPO_CONFORMANCE_URL (+ BAEPO_CONFORMANCE_USER, BAEPO_CONFORMANCE_PASSWORD) points the suite at
     any registry, e.g. a reference one. Otherwise the `baepo_server` fixture of tests/conftest.py is
-    used, and without either the suite is skipped. BAEPO_CONFORMANCE_AUTOMATIC_CROSSMOUNT=1|0 says
-    whether the target mounts a blob without `from` (the Go suite's OCI_AUTOMATIC_CROSSMOUNT).
+    used, then `baepo_s3_server` (Baepo with its blobs on S3), and without either the suite is
+    skipped. BAEPO_CONFORMANCE_AUTOMATIC_CROSSMOUNT=1|0 says whether the target mounts a blob
+    without `from` (the Go suite's OCI_AUTOMATIC_CROSSMOUNT).
 
     .venv/bin/pytest tests/registry/test_conformance.py -m integration
 """
@@ -88,18 +89,23 @@ def _setting(name: str) -> bool | None:
     return None if value is None else value.strip().lower() in {"1", "true", "yes"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=["filesystem", "s3"])
 def registry_target(request: pytest.FixtureRequest) -> RegistryTarget:
+    """Baepo with blobs on the filesystem, then on S3 (`baepo_s3_server`); a foreign target
+    once."""
     url = os.environ.get("BAEPO_CONFORMANCE_URL")
     if url:
+        if request.param == "s3":
+            pytest.skip("BAEPO_CONFORMANCE_URL names the target: its storage is its own")
         return RegistryTarget(
             url.rstrip("/"),
             os.environ.get("BAEPO_CONFORMANCE_USER") or None,
             os.environ.get("BAEPO_CONFORMANCE_PASSWORD") or None,
             automatic_crossmount=_setting("BAEPO_CONFORMANCE_AUTOMATIC_CROSSMOUNT"),
         )
+    fixture = "baepo_s3_server" if request.param == "s3" else "baepo_server"
     try:
-        server: BaepoServer = request.getfixturevalue("baepo_server")
+        server: BaepoServer = request.getfixturevalue(fixture)
     except pytest.FixtureLookupError:
         pytest.skip(
             "no `baepo_server` fixture in tests/conftest.py and BAEPO_CONFORMANCE_URL unset"

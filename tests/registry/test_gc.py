@@ -34,6 +34,7 @@ from .content import (
     sha256,
 )
 
+EVERY_DRIVER = True  # each test that stores blobs runs on the filesystem and on S3
 REPO = "team/app"
 HOURS = 3600.0
 
@@ -154,6 +155,7 @@ def test_abandoned_uploads_go_active_ones_stay(
     assert client.get(fresh.headers["location"]).status_code == 204
 
 
+@pytest.mark.filesystem_only  # files on disk
 def test_bytes_without_a_row_and_stray_temp_files(
     tmp_path: object, registry: Registry, clock: FakeClock
 ) -> None:
@@ -326,6 +328,7 @@ def test_mount_of_a_blob_the_source_does_not_link(client: AppClient, registry: R
     assert client.get(f"/v2/dst/blobs/{layer.digest}").content == layer.data
 
 
+@pytest.mark.filesystem_only  # files on disk
 def test_upload_sessions_expire_on_their_own_files_and_rows_together(
     client: AppClient, registry: Registry, clock: FakeClock
 ) -> None:
@@ -345,6 +348,7 @@ def test_upload_sessions_expire_on_their_own_files_and_rows_together(
     assert rows == [young.headers["docker-upload-uuid"]]
 
 
+@pytest.mark.filesystem_only  # files on disk
 def test_cancelling_an_upload_frees_its_bytes_even_when_the_database_cannot_write(
     client: AppClient, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,8 @@ import pytest
 from .conftest import AppClient
 from .content import Blob, error_codes, push_blob, random_layer, sha256
 
+EVERY_DRIVER = True  # each test that stores blobs runs on the filesystem and on S3
+
 REPO = "team/app/api"
 
 

@@ -18,11 +18,13 @@ import uvicorn
 from baepo.clock import FakeClock
 from baepo.events import EventBus
 from baepo.registry import Registry, create_app
-from baepo.storage import FilesystemDriver
+from baepo.storage import StorageDriver
 from baepo.store import Database
 
 from .conftest import AllowAll
 from .content import sha256
+
+EVERY_DRIVER = True  # each test that stores blobs runs on the filesystem and on S3
 
 MiB = 1024 * 1024
 REPO = "team/live"
@@ -153,7 +155,7 @@ def test_client_gone_mid_chunk_leaves_no_blob_and_can_resume(live: httpx.Client)
     assert live.get(f"/v2/{REPO}/blobs/{digest}").content == data
 
 
-def test_upload_session_survives_a_restart(db: Database, driver: FilesystemDriver) -> None:
+def test_upload_session_survives_a_restart(db: Database, driver: StorageDriver) -> None:
     data = os.urandom(3 * MiB + 5)
     digest = sha256(data)
     clock = FakeClock()

@@ -153,7 +153,7 @@ def accounts_router(auth: Auth, who: Callable[..., Awaitable[Identity]]) -> APIR
         )
         return _token(token)
 
-    @router.delete("/tokens/{name}", status_code=204)
+    @router.delete("/tokens/{name:path}", status_code=204)  # a name may hold a slash
     async def delete_token(name: str, me: Caller) -> None:
         require_unlimited(me)
         await run_in_threadpool(auth.delete_token, me.name, name)

@@ -1,5 +1,6 @@
 """Service metrics over HTTP: `GET /metrics` for Prometheus, and
-`GET /api/v1/services/{name}/metrics` for people (the CLI, the console).
+`GET /api/v1/services/{name}/metrics` (one service) and `GET /api/v1/metrics` (all the
+caller's) for people (the CLI, the console).
 
 Both are reads of services, with the rights of describing one: a caller sees the services it
 reaches (`rights.service_reach`: its own, an admin's all, a token's limited list), another's
@@ -124,16 +125,34 @@ def metrics_router(
         names = await run_in_threadpool(reached(me))
         if name not in names:
             raise ServiceNotFound(f"no service named {name!r}")
-        found = store.series(name, minutes)
-        return MetricsSeries(
-            service=name,
-            window=window,
-            step_seconds=60,
-            minutes=found.minutes if found else [],
-            series=found.values if found else {key: [] for key in SERIES},
-        )
+        return series_of(store, name, window, minutes)
+
+    @router.get("/api/v1/metrics", response_model=list[MetricsSeries])
+    async def all_metrics(
+        me: Me,
+        window: Annotated[
+            str,
+            Query(description="how far back: 5m, 1h, 24h (at most)", max_length=40),
+        ] = "5m",
+    ) -> list[MetricsSeries]:
+        """The recent metrics of every service the caller may read, by name: one call for a
+        list of services (the console's dashboard) instead of one each."""
+        minutes = window_minutes(window)
+        names = await run_in_threadpool(reached(me))
+        return [series_of(store, name, window, minutes) for name in sorted(names)]
 
     return router
+
+
+def series_of(store: MetricsStore, name: str, window: str, minutes: int) -> MetricsSeries:
+    found = store.series(name, minutes)
+    return MetricsSeries(
+        service=name,
+        window=window,
+        step_seconds=60,
+        minutes=found.minutes if found else [],
+        series=found.values if found else {key: [] for key in SERIES},
+    )
 
 
 def exposition(snapshots: list[Snapshot]) -> bytes:

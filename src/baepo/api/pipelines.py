@@ -34,7 +34,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from baepo.api.security import Identity
 from baepo.api.services import caller
-from baepo.api.streams import KEEPALIVE_S, POLL_S
+from baepo.api.streams import KEEPALIVE_S, POLL_S, stopping
 from baepo.auth.rights import ServiceAction
 from baepo.pipelines import MAX_LIST, PipelineSettings, RunLogFollower, Runs, RunView, Settings
 
@@ -87,7 +87,7 @@ async def run_events(
             if loop.time() - last_sent >= KEEPALIVE_S:
                 yield ": keep-alive\n\n"
                 last_sent = loop.time()
-            if await request.is_disconnected():
+            if await request.is_disconnected() or stopping(request):
                 return
             await asyncio.sleep(min(POLL_S, left))
         cut = {"reason": f"a follow lasts at most {seconds:g} s; reconnect", "line": number}

@@ -1,4 +1,4 @@
-"""`/api/v1/registry`: repositories, tags, deletes, public flags, push events and gc.
+"""`/api/v1/registry`: repositories, tags, images, deletes, public flags, push events and gc.
 
 The OCI API under `/v2` is for registry clients; this is for people and the CLI. Every
 database read runs in a worker thread (`run_in_threadpool`), never on the event loop.
@@ -16,7 +16,7 @@ from baepo.api.errors import ApiError
 from baepo.api.security import Identity, require_admin, require_unlimited
 from baepo.auth import repository
 from baepo.auth.rights import allowed
-from baepo.registry import DEFAULT_GRACE_SECONDS, Registry
+from baepo.registry import DEFAULT_GRACE_SECONDS, Descriptor, Registry, parse_manifest
 
 
 class RepositoryOut(BaseModel):
@@ -24,6 +24,7 @@ class RepositoryOut(BaseModel):
     public: bool
     tags: int
     created_at: datetime
+    immutable_tags: bool = Field(description="pushed tags may not be moved (but exceptions)")
 
 
 class TagOut(BaseModel):
@@ -33,6 +34,48 @@ class TagOut(BaseModel):
     size: int
     pushed_at: datetime
     pushed_by: str
+
+
+class ImageOut(BaseModel):
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    subject: str | None = Field(description="the digest of the image this artifact refers to")
+    tags: list[str]
+    size: int = Field(
+        description="bytes of its config and layers as pushed (an index: its largest image's)"
+    )
+    pushed_at: datetime
+    pushed_by: str
+
+
+class DescriptorOut(BaseModel):
+    digest: str
+    media_type: str
+    size: int
+    artifact_type: str | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ManifestOut(BaseModel):
+    """A manifest or index, and what it is made of."""
+
+    repository: str
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    size: int = Field(description="bytes of the manifest document itself")
+    tags: list[str]
+    pushed_at: datetime | None
+    pushed_by: str | None
+    config: DescriptorOut | None
+    layers: list[DescriptorOut]
+    manifests: list[DescriptorOut] = Field(description="an index's images")
+    subject: DescriptorOut | None
+    referrers: list[DescriptorOut] = Field(
+        description="manifests in the repository whose subject this is (signatures, SBOMs)"
+    )
+    annotations: dict[str, str]
 
 
 class PublicIn(BaseModel):
@@ -93,7 +136,13 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
         # One query: each repository comes with its public flag and its number of tags.
         found = await run_in_threadpool(registry.repositories)
         return [
-            RepositoryOut(name=r.name, public=r.public, tags=r.tag_count, created_at=r.created_at)
+            RepositoryOut(
+                name=r.name,
+                public=r.public,
+                tags=r.tag_count,
+                created_at=r.created_at,
+                immutable_tags=r.mutability.immutable,
+            )
             for r in found
             if may(me, r.name, "pull", r.public)
         ]
@@ -115,6 +164,19 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
             for tag in i.tags
         ]
         return sorted(rows, key=lambda r: r.tag)
+
+    @router.get("/repositories/{name:path}/images", response_model=list[ImageOut])
+    async def images(name: str, me: Me) -> list[ImageOut]:
+        """Every manifest of the repository (tagged or not), newest first, with its tags."""
+        await check(me, name, "pull")
+        return await run_in_threadpool(_images, registry, name)
+
+    @router.get("/repositories/{name:path}/manifests/{reference}", response_model=ManifestOut)
+    async def manifest(name: str, reference: str, me: Me) -> ManifestOut:
+        """A manifest by tag or digest: its config and layers (an index: its images), its
+        tags, who pushed it when, and what refers to it."""
+        await check(me, name, "pull")
+        return await run_in_threadpool(_manifest, registry, name, reference)
 
     @router.get("/repositories/{name:path}/events", response_model=list[PushEventOut])
     async def events(name: str, me: Me) -> list[PushEventOut]:
@@ -172,3 +234,52 @@ def registry_router(registry: Registry, who: Callable[..., Awaitable[Identity]])
         )
 
     return router
+
+
+def _images(registry: Registry, name: str) -> list[ImageOut]:
+    sizes = registry.image_sizes(name)
+    return [
+        ImageOut(
+            digest=i.digest,
+            media_type=i.media_type,
+            artifact_type=i.artifact_type,
+            subject=i.subject,
+            tags=list(i.tags),
+            size=sizes.get(i.digest, 0),
+            pushed_at=i.pushed_at,
+            pushed_by=i.pushed_by,
+        )
+        for i in registry.images(name)
+    ]
+
+
+def _manifest(registry: Registry, name: str, reference: str) -> ManifestOut:
+    stored = registry.manifest(name, reference)
+    document = parse_manifest(registry.manifest_bytes(stored), stored.media_type)
+    image = next((i for i in registry.images(name) if i.digest == stored.digest), None)
+    return ManifestOut(
+        repository=name,
+        digest=stored.digest,
+        media_type=stored.media_type,
+        artifact_type=document.artifact_type,
+        size=stored.size,
+        tags=list(image.tags) if image else [],
+        pushed_at=image.pushed_at if image else None,
+        pushed_by=image.pushed_by if image else None,
+        config=_descriptor(document.config) if document.config else None,
+        layers=[_descriptor(d) for d in document.layers],
+        manifests=[_descriptor(d) for d in document.manifests],
+        subject=_descriptor(document.subject) if document.subject else None,
+        referrers=[_descriptor(d) for d in registry.referrers(name, stored.digest)],
+        annotations=dict(document.annotations),
+    )
+
+
+def _descriptor(d: Descriptor) -> DescriptorOut:
+    return DescriptorOut(
+        digest=d.digest,
+        media_type=d.media_type,
+        size=d.size,
+        artifact_type=d.artifact_type,
+        annotations=dict(d.annotations),
+    )

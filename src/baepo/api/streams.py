@@ -16,9 +16,10 @@ The stream (`text/event-stream`, as the HTML `EventSource` reads it):
 
 First the lines the query asks for (its `limit` of the last ones), then each new one. A follow
 is bounded in time so that a forgotten client does not hold threads forever; it ends earlier
-when the client goes away. It waits on the event loop, not in a worker thread: the follower is
-asked what came without waiting (a moment in a worker, for the event log's reads) every
-`POLL_S`, so that followed logs never take the workers every other request needs.
+when the client goes away, or when the server begins to stop (so that a stop does not wait
+for it). It waits on the event loop, not in a worker thread: the follower is asked what came
+without waiting (a moment in a worker, for the event log's reads) every `POLL_S`, so that
+followed logs never take the workers every other request needs.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ from baepo.control import LogEntry, LogFollower
 KEEPALIVE_S = 15.0
 POLL_S = 0.25
 _ENTRY = TypeAdapter(LogEntry)
+
+
+def stopping(request: Request) -> bool:
+    """Whether the server has begun to stop (`server.Lifespan`): a follow ends then, as when
+    its client leaves, instead of holding up the drain until it is cancelled."""
+    event = (request.scope.get("state") or {}).get("stopping")
+    return isinstance(event, asyncio.Event) and event.is_set()
 
 
 def sse_entry(entry: LogEntry) -> str:
@@ -65,7 +73,7 @@ async def follow_events(
             if loop.time() - last_sent >= KEEPALIVE_S:
                 yield ": keep-alive\n\n"
                 last_sent = loop.time()
-            if await request.is_disconnected():
+            if await request.is_disconnected() or stopping(request):
                 return
             await asyncio.sleep(min(POLL_S, left))
         end = {

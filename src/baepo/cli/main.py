@@ -187,6 +187,25 @@ def up(
             "(default: the API's address; the port: --port).",
         ),
     ] = None,
+    storage: Annotated[
+        str, typer.Option(help="Where the registry keeps blobs: filesystem or s3.")
+    ] = "filesystem",
+    s3_bucket: Annotated[str | None, typer.Option(help="S3 bucket of the blobs.")] = None,
+    s3_endpoint: Annotated[
+        str | None, typer.Option(help="S3 server URL (default: AWS's for the region).")
+    ] = None,
+    s3_region: Annotated[str, typer.Option(help="S3 region.")] = "us-east-1",
+    s3_prefix: Annotated[str, typer.Option(help="Key prefix of Baepo's objects.")] = "",
+    s3_access_key: Annotated[
+        str | None, typer.Option(help="S3 access key (default: $AWS_ACCESS_KEY_ID).")
+    ] = None,
+    s3_secret_key: Annotated[
+        str | None, typer.Option(help="S3 secret key (default: $AWS_SECRET_ACCESS_KEY).")
+    ] = None,
+    s3_redirect: Annotated[
+        bool,
+        typer.Option("--s3-redirect", help="Blob downloads redirect (307) to presigned S3 URLs."),
+    ] = False,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 
@@ -228,6 +247,14 @@ def up(
         git_timeout_s=git_timeout,
         swarm_edge_image=swarm_edge_image,
         registry_pull_host=registry_pull_host,
+        storage=storage,
+        s3_bucket=s3_bucket,
+        s3_endpoint=s3_endpoint,
+        s3_region=s3_region,
+        s3_prefix=s3_prefix,
+        s3_access_key=s3_access_key,
+        s3_secret_key=s3_secret_key,
+        s3_redirect=s3_redirect,
     )
     try:
         run(config)

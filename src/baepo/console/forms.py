@@ -10,6 +10,7 @@ App Runner's CPU and memory pairs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ SERVICE_FORM_FIELDS = (
     "health_check",
 )
 """The create form's fields, in page order: a problem the API names goes beside its field."""
-BY_API_FIELD = {"cpu": "size", "memory": "size"}
+BY_API_FIELD = {"cpu": "size", "memory": "size", "custom_domains": "domain"}
 """API fields the form shows under another name."""
 BY_CODE = {"SERVICE_EXISTS": "name", "IMAGE_FORBIDDEN": "image"}
 """Refusals that name no field but are about one."""
@@ -87,6 +88,12 @@ def variables(text: str) -> dict[str, str]:
     return found
 
 
+def names(text: str) -> list[str]:
+    """Names typed one after another (repositories, tag filters), split on spaces, commas or
+    lines."""
+    return [name for name in re.split(r"[\s,]+", text) if name]
+
+
 def service_request(form: Mapping[str, str]) -> tuple[dict[str, Any], Problems]:
     """The create form as the body of `POST /api/v1/services`, and what the form itself
     could not read (the API is not asked then)."""
@@ -114,12 +121,60 @@ def service_request(form: Mapping[str, str]) -> tuple[dict[str, Any], Problems]:
     return body, problems
 
 
-def refused_fields(refused: ApiRefused, fields: tuple[str, ...]) -> Problems:
-    """The API's refusal by form field (`fields`); what names none of them is general."""
+def refused_fields(
+    refused: ApiRefused,
+    fields: tuple[str, ...],
+    *,
+    prefix: str = "",
+    by_code: Mapping[str, str] = BY_CODE,
+) -> Problems:
+    """The API's refusal by form field (`fields`); what names none of them is general. A
+    form whose fields are the API's after a `prefix` (`token_name`) gives it; `by_code` names
+    the field of refusals that name none."""
     problems = Problems()
     for api_field, reason in refused.fields:
         top = api_field.partition(".")[0]
-        problems.add(BY_API_FIELD.get(top, top), reason, fields)
+        problems.add(prefix + BY_API_FIELD.get(top, top), reason, fields)
     if not refused.fields:
-        problems.add(BY_CODE.get(refused.code, ""), refused.message, fields)
+        named = by_code.get(refused.code)
+        problems.add(prefix + named if named else "", refused.message, fields)
     return problems
+
+
+def variable_lines(variables: Mapping[str, str]) -> str:
+    """A mapping as the form's text area shows it: one `NAME=VALUE` a line."""
+    return "".join(f"{name}={value}\n" for name, value in variables.items())
+
+
+def config_values(config: Mapping[str, Any]) -> dict[str, str]:
+    """A service's configuration (as the API shows it: secrets masked) as the edit form's
+    values. A masked secret sent back keeps its value (the API's rule)."""
+    check = config.get("health_check") or {}
+    protocol = str(check.get("protocol", "tcp"))
+    return {
+        "image": str(config["image"]),
+        "port": str(config["port"]),
+        "size": Size(float(config["cpu"]), int(config["memory"])).value,
+        "min_instances": str(config["min_instances"]),
+        "max_instances": str(config["max_instances"]),
+        "env": variable_lines(config.get("env") or {}),
+        "secrets": variable_lines(config.get("secrets") or {}),
+        "health_check_protocol": protocol,
+        "health_check_path": str(check.get("path", "")) if protocol == "http" else "",
+    }
+
+
+def update_request(
+    form: Mapping[str, str], current: Mapping[str, str]
+) -> tuple[dict[str, Any], Problems]:
+    """The edit form as the body of `PATCH /api/v1/services/{name}`: the fields whose value
+    differs from `current` (the form's values as they were), read as the create form's, so
+    that a text area's line endings or a blank line change nothing. Only what changed is
+    sent: a service whose bounds come from an autoscaling configuration may still change
+    its image."""
+    typed = {name: form.get(name, "") for name in current}
+    body, problems = service_request(typed)
+    before, _ = service_request(current)
+    changed = {key: value for key, value in body.items() if value != before.get(key)}
+    changed.pop("name", None)
+    return changed, problems

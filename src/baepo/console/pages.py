@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from baepo.console.charts import HEIGHT, WIDTH, number
 from baepo.console.forms import DEFAULTS, HELP, SIZES
 
 if TYPE_CHECKING:
@@ -56,6 +57,21 @@ def memory(value: Any) -> str:
     return f"{mb / 1024:g} GB" if mb >= 1024 else f"{mb} MB"
 
 
+def size(value: Any) -> str:
+    """Bytes as people read them: `812 B`, `3.4 MB` (powers of 1000, as docker prints them)."""
+    try:
+        amount = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if amount < 1000:
+        return f"{amount:.0f} B"
+    for unit in ("kB", "MB"):
+        amount /= 1000
+        if amount < 1000:
+            return f"{amount:.1f} {unit}"
+    return f"{amount / 1000:.1f} GB"
+
+
 class Pages:
     @cached_property
     def env(self) -> jinja2.Environment:
@@ -70,7 +86,9 @@ class Pages:
         )
         env.filters["when"] = when
         env.filters["memory"] = memory
-        env.globals.update(defaults=DEFAULTS, help=HELP, sizes=SIZES)
+        env.filters["size"] = size
+        env.filters["number"] = number
+        env.globals.update(defaults=DEFAULTS, help=HELP, sizes=SIZES, chart_size=(WIDTH, HEIGHT))
         return env
 
     def render(

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from starlette.responses import RedirectResponse, Response
 
+from baepo.console.charts import WINDOWS, charts, requests_per_second
 from baepo.console.client import Api, segment
 from baepo.console.errors import ApiRefused
 from baepo.console.forms import (
@@ -37,6 +38,8 @@ DEPLOYS = frozenset(
     {"CREATE_SERVICE", "UPDATE_SERVICE", "START_DEPLOYMENT", "ROLLBACK_SERVICE", "RESUME_SERVICE"}
 )
 """Operations that put a revision in service: the dashboard's "last deploy"."""
+LOG_LINES = 100
+"""The last lines of a service's log its page shows (then follows, with a script)."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,15 @@ def service_path(name: str) -> str:
 
 async def dashboard(visit: Visit) -> Response:
     services = await visit.api.get("/services")
-    histories = await asyncio.gather(*(history(visit.api, s["name"]) for s in services))
-    rows = [summary(s, h) for s, h in zip(services, histories, strict=True)]
+    names = [s["name"] for s in services]
+    histories, metrics = await asyncio.gather(
+        asyncio.gather(*(history(visit.api, name) for name in names)),
+        all_metrics(visit.api, "5m"),
+    )
+    rows = [
+        {**summary(s, h), "per_second": requests_per_second(m) if (m := metrics.get(n)) else None}
+        for n, s, h in zip(names, services, histories, strict=True)
+    ]
     recent = sorted(
         (op for h in histories for op in h), key=lambda op: op["created_at"], reverse=True
     )
@@ -94,6 +104,26 @@ async def history(api: Api, name: str) -> list[dict[str, Any]]:
             return []
         raise
     return found
+
+
+async def recent_metrics(api: Api, name: str, window: str) -> dict[str, Any] | None:
+    """The service's metrics over `window`; None if they cannot be read (it went away
+    meanwhile, or the caller's token may not read them)."""
+    try:
+        found: dict[str, Any] = await api.get(f"{service_path(name)}/metrics?window={window}")
+    except ApiRefused:
+        return None
+    return found
+
+
+async def all_metrics(api: Api, window: str) -> dict[str, dict[str, Any]]:
+    """The metrics over `window` of every service the caller may read, by name (none if the
+    caller's token may not read them)."""
+    try:
+        found: list[dict[str, Any]] = await api.get(f"/metrics?window={window}")
+    except ApiRefused:
+        return {}
+    return {m["service"]: m for m in found}
 
 
 def summary(service: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
@@ -113,12 +143,20 @@ async def show_service(
     status: int = 200,
     problem: str = "",
     deploy: Problems | None = None,
+    domain: Problems | None = None,
+    typed_domain: str = "",
 ) -> Response:
-    """The service's page; `problem` says what the API refused, `deploy` what of the deploy
-    form."""
+    """The service's page; `problem` says what the API refused, `deploy` and `domain` what
+    of those forms (`typed_domain`: the domain as typed, to correct)."""
     path = service_path(name)
-    service, operations, revisions = await asyncio.gather(
-        visit.api.get(path), visit.api.get(f"{path}/operations"), visit.api.get(f"{path}/revisions")
+    window = visit.request.query_params.get("window", WINDOWS[0])
+    window = window if window in WINDOWS else WINDOWS[0]
+    service, operations, revisions, logs, metrics = await asyncio.gather(
+        visit.api.get(path),
+        visit.api.get(f"{path}/operations"),
+        visit.api.get(f"{path}/revisions"),
+        visit.api.get(f"{path}/logs?limit={LOG_LINES}"),
+        recent_metrics(visit.api, name, window),
     )
     latest = (
         await visit.api.get(f"/operations/{segment(operations[0]['id'])}") if operations else None
@@ -134,7 +172,15 @@ async def show_service(
         images=images,
         problem=problem,
         deploy=deploy or Problems(),
+        domain=domain or Problems(),
+        typed_domain=typed_domain,
         actions=ACTIONS,
+        logs=logs,
+        log_lines=LOG_LINES,
+        charts=charts(metrics or {}),
+        metrics=metrics,
+        window=window,
+        windows=WINDOWS,
     )
 
 

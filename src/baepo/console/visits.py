@@ -68,7 +68,15 @@ class Console:
         """The API of the app this request came to, called as `token`."""
         client = (request.client.host, request.client.port) if request.client else ("", 0)
         host = request.headers.get("host", "")
-        return Api(request.app, scheme=request.url.scheme, host=host, client=client, token=token)
+        state = request.scope.get("state")
+        return Api(
+            request.app,
+            scheme=request.url.scheme,
+            host=host,
+            client=client,
+            token=token,
+            state=state,
+        )
 
     def registry_host(self, request: Request) -> str:
         """The host images in Baepo's registry are named by: the one this page was asked

@@ -244,7 +244,8 @@ def revisions(s: Session, service_id: str) -> Sequence[RevisionRow]:
 
 def images_in_use(s: Session) -> list[tuple[str, str | None]]:
     """(image reference, pinned digest or None) of every revision of every live service (the
-    active one and those kept for a rollback), and of the image each is configured with."""
+    active one and those kept for a rollback), of the image each is configured with, and of
+    what each operation in flight is about to deploy (its revision does not exist yet)."""
     live = ServiceRow.deleted_at.is_(None)
     pinned = s.execute(
         sa.select(RevisionRow.image, RevisionRow.digest)
@@ -254,7 +255,29 @@ def images_in_use(s: Session) -> list[tuple[str, str | None]]:
     configured = s.scalars(sa.select(ServiceRow.spec).where(live)).all()
     found: list[tuple[str, str | None]] = [(image, digest) for image, digest in pinned]
     found += [(spec["image"], None) for spec in configured if isinstance(spec.get("image"), str)]
+    in_flight = s.execute(
+        sa.select(OperationRow.payload, ServiceRow.spec)
+        .join(ServiceRow, OperationRow.service_id == ServiceRow.id)
+        .where(live, OperationRow.status.in_(IN_FLIGHT))
+    ).all()
+    for payload, spec in in_flight:
+        found += _images_to_deploy(payload, spec)
     return found
+
+
+def _images_to_deploy(
+    payload: dict[str, Any], spec: dict[str, Any]
+) -> list[tuple[str, str | None]]:
+    """The images an operation's payload names: a deploy's image (or the configured one) with
+    the digest a push pinned, and the image of a spec it is about to apply."""
+    images: list[tuple[str, str | None]] = []
+    image = payload.get("image") or spec.get("image")
+    if isinstance(image, str) and (payload.get("image") or payload.get("digest")):
+        images.append((image, payload.get("digest")))
+    document = payload.get("spec") or {}
+    if isinstance(document.get("image"), str):
+        images.append((document["image"], None))
+    return images
 
 
 def add_revision(

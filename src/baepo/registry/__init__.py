@@ -9,6 +9,8 @@ Public surface for the composition root, the API room and the CLI:
     create_app(registry, gate)           the ASGI app for every path under /v2 (web/app.py)
     GcReport, DEFAULT_GRACE_SECONDS      what a garbage collection freed, and its default
                                          grace period (gc.py)
+    parse_manifest, Manifest             a stored manifest's document read (for the API's
+                                         description of an image) (manifests.py)
 
 Module map:
     pure        references (names, tags, digests), manifests (validation), ranges, pagination,
@@ -40,7 +42,7 @@ from baepo.registry.expiry import InUse, LifecyclePolicies
 from baepo.registry.gc import DEFAULT_GRACE_SECONDS, GcReport
 from baepo.registry.lifecycle import Expiry
 from baepo.registry.manifest_store import ImageInfo, PushResult, StoredManifest
-from baepo.registry.manifests import Descriptor
+from baepo.registry.manifests import Descriptor, Manifest, parse_manifest
 from baepo.registry.mutability import TagMutability
 from baepo.registry.pushes import PushEvent
 from baepo.registry.repositories import RepositoryInfo
@@ -59,6 +61,7 @@ __all__ = [
     "LifecyclePolicies",
     "LifecyclePolicyInvalid",
     "LifecyclePolicyUnknown",
+    "Manifest",
     "ManifestInvalid",
     "ManifestUnknown",
     "NameInvalid",
@@ -73,4 +76,5 @@ __all__ = [
     "TagInvalid",
     "TagMutability",
     "create_app",
+    "parse_manifest",
 ]

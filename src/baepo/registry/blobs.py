@@ -48,6 +48,13 @@ class BlobStore:
         except StorageError as exc:
             raise RegistryUnavailable(f"storage error: {exc}") from exc
 
+    def url(self, digest: str) -> str | None:
+        """The driver's redirect URL for the blob, if it gives one."""
+        try:
+            return self._ctx.driver.redirect_url(digest)
+        except StorageError as exc:
+            raise RegistryUnavailable(f"storage error: {exc}") from exc
+
     def unlink(self, name: str, digest: str) -> None:
         """Unlink the blob from the repository (its bytes go at the next gc if unused)."""
         parsed = str(parse_digest(digest))

@@ -175,8 +175,19 @@ class Registry:
         return self._blobs.stat(name, digest)
 
     def open_blob(self, digest: str, start: int = 0) -> BlobReader:
-        """The bytes of a blob `blob()` found, from `start` (the caller closes the reader)."""
+        """The bytes of a blob `blob()` found, from `start` (the caller closes the reader;
+        with `remote_storage`, opening and reading it wait on the network)."""
         return self._blobs.open(digest, start)
+
+    @property
+    def remote_storage(self) -> bool:
+        """The blobs are on the network (S3): read them from worker threads."""
+        return self.context.driver.remote
+
+    def blob_url(self, digest: str) -> str | None:
+        """Where a client may fetch a blob `blob()` found by itself (a presigned S3 URL when
+        redirects are on); None: the registry sends it."""
+        return self._blobs.url(digest)
 
     def delete_blob(self, name: str, digest: str) -> None:
         """Unlink the blob from the repository (its bytes go at the next gc if unused)."""

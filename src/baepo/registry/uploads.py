@@ -14,6 +14,11 @@ A blob exists only after its digest is verified: the driver's commit is an atomi
 the complete, fsynced upload file, so a process killed mid-upload never leaves a blob that
 could be served. Two sessions committing the same digest both succeed.
 
+On S3 (`baepo.storage.s3`) the upload file is a multipart upload whose parts the driver
+sends from the same worker threads, the last one when the request ends (`_Spool.finish`), and
+the commit is a server-side copy; opening and closing a writer wait on the network, so they
+run in worker threads too.
+
 One request at a time per session: a second concurrent request on a busy session gets
 BLOB_UPLOAD_INVALID (416), which clients answer by asking for the upload's status.
 """
@@ -61,6 +66,7 @@ class _Spool:
         self._hasher = hasher
         self._buffer = bytearray()
         self._flushing: asyncio.Future[None] | None = None
+        self._closed = False
 
     async def add(self, chunk: bytes) -> None:
         self._buffer += chunk
@@ -75,13 +81,30 @@ class _Spool:
         finally:
             await self._settle()
 
+    async def finish(self) -> None:
+        """Close the writer in a worker thread: a remote driver sends its last bytes there,
+        and a failure to keep them is raised here, before the client is told they arrived."""
+        self._closed = True
+        await anyio.to_thread.run_sync(self._writer.close)
+
     def close(self) -> None:
-        """Close the file, after the write in flight if one is (a request cancelled while it
-        waited for a write leaves that write running: the file is closed when it ends)."""
+        """Close the writer if `finish` did not, after the write in flight if one is (a
+        request cancelled while it waited for a write leaves that write running: the writer
+        is closed when it ends), in a worker thread: a remote driver's close sends bytes."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+
+        def close_later(_: object = None) -> None:
+            # A failure here is the next request's to find (its writer's size differs).
+            closing = loop.run_in_executor(None, self._writer.close)
+            closing.add_done_callback(lambda done: done.cancelled() or done.exception())
+
         if self._flushing is not None and not self._flushing.done():
-            self._flushing.add_done_callback(lambda _: self._writer.close())
+            self._flushing.add_done_callback(close_later)
         else:
-            self._writer.close()
+            close_later()
 
     async def _flush(self) -> None:
         await self._settle()
@@ -206,29 +229,19 @@ class Uploads:
     ) -> int:
         if upload.hasher is None:
             await self._rehash(upload)
+        writer = await self._open_writer(upload)
+        if writer.size != upload.size:
+            # The storage kept less than this process counted (a remote driver's last bytes
+            # lost after the client went away): go on from what it kept.
+            await anyio.to_thread.run_sync(writer.close)
+            await self._rehash(upload)
+            writer = await self._open_writer(upload)
         start = upload.size
-        if content_range is not None:
-            if content_range.start != start:
-                raise UploadRangeInvalid(
-                    "chunk out of order or overlapping",
-                    {"start": start, "range": f"{content_range.start}-{content_range.end}"},
-                )
-            if content_length is not None and content_length != content_range.length:
-                raise BlobUploadInvalid(
-                    "Content-Length does not match Content-Range",
-                    {"length": content_length, "range_length": content_range.length},
-                )
-        try:
-            writer = self._driver.append(upload.id)
-        except UploadNotFound as exc:
-            self._sessions.forget(upload.id)
-            raise BlobUploadUnknown("blob upload unknown to registry") from exc
-        except StorageError as exc:
-            raise RegistryUnavailable(f"storage error: {exc}") from exc
         snapshot = upload.hasher.copy()
-        hasher = upload.hasher
-        spooled = _Spool(writer, hasher)
+        spooled = _Spool(writer, upload.hasher)
         try:
+            if content_range is not None:
+                _check_range(content_range, start, content_length)
             try:
                 async for chunk in body:
                     await spooled.add(chunk)
@@ -238,17 +251,20 @@ class Uploads:
             received = writer.size - start
             expected = content_range.length if content_range else content_length
             if expected is not None and received != expected:
-                writer.truncate(start)
+                await anyio.to_thread.run_sync(writer.truncate, start)
                 upload.size, upload.hasher = start, snapshot
                 raise BlobUploadInvalid(
                     "chunk length does not match its Content-Range or Content-Length",
                     {"received": received, "expected": expected},
                 )
+            # A remote driver sends its last part here; if that fails, it kept nothing of
+            # this chunk, and the truncate below says so.
+            await spooled.finish()
         except StorageError as exc:
             # Half a chunk is of no use to anyone (the client sends it again) and, on a full
             # disk, is the space everyone else needs: cut the file back to where it was.
             try:
-                writer.truncate(start)
+                await anyio.to_thread.run_sync(writer.truncate, start)
                 upload.size, upload.hasher = start, snapshot
             except StorageError:
                 upload.hasher = None  # rebuild from whatever reached the file
@@ -261,6 +277,16 @@ class Uploads:
         finally:
             spooled.close()
         return upload.size
+
+    async def _open_writer(self, upload: Upload) -> UploadWriter:
+        """A writer at the upload's end (opening one waits on the network with S3)."""
+        try:
+            return await anyio.to_thread.run_sync(self._driver.append, upload.id)
+        except UploadNotFound as exc:
+            self._sessions.forget(upload.id)
+            raise BlobUploadUnknown("blob upload unknown to registry") from exc
+        except StorageError as exc:
+            raise RegistryUnavailable(f"storage error: {exc}") from exc
 
     async def _rehash(self, upload: Upload) -> None:
         def rebuild() -> tuple[int, Any]:
@@ -311,3 +337,17 @@ class Uploads:
         finally:
             reader.close()
         return str(hasher.hexdigest())
+
+
+def _check_range(content_range: ByteRange, start: int, content_length: int | None) -> None:
+    """A chunk must start where the upload ends, and be as long as its range says."""
+    if content_range.start != start:
+        raise UploadRangeInvalid(
+            "chunk out of order or overlapping",
+            {"start": start, "range": f"{content_range.start}-{content_range.end}"},
+        )
+    if content_length is not None and content_length != content_range.length:
+        raise BlobUploadInvalid(
+            "Content-Length does not match Content-Range",
+            {"length": content_length, "range_length": content_range.length},
+        )

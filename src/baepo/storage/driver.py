@@ -7,9 +7,10 @@ each write atomic: a reader sees the whole blob or no blob, never a prefix.
 Keys are checked here, once, for every driver: a digest is `sha256:<64 hex>` or
 `sha512:<128 hex>` (lower case), an upload id is 1-64 characters of `[A-Za-z0-9-]`.
 
-Methods are synchronous and fast on local disk (no method blocks on the network), so the
-registry may call `open`/`BlobReader.read` and `UploadWriter.write` from its event loop and
-runs the slow ones (`commit_upload`, `put`: they fsync) in a worker thread.
+Methods are synchronous. A local driver's are fast (no method blocks on the network), so the
+registry may call `open` and `BlobReader.read` from its event loop and runs the slow ones
+(`commit_upload`, `put`: they fsync) in a worker thread; a `remote` driver's (S3) may each wait
+on the network, and the registry calls all of them from worker threads.
 """
 
 from __future__ import annotations
@@ -71,13 +72,19 @@ class UploadWriter(Protocol):
     def write(self, data: bytes) -> None: ...
 
     def truncate(self, size: int) -> None:
-        """Cut the upload back to `size` bytes (undo a rejected chunk)."""
+        """Cut the upload back to `size`, the size it had when this writer was opened (undo a
+        rejected chunk)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Keep what was written (a remote driver sends its buffered bytes here)."""
+        ...
 
 
 class StorageDriver(Protocol):
+    remote: bool
+    """Calls wait on the network: the registry makes every one from a worker thread."""
+
     # -- blobs -----------------------------------------------------------------------------
     def stat(self, digest: str) -> BlobInfo | None:
         """The blob's size and modification time, or None when it is not stored."""
@@ -101,6 +108,11 @@ class StorageDriver(Protocol):
 
     def blobs(self) -> Iterator[BlobInfo]:
         """Every stored blob, in no particular order."""
+        ...
+
+    def redirect_url(self, digest: str) -> str | None:
+        """A URL a client may fetch the blob from itself (S3's presigned GET), or None when
+        the registry sends the bytes."""
         ...
 
     # -- uploads ---------------------------------------------------------------------------

@@ -109,6 +109,8 @@ class _FileWriter:
 class FilesystemDriver:
     """Blobs in a directory tree (layout in the module docstring)."""
 
+    remote = False
+
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self._blobs = self.root / "blobs"
@@ -198,6 +200,9 @@ class FilesystemDriver:
                     except (OSError, InvalidKey):
                         continue  # a stray name, or removed meanwhile
                     yield BlobInfo(digest, st.st_size, _mtime(st))
+
+    def redirect_url(self, digest: str) -> str | None:
+        return None
 
     # -- uploads ---------------------------------------------------------------------------
     def create_upload(self, upload_id: str) -> None:

@@ -69,6 +69,8 @@ class _MemoryWriter:
 
 
 class MemoryDriver:
+    remote = False
+
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock
         self._lock = threading.RLock()
@@ -119,6 +121,9 @@ class MemoryDriver:
             items = list(self._blobs.items())
         for digest, (data, modified) in items:
             yield BlobInfo(digest, len(data), modified)
+
+    def redirect_url(self, digest: str) -> str | None:
+        return None
 
     # -- uploads ---------------------------------------------------------------------------
     def create_upload(self, upload_id: str) -> None:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import anyio.to_thread
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -42,7 +43,8 @@ def empty(status: int, headers: Mapping[str, str]) -> Response:
 
 
 class BlobStream:
-    """Send `length` bytes from a driver reader, 1 MiB at a time, without a thread hop.
+    """Send `length` bytes from a driver reader, 1 MiB at a time, without a thread hop
+    unless `threaded` (a remote driver's reads wait on the network).
 
     Reads from a local file hit the page cache and take microseconds; if the stored blob is
     shorter than promised (it cannot be, unless the disk was tampered with) the response is
@@ -50,12 +52,24 @@ class BlobStream:
     """
 
     def __init__(
-        self, reader: BlobReader, length: int, status: int, headers: Mapping[str, str]
+        self,
+        reader: BlobReader,
+        length: int,
+        status: int,
+        headers: Mapping[str, str],
+        *,
+        threaded: bool = False,
     ) -> None:
         self.reader = reader
         self.length = length
         self.status = status
         self.headers = dict(headers)
+        self.threaded = threaded
+
+    async def _read(self, size: int) -> bytes:
+        if self.threaded:
+            return await anyio.to_thread.run_sync(self.reader.read, size)
+        return self.reader.read(size)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
@@ -67,7 +81,7 @@ class BlobStream:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             while remaining > 0:
                 try:
-                    chunk = self.reader.read(min(SEND_CHUNK, remaining))
+                    chunk = await self._read(min(SEND_CHUNK, remaining))
                 except StorageError:
                     chunk = b""
                 if not chunk:
