@@ -101,13 +101,18 @@ def engine_of(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Ite
     else:
         made = DockerEngine(request.getfixturevalue(f"{request.param}_host"))
     yield made
-    for instance in made.list(run_labels):
-        with contextlib.suppress(ContainerNotFound):
-            made.remove(instance.id)
-    for network in made.networks(run_labels):
-        # A swarm's task endpoints leave a network a moment after their services.
-        eventually(functools.partial(network_removed, made, network.name), 60, "network removed")
+    remove_all(made, run_labels)
     made.close()
+
+
+def remove_all(engine: Engine, labels: dict[str, str]) -> None:
+    """The instances, then the networks, carrying `labels`."""
+    for instance in engine.list(labels):
+        with contextlib.suppress(ContainerNotFound):
+            engine.remove(instance.id)
+    for network in engine.networks(labels):
+        # A swarm's task endpoints leave a network a moment after their services.
+        eventually(functools.partial(network_removed, engine, network.name), 60, "network removed")
 
 
 def network_removed(engine: Engine, network: str) -> bool | None:

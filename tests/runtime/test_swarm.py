@@ -9,8 +9,6 @@ The cluster is started for the session unless it already runs, and then taken do
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import subprocess
 import threading
 import uuid
@@ -25,7 +23,7 @@ from baepo.runtime import ContainerNotFound, ContainerSpec, Instance, StartFaile
 from baepo.runtime.engine import EngineEvent
 from baepo.runtime.swarm import SwarmEngine
 from baepo.runtime.swarm_edge import Edge
-from tests.runtime.conftest import SwarmImages, copy_in, network_removed
+from tests.runtime.conftest import SwarmImages, copy_in, remove_all
 from tests.runtime.waiting import answering, eventually
 from tests.swarm_cluster import restore, stop_dockerd
 
@@ -61,11 +59,7 @@ def engine(swarm: str, edge: Edge, labels: dict[str, str]) -> Iterator[SwarmEngi
     """A `SwarmEngine` whose instances and networks the test made are removed after it."""
     made = SwarmEngine(swarm, edge=edge, start_timeout_s=120, stop_grace_s=2, poll_s=0.2)
     yield made
-    for instance in made.list(labels):
-        with contextlib.suppress(ContainerNotFound):
-            made.remove(instance.id)
-    for network in made.networks(labels):
-        eventually(functools.partial(network_removed, made, network.name), 60, "network removed")
+    remove_all(made, labels)
     made.close()
 
 
