@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from baepo.runtime import ContainerNotFound, ContainerSpec, Instance, StartFailed
+from baepo.runtime import ContainerSpec, Instance, StartFailed
 from baepo.runtime.engine import EngineEvent
 from baepo.runtime.swarm import SwarmEngine
 from baepo.runtime.swarm_edge import Edge
@@ -122,24 +122,6 @@ def test_an_edge_restarted_is_linked_and_routed_again_at_the_next_listing(
     engine.list({})
 
     assert answering(f"{instance.url}/").text.startswith("hello v1")
-
-
-@integration
-def test_stop_logs_and_remove_an_instance(
-    engine: SwarmEngine, start: Callable[[str], Instance]
-) -> None:
-    instance = start("app")
-
-    engine.stop(instance.id, timeout_s=10)
-
-    stopped = engine.inspect(instance.id)
-    assert stopped.state == "exited" and stopped.exit_code is not None and stopped.address is None
-    assert "listening on :8080" in engine.logs(instance.id)
-    lines = list(engine.output(instance.id))
-    assert any("listening on :8080" in line.text for line in lines)
-    engine.remove(instance.id)
-    with pytest.raises(ContainerNotFound):
-        engine.inspect(instance.id)
 
 
 @integration
