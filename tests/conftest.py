@@ -27,6 +27,7 @@ from tests.databases import DIALECTS, Databases, PostgresDatabases, postgres_adm
 from tests.s3server import ACCESS_KEY as S3_ACCESS_KEY
 from tests.s3server import SECRET_KEY as S3_SECRET_KEY
 from tests.s3server import S3Server
+from tests.swarm_cluster import swarm_cluster
 
 ADMIN_PASSWORD = "test-admin-password"
 
@@ -306,3 +307,11 @@ def state_db(database_url: str) -> Iterator[Database]:
     made.migrate(schema())
     yield made
     made.dispose()
+
+
+@pytest.fixture(scope="session")
+def swarm_manager() -> Iterator[str]:
+    """The test Docker Swarm's manager address (tests/swarm_cluster.py), for the session: the
+    runtime's and the end-to-end tests share one cluster."""
+    with swarm_cluster() as manager:
+        yield manager

@@ -62,6 +62,13 @@ class Config:
     git_timeout_s: float = 3600.0
     """One request to a git remote, start to end (a push's includes its pipeline run): past
     it, git is stopped and the request answers 504."""
+    swarm_edge_image: str | None = None
+    """Run services on the Docker Swarm whose manager `docker_host` is (docs/swarm.md), with
+    this image (any with `sleep`) as the edge the router and probes reach tasks through; None:
+    on the one engine."""
+    registry_pull_host: str | None = None
+    """`host[:port]` where the engine (every swarm node) pulls Baepo's own images from, when
+    it cannot use the API's address (a loopback one); the port defaults to Baepo's."""
     storage: str = "filesystem"
     """Where the registry keeps blobs: "filesystem" (below `blob_dir`) or "s3"."""
     s3_bucket: str | None = None
@@ -132,6 +139,14 @@ class Config:
         on every address)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "localhost", "::", "") else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def pull_address(self) -> str:
+        """Where the engine pulls Baepo's own images from (`registry_pull_host`, else the API)."""
+        if not self.registry_pull_host:
+            return self.api_address
+        host = self.registry_pull_host
+        return host if ":" in host.rsplit("]", 1)[-1] else f"{host}:{self.port}"
 
     @property
     def registry_hosts(self) -> tuple[str, ...]:

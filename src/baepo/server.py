@@ -103,7 +103,7 @@ from baepo.router import (
     SigningChild,
     running_haproxy,
 )
-from baepo.runtime import DockerEngine, Engine
+from baepo.runtime import DockerEngine, Edge, Engine, SwarmEngine
 from baepo.schema import schema
 from baepo.storage import FilesystemDriver, StorageDriver, StorageError
 from baepo.store import Database, StoreError
@@ -448,6 +448,15 @@ class Baepo:
         self.ca.close()
 
 
+def runtime_engine(config: Config) -> Engine:
+    """The one engine at `docker_host`, or the Docker Swarm it manages when an edge image is
+    configured (docs/swarm.md)."""
+    if config.swarm_edge_image is None:
+        return DockerEngine(config.docker_host)
+    edge = Edge(config.docker_host, config.swarm_edge_image)
+    return SwarmEngine(config.docker_host, edge=edge)
+
+
 def engine_credentials(auth: Auth, secrets_dir: Path) -> tuple[str, str]:
     """The credential the engine pulls Baepo's own images with: an admin API token created
     on first start and kept (0600) in the secrets directory."""
@@ -651,10 +660,10 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         # Read at each pull (a file read), so a token rotated in the file is picked up.
         return engine_credentials(auth, config.secrets_dir)
 
-    link = RegistryLink.of(config.registry_hosts, credentials, config.api_address)
+    link = RegistryLink.of(config.registry_hosts, credentials, config.pull_address)
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     access_keys = AccessKeys(db, box, clock)
-    engine = DockerEngine(config.docker_host)
+    engine = runtime_engine(config)
     # Each service's autoscaler, fed by the sampler (started with the router) once a second
     # and, at zero, by the router's activator when requests wait; the metrics kept for people,
     # fed by the sampler, the engine and HAProxy's request log.
@@ -713,7 +722,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
 
     pipelines = assemble_pipelines(
         db=db,
-        engine=engine,
+        # Steps bind-mount their workspace, which is on this machine: they run on its own
+        # engine, also when services run on the swarm it manages.
+        engine=DockerEngine(config.docker_host) if config.swarm_edge_image else engine,
         auth=auth,
         services=services,
         box=box,

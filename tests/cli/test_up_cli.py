@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import baepo.server
 from baepo.cli.main import app
 from baepo.config import Config
+from baepo.runtime import DockerEngine, SwarmEngine
 from tests.conftest import running
 from tests.fakes.socket_engine import Request, SocketEngine
 
@@ -32,6 +33,21 @@ def test_webhooks_fetch_from_public_addresses_only_unless_told(
     assert config_of(monkeypatch, tmp_path).webhook_private_sources is False
     flagged = config_of(monkeypatch, tmp_path, "--webhook-private-sources")
     assert flagged.webhook_private_sources is True
+
+
+def test_a_swarm_edge_image_runs_services_on_the_swarm_pulling_from_the_given_host(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    alone = config_of(monkeypatch, tmp_path, "--port", "5001")
+    assert isinstance(baepo.server.runtime_engine(alone), DockerEngine)
+    assert alone.pull_address == "127.0.0.1:5001"
+
+    flags = ["--port", "5001", "--swarm-edge-image", "edge:1", "--registry-pull-host", "10.0.0.5"]
+    swarm = config_of(monkeypatch, tmp_path, *flags)
+
+    assert isinstance(baepo.server.runtime_engine(swarm), SwarmEngine)
+    assert swarm.pull_address == "10.0.0.5:5001"
+    assert config_of(monkeypatch, tmp_path, "--registry-pull-host", "r:443").pull_address == "r:443"
 
 
 def hang_up(request: Request, connection: socket.socket) -> None:

@@ -194,6 +194,19 @@ async def test_a_removed_instance_is_replaced(world: World) -> None:
     assert len(world.containers()) == 1
 
 
+async def test_an_instance_lost_with_its_node_is_replaced_and_the_reason_recorded(
+    world: World,
+) -> None:
+    old = await create_app(world)
+    (container,) = world.containers()
+    world.engine.lose(container.id, "node baepo-swarm-3 is down")
+    await world.settle(lambda: bool(world.router.ready("app") - {old}))
+    (event,) = world.services.events("app")
+    assert event.kind == "removed" and event.instance == old
+    assert "is lost: node baepo-swarm-3 is down; replacing it" in event.message
+    assert len(world.containers()) == 1
+
+
 async def test_an_instance_the_router_finds_down_is_replaced(world: World) -> None:
     old = await create_app(world)
     (container,) = world.containers()

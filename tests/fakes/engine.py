@@ -146,6 +146,7 @@ class _Container:
     host_port: int | None = None
     cpu_ns: int = 0
     memory_bytes: int = 4 << 20
+    error: str = ""
     server: ThreadingHTTPServer | None = None
     reserved: socket.socket | None = None
 
@@ -201,6 +202,15 @@ class MemoryEngine:
                 self._print(container, [log])
             if container.state == "running":
                 self._exit(container, exit_code)
+
+    def lose(self, instance_id: str, reason: str) -> None:
+        """A running instance is lost with its machine (a swarm node gone down): dead, no
+        exit code, the engine's `reason`."""
+        with self._lock:
+            container = self._get(instance_id)
+            if container.state == "running":
+                self._exit(container, None)
+                container.state, container.error = "dead", reason
 
     def consume(self, instance_id: str, cpu_ns: int = 0, memory_bytes: int | None = None) -> None:
         """A running instance uses `cpu_ns` more CPU time, and holds `memory_bytes` now."""
@@ -559,7 +569,7 @@ class MemoryEngine:
             container.lines.append(OutputLine(self._clock.now(), stream, text))
         self._written.notify_all()
 
-    def _exit(self, container: _Container, exit_code: int) -> None:
+    def _exit(self, container: _Container, exit_code: int | None) -> None:
         _release(container)
         container.state = "exited"
         container.exit_code = exit_code
@@ -810,7 +820,7 @@ def _instance(c: _Container) -> Instance:
         started_at=c.started_at,
         finished_at=c.finished_at,
         oom_killed=False,
-        error="",
+        error=c.error,
         limits=Limits(
             cpu=c.spec.cpu,
             memory_mb=c.spec.memory_mb,

@@ -36,6 +36,7 @@ from baepo.runtime.distribution import (
 from tests.clients import skopeo
 from tests.components import missing
 from tests.runtime import test_engine_api as engine_tests
+from tests.runtime.registries import Registry
 
 # The real registries of the pull tests, and an image pushed to each by the docker CLI.
 distribution = engine_tests.distribution
@@ -414,9 +415,7 @@ def test_resolving_needs_no_http_library() -> None:
 
 
 @pytest.mark.integration
-def test_real_registries_answer_the_digest_skopeo_sees(
-    pushed: str, registry: engine_tests.Registry
-) -> None:
+def test_real_registries_answer_the_digest_skopeo_sees(pushed: str, registry: Registry) -> None:
     if shutil.which("skopeo") is None:
         missing("skopeo is not installed (apt install skopeo)")
     user, password = registry.credentials

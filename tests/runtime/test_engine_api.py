@@ -6,15 +6,11 @@ import base64
 import json
 import re
 import secrets
-import shutil
 import socket
 import struct
-import subprocess
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -40,7 +36,6 @@ from baepo.runtime.boundary import boundary as _boundary
 from baepo.runtime.engine_api import _event, _instance
 from baepo.runtime.engine_http import ResponseError, TransportError, timestamp
 from tests.clients import Docker
-from tests.components import missing
 from tests.conftest import BaepoProcess, free_port
 from tests.fakes.socket_engine import (
     Request,
@@ -53,7 +48,9 @@ from tests.fakes.socket_engine import (
     send_json,
     send_raw,
 )
-from tests.runtime.waiting import answering, eventually, http_get
+from tests.runtime.registries import Registry
+from tests.runtime.registries import distribution as serve_distribution
+from tests.runtime.waiting import answering, eventually
 
 Spec = Callable[..., ContainerSpec]
 
@@ -693,50 +690,12 @@ def test_time_to_first_response(engine: DockerEngine, spec: Spec) -> None:
 # -- pulls from a real registry: CNCF distribution (apt docker-registry) and Baepo's own ------
 
 
-@dataclass(frozen=True)
-class Registry:
-    host: str
-    credentials: tuple[str, str]
-
-
 @pytest.fixture(scope="session")
 def distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """`docker-registry serve` with htpasswd auth on a free loopback port."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        missing("docker-registry is not installed (apt install docker-registry)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            import crypt
-        except ImportError:
-            missing("no crypt module to write a bcrypt htpasswd")
-        # bcrypt cost 4, not 12: docker push checks the password on every request.
-        hashed = crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
     root = tmp_path_factory.mktemp("distribution")
-    (root / "htpasswd").write_text(f"robot:{hashed}\n")
-    port = free_port()
-    (root / "config.yml").write_text(
-        "version: 0.1\n"
-        "log: {level: warn}\n"
-        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
-        f"http: {{addr: 127.0.0.1:{port}}}\n"
-        f"auth: {{htpasswd: {{realm: test, path: {root / 'htpasswd'}}}}}\n"
-    )
-    log = (root / "registry.log").open("wb")
-    process = subprocess.Popen(
-        [binary, "serve", str(root / "config.yml")], stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        eventually(
-            lambda: True if http_get(f"http://127.0.0.1:{port}/v2/") is not None else None,
-            what="docker-registry answers",
-        )
-        yield Registry(f"127.0.0.1:{port}", ("robot", "s3cret"))
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+    with serve_distribution(root, f"127.0.0.1:{free_port()}") as registry:
+        yield registry
 
 
 @pytest.fixture(params=["distribution", "baepo"])

@@ -1,4 +1,5 @@
-"""One suite for the `Engine` interface, run against MemoryEngine and the real DockerEngine.
+"""One suite for the `Engine` interface, run against MemoryEngine, the real DockerEngine (on
+dockerd and on Podman) and SwarmEngine (on the test swarm: tests/swarm_cluster.py).
 
 The images are those of `scripts/test-images` (and their fakes, `baepo_test_images()`).
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,9 +33,29 @@ from baepo.runtime import (
     StartFailed,
     Usage,
 )
+from tests.runtime.conftest import engine_of
 from tests.runtime.waiting import answering, eventually, http_get
 
 Spec = Callable[..., ContainerSpec]
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("docker", marks=pytest.mark.integration),
+        pytest.param("podman", marks=pytest.mark.integration),
+        pytest.param("swarm", marks=pytest.mark.integration),
+    ]
+)
+def engine(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Iterator[Engine]:
+    """The runtime's engines, and here also `SwarmEngine` on the test swarm."""
+    yield from engine_of(request, run_labels)
+
+
+def on_swarm_it_differs(request: pytest.FixtureRequest, reason: str) -> None:
+    """Mark the test as failing on `SwarmEngine`, for a difference docs/swarm.md explains."""
+    if request.node.callspec.params.get("engine") == "swarm":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
 def exited(engine: Engine, instance_id: str, timeout_s: float = 20) -> Instance:
@@ -258,7 +279,10 @@ def test_close_ends_a_quiet_follow(engine: Engine, spec: Spec) -> None:
     assert engine.inspect(instance.id).running
 
 
-def test_limits_and_hardening_are_applied(engine: Engine, spec: Spec) -> None:
+def test_limits_and_hardening_are_applied(
+    engine: Engine, spec: Spec, request: pytest.FixtureRequest
+) -> None:
+    on_swarm_it_differs(request, "Swarm's API 1.41 cannot ask for no-new-privileges")
     instance = engine.run(spec("baepo-test/hello:1", port=8080, cpu=0.5, memory_mb=128))
 
     limits = engine.inspect(instance.id).limits
@@ -271,7 +295,14 @@ def test_limits_and_hardening_are_applied(engine: Engine, spec: Spec) -> None:
     assert answering(f"{instance.url}/").text.startswith("hello v1")  # still works
 
 
-def test_an_absent_image_is_a_clean_error(engine: Engine, spec: Spec) -> None:
+def test_an_absent_image_is_a_clean_error(
+    engine: Engine, spec: Spec, request: pytest.FixtureRequest
+) -> None:
+    on_swarm_it_differs(
+        request,
+        "a swarm pulls as it starts: an absent image is a refused start (StartFailed), "
+        "and the manager's own image store is not where instances run",
+    )
     assert engine.image_present("baepo-test/hello:1")
     assert not engine.image_present("baepo-test/absent:1")
 
@@ -348,8 +379,9 @@ def test_events_report_start_and_die(
 
 
 def test_usage_counts_cpu_time_and_memory_of_a_running_instance_only(
-    engine: Engine, spec: Spec
+    engine: Engine, spec: Spec, request: pytest.FixtureRequest
 ) -> None:
+    on_swarm_it_differs(request, "Swarm has no stats API: usage is None")
     instance = engine.run(spec("baepo-test/hello:1", port=8080, memory_mb=64))
     assert instance.url is not None
     answering(f"{instance.url}/")

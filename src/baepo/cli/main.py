@@ -172,6 +172,21 @@ def up(
         float,
         typer.Option(help="Seconds one git request may take (a push's includes its run).", min=1),
     ] = 3600.0,
+    swarm_edge_image: Annotated[
+        str | None,
+        typer.Option(
+            help="Run services on the Docker Swarm whose manager --docker-host is, with this "
+            "image (any with `sleep`) as the edge the router reaches tasks through "
+            "(docs/swarm.md).",
+        ),
+    ] = None,
+    registry_pull_host: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST[:PORT] where the engine (every swarm node) pulls Baepo's images from "
+            "(default: the API's address; the port: --port).",
+        ),
+    ] = None,
     storage: Annotated[
         str, typer.Option(help="Where the registry keeps blobs: filesystem or s3.")
     ] = "filesystem",
@@ -237,6 +252,8 @@ def up(
         webhook_private_sources=webhook_private_sources,
         git_max_push_bytes=git_max_push_mib * 1024 * 1024,
         git_timeout_s=git_timeout,
+        swarm_edge_image=swarm_edge_image,
+        registry_pull_host=registry_pull_host,
         storage=storage,
         s3_bucket=s3_bucket,
         s3_endpoint=s3_endpoint,

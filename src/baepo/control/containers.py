@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Collection, Iterable
 
@@ -87,6 +88,9 @@ class Containers:
         name = state.desired.service
         instance = instances.new_instance_id(name, revision.number)
         container = instances.container_spec(revision, name, instance, self._installation)
+        # An engine that pulls as it starts (Swarm: on whichever node) needs the credentials.
+        auth = self._registry.auth_for(ImageName.parse(revision.image))
+        container = dataclasses.replace(container, pull_auth=auth)
         network = container.network
         if network is not None and network not in self._networks:
             labels = instances.network_labels(self._installation, name)

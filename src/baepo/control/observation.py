@@ -116,6 +116,7 @@ class Observer:
                 address=c.address if c.running else None,
                 health=self._health.health(c.id) or Health.STARTING,
                 started=c.running or c.started_at is not None,
+                error="" if c.running else c.error,
             )
             for c in containers
         ]

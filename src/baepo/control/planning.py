@@ -89,6 +89,8 @@ class ObservedInstance:
     health: Health = Health.STARTING
     started: bool = True
     """False for a container the engine created but never started (a failed start)."""
+    error: str = ""
+    """Why the engine says it is not running, when it says (Swarm: "node … is down")."""
 
 
 @dataclass(frozen=True)
@@ -194,11 +196,12 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
     for instance in dead:
         actions.append(RemoveInstance(instance))
         if serving is not None and instance.revision == serving and instance.started:
-            if instance.exit_code is None:  # no exit: removed (or being removed) outside Baepo
+            if instance.exit_code is None:  # no exit: removed outside Baepo, or lost
+                how = f"is lost: {instance.error}" if instance.error else "was removed"
                 event = RecordEvent(
                     "removed",
                     instance.name,
-                    f"instance {instance.name} (revision {serving}) was removed; replacing it",
+                    f"instance {instance.name} (revision {serving}) {how}; replacing it",
                 )
             else:
                 event = RecordEvent(

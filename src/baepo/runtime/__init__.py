@@ -1,6 +1,8 @@
 """The runtime room: container engines behind one `Engine` interface.
 
-`DockerEngine` speaks the Docker Engine API (dockerd, or Podman's compatible socket). The
+`DockerEngine` speaks the Docker Engine API (dockerd, or Podman's compatible socket);
+`SwarmEngine` runs instances on a Docker Swarm through one manager, with the `Edge` that lets
+Baepo's machine reach them (docs/swarm.md). The
 labels contract and the interface are in `baepo.runtime.engine`, the error tree in
 `baepo.runtime.errors`. The fake for other rooms' unit tests, `MemoryEngine`, lives with the
 tests (`tests/fakes/engine.py`): the package ships no fake.
@@ -48,6 +50,8 @@ from baepo.runtime.errors import (
     PushFailed,
     StartFailed,
 )
+from baepo.runtime.swarm import SwarmEngine
+from baepo.runtime.swarm_edge import Edge
 
 __all__ = [
     "DEFAULT_CAPABILITIES",
@@ -65,6 +69,7 @@ __all__ = [
     "ContainerSpec",
     "Credentials",
     "DockerEngine",
+    "Edge",
     "Engine",
     "EngineError",
     "EngineEvent",
@@ -86,6 +91,7 @@ __all__ = [
     "PullFailed",
     "PushFailed",
     "StartFailed",
+    "SwarmEngine",
     "Usage",
     "image_reference",
 ]

@@ -104,7 +104,9 @@ class Mount:
 @dataclass(frozen=True, kw_only=True)
 class ContainerSpec:
     """What to run. `cpu` is in vCPUs (0.25, 1, 2), `memory_mb` a hard limit without swap;
-    `workdir` is where `command` starts (the image's own when None)."""
+    `workdir` is where `command` starts (the image's own when None). `pull_auth` is for an
+    engine that fetches the image as it starts it (Swarm: every node pulls the image by itself);
+    one that runs only local images ignores it."""
 
     image: str
     name: str | None = None
@@ -118,6 +120,7 @@ class ContainerSpec:
     network: str | None = None
     mounts: Sequence[Mount] = ()
     workdir: str | None = None
+    pull_auth: Credentials | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,7 +166,8 @@ class Instance:
 
     `exit_code` is None until the container has exited. `address` is `<ip>:<port>`, where
     the host reaches `port` inside the container on its network; None unless it is running
-    (and has a port).
+    (and has a port). `node` is the machine it runs on where an engine spans several (a
+    swarm node's hostname); None on a single engine.
     """
 
     id: str
@@ -180,6 +184,7 @@ class Instance:
     oom_killed: bool
     error: str
     limits: Limits
+    node: str | None = None
 
     @property
     def running(self) -> bool:

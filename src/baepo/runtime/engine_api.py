@@ -46,7 +46,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from baepo.runtime import builds, distribution
+from baepo.runtime import builds, distribution, networks
 from baepo.runtime import images as local_images
 from baepo.runtime.boundary import boundary as _boundary
 from baepo.runtime.containers import create_body
@@ -78,11 +78,11 @@ from baepo.runtime.engine_http import (
     TransportError,
     demultiplex,
     endpoint,
+    logs_query,
     registry_auth,
     timestamp,
 )
 from baepo.runtime.errors import (
-    ContainerConflict,
     ContainerNotFound,
     EngineError,
     EngineUnavailable,
@@ -322,13 +322,7 @@ class DockerEngine:
             raw = self._client.request(
                 "GET",
                 endpoint("/containers/{}/logs", instance_id),
-                query={
-                    "stderr": 1,
-                    "stdout": 1,
-                    "timestamps": 0,
-                    "follow": 0,
-                    "tail": tail if tail >= 0 else "all",
-                },
+                query=logs_query(tail if tail >= 0 else None),
             )
             # Without a TTY, stdout and stderr come framed (an 8-byte header each write).
             tty = bool((self._inspect_container(instance_id).get("Config") or {}).get("Tty"))
@@ -344,15 +338,7 @@ class DockerEngine:
     ) -> DockerOutputStream:
         """A follow waits for lines with no read timeout (until the container stops or
         `close()`); otherwise every read is bounded by timeout_s."""
-        query: dict[str, str | int | bool | None] = {
-            "stderr": 1,
-            "stdout": 1,
-            "timestamps": 1,
-            "follow": 1 if follow else 0,
-            "tail": "all" if tail is None else max(0, tail),
-        }
-        if since is not None:
-            query["since"] = _unix_time(since)
+        query = logs_query(tail, timestamps=True, follow=follow, since=since)
         what = f"read the output of container {instance_id}"
         with _boundary(what):
             tty = bool((self._inspect_container(instance_id).get("Config") or {}).get("Tty"))
@@ -377,51 +363,20 @@ class DockerEngine:
     def ensure_network(self, name: str, labels: Mapping[str, str]) -> Network:
         try:
             with _boundary(f"inspect network {name}", not_found=_no_network):
-                return _network(self._inspect_network(name))
+                return networks.network_of(self._inspect_network(name))
         except _NoNetwork:
             pass
         with _boundary(f"create network {name}"):
             options = {"isolate": "true"} if self._is_podman() else {}
-        try:
-            with _boundary(f"create network {name}"):
-                self._client.json(
-                    "POST",
-                    "/networks/create",
-                    body={
-                        "Name": name,
-                        "Driver": "bridge",
-                        "Options": options,
-                        "CheckDuplicate": True,
-                        "Labels": {**labels, LABEL_MANAGED: "true"},
-                    },
-                )
-        except ContainerConflict:
-            pass  # made meanwhile by someone else: fine, it is the same network
+        networks.create(self._client, name, labels, driver="bridge", options=options)
         with _boundary(f"inspect network {name}"):
-            return _network(self._inspect_network(name))
+            return networks.network_of(self._inspect_network(name))
 
     def networks(self, labels: Mapping[str, str]) -> builtins.list[Network]:
-        wanted = {**labels, LABEL_MANAGED: "true"}
-        selector = [f"{key}={value}" for key, value in wanted.items()]
-        with _boundary("list networks"):
-            found = self._client.json(
-                "GET", "/networks", query={"filters": _filters({"label": selector})}
-            )
-        networks = [_network(attrs) for attrs in found or []]
-        return [n for n in networks if all(n.labels.get(k) == v for k, v in wanted.items())]
+        return networks.listed(self._client, labels)
 
     def remove_network(self, name: str) -> None:
-        try:
-            with _boundary(f"remove network {name}", not_found=_no_network):
-                self._client.request("DELETE", endpoint("/networks/{}", name))
-        except _NoNetwork:
-            return
-        except EngineError as exc:
-            # Docker answers 403 "has active endpoints", Podman 500 "… is being used".
-            text = str(exc).lower()
-            if "active endpoints" in text or "in use" in text or "being used" in text:
-                raise ContainerConflict(str(exc)) from exc
-            raise
+        networks.remove(self._client, name)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -553,6 +508,11 @@ class DockerOutputStream:
                         self._add("stderr" if number == 2 else "stdout", line)
         return self._lines.popleft()
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._chunks.closed
+
     def close(self) -> None:
         self._chunks.close()
 
@@ -598,14 +558,6 @@ class _NoNetwork(EngineError):
 
 def _no_network(message: str) -> EngineError:
     return _NoNetwork(message)
-
-
-def _network(attrs: Mapping[str, Any]) -> Network:
-    return Network(
-        name=str(attrs.get("Name") or ""),
-        id=str(attrs.get("Id") or attrs.get("ID") or ""),
-        labels={str(k): str(v) for k, v in (attrs.get("Labels") or {}).items()},
-    )
 
 
 def _missing_on_create(message: str) -> EngineError:
@@ -733,15 +685,6 @@ def _capability(name: str) -> str:
     # Podman reports "CAP_CHOWN" where Docker reports "CHOWN".
     name = str(name).upper()
     return name.removeprefix("CAP_")
-
-
-def _unix_time(at: datetime) -> str:
-    """The engines' `since`: seconds since the epoch with nanoseconds ("1733131347.123456000")."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
-    seconds = delta.days * 86400 + delta.seconds
-    return f"{seconds}.{delta.microseconds * 1000:09d}"
 
 
 def _event(raw: Any) -> EngineEvent | None:

@@ -44,7 +44,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -82,6 +82,36 @@ def registry_auth(credentials: Mapping[str, str]) -> str:
     import base64
 
     return base64.urlsafe_b64encode(json.dumps(dict(credentials)).encode("ascii")).decode("ascii")
+
+
+def logs_query(
+    tail: int | None,
+    *,
+    timestamps: bool = False,
+    follow: bool = False,
+    since: datetime | None = None,
+) -> Query:
+    """The query of a container's or a service's logs: both streams, the last `tail` lines
+    (None: all), the engine's timestamps before each, lines written at or after `since`."""
+    query: dict[str, str | int | bool | None] = {
+        "stderr": 1,
+        "stdout": 1,
+        "timestamps": 1 if timestamps else 0,
+        "follow": 1 if follow else 0,
+        "tail": "all" if tail is None else max(0, tail),
+    }
+    if since is not None:
+        query["since"] = unix_time(since)
+    return query
+
+
+def unix_time(at: datetime) -> str:
+    """The engines' `since`: seconds since the epoch with nanoseconds ("1733131347.123456000")."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
+    seconds = delta.days * 86400 + delta.seconds
+    return f"{seconds}.{delta.microseconds * 1000:09d}"
 
 
 def demultiplex(data: bytes) -> bytes:

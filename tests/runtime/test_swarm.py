@@ -1,0 +1,186 @@
+"""`SwarmEngine` on a real Docker Swarm: three dockerds in network namespaces of their own
+(`scripts/swarm-cluster`), a registry they pull from with credentials (CNCF distribution with
+htpasswd, on the host's address on the nodes' bridge), and the edge through which this process,
+standing where Baepo and its router run, reaches the tasks' overlay addresses (docs/swarm.md).
+
+The cluster is started for the session unless it already runs, and then taken down again
+(tests/swarm_cluster.py); a test that stops a node's dockerd starts it again, pass or fail.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from baepo.runtime import ContainerSpec, Instance, StartFailed
+from baepo.runtime.engine import EngineEvent
+from baepo.runtime.swarm import SwarmEngine
+from baepo.runtime.swarm_edge import Edge
+from tests.runtime.conftest import SwarmImages, copy_in, remove_all
+from tests.runtime.waiting import answering, eventually
+from tests.swarm_cluster import restore, stop_dockerd
+
+WORKER = 3  # the node whose dockerd a test stops
+CREDENTIALS = ("robot", "s3cret")  # tests/runtime/registries.py's user
+
+integration = pytest.mark.integration
+
+
+@pytest.fixture
+def swarm(swarm_manager: str) -> str:
+    return swarm_manager
+
+
+@pytest.fixture
+def images(swarm_images: SwarmImages) -> SwarmImages:
+    return swarm_images
+
+
+@pytest.fixture
+def edge(swarm_edge: Edge) -> Edge:
+    return swarm_edge
+
+
+@pytest.fixture
+def labels() -> dict[str, str]:
+    """Labels unique to the test: its instances and networks carry them."""
+    return {"baepo.test.run": uuid.uuid4().hex, "baepo.service": "app"}
+
+
+@pytest.fixture
+def engine(swarm: str, edge: Edge, labels: dict[str, str]) -> Iterator[SwarmEngine]:
+    """A `SwarmEngine` whose instances and networks the test made are removed after it."""
+    made = SwarmEngine(swarm, edge=edge, start_timeout_s=120, stop_grace_s=2, poll_s=0.2)
+    yield made
+    remove_all(made, labels)
+    made.close()
+
+
+@pytest.fixture
+def start(
+    engine: SwarmEngine, images: SwarmImages, labels: dict[str, str]
+) -> Callable[[str], Instance]:
+    """Start an instance of hello:1 named `name`, on the test's own overlay network."""
+    network = f"baepo-test-{labels['baepo.test.run'][:12]}"
+    engine.ensure_network(network, labels)
+
+    def run(name: str) -> Instance:
+        spec = ContainerSpec(
+            image=images.hello,
+            name=f"baepo-test-{name}-{labels['baepo.test.run'][:6]}",
+            port=8080,
+            labels={**labels, "baepo.instance": name},
+            network=network,
+            cpu=0.25,
+            memory_mb=64,
+            pull_auth=CREDENTIALS,
+        )
+        return engine.run(spec)
+
+    return run
+
+
+@integration
+def test_three_instances_land_on_three_nodes_and_answer_where_the_router_runs(
+    engine: SwarmEngine, start: Callable[[str], Instance], labels: dict[str, str]
+) -> None:
+    # Started at once, as the reconciler starts a service's instances.
+    with ThreadPoolExecutor(3) as pool:
+        started = list(pool.map(start, [f"app-{n}" for n in range(3)]))
+
+    listed = {i.id: i for i in engine.list(labels)}
+    assert set(listed) == {i.id for i in started}
+    assert {i.node for i in listed.values()} == {f"baepo-swarm-{n}" for n in (1, 2, 3)}
+    for instance in listed.values():
+        assert instance.running and instance.address is not None
+        assert (
+            instance.labels["baepo.managed"] == "true" and instance.labels["baepo.port"] == "8080"
+        )
+        assert instance.limits.cpu == 0.25 and instance.limits.memory_mb == 64
+        # From this process, as the router and the health probes reach it.
+        assert answering(f"{instance.url}/").text.startswith("hello v1")
+
+
+@integration
+def test_an_edge_restarted_is_linked_and_routed_again_at_the_next_listing(
+    engine: SwarmEngine, edge: Edge, swarm: str, start: Callable[[str], Instance]
+) -> None:
+    instance = start("app")
+    # A restart gives the edge a new network namespace: the host's end of the link goes.
+    subprocess.run(
+        ["docker", "-H", swarm, "restart", "-t", "0", edge.name], check=True, capture_output=True
+    )
+    assert not Path("/sys/class/net", "baepo-edge-t0").exists()
+
+    engine.list({})
+
+    assert answering(f"{instance.url}/").text.startswith("hello v1")
+
+
+@integration
+def test_nodes_pull_with_the_credentials_handed_to_swarm_and_a_refused_start_leaves_nothing(
+    engine: SwarmEngine,
+    images: SwarmImages,
+    labels: dict[str, str],
+    docker_host: str,
+    tmp_path: Path,
+) -> None:
+    # A repository no node has pulled yet: each must fetch it from the registry.
+    fresh = f"{images.registry}/fresh-{uuid.uuid4().hex[:8]}/hello"
+    image = copy_in(docker_host, "baepo-test/hello:1", fresh, tmp_path)
+    spec = ContainerSpec(image=image, port=8080, labels=labels)
+
+    with pytest.raises(StartFailed, match="cannot start"):
+        engine.run(spec)
+    assert engine.list(labels) == []
+
+    started = engine.run(replace(spec, pull_auth=CREDENTIALS))
+    assert engine.inspect(started.id).running
+
+
+@integration
+def test_a_workers_lost_dockerd_shows_its_instance_dead_and_a_replacement_lands_elsewhere(
+    engine: SwarmEngine, start: Callable[[str], Instance], labels: dict[str, str]
+) -> None:
+    started = [start(f"app-{n}") for n in range(3)]
+    on_worker = next(i for i in engine.list(labels) if i.node == f"baepo-swarm-{WORKER}")
+    events = engine.events(labels)
+    seen: list[EngineEvent] = []
+    watcher = threading.Thread(target=lambda: seen.extend(events), daemon=True)
+    watcher.start()
+    try:
+        stop_dockerd(WORKER)
+
+        def dead() -> Instance | None:
+            instance = engine.inspect(on_worker.id)
+            return instance if instance.state == "dead" else None
+
+        lost = eventually(dead, 90, "the worker's instance listed dead")
+        assert lost.error == f"node baepo-swarm-{WORKER} is down"
+        assert lost.address is None and not lost.running
+        eventually(
+            lambda: next((e for e in seen if e.instance_id == on_worker.id), None),
+            30,
+            "an event for it",
+        )
+        assert [e.action for e in seen if e.instance_id == on_worker.id] == ["die"]
+
+        # What the reconciler does with a dead instance: remove it, start a replacement.
+        engine.remove(lost.id)
+        replacement = start("app-3")
+
+        assert replacement.node in {"baepo-swarm-1", "baepo-swarm-2"}
+        assert answering(f"{replacement.url}/").text.startswith("hello v1")
+        live = [i for i in engine.list(labels) if i.running]
+        assert {i.id for i in live} == {i.id for i in started if i.id != lost.id} | {replacement.id}
+    finally:
+        events.close()
+        watcher.join(timeout=10)
+        restore()  # the worker's dockerd again, back in the swarm
