@@ -1,6 +1,7 @@
 """`baepo up --database-url postgresql+psycopg://…`: the whole flow with its state in PostgreSQL
 (the other end-to-end tests run on SQLite; the store's suites run on both), and two processes
-sharing it, one leading the control loops, the other taking over when the leader is killed."""
+sharing it and one S3 bucket for their blobs (a real SeaweedFS), one leading the control loops,
+the other taking over when the leader is killed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.clients import docker_host
 from tests.conftest import BaepoProcess
 from tests.databases import PostgresDatabases
 from tests.e2e.conftest import Stack, open_stack, signed_in
+from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +30,18 @@ def postgres_url(postgres_databases: PostgresDatabases) -> Iterator[str]:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, postgres_url: str) -> Iterator[Stack]:
-    with open_stack(tmp_path, "--database-url", postgres_url, "--deploy-timeout", "20") as made:
+def shared_flags(postgres_url: str, s3_server: S3Server) -> tuple[str, ...]:
+    """One PostgreSQL database and one S3 bucket, for every process of the test."""
+    return (
+        "--database-url", postgres_url, "--deploy-timeout", "20",
+        "--storage", "s3", "--s3-endpoint", s3_server.endpoint, "--s3-bucket", s3_server.bucket(),
+        "--s3-access-key", ACCESS_KEY, "--s3-secret-key", SECRET_KEY,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def stack(tmp_path: Path, shared_flags: tuple[str, ...]) -> Iterator[Stack]:
+    with open_stack(tmp_path, *shared_flags) as made:
         yield made
 
 
@@ -44,22 +56,21 @@ def leader_pid(url: str) -> int | None:
     return None if holder is None else int(holder.split("/")[1])
 
 
-def second_process(first: BaepoProcess, root: Path, url: str) -> BaepoProcess:
-    """Another Baepo on the same database, with the first's keys and CA (a token or a sealed
-    secret one makes, the other reads) and its blobs (a shared directory; S3 in production)."""
+def second_process(first: BaepoProcess, root: Path, flags: tuple[str, ...]) -> BaepoProcess:
+    """Another Baepo on the same database and bucket, with the first's keys and CA (a token or
+    a sealed secret one makes, the other reads)."""
     data = root / "data"
     data.mkdir(parents=True)
     for shared in ("secrets", "ca"):
         shutil.copytree(first.data_dir / shared, data / shared)
-    (data / "registry").symlink_to(first.data_dir / "registry")
-    return BaepoProcess(data, extra_args=("--database-url", url, "--deploy-timeout", "20"))
+    return BaepoProcess(data, extra_args=flags)
 
 
-def test_two_processes_on_postgresql_deploy_and_survive_the_leaders_kill(
-    stack: Stack, postgres_url: str, tmp_path: Path
+def test_two_processes_on_postgresql_and_s3_deploy_and_survive_the_leaders_kill(
+    stack: Stack, postgres_url: str, shared_flags: tuple[str, ...], tmp_path: Path
 ) -> None:
     first = stack.baepo
-    second = second_process(first, tmp_path / "second", postgres_url)
+    second = second_process(first, tmp_path / "second", shared_flags)
     second.start()
     try:
         assert first.process is not None and second.process is not None
@@ -97,7 +108,8 @@ def test_two_processes_on_postgresql_deploy_and_survive_the_leaders_kill(
             time.sleep(0.2)
         print(f"took over {time.monotonic() - killed:.1f} s after the kill")
         # The new leader adopts the running instances and routes to them, and deploys (an
-        # image named by its own address: the dead one's no longer answers).
+        # image named by its own address: the dead one's no longer answers), its blobs in the
+        # bucket the dead one wrote to as well.
         follower.wait_for("on-pg.localhost", "hello v2")
         ref = follower.push("baepo-test/hello:1", "team/on-pg:again")
         follower.cli("services", "deploy", "on-pg", "--image", ref, "--wait")
