@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,11 +53,16 @@ def test_help_reads_as_words_not_python_types() -> None:
 def test_shell_completion_is_offered(tmp_path: Path) -> None:
     env = {"BAEPO_CONFIG": str(tmp_path / "cli.json"), "COLUMNS": "200"}
     assert "--install-completion" in baepo("--help", env=env).stdout
-    # Typer names the shell from $SHELL (a CI runner may have none): as a user's terminal has.
-    script = baepo("--show-completion", env={**env, "SHELL": "/bin/bash"})
-    assert script.returncode == 0 and "complete -o default -F _baepo_completion baepo" in (
-        script.stdout
+    # Typer names the shell by finding it among the process's parents (shellingham), as in a
+    # user's terminal; a CI runner may have none, so bash runs it here (`; true`: not exec'd).
+    script = subprocess.run(
+        ["bash", "-c", f"{shlex.quote(sys.executable)} -m baepo --show-completion; true"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+    assert "complete -o default -F _baepo_completion baepo" in (script.stdout)
     asked = {**env, "_BAEPO_COMPLETE": "complete_bash", "COMP_WORDS": "baepo services up"}
     completed = baepo(env={**asked, "COMP_CWORD": "2"})
     assert completed.stdout.split() == ["update"], completed.stdout + completed.stderr
