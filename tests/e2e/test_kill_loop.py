@@ -31,7 +31,7 @@ from tests.e2e.conftest import Stack, open_stack
 
 pytestmark = pytest.mark.integration
 
-TRIALS = int(os.environ.get("BAEPO_KILL_TRIALS", "50"))
+TRIALS = int(os.environ.get("BAEPO_KILL_TRIALS", "30"))  # 50 or more for a longer search
 SEED = int(os.environ.get("BAEPO_KILL_SEED", "20261202"))
 SERVICES = ("kl-a", "kl-b")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
