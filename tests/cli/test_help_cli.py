@@ -57,7 +57,7 @@ def test_shell_completion_is_offered(tmp_path: Path) -> None:
     # user's terminal; a CI runner may have none, so bash runs it here (`; true`: not exec'd).
     script = subprocess.run(
         ["bash", "-c", f"{shlex.quote(sys.executable)} -m baepo --show-completion; true"],
-        env={**os.environ, **env},
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("BAEPO_")}, **env},
         capture_output=True,
         text=True,
         timeout=120,

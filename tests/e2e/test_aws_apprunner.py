@@ -128,3 +128,33 @@ def test_the_app_runner_workflow_with_the_aws_cli(stack: Stack, tmp_path: Path) 
         assert name not in [s["ServiceName"] for s in listed]
     finally:
         docker("rmi", "-f", image, check=False)
+
+
+def test_a_service_made_with_app_runners_defaults_follows_its_tag(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Only the image named (no port, no auto-deployment setting, no health check): port 8080
+    and a TCP check, and a push of the tag deploys it, as App Runner's defaults do for ECR."""
+    aws = Aws(stack, tmp_path)
+    name = f"plain-{secrets.token_hex(3)}"
+    image = f"{stack.baepo.host}/admin/{name}:live"
+    stack.push("baepo-test/hello:1", f"admin/{name}:live")
+    try:
+        source = {"ImageRepository": {"ImageIdentifier": image, "ImageRepositoryType": "ECR"}}
+        created = aws.apprunner(
+            "create-service", "--service-name", name, "--source-configuration", json.dumps(source)
+        )
+        arn = created["Service"]["ServiceArn"]
+        running = wait_status(aws, arn, "RUNNING")
+        assert running["SourceConfiguration"]["AutoDeploymentsEnabled"] is True
+        assert running["SourceConfiguration"]["ImageRepository"]["ImageConfiguration"]["Port"] == (
+            "8080"
+        )
+        assert running["HealthCheckConfiguration"]["Protocol"] == "TCP"
+        host = running["ServiceUrl"].split(":")[0]
+        stack.wait_for(host, "hello v1")
+        stack.push("baepo-test/hello:2", f"admin/{name}:live")
+        stack.wait_for(host, "hello v2", timeout=180)
+        aws.apprunner("delete-service", "--service-arn", arn)
+    finally:
+        stack.docker("rmi", "-f", image, check=False)
