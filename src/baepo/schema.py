@@ -13,6 +13,7 @@ import baepo.aws.tables
 import baepo.control.tables
 import baepo.pipelines.tables
 import baepo.registry.tables
+import baepo.router.shared
 import baepo.store.leases  # noqa: F401  (importing declares the tables)
 from baepo.store import Base
 

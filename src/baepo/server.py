@@ -100,6 +100,7 @@ from baepo.router import (
     RouterError,
     RouterSettings,
     RouterSupervisor,
+    SharedRouter,
     SigningChild,
     running_haproxy,
 )
@@ -132,6 +133,7 @@ PERIODIC_TASKS = (
     "usage",
     "lifecycle",
     "leadership",
+    "routes",
 )
 
 
@@ -263,6 +265,8 @@ class Baepo:
     lifecycle: LifecyclePolicies | None = None
     leadership: Leadership | None = None
     """None on SQLite: its one process leads."""
+    shared: SharedRouter | None = None
+    """The routes shared with other processes on the same database (None on SQLite)."""
 
     async def startup(self) -> None:
         # The loops run their blocking calls (engine, router, database) in the loop's default
@@ -279,6 +283,8 @@ class Baepo:
             self.lead()
         else:
             self.tasks.append(asyncio.create_task(self.leadership.run(), name="leadership"))
+        if self.shared is not None:
+            self.tasks.append(asyncio.create_task(self.shared.run(), name="routes"))
         self.tasks.append(asyncio.create_task(self._renew_certificates(), name="certificates"))
         self.tasks.append(asyncio.create_task(self._give_memory_back(), name="memory"))
         self.tasks.append(asyncio.create_task(self.usage.run(), name="usage"))
@@ -292,6 +298,8 @@ class Baepo:
 
     def lead(self) -> None:
         """Run the loops that act on the world: one process at a time does."""
+        if self.shared is not None:
+            self.shared.leading = True  # from now on it publishes the routes it puts
         self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
         self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
         if self.lifecycle is not None:
@@ -664,6 +672,17 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     access_keys = AccessKeys(db, box, clock)
     engine = runtime_engine(config)
+    holder = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+    shared = None
+    if not db.is_sqlite:
+        # Several processes may share the database, each with its router behind one load
+        # balancer: the leader publishes the routes, every router carries them (router/shared.py).
+
+        def demand(service: str) -> None:
+            scaling.demand(service)
+            reconciler.wake()
+
+        shared = SharedRouter(router, db, holder, clock, demand)
     # Each service's autoscaler, fed by the sampler (started with the router) once a second
     # and, at zero, by the router's activator when requests wait; the metrics kept for people,
     # fed by the sampler, the engine and HAProxy's request log.
@@ -677,7 +696,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     reconciler = Reconciler(
         db=db,
         engine=engine,
-        router=router,
+        router=shared or router,
         prober=NetworkProber(),
         clock=clock,
         secrets=box,
@@ -700,7 +719,11 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         listing=reconciler.listing,  # listed again only when the engine reports a change
     )
     sampler = Sampler(
-        router.load, clock, scaling.observe, record=metrics.record_samples, wake=reconciler.wake
+        shared.load if shared else router.load,
+        clock,
+        scaling.observe,
+        record=metrics.record_samples,
+        wake=reconciler.wake,
     )
     services = Services(
         db=db,
@@ -719,6 +742,8 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     def activate(service: str) -> None:
         scaling.demand(service)
         reconciler.wake()
+        if shared is not None:
+            shared.waiting(service)  # whoever leads hears of it
 
     pipelines = assemble_pipelines(
         db=db,
@@ -779,9 +804,9 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         generated,
         responder,
         lifecycle=lifecycle,
+        shared=shared,
     )
     if not db.is_sqlite:
-        holder = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
         lease = Lease(db, "control", holder, clock)
         baepo.leadership = Leadership(lease, clock, baepo.lead, baepo.lose)
     return baepo

@@ -35,6 +35,7 @@ from baepo.router.errors import (
 from baepo.router.haproxy import HAProxyRouter
 from baepo.router.interface import Router, RouteState, ServerHealth
 from baepo.router.process import running_haproxy
+from baepo.router.shared import SharedRouter
 from baepo.router.signing import SigningChild
 from baepo.router.stats import ServerStats, ServiceStats
 from baepo.router.supervision import RouterSupervisor
@@ -81,6 +82,7 @@ __all__ = [
     "ServerState",
     "ServerStats",
     "ServiceStats",
+    "SharedRouter",
     "SigningChild",
     "UnknownServer",
     "UnknownService",
