@@ -69,6 +69,9 @@ class Config:
     registry_pull_host: str | None = None
     """`host[:port]` where the engine (every swarm node) pulls Baepo's own images from, when
     it cannot use the API's address (a loopback one); the port defaults to Baepo's."""
+    registry_addresses: tuple[str, ...] = ()
+    """Other `host[:port]`s images in Baepo's registry are named by: a load balancer's in front
+    of several Baepo processes, so that each takes the images pushed through it as its own."""
     storage: str = "filesystem"
     """Where the registry keeps blobs: "filesystem" (below `blob_dir`) or "s3"."""
     s3_bucket: str | None = None
@@ -158,4 +161,5 @@ class Config:
             hosts.append(f"{self.registry_hostname}:{self.https_port}")
             if self.https_port == 443:
                 hosts.append(self.registry_hostname)
+        hosts.extend(self.registry_addresses)
         return tuple(hosts)

@@ -5,18 +5,22 @@ the other taking over when the leader is killed."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from tests.clients import docker_host
-from tests.conftest import BaepoProcess
+from tests.conftest import BaepoProcess, free_port
 from tests.databases import PostgresDatabases
-from tests.e2e.conftest import Stack, open_stack, signed_in
+from tests.e2e.conftest import Stack, https_client, open_stack, signed_in
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 pytestmark = pytest.mark.integration
@@ -145,3 +149,128 @@ def test_a_leader_whose_lease_is_taken_stops_with_an_error_to_restart_as_a_follo
     finally:
         baepo.stop()
         baepo.stop_data_plane()
+
+
+@contextmanager
+def balancer(
+    directory: Path, api_port: int, https_port: int, *baepos: BaepoProcess
+) -> Iterator[None]:
+    """One HAProxy in front of several Baepo processes, as docs/scale-out.md sets it up: their
+    registry and API (HTTP, checked at /api/v1/health) and their routers (HTTPS passed
+    through as TCP; a router counts as up while its own Baepo answers)."""
+    api_servers = "\n".join(
+        f"    server b{i} 127.0.0.1:{b.port} check inter 500 fall 2 rise 2"
+        for i, b in enumerate(baepos)
+    )
+    router_servers = "\n".join(
+        f"    server b{i} 127.0.0.1:{b.https_port} check port {b.port} inter 500 fall 2 rise 2"
+        for i, b in enumerate(baepos)
+    )
+    config = directory / "balancer.cfg"
+    config.write_text(
+        f"""global
+    maxconn 2000
+defaults
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    timeout check 2s
+    retries 3
+    option redispatch
+frontend api
+    mode http
+    bind 127.0.0.1:{api_port}
+    default_backend baepo
+backend baepo
+    mode http
+    balance roundrobin
+    option httpchk GET /api/v1/health
+{api_servers}
+frontend routers
+    mode tcp
+    bind 127.0.0.1:{https_port}
+    default_backend routers
+backend routers
+    mode tcp
+    balance roundrobin
+    option httpchk GET /api/v1/health
+{router_servers}
+"""
+    )
+    haproxy = subprocess.Popen(
+        ["/usr/sbin/haproxy", "-db", "-f", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=(directory / "balancer.log").open("wb"),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert haproxy.poll() is None, (directory / "balancer.log").read_text()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{api_port}/api/v1/health").status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the balancer never answered"
+            time.sleep(0.1)
+        yield
+    finally:
+        haproxy.terminate()
+        haproxy.wait(timeout=30)
+
+
+def test_two_processes_behind_one_haproxy_serve_and_deploy_through_the_leaders_kill(
+    postgres_url: str, shared_flags: tuple[str, ...], tmp_path: Path
+) -> None:
+    """The issue's check: two processes share PostgreSQL and an S3 bucket behind one HAProxy
+    that balances both their registry/API and their routers. Through it: push, create, and
+    under load, the leader killed (and started again, as systemd would), the follower taking
+    over, and a deploy by the new leader: no request fails."""
+    api_port, https_port = free_port(), free_port()
+    flags = (*shared_flags, "--registry-address", f"127.0.0.1:{api_port}")
+    (tmp_path / "first").mkdir()
+    first = BaepoProcess(tmp_path / "first" / "data", extra_args=flags)
+    first.start()
+    second = second_process(first, tmp_path / "second", flags)
+    second.start()
+    # The balancer's address, as a Baepo the clients sign in to (it is no process of its own).
+    (tmp_path / "front").mkdir()
+    front = BaepoProcess(tmp_path / "front" / "data", port=api_port, https_port=https_port)
+    try:
+        with balancer(tmp_path, api_port, https_port, first, second):
+            stack = signed_in(front, tmp_path / "front", docker_host())
+            ref = stack.push("baepo-test/hello:1", "team/balanced:live")
+            stack.cli(
+                *("services", "create", "balanced", "--image", ref, "--port", "8080"),
+                *("--health-check-path", "/healthz", "--wait"),
+            )
+            stack.wait_for("balanced.localhost", "hello v1")
+            for baepo in (first, second):  # each router carries the route
+                with https_client(stack.ca_file, baepo.https_port, "balanced.localhost") as c:
+                    assert "hello v1" in c.get("/").text
+            assert first.process is not None
+            killed = first.process.pid
+            assert leader_pid(postgres_url) == killed
+            with stack.load("balanced.localhost", connections=16, seconds=90) as load:
+                time.sleep(3)
+                first.kill()
+                first.start()  # its supervisor starts it again: a follower now
+                deadline = time.monotonic() + 60
+                while leader_pid(postgres_url) in (killed, None):
+                    assert time.monotonic() < deadline, "nobody took the lease"
+                    time.sleep(0.2)
+                stack.push("baepo-test/hello:2", "team/balanced:live")  # a deploy by the new one
+                stack.wait_for("balanced.localhost", "hello v2", timeout=120)
+                assert stack.wait_idle("balanced", timeout=120)["active_revision"] == 2
+                time.sleep(2)
+            requests, socket_errors, bad = load.counts()
+            print(f"{requests} requests through the balancer, {socket_errors} socket errors, "
+                  f"{bad} not 2xx/3xx")  # fmt: skip
+            assert requests > 0
+            assert (socket_errors, bad) == (0, 0), load.output
+            for baepo in (first, second):
+                with https_client(stack.ca_file, baepo.https_port, "balanced.localhost") as c:
+                    assert "hello v2" in c.get("/").text
+    finally:
+        for baepo in (first, second):
+            baepo.stop()
+        for baepo in (first, second):
+            baepo.stop_data_plane()

@@ -187,6 +187,13 @@ def up(
             "(default: the API's address; the port: --port).",
         ),
     ] = None,
+    registry_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Another HOST[:PORT] images in Baepo's registry are named by: a load balancer "
+            "in front of several Baepo processes (repeatable; docs/scale-out.md).",
+        ),
+    ] = None,
     storage: Annotated[
         str, typer.Option(help="Where the registry keeps blobs: filesystem or s3.")
     ] = "filesystem",
@@ -254,6 +261,7 @@ def up(
         git_timeout_s=git_timeout,
         swarm_edge_image=swarm_edge_image,
         registry_pull_host=registry_pull_host,
+        registry_addresses=tuple(registry_address or ()),
         storage=storage,
         s3_bucket=s3_bucket,
         s3_endpoint=s3_endpoint,
