@@ -72,6 +72,9 @@ class Config:
     registry_addresses: tuple[str, ...] = ()
     """Other `host[:port]`s images in Baepo's registry are named by: a load balancer's in front
     of several Baepo processes, so that each takes the images pushed through it as its own."""
+    peer_address: str | None = None
+    """`host:port` where the other processes on the same database reach this one's API (they
+    pass the git remote and the pipelines on to the leader); None: `api_address`."""
     storage: str = "filesystem"
     """Where the registry keeps blobs: "filesystem" (below `blob_dir`) or "s3"."""
     s3_bucket: str | None = None
@@ -142,6 +145,11 @@ class Config:
         on every address)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "localhost", "::", "") else self.host
         return f"{host}:{self.port}"
+
+    @property
+    def advertised_address(self) -> str:
+        """Where the other processes on the same database reach this one's API."""
+        return self.peer_address or self.api_address
 
     @property
     def pull_address(self) -> str:

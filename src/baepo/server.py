@@ -74,6 +74,7 @@ from baepo.control import (
 )
 from baepo.events import EventBus
 from baepo.executor import DaemonExecutor
+from baepo.forwarding import Leader, LeaderForwarding, holder_for
 from baepo.keyfiles import load_or_create, write_private
 from baepo.leadership import Leadership
 from baepo.metrics import AccessLog, MetricsStore, Sampler, UsageReader
@@ -288,11 +289,8 @@ class Baepo:
         self.tasks.append(asyncio.create_task(self._renew_certificates(), name="certificates"))
         self.tasks.append(asyncio.create_task(self._give_memory_back(), name="memory"))
         self.tasks.append(asyncio.create_task(self.usage.run(), name="usage"))
-        # Runs cut short by a stop are marked failed; the queue is picked up.
-        try:
-            await asyncio.to_thread(self.pipelines.start)
-        except PipelineError as exc:
-            log.error("pipelines cannot run: %s", exc)
+        if self.leadership is None:
+            await self._start_pipelines()
         if self.config.sample_image:
             await asyncio.to_thread(self._ensure_sample, self.config.sample_image)
 
@@ -301,9 +299,19 @@ class Baepo:
         if self.shared is not None:
             self.shared.leading = True  # from now on it publishes the routes it puts
         self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
+        if self.leadership is not None:  # on SQLite, startup starts them
+            self.tasks.append(asyncio.create_task(self._start_pipelines(), name="pipelines"))
         self.tasks.append(asyncio.create_task(self._expire_uploads(), name="uploads"))
         if self.lifecycle is not None:
             self.tasks.append(asyncio.create_task(self.lifecycle.run(), name="lifecycle"))
+
+    async def _start_pipelines(self) -> None:
+        """Runs cut short by a stop are marked failed; the queue is picked up. The leader's
+        alone: the runs' files are on its machine (baepo/forwarding.py)."""
+        try:
+            await asyncio.to_thread(self.pipelines.start)
+        except PipelineError as exc:
+            log.error("pipelines cannot run: %s", exc)
 
     def lose(self) -> None:
         """Another process may lead now: stop acting at once, then stop the process (it exits
@@ -672,7 +680,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     box = SecretBox(load_or_create_secret_key(config.secrets_dir / "control.key"))
     access_keys = AccessKeys(db, box, clock)
     engine = runtime_engine(config)
-    holder = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+    holder = holder_for(config.advertised_address, os.getpid(), secrets.token_hex(4))
     shared = None
     if not db.is_sqlite:
         # Several processes may share the database, each with its router behind one load
@@ -784,7 +792,15 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         apprunner_service(services, images.refusal, db),
     ]
     aws = AwsEndpoint(aws_services, access_keys, clock, account_id(box.fingerprint))
-    app = Dispatcher(create_app(registry, auth), api, aws)
+    app: ASGIApp = Dispatcher(create_app(registry, auth), api, aws)
+    leadership: Leadership | None = None
+    if not db.is_sqlite:
+        lease = Lease(db, "control", holder, clock)
+        leads = Leadership(lease, clock, lambda: baepo.lead(), lambda: baepo.lose())
+        # The git remote and the pipelines keep files where they run: the leader's.
+        leader = Leader(lease, lambda: leads.state == "leader", clock)
+        app = LeaderForwarding(app, leader, config.git_timeout_s)
+        leadership = leads
     baepo = Baepo(
         config,
         db,
@@ -805,10 +821,8 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
         responder,
         lifecycle=lifecycle,
         shared=shared,
+        leadership=leadership,
     )
-    if not db.is_sqlite:
-        lease = Lease(db, "control", holder, clock)
-        baepo.leadership = Leadership(lease, clock, baepo.lead, baepo.lose)
     return baepo
 
 

@@ -21,6 +21,7 @@ from tests.clients import docker_host
 from tests.conftest import BaepoProcess, free_port
 from tests.databases import PostgresDatabases
 from tests.e2e.conftest import Stack, https_client, open_stack, signed_in
+from tests.e2e.test_git_push import runs, service_with_remote
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 pytestmark = pytest.mark.integration
@@ -274,3 +275,31 @@ def test_two_processes_behind_one_haproxy_serve_and_deploy_through_the_leaders_k
             baepo.stop()
         for baepo in (first, second):
             baepo.stop_data_plane()
+
+
+def test_a_git_push_to_a_follower_is_passed_on_to_the_leader(
+    stack: Stack, shared_flags: tuple[str, ...], tmp_path: Path
+) -> None:
+    """The git remote and the pipelines keep files on the machine that runs them: the leader.
+    A push that the load balancer sends to another process is passed on, streaming both ways
+    (the pusher sees the pipeline's output); so are the runs' listing and logs."""
+    first = stack.baepo
+    second = second_process(first, tmp_path / "second", shared_flags)
+    second.start()
+    try:
+        follower = signed_in(second, tmp_path / "second", docker_host())
+        repo = service_with_remote(stack, tmp_path, "pushed", "pipeline-python")
+        remote = repo.git("remote", "get-url", "baepo").stdout.strip()
+        repo.git("remote", "set-url", "baepo", remote.replace(first.host, second.host))
+        pushed = repo.push()
+        assert "remote: test_greeting_names_the_version" in pushed.stderr, pushed.stderr
+        follower.wait_for("pushed.localhost", "pipeline app v1")
+        [run] = runs(follower, "pushed")
+        assert run["status"] == "SUCCEEDED", run
+        logs = follower.cli("pipelines", "logs", str(run["id"])).stdout
+        assert "test_greeting_names_the_version" in logs
+        assert not any((second.data_dir / "git").glob("*")), "the follower kept a repository"
+    finally:
+        second.stop()
+        second.stop_data_plane()
+        first.stop_data_plane()

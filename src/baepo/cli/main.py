@@ -187,6 +187,13 @@ def up(
             "(default: the API's address; the port: --port).",
         ),
     ] = None,
+    peer_address: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT where the other Baepo processes on the same database reach this "
+            "one's API (default: the API's address; docs/scale-out.md).",
+        ),
+    ] = None,
     registry_address: Annotated[
         list[str] | None,
         typer.Option(
@@ -262,6 +269,7 @@ def up(
         swarm_edge_image=swarm_edge_image,
         registry_pull_host=registry_pull_host,
         registry_addresses=tuple(registry_address or ()),
+        peer_address=peer_address,
         storage=storage,
         s3_bucket=s3_bucket,
         s3_endpoint=s3_endpoint,
