@@ -156,7 +156,7 @@ def test_a_leader_whose_lease_is_taken_stops_with_an_error_to_restart_as_a_follo
 def balancer(
     directory: Path, api_port: int, https_port: int, *baepos: BaepoProcess
 ) -> Iterator[None]:
-    """One HAProxy in front of several Baepo processes, as docs/scale-out.md sets it up: their
+    """One HAProxy in front of several Baepo processes, as docs/operations.md sets it up: their
     registry and API (HTTP, checked at /api/v1/health) and their routers (HTTPS passed
     through as TCP; a router counts as up while its own Baepo answers)."""
     api_servers = "\n".join(

@@ -191,14 +191,14 @@ def up(
         str | None,
         typer.Option(
             help="HOST:PORT where the other Baepo processes on the same database reach this "
-            "one's API (default: the API's address; docs/scale-out.md).",
+            "one's API (default: the API's address; docs/operations.md).",
         ),
     ] = None,
     registry_address: Annotated[
         list[str] | None,
         typer.Option(
             help="Another HOST[:PORT] images in Baepo's registry are named by: a load balancer "
-            "in front of several Baepo processes (repeatable; docs/scale-out.md).",
+            "in front of several Baepo processes (repeatable; docs/operations.md).",
         ),
     ] = None,
     storage: Annotated[
