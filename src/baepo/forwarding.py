@@ -3,9 +3,10 @@
 Most of Baepo keeps its state in the database and the blob store, which every process shares:
 any process answers the registry, the API and the console. The git remote and the pipelines
 also keep files on the machine that runs them (the pushed repositories, the runs' sources,
-workspaces and logs): those run in the leader only, and another process passes their requests
-on to it (`LEADER_PATHS`), streaming both ways, so that a `git push` or a provider's webhook
-that the load balancer sends anywhere lands where its files are.
+workspaces and logs), and so does the log keeper (what gone instances wrote): those run in the
+leader only, and another process passes their requests on to it (`leaders`), streaming both
+ways, so that a `git push` or a provider's webhook that the load balancer sends anywhere lands
+where its files are.
 
 The leader is whoever holds the `control` lease; its holder names the address the others reach
 it at (`Config.advertised_address`). Read from the database at most once a second. With no
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 LEADER_PATHS = ("/git/", "/api/v1/hooks/", "/api/v1/pipelines/", "/internal/pipelines/")
 """What the leader alone answers: the git remote, webhooks, pipeline runs and their logs."""
+SERVICE_LOGS = re.compile(r"^/api/v1/services/[^/]+/logs$")
+"""And services' logs: what gone instances wrote is kept by the leader's reconciler."""
 READ_S = 1.0
 """How long the leader's address, once read, is taken as current."""
 HOP_BY_HOP = frozenset(
@@ -52,6 +56,11 @@ HOP_BY_HOP = frozenset(
 def holder_for(address: str, pid: int, token: str) -> str:
     """A lease holder's name: where the others reach it, and what tells its runs apart."""
     return f"{address}/{pid}/{token}"
+
+
+def leaders(path: str) -> bool:
+    """Whether only the leader answers `path`."""
+    return path.startswith(LEADER_PATHS) or SERVICE_LOGS.match(path) is not None
 
 
 class Leader:
@@ -103,7 +112,7 @@ class LeaderForwarding:
         self._client: httpx.AsyncClient | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(LEADER_PATHS):
+        if scope["type"] != "http" or not leaders(scope["path"]):
             await self.app(scope, receive, send)
             return
         try:
