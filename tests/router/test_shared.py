@@ -4,6 +4,7 @@ reporting its load to the other."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -201,3 +202,25 @@ def test_fleet_counters_add_what_each_router_grew_by() -> None:
     counters.forget_all_but({"a"}, {"app"})  # b stopped: the sum stays
     counters.add("a", {"app": Counters(111, 111)})
     assert counters.of("app") == Counters(14, 14)
+
+
+def test_a_router_that_is_down_is_told_once_and_followed_when_back(
+    planes: tuple[Plane, Plane],
+    backends: tuple[Backend, Backend],
+    state_db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="baepo.router.shared")
+    (a, b), (one, _) = planes, backends
+    leader, follower = shared(a, state_db, "a"), shared(b, state_db, "b")
+    leader.leading = True
+    leader.put(route(Server("s1", one.address)))
+    b.router.stop()
+    for _ in range(3):
+        follower.step()
+    told = [r for r in caplog.records if "cannot follow the published routes" in r.message]
+    assert len(told) == 1
+    b.router.start()
+    follower.step()
+    assert answer(b).text.startswith("one ")
+    assert "sharing the routes again" in caplog.text

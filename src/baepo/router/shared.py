@@ -217,6 +217,7 @@ class SharedRouter:
         self._waiting_lock = threading.Lock()
         self._counters = FleetCounters()
         self._reports = 0
+        self._failing: str | None = None  # what the last step could not do
 
     # --- the Router interface (the leader's reconciler) ---------------------------------
 
@@ -275,9 +276,19 @@ class SharedRouter:
                 self._follow()
             self._report()
         except RouterError as exc:
-            log.warning("cannot follow the published routes: %s", exc)
+            self._outage(f"cannot follow the published routes: {exc}")
         except SQLAlchemyError as exc:
-            log.warning("cannot share the routes: %s", reason(exc))
+            self._outage(f"cannot share the routes: {reason(exc)}")
+        else:
+            if self._failing is not None:
+                log.info("sharing the routes again")
+                self._failing = None
+
+    def _outage(self, why: str) -> None:
+        """Logged once when it begins (a step runs twice a second), and when it changes."""
+        if why != self._failing:
+            log.warning("%s", why)
+        self._failing = why
 
     def publish(self) -> None:
         """Write this router's table as the published one, if it changed (leader)."""
