@@ -16,12 +16,12 @@ gets 503 and a `Retry-After`: git and the providers retry.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from baepo.clock import Clock
@@ -118,7 +118,7 @@ class LeaderForwarding:
         try:
             address = self._leader.address()
         except NoLeader as exc:
-            await _error(send, 503, "NO_LEADER", f"no leader to pass this on to ({exc}); retry")
+            await _error(scope, receive, send, "NO_LEADER", f"no leader to pass this on to ({exc})")
             return
         if address is None:
             await self.app(scope, receive, send)
@@ -144,7 +144,9 @@ class LeaderForwarding:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             log.warning("cannot pass %s on to the leader at %s: %s", scope["path"], address, exc)
-            await _error(send, 503, "NO_LEADER", f"the leader at {address} does not answer; retry")
+            await _error(
+                scope, receive, send, "NO_LEADER", f"the leader at {address} does not answer"
+            )
             return
         try:
             await send(
@@ -177,17 +179,11 @@ async def _body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-async def _error(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", b"2"),
-            ],
-        }
+async def _error(scope: Scope, receive: Receive, send: Send, code: str, message: str) -> None:
+    """503: nothing to pass the request on to, now; worth retrying."""
+    answer = JSONResponse(
+        {"error": {"code": code, "message": message}},
+        status_code=503,
+        headers={"Retry-After": "2"},
     )
-    await send({"type": "http.response.body", "body": body})
+    await answer(scope, receive, send)

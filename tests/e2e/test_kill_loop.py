@@ -3,8 +3,8 @@ deletes, and of its HAProxy. Afterwards every pushed image is complete or absent
 service converges to the revision Baepo last accepted for it, and nothing is left behind: no
 orphan container, no route of a deleted service, no upload file.
 
-Seeded (`BAEPO_KILL_SEED`), `BAEPO_KILL_TRIALS` trials (20 by default, for CI's time); the seed and each
-trial's plan are printed, so a failure can be replayed.
+Seeded (`BAEPO_KILL_SEED`), `BAEPO_KILL_TRIALS` trials (20 by default, for CI's time); the
+seed and each trial's plan are printed, so a failure can be replayed.
 """
 
 from __future__ import annotations

@@ -82,6 +82,17 @@ def answer(plane: Plane, path: str = "/") -> httpx.Response:
         )
 
 
+def pair(
+    a: Plane, b: Plane, db: Database, first: Server, demanded: list[str] | None = None
+) -> tuple[SharedRouter, SharedRouter]:
+    """A leader on `a` that routes to `first`, and a follower on `b` that carries its route."""
+    leader, follower = shared(a, db, "a", demanded), shared(b, db, "b")
+    leader.leading = True
+    leader.put(route(first))
+    follower.step()
+    return leader, follower
+
+
 def route(*servers: Server) -> Route:
     return Route("app", (HOST,), servers, check=Check(path="/"))
 
@@ -109,10 +120,7 @@ def test_a_drain_waits_for_the_followers_requests_and_for_a_follower_behind(
     planes: tuple[Plane, Plane], backends: tuple[Backend, Backend], state_db: Database
 ) -> None:
     (a, b), (one, two) = planes, backends
-    leader, follower = shared(a, state_db, "a"), shared(b, state_db, "b")
-    leader.leading = True
-    leader.put(route(Server("s1", one.address)))
-    follower.step()
+    leader, follower = pair(a, b, state_db, Server("s1", one.address))
     answered: list[str] = []
     slow = threading.Thread(target=lambda: answered.append(answer(b, "/slow?seconds=3").text))
     slow.start()
@@ -139,11 +147,7 @@ def test_the_leader_reads_the_fleets_load_and_demand(
 ) -> None:
     (a, b), (one, _) = planes, backends
     demanded: list[str] = []
-    leader = shared(a, state_db, "a", demanded)
-    follower = shared(b, state_db, "b")
-    leader.leading = True
-    leader.put(route(Server("s1", one.address)))
-    follower.step()
+    leader, follower = pair(a, b, state_db, Server("s1", one.address), demanded)
     follower.step()  # a first report: the follower's baseline
     assert leader.load()["app"].total == 0
     for _ in range(3):
@@ -212,7 +216,8 @@ def test_a_router_that_is_down_is_told_once_and_followed_when_back(
 ) -> None:
     caplog.set_level(logging.INFO, logger="baepo.router.shared")
     (a, b), (one, _) = planes, backends
-    leader, follower = shared(a, state_db, "a"), shared(b, state_db, "b")
+    leader = shared(a, state_db, "a")
+    follower = shared(b, state_db, "b")
     leader.leading = True
     leader.put(route(Server("s1", one.address)))
     b.router.stop()
