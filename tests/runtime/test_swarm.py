@@ -9,6 +9,7 @@ The cluster is started for the session unless it already runs, and then taken do
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 import uuid
@@ -25,7 +26,7 @@ from baepo.runtime.swarm import SwarmEngine
 from baepo.runtime.swarm_edge import Edge
 from tests.runtime.conftest import SwarmImages, copy_in, remove_all
 from tests.runtime.waiting import answering, eventually
-from tests.swarm_cluster import restore, stop_dockerd
+from tests.swarm_cluster import WORKER_ENGINES, restore, stop_dockerd
 
 WORKER = 3  # the node whose dockerd a test stops
 CREDENTIALS = ("robot", "s3cret")  # tests/runtime/registries.py's user
@@ -57,7 +58,14 @@ def labels() -> dict[str, str]:
 @pytest.fixture
 def engine(swarm: str, edge: Edge, labels: dict[str, str]) -> Iterator[SwarmEngine]:
     """A `SwarmEngine` whose instances and networks the test made are removed after it."""
-    made = SwarmEngine(swarm, edge=edge, start_timeout_s=120, stop_grace_s=2, poll_s=0.2)
+    made = SwarmEngine(
+        swarm,
+        edge=edge,
+        start_timeout_s=120,
+        stop_grace_s=2,
+        poll_s=0.2,
+        node_engines=WORKER_ENGINES,
+    )
     yield made
     remove_all(made, labels)
     made.close()
@@ -106,6 +114,39 @@ def test_three_instances_land_on_three_nodes_and_answer_where_the_router_runs(
         assert instance.limits.cpu == 0.25 and instance.limits.memory_mb == 64
         # From this process, as the router and the health probes reach it.
         assert answering(f"{instance.url}/").text.startswith("hello v1")
+
+
+@integration
+def test_usage_is_read_from_the_engine_of_the_node_an_instance_runs_on_if_it_is_named(
+    engine: SwarmEngine,
+    swarm: str,
+    start: Callable[[str], Instance],
+    labels: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(start, [f"app-{n}" for n in range(3)]))
+    on = {i.node: i.id for i in engine.list(labels)}
+    assert set(on) == {"baepo-swarm-1", "baepo-swarm-2", "baepo-swarm-3"}
+
+    for instance_id in on.values():  # the manager's from its own engine, the workers' theirs
+        usage = engine.usage(instance_id)
+        assert usage is not None
+        assert usage.cpu_ns > 0 and 0 < usage.memory_bytes <= 64 << 20
+        assert usage.memory_limit_bytes == 64 << 20
+
+    # Node 2's engine not named, node 3's not answering: no usage, one warning each.
+    partial = SwarmEngine(swarm, node_engines={"baepo-swarm-3": "unix:///run/baepo-swarm/none"})
+    with caplog.at_level(logging.WARNING, logger="baepo.runtime.swarm"):
+        for _ in range(2):
+            assert partial.usage(on["baepo-swarm-2"]) is None
+            assert partial.usage(on["baepo-swarm-3"]) is None
+        assert partial.usage(on["baepo-swarm-1"]) is not None
+    partial.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "baepo.runtime.swarm"]
+    assert len(warnings) == 2
+    assert "baepo-swarm-2: no engine of it is configured" in warnings[0]
+    assert "baepo-swarm-3: cannot read the usage" in warnings[1]
 
 
 @integration
