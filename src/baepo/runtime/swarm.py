@@ -265,6 +265,8 @@ class SwarmEngine:
         threading.Thread(target=watch, name="swarm-follow", daemon=True).start()
 
     def usage(self, instance_id: str) -> Usage | None:
+        """From the engine of the node the task runs on (Swarm has no stats API); None where
+        that engine is unknown or silent: usage is optional, the instance serves on."""
         service, task, nodes = self._service_task_nodes(instance_id)
         container = swarm_specs.container_id(task)
         node = nodes.get(str((task or {}).get("NodeID") or ""))
