@@ -28,6 +28,11 @@ def node_socket(node: int) -> str:
     return f"unix:///run/baepo-swarm/node{node}/docker.sock"
 
 
+WORKER_ENGINES = {f"baepo-swarm-{n}": node_socket(n) for n in (2, 3)}
+"""The workers' engines by node hostname (`SwarmEngine`'s `node_engines`): where their
+instances' usage is read; the manager's is the manager's socket."""
+
+
 def cluster(command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(SCRIPT), command], capture_output=True, text=True, timeout=300, check=False

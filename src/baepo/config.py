@@ -66,6 +66,9 @@ class Config:
     """Run services on the Docker Swarm whose manager `docker_host` is (docs/swarm.md), with
     this image (any with `sleep`) as the edge the router and probes reach tasks through; None:
     on the one engine."""
+    swarm_node_engines: tuple[tuple[str, str], ...] = ()
+    """Swarm node hostname → the address of that node's engine, where the usage of the
+    instances on it is read (Swarm has none); the manager's node needs none (`docker_host`)."""
     registry_pull_host: str | None = None
     """`host[:port]` where the engine (every swarm node) pulls Baepo's own images from, when
     it cannot use the API's address (a loopback one); the port defaults to Baepo's."""

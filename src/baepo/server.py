@@ -470,7 +470,7 @@ def runtime_engine(config: Config) -> Engine:
     if config.swarm_edge_image is None:
         return DockerEngine(config.docker_host)
     edge = Edge(config.docker_host, config.swarm_edge_image)
-    return SwarmEngine(config.docker_host, edge=edge)
+    return SwarmEngine(config.docker_host, edge=edge, node_engines=dict(config.swarm_node_engines))
 
 
 def engine_credentials(auth: Auth, secrets_dir: Path) -> tuple[str, str]:

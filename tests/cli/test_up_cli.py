@@ -43,11 +43,15 @@ def test_a_swarm_edge_image_runs_services_on_the_swarm_pulling_from_the_given_ho
     assert alone.pull_address == "127.0.0.1:5001"
 
     flags = ["--port", "5001", "--swarm-edge-image", "edge:1", "--registry-pull-host", "10.0.0.5"]
-    swarm = config_of(monkeypatch, tmp_path, *flags)
+    nodes = ["--swarm-node-engine", "n2=tcp://10.0.0.6:2375", "--swarm-node-engine", "n3=unix:///s"]
+    swarm = config_of(monkeypatch, tmp_path, *flags, *nodes)
 
     assert isinstance(baepo.server.runtime_engine(swarm), SwarmEngine)
     assert swarm.pull_address == "10.0.0.5:5001"
+    assert swarm.swarm_node_engines == (("n2", "tcp://10.0.0.6:2375"), ("n3", "unix:///s"))
     assert config_of(monkeypatch, tmp_path, "--registry-pull-host", "r:443").pull_address == "r:443"
+    wrong = CliRunner().invoke(app, ["up", "--swarm-node-engine", "n2"])
+    assert wrong.exit_code == 2 and "is not HOSTNAME=URL" in wrong.output
 
 
 def hang_up(request: Request, connection: socket.socket) -> None:

@@ -1,7 +1,8 @@
 """Baepo on the test Docker Swarm, end to end (docs/swarm.md): `baepo up --swarm-edge-image`
 against the cluster's manager, a service made and deployed with the CLI, the nodes pulling from
 Baepo's own registry with the credentials Baepo hands Swarm, requests through the real router
-(HAProxy on this machine, reaching the tasks through the edge) under wrk's load.
+(HAProxy on this machine, reaching the tasks through the edge) under wrk's load, and each
+instance's memory read from its node's engine (`--swarm-node-engine`).
 
 Baepo listens on every address here (`--host 0.0.0.0`): the nodes pull from it at this
 machine's address on their bridge (`--registry-pull-host`).
@@ -17,12 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from baepo.control import SecretBox, load_or_create_secret_key
-from baepo.runtime import ContainerNotFound, Edge, Instance, SwarmEngine
+from baepo.runtime import LABEL_INSTANCE, ContainerNotFound, Edge, Instance, SwarmEngine
 from tests.clients import docker_host
 from tests.e2e.conftest import Stack, open_stack
-from tests.swarm_cluster import HOST_ADDRESS, restore, stop_dockerd
+from tests.swarm_cluster import HOST_ADDRESS, WORKER_ENGINES, restore, stop_dockerd
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +42,7 @@ def swarm_stack(
     flags = (
         "--host", "0.0.0.0", "--registry-pull-host", HOST_ADDRESS,
         "--docker-host", manager, "--swarm-edge-image", EDGE_IMAGE, "--deploy-timeout", "60",
+        *(f for n, url in WORKER_ENGINES.items() for f in ("--swarm-node-engine", f"{n}={url}")),
     )  # fmt: skip
     engine = SwarmEngine(manager)
     try:
@@ -108,6 +111,7 @@ def test_three_instances_on_three_nodes_a_deploy_and_a_lost_worker_under_load(
     assert requests > 200, deploy.output
     assert (socket_errors, bad) == (0, 0), deploy.output
     assert "hello v2" in stack.https(host).text
+    assert memory_shown(stack, name, {i.labels[LABEL_INSTANCE] for i in serving(engine, name)})
 
     try:
         with stack.load(host, 8, 300) as loss:
@@ -123,6 +127,26 @@ def test_three_instances_on_three_nodes_a_deploy_and_a_lost_worker_under_load(
     finally:
         restore()
     stack.cli("services", "rm", name, "--wait")
+
+
+def memory_shown(stack: Stack, service: str, instances: set[str]) -> bool:
+    """Whether `GET /metrics` shows the memory of each of `instances` (read every 10 s) within
+    30 s: those on the workers come from their nodes' engines."""
+    deadline = time.monotonic() + 30
+    with stack.baepo.api() as api:
+        while time.monotonic() < deadline:
+            shown = {
+                s.labels["instance"]
+                for family in text_string_to_metric_families(api.get("/metrics").text)
+                for s in family.samples
+                if s.name == "baepo_instance_memory_bytes"
+                and s.labels["service"] == service
+                and s.value > 0
+            }
+            if instances <= shown:
+                return True
+            time.sleep(1)
+    return False
 
 
 def replacement_elsewhere(stack: Stack, engine: SwarmEngine, name: str) -> list[Instance]:

@@ -41,7 +41,7 @@ from tests.conftest import free_port
 from tests.fakes.engine import MemoryEngine, baepo_test_images
 from tests.runtime.registries import distribution
 from tests.runtime.waiting import eventually
-from tests.swarm_cluster import HOST_ADDRESS
+from tests.swarm_cluster import HOST_ADDRESS, WORKER_ENGINES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,6 +97,7 @@ def engine_of(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Ite
             start_timeout_s=120,
             stop_grace_s=2,
             poll_s=0.2,
+            node_engines=WORKER_ENGINES,
         )
     else:
         made = DockerEngine(request.getfixturevalue(f"{request.param}_host"))

@@ -379,9 +379,8 @@ def test_events_report_start_and_die(
 
 
 def test_usage_counts_cpu_time_and_memory_of_a_running_instance_only(
-    engine: Engine, spec: Spec, request: pytest.FixtureRequest
+    engine: Engine, spec: Spec
 ) -> None:
-    on_swarm_it_differs(request, "Swarm has no stats API: usage is None")
     instance = engine.run(spec("baepo-test/hello:1", port=8080, memory_mb=64))
     assert instance.url is not None
     answering(f"{instance.url}/")

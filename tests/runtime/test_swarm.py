@@ -5,10 +5,13 @@ standing where Baepo and its router run, reaches the tasks' overlay addresses (d
 
 The cluster is started for the session unless it already runs, and then taken down again
 (tests/swarm_cluster.py); a test that stops a node's dockerd starts it again, pass or fail.
+At the end, without a swarm: a node's engine going and coming back, through fake engines.
 """
 
 from __future__ import annotations
 
+import logging
+import socket
 import subprocess
 import threading
 import uuid
@@ -19,13 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from baepo.runtime import ContainerSpec, Instance, StartFailed
+from baepo.runtime import ContainerNotFound, ContainerSpec, Instance, StartFailed
 from baepo.runtime.engine import EngineEvent
 from baepo.runtime.swarm import SwarmEngine
 from baepo.runtime.swarm_edge import Edge
+from tests.fakes.socket_engine import API_VERSION, Request, SocketEngine, send_json
 from tests.runtime.conftest import SwarmImages, copy_in, remove_all
 from tests.runtime.waiting import answering, eventually
-from tests.swarm_cluster import restore, stop_dockerd
+from tests.swarm_cluster import WORKER_ENGINES, restore, stop_dockerd
 
 WORKER = 3  # the node whose dockerd a test stops
 CREDENTIALS = ("robot", "s3cret")  # tests/runtime/registries.py's user
@@ -57,7 +61,14 @@ def labels() -> dict[str, str]:
 @pytest.fixture
 def engine(swarm: str, edge: Edge, labels: dict[str, str]) -> Iterator[SwarmEngine]:
     """A `SwarmEngine` whose instances and networks the test made are removed after it."""
-    made = SwarmEngine(swarm, edge=edge, start_timeout_s=120, stop_grace_s=2, poll_s=0.2)
+    made = SwarmEngine(
+        swarm,
+        edge=edge,
+        start_timeout_s=120,
+        stop_grace_s=2,
+        poll_s=0.2,
+        node_engines=WORKER_ENGINES,
+    )
     yield made
     remove_all(made, labels)
     made.close()
@@ -106,6 +117,39 @@ def test_three_instances_land_on_three_nodes_and_answer_where_the_router_runs(
         assert instance.limits.cpu == 0.25 and instance.limits.memory_mb == 64
         # From this process, as the router and the health probes reach it.
         assert answering(f"{instance.url}/").text.startswith("hello v1")
+
+
+@integration
+def test_usage_is_read_from_the_engine_of_the_node_an_instance_runs_on_if_it_is_named(
+    engine: SwarmEngine,
+    swarm: str,
+    start: Callable[[str], Instance],
+    labels: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(start, [f"app-{n}" for n in range(3)]))
+    on = {i.node: i.id for i in engine.list(labels)}
+    assert set(on) == {"baepo-swarm-1", "baepo-swarm-2", "baepo-swarm-3"}
+
+    for instance_id in on.values():  # the manager's from its own engine, the workers' theirs
+        usage = engine.usage(instance_id)
+        assert usage is not None
+        assert usage.cpu_ns > 0 and 0 < usage.memory_bytes <= 64 << 20
+        assert usage.memory_limit_bytes == 64 << 20
+
+    # Node 2's engine not named, node 3's not answering: no usage, one warning each.
+    partial = SwarmEngine(swarm, node_engines={"baepo-swarm-3": "unix:///run/baepo-swarm/none"})
+    with caplog.at_level(logging.WARNING, logger="baepo.runtime.swarm"):
+        for _ in range(2):
+            assert partial.usage(on["baepo-swarm-2"]) is None
+            assert partial.usage(on["baepo-swarm-3"]) is None
+        assert partial.usage(on["baepo-swarm-1"]) is not None
+    partial.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "baepo.runtime.swarm"]
+    assert len(warnings) == 2
+    assert "baepo-swarm-2: no engine of it is configured" in warnings[0]
+    assert "baepo-swarm-3: cannot read the usage" in warnings[1]
 
 
 @integration
@@ -184,3 +228,65 @@ def test_a_workers_lost_dockerd_shows_its_instance_dead_and_a_replacement_lands_
         events.close()
         watcher.join(timeout=10)
         restore()  # the worker's dockerd again, back in the swarm
+
+
+# -- without a swarm: a fake manager and a fake node engine ----------------------------------
+
+MANAGER_ANSWERS: dict[str, object] = {
+    "/info": {"Swarm": {"NodeID": "n1", "ControlAvailable": True}},
+    "/services/s1": {"ID": "s1", "Spec": {"Labels": {"baepo.managed": "true"}}},
+    "/tasks": [
+        {
+            "ServiceID": "s1",
+            "NodeID": "n2",
+            "Status": {"State": "running", "ContainerStatus": {"ContainerID": "c1"}},
+        }
+    ],
+    "/nodes": [
+        {"ID": f"n{n}", "Description": {"Hostname": f"node-{n}"}, "Status": {"State": "ready"}}
+        for n in (1, 2)
+    ],
+}
+STATS = {
+    "read": "2026-12-03T10:00:00Z",
+    "cpu_stats": {"cpu_usage": {"total_usage": 5_000_000}},
+    "memory_stats": {"usage": 3 << 20, "limit": 64 << 20},
+}
+
+
+def test_a_node_engine_that_stops_answering_is_told_once_until_it_answers_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def manager(request: Request, connection: socket.socket) -> None:
+        path = request.path.removeprefix(f"/v{API_VERSION}")
+        found = MANAGER_ANSWERS.get(path)
+        send_json(connection, 404 if found is None else 200, found or {"message": "no such"})
+
+    answering = threading.Event()
+
+    def node(request: Request, connection: socket.socket) -> None:
+        if answering.is_set() and request.path.endswith("/containers/c1/stats"):
+            send_json(connection, 200, STATS)
+        # else: hang up, no answer
+
+    with (
+        SocketEngine(tmp_path / "manager.sock", manager) as fake_manager,
+        SocketEngine(tmp_path / "node.sock", node) as fake_node,
+    ):
+        engine = SwarmEngine(fake_manager.url, node_engines={"node-2": fake_node.url})
+        with caplog.at_level(logging.WARNING, logger="baepo.runtime.swarm"):
+            readings = [engine.usage("s1"), engine.usage("s1")]
+            answering.set()
+            readings.append(engine.usage("s1"))
+            answering.clear()
+            readings.append(engine.usage("s1"))
+            with pytest.raises(ContainerNotFound):
+                engine.usage("s2")
+        engine.close()
+
+    assert readings[:2] == [None, None] and readings[3] is None
+    assert readings[2] is not None
+    assert (readings[2].cpu_ns, readings[2].memory_bytes) == (5_000_000, 3 << 20)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "baepo.runtime.swarm"]
+    assert len(warnings) == 2, warnings  # once for each time it stopped answering
+    assert all(w.startswith("no usage of the instances on swarm node node-2: ") for w in warnings)

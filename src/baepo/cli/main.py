@@ -180,6 +180,13 @@ def up(
             "(docs/swarm.md).",
         ),
     ] = None,
+    swarm_node_engine: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="HOSTNAME=URL: the engine (unix:// or tcp://) of that swarm node, where Baepo "
+            "reads its instances' CPU and memory (repeatable; the manager's needs none).",
+        ),
+    ] = None,
     registry_pull_host: Annotated[
         str | None,
         typer.Option(
@@ -261,12 +268,17 @@ def up(
         max_instances_per_user=max_instances_per_user,
         kept_log_lines=kept_log_lines,
         kept_log_bytes=int(kept_log_mib * 1024 * 1024),
-        runtime_images=tuple(_runtime_image(item) for item in runtime_image or ()),
+        runtime_images=tuple(
+            _pair(item, "RUNTIME=IMAGE", "--runtime-image") for item in runtime_image or ()
+        ),
         pipeline_workers=pipeline_workers,
         webhook_private_sources=webhook_private_sources,
         git_max_push_bytes=git_max_push_mib * 1024 * 1024,
         git_timeout_s=git_timeout,
         swarm_edge_image=swarm_edge_image,
+        swarm_node_engines=tuple(
+            _pair(item, "HOSTNAME=URL", "--swarm-node-engine") for item in swarm_node_engine or ()
+        ),
         registry_pull_host=registry_pull_host,
         registry_addresses=tuple(registry_address or ()),
         peer_address=peer_address,
@@ -287,11 +299,12 @@ def up(
         raise typer.Exit(1) from None
 
 
-def _runtime_image(item: str) -> tuple[str, str]:
-    runtime, _, image = item.partition("=")
-    if not runtime.strip() or not image.strip():
-        raise typer.BadParameter(f"{item!r} is not RUNTIME=IMAGE", param_hint="--runtime-image")
-    return runtime.strip(), image.strip()
+def _pair(item: str, form: str, option: str) -> tuple[str, str]:
+    """`item`, given as `form` (NAME=VALUE) to `option`, as (NAME, VALUE)."""
+    name, _, value = item.partition("=")
+    if not name.strip() or not value.strip():
+        raise typer.BadParameter(f"{item!r} is not {form}", param_hint=option)
+    return name.strip(), value.strip()
 
 
 @app.command()

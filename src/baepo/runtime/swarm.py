@@ -15,6 +15,10 @@ they are on one engine). `swarm_specs` holds the translation; this module the ca
               it, with its container's exit code and output; wait until it has ended
     remove    delete the service (its node removes the container)
     logs      the service's logs (`docker service logs`), gathered by the manager from the node
+    usage     the one-shot stats of the task's container, from the engine of the node it runs
+              on (Swarm has no stats API): `node_engines` names them by hostname, the
+              manager's own is the manager's socket. None from a node with no engine named or
+              that does not answer (logged once, until it answers again).
     networks  overlay networks, attachable so that the `Edge` (swarm_edge.py) joins each one:
               through it Baepo's host, the router and the health probes reach task addresses
     events    Swarm (API 1.41) reports no task changes as events: the stream lists again every
@@ -25,14 +29,13 @@ they are on one engine). `swarm_specs` holds the translation; this module the ca
 A lost node is Swarm's to notice (its heartbeats stop: the manager marks it down and shuts its
 tasks down); its instances then list as "dead" with the reason, and the reconciler replaces
 them as it replaces any instance that died, through its health gate. Swarm never restarts one.
-
-`usage` is None: Swarm has no stats API (a node's own engine has them; see docs/swarm.md).
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+import logging
 import threading
 import time
 from collections import Counter, deque
@@ -67,6 +70,8 @@ from baepo.runtime.errors import (
 from baepo.runtime.swarm_edge import Edge
 from baepo.runtime.swarm_specs import Node
 
+log = logging.getLogger(__name__)
+
 _WAIT_EVERY_S = 0.25
 _OVER = {"exited", "dead"}
 
@@ -82,6 +87,7 @@ class SwarmEngine:
         capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES,
         edge: Edge | None = None,
         poll_s: float = 1.0,
+        node_engines: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = manager_url
         self._client = EngineClient(manager_url, timeout_s=timeout_s)
@@ -93,10 +99,17 @@ class SwarmEngine:
         self._edge = edge
         self._poll_s = poll_s
         self._placing = threading.Lock()  # one placement at a time: each sees the last one's
+        self._node_urls = dict(node_engines or {})  # node hostname → its engine's address
+        self._node_engines: dict[str, DockerEngine] = {}
+        self._unread_nodes: set[str] = set()  # those whose missing usage was logged
+        self._own_node: str | None = None  # the manager's node id, once asked
+        self._nodes_lock = threading.Lock()  # `usage` runs in several threads at once
 
     def close(self) -> None:
         self._client.close()
         self._local.close()
+        for engine in self._node_engines.values():
+            engine.close()
 
     def ping(self) -> None:
         with _boundary("ask the swarm manager"):
@@ -185,11 +198,7 @@ class SwarmEngine:
         ]
 
     def inspect(self, instance_id: str) -> Instance:
-        with _boundary(f"inspect service {instance_id}"):
-            service = self._service(instance_id)
-            tasks = self._tasks([str(service["ID"])])
-            nodes = self._nodes()
-        return swarm_specs.instance_of(service, swarm_specs.latest_task(tasks), nodes)
+        return swarm_specs.instance_of(*self._service_task_nodes(instance_id))
 
     def stop(self, instance_id: str, timeout_s: float = 10) -> None:
         """Scale to 0 and wait (for `timeout_s` and the engine's timeout more) until the task
@@ -256,8 +265,52 @@ class SwarmEngine:
         threading.Thread(target=watch, name="swarm-follow", daemon=True).start()
 
     def usage(self, instance_id: str) -> Usage | None:
-        self.inspect(instance_id)  # ContainerNotFound if there is no such instance
-        return None
+        """From the engine of the node the task runs on (Swarm has no stats API); None where
+        that engine is unknown or silent: usage is optional, the instance serves on."""
+        service, task, nodes = self._service_task_nodes(instance_id)
+        container = swarm_specs.container_id(task)
+        node = nodes.get(str((task or {}).get("NodeID") or ""))
+        running = swarm_specs.instance_of(service, task, nodes).running
+        if node is None or container is None or not running:
+            return None
+        engine = self._engine_on(node)
+        if engine is None:
+            self._not_read(node.hostname, "no engine of it is configured (--swarm-node-engine)")
+            return None
+        try:
+            usage = engine.usage(container)
+        except EngineError as exc:
+            self._not_read(node.hostname, str(exc))
+            return None
+        with self._nodes_lock:
+            self._unread_nodes.discard(node.hostname)
+        return usage
+
+    def _engine_on(self, node: Node) -> DockerEngine | None:
+        """The engine of `node`, made once: the one `node_engines` names, else the manager's
+        own if it is the manager's node, else None."""
+        url = self._node_urls.get(node.hostname)
+        if url is None:
+            return self._local if node.id == self._own_node_id() else None
+        with self._nodes_lock:
+            if node.hostname not in self._node_engines:
+                self._node_engines[node.hostname] = DockerEngine(url, timeout_s=self._timeout_s)
+            return self._node_engines[node.hostname]
+
+    def _own_node_id(self) -> str:
+        if self._own_node is None:
+            with _boundary("ask the swarm manager"):
+                info = self._client.json("GET", "/info")
+            self._own_node = str(((info or {}).get("Swarm") or {}).get("NodeID") or "")
+        return self._own_node
+
+    def _not_read(self, hostname: str, why: str) -> None:
+        """Log that `hostname`'s instances show no usage, once until it is read again."""
+        with self._nodes_lock:
+            if hostname in self._unread_nodes:
+                return
+            self._unread_nodes.add(hostname)
+        log.warning("no usage of the instances on swarm node %s: %s", hostname, why)
 
     # -- networks -------------------------------------------------------------------------
 
@@ -370,6 +423,16 @@ class SwarmEngine:
                 return False
             time.sleep(_WAIT_EVERY_S)
         return True
+
+    def _service_task_nodes(
+        self, instance_id: str
+    ) -> tuple[dict[str, Any], Mapping[str, Any] | None, dict[str, Node]]:
+        """The service, its latest task and the nodes (`ContainerNotFound`: no such service)."""
+        with _boundary(f"inspect service {instance_id}"):
+            service = self._service(instance_id)
+            tasks = self._tasks([str(service["ID"])])
+            nodes = self._nodes()
+        return service, swarm_specs.latest_task(tasks), nodes
 
     def _service(self, service_id: str) -> dict[str, Any]:
         answer = self._client.json("GET", endpoint("/services/{}", service_id))

@@ -162,12 +162,14 @@ def credentials_header(auth: Credentials | None) -> dict[str, str]:
 def latest_task(tasks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """A one-replica service's task: the newest that got a container (a stopped instance's,
     not the one `stop` left pending for ever), else the newest, if it has any."""
-    ran = [
-        t
-        for t in tasks
-        if ((t.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
-    ]
+    ran = [t for t in tasks if container_id(t) is not None]
     return max(ran or tasks, key=lambda t: str(t.get("CreatedAt") or ""), default=None)
+
+
+def container_id(task: Mapping[str, Any] | None) -> str | None:
+    """The id of the container `task` got on its node, if it got one."""
+    status = (task or {}).get("Status") or {}
+    return str((status.get("ContainerStatus") or {}).get("ContainerID") or "") or None
 
 
 def instance_of(
@@ -191,7 +193,7 @@ def instance_of(
     if state == "running" and port is not None and task is not None:
         ip = _address(task, _network_ids(template))
         address = f"{ip}:{port}" if ip else None
-    ran = bool(container_status.get("ContainerID"))
+    ran = container_id(task) is not None
     nano_cpus = int(limits.get("NanoCPUs") or 0)
     memory = int(limits.get("MemoryBytes") or 0)
     return Instance(
