@@ -24,6 +24,7 @@ from baepo.control import SecretBox, load_or_create_secret_key
 from baepo.runtime import LABEL_INSTANCE, ContainerNotFound, Edge, Instance, SwarmEngine
 from tests.clients import docker_host
 from tests.e2e.conftest import Stack, open_stack
+from tests.e2e.test_autoscaling import CLIENTS, SLOW, SlowLoad
 from tests.swarm_cluster import HOST_ADDRESS, WORKER_ENGINES, restore, stop_dockerd
 
 pytestmark = pytest.mark.integration
@@ -159,3 +160,31 @@ def replacement_elsewhere(stack: Stack, engine: SwarmEngine, name: str) -> list[
             return live
         time.sleep(0.5)
     raise AssertionError(f"not replaced: {engine.list({'baepo.service': name})}")
+
+
+def test_the_autoscaler_grows_a_service_over_the_nodes_and_every_request_is_answered(
+    swarm_stack: tuple[Stack, SwarmEngine],
+) -> None:
+    """Autoscaling keeps its contract on Swarm: more concurrent requests than one instance
+    takes start more, on other nodes, each gated on the health check before it is routed."""
+    stack, engine = swarm_stack
+    name = f"swarm-scaled-{secrets.token_hex(2)}"
+    host = f"{name}.localhost"
+    image = stack.push("baepo-test/hello:1", f"team/{name}:1")
+    stack.cli(
+        "services", "create", name, "--image", image, "--command", SLOW,
+        "--min-instances", "1", "--max-instances", "3", "--max-concurrency", "2", "--wait",
+    )  # fmt: skip
+    assert stack.https(host, "/cgi-bin/slow.cgi").text.strip() == "slow"
+    with SlowLoad(stack, host) as load:
+        deadline = time.monotonic() + 90
+        while len(serving(engine, name)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        grown = serving(engine, name)
+        served = sum(load.answers.values())
+        while sum(load.answers.values()) < served + 2 * CLIENTS and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert len(grown) == 3, f"{len(grown)} instances under {CLIENTS} slow clients"
+    assert len({i.node for i in grown}) == 3, [i.node for i in grown]
+    assert set(load.answers) == {"200"}, load.answers
+    stack.cli("services", "rm", name, "--wait")
