@@ -16,6 +16,7 @@ gets 503 and a `Retry-After`: git and the providers retry.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -116,7 +117,7 @@ class LeaderForwarding:
             await self.app(scope, receive, send)
             return
         try:
-            address = self._leader.address()
+            address = await asyncio.to_thread(self._leader.address)  # may read the database
         except NoLeader as exc:
             await _error(scope, receive, send, "NO_LEADER", f"no leader to pass this on to ({exc})")
             return
