@@ -60,6 +60,7 @@ class Backends:
         self._s3: S3Server | None = None
         self._postgres: PostgresDatabases | None = None
         self._made: dict[Path, tuple[str, ...]] = {}
+        self._buckets: dict[Path, str] = {}
         self._cleanup = ExitStack()
 
     def s3(self) -> S3Server:
@@ -86,8 +87,17 @@ class Backends:
             return ()
         key = data_dir.resolve()
         if key not in self._made:
-            self._made[key] = self._database(flags) + self._storage(flags)
+            self._made[key] = self._database(flags) + self._storage(key, flags)
         return self._made[key]
+
+    def stored_files(self, data_dir: Path) -> list[str]:
+        """Every file Baepo on `data_dir` stored: in the data directory (relative paths), and
+        in the bucket this run's backend gave it (object keys)."""
+        files = [p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*") if p.is_file()]
+        bucket = self._buckets.get(data_dir.resolve())
+        if bucket is not None:
+            files += self.s3().objects(bucket)
+        return files
 
     def _database(self, flags: tuple[str, ...]) -> tuple[str, ...]:
         if names_a_database(flags):
@@ -95,18 +105,19 @@ class Backends:
         url = self._cleanup.enter_context(self.postgres().database(migrated=False))
         return ("--database-url", url)
 
-    def _storage(self, flags: tuple[str, ...]) -> tuple[str, ...]:
+    def _storage(self, data_dir: Path, flags: tuple[str, ...]) -> tuple[str, ...]:
         if names_a_storage(flags):
             return ()
         server = self.s3()
-        return ("--storage", "s3", "--s3-endpoint", server.endpoint,
-                "--s3-bucket", server.bucket(),
+        bucket = self._buckets[data_dir] = server.bucket()
+        return ("--storage", "s3", "--s3-endpoint", server.endpoint, "--s3-bucket", bucket,
                 "--s3-access-key", ACCESS_KEY, "--s3-secret-key", SECRET_KEY)  # fmt: skip
 
     def close(self) -> None:
         """Drop the databases (LIFO: before the template's owner closes), stop the S3 server."""
         self._cleanup.close()
         self._made.clear()
+        self._buckets.clear()
         self._s3 = self._postgres = None
 
 
