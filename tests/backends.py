@@ -90,6 +90,13 @@ class Backends:
             self._made[key] = self._database(flags) + self._storage(key, flags)
         return self._made[key]
 
+    def database_url(self, data_dir: Path) -> str:
+        """The state database of Baepo on `data_dir`: this run's backend's, else its baepo.db."""
+        flags = self._made.get(data_dir.resolve(), ())
+        if "--database-url" in flags:
+            return flags[flags.index("--database-url") + 1]
+        return f"sqlite:///{data_dir / 'baepo.db'}"
+
     def stored_files(self, data_dir: Path) -> list[str]:
         """Every file Baepo on `data_dir` stored: in the data directory (relative paths), and
         in the bucket this run's backend gave it (object keys)."""

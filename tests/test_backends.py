@@ -17,7 +17,9 @@ def flag(flags: tuple[str, ...], name: str) -> str | None:
 
 def test_sqlite_fs_adds_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(VARIABLE, SQLITE_FS)
-    assert Backends().flags_for(tmp_path / "data", ()) == ()
+    backends = Backends()
+    assert backends.flags_for(tmp_path / "data", ()) == ()
+    assert backends.database_url(tmp_path / "data") == f"sqlite:///{tmp_path / 'data/baepo.db'}"
 
 
 def test_an_unknown_backend_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -42,6 +44,7 @@ def test_postgres_s3_gives_each_data_directory_a_database_and_a_bucket_of_its_ow
         assert flag(first, "--s3-bucket") != flag(second, "--s3-bucket")
         assert flag(first, "--database-url") != flag(second, "--database-url")
         assert backends.flags_for(tmp_path / "a", ()) == first  # a restart finds its state
+        assert backends.database_url(tmp_path / "a") == flag(first, "--database-url")
         named = backends.flags_for(tmp_path / "c", ("--database-url", "sqlite:///x.db"))
         assert "--database-url" not in named and flag(named, "--storage") == "s3"
         named = backends.flags_for(tmp_path / "d", ("--storage=filesystem",))

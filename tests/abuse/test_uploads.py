@@ -11,6 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.backends import BACKENDS
 from tests.conftest import BaepoProcess, running
 
 pytestmark = pytest.mark.integration
@@ -22,6 +23,17 @@ def short_lived(tmp_path: Path) -> Iterator[BaepoProcess]:
         yield server
 
 
+def stored_uploads(server: BaepoProcess) -> set[str]:
+    """The uploads the storage holds: files in registry/uploads/ on disk, or keys under
+    uploads/<id>/ in the bucket (tests/backends.py)."""
+    found = set()
+    for path in BACKENDS.stored_files(server.data_dir):
+        parts = path.split("/")
+        if "uploads" in parts[:-1]:
+            found.add(parts[parts.index("uploads") + 1])
+    return found
+
+
 def test_abandoned_uploads_expire_files_and_rows(short_lived: BaepoProcess) -> None:
     locations = []
     with httpx.Client(base_url=short_lived.url, auth=short_lived.admin, timeout=10) as client:
@@ -31,14 +43,13 @@ def test_abandoned_uploads_expire_files_and_rows(short_lived: BaepoProcess) -> N
             patched = client.patch(started.headers["location"], content=b"x" * (n + 1) * 1000)
             assert patched.status_code == 202
             locations.append(started.headers["location"])
-        uploads = short_lived.data_dir / "registry" / "uploads"
-        assert len(list(uploads.iterdir())) == 20
+        assert len(stored_uploads(short_lived)) == 20
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(uploads.iterdir()):
+        while time.monotonic() < deadline and stored_uploads(short_lived):
             time.sleep(0.5)
-        assert list(uploads.iterdir()) == []
+        assert stored_uploads(short_lived) == set()
         assert all(client.get(loc).status_code == 404 for loc in locations)
-    engine = sa.create_engine(f"sqlite:///{short_lived.data_dir / 'baepo.db'}")
+    engine = sa.create_engine(BACKENDS.database_url(short_lived.data_dir))
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM registry_uploads")).scalar() == 0
     engine.dispose()
