@@ -39,9 +39,10 @@ def backend() -> str:
 
 on_sqlite_fs_only = pytest.mark.skipif(
     backend() != SQLITE_FS,
-    reason=f"looks at baepo.db or the blob files in the data directory ({VARIABLE}={backend()})",
+    reason=f"about SQLite's baepo.db or the data directory's disk ({VARIABLE}={backend()})",
 )
-"""For a test of what only exists on SQLite and the filesystem (`baepo backup`, the files)."""
+"""For a test of what only exists on SQLite and the filesystem: `baepo backup`, an upgrade of
+an older baepo.db, the data directory's disk full or read-only."""
 
 
 def names_a_database(flags: tuple[str, ...]) -> bool:
