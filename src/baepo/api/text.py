@@ -10,13 +10,11 @@ is read whole for it (the API's bodies are small documents), then handed on as i
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baepo.api.errors import error_response
-
-NUL = "\x00"
+from baepo.store import holds_nul
 
 
 class RefuseNul:
@@ -29,7 +27,7 @@ class RefuseNul:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if NUL in scope["path"] or b"%00" in scope["query_string"]:
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
             await _refuse("its path or query", scope, receive, send)
             return
         if not _is_json(scope):
@@ -74,17 +72,7 @@ def _holds_nul(body: bytes) -> bool:
         document = json.loads(body)
     except ValueError:
         return False
-    return _any_nul(document)
-
-
-def _any_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return NUL in value
-    if isinstance(value, dict):
-        return any(_any_nul(key) or _any_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_any_nul(item) for item in value)
-    return False
+    return holds_nul(document)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -52,6 +52,7 @@ from baepo.aws.errors import (
 )
 from baepo.aws.params import Params
 from baepo.clock import Clock
+from baepo.store import holds_nul
 
 log = logging.getLogger("baepo.aws")
 
@@ -175,7 +176,10 @@ class AwsEndpoint:
             request_id,
             f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}",
         )
-        params = Params(_json_object(body), service.invalid)
+        document = _json_object(body)
+        if holds_nul(document):  # PostgreSQL's text cannot keep one (store.holds_nul)
+            raise service.invalid("Text may not contain a NUL character (\\u0000).")
+        params = Params(document, service.invalid)
         try:
             result = await run_in_threadpool(handler, call, params)
         except AwsError:

@@ -335,7 +335,7 @@ def _without_pyopenssl() -> None:
     import fails; the shim imports `cryptography`, ~15 MiB resident that the server otherwise
     never loads (router/signing.py). Marked absent, the shim fails to import, as without
     pyOpenSSL installed (it is, for ACME); nothing else in the server imports it."""
-    sys.modules.setdefault("urllib3.contrib.pyopenssl", None)  # type: ignore[arg-type]
+    sys.modules.setdefault("urllib3.contrib.pyopenssl", None)  # type: ignore[arg-type]  # None: absent
 
 
 class S3Driver:

@@ -99,6 +99,19 @@ def serialize(s: Session, topic: str) -> None:
     s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+def holds_nul(value: object) -> bool:
+    """Whether a string in `value` (a JSON document: keys, values, items) holds a NUL
+    character. PostgreSQL's text cannot keep one (psycopg refuses the statement), so the edges
+    refuse such input as bad before it reaches a room (api/text.py, aws/protocol.py)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(item) for item in value)
+    return False
+
+
 def reason(exc: Exception) -> str:
     """An error in one line: SQLAlchemy's first (the driver's message), not the statement,
     its parameters and a link to its documentation."""
