@@ -49,6 +49,9 @@ def test_text_with_a_nul_is_bad_input_on_every_state_database(
     for answer in answers:
         assert answer.status_code == 422, answer.text
         assert answer.json()["error"]["code"] == "INVALID_REQUEST"
+    assert answers[1].json()["error"]["fields"] == [
+        {"field": "scopes.0", "message": "must not hold a NUL character"}
+    ]
 
 
 def test_logout_revokes_the_token_it_is_signed_with(baepo_server: BaepoProcess) -> None:

@@ -4,7 +4,7 @@ No name, password or value Baepo keeps may hold one, and PostgreSQL's text canno
 refuses the statement, and the state database's failure would answer `503` to what is bad
 input (SQLite keeps it, so the two would differ as well). A request's path and query, and every
 string (key or value) of a JSON body, are checked before a route sees the request. A JSON body
-is read whole for it (the API's bodies are small documents), then handed on as it came.
+is read for it (up to `CHECKED_BYTES`), then handed on as it came.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from baepo.api.errors import error_response
-from baepo.store import holds_nul
+from baepo.store import nul_place
+
+MUST_NOT = "must not hold a NUL character"
+CHECKED_BYTES = 1024 * 1024
+"""The longest body checked (the API's documents are a few KiB)."""
 
 
 class RefuseNul:
@@ -28,23 +32,28 @@ class RefuseNul:
             await self.app(scope, receive, send)
             return
         if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
-            await _refuse("its path or query", scope, receive, send)
+            await _refuse("the path or query", (), scope, receive, send)
             return
         if not _is_json(scope):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
-        if body is None:
+        read = await _read_start(receive)
+        if read is None:
             return  # the client went away before the end of its body
-        if _holds_nul(body):
-            await _refuse("its JSON body", scope, receive, send)
+        messages, whole = read
+        place = _nul_in_json(b"".join(m.get("body", b"") for m in messages)) if whole else None
+        if place is not None:
+            fields = ((place, MUST_NOT),) if place else ()
+            await _refuse(place or "the body", fields, scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, _replay(messages, receive), send)
 
 
-async def _refuse(where: str, scope: Scope, receive: Receive, send: Send) -> None:
-    message = f"text may not hold a NUL character (\\u0000): one is in {where}"
-    await error_response(422, "INVALID_REQUEST", message)(scope, receive, send)
+async def _refuse(
+    where: str, fields: tuple[tuple[str, str], ...], scope: Scope, receive: Receive, send: Send
+) -> None:
+    answer = error_response(422, "INVALID_REQUEST", f"{where}: {MUST_NOT}", fields=fields)
+    await answer(scope, receive, send)
 
 
 def _is_json(scope: Scope) -> bool:
@@ -52,38 +61,40 @@ def _is_json(scope: Scope) -> bool:
     return bool(types) and b"json" in types[0].lower()
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks = []
-    while True:
+async def _read_start(receive: Receive) -> tuple[list[Message], bool] | None:
+    """The body's messages up to `CHECKED_BYTES`, and whether that is the whole body (a longer
+    one goes on unchecked: a webhook's payload is read by its route, under its own limit);
+    None if the client went away."""
+    messages: list[Message] = []
+    size = 0
+    while size <= CHECKED_BYTES:
         message = await receive()
         if message["type"] != "http.request":
             return None
-        chunks.append(message.get("body", b""))
+        messages.append(message)
+        size += len(message.get("body", b""))
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return messages, True
+    return messages, False
 
 
-def _holds_nul(body: bytes) -> bool:
-    """Whether a string of the JSON document holds NUL (written `\\u0000`: a raw one is not
-    JSON, which the route's parsing refuses). A body that is not JSON is the route's to refuse."""
+def _nul_in_json(body: bytes) -> str | None:
+    """Where a string of the JSON document holds NUL (written `\\u0000`: a raw one is not
+    JSON, which the route's parsing refuses); a body that is not JSON is the route's to refuse."""
     if b"\\u0000" not in body.lower():
-        return False
+        return None
     try:
         document = json.loads(body)
     except ValueError:
-        return False
-    return holds_nul(document)
+        return None
+    return nul_place(document)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """`receive` with the body already read given back first, whole."""
-    given = False
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """`receive` with the messages already read given back first."""
+    waiting = list(messages)
 
     async def replayed() -> Message:
-        nonlocal given
-        if given:
-            return await receive()
-        given = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return waiting.pop(0) if waiting else await receive()
 
     return replayed

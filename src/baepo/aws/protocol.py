@@ -52,7 +52,7 @@ from baepo.aws.errors import (
 )
 from baepo.aws.params import Params
 from baepo.clock import Clock
-from baepo.store import holds_nul
+from baepo.store import nul_place
 
 log = logging.getLogger("baepo.aws")
 
@@ -177,8 +177,9 @@ class AwsEndpoint:
             f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}",
         )
         document = _json_object(body)
-        if holds_nul(document):  # PostgreSQL's text cannot keep one (store.holds_nul)
-            raise service.invalid("Text may not contain a NUL character (\\u0000).")
+        place = nul_place(document)  # PostgreSQL's text cannot keep one
+        if place is not None:
+            raise service.invalid(f"{place or 'The body'} must not contain a NUL character.")
         params = Params(document, service.invalid)
         try:
             result = await run_in_threadpool(handler, call, params)

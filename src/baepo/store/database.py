@@ -99,17 +99,27 @@ def serialize(s: Session, topic: str) -> None:
     s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def holds_nul(value: object) -> bool:
-    """Whether a string in `value` (a JSON document: keys, values, items) holds a NUL
-    character. PostgreSQL's text cannot keep one (psycopg refuses the statement), so the edges
-    refuse such input as bad before it reaches a room (api/text.py, aws/protocol.py)."""
+def nul_place(value: object, place: str = "") -> str | None:
+    """Where the first string of `value` (a JSON document) holding a NUL character is, as a
+    dotted path (`env.A`, `scopes.0`; `place` for `value` itself), or None. PostgreSQL's text
+    cannot keep one (psycopg refuses the statement), so the edges refuse such input as bad
+    before it reaches a room (api/text.py, aws/protocol.py)."""
     if isinstance(value, str):
-        return "\x00" in value
+        return place if "\x00" in value else None
     if isinstance(value, dict):
-        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(holds_nul(item) for item in value)
-    return False
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        inner = f"{place}.{key}" if place else str(key)
+        if "\x00" in str(key):
+            return place
+        found = nul_place(item, inner)
+        if found is not None:
+            return found
+    return None
 
 
 def reason(exc: Exception) -> str:
