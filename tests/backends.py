@@ -107,6 +107,16 @@ class Backends:
             files += self.s3().objects(bucket)
         return files
 
+    def stored_uploads(self, data_dir: Path) -> set[str]:
+        """The ids of the blob uploads Baepo on `data_dir` holds: files in registry/uploads/
+        on disk, or keys under uploads/<id>/ in its bucket."""
+        found = set()
+        for path in self.stored_files(data_dir):
+            parts = path.split("/")
+            if "uploads" in parts[:-1]:
+                found.add(parts[parts.index("uploads") + 1])
+        return found
+
     def _database(self, flags: tuple[str, ...]) -> tuple[str, ...]:
         if names_a_database(flags):
             return ()

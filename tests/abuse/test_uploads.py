@@ -23,17 +23,6 @@ def short_lived(tmp_path: Path) -> Iterator[BaepoProcess]:
         yield server
 
 
-def stored_uploads(server: BaepoProcess) -> set[str]:
-    """The uploads the storage holds: files in registry/uploads/ on disk, or keys under
-    uploads/<id>/ in the bucket (tests/backends.py)."""
-    found = set()
-    for path in BACKENDS.stored_files(server.data_dir):
-        parts = path.split("/")
-        if "uploads" in parts[:-1]:
-            found.add(parts[parts.index("uploads") + 1])
-    return found
-
-
 def test_abandoned_uploads_expire_files_and_rows(short_lived: BaepoProcess) -> None:
     locations = []
     with httpx.Client(base_url=short_lived.url, auth=short_lived.admin, timeout=10) as client:
@@ -43,11 +32,11 @@ def test_abandoned_uploads_expire_files_and_rows(short_lived: BaepoProcess) -> N
             patched = client.patch(started.headers["location"], content=b"x" * (n + 1) * 1000)
             assert patched.status_code == 202
             locations.append(started.headers["location"])
-        assert len(stored_uploads(short_lived)) == 20
+        assert len(BACKENDS.stored_uploads(short_lived.data_dir)) == 20
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and stored_uploads(short_lived):
+        while time.monotonic() < deadline and BACKENDS.stored_uploads(short_lived.data_dir):
             time.sleep(0.5)
-        assert stored_uploads(short_lived) == set()
+        assert BACKENDS.stored_uploads(short_lived.data_dir) == set()
         assert all(client.get(loc).status_code == 404 for loc in locations)
     engine = sa.create_engine(BACKENDS.database_url(short_lived.data_dir))
     with engine.connect() as conn:
