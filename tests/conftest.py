@@ -22,8 +22,9 @@ from baepo.control import SecretBox, load_or_create_secret_key
 from baepo.runtime import DockerEngine
 from baepo.schema import schema
 from baepo.store import Database
+from tests.backends import BACKENDS
 from tests.components import REQUIRE_REAL, check_components, real_required
-from tests.databases import DIALECTS, Databases, PostgresDatabases, postgres_admin_url
+from tests.databases import DIALECTS, Databases, PostgresDatabases
 from tests.s3server import ACCESS_KEY as S3_ACCESS_KEY
 from tests.s3server import SECRET_KEY as S3_SECRET_KEY
 from tests.s3server import S3Server
@@ -107,6 +108,7 @@ class BaepoProcess:
                 "--https-port",
                 str(self.https_port),
                 *self.extra_args,
+                *BACKENDS.flags_for(self.data_dir, self.extra_args),
             ],
             env=env,
             stdout=log,
@@ -227,15 +229,19 @@ def fresh_baepo(tmp_path: Path) -> Iterator[BaepoProcess]:
     server.stop_data_plane()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The S3 server and PostgreSQL databases of the session (tests/backends.py): started
+    when first wanted, by a fixture or a `baepo up` under BAEPO_TEST_BACKEND=postgres-s3."""
+    BACKENDS.root = tmp_path_factory.mktemp("backends")
+    yield
+    BACKENDS.close()
+
+
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+def s3_server() -> S3Server:
     """One real S3 server (SeaweedFS on loopback) for the session; tests take a bucket each."""
-    server = S3Server(tmp_path_factory.mktemp("s3"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return BACKENDS.s3()
 
 
 @pytest.fixture(scope="session")
@@ -275,11 +281,9 @@ def docker_host() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_databases() -> Iterator[PostgresDatabases]:
+def postgres_databases() -> PostgresDatabases:
     """The tests' PostgreSQL, with a template database at the schema's head (tests/databases.py)."""
-    databases = PostgresDatabases(postgres_admin_url())
-    yield databases
-    databases.close()
+    return BACKENDS.postgres()
 
 
 @pytest.fixture(params=DIALECTS)

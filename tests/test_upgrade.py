@@ -13,9 +13,10 @@ import pytest
 
 from baepo.store import revision_of
 from baepo.store.migrations import head_revision
+from tests.backends import on_sqlite_fs_only
 from tests.conftest import running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, on_sqlite_fs_only]  # v0.1.0 kept its state in baepo.db
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "v0.1.0"
 V0_1_0_REVISION = "cf5e96ab67d6"

@@ -12,10 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.backends import on_sqlite_fs_only
 from tests.components import missing
 from tests.conftest import ADMIN_PASSWORD, BaepoProcess, running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, on_sqlite_fs_only]  # on S3 the blobs are elsewhere
 
 MB = 1024 * 1024
 

@@ -18,11 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.backends import on_sqlite_fs_only
 from tests.clients import OciLayout, skopeo
 from tests.components import missing
 from tests.conftest import ADMIN_PASSWORD, BaepoProcess, running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, on_sqlite_fs_only]  # SQLite's and the blobs' disk
 
 
 class Ext4Disk:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tests.backends import BACKENDS
 from tests.conftest import BaepoProcess, running
 
 pytestmark = pytest.mark.integration
@@ -31,14 +32,13 @@ def test_abandoned_uploads_expire_files_and_rows(short_lived: BaepoProcess) -> N
             patched = client.patch(started.headers["location"], content=b"x" * (n + 1) * 1000)
             assert patched.status_code == 202
             locations.append(started.headers["location"])
-        uploads = short_lived.data_dir / "registry" / "uploads"
-        assert len(list(uploads.iterdir())) == 20
+        assert len(BACKENDS.stored_uploads(short_lived.data_dir)) == 20
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(uploads.iterdir()):
+        while time.monotonic() < deadline and BACKENDS.stored_uploads(short_lived.data_dir):
             time.sleep(0.5)
-        assert list(uploads.iterdir()) == []
+        assert BACKENDS.stored_uploads(short_lived.data_dir) == set()
         assert all(client.get(loc).status_code == 404 for loc in locations)
-    engine = sa.create_engine(f"sqlite:///{short_lived.data_dir / 'baepo.db'}")
+    engine = sa.create_engine(BACKENDS.database_url(short_lived.data_dir))
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM registry_uploads")).scalar() == 0
     engine.dispose()

@@ -32,6 +32,28 @@ def test_login_returns_a_token_that_works_as_a_bearer(baepo_server: BaepoProcess
     assert me.json()["name"] == "admin" and me.json()["is_admin"] is True
 
 
+def test_text_with_a_nul_is_bad_input_on_every_state_database(
+    baepo_server: BaepoProcess,
+) -> None:
+    """PostgreSQL cannot keep a NUL: refused at the edge, it is a 422 on SQLite as well."""
+    with baepo_server.api() as admin:
+        answers = [
+            httpx.post(
+                f"{baepo_server.url}/api/v1/login", json={"username": "a\x00", "password": "x"}
+            ),
+            admin.post("/api/v1/tokens", json={"name": "laptop", "scopes": ["a\x00"]}),
+            admin.get("/api/v1/services/web%00"),
+            admin.get("/api/v1/services", params={"owner": "a\x00"}),
+        ]
+        assert admin.post("/api/v1/tokens", json={"name": "fine"}).status_code == 201
+    for answer in answers:
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["code"] == "INVALID_REQUEST"
+    assert answers[1].json()["error"]["fields"] == [
+        {"field": "scopes.0", "message": "must not hold a NUL character"}
+    ]
+
+
 def test_logout_revokes_the_token_it_is_signed_with(baepo_server: BaepoProcess) -> None:
     with baepo_server.api() as admin:
         token = admin.post(

@@ -38,9 +38,9 @@ pytestmark = pytest.mark.integration
         ),
         (
             {"name": "ok-name", "image": "x", "env": {"A": "nul\u0000byte"}},
-            400,
-            "INVALID_SERVICE_SPEC",
-            "NUL",
+            422,  # refused at the edge, the field named (api/text.py)
+            "INVALID_REQUEST",
+            "env.A: must not hold a NUL",
         ),
         (
             {"name": "ok-name", "image": "x", "min_instances": 3, "max_instances": 2},

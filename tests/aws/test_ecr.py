@@ -52,6 +52,8 @@ def test_repositories_are_the_registrys_with_its_rights(world: AwsWorld) -> None
     assert code_of(create, repositoryName="alice/app") == "RepositoryAlreadyExistsException"
     assert code_of(create, repositoryName="bob/app") == "AccessDeniedException"
     assert code_of(create, repositoryName="Not A Name") == "InvalidParameterException"
+    nul = [{"Key": "team", "Value": "a\x00"}]  # PostgreSQL's text cannot keep it: bad input
+    assert code_of(create, repositoryName="alice/n", tags=nul) == "InvalidParameterException"
     kms = {"encryptionType": "KMS"}
     assert code_of(create, repositoryName="alice/k", encryptionConfiguration=kms) == (
         "InvalidParameterException"

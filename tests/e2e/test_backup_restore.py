@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.backends import on_sqlite_fs_only
 from tests.clients import skopeo
 from tests.conftest import BaepoProcess
 from tests.e2e.conftest import Stack, open_stack
@@ -41,6 +42,7 @@ def baepo_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@on_sqlite_fs_only  # `baepo backup` copies SQLite and the blob files (PostgreSQL: pg_dump)
 def test_a_backup_taken_while_baepo_serves_restores_users_images_and_services(
     tmp_path: Path,
 ) -> None:

@@ -318,6 +318,22 @@ def test_s3_names_a_missing_bucket(s3_server: S3Server) -> None:
         S3Driver.connect(s3_settings(s3_server, "no-such-bucket"))
 
 
+def test_s3_driver_keeps_cryptography_out_of_the_process(s3_server: S3Server) -> None:
+    """The server never loads `cryptography` (router/signing.py): nor does boto3 for it."""
+    settings = s3_settings(s3_server, s3_server.bucket())
+    program = (
+        "import sys; from baepo.storage import S3Driver, S3Settings; "
+        f"S3Driver.connect(S3Settings(**{dataclasses.asdict(settings)!r}))"
+        f".put({digest_of(b'')!r}, b''); "
+        "print(sorted(name for name in sys.modules if name.startswith('cryptography')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_s3_layout_and_redirects(s3_server: S3Server) -> None:
     bucket = s3_server.bucket()
     s3 = S3Driver.connect(s3_settings(s3_server, bucket, prefix="reg", redirect=True))

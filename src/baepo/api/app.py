@@ -25,6 +25,7 @@ from baepo.api.registry import registry_router
 from baepo.api.repository_policies import repository_policies_router
 from baepo.api.security import Identity, identify
 from baepo.api.services import services_router
+from baepo.api.text import RefuseNul
 from baepo.auth import AccessKeys, Auth, token_routes
 from baepo.clock import SystemClock
 from baepo.control import Services
@@ -65,6 +66,7 @@ def create_api(
         responses=errors.ERROR_RESPONSES,
     )
     errors.install(api)
+    api.add_middleware(RefuseNul)
 
     async def who(request: Request) -> Identity:
         return await identify(request, auth)

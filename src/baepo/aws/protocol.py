@@ -52,6 +52,7 @@ from baepo.aws.errors import (
 )
 from baepo.aws.params import Params
 from baepo.clock import Clock
+from baepo.store import nul_place
 
 log = logging.getLogger("baepo.aws")
 
@@ -175,7 +176,11 @@ class AwsEndpoint:
             request_id,
             f"{request.url.scheme}://{request.headers.get('host', request.url.netloc)}",
         )
-        params = Params(_json_object(body), service.invalid)
+        document = _json_object(body)
+        place = nul_place(document)  # PostgreSQL's text cannot keep one
+        if place is not None:
+            raise service.invalid(f"{place or 'The body'} must not contain a NUL character.")
+        params = Params(document, service.invalid)
         try:
             result = await run_in_threadpool(handler, call, params)
         except AwsError:

@@ -33,6 +33,7 @@ Calls go over the network: `remote` tells the registry to make them from worker 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -328,6 +329,15 @@ class _PartWriter:
         self._in_flight_size = len(data)
 
 
+def _without_pyopenssl() -> None:
+    """Keep `cryptography` out of the process that uses boto3. botocore imports urllib3's
+    pyOpenSSL shim only to find the standard library's SSLContext, and uses that one when the
+    import fails; the shim imports `cryptography`, ~15 MiB resident that the server otherwise
+    never loads (router/signing.py). Marked absent, the shim fails to import, as without
+    pyOpenSSL installed (it is, for ACME); nothing else in the server imports it."""
+    sys.modules.setdefault("urllib3.contrib.pyopenssl", None)  # type: ignore[arg-type]  # None: absent
+
+
 class S3Driver:
     """Blobs in an S3 bucket (layout in the module docstring)."""
 
@@ -348,6 +358,7 @@ class S3Driver:
     def connect(cls, settings: S3Settings) -> S3Driver:
         """A driver on a boto3 client for `settings`, after one request that proves the bucket
         is there and the credentials are accepted (StorageFailure says which is wrong)."""
+        _without_pyopenssl()
         import boto3  # type: ignore[import-untyped]  # ~40 MiB resident: only where S3 is used
         from botocore.config import Config  # type: ignore[import-untyped]  # no types either
 

@@ -1,6 +1,6 @@
 """The state database: SQLAlchemy 2, SQLite by default (PostgreSQL supported by URL)."""
 
-from baepo.store.database import Base, Database, affected, lost_a_race, serialize
+from baepo.store.database import Base, Database, affected, lost_a_race, nul_place, serialize
 from baepo.store.errors import StoreError, StoreUnavailable
 from baepo.store.snapshots import known_revision, revision_of, snapshot
 from baepo.store.types import UtcDateTime
@@ -14,6 +14,7 @@ __all__ = [
     "affected",
     "known_revision",
     "lost_a_race",
+    "nul_place",
     "revision_of",
     "serialize",
     "snapshot",

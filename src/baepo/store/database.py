@@ -99,6 +99,29 @@ def serialize(s: Session, topic: str) -> None:
     s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+def nul_place(value: object, place: str = "") -> str | None:
+    """Where the first string of `value` (a JSON document) holding a NUL character is, as a
+    dotted path (`env.A`, `scopes.0`; `place` for `value` itself), or None. PostgreSQL's text
+    cannot keep one (psycopg refuses the statement), so the edges refuse such input as bad
+    before it reaches a room (api/text.py, aws/protocol.py)."""
+    if isinstance(value, str):
+        return place if "\x00" in value else None
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        inner = f"{place}.{key}" if place else str(key)
+        if "\x00" in str(key):
+            return place
+        found = nul_place(item, inner)
+        if found is not None:
+            return found
+    return None
+
+
 def reason(exc: Exception) -> str:
     """An error in one line: SQLAlchemy's first (the driver's message), not the statement,
     its parameters and a link to its documentation."""
