@@ -19,6 +19,9 @@ from baepo.store import nul_place
 MUST_NOT = "must not hold a NUL character"
 CHECKED_BYTES = 1024 * 1024
 """The longest body checked (the API's documents are a few KiB)."""
+WEBHOOKS = "/api/v1/hooks/"
+"""A provider's payload is not Baepo's text: its route keeps only a branch and a commit (a
+commit message may hold any character)."""
 
 
 class RefuseNul:
@@ -34,7 +37,7 @@ class RefuseNul:
         if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
             await _refuse("the path or query", (), scope, receive, send)
             return
-        if not _is_json(scope):
+        if not _is_json(scope) or scope["path"].startswith(WEBHOOKS):
             await self.app(scope, receive, send)
             return
         read = await _read_start(receive)
