@@ -20,6 +20,7 @@ import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -105,6 +106,7 @@ from baepo.router import (
     SigningChild,
     running_haproxy,
 )
+from baepo.router.shared import start_watchdog
 from baepo.runtime import DockerEngine, Edge, Engine, SwarmEngine
 from baepo.schema import schema
 from baepo.storage import FilesystemDriver, StorageDriver, StorageError
@@ -268,6 +270,8 @@ class Baepo:
     """None on SQLite: its one process leads."""
     shared: SharedRouter | None = None
     """The routes shared with other processes on the same database (None on SQLite)."""
+    watchdog: subprocess.Popen[bytes] | None = None
+    """The router's watchdog this process started (router/watchdog.py), if any."""
 
     async def startup(self) -> None:
         # The loops run their blocking calls (engine, router, database) in the loop's default
@@ -375,6 +379,10 @@ class Baepo:
         # From now on a HAProxy that dies (crash, kill -9) is started again within a second.
         self.supervisor = RouterSupervisor(self.router)
         self.supervisor.start()
+        if self.shared is not None:  # other routers serve too: one left alone stops in time
+            paths = self.router.paths
+            health = f"http://{self.config.api_address}/api/v1/health"
+            self.watchdog = start_watchdog(paths.run_dir, paths.pidfile, health)
         # The router's load, once a second, feeds the autoscalers (and the metrics).
         self.tasks.append(asyncio.create_task(self.sampler.run(), name="sampler"))
         self.reconciler.wake()
@@ -690,7 +698,8 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
             scaling.demand(service)
             reconciler.wake()
 
-        shared = SharedRouter(router, db, holder, clock, demand)
+        peers = router.settings.paths.run_dir / "peers"  # for the router's watchdog
+        shared = SharedRouter(router, db, holder, clock, demand, peers)
     # Each service's autoscaler, fed by the sampler (started with the router) once a second
     # and, at zero, by the router's activator when requests wait; the metrics kept for people,
     # fed by the sampler, the engine and HAProxy's request log.

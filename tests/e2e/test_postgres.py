@@ -17,6 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from baepo.config import Config
 from tests.clients import docker_host
 from tests.conftest import BaepoProcess, free_port
 from tests.databases import PostgresDatabases
@@ -154,19 +155,22 @@ def test_a_leader_whose_lease_is_taken_stops_with_an_error_to_restart_as_a_follo
 
 @contextmanager
 def balancer(
-    directory: Path, api_port: int, https_port: int, *baepos: BaepoProcess
+    directory: Path, api_port: int, https_port: int, baepos: tuple[BaepoProcess, ...], via: str
 ) -> Iterator[None]:
-    """One HAProxy in front of several Baepo processes, as docs/operations.md sets it up: their
-    registry and API (HTTP, checked at /api/v1/health) and their routers (HTTPS passed
-    through as TCP; a router counts as up while its own Baepo answers)."""
+    """One HAProxy in front of several Baepo processes: their registry and API (HTTP, checked
+    at /api/v1/health) and their routers (HTTPS passed through as TCP), a router checked
+    `via` its own Baepo (as docs/operations.md sets it up) or its own port alone."""
     api_servers = "\n".join(
         f"    server b{i} 127.0.0.1:{b.port} check inter 500 fall 2 rise 2"
         for i, b in enumerate(baepos)
     )
     router_servers = "\n".join(
-        f"    server b{i} 127.0.0.1:{b.https_port} check port {b.port} inter 500 fall 2 rise 2"
+        f"    server b{i} 127.0.0.1:{b.https_port} check"
+        + (f" port {b.port}" if via == "baepo" else "")
+        + " inter 500 fall 2 rise 2"
         for i, b in enumerate(baepos)
     )
+    router_check = "    option httpchk GET /api/v1/health\n" if via == "baepo" else ""
     config = directory / "balancer.cfg"
     config.write_text(
         f"""global
@@ -194,8 +198,7 @@ frontend routers
 backend routers
     mode tcp
     balance roundrobin
-    option httpchk GET /api/v1/health
-{router_servers}
+{router_check}{router_servers}
 """
     )
     haproxy = subprocess.Popen(
@@ -218,13 +221,18 @@ backend routers
         haproxy.wait(timeout=30)
 
 
+@pytest.mark.parametrize(
+    ("restarted", "via"), [(True, "baepo"), (False, "port")], ids=["restarted", "left-dead"]
+)
 def test_two_processes_behind_one_haproxy_serve_and_deploy_through_the_leaders_kill(
-    postgres_url: str, shared_flags: tuple[str, ...], tmp_path: Path
+    postgres_url: str, shared_flags: tuple[str, ...], tmp_path: Path, restarted: bool, via: str
 ) -> None:
     """The issue's check: two processes share PostgreSQL and an S3 bucket behind one HAProxy
     that balances both their registry/API and their routers. Through it: push, create, and
-    under load, the leader killed (and started again, as systemd would), the follower taking
-    over, and a deploy by the new leader: no request fails."""
+    under load, the leader killed, the follower taking over, and a deploy by the new leader:
+    no request fails. Either the killed one is started again, as systemd would (its router
+    checked through it), or it stays dead with its HAProxy checked by port alone: its watchdog
+    then soft-stops that HAProxy before the new leader's deploy could make its routes stale."""
     api_port, https_port = free_port(), free_port()
     flags = (*shared_flags, "--registry-address", f"127.0.0.1:{api_port}")
     (tmp_path / "first").mkdir()
@@ -236,7 +244,7 @@ def test_two_processes_behind_one_haproxy_serve_and_deploy_through_the_leaders_k
     (tmp_path / "front").mkdir()
     front = BaepoProcess(tmp_path / "front" / "data", port=api_port, https_port=https_port)
     try:
-        with balancer(tmp_path, api_port, https_port, first, second):
+        with balancer(tmp_path, api_port, https_port, (first, second), via):
             stack = signed_in(front, tmp_path / "front", docker_host())
             ref = stack.push("baepo-test/hello:1", "team/balanced:live")
             stack.cli(
@@ -252,8 +260,10 @@ def test_two_processes_behind_one_haproxy_serve_and_deploy_through_the_leaders_k
             assert leader_pid(postgres_url) == killed
             with stack.load("balanced.localhost", connections=16, seconds=90) as load:
                 time.sleep(3)
+                haproxy = router_pid(first)
                 first.kill()
-                first.start()  # its supervisor starts it again: a follower now
+                if restarted:
+                    first.start()  # its supervisor starts it again: a follower now
                 deadline = time.monotonic() + 60
                 while leader_pid(postgres_url) in (killed, None):
                     assert time.monotonic() < deadline, "nobody took the lease"
@@ -267,14 +277,22 @@ def test_two_processes_behind_one_haproxy_serve_and_deploy_through_the_leaders_k
                   f"{bad} not 2xx/3xx")  # fmt: skip
             assert requests > 0
             assert (socket_errors, bad) == (0, 0), load.output
-            for baepo in (first, second):
+            for baepo in (first, second) if restarted else (second,):
                 with https_client(stack.ca_file, baepo.https_port, "balanced.localhost") as c:
                     assert "hello v2" in c.get("/").text
+            if not restarted:
+                assert not Path(f"/proc/{haproxy}").exists(), "the dead one's HAProxy serves"
     finally:
         for baepo in (first, second):
             baepo.stop()
         for baepo in (first, second):
             baepo.stop_data_plane()
+
+
+def router_pid(baepo: BaepoProcess) -> int:
+    """The pid of the HAProxy master that `baepo` started."""
+    pidfile = Config(data_dir=baepo.data_dir).router_run_dir / "haproxy.pid"
+    return int(pidfile.read_text().split()[0])
 
 
 def test_a_git_push_to_a_follower_is_passed_on_to_the_leader(

@@ -29,12 +29,16 @@ servers, and the leader acts on what its own finds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -200,8 +204,10 @@ class SharedRouter:
         holder: str,
         clock: Clock,
         demand: Callable[[str], None],
+        peers_file: Path | None = None,
     ) -> None:
         self.local = local
+        self._peers_file = peers_file
         self._db = db
         self._holder = holder
         self._clock = clock
@@ -218,6 +224,7 @@ class SharedRouter:
         self._counters = FleetCounters()
         self._reports = 0
         self._failing: str | None = None  # what the last step could not do
+        self._others: bool | None = None  # as the peers file says
 
     # --- the Router interface (the leader's reconciler) ---------------------------------
 
@@ -275,6 +282,7 @@ class SharedRouter:
             if not self.leading:
                 self._follow()
             self._report()
+            self._tell_watchdog(bool(self._fresh_peers()))
         except RouterError as exc:
             self._outage(f"cannot follow the published routes: {exc}")
         except SQLAlchemyError as exc:
@@ -283,6 +291,19 @@ class SharedRouter:
             if self._failing is not None:
                 log.info("sharing the routes again")
                 self._failing = None
+
+    def _tell_watchdog(self, others: bool) -> None:
+        """Whether other routers serve (`router/watchdog.py` reads it), written when it changes."""
+        if self._peers_file is None or others == self._others:
+            return
+        try:
+            part = self._peers_file.with_name(self._peers_file.name + ".part")
+            part.write_text("1\n" if others else "0\n")
+            part.replace(self._peers_file)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self._peers_file, exc)
+            return
+        self._others = others
 
     def _outage(self, why: str) -> None:
         """Logged once when it begins (a step runs twice a second), and when it changes."""
@@ -394,3 +415,30 @@ class SharedRouter:
             http_4xx=counters.http_4xx,
             http_5xx=counters.http_5xx,
         )
+
+
+WATCHDOG = Path(__file__).resolve().with_name("watchdog.py")
+GRACE_S = 6.0
+"""How long the watchdog lets a HAProxy serve without its Baepo, when other routers serve: a
+supervisor's restart (2 s, then the start) adopts it within that."""
+
+
+def start_watchdog(run_dir: Path, pidfile: Path, health: str) -> subprocess.Popen[bytes] | None:
+    """Start the router's watchdog (`router/watchdog.py`) unless one already watches (None
+    then): it runs apart from Baepo (its own session), as the HAProxy does. The caller keeps
+    the child, to reap it if it ends first."""
+    own = run_dir / "watchdog.pid"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pid = int(own.read_text().split()[0])
+        if WATCHDOG.name.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    command = [
+        sys.executable, "-I", str(WATCHDOG), "--health", health, "--pidfile", str(pidfile),
+        "--peers", str(run_dir / "peers"), "--grace", str(GRACE_S),
+    ]  # fmt: skip
+    with (run_dir / "watchdog.log").open("ab") as out:
+        started = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
+    own.write_text(f"{started.pid}\n")
+    return started
