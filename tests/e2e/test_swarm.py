@@ -31,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 EDGE_IMAGE = "baepo-test/busybox:1"
 WORKER = 3
+LOAD_CONNECTIONS = 8
 
 
 @pytest.fixture(scope="module")
@@ -115,13 +116,16 @@ def test_three_instances_on_three_nodes_a_deploy_and_a_lost_worker_under_load(
     assert memory_shown(stack, name, {i.labels[LABEL_INSTANCE] for i in serving(engine, name)})
 
     try:
-        with stack.load(host, 8, 300) as loss:
+        with stack.load(host, LOAD_CONNECTIONS, 300) as loss:
             stop_dockerd(WORKER)
             replaced = replacement_elsewhere(stack, engine, name)
         print(loss.output)
         requests, socket_errors, bad = loss.counts()
         assert requests > 200, loss.output
-        assert (socket_errors, bad) == (0, 0), loss.output
+        # The node's dockerd stops the app under the requests it is serving: those few are
+        # lost (at most one per connection, 8), as on any platform when a node goes; every
+        # other request is answered, none with an error status. (3 of 6,904 in one CI run.)
+        assert socket_errors <= LOAD_CONNECTIONS and bad == 0, loss.output
         assert len(replaced) == 3
         events = stack.cli("services", "events", name, "--json").stdout
         assert f"is lost: node baepo-swarm-{WORKER} is down; replacing it" in events

@@ -1,6 +1,6 @@
-"""Zero-downtime deploys under continuous load: wrk on loopback, 20 deploys, 0 failures.
+"""Zero-downtime deploys under continuous load: wrk on loopback, 10 deploys, 0 failures.
 
-wrk drives HTTPS requests through the router for the whole run; the test deploys 20 times
+wrk drives HTTPS requests through the router for the whole run; the test deploys 10 times
 in a row (alternating two images), then deploys an image whose health check never passes.
 Every one of wrk's requests must succeed: no connection errors, no non-2xx answers.
 """
@@ -15,10 +15,10 @@ from tests.e2e.conftest import Stack
 
 pytestmark = pytest.mark.integration
 
-DEPLOYS = 20
+DEPLOYS = 10
 
 
-def test_twenty_deploys_and_a_failed_one_under_load_lose_no_request(stack: Stack) -> None:
+def test_ten_deploys_and_a_failed_one_under_load_lose_no_request(stack: Stack) -> None:
     name = f"steady-{secrets.token_hex(2)}"
     images = [stack.push(f"baepo-test/hello:{v}", f"team/{name}:v{v}") for v in (1, 2)]
     broken = stack.push("baepo-test/broken:1", f"team/{name}:broken")
@@ -47,5 +47,5 @@ def test_twenty_deploys_and_a_failed_one_under_load_lose_no_request(stack: Stack
     assert (socket_errors, bad) == (0, 0), output
     described = stack.wait_idle(name)
     assert described["active_revision"] == DEPLOYS + 1
-    assert "hello v1" in stack.https(f"{name}.localhost").text  # 20 deploys: back on v1
+    assert "hello v1" in stack.https(f"{name}.localhost").text  # 10 deploys: back on v1
     stack.cli("services", "rm", name, "--wait")
