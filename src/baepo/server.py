@@ -689,15 +689,16 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     access_keys = AccessKeys(db, box, clock)
     engine = runtime_engine(config)
     holder = holder_for(config.advertised_address, os.getpid(), secrets.token_hex(4))
+
+    def demand(service: str) -> None:
+        """Requests of `service` wait at a router's activator (this one's, or another's)."""
+        scaling.demand(service)
+        reconciler.wake()
+
     shared = None
     if not db.is_sqlite:
         # Several processes may share the database, each with its router behind one load
         # balancer: the leader publishes the routes, every router carries them (router/shared.py).
-
-        def demand(service: str) -> None:
-            scaling.demand(service)
-            reconciler.wake()
-
         peers = router.settings.paths.run_dir / "peers"  # for the router's watchdog
         shared = SharedRouter(router, db, holder, clock, demand, peers)
     # Each service's autoscaler, fed by the sampler (started with the router) once a second
@@ -757,8 +758,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     )
 
     def activate(service: str) -> None:
-        scaling.demand(service)
-        reconciler.wake()
+        demand(service)
         if shared is not None:
             shared.waiting(service)  # whoever leads hears of it
 

@@ -222,6 +222,7 @@ class SharedRouter:
         self._waiting: set[str] = set()
         self._waiting_lock = threading.Lock()
         self._counters = FleetCounters()
+        self._sampled: tuple[float, dict[str, ServiceStats]] = (float("-inf"), {})
         self._reports = 0
         self._failing: str | None = None  # what the last step could not do
         self._others: bool | None = None  # as the peers file says
@@ -254,6 +255,7 @@ class SharedRouter:
         other processes' fresh reports. Services waiting at another router's activator are
         demanded."""
         local = self.local.load()
+        self._sampled = (self._clock.monotonic(), local)
         peers = self._fresh_peers()
         self._counters.add(self._holder, {n: Counters.of(s) for n, s in local.items()})
         for holder, report in peers.items():
@@ -262,6 +264,14 @@ class SharedRouter:
                 self._demand(service)
         self._counters.forget_all_but({self._holder, *peers}, set(local))
         return {name: self._fleet_stats(name, stats, peers) for name, stats in local.items()}
+
+    def _local_load(self) -> dict[str, ServiceStats]:
+        """This process's HAProxy's load for a report: the sampler's last reading (`load`,
+        once a second) if it is younger than a step, else one read now."""
+        taken, load = self._sampled
+        if self._clock.monotonic() - taken < STEP_S:
+            return load
+        return self.local.load()
 
     def waiting(self, service: str) -> None:
         """Requests of `service` wait at this process's activator: said in the next report."""
@@ -346,7 +356,7 @@ class SharedRouter:
         with self._waiting_lock:
             waiting, self._waiting = self._waiting, set()
         try:
-            report = Report.of(self._version, self.local.load(), waiting)
+            report = Report.of(self._version, self._local_load(), waiting)
         except RouterError:
             with self._waiting_lock:
                 self._waiting |= waiting
