@@ -222,10 +222,20 @@ backend routers
 
 
 @pytest.mark.parametrize(
-    ("restarted", "via"), [(True, "baepo"), (False, "port")], ids=["restarted", "left-dead"]
+    ("restarted", "via", "settings"),
+    [
+        (True, "baepo", ("--port", "8080", "--health-check-path", "/healthz")),
+        (False, "port", ()),  # the defaults a user gets: port 8080, a TCP health check
+    ],
+    ids=["restarted", "left-dead-defaults"],
 )
 def test_two_processes_behind_one_haproxy_serve_and_deploy_through_the_leaders_kill(
-    postgres_url: str, shared_flags: tuple[str, ...], tmp_path: Path, restarted: bool, via: str
+    postgres_url: str,
+    shared_flags: tuple[str, ...],
+    tmp_path: Path,
+    restarted: bool,
+    via: str,
+    settings: tuple[str, ...],
 ) -> None:
     """The issue's check: two processes share PostgreSQL and an S3 bucket behind one HAProxy
     that balances both their registry/API and their routers. Through it: push, create, and
@@ -247,10 +257,7 @@ def test_two_processes_behind_one_haproxy_serve_and_deploy_through_the_leaders_k
         with balancer(tmp_path, api_port, https_port, (first, second), via):
             stack = signed_in(front, tmp_path / "front", docker_host())
             ref = stack.push("baepo-test/hello:1", "team/balanced:live")
-            stack.cli(
-                *("services", "create", "balanced", "--image", ref, "--port", "8080"),
-                *("--health-check-path", "/healthz", "--wait"),
-            )
+            stack.cli("services", "create", "balanced", "--image", ref, *settings, "--wait")
             stack.wait_for("balanced.localhost", "hello v1")
             for baepo in (first, second):  # each router carries the route
                 with https_client(stack.ca_file, baepo.https_port, "balanced.localhost") as c:
