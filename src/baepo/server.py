@@ -654,7 +654,10 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     bus = EventBus()
     auth = Auth(db, load_or_create_key(config.secrets_dir / "token.key"), clock)
     generated = auth.ensure_admin(config.admin_password)
-    registry = Registry(db=db, driver=storage_driver(config), bus=bus, clock=clock)
+    # Its upload holds name it among the processes sharing the database (none on SQLite).
+    process = "" if db.is_sqlite else config.advertised_address
+    registry = Registry(db, storage_driver(config), bus, clock, process=process)
+    registry.release_upload_holds()
 
     # The local CA signs in a child process started when there is work: `cryptography`
     # (about 15 MiB resident once loaded) stays out of the server.

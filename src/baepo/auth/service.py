@@ -42,6 +42,8 @@ ADMIN = "admin"
 PULL_ONLY = frozenset({PULL})
 # Robots may sign in with this user name and an API token as the password.
 TOKEN_USER = "token"
+LAST_USED_STEP = timedelta(minutes=1)
+"""How stale a token's `last_used_at` may be: it is written at most this often."""
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,12 @@ class Auth:
         self._clock = clock
         self.service = service
         self._ttl = token_ttl
-        # scrypt costs ~50 ms by design; remember recent successes so Basic-auth clients
-        # (which send the password on every request) don't pay it each time.
-        self._recent: dict[tuple[str, str], tuple[Caller, float]] = {}
-        self._recent_lock = threading.Lock()
+        # scrypt costs ~50 ms by design; remember the passwords that matched a stored hash so
+        # Basic-auth clients (which send the password on every request) don't pay it each
+        # time. Keyed by the stored hash, read from the database at every sign-in: a user
+        # deleted or a password changed by any process sharing the database counts at once.
+        self._matched: set[tuple[str, str, str]] = set()
+        self._matched_lock = threading.Lock()
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
         self._throttle = throttle or Throttle(clock)
@@ -161,7 +165,6 @@ class Auth:
                 raise NotFound(f"no user {name!r}")
             s.execute(sa.delete(ApiTokenRow).where(ApiTokenRow.user_id == row.id))
             s.delete(row)
-        self._forget()
 
     # -- API tokens ----------------------------------------------------------------------
 
@@ -232,7 +235,6 @@ class Auth:
                 )
             if not deleted:
                 raise NotFound(f"user {user!r} has no token named {name!r}")
-        self._forget()
 
     def revoke_token(self, secret: str) -> None:
         """Delete the API token whose secret this is (a client signing out); `NotFound` if
@@ -249,7 +251,6 @@ class Auth:
             )
         if not deleted:
             raise NotFound("no such API token")
-        self._forget()
 
     # -- authentication ------------------------------------------------------------------
 
@@ -261,20 +262,10 @@ class Auth:
         """
         if username == key_passwords.KEY_USER:
             return self._check_key_password(secret)
-        key = (username, hashlib.sha256(secret.encode()).hexdigest())
-        now = self._clock.monotonic()
-        with self._recent_lock:
-            hit = self._recent.get(key)
-        if hit is not None and now - hit[1] < 60:
-            return hit[0]
         caller = self._check_token(username, secret)
         if caller is None:
             keys = [f"account:{username}"] + ([f"address:{address}"] if address else [])
             caller = self._check_password(username, secret, keys)
-        with self._recent_lock:
-            if len(self._recent) > 1000:
-                self._recent.clear()
-            self._recent[key] = (caller, now)
         return caller
 
     def key_password(self, key_id: str) -> tuple[str, datetime]:
@@ -297,6 +288,14 @@ class Auth:
         return caller
 
     def _check_password(self, username: str, password: str, keys: list[str]) -> Caller:
+        with self._session() as s:
+            row = s.scalar(sa.select(UserRow).where(UserRow.name == username))
+            found = None if row is None else (Caller(row.name, row.is_admin), row.password_hash)
+        if found is not None:
+            matched = (username, hashlib.sha256(password.encode()).hexdigest(), found[1])
+            with self._matched_lock:
+                if matched in self._matched:
+                    return found[0]
         wait = self._throttle.wait(keys)
         if wait > 0:
             seconds = retry_after(wait)
@@ -304,25 +303,25 @@ class Auth:
         if not self._hashing.acquire():
             raise TooManyAttempts("too many sign-ins at once: try again shortly", 1)
         try:
-            caller = self._verify_password(username, password)
+            verified = self._verify_password(found, password)
         finally:
             self._hashing.release()
-        if caller is None:
+        if found is None or not verified:
             self._throttle.failed(keys)
             raise AuthenticationRequired("invalid username or password")
-        return caller
+        with self._matched_lock:
+            if len(self._matched) >= 1000:
+                self._matched.clear()
+            self._matched.add(matched)
+        return found[0]
 
-    def _verify_password(self, username: str, password: str) -> Caller | None:
-        with self._session() as s:
-            row = s.scalar(sa.select(UserRow).where(UserRow.name == username))
-            found = None if row is None else (Caller(row.name, row.is_admin), row.password_hash)
+    def _verify_password(self, found: tuple[Caller, str] | None, password: str) -> bool:
         if found is None:
             # Pay for scrypt all the same: an answer that comes back sooner for an unknown
             # name would tell who has an account.
             passwords.verify_password(password, self._unknown_user_hash())
-            return None
-        caller, stored = found
-        return caller if passwords.verify_password(password, stored) else None
+            return False
+        return passwords.verify_password(password, found[1])
 
     def _unknown_user_hash(self) -> str:
         """A hash no password is checked against for real (made on first need, once)."""
@@ -336,18 +335,17 @@ class Auth:
         if prefix is None:
             return None
         digest = passwords.hash_token(secret)
-        with self._session() as s, s.begin():
+        now = self._clock.now()
+        with self._session() as s, s.begin():  # at every use: a token deleted anywhere stops
             for token, user in s.execute(
                 sa.select(ApiTokenRow, UserRow).join(UserRow).where(ApiTokenRow.prefix == prefix)
             ):
                 if token.secret_hash == digest and username in (user.name, TOKEN_USER):
-                    token.last_used_at = self._clock.now()
+                    used = token.last_used_at
+                    if used is None or now - used >= LAST_USED_STEP:  # not a write per request
+                        token.last_used_at = now
                     return token_caller(token, user)
         return None
-
-    def _forget(self) -> None:
-        with self._recent_lock:
-            self._recent.clear()
 
     def caller_from_header(
         self, authorization: str | None, *, address: str | None = None

@@ -11,6 +11,8 @@ uploads and gc. Each takes this one context and nothing else of the others' inte
     guard      orders blob commits against the garbage collector's sweep (records.py)
     sessions   the upload sessions held in memory, shared by uploads, repository deletes
                and the gc (sessions.py)
+    process    this process among those sharing the database (its advertised address; ""
+               when it is alone): it names the upload holds its requests take (sessions.py)
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ class RegistryContext:
     clock: Clock
     guard: BlobGuard
     sessions: LiveSessions
+    process: str = ""
 
     @classmethod
-    def create(cls, db: Database, driver: StorageDriver, clock: Clock) -> RegistryContext:
-        return cls(Records(db, clock), driver, clock, BlobGuard(), LiveSessions())
+    def create(
+        cls, db: Database, driver: StorageDriver, clock: Clock, process: str = ""
+    ) -> RegistryContext:
+        return cls(Records(db, clock), driver, clock, BlobGuard(), LiveSessions(), process)

@@ -256,14 +256,18 @@ def _sweep_one(ctx: RegistryContext, digest: str, cutoff: datetime) -> bool:
 
 def _sweep_uploads(ctx: RegistryContext, cutoff: datetime, report: GcReport) -> None:
     sessions = ctx.sessions
+    now = ctx.clock.now()
     with ctx.records.read() as s:
         rows = dict(s.execute(sa.select(t.UploadRecord.id, t.UploadRecord.created_at)).all())
+        held = set(  # by a request in another process sharing the database
+            s.scalars(sa.select(t.UploadRecord.id).where(t.UploadRecord.held_until > now))
+        )
     try:
         stored = list(ctx.driver.uploads())
     except StorageError:
         return
     for info in stored:
-        if sessions.is_busy(info.id) or info.modified >= cutoff:
+        if sessions.is_busy(info.id) or info.id in held or info.modified >= cutoff:
             continue
         created = rows.get(info.id)
         if created is not None and created >= cutoff:

@@ -35,6 +35,7 @@ from baepo.registry.pagination import Page
 from baepo.registry.pushes import PushEvent, PushLog
 from baepo.registry.referrers import ReferrerIndex
 from baepo.registry.repositories import RepositoryInfo, RepositoryStore
+from baepo.registry.sessions import release_holds
 from baepo.registry.tags import TagStore
 from baepo.registry.uploads import Uploads
 from baepo.storage import BlobInfo, BlobReader, StorageDriver
@@ -50,8 +51,9 @@ class Registry:
         clock: Clock,
         *,
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
+        process: str = "",
     ) -> None:
-        self.context = RegistryContext.create(db, driver, clock)
+        self.context = RegistryContext.create(db, driver, clock, process)
         self._repositories = RepositoryStore(self.context)
         self._tags = TagStore(self.context)
         self._manifests = ManifestStore(self.context, bus, max_manifest_bytes=max_manifest_bytes)
@@ -224,6 +226,10 @@ class Registry:
             grace_seconds=grace_seconds,
             delete_untagged=delete_untagged,
         )
+
+    def release_upload_holds(self) -> None:
+        """Let go of the upload holds an earlier run of this process left (sessions.py)."""
+        release_holds(self.context.records, self.context.process)
 
     def expire_uploads(self, max_idle_seconds: float) -> GcReport:
         """Remove upload sessions idle for longer than `max_idle_seconds` (files and rows)."""

@@ -11,7 +11,8 @@ what the bytes mean.
     registry_manifest_references  what a manifest points to: blobs (config, layers) and child
                                   manifests (of an index)
     registry_tags                 tag -> manifest digest
-    registry_uploads              open upload sessions (the bytes are in the driver)
+    registry_uploads              open upload sessions (the bytes are in the driver), and
+                                  which process's request holds one now (uploads.py)
     registry_push_events          every manifest push: who, what, when
 """
 
@@ -112,6 +113,10 @@ class UploadRecord(Base):
     repository: Mapped[str] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    held_by: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+    """The request appending to or committing the upload now (uploads.py's `_Hold`)."""
+    held_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    """When that hold lapses unless renewed (its process died)."""
 
 
 class PushRecord(Base):

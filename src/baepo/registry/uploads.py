@@ -19,8 +19,12 @@ sends from the same worker threads, the last one when the request ends (`_Spool.
 the commit is a server-side copy; opening and closing a writer wait on the network, so they
 run in worker threads too.
 
-One request at a time per session: a second concurrent request on a busy session gets
-BLOB_UPLOAD_INVALID (416), which clients answer by asking for the upload's status.
+One request at a time per session, among all the processes that share the database: a
+second concurrent request on a busy session gets BLOB_UPLOAD_INVALID (416), which clients
+answer by asking for the upload's status. A request holds the session's row (sessions.py's
+`Hold`) and, holding it, checks what this process remembers against the size the storage has:
+another process may have appended since (a load balancer sends each request anywhere). Then
+the hash is rebuilt from the bytes, so a digest is always checked against what is stored.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio.to_thread
@@ -47,7 +51,7 @@ from baepo.registry.errors import (
 from baepo.registry.ranges import ByteRange
 from baepo.registry.records import storage_call
 from baepo.registry.references import Digest
-from baepo.registry.sessions import Upload
+from baepo.registry.sessions import Hold, Upload
 from baepo.storage import BlobInfo, StorageError, UploadNotFound, UploadWriter
 
 READ_CHUNK = 1024 * 1024
@@ -87,18 +91,26 @@ class _Spool:
         self._closed = True
         await anyio.to_thread.run_sync(self._writer.close)
 
-    def close(self) -> None:
+    def close(self, then: Callable[[], None]) -> None:
         """Close the writer if `finish` did not, after the write in flight if one is (a
         request cancelled while it waited for a write leaves that write running: the writer
-        is closed when it ends), in a worker thread: a remote driver's close sends bytes."""
+        is closed when it ends), in a worker thread: a remote driver's close sends bytes.
+        `then` runs in that thread after it (the upload's hold is let go only then)."""
+        loop = asyncio.get_running_loop()
         if self._closed:
+            loop.run_in_executor(None, then)
             return
         self._closed = True
-        loop = asyncio.get_running_loop()
+
+        def close_and_then() -> None:
+            try:
+                self._writer.close()
+            finally:
+                then()
 
         def close_later(_: object = None) -> None:
             # A failure here is the next request's to find (its writer's size differs).
-            closing = loop.run_in_executor(None, self._writer.close)
+            closing = loop.run_in_executor(None, close_and_then)
             closing.add_done_callback(lambda done: done.cancelled() or done.exception())
 
         if self._flushing is not None and not self._flushing.done():
@@ -133,7 +145,7 @@ class Uploads:
     async def start(self, repository: str, *, persist: bool = True) -> Upload:
         """A new, empty session. `persist=False` for a single-request upload (POST with
         `?digest=`), which needs no row: it ends in the same request."""
-        upload = Upload(str(uuid.uuid4()), repository, 0, Digest("sha256", "").hasher())
+        upload = Upload(str(uuid.uuid4()), repository, 0, Digest("sha256", "").hasher(), persist)
         ctx = self._ctx
 
         def create() -> None:
@@ -184,10 +196,41 @@ class Uploads:
             raise RegistryUnavailable(f"storage error: {exc}") from exc
         return Upload(upload_id, repository, size, None)
 
-    async def cancel(self, repository: str, upload_id: str) -> None:
+    async def status(self, repository: str, upload_id: str) -> Upload:
+        """The session with the size the storage has now (another process may have appended
+        since this one last saw it), or this process's count while it is appending to it."""
         upload = await self.find(repository, upload_id)
-        self._sessions.forget(upload.id)
-        await anyio.to_thread.run_sync(self._delete, upload.id)
+        if self._sessions.is_busy(upload.id):
+            return upload
+        stored = await anyio.to_thread.run_sync(self._stored_size, upload.id)
+        if stored != upload.size:
+            upload.size, upload.hasher = stored, None  # rebuilt when next needed
+        return upload
+
+    def _stored_size(self, upload_id: str) -> int:
+        try:
+            return self._driver.upload_size(upload_id)
+        except UploadNotFound as exc:
+            self._sessions.forget(upload_id)
+            raise BlobUploadUnknown("blob upload unknown to registry") from exc
+        except StorageError as exc:
+            raise RegistryUnavailable(f"storage error: {exc}") from exc
+
+    async def cancel(self, repository: str, upload_id: str) -> None:
+        """End a session (BLOB_UPLOAD_INVALID while a request, here or in another process,
+        is appending to it)."""
+        upload = await self.find(repository, upload_id)
+        with self._sessions.claim(upload.id):
+            hold = Hold(self._ctx.records, upload, self._ctx.process)
+            # A database that cannot write (a full disk) can record no hold, for anyone:
+            # the bytes go all the same, freeing space comes first.
+            with contextlib.suppress(RegistryUnavailable):
+                await hold.take()
+            try:
+                self._sessions.forget(upload.id)
+                await anyio.to_thread.run_sync(self._delete, upload.id)  # the row and its hold
+            finally:
+                hold.release_later()
 
     async def discard(self, upload: Upload) -> None:
         """End a session that failed (best effort: the gc removes what this misses)."""
@@ -218,21 +261,28 @@ class Uploads:
         streams (docker's streamed PATCH).
         """
         with self._sessions.claim(upload.id):
-            return await self._append(upload, body, content_range, content_length)
+            hold = Hold(self._ctx.records, upload, self._ctx.process)
+            await hold.take()
+            try:
+                writer = await self._open_writer(upload)
+            except BaseException:
+                hold.release_later()
+                raise
+            return await self._append(upload, hold, writer, body, content_range, content_length)
 
     async def _append(
         self,
         upload: Upload,
+        hold: Hold,
+        writer: UploadWriter,
         body: AsyncIterator[bytes],
         content_range: ByteRange | None,
         content_length: int | None,
     ) -> int:
-        if upload.hasher is None:
-            await self._rehash(upload)
-        writer = await self._open_writer(upload)
-        if writer.size != upload.size:
-            # The storage kept less than this process counted (a remote driver's last bytes
-            # lost after the client went away): go on from what it kept.
+        if upload.hasher is None or writer.size != upload.size:
+            # Another process appended since this one saw the upload (or the storage kept
+            # less than this process counted: a remote driver's last bytes lost after the
+            # client went away): go on from what the storage has.
             await anyio.to_thread.run_sync(writer.close)
             await self._rehash(upload)
             writer = await self._open_writer(upload)
@@ -260,6 +310,7 @@ class Uploads:
             # A remote driver sends its last part here; if that fails, it kept nothing of
             # this chunk, and the truncate below says so.
             await spooled.finish()
+            await hold.release()
         except StorageError as exc:
             # Half a chunk is of no use to anyone (the client sends it again) and, on a full
             # disk, is the space everyone else needs: cut the file back to where it was.
@@ -275,7 +326,8 @@ class Uploads:
             upload.size = writer.size
             raise
         finally:
-            spooled.close()
+            hold.stop_renewing()
+            spooled.close(then=hold.release_now)
         return upload.size
 
     async def _open_writer(self, upload: Upload) -> UploadWriter:
@@ -309,24 +361,36 @@ class Uploads:
         A mismatch ends the session (DIGEST_INVALID): its bytes can never become that blob.
         """
         with self._sessions.claim(upload.id):
-            if upload.hasher is None:
-                await self._rehash(upload)
-            if digest.algorithm == "sha256":
-                actual = upload.hasher.hexdigest()
-            else:
-                actual = await anyio.to_thread.run_sync(self._hash_file, upload.id, digest)
-            if actual != digest.hex:
-                self._sessions.forget(upload.id)
-                await anyio.to_thread.run_sync(self._delete, upload.id)
-                raise DigestInvalid(
-                    "provided digest did not match uploaded content",
-                    {"expected": str(digest), "size": upload.size},
-                )
-            info = await anyio.to_thread.run_sync(
-                self._blobs.commit, upload.repository, upload.id, digest
-            )
+            hold = Hold(self._ctx.records, upload, self._ctx.process)
+            await hold.take()
+            try:
+                return await self._finish(upload, digest)
+            finally:
+                hold.release_later()  # the commit deleted the row, or a failure left it
+
+    async def _finish(self, upload: Upload, digest: Digest) -> BlobInfo:
+        if upload.shared:
+            stored = await anyio.to_thread.run_sync(self._stored_size, upload.id)
+            if stored != upload.size:  # another process appended since: hash what is stored
+                upload.hasher = None
+        if upload.hasher is None:
+            await self._rehash(upload)
+        if digest.algorithm == "sha256":
+            actual = upload.hasher.hexdigest()
+        else:
+            actual = await anyio.to_thread.run_sync(self._hash_file, upload.id, digest)
+        if actual != digest.hex:
             self._sessions.forget(upload.id)
-            return info
+            await anyio.to_thread.run_sync(self._delete, upload.id)
+            raise DigestInvalid(
+                "provided digest did not match uploaded content",
+                {"expected": str(digest), "size": upload.size},
+            )
+        info = await anyio.to_thread.run_sync(
+            self._blobs.commit, upload.repository, upload.id, digest
+        )
+        self._sessions.forget(upload.id)
+        return info
 
     def _hash_file(self, upload_id: str, digest: Digest) -> str:
         hasher = digest.hasher()

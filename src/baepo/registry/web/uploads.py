@@ -90,7 +90,7 @@ async def _mount(call: Call, mount: str | None, source: str | None) -> BlobInfo 
 
 
 async def status(call: Call) -> ASGIResponse:
-    upload = await call.registry.uploads.find(call.name, call.arg)
+    upload = await call.registry.uploads.status(call.name, call.arg)
     return empty(204, _session_headers(call, upload))
 
 
