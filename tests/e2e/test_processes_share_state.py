@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from tests.clients import OciLayout, docker_host, skopeo
 from tests.conftest import BaepoProcess, free_port
 from tests.databases import PostgresDatabases
+from tests.e2e.aws_cli import Aws
 from tests.e2e.conftest import signed_in
 from tests.e2e.test_postgres import second_process
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
@@ -445,3 +446,31 @@ def test_a_repository_policy_changed_on_one_process_holds_on_the_other(pair: Pai
         assert immutable.status_code == 200, immutable.text
         with pytest.raises(AssertionError, match="TAG_INVALID"):
             push_image(b, repository, "v1")
+
+
+def test_an_ecr_lifecycle_preview_started_on_one_process_is_read_on_the_other(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """`aws ecr start-lifecycle-policy-preview` on A, `get-lifecycle-policy-preview` on B."""
+    repository = "team/previewed"
+    with pair.clients() as (a, _):
+        for n in range(3):
+            push_image(a, repository, f"release-{n}")
+    keep_one = json.dumps(
+        {"rules": [{
+            "rulePriority": 1, "description": "keep the newest release",
+            "selection": {"tagStatus": "tagged", "tagPatternList": ["release-*"],
+                          "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "expire"},
+        }]}
+    )  # fmt: skip
+    aws = Aws(signed_in(pair.first, tmp_path, docker_host()), tmp_path)
+    started = aws.ecr(
+        "start-lifecycle-policy-preview",
+        *("--repository-name", repository, "--lifecycle-policy-text", keep_one),
+    )
+    assert started["status"] == "COMPLETE"
+    aws.url = pair.second.url
+    preview = aws.ecr("get-lifecycle-policy-preview", "--repository-name", repository)
+    assert preview["lifecyclePolicyText"] == keep_one
+    assert preview["summary"]["expiringImageTotalCount"] == 2

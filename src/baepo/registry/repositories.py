@@ -34,6 +34,7 @@ class RepositoryInfo:
     mutability: TagMutability = field(default_factory=TagMutability)
     lifecycle_policy: str | None = None
     lifecycle_evaluated_at: datetime | None = None
+    lifecycle_preview: str | None = None
 
     @classmethod
     def of(cls, repo: t.RepositoryRecord, tag_count: int = 0) -> RepositoryInfo:
@@ -46,6 +47,7 @@ class RepositoryInfo:
             mutability,
             repo.lifecycle_policy,
             repo.lifecycle_evaluated_at,
+            repo.lifecycle_preview,
         )
 
 
@@ -88,6 +90,10 @@ class RepositoryStore:
     def set_lifecycle_policy(self, name: str, text: str | None) -> None:
         """Keep `text` (checked by the caller) as the repository's policy; None removes it."""
         self._update(name, lifecycle_policy=text)
+
+    def set_lifecycle_preview(self, name: str, text: str) -> None:
+        """Keep the policy a lifecycle preview was started with (checked by the caller)."""
+        self._update(name, lifecycle_preview=text)
 
     def mark_evaluated(self, name: str, at: datetime) -> None:
         """The repository's lifecycle policy was applied at `at`."""

@@ -86,6 +86,10 @@ class Registry:
             parse_policy(text)
         self._repositories.set_lifecycle_policy(name, text)
 
+    def set_lifecycle_preview(self, name: str, text: str) -> None:
+        """Keep the policy ECR's lifecycle preview of the repository was started with."""
+        self._repositories.set_lifecycle_preview(name, text)
+
     def mark_lifecycle_evaluated(self, name: str) -> None:
         self._repositories.mark_evaluated(name, self.context.clock.now())
 

@@ -42,6 +42,8 @@ class RepositoryRecord(Base):
     lifecycle_policy: Mapped[str | None] = mapped_column(sa.Text, default=None)
     """ECR's JSON lifecycle policy (lifecycle.py) as it was given, checked."""
     lifecycle_evaluated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    lifecycle_preview: Mapped[str | None] = mapped_column(sa.Text, default=None)
+    """The policy the latest ECR lifecycle preview was started with (any process answers it)."""
 
 
 class BlobRecord(Base):

@@ -2,17 +2,16 @@
 expiry.py): PutLifecyclePolicy, GetLifecyclePolicy, DeleteLifecyclePolicy,
 StartLifecyclePolicyPreview and GetLifecyclePolicyPreview.
 
-A preview is computed when it is started (it is quick: one repository's rows), so it is
-COMPLETE at once, and kept in memory, the latest per repository, until the next start or a
-restart. It shows what would really expire: images a service still runs are kept, as when the
-policy is applied (every hour, or with `baepo registry policy expire`).
+A preview is COMPLETE at once: starting one keeps its policy in the repository's row (the
+latest per repository), and reading it computes what the policy expires then (it is quick: one
+repository's rows), so any process sharing the database answers it. It shows what would really
+expire: images a service still runs are kept, as when the policy is applied (every hour, or
+with `baepo registry policy expire`).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from baepo.aws import Call, Params
@@ -25,18 +24,10 @@ PAGING = Paging(default=100, maximum=100)
 POLICY = "lifecyclePolicyText"
 
 
-@dataclass(frozen=True)
-class Preview:
-    text: str
-    expiring: tuple[Expiry, ...]
-
-
 class Lifecycle:
     def __init__(self, registry: Registry, policies: LifecyclePolicies) -> None:
         self._registry = registry
         self._policies = policies
-        self._previews: dict[str, Preview] = {}
-        self._lock = threading.Lock()
 
     def put(self, call: Call, params: Params) -> Mapping[str, Any]:
         name = repository_name(params)
@@ -73,9 +64,8 @@ class Lifecycle:
         text = given or info.lifecycle_policy
         if text is None:
             raise _no_policy(call, name)
-        preview = Preview(text, tuple(self._policies.preview(name, text)))
-        with self._lock:
-            self._previews[name] = preview
+        self._policies.preview(name, text)  # a policy that cannot be applied fails here
+        self._registry.set_lifecycle_preview(name, text)
         return {
             "registryId": call.account,
             "repositoryName": name,
@@ -87,23 +77,22 @@ class Lifecycle:
         name = repository_name(params)
         wanted = params.structures("imageIds", min_items=1, max_items=100)
         status = _tag_status(params)
-        visible(call, self._registry, name)
-        with self._lock:
-            preview = self._previews.get(name)
-        if preview is None:
+        text = visible(call, self._registry, name).lifecycle_preview
+        if text is None:
             raise LifecyclePolicyPreviewNotFound(
                 f"There is no preview for the repository with name '{name}' in the registry "
                 f"with id '{call.account}': start one with StartLifecyclePolicyPreview"
             )
-        chosen = [e for e in preview.expiring if _tagged(e, status) and _named(e, wanted)]
+        expiring = self._policies.preview(name, text)
+        chosen = [e for e in expiring if _tagged(e, status) and _named(e, wanted)]
         page, more = PAGING.page(params, chosen, _digest)
         return {
             "registryId": call.account,
             "repositoryName": name,
-            "lifecyclePolicyText": preview.text,
+            "lifecyclePolicyText": text,
             "status": "COMPLETE",
             "previewResults": [_result(e) for e in page],
-            "summary": {"expiringImageTotalCount": len(preview.expiring)},
+            "summary": {"expiringImageTotalCount": len(expiring)},
             **more,
         }
 

@@ -1,4 +1,5 @@
-"""registry uploads: held by one request at a time, among processes sharing the database
+"""registry: uploads held by one request at a time, and lifecycle previews, among processes
+sharing the database
 
 Revision ID: 4b1d0c2e9a7f
 Revises: 78c80ad36d97
@@ -26,9 +27,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("held_until", baepo.store.types.UtcDateTime(timezone=True), nullable=True)
         )
+    with op.batch_alter_table("registry_repositories", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("lifecycle_preview", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("registry_repositories", schema=None) as batch_op:
+        batch_op.drop_column("lifecycle_preview")
     with op.batch_alter_table("registry_uploads", schema=None) as batch_op:
         batch_op.drop_column("held_until")
         batch_op.drop_column("held_by")
