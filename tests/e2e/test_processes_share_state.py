@@ -474,3 +474,18 @@ def test_an_ecr_lifecycle_preview_started_on_one_process_is_read_on_the_other(
     preview = aws.ecr("get-lifecycle-policy-preview", "--repository-name", repository)
     assert preview["lifecyclePolicyText"] == keep_one
     assert preview["summary"]["expiringImageTotalCount"] == 2
+
+
+def test_a_service_changed_through_one_process_is_described_so_by_the_other(
+    pair: Pair, tmp_path: Path
+) -> None:
+    stack = signed_in(pair.first, tmp_path, docker_host())
+    ref = stack.push("baepo-test/hello:1", "team/described:1")
+    stack.cli("services", "create", "described", "--image", ref, "--wait")
+    stack.cli("services", "update", "described", "--env", "GREETING=changed", "--wait")
+    with pair.clients() as (_, b):
+        described = b.get("/api/v1/services/described").json()
+    assert described["config"]["env"] == {"GREETING": "changed"}, described
+    assert described["revision"] == described["active_revision"] == 2
+    assert [i["revision"] for i in described["instances"]] == [2], described["instances"]
+    assert [i["health"] for i in described["instances"]] == ["healthy"], described["instances"]

@@ -223,6 +223,24 @@ class Reconciler:
     def health(self, container_id: str) -> Health | None:
         return self._health.health(container_id)
 
+    def routed_health(self) -> dict[str, Health]:
+        """Instance → its health as this process's router sees it: for a process that does
+        not lead (the leader's reconciler probes and tracks the instances; several processes
+        may share one database), whose router carries the leader's routes and checks their
+        servers itself. A routed instance passed the leader's probes before it was routed: it
+        is HEALTHY unless this router's checks find it down."""
+        try:
+            states = self._router.states()
+        except RouterError:
+            return {}
+        return {
+            server.name: Health.UNHEALTHY
+            if (verdict := state.health.get(server.name)) is not None and not verdict.up
+            else Health.HEALTHY
+            for state in states.values()
+            for server in state.route.servers
+        }
+
     def listing(self) -> list[Instance] | None:
         """This installation's containers as the last pass listed them (listed again when the
         engine reports a change, and on full passes); None before the first listing and while

@@ -80,6 +80,8 @@ class Reconciling(Protocol):
 
     def health(self, container_id: str) -> Health | None: ...
 
+    def routed_health(self) -> dict[str, Health]: ...
+
 
 class _Detached:
     def wake(self) -> None:
@@ -87,6 +89,9 @@ class _Detached:
 
     def health(self, container_id: str) -> Health | None:
         return None
+
+    def routed_health(self) -> dict[str, Health]:
+        return {}
 
 
 class Services:
@@ -439,12 +444,16 @@ class Services:
             log.warning("cannot list instances: %s", exc)
             return {}
         found: dict[str, builtins.list[InstanceView]] = {}
+        routed: dict[str, Health] | None = None
         for c in containers:
             service, instance = c.labels.get(LABEL_SERVICE), c.labels.get(LABEL_INSTANCE)
             if service is None or instance is None:
                 continue
             revision = c.labels.get(LABEL_REVISION, "")
             health = self._reconciler.health(c.id)
+            if health is None:  # not tracked here: this process does not lead
+                routed = self._reconciler.routed_health() if routed is None else routed
+                health = routed.get(instance)
             found.setdefault(service, []).append(
                 InstanceView(
                     id=instance,

@@ -91,14 +91,15 @@ class _Spool:
         self._closed = True
         await anyio.to_thread.run_sync(self._writer.close)
 
-    def close(self, then: Callable[[], None]) -> None:
+    def close(self, then: Callable[[], None] | None = None) -> None:
         """Close the writer if `finish` did not, after the write in flight if one is (a
         request cancelled while it waited for a write leaves that write running: the writer
         is closed when it ends), in a worker thread: a remote driver's close sends bytes.
         `then` runs in that thread after it (the upload's hold is let go only then)."""
         loop = asyncio.get_running_loop()
         if self._closed:
-            loop.run_in_executor(None, then)
+            if then is not None:
+                loop.run_in_executor(None, then)
             return
         self._closed = True
 
@@ -106,7 +107,8 @@ class _Spool:
             try:
                 self._writer.close()
             finally:
-                then()
+                if then is not None:
+                    then()
 
         def close_later(_: object = None) -> None:
             # A failure here is the next request's to find (its writer's size differs).
