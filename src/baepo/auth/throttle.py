@@ -12,7 +12,10 @@ is a flood of CPU and memory. Two bounds keep it the attacker's problem:
 - `Hashing` lets only a few scrypt checks run at once (one per core); a check that cannot get a
   turn within `patience` seconds is refused as busy rather than queued without end.
 
-Both are pure bookkeeping over an injected clock, so tests jump instead of waiting.
+Both are pure bookkeeping over an injected clock, so tests jump instead of waiting. Both are
+each process's own: several processes behind one load balancer (sharing one database) let an
+attacker guess that many times faster, still a bounded rate (and the address a process sees
+may be the balancer's, whose bucket then holds every client's failures).
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ A service whose requests wait at zero (the activator holds them) cannot wait for
 is served as soon as the app answers (a cold start costs the container's own start, not a
 pass interval on top).
 
-Health lives in memory only. After a restart of Baepo an instance the route already sends
-requests to is taken as HEALTHY (it passed before, and the next probes will tell otherwise),
-any other as STARTING.
+Health lives in memory only, the leader's. After a restart of Baepo an instance the route
+already sends requests to is taken as HEALTHY (it passed before, and the next probes will tell
+otherwise), any other as STARTING. Another process sharing the database describes instances by
+the same rule, from the routes its router carries (`Reconciler.routed_health`).
 """
 
 from __future__ import annotations

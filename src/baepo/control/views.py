@@ -30,7 +30,8 @@ class InstanceView:
     state: str
     """The engine's state: running, exited, ..."""
     health: str
-    """starting, healthy, unhealthy, or unknown (not yet probed by this process)."""
+    """starting, healthy, unhealthy, or unknown (not yet probed). A process that does not
+    lead answers what its router's checks find of a routed instance (see `routed_health`)."""
     address: str | None
     started_at: datetime | None
     exit_code: int | None

@@ -146,7 +146,8 @@ class Hold:
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(RENEW_S)
-            await anyio.to_thread.run_sync(self._records.write, self._extend)
+            with contextlib.suppress(RegistryUnavailable):  # tried again; else it lapses
+                await anyio.to_thread.run_sync(self._records.write, self._extend)
 
     def _extend(self, s: Session) -> None:
         until = self._records.clock.now() + timedelta(seconds=HOLD_S)
