@@ -31,6 +31,7 @@ from tests.databases import PostgresDatabases
 from tests.e2e.aws_cli import Aws
 from tests.e2e.conftest import signed_in
 from tests.e2e.test_postgres import second_process
+from tests.registry.test_crash_recovery import patch
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 pytestmark = pytest.mark.integration
@@ -168,17 +169,6 @@ def start_upload(client: httpx.Client, repository: str) -> str:
     started = client.post(f"/v2/{repository}/blobs/uploads/")
     assert started.status_code == 202, started.text
     return started.headers["Location"]
-
-
-def patch(client: httpx.Client, location: str, chunk: bytes, offset: int) -> httpx.Response:
-    return client.patch(
-        location,
-        content=chunk,
-        headers={
-            "Content-Type": "application/octet-stream",
-            "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
-        },
-    )
 
 
 def finish(client: httpx.Client, location: str, digest: str, body: bytes = b"") -> httpx.Response:
@@ -388,7 +378,7 @@ def test_docker_push_and_pull_of_a_multi_layer_image_through_a_round_robin_balan
     assert stack.docker.inspect(ref)["Id"] == pushed
     stack.docker("rmi", ref)
     after = pair.served()
-    assert all(after[s] - before.get(s, 0) > 10 for s in ("a", "b")), (before, after)
+    assert all(after[s] - before.get(s, 0) >= 5 for s in ("a", "b")), (before, after)
 
 
 # -- what one process changes, the other serves at once -----------------------------------
