@@ -655,7 +655,7 @@ def build(config: Config, clock: Clock | None = None) -> Baepo:
     auth = Auth(db, load_or_create_key(config.secrets_dir / "token.key"), clock)
     generated = auth.ensure_admin(config.admin_password)
     # Its upload holds name it among the processes sharing the database (none on SQLite).
-    process = "" if db.is_sqlite else config.advertised_address
+    process = None if db.is_sqlite else config.advertised_address
     registry = Registry(db, storage_driver(config), bus, clock, process=process)
     registry.release_upload_holds()
 

@@ -139,7 +139,8 @@ def driver(request: pytest.FixtureRequest, tmp_path: Path) -> StorageDriver:
 
 @pytest.fixture
 def registry(db: Database, driver: StorageDriver, bus: EventBus, clock: FakeClock) -> Registry:
-    return Registry(db=db, driver=driver, bus=bus, clock=clock)
+    # Holds taken as by one of several processes on one database, on either dialect.
+    return Registry(db=db, driver=driver, bus=bus, clock=clock, process="tests")
 
 
 class AppClient:

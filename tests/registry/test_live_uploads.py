@@ -176,3 +176,47 @@ def test_upload_session_survives_a_restart(db: Database, driver: StorageDriver) 
         done = c.put(location, params={"digest": digest})
         assert done.status_code == 201, done.text
         assert c.get(f"/v2/{REPO}/blobs/{digest}").content == data
+
+
+def test_an_upload_whose_requests_alternate_between_two_processes(
+    db: Database, driver: StorageDriver
+) -> None:
+    """Two registries on one database and one storage, as two processes behind a balancer:
+    each finds the upload as the other left it, though it remembers less; a digest of what one
+    saw is checked against what is stored; a cancel on one is seen by the other."""
+    clock = FakeClock()
+    chunks = [os.urandom(MiB + n) for n in range(3)]
+    whole = b"".join(chunks)
+    a_registry, b_registry = (
+        Registry(db=db, driver=driver, bus=EventBus(), clock=clock, process=name)
+        for name in ("a", "b")
+    )
+    with (
+        LiveServer(a_registry) as a_server,
+        LiveServer(b_registry) as b_server,
+        httpx.Client(base_url=a_server.url, timeout=60) as a,
+        httpx.Client(base_url=b_server.url, timeout=60) as b,
+    ):
+        for wrong in (False, True):
+            location = a.post(f"/v2/{REPO}/blobs/uploads/").headers["location"]
+            offset = 0
+            for client, chunk in zip((a, a, b) if wrong else (b, a, b), chunks, strict=True):
+                ranged = {"Content-Range": f"{offset}-{offset + len(chunk) - 1}"}
+                assert client.patch(location, content=chunk, headers=ranged).status_code == 202
+                offset += len(chunk)
+                for either in (a, b):
+                    assert either.get(location).headers["range"] == f"0-{offset - 1}"
+            if wrong:  # b appended the last chunk: the digest of what a saw is wrong
+                seen_by_a = sha256(chunks[0] + chunks[1])
+                refused = a.put(location, params={"digest": seen_by_a})
+                assert refused.status_code == 400, refused.text
+                assert b.get(location).status_code == 404
+            else:
+                done = a.put(location, params={"digest": sha256(whole)})
+                assert done.status_code == 201, done.text
+                assert b.get(f"/v2/{REPO}/blobs/{sha256(whole)}").content == whole
+        location = a.post(f"/v2/{REPO}/blobs/uploads/").headers["location"]
+        assert a.patch(location, content=chunks[0]).status_code == 202
+        assert b.delete(location).status_code == 204
+        assert a.get(location).status_code == 404
+        assert a.patch(location, content=chunks[1]).status_code == 404

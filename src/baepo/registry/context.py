@@ -11,8 +11,9 @@ uploads and gc. Each takes this one context and nothing else of the others' inte
     guard      orders blob commits against the garbage collector's sweep (records.py)
     sessions   the upload sessions held in memory, shared by uploads, repository deletes
                and the gc (sessions.py)
-    process    this process among those sharing the database (its advertised address; ""
-               when it is alone): it names the upload holds its requests take (sessions.py)
+    process    this process among those sharing the database (its advertised address),
+               which names the upload holds its requests take (sessions.py); None when it is
+               alone (SQLite): what it holds in memory is all there is, no holds are taken
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ class RegistryContext:
     clock: Clock
     guard: BlobGuard
     sessions: LiveSessions
-    process: str = ""
+    process: str | None = None
 
     @classmethod
     def create(
-        cls, db: Database, driver: StorageDriver, clock: Clock, process: str = ""
+        cls, db: Database, driver: StorageDriver, clock: Clock, process: str | None = None
     ) -> RegistryContext:
         return cls(Records(db, clock), driver, clock, BlobGuard(), LiveSessions(), process)

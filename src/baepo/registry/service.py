@@ -51,7 +51,7 @@ class Registry:
         clock: Clock,
         *,
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
-        process: str = "",
+        process: str | None = None,
     ) -> None:
         self.context = RegistryContext.create(db, driver, clock, process)
         self._repositories = RepositoryStore(self.context)
@@ -233,7 +233,8 @@ class Registry:
 
     def release_upload_holds(self) -> None:
         """Let go of the upload holds an earlier run of this process left (sessions.py)."""
-        release_holds(self.context.records, self.context.process)
+        if self.context.process is not None:
+            release_holds(self.context.records, self.context.process)
 
     def expire_uploads(self, max_idle_seconds: float) -> GcReport:
         """Remove upload sessions idle for longer than `max_idle_seconds` (files and rows)."""

@@ -108,19 +108,21 @@ class Hold:
     `take` sets the row's holder and expiry if no other request holds it (or its hold has
     lapsed), in one UPDATE whose WHERE says so; a renewal task pushes the expiry on while the
     request lasts; `release` clears it (only if still this request's). An upload with no row
-    (`Upload.shared` false) needs no hold."""
+    (`Upload.shared` false) needs no hold, nor does any in a process alone on its database
+    (`process` None: SQLite), where the in-memory claim (`LiveSessions.claim`) is enough."""
 
-    def __init__(self, records: Records, upload: Upload, process: str) -> None:
+    def __init__(self, records: Records, upload: Upload, process: str | None) -> None:
         self._records = records
         self._upload = upload
         self._holder = f"{process}/{uuid.uuid4().hex}"
         self._renewing: asyncio.Task[None] | None = None
-        self._released = not upload.shared
+        self._needed = process is not None and upload.shared
+        self._released = not self._needed
 
     async def take(self) -> None:
         """Hold the row (BLOB_UPLOAD_INVALID if another request does, BLOB_UPLOAD_UNKNOWN if
         there is none), and keep holding it until `release`."""
-        if not self._upload.shared:
+        if not self._needed:
             return
         taken = await anyio.to_thread.run_sync(self._records.write, self._take)
         if taken is None:

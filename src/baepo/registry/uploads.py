@@ -371,7 +371,7 @@ class Uploads:
                 hold.release_later()  # the commit deleted the row, or a failure left it
 
     async def _finish(self, upload: Upload, digest: Digest) -> BlobInfo:
-        if upload.shared:
+        if upload.shared:  # a row: another process may have appended to it
             stored = await anyio.to_thread.run_sync(self._stored_size, upload.id)
             if stored != upload.size:  # another process appended since: hash what is stored
                 upload.hasher = None
