@@ -131,8 +131,9 @@ def test_three_instances_on_three_nodes_a_deploy_and_a_lost_worker_under_load(
         print(loss.output)
         requests, socket_errors, bad = loss.counts()
         assert requests > 200, loss.output
-        # The node's dockerd stops the app gracefully (SIGTERM): it answers what it accepted,
-        # and a connection it refuses is retried on another instance. Nothing is lost.
+        # The node's dockerd stops the app gracefully (SIGTERM): it answers what it accepted
+        # and refuses new connections, which go to another instance; a request that reached
+        # it as it closed (reset unanswered) is sent to another too (a GET: safe to repeat).
         assert (socket_errors, bad) == (0, 0), loss.output
         assert len(replaced) == 3
         events = stack.cli("services", "events", name, "--json").stdout

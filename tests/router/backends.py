@@ -2,13 +2,17 @@
 
 `GET /` answers the backend's name; `/status/N` answers status N; `/slow?seconds=N` answers
 after N seconds (signalling `started` first); an `Upgrade: websocket` request gets `101` and
-an echo of what follows.
+an echo of what follows. A POST is answered as a GET once its body is read. A backend made
+with `resets=True` resets every connection a request comes on, answering nothing (an app
+closing under its requests).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +22,7 @@ _WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class Backend:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, resets: bool = False) -> None:
         self.name = name
         self.started = threading.Event()  # set when a /slow request begins
         self.requests = 0
@@ -27,8 +31,18 @@ class Backend:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like real services
 
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()
+
             def do_GET(self) -> None:
                 backend.requests += 1
+                if resets:
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.close_connection = True
+                    return
                 url = urlsplit(self.path)
                 if self.headers.get("Upgrade", "").lower() == "websocket":
                     self._upgrade()

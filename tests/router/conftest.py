@@ -53,10 +53,24 @@ class Plane:
     def get(
         self, host: str, path: str = "/", scheme: str = "https", timeout: float = 30
     ) -> httpx.Response:
+        return self.request("GET", host, path, scheme=scheme, timeout=timeout)
+
+    def request(
+        self,
+        method: str,
+        host: str,
+        path: str = "/",
+        *,
+        body: bytes | None = None,
+        scheme: str = "https",
+        timeout: float = 30,
+    ) -> httpx.Response:
         port = self.settings.https_port if scheme == "https" else self.settings.http_port
-        return self.client.get(
+        return self.client.request(
+            method,
             f"{scheme}://127.0.0.1:{port}{path}",
             headers={"Host": host},
+            content=body,
             extensions={"sni_hostname": host},
             timeout=timeout,
         )

@@ -52,6 +52,11 @@ WHOLE = RoutingTable(TABLE.services + CHECKED.services)
 HANDOFF = "server baepo_handoff unix@/var/lib/baepo/router/handoff.sock disabled pool-max-conn 0"
 """In every service backend: a held request's way from a replaced worker to the new one."""
 
+RETRIES = [
+    "retry-on conn-failure empty-response",
+    "http-request disable-l7-retry unless { method GET HEAD OPTIONS }",
+]
+
 
 def backend_of(config: str, name: str) -> list[str]:
     block = config.split(f"\nbackend {name}\n", 1)[1].split("\n\n", 1)[0]
@@ -63,6 +68,7 @@ def test_each_service_is_a_dynamic_backend_with_one_server_per_instance() -> Non
     assert backend_of(config, "svc_app") == [
         "balance leastconn",
         "http-request lua.baepo_activate if { nbsrv eq 0 }",
+        *RETRIES,
         HANDOFF,
         "server s1 127.0.0.1:8080 maxconn 25 pool-max-conn 0",
         "server s2 127.0.0.1:8081 maxconn 25 pool-max-conn 0 disabled",  # drain: at runtime
@@ -71,6 +77,7 @@ def test_each_service_is_a_dynamic_backend_with_one_server_per_instance() -> Non
     assert backend_of(config, "svc_docs") == [
         "balance leastconn",
         "http-request lua.baepo_activate if { nbsrv eq 0 }",
+        *RETRIES,
         HANDOFF,
     ]
     assert " check" not in config  # Baepo decides health, not HAProxy
@@ -159,6 +166,7 @@ def test_haproxy_checks_the_servers_of_a_route_with_a_check() -> None:
     assert backend_of(config, "svc_api") == [
         "balance leastconn",
         "http-request lua.baepo_activate if { nbsrv eq 0 }",
+        *RETRIES,
         "timeout check 1s",
         "option httpchk",
         "http-check send meth GET uri '/healthz?full=1' ver HTTP/1.1 "
@@ -171,6 +179,7 @@ def test_haproxy_checks_the_servers_of_a_route_with_a_check() -> None:
     assert backend_of(config, "svc_tcp") == [  # App Runner's defaults: a TCP connect
         "balance leastconn",
         "http-request lua.baepo_activate if { nbsrv eq 0 }",
+        *RETRIES,
         "timeout check 2s",
         "default-server inter 5s rise 1 fall 5",
         HANDOFF,

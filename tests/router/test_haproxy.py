@@ -223,6 +223,38 @@ def test_requests_longer_than_a_short_timeout_pass(
     assert plane.get("app.localhost", "/slow?seconds=2.5").status_code == 200
 
 
+def test_a_safe_request_an_instance_resets_unanswered_is_sent_to_another(
+    plane: Plane, backends: dict[str, Backend]
+) -> None:
+    """An instance closing under its requests (its node's dockerd stopping it): a GET it reset
+    before answering is answered by another instance; a POST is not repeated (it may have done
+    its work): it gets the 502 (or, after another request on its connection, the connection
+    closed, which a client may retry, RFC 9112 9.3.1)."""
+    resetting = Backend("closing", resets=True)
+    try:
+        ensure_service(plane.router, "app", ["app.localhost"])
+        add_server(plane.router, "app", "closing", resetting.address)
+        add_server(plane.router, "app", "good", backends["good"].address)
+        for _ in range(12):
+            response = plane.get("app.localhost")
+            assert (response.status_code, response.text.split()[0]) == (200, "good")
+        tried = resetting.requests
+        assert tried > 0  # leastconn sent some of them to the closing instance first
+        outcomes = {posted(plane) for _ in range(8)}
+        assert outcomes - {200} and outcomes <= {200, 502, "closed"}, outcomes
+        assert resetting.requests > tried
+    finally:
+        resetting.close()
+
+
+def posted(plane: Plane) -> int | str:
+    """The status of a POST, or "closed" if the router closed the connection unanswered."""
+    try:
+        return plane.request("POST", "app.localhost", body=b"x").status_code
+    except httpx.RemoteProtocolError:
+        return "closed"
+
+
 def test_requests_beyond_max_concurrency_queue(plane: Plane, backends: dict[str, Backend]) -> None:
     router = plane.router
     ensure_service(router, "app", ["app.localhost"], max_concurrency=1)

@@ -396,6 +396,11 @@ def render_config(table: RoutingTable, settings: RouterSettings) -> str:
             "    balance leastconn",
             # No usable server (scaled to zero): hold the request until one is ready.
             "    http-request lua.baepo_activate if { nbsrv eq 0 }",
+            # A request whose connection an instance reset before answering a byte (it closed
+            # as the request came: its node's dockerd stopping it) goes to another instance if
+            # it is safe to repeat; any other method gets the 502 (RFC 9110, 9.2.2).
+            "    retry-on conn-failure empty-response",
+            "    http-request disable-l7-retry unless { method GET HEAD OPTIONS }",
         ]
         out += check_lines(service.check)
         out += [
