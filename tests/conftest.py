@@ -47,6 +47,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+SWARM_GROUP = pytest.mark.xdist_group("swarm")
+"""The mark of every test on the shared test swarm: scripts/test's parallel run (pytest-xdist,
+`--dist loadgroup`) sends them all to one worker, as two sessions using the cluster at once
+(each taking it down at its end, both placing services on it) make each other fail."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use the test swarm's fixture with `SWARM_GROUP` (a test that asks
+    for the swarm only at run time, as the swarm variant of the engine conformance suite does,
+    carries the mark itself)."""
+    for item in items:
+        if "swarm_manager" in getattr(item, "fixturenames", ()):
+            item.add_marker(SWARM_GROUP)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -33,6 +33,7 @@ from baepo.runtime import (
     StartFailed,
     Usage,
 )
+from tests.conftest import SWARM_GROUP
 from tests.runtime.conftest import engine_of
 from tests.runtime.waiting import answering, eventually, http_get
 
@@ -44,7 +45,7 @@ Spec = Callable[..., ContainerSpec]
         "memory",
         pytest.param("docker", marks=pytest.mark.integration),
         pytest.param("podman", marks=pytest.mark.integration),
-        pytest.param("swarm", marks=pytest.mark.integration),
+        pytest.param("swarm", marks=[pytest.mark.integration, SWARM_GROUP]),
     ]
 )
 def engine(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Iterator[Engine]:
