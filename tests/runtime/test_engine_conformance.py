@@ -33,7 +33,6 @@ from baepo.runtime import (
     StartFailed,
     Usage,
 )
-from tests.conftest import SWARM_GROUP
 from tests.runtime.conftest import engine_of
 from tests.runtime.waiting import answering, eventually, http_get
 
@@ -45,7 +44,7 @@ Spec = Callable[..., ContainerSpec]
         "memory",
         pytest.param("docker", marks=pytest.mark.integration),
         pytest.param("podman", marks=pytest.mark.integration),
-        pytest.param("swarm", marks=[pytest.mark.integration, SWARM_GROUP]),
+        pytest.param("swarm", marks=[pytest.mark.integration, pytest.mark.on_the_swarm]),
     ]
 )
 def engine(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Iterator[Engine]:
