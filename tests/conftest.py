@@ -47,6 +47,26 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `alone` the tests that must not run beside others: the end-to-end tests (load
+    tests that count every request, and time-bound growth and shrinking) and the tests on the
+    shared test swarm (two sessions using the cluster at once, each taking it down at its end,
+    make each other fail). scripts/test runs them one at a time after the others' parallel run."""
+    for item in items:
+        if E2E in item.path.parents or on_the_swarm(item):
+            item.add_marker(pytest.mark.alone)
+
+
+def on_the_swarm(item: pytest.Item) -> bool:
+    """Whether the test uses the test swarm's fixture, or asks for it only at run time and is
+    marked `on_the_swarm` (the swarm variant of the engine conformance suite)."""
+    uses = "swarm_manager" in getattr(item, "fixturenames", ())
+    return uses or item.get_closest_marker("on_the_swarm") is not None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

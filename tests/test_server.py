@@ -64,7 +64,7 @@ def test_generated_admin_password_is_printed_once(tmp_path: Path) -> None:
                 lines.append(line)
                 if "Uvicorn running on" in line:
                     break
-            r = httpx.get(f"{server.url}/v2/", timeout=5)  # it serves before being stopped
+            r = httpx.get(f"{server.url}/v2/", timeout=30)  # it serves before being stopped
             assert r.status_code == 401
             proc.terminate()
             rest, _ = proc.communicate(timeout=20)

@@ -73,10 +73,19 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
         time.sleep(0.02)
 
 
+# A request's bound here, a new child's start included: a child imports the signer (~0.7 s of
+# CPU), which took over 5 s on a 2-core machine running other suites' tests beside these. A
+# hung child costs its test twice this (the request is tried once more with a new child).
+MISBEHAVING_TIMEOUT_S = 10
+
+
 @pytest.fixture
 def misbehaving(tmp_path: Path) -> Iterator[SigningChild]:
     signer = SigningChild(
-        tmp_path / "ca", SystemClock(), timeout_s=5, command=[sys.executable, "-c", MISBEHAVING]
+        tmp_path / "ca",
+        SystemClock(),
+        timeout_s=MISBEHAVING_TIMEOUT_S,
+        command=[sys.executable, "-c", MISBEHAVING],
     )
     yield signer
     signer.close()
@@ -268,8 +277,8 @@ def test_a_hung_child_is_killed_at_the_timeout(misbehaving: SigningChild) -> Non
     started = time.monotonic()
     with pytest.raises(CertificateError) as failed:
         misbehaving.issue(["hang.localhost"])
-    assert 5 <= time.monotonic() - started < 15
-    assert "did not answer within 5 s and was killed" in str(failed.value)
+    assert MISBEHAVING_TIMEOUT_S <= time.monotonic() - started < 3 * MISBEHAVING_TIMEOUT_S
+    assert f"did not answer within {MISBEHAVING_TIMEOUT_S} s and was killed" in str(failed.value)
     assert "signer: stuck" in str(failed.value)
     assert gone(first)
     assert "BEGIN CERTIFICATE" in misbehaving.issue(["app.localhost"]).pem

@@ -44,7 +44,7 @@ Spec = Callable[..., ContainerSpec]
         "memory",
         pytest.param("docker", marks=pytest.mark.integration),
         pytest.param("podman", marks=pytest.mark.integration),
-        pytest.param("swarm", marks=pytest.mark.integration),
+        pytest.param("swarm", marks=[pytest.mark.integration, pytest.mark.on_the_swarm]),
     ]
 )
 def engine(request: pytest.FixtureRequest, run_labels: dict[str, str]) -> Iterator[Engine]:

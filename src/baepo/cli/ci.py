@@ -14,9 +14,10 @@ from baepo.cli.errors import one_line_errors
 from baepo.cli.output import error_console
 from baepo.cli.settings import load_settings
 from baepo.cli.usage import Typer
-from baepo.pipelines.workflows import WORKFLOW_PATH, WorkflowTarget, tokens_command, workflow
 
 app = Typer(help="Workflows for other CI systems.", no_args_is_help=True)
+
+WORKFLOW_PATH = ".github/workflows/baepo.yml"
 
 
 @app.command("github")
@@ -43,6 +44,10 @@ def github(
     """Write a GitHub Actions workflow (also valid for Gitea and Forgejo Actions) that builds
     the image on each push to BRANCH, pushes it to Baepo's registry, deploys it and fails
     unless the deployment succeeds."""
+    # Imported here: the pipelines package loads the state store (sqlalchemy), a second on
+    # every other command's start.
+    from baepo.pipelines.workflows import WorkflowTarget, tokens_command, workflow
+
     client = Client.from_environment()
     found = client.get(f"/api/v1/services/{quote(service, safe='')}")
     api_url = (url or client.url).rstrip("/")

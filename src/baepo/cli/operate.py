@@ -13,7 +13,6 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from baepo import backup as backups
 from baepo.cli.output import console, error_console, human_bytes
 from baepo.cli.usage import Typer
 from baepo.config import DEFAULT_DATA_DIR, Config
@@ -81,6 +80,8 @@ def backup(
 ) -> None:
     """Write a consistent backup of a data directory, while Baepo serves or not: the state
     database, the registry's blobs, keys, the CA, certificates, git remotes and kept logs."""
+    from baepo import backup as backups  # sqlalchemy: not on every command's start
+
     try:
         summary = backups.backup(data_dir.resolve(), archive)
     except backups.BackupError as exc:
@@ -101,6 +102,8 @@ def restore(
 ) -> None:
     """Restore a backup into an empty data directory; then `baepo up --data-dir` it (on this
     machine, stop the Baepo it was taken from first: both would run the same services)."""
+    from baepo import backup as backups  # sqlalchemy: not on every command's start
+
     try:
         summary = backups.restore(archive, data_dir.resolve())
     except backups.BackupError as exc:

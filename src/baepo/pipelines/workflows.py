@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from baepo.references import InvalidReference, Reference
 
-WORKFLOW_PATH = ".github/workflows/baepo.yml"
 DEPLOY_STEP = "Deploy and wait for the result"
 FINISHED = ("SUCCEEDED", "FAILED", "ROLLBACK_SUCCEEDED", "ROLLBACK_FAILED")
 
