@@ -116,13 +116,14 @@ class Hold:
         self._upload = upload
         self._holder = f"{process}/{uuid.uuid4().hex}"
         self._renewing: asyncio.Task[None] | None = None
-        self._needed = process is not None and upload.shared
-        self._released = not self._needed
+        self.shared = process is not None and upload.shared
+        """Whether another process may write the upload (else no hold is needed)."""
+        self._released = not self.shared
 
     async def take(self) -> None:
         """Hold the row (BLOB_UPLOAD_INVALID if another request does, BLOB_UPLOAD_UNKNOWN if
         there is none), and keep holding it until `release`."""
-        if not self._needed:
+        if not self.shared:
             return
         taken = await anyio.to_thread.run_sync(self._records.write, self._take)
         if taken is None:

@@ -366,12 +366,12 @@ class Uploads:
             hold = Hold(self._ctx.records, upload, self._ctx.process)
             await hold.take()
             try:
-                return await self._finish(upload, digest)
+                return await self._finish(upload, digest, shared=hold.shared)
             finally:
                 hold.release_later()  # the commit deleted the row, or a failure left it
 
-    async def _finish(self, upload: Upload, digest: Digest) -> BlobInfo:
-        if upload.shared:  # a row: another process may have appended to it
+    async def _finish(self, upload: Upload, digest: Digest, *, shared: bool) -> BlobInfo:
+        if shared:  # another process may have appended to it (alone, this one counted all)
             stored = await anyio.to_thread.run_sync(self._stored_size, upload.id)
             if stored != upload.size:  # another process appended since: hash what is stored
                 upload.hasher = None
