@@ -438,6 +438,15 @@ def test_plan(case: Case) -> None:
     assert tuple(summary(a) for a in plan(case.desired, observed)) == case.expected
 
 
+def test_a_deploy_ends_once_every_router_carries_its_route() -> None:
+    """Another process's router still on an older table would answer the old revision (or,
+    for a new service, not know its host name): `--wait` returns once none is behind."""
+    behind = Observed(NOW, (inst("b1"),), route(("b1", READY)), routers_behind=1)
+    assert plan(DEPLOY_2, behind) == []
+    caught_up = dataclasses.replace(behind, routers_behind=0)
+    assert [summary(a) for a in plan(DEPLOY_2, caught_up)] == ["succeeded"]
+
+
 def test_a_failed_deploy_names_its_cause_and_the_instances_whose_logs_explain_it() -> None:
     crashed = dead("b1", exit_code=3, health=STARTING)
     actions = plan(DEPLOY_2, Observed(NOW, (inst("a1"), crashed), route(("a1", READY))))

@@ -142,6 +142,22 @@ def test_a_drain_waits_for_the_followers_requests_and_for_a_follower_behind(
     assert fresh.states()["app"].in_flight.get("s1", 0) == 0
 
 
+def test_a_router_behind_the_published_table_is_counted_until_it_follows(
+    planes: tuple[Plane, Plane], backends: tuple[Backend, Backend], state_db: Database
+) -> None:
+    (a, b), (one, two) = planes, backends
+    leader, follower = pair(a, b, state_db, Server("s1", one.address))
+    follower.step()  # reports the version it carries
+    assert leader.states()["app"].routers_behind == 0
+    leader.put(route(Server("s2", two.address)))
+    leader._peers_read = -1.0  # read the reports again now
+    assert leader.states()["app"].routers_behind == 1
+    follower.step()
+    leader._peers_read = -1.0
+    assert leader.states()["app"].routers_behind == 0
+    assert answer(b).text.startswith("two ")
+
+
 def test_the_leader_reads_the_fleets_load_and_demand(
     planes: tuple[Plane, Plane], backends: tuple[Backend, Backend], state_db: Database
 ) -> None:

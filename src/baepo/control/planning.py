@@ -102,6 +102,8 @@ class Observed:
     drain_started: Mapping[str, datetime] = field(default_factory=dict)
     start_error: str | None = None
     """The engine's words, when it refused to start the service's last instance."""
+    routers_behind: int = 0
+    """Other processes' routers not carrying the route as it is now (`RouteState`)."""
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,13 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
     actions += stops
 
     if op is not None and not actions:
-        if op.kind.deploys and cutover and not others and serving is not None:
+        if (
+            op.kind.deploys
+            and cutover
+            and not others
+            and serving is not None
+            and not observed.routers_behind
+        ):
             return [FinishOperation(op.id, True, f"revision {serving} serves")]
         if op.kind is OperationKind.PAUSE_SERVICE and not live:
             return [FinishOperation(op.id, True, "paused: no instance runs")]

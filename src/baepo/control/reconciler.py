@@ -505,6 +505,7 @@ class Reconciler:
             in_flight=route_state.in_flight if route_state else {},
             drain_started=drain_started,
             start_error=self._containers.start_error(name),
+            routers_behind=route_state.routers_behind if route_state else 0,
         )
         actions = plan(state.desired, observed)
         for action in actions:

@@ -54,6 +54,9 @@ class RouteState:
     """Server name → requests it is serving now (HAProxy's `scur`, old workers included)."""
     health: Mapping[str, ServerHealth] = field(default_factory=dict)
     """Server name → its last check's verdict; servers not checked (yet) are absent."""
+    routers_behind: int = 0
+    """Other routers that serve but do not carry this table yet (`SharedRouter`: processes
+    still following an older one): what they answer may not be this route yet."""
 
 
 class Router(Protocol):

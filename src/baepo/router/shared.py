@@ -16,6 +16,9 @@ to its own HAProxy's:
 - a server's in-flight count is every router's, so a drain ends only when no router has a
   request on it any more; a router still on an older table (it may not drain the server yet)
   counts one request on each draining server until it carries the new one;
+- such a router is also counted in each route's `routers_behind`: a deploy ends only once
+  every router carries its route (`services create --wait` returns when whichever router the
+  balancer picks answers with the new revision, its certificate included);
 - the autoscaler's load is the whole fleet's, and the metrics count every router's requests:
   the counters add up what each router's grew by, so one router's restart (its counters back
   at 0) is no reset of the sum;
@@ -396,13 +399,15 @@ class SharedRouter:
         name = state.route.name
         in_flight = dict(state.in_flight)
         draining = [s.name for s in state.route.servers if s.state is ServerState.DRAIN]
+        behind = 0
         for report in peers.values():
             for server, count in report.in_flight.get(name, {}).items():
                 in_flight[server] = in_flight.get(server, 0) + count
             if report.version < self._version:  # it may still send requests to them
+                behind += 1
                 for server in draining:
                     in_flight[server] = in_flight.get(server, 0) + 1
-        return replace(state, in_flight=in_flight)
+        return replace(state, in_flight=in_flight, routers_behind=behind)
 
     def _fleet_stats(
         self, name: str, stats: ServiceStats, peers: Mapping[str, Report]
