@@ -15,12 +15,15 @@ import pytest
 import sqlalchemy as sa
 
 from baepo.clock import FakeClock
-from baepo.registry import Registry, RegistryUnavailable
+from baepo.events import EventBus
+from baepo.registry import Registry, RegistryUnavailable, create_app
 from baepo.registry import tables as t
 from baepo.registry.records import BlobGuard
 from baepo.storage import BlobInfo, FilesystemDriver
+from baepo.store import Database
+from tests.databases import PostgresDatabases
 
-from .conftest import AppClient
+from .conftest import AllowAll, AppClient
 from .content import (
     OCI_MANIFEST,
     Blob,
@@ -198,12 +201,12 @@ class WatchedGuard:
         real = guard.exclusive
 
         @contextmanager
-        def exclusive() -> Iterator[None]:
+        def exclusive(digest: str) -> Iterator[bool]:
             with guard._cond:
                 if guard._readers or guard._writer:
                     self.sweep_waited.set()
-            with real():
-                yield
+            with real(digest) as alone:
+                yield alone
 
         guard.exclusive = exclusive  # type: ignore[method-assign]
 
@@ -371,3 +374,96 @@ def upload_dir(registry: Registry) -> Path:
     driver = registry.context.driver
     assert isinstance(driver, FilesystemDriver)
     return driver.root / "uploads"
+
+
+# -- gc on another process sharing the PostgreSQL database -----------------------------------
+
+
+@pytest.fixture
+def two_processes(
+    postgres_databases: PostgresDatabases, tmp_path: Path, bus: EventBus, clock: FakeClock
+) -> Iterator[tuple[Registry, Registry]]:
+    """Two registries as two processes run them: one PostgreSQL database and one blob store,
+    each with its own connections, driver and guard."""
+    with postgres_databases.database() as url:
+        dbs = [Database(url), Database(url)]
+        try:
+            here, there = (
+                Registry(
+                    db=db,
+                    driver=FilesystemDriver(tmp_path / "blobs"),
+                    bus=bus,
+                    clock=clock,
+                    process=name,
+                )
+                for db, name in zip(dbs, ("here", "there"), strict=True)
+            )
+            yield here, there
+        finally:
+            for db in dbs:
+                db.dispose()
+
+
+def test_a_gc_on_another_process_leaves_a_blob_this_one_is_committing(
+    two_processes: tuple[Registry, Registry], make_client: Any, clock: FakeClock
+) -> None:
+    """The other process's collector runs between this one's bytes and its row: the bytes,
+    old by their time and in no row yet, are the blob of a commit under way."""
+    here, there = two_processes
+    client = make_client(create_app(here, AllowAll()))
+    layer = random_layer(64)
+    clock.advance(2 * HOURS)  # bytes written now look old to the collector
+    commit = here.context.driver.commit_upload
+    swept: list[str] = []
+
+    def commit_then_gc(upload_id: str, digest: str) -> BlobInfo:
+        info = commit(upload_id, digest)
+        swept.extend(there.gc().blobs)
+        return info
+
+    here.context.driver.commit_upload = commit_then_gc  # type: ignore[method-assign]
+    push_blob(client, REPO, layer)
+    assert swept == []
+    assert client.get(f"/v2/{REPO}/blobs/{layer.digest}").content == layer.data
+    assert there.gc().blobs == []  # its row is fresh now
+
+
+def test_a_commit_waits_for_another_process_sweeping_its_blob(
+    two_processes: tuple[Registry, Registry], make_client: Any, clock: FakeClock
+) -> None:
+    """An old, unreferenced blob pushed again while the other process sweeps it (its row
+    deleted, its bytes not yet): the commit waits, then stores the bytes and the row."""
+    here, there = two_processes
+    client = make_client(create_app(here, AllowAll()))
+    layer = random_layer(64)
+    push_blob(client, REPO, layer)
+    clock.advance(2 * HOURS)
+    across = here.context.guard._across
+    assert across is not None
+    refused = threading.Event()
+    take = across._take
+
+    def watched_take(function: str, key: int) -> int | None:
+        generation = take(function, key)
+        if generation is None:
+            refused.set()
+        return generation
+
+    across._take = watched_take  # type: ignore[method-assign]
+    pushed: list[int] = []
+    pusher = threading.Thread(
+        target=lambda: pushed.append(push_blob(client, REPO, layer).status_code)
+    )
+    delete = there.context.driver.delete
+
+    def push_then_delete(digest: str) -> bool:
+        if digest == layer.digest and pusher.ident is None:
+            pusher.start()
+            assert refused.wait(10), "the commit did not wait for the sweep"
+        return delete(digest)
+
+    there.context.driver.delete = push_then_delete  # type: ignore[method-assign]
+    assert there.gc().blobs == [layer.digest]
+    pusher.join(30)
+    assert pushed == [201]
+    assert client.get(f"/v2/{REPO}/blobs/{layer.digest}").content == layer.data

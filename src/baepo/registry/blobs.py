@@ -103,13 +103,13 @@ class BlobStore:
             ctx.records.link(s, ctx.records.repo_id(s, name, create=True), parsed)
             return BlobInfo(parsed, size, now)
 
-        with ctx.guard.shared():
+        with ctx.guard.shared(parsed):
             return ctx.records.write(work)
 
     def commit(self, repository: str, upload_id: str, digest: Digest) -> BlobInfo:
         """Make a verified upload the blob `digest` of `repository` and end its session row."""
         ctx = self._ctx
-        with ctx.guard.shared():
+        with ctx.guard.shared(str(digest)):
             try:
                 info = ctx.driver.commit_upload(upload_id, str(digest))
             except UploadNotFound as exc:

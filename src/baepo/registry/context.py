@@ -8,7 +8,8 @@ uploads and gc. Each takes this one context and nothing else of the others' inte
     records    the database, in short transactions (records.py)
     driver     the blob bytes (baepo.storage)
     clock      now, injected
-    guard      orders blob commits against the garbage collector's sweep (records.py)
+    guard      orders blob commits against the garbage collector's sweep (records.py), in
+               this process and, on PostgreSQL, in every process sharing the database
     sessions   the upload sessions held in memory, shared by uploads, repository deletes
                and the gc (sessions.py)
     process    this process among those sharing the database (its advertised address),
@@ -25,6 +26,7 @@ from baepo.registry.records import BlobGuard, Records
 from baepo.registry.sessions import LiveSessions
 from baepo.storage import StorageDriver
 from baepo.store import Database
+from baepo.store.locks import SessionLocks
 
 
 @dataclass(frozen=True)
@@ -40,4 +42,6 @@ class RegistryContext:
     def create(
         cls, db: Database, driver: StorageDriver, clock: Clock, process: str | None = None
     ) -> RegistryContext:
-        return cls(Records(db, clock), driver, clock, BlobGuard(), LiveSessions(), process)
+        across = SessionLocks(db) if process is not None and not db.is_sqlite else None
+        guard = BlobGuard(across)
+        return cls(Records(db, clock), driver, clock, guard, LiveSessions(), process)

@@ -19,7 +19,9 @@ a manifest push refreshes `touched_at` of the blobs it references in the same tr
 that checks they exist; and each sweep re-checks, in one conditional DELETE, that the blob is
 still unreferenced and old, while holding the blob guard exclusively (upload
 commits, manifest pushes and cross-repository mounts hold it shared from their check or
-their bytes to their rows), before its bytes are removed.
+their bytes to their rows), before its bytes are removed. Processes sharing a PostgreSQL
+database hold it per digest across them too: a sweep leaves a blob another process is
+committing.
 """
 
 from __future__ import annotations
@@ -244,8 +246,8 @@ def _sweep_one(ctx: RegistryContext, digest: str, cutoff: datetime) -> bool:
         # No row left to delete: sweep only bytes that have no row at all.
         return s.get(t.BlobRecord, digest) is None and bool(s.scalar(sa.select(unreferenced)))
 
-    with ctx.guard.exclusive():
-        if not ctx.records.write(work):
+    with ctx.guard.exclusive(digest) as alone:
+        if not alone or not ctx.records.write(work):
             return False
         try:
             ctx.driver.delete(digest)

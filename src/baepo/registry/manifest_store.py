@@ -178,7 +178,7 @@ class ManifestStore:
 
         # Bytes and rows under the guard, as an upload commits: the bytes may be an old,
         # unreferenced blob the collector is about to sweep (a re-push after a delete).
-        with ctx.guard.shared():
+        with ctx.guard.shared(str(digest)):
             storage_call(lambda: ctx.driver.put(str(digest), data))
             ctx.records.write(work)
         self._bus.publish(ImagePushed(name, tag, str(digest), manifest.media_type, actor, now))

@@ -23,8 +23,9 @@ from baepo.clock import Clock
 from baepo.registry import rows
 from baepo.registry.errors import NameUnknown, RegistryUnavailable
 from baepo.storage import StorageError
-from baepo.store import Database, lost_a_race
+from baepo.store import Database, StoreUnavailable, lost_a_race
 from baepo.store.batches import WriteBatcher
+from baepo.store.locks import SessionLocks
 
 T = TypeVar("T")
 
@@ -38,38 +39,64 @@ def storage_call(call: Callable[[], T]) -> T:
 
 
 class BlobGuard:
-    """A readers-writer lock: many commits at once (`shared`), or one sweep (`exclusive`)."""
+    """Orders the work that makes a blob live (an upload's commit, a manifest's bytes, a
+    mount: `shared`, from their check or their bytes to their rows) against the collector's
+    sweep of that blob (`exclusive`, from its row to its bytes).
 
-    def __init__(self) -> None:
+    Within the process, a readers-writer lock: many commits at once, or one sweep. Across the
+    processes sharing a PostgreSQL database (`across`), a lock per digest: a commit waits
+    while another process sweeps that blob, and a sweep that finds the blob in another
+    process's commit leaves it (`exclusive` yields False), to be seen fresh at the next gc.
+    """
+
+    def __init__(self, across: SessionLocks | None = None) -> None:
         self._cond = threading.Condition()
         self._readers = 0
         self._writer = False
+        self._across = across
 
     @contextmanager
-    def shared(self) -> Iterator[None]:
+    def shared(self, digest: str) -> Iterator[None]:
         with self._cond:
             while self._writer:
                 self._cond.wait()
             self._readers += 1
         try:
-            yield
+            if self._across is None:
+                yield
+            else:
+                with _unavailable_as_registry(), self._across.shared(f"blob {digest}"):
+                    yield
         finally:
             with self._cond:
                 self._readers -= 1
                 self._cond.notify_all()
 
     @contextmanager
-    def exclusive(self) -> Iterator[None]:
+    def exclusive(self, digest: str) -> Iterator[bool]:
+        """Whether the sweep may go on: False when another process is committing the blob."""
         with self._cond:
             while self._writer or self._readers:
                 self._cond.wait()
             self._writer = True
         try:
-            yield
+            if self._across is None:
+                yield True
+            else:
+                with _unavailable_as_registry(), self._across.exclusive(f"blob {digest}") as held:
+                    yield held
         finally:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+@contextmanager
+def _unavailable_as_registry() -> Iterator[None]:
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise RegistryUnavailable(str(exc)) from exc
 
 
 class Records:

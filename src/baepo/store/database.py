@@ -95,8 +95,12 @@ def serialize(s: Session, topic: str) -> None:
     """
     if s.get_bind().dialect.name == "sqlite":
         return
-    key = int.from_bytes(hashlib.blake2b(topic.encode(), digest_size=8).digest(), signed=True)
-    s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": topic_key(topic)})
+
+
+def topic_key(topic: str) -> int:
+    """PostgreSQL's advisory lock key (a bigint) for `topic`."""
+    return int.from_bytes(hashlib.blake2b(topic.encode(), digest_size=8).digest(), signed=True)
 
 
 def nul_place(value: object, place: str = "") -> str | None:
