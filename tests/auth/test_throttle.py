@@ -6,9 +6,13 @@ from __future__ import annotations
 import threading
 
 import pytest
+import sqlalchemy as sa
 
-from baepo.auth.throttle import Hashing, Throttle, retry_after
+from baepo.auth import Auth
+from baepo.auth.tables import SignInBucketRow
+from baepo.auth.throttle import Hashing, SharedThrottle, Throttle, retry_after
 from baepo.clock import FakeClock
+from baepo.store import Database
 
 
 def test_a_burst_of_failures_is_free_then_one_more_per_leak() -> None:
@@ -90,3 +94,49 @@ def test_hashing_never_runs_more_checks_than_slots() -> None:
     for t in threads:
         t.join()
     assert most <= 2
+
+
+# -- SharedThrottle: the buckets in the database, one budget for every process ----------------
+
+
+def test_two_processes_on_one_database_count_one_clients_failures_together(
+    state_db: Database,
+) -> None:
+    clock = FakeClock()
+    here, there = (SharedThrottle(state_db, clock, burst=3, rate=0.5) for _ in range(2))
+    here.failed(["account:guessed"])
+    there.failed(["account:guessed"])
+    assert here.wait(["account:guessed"]) == there.wait(["account:guessed"]) == 0
+    here.failed(["account:guessed", "address:a"])
+    assert there.wait(["account:guessed"]) == pytest.approx(2.0)  # the third failure is here's
+    assert there.wait(["address:a"]) == 0
+    clock.advance(1.0)
+    assert here.wait(["address:b", "account:guessed"]) == pytest.approx(1.0)
+    clock.advance(1.0)
+    assert there.wait(["account:guessed"]) == 0
+
+
+def test_shared_buckets_that_drained_long_ago_are_deleted_and_long_keys_are_hashed(
+    state_db: Database,
+) -> None:
+    clock = FakeClock()
+    throttle = SharedThrottle(state_db, clock, burst=2, rate=1.0)
+    long_key = "address:" + "f" * 300
+    throttle.failed([long_key])
+    throttle.failed([long_key])
+    assert throttle.wait([long_key]) == pytest.approx(1.0)
+    with state_db.session() as s:
+        [key] = s.scalars(sa.select(SignInBucketRow.key)).all()
+    assert key.startswith("sha256:") and len(key) <= 128
+    clock.advance(SharedThrottle.SWEEP_S + 10)
+    throttle.failed(["account:other"])  # a failure sweeps, at most once a minute
+    with state_db.session() as s:
+        assert s.scalars(sa.select(SignInBucketRow.key)).all() == ["account:other"]
+
+
+def test_auth_counts_failures_in_the_database_unless_it_is_alone_on_sqlite(
+    state_db: Database,
+) -> None:
+    auth = Auth(state_db, b"k" * 32, FakeClock())
+    kind = Throttle if state_db.is_sqlite else SharedThrottle
+    assert isinstance(auth._throttle, kind)

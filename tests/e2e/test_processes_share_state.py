@@ -9,6 +9,7 @@ changed through one and seen through the other at once."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
@@ -414,6 +415,29 @@ def test_a_token_or_a_user_revoked_on_one_process_is_refused_by_the_other(pair: 
         for auth in signed:
             assert b.get("/v2/_catalog", auth=auth).status_code == 401
             assert b.get("/api/v1/whoami", auth=auth).status_code == 401
+
+
+def test_failed_sign_ins_spread_over_the_processes_share_one_budget(pair: Pair) -> None:
+    """Guesses alternating between the processes are throttled as if all went to one: ten
+    wrong passwords for an account (the burst), and the next is refused by both, before any
+    password check. (From 127.0.0.2: this client's address has a bucket of its own.)"""
+    guess = httpx.BasicAuth("guessed", "not the password")
+    with contextlib.ExitStack() as stack:
+        a, b = (
+            stack.enter_context(
+                httpx.Client(
+                    base_url=baepo.url,
+                    timeout=60,
+                    transport=httpx.HTTPTransport(local_address="127.0.0.2"),
+                )
+            )
+            for baepo in (pair.first, pair.second)
+        )
+        for i in range(10):
+            assert (a, b)[i % 2].get("/api/v1/whoami", auth=guess).status_code == 401
+        refused = [c.get("/api/v1/whoami", auth=guess) for c in (a, b)]
+    assert [r.status_code for r in refused] == [429, 429], refused[0].text
+    assert all(int(r.headers["retry-after"]) >= 1 for r in refused)
 
 
 def test_a_repository_policy_changed_on_one_process_holds_on_the_other(pair: Pair) -> None:

@@ -40,6 +40,8 @@ def value(column: sa.Column[Any], i: int, made: dict[str, list[dict[str, Any]]])
         return 2**40 + i  # past 32 bits
     if isinstance(kind, sa.Integer):
         return i + 1 if column.primary_key else 1000 + i
+    if isinstance(kind, sa.Float):
+        return i + 0.1  # a fraction with no exact binary form: copied bit for bit
     text = f"{column.name}-{i}-é"
     length = getattr(kind, "length", None)
     return text[-length:] if length else text

@@ -34,7 +34,7 @@ from baepo.auth.errors import (
 )
 from baepo.auth.rights import Caller, allowed
 from baepo.auth.tables import ApiTokenRow, UserRow, token_caller
-from baepo.auth.throttle import Hashing, Throttle, retry_after
+from baepo.auth.throttle import Hashing, SharedThrottle, SignInThrottle, Throttle, retry_after
 from baepo.clock import Clock
 from baepo.store import Database, affected
 
@@ -74,7 +74,7 @@ class Auth:
         *,
         service: str = "baepo",
         token_ttl: timedelta = timedelta(minutes=5),
-        throttle: Throttle | None = None,
+        throttle: SignInThrottle | None = None,
         hashing: Hashing | None = None,
     ) -> None:
         self._db = db
@@ -90,7 +90,9 @@ class Auth:
         self._matched_lock = threading.Lock()
         self._dummy_hash: str | None = None
         self._dummy_lock = threading.Lock()
-        self._throttle = throttle or Throttle(clock)
+        if throttle is None:  # processes sharing a database count failures together
+            throttle = Throttle(clock) if db.is_sqlite else SharedThrottle(db, clock)
+        self._throttle = throttle
         self._hashing = hashing or Hashing(os.cpu_count() or 2)
 
     @contextmanager

@@ -74,3 +74,15 @@ class AccessKeyRow(Base):
     sealed_secret: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class SignInBucketRow(Base):
+    """A failed sign-in bucket (`auth/throttle.py`'s `SharedThrottle`): the failures counted
+    against one key (a client address, an account name) by every process sharing the
+    database, as a level that leaks at the throttle's rate from `at` on."""
+
+    __tablename__ = "auth_sign_in_buckets"
+
+    key: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    level: Mapped[float] = mapped_column(sa.Float)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
