@@ -56,15 +56,28 @@ class _Bucket:
     at: float
 
 
-class Throttle:
-    def __init__(
-        self, clock: Clock, *, burst: int = 10, rate: float = 0.2, max_keys: int = 10_000
-    ) -> None:
+class _LeakyBuckets:
+    """`burst` failures free, then one more every `1 / rate` seconds."""
+
+    def __init__(self, clock: Clock, burst: int, rate: float) -> None:
         if burst < 1 or rate <= 0:
             raise ValueError("a throttle needs burst >= 1 and rate > 0")
         self._clock = clock
         self.burst = burst
         self.rate = rate
+
+    def _longest_wait(self, levels: Iterable[float]) -> float:
+        """Seconds until every bucket at one of these (drained) `levels` has room for one more
+        failure: once its level is down to burst - 1."""
+        over = max((level - (self.burst - 1) for level in levels), default=0.0)
+        return over / self.rate if over > 1e-9 else 0.0
+
+
+class Throttle(_LeakyBuckets):
+    def __init__(
+        self, clock: Clock, *, burst: int = 10, rate: float = 0.2, max_keys: int = 10_000
+    ) -> None:
+        super().__init__(clock, burst, rate)
         self.max_keys = max_keys
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
@@ -72,17 +85,9 @@ class Throttle:
     def wait(self, keys: Iterable[str]) -> float:
         """Seconds before any of `keys` may try again (0 when all may try now)."""
         now = self._clock.monotonic()
-        longest = 0.0
         with self._lock:
-            for key in keys:
-                bucket = self._buckets.get(key)
-                if bucket is None:
-                    continue
-                # Room for one more failure once the level is down to burst - 1.
-                over = self._drained(bucket, now) - (self.burst - 1)
-                if over > 1e-9:
-                    longest = max(longest, over / self.rate)
-        return longest
+            buckets = [b for b in map(self._buckets.get, keys) if b is not None]
+            return self._longest_wait(self._drained(b, now) for b in buckets)
 
     def failed(self, keys: Iterable[str]) -> None:
         now = self._clock.monotonic()
@@ -111,7 +116,7 @@ class Throttle:
             del self._buckets[min(self._buckets, key=lambda k: self._buckets[k].at)]
 
 
-class SharedThrottle:
+class SharedThrottle(_LeakyBuckets):
     """`Throttle`'s leaky buckets as rows of the state database, dated by the wall clock, so
     that every process sharing it counts a key's failures together. A check reads its keys'
     rows; a failure updates them in one transaction (each row locked while it does). Rows
@@ -120,12 +125,8 @@ class SharedThrottle:
     SWEEP_S = 60.0
 
     def __init__(self, db: Database, clock: Clock, *, burst: int = 10, rate: float = 0.2) -> None:
-        if burst < 1 or rate <= 0:
-            raise ValueError("a throttle needs burst >= 1 and rate > 0")
+        super().__init__(clock, burst, rate)
         self._db = db
-        self._clock = clock
-        self.burst = burst
-        self.rate = rate
         self._swept = float("-inf")
 
     def wait(self, keys: Iterable[str]) -> float:
@@ -140,12 +141,7 @@ class SharedThrottle:
                 ).all()
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
-        longest = 0.0
-        for level, at in rows:
-            over = self._drained(level, at, now) - (self.burst - 1)
-            if over > 1e-9:
-                longest = max(longest, over / self.rate)
-        return longest
+        return self._longest_wait(self._drained(level, at, now) for level, at in rows)
 
     def failed(self, keys: Iterable[str]) -> None:
         now = self._clock.now()
