@@ -445,6 +445,10 @@ def test_a_deploy_ends_once_every_router_carries_its_route() -> None:
     assert plan(DEPLOY_2, behind) == []
     caught_up = dataclasses.replace(behind, routers_behind=0)
     assert [summary(a) for a in plan(DEPLOY_2, caught_up)] == ["succeeded"]
+    late = dataclasses.replace(behind, now=NOW + timedelta(hours=1))
+    [finish] = plan(DEPLOY_2, late)
+    assert isinstance(finish, FinishOperation) and not finish.succeeded
+    assert finish.message.endswith("waiting for 1 other router(s) to carry the route")
 
 
 def test_a_failed_deploy_names_its_cause_and_the_instances_whose_logs_explain_it() -> None:

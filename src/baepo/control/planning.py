@@ -267,7 +267,7 @@ def plan(desired: Desired, observed: Observed) -> list[Action]:
             FinishOperation(
                 op.id,
                 False,
-                f"not done within {_span(op)}: {_pending(actions)}",
+                f"not done within {_span(op)}: {_pending(actions, observed.routers_behind)}",
                 revert=op.kind.deploys and never_routed,
             )
         ]
@@ -280,9 +280,13 @@ def _hard_deadline(desired: Desired, op: DesiredOperation) -> datetime:
     return op.deadline + timedelta(seconds=desired.drain_timeout_s + DEPLOY_GRACE_S)
 
 
-def _pending(actions: list[Action]) -> str:
+def _pending(actions: list[Action], routers_behind: int) -> str:
     kinds = sorted({type(a).__name__ for a in actions})
-    return "still to do: " + ", ".join(kinds) if kinds else "waiting"
+    if kinds:
+        return "still to do: " + ", ".join(kinds)
+    if routers_behind:
+        return f"waiting for {routers_behind} other router(s) to carry the route"
+    return "waiting"
 
 
 def _deploy_failure(
