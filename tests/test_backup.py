@@ -9,34 +9,54 @@ import json
 import subprocess
 import tarfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from baepo.backup import MANIFEST, BackupError, backup, restore
+from baepo.backup import MANIFEST, BackupError, Summary, backup, restore
 from baepo.config import Config
 from baepo.registry.tables import BlobRecord
 from baepo.schema import schema
-from baepo.storage import BlobNotFound, BlobReader, FilesystemDriver
+from baepo.storage import (
+    BlobNotFound,
+    BlobReader,
+    FilesystemDriver,
+    S3Driver,
+    S3Settings,
+    StorageDriver,
+)
 from baepo.store import Database, revision_of
 from baepo.store.migrations import head_revision
+from baepo.store.transfers import transfer
+from tests.databases import PostgresDatabases
+from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 WAIT_S = 30.0
 
 
 class DataDir:
-    """A data directory as Baepo lays it out: the database, blobs, keys, CA, a git remote."""
+    """A data directory as Baepo lays it out: the database (its own SQLite, or the one at
+    `database_url`), blobs (its own, or `driver`'s), keys, CA, a git remote."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        database_url: str | None = None,
+        driver: StorageDriver | None = None,
+    ) -> None:
         self.path = path
         path.mkdir(mode=0o700, exist_ok=True)
-        self.config = Config(data_dir=path)
+        self.config = Config(data_dir=path, database=database_url)
+        self.database_url = database_url
         self.db = Database(self.config.database_url)
         self.db.migrate(schema())
-        self.driver = FilesystemDriver(self.config.blob_dir)
+        self.driver = driver or FilesystemDriver(self.config.blob_dir)
+
+    def backup(self, archive: Path, driver: StorageDriver | None = None) -> Summary:
+        return backup(self.path, archive, driver, database_url=self.database_url)
 
     def push_blob(self, data: bytes) -> str:
         """As the registry stores one: the bytes first, then the row."""
@@ -68,9 +88,25 @@ def git(*args: str, cwd: Path) -> str:
     ).stdout
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def source(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataDir]:
+    """A data directory with its database on SQLite, then on PostgreSQL."""
+    if request.param == "sqlite":
+        yield filled(DataDir(tmp_path / "data"), tmp_path)
+        return
+    postgres: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    with postgres.database() as url:
+        data = filled(DataDir(tmp_path / "data", url), tmp_path)
+        yield data
+        data.db.dispose()
+
+
 @pytest.fixture
-def source(tmp_path: Path) -> DataDir:
-    data = DataDir(tmp_path / "data")
+def sqlite_source(tmp_path: Path) -> DataDir:
+    return filled(DataDir(tmp_path / "data"), tmp_path)
+
+
+def filled(data: DataDir, tmp_path: Path) -> DataDir:
     for name, content in {"secrets/token.key": "k" * 32, "ca/ca.key": "ca key"}.items():
         (data.path / name).parent.mkdir(parents=True, exist_ok=True)
         (data.path / name).write_text(content)
@@ -90,7 +126,7 @@ def source(tmp_path: Path) -> DataDir:
 
 def test_a_restored_directory_holds_what_the_source_held(source: DataDir, tmp_path: Path) -> None:
     archive = tmp_path / "backup.tar.gz"
-    made = backup(source.path, archive)
+    made = source.backup(archive)
     assert made.blobs == 2 and made.schema_revision == head_revision()
     assert archive.stat().st_mode & 0o777 == 0o600  # it holds every key
     summary = restore(archive, tmp_path / "restored")
@@ -109,8 +145,10 @@ def test_a_restored_directory_holds_what_the_source_held(source: DataDir, tmp_pa
     assert restored.path.stat().st_mode & 0o777 == 0o700
 
 
-def test_restore_refuses_a_directory_that_is_not_empty(source: DataDir, tmp_path: Path) -> None:
-    backup(source.path, tmp_path / "backup.tar")
+def test_restore_refuses_a_directory_that_is_not_empty(
+    sqlite_source: DataDir, tmp_path: Path
+) -> None:
+    sqlite_source.backup(tmp_path / "backup.tar")
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "baepo.db").write_text("someone's state")
     with pytest.raises(BackupError, match="not an empty directory"):
@@ -118,18 +156,22 @@ def test_restore_refuses_a_directory_that_is_not_empty(source: DataDir, tmp_path
     assert (tmp_path / "busy" / "baepo.db").read_text() == "someone's state"
 
 
-def test_restore_refuses_the_backup_of_a_newer_baepo(source: DataDir, tmp_path: Path) -> None:
-    with source.db.engine.begin() as conn:
+def test_restore_refuses_the_backup_of_a_newer_baepo(
+    sqlite_source: DataDir, tmp_path: Path
+) -> None:
+    with sqlite_source.db.engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfeedf00d'"))
-    backup(source.path, tmp_path / "backup.tar")
+    sqlite_source.backup(tmp_path / "backup.tar")
     with pytest.raises(BackupError, match=r"newer Baepo .* schema f00dfeedf00d"):
         restore(tmp_path / "backup.tar", tmp_path / "restored")
     assert not (tmp_path / "restored").exists()
 
 
-def test_a_damaged_archive_is_refused_and_nothing_is_left(source: DataDir, tmp_path: Path) -> None:
+def test_a_damaged_archive_is_refused_and_nothing_is_left(
+    sqlite_source: DataDir, tmp_path: Path
+) -> None:
     archive = tmp_path / "backup.tar"
-    backup(source.path, archive)
+    sqlite_source.backup(archive)
     with tarfile.open(archive) as tar:
         layer = next(m for m in tar.getmembers() if m.name.startswith("blobs/"))
     with archive.open("r+b") as raw:
@@ -185,7 +227,7 @@ def test_pushes_during_a_backup_are_in_it_whole_or_not_at_all(
     thread.start()
     try:
         driver = Interleaved(source.config.blob_dir, wait_for_more_pushes)
-        made = backup(source.path, tmp_path / "backup.tar", driver)
+        made = source.backup(tmp_path / "backup.tar", driver)
     finally:
         stop.set()
         thread.join(WAIT_S)
@@ -209,7 +251,7 @@ def test_a_blob_collected_after_the_copy_of_the_database_is_left_out(
     restored database nor the restored store."""
     victim = source.push_blob(b"untagged, then collected")
     driver = Interleaved(source.config.blob_dir, lambda _: source.collect(victim))
-    made = backup(source.path, tmp_path / "backup.tar", driver)
+    made = source.backup(tmp_path / "backup.tar", driver)
     with tarfile.open(tmp_path / "backup.tar") as tar:
         manifest = json.load(tar.extractfile(MANIFEST))  # type: ignore[arg-type]  # a file
     assert f"blobs/sha256/{victim[7:]}" not in manifest["members"]
@@ -219,3 +261,43 @@ def test_a_blob_collected_after_the_copy_of_the_database_is_left_out(
     assert made.blobs == 2
     with pytest.raises(BlobNotFound):
         restored.driver.open(victim)
+
+
+def test_an_installation_on_postgresql_and_s3_is_backed_up_restored_and_moved_back(
+    tmp_path: Path, postgres_databases: PostgresDatabases, s3_server: S3Server
+) -> None:
+    """Several processes' state: rows in PostgreSQL, blobs in a bucket. The archive holds
+    them (the rows as a SQLite file); restored, the blobs go into another bucket, and
+    `migrate-state`'s copy puts the rows into an empty PostgreSQL database again."""
+
+    def bucket_driver() -> S3Driver:
+        settings = S3Settings(
+            s3_server.bucket(), s3_server.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY
+        )
+        return S3Driver.connect(settings)
+
+    with postgres_databases.database() as url, postgres_databases.database(migrated=False) as new:
+        source = filled(DataDir(tmp_path / "data", url, bucket_driver()), tmp_path)
+        try:
+            made = source.backup(tmp_path / "backup.tar.gz", source.driver)
+            assert made.blobs == 2 and made.schema_revision == head_revision()
+            target = bucket_driver()
+            restored_at = tmp_path / "restored"
+            summary = restore(tmp_path / "backup.tar.gz", restored_at, target)
+            assert summary.members == made.members
+            restored = DataDir(restored_at, driver=target)  # SQLite, blobs in the new bucket
+            assert restored.digests() == source.digests()
+            for digest in source.digests():
+                assert target.get(digest) == source.driver.get(digest)
+            assert (restored_at / "secrets" / "token.key").read_text() == "k" * 32
+            moved = transfer(restored.config.database_url, new, schema())
+            assert moved.rows >= 2
+            back = Database(new)
+            try:
+                with back.engine.connect() as conn:
+                    rows = set(conn.execute(sa.select(BlobRecord.digest)).scalars())
+                assert rows == source.digests()
+            finally:
+                back.dispose()
+        finally:
+            source.db.dispose()

@@ -12,7 +12,9 @@ What goes in (tar members, in this order; `manifest.json` last):
     data/logs/…           what gone instances wrote
     data/pipelines/{logs,sources}/…   pipeline runs' logs and the sources kept for re-runs
     blobs/<alg>/<hex>     every blob the database lists, read through the storage driver
-    baepo.db              the state database, copied with SQLite's online backup API
+                          (the data directory's, or an S3 bucket's)
+    baepo.db              the state database: SQLite's copied with its online backup API;
+                          PostgreSQL's rows copied into a SQLite file, as of one snapshot
     manifest.json         format, Baepo's version, the schema revision, and each member's
                           sha256, size and mode
 
@@ -23,7 +25,8 @@ CA's, the token signing key), which should never cross HTTP, not even to an admi
 works whether Baepo runs or not (before an upgrade, after a crash); and a consistent copy needs
 nothing from the server:
 
-- The database is copied in one read transaction (`baepo.store.snapshot`): one commit's state.
+- The database is copied in one read transaction (`baepo.store.snapshot`; on PostgreSQL one
+  REPEATABLE READ transaction, `store/transfers.py`): one commit's state.
 - Blobs are content-addressed and immutable. Their bytes land before their row is written,
   and the garbage collector deletes the row before the bytes, so every blob the copy lists
   existed when the copy was taken. A blob opened is read whole even if it is deleted
@@ -40,9 +43,11 @@ Restore writes into an empty data directory only, checks every member against th
 as it streams, and refuses an archive whose schema revision this Baepo does not know (a newer
 Baepo's). An older revision is migrated by the next `baepo up`, as at any upgrade.
 
-The database must be SQLite (with `BAEPO_DATABASE_URL` pointing at PostgreSQL, back that up
-with pg_dump). Blobs go through the `StorageDriver` interface, so the archive does not depend
-on the filesystem layout of the blob store.
+An installation on PostgreSQL is backed up the same way, its rows in the archive's SQLite
+file: the archive is one format whatever the database. Restored, it is an installation on
+SQLite; `baepo migrate-state --to <url>` puts it back into an empty PostgreSQL database. Blobs
+go through the `StorageDriver` interface, so the archive does not depend on the layout of the
+blob store, and a restore may write them to another one (a bucket).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -110,13 +116,19 @@ class Summary:
             self.files += 1
 
 
-def backup(data_dir: Path, archive: Path, driver: StorageDriver | None = None) -> Summary:
+def backup(
+    data_dir: Path,
+    archive: Path,
+    driver: StorageDriver | None = None,
+    database_url: str | None = None,
+) -> Summary:
     """Write a consistent archive of `data_dir` to `archive` (`.gz` compresses it).
 
-    `driver` is the blob store (default: the data directory's); written to `<archive>.part`
-    first, so a backup cut short never takes the archive's name."""
-    config = Config(data_dir=data_dir)
-    database = _sqlite_path(config)
+    `driver` is the blob store (default: the data directory's), `database_url` the state
+    database (default: the data directory's, or `$BAEPO_DATABASE_URL`); written to
+    `<archive>.part` first, so a backup cut short never takes the archive's name."""
+    config = Config(data_dir=data_dir, database=database_url)
+    copy_database = _database_copier(config.database_url)
     driver = driver or FilesystemDriver(config.blob_dir)
     part = archive.with_name(archive.name + ".part")
     compressed = archive.suffix in (".gz", ".tgz")
@@ -132,7 +144,7 @@ def backup(data_dir: Path, archive: Path, driver: StorageDriver | None = None) -
             writer = _Writer(tar)
             _add_trees(writer, data_dir)
             copy = Path(scratch) / DATABASE
-            blobs = _add_database_and_blobs(writer, database, copy, driver)
+            blobs = _add_database_and_blobs(writer, copy_database, copy, driver)
             summary = writer.finish(copy, blobs)
         with part.open("rb") as written:
             os.fsync(written.fileno())  # on disk before it takes the archive's name
@@ -146,14 +158,22 @@ def backup(data_dir: Path, archive: Path, driver: StorageDriver | None = None) -
     return summary
 
 
-def _sqlite_path(config: Config) -> Path:
-    url = sa.engine.make_url(config.database_url)
-    if url.get_backend_name() != "sqlite" or not url.database:
-        raise BackupError(
-            f"the database is {url.get_backend_name()}, not SQLite: back it up with its own "
-            "tools (pg_dump), and the data directory with this command"
-        )
-    return Path(url.database)
+def _database_copier(url: str) -> Callable[[Path], None]:
+    """What copies the state database at `url` into a new SQLite file, as of one commit."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database:
+            raise BackupError("the database is an in-memory SQLite: there is nothing to back up")
+        source = Path(parsed.database)
+        return lambda copy: snapshot(source, copy)
+
+    def copy_rows(copy: Path) -> None:
+        from baepo.schema import schema  # every room's tables
+        from baepo.store.transfers import transfer
+
+        transfer(url, f"sqlite:///{copy}", schema())
+
+    return copy_rows
 
 
 class _Writer:
@@ -251,14 +271,14 @@ def _add_entry(writer: _Writer, data_dir: Path, rel: str) -> None:
 
 
 def _add_database_and_blobs(
-    writer: _Writer, database: Path, copy: Path, driver: StorageDriver
+    writer: _Writer, copy_database: Callable[[Path], None], copy: Path, driver: StorageDriver
 ) -> set[str]:
     """Copy the database, then every blob it lists; again while a blob it lists was deleted
     before it could be opened. Returns the blobs the last copy lists."""
     written: set[str] = set()
     for _ in range(SNAPSHOT_ATTEMPTS):
         copy.unlink(missing_ok=True)
-        snapshot(database, copy)
+        copy_database(copy)
         listed = _blobs_listed(copy)
         gone = [d for d in sorted(listed - written) if not _add_blob(writer, driver, d)]
         written |= listed - set(gone)

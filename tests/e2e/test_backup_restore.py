@@ -42,7 +42,7 @@ def baepo_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@on_sqlite_fs_only  # `baepo backup` copies SQLite and the blob files (PostgreSQL: pg_dump)
+@on_sqlite_fs_only  # SQLite and blob files; on PostgreSQL and S3: tests/e2e/test_postgres.py
 def test_a_backup_taken_while_baepo_serves_restores_users_images_and_services(
     tmp_path: Path,
 ) -> None:

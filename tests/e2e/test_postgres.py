@@ -6,6 +6,7 @@ the other taking over when the leader is killed."""
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import time
@@ -22,6 +23,7 @@ from tests.clients import docker_host
 from tests.conftest import BaepoProcess, free_port
 from tests.databases import PostgresDatabases
 from tests.e2e.conftest import Stack, https_client, open_stack, signed_in
+from tests.e2e.test_backup_restore import baepo_cli
 from tests.e2e.test_git_push import runs, service_with_remote
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
@@ -328,3 +330,55 @@ def test_a_git_push_to_a_follower_is_passed_on_to_the_leader(
         second.stop()
         second.stop_data_plane()
         first.stop_data_plane()
+
+
+def test_a_backup_on_postgresql_and_s3_comes_back_in_a_new_database_and_bucket(
+    stack: Stack,
+    shared_flags: tuple[str, ...],
+    postgres_databases: PostgresDatabases,
+    s3_server: S3Server,
+    tmp_path: Path,
+) -> None:
+    """`baepo backup` with the flags `baepo up` runs with (its rows as of one snapshot, its
+    blobs from the bucket); the machine, the database and the bucket lost; `baepo restore`
+    into a new bucket, `baepo migrate-state` into a new database, and `baepo up` on them: the
+    service converges again, pulling its image from the restored registry."""
+    ref = stack.push("baepo-test/hello:1", "team/kept:1")
+    digest = json.loads(stack.cli("registry", "tags", "team/kept", "--json").stdout)[0]["digest"]
+    stack.cli(
+        *("services", "create", "kept", "--image", ref, "--port", "8080"),
+        *("--health-check-path", "/healthz", "--wait"),
+    )
+    stack.wait_for("kept.localhost", "hello v1")
+    where = shared_flags[shared_flags.index("--storage") :]  # the database is named apart
+    url = shared_flags[shared_flags.index("--database-url") + 1]
+    archive = tmp_path / "backup.tar.gz"
+    data_dir = str(stack.baepo.data_dir)
+    done = baepo_cli("backup", str(archive), "--data-dir", data_dir, "--database-url", url, *where)
+    assert done.returncode == 0, done.stderr
+    port = stack.baepo.port
+    stack.baepo.stop()
+    stack.baepo.stop_data_plane()
+    stack.docker("rmi", "-f", ref, f"127.0.0.1:{port}/team/kept@{digest}", check=False)
+
+    bucket = s3_server.bucket()
+    new_place = (*where[: where.index("--s3-bucket") + 1], bucket)
+    new_place += where[where.index("--s3-bucket") + 2 :]
+    restored = tmp_path / "b" / "data"
+    done = baepo_cli("restore", str(archive), "--data-dir", str(restored), *new_place)
+    assert done.returncode == 0, done.stderr
+    assert s3_server.objects(bucket), "no blob went into the new bucket"
+    with postgres_databases.database(migrated=False) as new_url:
+        done = baepo_cli("migrate-state", "--data-dir", str(restored), "--to", new_url)
+        assert done.returncode == 0, done.stderr
+        again = BaepoProcess(
+            restored, port=port, extra_args=("--database-url", new_url, *new_place)
+        )
+        again.start(timeout=60)
+        try:
+            Stack(again, stack.docker, stack.env, stack.ca_file).wait_for(
+                "kept.localhost", "hello v1", timeout=180
+            )
+        finally:
+            again.stop()
+            again.stop_data_plane()

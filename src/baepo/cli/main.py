@@ -22,6 +22,16 @@ from baepo.cli.pipelines import app as pipelines_app
 from baepo.cli.repository_policies import app as policy_app
 from baepo.cli.services import app as services_app
 from baepo.cli.settings import Login, load_settings, save_settings, server_key
+from baepo.cli.storage_flags import (
+    DatabaseUrl,
+    S3AccessKey,
+    S3Bucket,
+    S3Endpoint,
+    S3Prefix,
+    S3Region,
+    S3SecretKey,
+    Storage,
+)
 from baepo.cli.usage import Typer
 from baepo.config import DEFAULT_DATA_DIR
 
@@ -208,32 +218,18 @@ def up(
             "in front of several Baepo processes (repeatable; docs/operations.md).",
         ),
     ] = None,
-    storage: Annotated[
-        str, typer.Option(help="Where the registry keeps blobs: filesystem or s3.")
-    ] = "filesystem",
-    s3_bucket: Annotated[str | None, typer.Option(help="S3 bucket of the blobs.")] = None,
-    s3_endpoint: Annotated[
-        str | None, typer.Option(help="S3 server URL (default: AWS's for the region).")
-    ] = None,
-    s3_region: Annotated[str, typer.Option(help="S3 region.")] = "us-east-1",
-    s3_prefix: Annotated[str, typer.Option(help="Key prefix of Baepo's objects.")] = "",
-    s3_access_key: Annotated[
-        str | None, typer.Option(help="S3 access key (default: $AWS_ACCESS_KEY_ID).")
-    ] = None,
-    s3_secret_key: Annotated[
-        str | None, typer.Option(help="S3 secret key (default: $AWS_SECRET_ACCESS_KEY).")
-    ] = None,
+    storage: Storage = "filesystem",
+    s3_bucket: S3Bucket = None,
+    s3_endpoint: S3Endpoint = None,
+    s3_region: S3Region = "us-east-1",
+    s3_prefix: S3Prefix = "",
+    s3_access_key: S3AccessKey = None,
+    s3_secret_key: S3SecretKey = None,
     s3_redirect: Annotated[
         bool,
         typer.Option("--s3-redirect", help="Blob downloads redirect (307) to presigned S3 URLs."),
     ] = False,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            help="The state database: postgresql+psycopg://user@host/db (default: "
-            "$BAEPO_DATABASE_URL, else SQLite in the data directory).",
-        ),
-    ] = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Run Baepo in the foreground: registry, API and loops. Stops on SIGINT or SIGTERM.
 

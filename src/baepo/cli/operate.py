@@ -9,14 +9,27 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from baepo.cli.output import console, error_console, human_bytes
+from baepo.cli.storage_flags import (
+    DatabaseUrl,
+    S3AccessKey,
+    S3Bucket,
+    S3Endpoint,
+    S3Prefix,
+    S3Region,
+    S3SecretKey,
+    Storage,
+)
 from baepo.cli.usage import Typer
 from baepo.config import DEFAULT_DATA_DIR, Config
 from baepo.systemd import UNIT, UNIT_DIR, Systemd, SystemdError, engine_unit, unit_text
+
+if TYPE_CHECKING:
+    from baepo.storage import StorageDriver
 
 app = Typer()
 
@@ -77,13 +90,25 @@ def backup(
     data_dir: Annotated[Path, typer.Option(help="The data directory to back up.")] = (
         DEFAULT_DATA_DIR
     ),
+    database_url: DatabaseUrl = None,
+    storage: Storage = "filesystem",
+    s3_bucket: S3Bucket = None,
+    s3_endpoint: S3Endpoint = None,
+    s3_region: S3Region = "us-east-1",
+    s3_prefix: S3Prefix = "",
+    s3_access_key: S3AccessKey = None,
+    s3_secret_key: S3SecretKey = None,
 ) -> None:
-    """Write a consistent backup of a data directory, while Baepo serves or not: the state
-    database, the registry's blobs, keys, the CA, certificates, git remotes and kept logs."""
+    """Write a consistent backup of an installation, while Baepo serves or not: the state
+    database (SQLite or PostgreSQL: give the flags `baepo up` runs with), the registry's blobs
+    (in the data directory or a bucket), keys, the CA, certificates, git remotes and logs."""
     from baepo import backup as backups  # sqlalchemy: not on every command's start
 
+    store = _blob_store(
+        storage, s3_bucket, s3_endpoint, s3_region, s3_prefix, s3_access_key, s3_secret_key
+    )
     try:
-        summary = backups.backup(data_dir.resolve(), archive)
+        summary = backups.backup(data_dir.resolve(), archive, store, database_url=database_url)
     except backups.BackupError as exc:
         _fail(exc)
     console.print(
@@ -99,13 +124,25 @@ def restore(
     data_dir: Annotated[
         Path, typer.Option(help="An empty (or new) directory to restore into.")
     ] = DEFAULT_DATA_DIR,
+    storage: Storage = "filesystem",
+    s3_bucket: S3Bucket = None,
+    s3_endpoint: S3Endpoint = None,
+    s3_region: S3Region = "us-east-1",
+    s3_prefix: S3Prefix = "",
+    s3_access_key: S3AccessKey = None,
+    s3_secret_key: S3SecretKey = None,
 ) -> None:
-    """Restore a backup into an empty data directory; then `baepo up --data-dir` it (on this
-    machine, stop the Baepo it was taken from first: both would run the same services)."""
+    """Restore a backup into an empty data directory (its blobs there, or into a bucket with
+    `--storage s3`); then `baepo up --data-dir` it, or first `baepo migrate-state --to` an
+    empty PostgreSQL database. (On this machine, stop the Baepo it was taken from first: both
+    would run the same services.)"""
     from baepo import backup as backups  # sqlalchemy: not on every command's start
 
+    store = _blob_store(
+        storage, s3_bucket, s3_endpoint, s3_region, s3_prefix, s3_access_key, s3_secret_key
+    )
     try:
-        summary = backups.restore(archive, data_dir.resolve())
+        summary = backups.restore(archive, data_dir.resolve(), store)
     except backups.BackupError as exc:
         _fail(exc)
     console.print(
@@ -114,6 +151,35 @@ def restore(
         f"`baepo up --data-dir {data_dir}`",
         highlight=False,
     )
+
+
+def _blob_store(
+    storage: str,
+    bucket: str | None,
+    endpoint: str | None,
+    region: str,
+    prefix: str,
+    access_key: str | None,
+    secret_key: str | None,
+) -> StorageDriver | None:
+    """The bucket the flags name, checked now; None for the data directory's own store."""
+    if storage == "filesystem":
+        return None
+    from baepo.server import StartupError, storage_driver
+
+    named = Config(
+        storage=storage,
+        s3_bucket=bucket,
+        s3_endpoint=endpoint,
+        s3_region=region,
+        s3_prefix=prefix,
+        s3_access_key=access_key,
+        s3_secret_key=secret_key,
+    )
+    try:
+        return storage_driver(named)
+    except StartupError as exc:
+        _fail(exc)
 
 
 @app.command()

@@ -72,7 +72,14 @@ def _transfer(source: Database, target_url: str, metadata: MetaData) -> Transfer
         if sa.inspect(target.engine).get_table_names() and not current_revision(target.engine):
             raise TargetNotEmpty(f"{target.shown} holds tables that are not Baepo's")
         target.migrate(metadata)
-        with source.engine.connect() as reading, target.engine.begin() as writing:
+        # One snapshot of a live server's rows (PostgreSQL's READ COMMITTED would give each
+        # table's read its own); a SQLite source is already a copy no one writes.
+        options = {} if source.is_sqlite else {"isolation_level": "REPEATABLE READ"}
+        with (
+            source.engine.connect().execution_options(**options) as reading,
+            reading.begin(),
+            target.engine.begin() as writing,
+        ):
             _refuse_rows(writing, metadata, target.shown)
             rows = sum(_copy_table(table, reading, writing) for table in metadata.sorted_tables)
             if not target.is_sqlite:
