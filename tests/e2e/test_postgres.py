@@ -345,10 +345,7 @@ def test_a_backup_on_postgresql_and_s3_comes_back_in_a_new_database_and_bucket(
     service converges again, pulling its image from the restored registry."""
     ref = stack.push("baepo-test/hello:1", "team/kept:1")
     digest = json.loads(stack.cli("registry", "tags", "team/kept", "--json").stdout)[0]["digest"]
-    stack.cli(
-        *("services", "create", "kept", "--image", ref, "--port", "8080"),
-        *("--health-check-path", "/healthz", "--wait"),
-    )
+    stack.cli("services", "create", "kept", "--image", ref, "--wait")  # the defaults
     stack.wait_for("kept.localhost", "hello v1")
     where = shared_flags[shared_flags.index("--storage") :]  # the database is named apart
     url = shared_flags[shared_flags.index("--database-url") + 1]
